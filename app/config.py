@@ -1,0 +1,128 @@
+"""The one settings class. Every knob of mas is read here (env prefix ``MAS_``, ``.env`` read too).
+
+This module imports no other ``app`` module.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+ModelBackend = Literal["auto", "anthropic", "offline"]
+
+
+# List prices (USD per MTok) used for `usage.list_cost`. Unknown models fall back to the sonnet row.
+DEFAULT_PRICES: dict[str, dict[str, str]] = {
+    "opus": {"input": "5", "output": "25", "cache_write_5m": "6.25", "cache_read": "0.50"},
+    "sonnet": {"input": "3", "output": "15", "cache_write_5m": "3.75", "cache_read": "0.30"},
+    "haiku": {"input": "1", "output": "5", "cache_write_5m": "1.25", "cache_read": "0.10"},
+    "fable": {"input": "3", "output": "15", "cache_write_5m": "3.75", "cache_read": "0.30"},
+}
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAS_", env_file=".env", extra="ignore")
+
+    # --- server -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface `mas serve` binds to.")
+    port: int = Field(8000, description="Port `mas serve` listens on.")
+    public_url: str | None = Field(
+        None, description="URL the worker uses to reach this server's offline model (default http://host:port)."
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/mas.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user:pw@host/db.",
+    )
+    database_pool_size: int = Field(10, description="Connection pool size (PostgreSQL).")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated API keys that are always accepted (local use, CI)."
+    )
+    auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
+    log_level: str = Field("info", description="Log level for mas and uvicorn.")
+
+    # --- streaming ----------------------------------------------------------------------------
+    stream_heartbeat_seconds: float = Field(10.0, description="Interval of `ping` frames on idle SSE streams.")
+    stream_poll_seconds: float = Field(
+        2.0, description="How often a stream re-reads the log even without a notification (safety net)."
+    )
+
+    # --- worker -------------------------------------------------------------------------------
+    embedded_worker: bool = Field(True, description="Run the worker inside `mas serve`.")
+    worker_concurrency: int = Field(8, description="Sessions one worker process runs at once.")
+    worker_lease_seconds: float = Field(30.0, description="Lease a worker holds on a session; renewed while it runs.")
+    worker_poll_seconds: float = Field(1.0, description="Fallback poll interval when no wake-up arrives.")
+    max_model_retries: int = Field(4, description="Retries of a failed model request before retries_exhausted.")
+    retry_base_seconds: float = Field(1.0, description="First retry backoff; doubles each retry.")
+    max_tool_rounds: int = Field(200, description="Model requests per turn before tool_use_limit_reached_error.")
+
+    # --- model --------------------------------------------------------------------------------
+    model_backend: ModelBackend = Field(
+        "auto", description="auto: the real API when ANTHROPIC_API_KEY is set, else the offline model."
+    )
+    anthropic_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MAS_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+        description="Key for the real Messages API (ANTHROPIC_API_KEY works too).",
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MAS_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+        description="Messages API base URL (a compatible gateway); ANTHROPIC_BASE_URL works too.",
+    )
+    offline_script: Path | None = Field(
+        None, description="JSON script file of turn-by-turn responses for the offline model (global)."
+    )
+    compaction_threshold_tokens: int = Field(
+        150_000, description="Input tokens of a request above which the history is compacted."
+    )
+    prices: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="List prices (USD/MTok) by model family, JSON.",
+    )
+
+    # --- sandbox ------------------------------------------------------------------------------
+    sandbox_backend: Literal["docker", "local"] = Field(
+        "docker", description="Where built-in tools run: per-session Docker containers, or local (tests only)."
+    )
+    sandbox_base_image: str = Field(
+        "mas-sandbox-base:bookworm", description="Base image for environment images (built by `mas sandbox base`)."
+    )
+    sandbox_memory_mb: int = Field(2048, description="Memory limit of a session container (MiB).")
+    sandbox_cpus: float = Field(1.0, description="CPU limit of a session container.")
+    sandbox_pids: int = Field(512, description="Process limit of a session container.")
+    sandbox_idle_stop_seconds: float = Field(900.0, description="Stop a session container after this idle time.")
+    sandbox_pip_index_url: str | None = Field(None, description="pip index URL for image builds (mirror).")
+    sandbox_apt_mirror: str | None = Field(None, description="Debian mirror URL for image builds.")
+    sandbox_npm_registry: str | None = Field(None, description="npm registry URL for image builds.")
+    sandbox_goproxy: str | None = Field(None, description="GOPROXY for image builds.")
+    sandbox_gem_source: str | None = Field(None, description="RubyGems source for image builds.")
+    sandbox_cargo_registry: str | None = Field(None, description="crates.io mirror (sparse index URL).")
+    web_search_url: str | None = Field(
+        None, description="Search endpoint for web_search when the backend is not the real API."
+    )
+
+    def resolved_model_backend(self) -> Literal["anthropic", "offline"]:
+        if self.model_backend == "auto":
+            return "anthropic" if self.anthropic_api_key else "offline"
+        return self.model_backend
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        return _split_csv(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
