@@ -1,0 +1,85 @@
+"""One renderer for every error: the Anthropic envelope with a matching `request-id`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.context import current_request_id
+from app.errors import ApiError, AuthenticationFailed, InvalidRequest, NotFound
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    request_id = current_request_id()
+    headers = {"request-id": request_id}
+    if error.should_retry is not None:
+        headers["x-should-retry"] = "true" if error.should_retry else "false"
+    return JSONResponse(error.body(request_id), status_code=error.status, headers=headers)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        if part.isdigit():
+            out += f"[{part}]"
+        elif not any(ch in part for ch in "[]-") or not out:
+            out += f".{part}" if out else part
+    return out or "request"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    messages = []
+    for err in exc.errors()[:5]:
+        where = _location(tuple(err.get("loc", ())))
+        msg = str(err.get("msg", "invalid value"))
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        messages.append(f"{where}: {msg}")
+    return "; ".join(messages) or "Invalid request"
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(InvalidRequest(_validation_message(exc)))
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound("Not found"))
+    if exc.status_code == 401:
+        return error_response(AuthenticationFailed("Authentication failed"))
+    error_class = type(
+        "HttpError",
+        (ApiError,),
+        {"status": exc.status_code, "error_type": _STATUS_TYPES.get(exc.status_code, "api_error")},
+    )
+    return error_response(error_class(str(exc.detail)))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

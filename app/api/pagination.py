@@ -1,0 +1,56 @@
+"""Opaque page cursors that remember their order.
+
+A cursor is ``page_`` + base64url(JSON ``{"o": order, "k": [sort key...], "d": "next"|"prev"}``).
+A cursor that does not decode is a 400 ("invalid page cursor"); reusing one with another order is a
+400 too ("page token order does not match request"), as on the hosted API.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.errors import InvalidRequest
+
+Order = Literal["asc", "desc"]
+Direction = Literal["next", "prev"]
+PREFIX = "page_"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    order: Order
+    key: tuple[Any, ...]
+    direction: Direction = "next"
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    raw = json.dumps({"o": cursor.order, "k": list(cursor.key), "d": cursor.direction}, separators=(",", ":"))
+    return PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(token: str) -> dict[str, Any]:
+    if not token.startswith(PREFIX):
+        raise ValueError("prefix")
+    payload = token[len(PREFIX) :]
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(data, dict) or data.get("o") not in ("asc", "desc") or not isinstance(data.get("k"), list):
+        raise ValueError("shape")
+    if data.get("d", "next") not in ("next", "prev"):
+        raise ValueError("direction")
+    return data
+
+
+def decode_cursor(token: str | None, order: Order) -> Cursor | None:
+    if token is None or token == "":
+        return None
+    try:
+        data = _decode(token)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("invalid page cursor") from None
+    if data["o"] != order:
+        raise InvalidRequest("page token order does not match request")
+    return Cursor(order=data["o"], key=tuple(data["k"]), direction=data.get("d", "next"))

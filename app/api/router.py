@@ -1,0 +1,20 @@
+"""The /v1 router: every resource router, all behind API-key authentication."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from app.agents.endpoints import router as agents_router
+from app.api.auth import require_api_key
+from app.environments.endpoints import router as environments_router
+from app.events.endpoints import router as events_router
+from app.sessions.endpoints import router as sessions_router
+
+
+def build_v1_router() -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+    router.include_router(agents_router)
+    router.include_router(environments_router)
+    router.include_router(sessions_router)
+    router.include_router(events_router)
+    return router

@@ -1,0 +1,130 @@
+"""The `mas` command: serve, worker, migrate, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from app.config import Settings, get_settings
+
+cli = typer.Typer(help="mas: the Managed Agents Server.", no_args_is_help=True, add_completion=False)
+keys_cli = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _announce(settings: Settings, host: str, port: int) -> None:
+    backend = settings.resolved_model_backend()
+    typer.echo(f"mas serving http://{host}:{port}  (database: {settings.database_url})")
+    if backend == "offline":
+        typer.echo(
+            "model: the built-in OFFLINE model (deterministic, no network). "
+            "Set ANTHROPIC_API_KEY to use the real Messages API."
+        )
+    else:
+        typer.echo(f"model: the Messages API at {settings.anthropic_base_url or 'https://api.anthropic.com'}")
+    if not settings.api_keys:
+        typer.echo("warning: MAS_API_KEYS is empty; only keys made with `mas keys create` are accepted.")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the API (and the embedded worker); applies migrations at start."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    settings = settings.model_copy(update={"host": host, "port": port})
+    _configure_logging(settings)
+    _announce(settings, host, port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, access_log=False)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from app.db import migrate as migrations
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    typer.echo(f"migrated {settings.database_url}")
+
+
+async def _keys_create(name: str) -> str:
+    from app.apikeys import service
+    from app.db.engine import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.unit_of_work() as session:
+            row, secret = await service.create(session, name)
+        return f"{row.id}\t{secret}"
+    finally:
+        await db.dispose()
+
+
+@keys_cli.command("create")
+def keys_create(name: Annotated[str, typer.Option(help="A label for the key.")] = "default") -> None:
+    """Create an API key. The key is printed once and stored only as a hash."""
+    from app.db import migrate as migrations
+
+    migrations.upgrade(get_settings().database_url)
+    typer.echo(asyncio.run(_keys_create(name)))
+
+
+async def _keys_list() -> list[str]:
+    from app.apikeys import service
+    from app.db.engine import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.read() as session:
+            rows = await service.list_keys(session)
+        return [
+            f"{r.id}\t{r.name}\t{r.hint}\t{r.created_at.isoformat()}\t{'revoked' if r.revoked_at else 'active'}"
+            for r in rows
+        ]
+    finally:
+        await db.dispose()
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List API keys (never the keys themselves)."""
+    for line in asyncio.run(_keys_list()):
+        typer.echo(line)
+
+
+async def _keys_revoke(key_id: str) -> None:
+    from app.apikeys import service
+    from app.db.engine import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.unit_of_work() as session:
+            await service.revoke(session, key_id)
+    finally:
+        await db.dispose()
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key by id."""
+    asyncio.run(_keys_revoke(key_id))
+    typer.echo(f"revoked {key_id}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+
+class Session(Base):
+    """A session: the agent snapshot, its status, and the worker lease that runs it."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_created_at", "created_at"),
+        Index("ix_sessions_agent_id", "agent_id"),
+        Index("ix_sessions_wake_at", "wake_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    agent_version: Mapped[int] = mapped_column(Integer)
+    agent: Mapped[dict[str, Any]]
+    environment_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    vault_ids: Mapped[list[Any]]
+    resources: Mapped[list[Any]]
+    usage: Mapped[dict[str, Any]]
+    # Ids of the tool-use events the session waits on while idle with requires_action.
+    pending_action_ids: Mapped[list[Any]]
+    active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    running_since: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    archived_at: Mapped[datetime | None]
+    terminated_at: Mapped[datetime | None]
+    # Highest `seq` handed out in this session's event log (appends lock this row).
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Highest `seq` any stream connection has been sent: the replay rule starts after it.
+    stream_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Worker scheduling: runnable when wake_at <= now and no live lease.
+    wake_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_token: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_expires_at: Mapped[datetime | None]

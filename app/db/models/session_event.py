@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+# An autoincrementing 64-bit key; SQLite only autoincrements INTEGER PRIMARY KEY.
+AutoBigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class SessionEvent(Base):
+    """One event of a session's append-only log.
+
+    ``seq`` is the event's position in the log, given when it is processed (server events at
+    once; client events when the agent consumes them). Queued client events have ``seq`` NULL.
+    ``pk`` orders the queue of client events by arrival.
+    """
+
+    __tablename__ = "session_events"
+    __table_args__ = (
+        Index("ix_session_events_session_seq", "session_id", "seq", unique=True),
+        Index("ix_session_events_session_pk", "session_id", "pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]

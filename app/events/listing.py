@@ -1,0 +1,41 @@
+"""Paginated history of a session's events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.pagination import Cursor, encode_cursor
+from app.errors import InvalidRequest
+from app.events import service
+from app.events.schemas import EVENT_TYPES, EventPage
+from app.sessions import service as sessions
+
+
+def check_types(types: Sequence[str] | None) -> None:
+    for value in types or ():
+        if value not in EVENT_TYPES:
+            raise InvalidRequest(f"types: {value!r} is not a valid event type")
+
+
+async def list_events(
+    db: AsyncSession,
+    session_id: str,
+    *,
+    limit: int,
+    cursor: Cursor | None,
+    order: Literal["asc", "desc"],
+    types: Sequence[str] | None,
+    ranges: dict[str, datetime],
+) -> EventPage:
+    check_types(types)
+    await sessions.load(db, session_id)
+    after = int(cursor.key[0]) if cursor else None
+    data, more_after = await service.list_page(
+        db, session_id, limit=limit, after=after, order=order, types=types, ranges=ranges
+    )
+    next_page = encode_cursor(Cursor(order, (more_after,))) if more_after is not None else None
+    return EventPage(data=data, next_page=next_page)

@@ -1,0 +1,168 @@
+"""Fan-out of committed log events to live streams, and worker wake-ups.
+
+The log in the database is the source of truth; notifications only say "look now". Inside one
+process, committed events are handed to subscribers directly (no re-read). Across processes
+(several API replicas, separate workers on PostgreSQL) a `PgListener` turns `NOTIFY` messages into
+local publications by reading the log once per process. A subscriber that sees a gap in `seq`
+(a missed or reordered notification) re-reads the log, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 2048
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    """A committed event: its position in the session's log and its wire form."""
+
+    seq: int
+    wire: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ephemeral:
+    """A stream-only frame (`event_start`, `event_delta`): never persisted, never replayed."""
+
+    wire: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """The session was deleted: streams send `session.deleted` and close."""
+
+
+Item = LogEvent | Ephemeral | Deleted
+
+
+@dataclass(eq=False)
+class Subscription:
+    session_id: str
+    queue: asyncio.Queue[Item] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    # Set when the queue overflowed: the stream must re-read the log to catch up.
+    overflowed: bool = False
+
+    def offer(self, item: Item) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class SessionListener(Protocol):
+    """Told after commit when a session is created or deleted (the worker provisions sandboxes)."""
+
+    def session_created(self, session_id: str) -> None: ...
+
+    def session_deleted(self, session_id: str) -> None: ...
+
+
+class Notifier:
+    """In-process publish/subscribe keyed by session id, plus the worker's wake-up signal."""
+
+    def __init__(self) -> None:
+        self.listeners: list[SessionListener] = []
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        self._published: dict[str, int] = {}
+        # Highest seq this process has sent to any stream, per session (see the replay rule).
+        self.delivered: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self.remote: RemoteChannel | None = None
+
+    # -- subscribers ---------------------------------------------------------------------------
+    def subscribe(self, session_id: str) -> Subscription:
+        sub = Subscription(session_id)
+        self._subs[session_id].add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.session_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.session_id]
+
+    def subscribed_sessions(self) -> list[str]:
+        return list(self._subs)
+
+    def has_subscribers(self, session_id: str) -> bool:
+        return bool(self._subs.get(session_id))
+
+    def subscriber_count(self, session_id: str) -> int:
+        return len(self._subs.get(session_id, ()))
+
+    def last_published(self, session_id: str) -> int:
+        return self._published.get(session_id, 0)
+
+    # -- publishers (call only after the commit that made the events true) ---------------------
+    def publish(self, session_id: str, events: list[LogEvent]) -> None:
+        fresh = [e for e in events if e.seq > self._published.get(session_id, 0)]
+        if not fresh:
+            return
+        self._published[session_id] = fresh[-1].seq
+        for sub in tuple(self._subs.get(session_id, ())):
+            for event in fresh:
+                sub.offer(event)
+
+    def publish_ephemeral(self, session_id: str, wire: dict[str, Any], *, forward: bool = True) -> None:
+        for sub in tuple(self._subs.get(session_id, ())):
+            sub.offer(Ephemeral(wire))
+        if forward and self.remote is not None:
+            self.remote.forward_ephemeral(session_id, wire)
+
+    def publish_deleted(self, session_id: str, *, forward: bool = True) -> None:
+        for sub in tuple(self._subs.get(session_id, ())):
+            sub.offer(Deleted())
+        self._published.pop(session_id, None)
+        self.delivered.pop(session_id, None)
+        if forward and self.remote is not None:
+            self.remote.forward_deleted(session_id)
+
+    def session_created(self, session_id: str) -> None:
+        for listener in self.listeners:
+            listener.session_created(session_id)
+
+    def session_deleted(self, session_id: str) -> None:
+        self.publish_deleted(session_id)
+        for listener in self.listeners:
+            listener.session_deleted(session_id)
+
+    def mark_delivered(self, session_id: str, seq: int) -> None:
+        if seq > self.delivered.get(session_id, 0):
+            self.delivered[session_id] = seq
+
+    # -- worker wake-ups -----------------------------------------------------------------------
+    def wake(self, *, forward: bool = True) -> None:
+        self._wake.set()
+        if forward and self.remote is not None:
+            self.remote.forward_wake()
+
+    async def wait_for_wake(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._wake.clear()
+        return True
+
+
+class RemoteChannel:
+    """How a notifier reaches other processes (PostgreSQL LISTEN/NOTIFY); see `pg_listener`."""
+
+    def forward_ephemeral(self, session_id: str, wire: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def forward_deleted(self, session_id: str) -> None:
+        raise NotImplementedError
+
+    def forward_wake(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,143 @@
+"""Cross-process fan-out through PostgreSQL LISTEN/NOTIFY.
+
+Writers call `pg_notify('mas_events', '<session>:<seq>')` inside the transaction that appends the
+events, so the notification is delivered exactly when (and only if) the events are committed.
+Each process holds one listening connection; on a notification for a session it has subscribers
+for, it reads the new events from the log once and publishes them locally. Deltas and deletions
+travel as their own notifications; wake-ups reach every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.events.notifier import LogEvent, Notifier, RemoteChannel
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "mas_events"
+DELTAS_CHANNEL = "mas_deltas"
+WAKE_CHANNEL = "mas_wake"
+MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
+
+FetchEvents = Callable[[str, int], Awaitable[list[LogEvent]]]
+
+
+def asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PgListener(RemoteChannel):
+    def __init__(self, database_url: str, notifier: Notifier, fetch: FetchEvents) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._notifier = notifier
+        self._fetch = fetch
+        self._origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._conn: asyncpg.Connection | None = None
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    async def start(self) -> None:
+        await self._connect()
+        self._notifier.remote = self
+        self._tasks = [asyncio.create_task(self._send_loop(), name="pg-notify-sender")]
+
+    async def close(self) -> None:
+        self._closed = True
+        self._notifier.remote = None
+        for task in [*self._tasks, *self._fetching.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._fetching.values(), return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener(EVENTS_CHANNEL, self._on_events)
+        await conn.add_listener(DELTAS_CHANNEL, self._on_delta)
+        await conn.add_listener(WAKE_CHANNEL, self._on_wake)
+        conn.add_termination_listener(self._on_terminated)
+        self._conn = conn
+
+    def _on_terminated(self, _conn: Any) -> None:
+        if not self._closed:
+            self._tasks.append(asyncio.create_task(self._reconnect(), name="pg-listener-reconnect"))
+
+    async def _reconnect(self) -> None:
+        delay = 0.2
+        while not self._closed:
+            try:
+                await self._connect()
+            except (OSError, asyncpg.PostgresError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            # Anything notified while we were away is still in the log: catch every stream up.
+            for session_id in self._notifier.subscribed_sessions():
+                self._schedule_fetch(session_id)
+            return
+
+    # -- incoming ------------------------------------------------------------------------------
+    def _on_events(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        session_id, _, marker = payload.rpartition(":")
+        if marker == "deleted":
+            self._notifier.publish_deleted(session_id, forward=False)
+            return
+        if not self._notifier.has_subscribers(session_id):
+            return
+        if int(marker) > self._notifier.last_published(session_id):
+            self._schedule_fetch(session_id)
+
+    def _on_delta(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        message = json.loads(payload)
+        if message.get("o") != self._origin:
+            self._notifier.publish_ephemeral(message["s"], message["w"], forward=False)
+
+    def _on_wake(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self._notifier.wake(forward=False)
+
+    def _schedule_fetch(self, session_id: str) -> None:
+        running = self._fetching.get(session_id)
+        if running is not None and not running.done():
+            running.add_done_callback(lambda _t: self._schedule_fetch(session_id))
+            return
+        self._fetching[session_id] = asyncio.create_task(self._fetch_and_publish(session_id))
+
+    async def _fetch_and_publish(self, session_id: str) -> None:
+        try:
+            events = await self._fetch(session_id, self._notifier.last_published(session_id))
+            self._notifier.publish(session_id, events)
+        except Exception:
+            log.exception("could not read new events of %s", session_id)
+
+    # -- outgoing ------------------------------------------------------------------------------
+    def forward_ephemeral(self, session_id: str, wire: dict[str, Any]) -> None:
+        payload = json.dumps({"o": self._origin, "s": session_id, "w": wire}, separators=(",", ":"))
+        if len(payload.encode()) <= MAX_PAYLOAD:  # deltas are best-effort previews
+            self._outbox.put_nowait((DELTAS_CHANNEL, payload))
+
+    def forward_deleted(self, session_id: str) -> None:
+        self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:deleted"))
+
+    def forward_wake(self) -> None:
+        self._outbox.put_nowait((WAKE_CHANNEL, self._origin))
+
+    async def _send_loop(self) -> None:
+        while True:
+            channel, payload = await self._outbox.get()
+            try:
+                assert self._conn is not None
+                await self._conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("could not send %s notification", channel)

@@ -1,0 +1,98 @@
+"""SQL for the session event log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Session, SessionEvent
+
+
+async def allocate_seqs(db: AsyncSession, session_id: str, count: int) -> int:
+    """Reserve `count` positions; returns the last. Locks the session row until commit, so
+    positions of one session are committed in order (a reader never sees seq 6 before seq 5)."""
+    result = await db.execute(
+        update(Session)
+        .where(Session.id == session_id)
+        .values(last_seq=Session.last_seq + count)
+        .returning(Session.last_seq)
+    )
+    return int(result.scalar_one())
+
+
+async def notify(db: AsyncSession, channel: str, payload: str) -> None:
+    """pg_notify inside the transaction: delivered at commit, dropped on rollback."""
+    await db.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload})
+
+
+def add_all(db: AsyncSession, rows: Sequence[SessionEvent]) -> None:
+    db.add_all(rows)
+
+
+async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> Sequence[SessionEvent]:
+    stmt = (
+        select(SessionEvent)
+        .where(SessionEvent.session_id == session_id, SessionEvent.seq > seq)
+        .order_by(SessionEvent.seq)
+        .limit(limit)
+    )
+    return (await db.scalars(stmt)).all()
+
+
+async def queued(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
+    stmt = (
+        select(SessionEvent)
+        .where(SessionEvent.session_id == session_id, SessionEvent.seq.is_(None))
+        .order_by(SessionEvent.pk)
+    )
+    return (await db.scalars(stmt)).all()
+
+
+async def by_ids(db: AsyncSession, session_id: str, ids: Sequence[str]) -> Sequence[SessionEvent]:
+    stmt = select(SessionEvent).where(SessionEvent.session_id == session_id, SessionEvent.id.in_(ids))
+    return (await db.scalars(stmt)).all()
+
+
+async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None:
+    stmt = select(SessionEvent.seq).where(SessionEvent.session_id == session_id, SessionEvent.id == event_id)
+    return await db.scalar(stmt)
+
+
+def page_query(
+    session_id: str,
+    *,
+    descending: bool,
+    after: int | None,
+    types: Sequence[str] | None,
+    ranges: dict[str, datetime],
+) -> Select[tuple[SessionEvent]]:
+    conds = [SessionEvent.session_id == session_id, SessionEvent.seq.is_not(None)]
+    if after is not None:
+        conds.append(SessionEvent.seq < after if descending else SessionEvent.seq > after)
+    if types:
+        conds.append(SessionEvent.type.in_(types))
+    ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+    conds.extend(getattr(SessionEvent.processed_at, ops[op])(value) for op, value in ranges.items())
+    order = SessionEvent.seq.desc() if descending else SessionEvent.seq.asc()
+    return select(SessionEvent).where(and_(*conds)).order_by(order)
+
+
+async def fetch_page(db: AsyncSession, stmt: Select[tuple[SessionEvent]], limit: int) -> Sequence[SessionEvent]:
+    return (await db.scalars(stmt.limit(limit))).all()
+
+
+async def history(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
+    stmt = (
+        select(SessionEvent)
+        .where(SessionEvent.session_id == session_id, SessionEvent.seq.is_not(None))
+        .order_by(SessionEvent.seq)
+    )
+    return (await db.scalars(stmt)).all()
+
+
+async def count(db: AsyncSession, session_id: str) -> int:
+    stmt = select(func.count()).select_from(SessionEvent).where(SessionEvent.session_id == session_id)
+    return int(await db.scalar(stmt) or 0)

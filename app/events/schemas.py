@@ -1,0 +1,175 @@
+"""Client event params (what `POST /v1/sessions/{id}/events` accepts) and their validation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextBlock(_Strict):
+    type: Literal["text"]
+    text: str
+
+
+class Base64Source(_Strict):
+    type: Literal["base64"]
+    media_type: str
+    data: str
+
+
+class UrlSource(_Strict):
+    type: Literal["url"]
+    url: str
+
+
+class FileSource(_Strict):
+    type: Literal["file"]
+    file_id: str
+
+
+class PlainTextSource(_Strict):
+    type: Literal["text"]
+    media_type: Literal["text/plain"] = "text/plain"
+    data: str
+
+
+ImageSource = Annotated[Base64Source | UrlSource | FileSource, Field(discriminator="type")]
+DocumentSource = Annotated[Base64Source | UrlSource | FileSource | PlainTextSource, Field(discriminator="type")]
+
+
+class ImageBlock(_Strict):
+    type: Literal["image"]
+    source: ImageSource
+
+
+class DocumentBlock(_Strict):
+    type: Literal["document"]
+    source: DocumentSource
+    title: str | None = None
+    context: str | None = None
+
+
+class RedactedBlock(_Strict):
+    type: Literal["redacted"]
+
+
+class SearchResultBlock(_Strict):
+    type: Literal["search_result"]
+    source: str
+    title: str
+    content: list[TextBlock]
+    citations: dict[str, Any] | None = None
+
+
+MessageBlock = Annotated[TextBlock | ImageBlock | DocumentBlock | RedactedBlock, Field(discriminator="type")]
+ResultBlock = Annotated[
+    TextBlock | ImageBlock | DocumentBlock | SearchResultBlock, Field(discriminator="type")
+]
+
+
+class UserMessage(_Strict):
+    type: Literal["user.message"]
+    content: list[MessageBlock] = Field(min_length=1)
+
+    @field_validator("content")
+    @classmethod
+    def _no_redacted(cls, content: list[Any]) -> list[Any]:
+        for i, block in enumerate(content):
+            if isinstance(block, RedactedBlock):
+                raise ValueError(f"content[{i}]: redacted blocks cannot be sent by clients")
+        return content
+
+
+class UserInterrupt(_Strict):
+    type: Literal["user.interrupt"]
+    session_thread_id: str | None = None
+
+
+class UserToolConfirmation(_Strict):
+    type: Literal["user.tool_confirmation"]
+    tool_use_id: str = Field(min_length=1)
+    result: Literal["allow", "deny"]
+    deny_message: str | None = None
+
+    @model_validator(mode="after")
+    def _deny_message_only_with_deny(self) -> UserToolConfirmation:
+        if self.deny_message is not None and self.result != "deny":
+            raise ValueError("deny_message is only allowed when result is 'deny'")
+        return self
+
+
+class UserCustomToolResult(_Strict):
+    type: Literal["user.custom_tool_result"]
+    custom_tool_use_id: str = Field(min_length=1)
+    content: list[ResultBlock] | None = None
+    is_error: bool | None = None
+
+
+class UserToolResult(_Strict):
+    type: Literal["user.tool_result"]
+    tool_use_id: str = Field(min_length=1)
+    content: list[ResultBlock] | None = None
+    is_error: bool | None = None
+
+
+class UserDefineOutcome(_Strict):
+    type: Literal["user.define_outcome"]
+    description: str
+    rubric: dict[str, Any]
+    max_iterations: int | None = Field(None, ge=1, le=20)
+
+
+class SystemMessage(_Strict):
+    type: Literal["system.message"]
+    content: list[TextBlock] = Field(min_length=1, max_length=1000)
+
+
+ClientEvent = Annotated[
+    UserMessage
+    | UserInterrupt
+    | UserToolConfirmation
+    | UserCustomToolResult
+    | UserToolResult
+    | UserDefineOutcome
+    | SystemMessage,
+    Field(discriminator="type"),
+]
+InitialEvent = Annotated[UserMessage | UserDefineOutcome, Field(discriminator="type")]
+
+
+class SendEvents(_Strict):
+    events: list[ClientEvent] = Field(min_length=1, max_length=100)
+
+
+class SendEventsResponse(BaseModel):
+    data: list[dict[str, Any]]
+
+
+class EventPage(BaseModel):
+    data: list[dict[str, Any]]
+    next_page: str | None
+
+
+def dump_event(event: BaseModel) -> dict[str, Any]:
+    """The event as stored: only fields that were sent or have meaning (no null noise)."""
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+EVENT_TYPES = frozenset(
+    """user.message user.interrupt user.tool_confirmation user.custom_tool_result agent.custom_tool_use
+    agent.message agent.thinking agent.mcp_tool_use agent.mcp_tool_result agent.tool_use agent.tool_result
+    agent.thread_message_received agent.thread_message_sent agent.thread_context_compacted session.error
+    session.status_rescheduled session.status_running session.status_idle session.status_terminated
+    session.thread_created span.outcome_evaluation_start span.outcome_evaluation_end span.model_request_start
+    span.model_request_end span.outcome_evaluation_ongoing user.define_outcome session.thread_status_running
+    session.thread_status_idle session.thread_status_terminated user.tool_result session.thread_status_rescheduled
+    session.updated system.message session.usage workflow_run.created workflow_run.status_running
+    workflow_run.status_idle workflow_run.status_ended workflow_run.error workflow_run.phase_started
+    workflow_run.phase_ended session.deleted""".split()
+)
+DELTA_TYPES = frozenset({"agent.message", "agent.thinking"})

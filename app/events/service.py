@@ -1,0 +1,141 @@
+"""The append-only event log of a session.
+
+Positions (`seq`) are handed out when an event is *processed*: server events at once, client
+events when the agent consumes them (so the log reads in processing order, as on the hosted
+service). Queued client events have no position yet. Every append publishes to live streams only
+after the commit that made it true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.engine import after_commit
+from app.db.models import SessionEvent
+from app.events import repository
+from app.events.notifier import LogEvent, Notifier
+from app.events.pg_listener import EVENTS_CHANNEL
+from app.ids import new_id
+from app.wire import iso
+
+RESERVED = ("id", "type", "processed_at")
+Wire = dict[str, Any]
+
+
+def new_event_id() -> str:
+    return new_id("sevt")
+
+
+def to_wire(row: SessionEvent) -> Wire:
+    return {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
+
+
+def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> SessionEvent:
+    return SessionEvent(
+        id=event.get("id") or new_event_id(),
+        session_id=session_id,
+        seq=seq,
+        type=event["type"],
+        data={k: v for k, v in event.items() if k not in RESERVED},
+        created_at=now,
+        processed_at=now if seq is not None else None,
+    )
+
+
+def _is_postgres(db: AsyncSession) -> bool:
+    return db.bind is not None and db.bind.dialect.name == "postgresql"
+
+
+async def _publish_after_commit(db: AsyncSession, notifier: Notifier, session_id: str, rows: list[SessionEvent]) -> None:
+    published = [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
+    if _is_postgres(db):
+        await repository.notify(db, EVENTS_CHANNEL, f"{session_id}:{published[-1].seq}")
+    after_commit(db, lambda: notifier.publish(session_id, published))
+
+
+async def append(
+    db: AsyncSession, notifier: Notifier, session_id: str, events: Sequence[Mapping[str, Any]]
+) -> list[Wire]:
+    """Append server events (processed now). An event may carry a pre-assigned `id` (previews)."""
+    if not events:
+        return []
+    last = await repository.allocate_seqs(db, session_id, len(events))
+    now = utcnow()
+    rows = [_row(session_id, e, now, last - len(events) + 1 + i) for i, e in enumerate(events)]
+    repository.add_all(db, rows)
+    await db.flush()
+    await _publish_after_commit(db, notifier, session_id, rows)
+    return [to_wire(r) for r in rows]
+
+
+async def enqueue(db: AsyncSession, session_id: str, events: Sequence[Mapping[str, Any]]) -> list[Wire]:
+    """Store client events as queued (no position, `processed_at` null) until the agent takes them."""
+    now = utcnow()
+    rows = [_row(session_id, e, now, None) for e in events]
+    repository.add_all(db, rows)
+    await db.flush()
+    return [to_wire(r) for r in rows]
+
+
+async def mark_processed(
+    db: AsyncSession, notifier: Notifier, session_id: str, event_ids: Sequence[str]
+) -> list[Wire]:
+    """Give queued client events their place in the log, in the order of `event_ids`."""
+    found = {r.id: r for r in await repository.by_ids(db, session_id, event_ids)}
+    rows = [found[i] for i in event_ids if i in found and found[i].seq is None]
+    if not rows:
+        return []
+    last = await repository.allocate_seqs(db, session_id, len(rows))
+    now = utcnow()
+    for i, row in enumerate(rows):
+        row.seq = last - len(rows) + 1 + i
+        row.processed_at = now
+    await db.flush()
+    await _publish_after_commit(db, notifier, session_id, rows)
+    return [to_wire(r) for r in rows]
+
+
+async def queued(db: AsyncSession, session_id: str) -> list[Wire]:
+    """Client events not yet processed, in arrival order."""
+    return [to_wire(r) for r in await repository.queued(db, session_id)]
+
+
+async def history(db: AsyncSession, session_id: str) -> list[Wire]:
+    """Every processed event, in log order (what the agent loop rebuilds its context from)."""
+    return [to_wire(r) for r in await repository.history(db, session_id)]
+
+
+async def find(db: AsyncSession, session_id: str, event_ids: Sequence[str]) -> dict[str, Wire]:
+    return {r.id: to_wire(r) for r in await repository.by_ids(db, session_id, event_ids)}
+
+
+async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> list[LogEvent]:
+    rows = await repository.after_seq(db, session_id, seq, limit)
+    return [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
+
+
+async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None:
+    return await repository.seq_of(db, session_id, event_id)
+
+
+async def list_page(
+    db: AsyncSession,
+    session_id: str,
+    *,
+    limit: int,
+    after: int | None,
+    order: Literal["asc", "desc"],
+    types: Sequence[str] | None,
+    ranges: dict[str, datetime],
+) -> tuple[list[Wire], int | None]:
+    """One page of processed events; returns the rows and the seq to continue after (or None)."""
+    stmt = repository.page_query(session_id, descending=order == "desc", after=after, types=types, ranges=ranges)
+    rows = await repository.fetch_page(db, stmt, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [to_wire(r) for r in rows], (int(rows[-1].seq or 0) if more and rows else None)

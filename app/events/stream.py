@@ -1,0 +1,134 @@
+"""The SSE stream of a session: subscribe, backfill from the log, deduplicate by seq, go live.
+
+Replay rule (documented in the README): a new connection first receives the events that no
+stream of this session has been sent yet (the session's *stream watermark*), then everything
+live. With `Last-Event-ID` it resumes exactly after that event instead. So a client that sends
+and then connects still sees the whole turn, even with a model that answers instantly; a client
+that connects before each turn never sees a stale `session.status_idle` from the previous turn;
+and a client that drops mid-turn gets the rest on reconnect (and the full history from the list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.events.notifier import Deleted, Ephemeral, LogEvent, Notifier, Subscription
+
+# Delivering one of these ends a client's read loop, so the watermark is saved before it is sent.
+TURN_END_TYPES = frozenset({"session.status_idle", "session.status_terminated"})
+PREVIEW_TYPES = frozenset({"agent.message", "agent.thinking"})
+
+FetchAfter = Callable[[int], Awaitable[list[LogEvent]]]
+SaveWatermark = Callable[[int], Awaitable[None]]
+
+
+def frame(wire: dict[str, Any], event_id: str | None = None) -> dict[str, str]:
+    out = {"event": str(wire["type"]), "data": json.dumps(wire, separators=(",", ":"))}
+    if event_id:
+        out["id"] = event_id
+    return out
+
+
+@dataclass
+class _Previews:
+    """Which previews this connection opened; deltas of others would break the SDK accumulator."""
+
+    wanted: frozenset[str]
+    open: set[str] = field(default_factory=set)
+    closed: set[str] = field(default_factory=set)
+
+    def admit(self, wire: dict[str, Any]) -> bool:
+        if wire["type"] == "event_start":
+            target = wire.get("event", {})
+            if target.get("type") not in self.wanted or target.get("id") in self.closed:
+                return False
+            self.open.add(str(target.get("id")))
+            return True
+        event_id = str(wire.get("event_id"))
+        return "agent.message" in self.wanted and event_id in self.open and event_id not in self.closed
+
+    def close(self, wire: dict[str, Any]) -> None:
+        if wire["type"] in PREVIEW_TYPES:
+            self.closed.add(str(wire["id"]))
+            self.open.discard(str(wire["id"]))
+
+
+class SessionStream:
+    def __init__(
+        self,
+        notifier: Notifier,
+        session_id: str,
+        start_seq: int,
+        deltas: frozenset[str],
+        fetch_after: FetchAfter,
+        save_watermark: SaveWatermark,
+        poll_seconds: float,
+    ) -> None:
+        self.notifier = notifier
+        self.session_id = session_id
+        self.last = start_seq
+        self.previews = _Previews(deltas)
+        self.fetch_after = fetch_after
+        self.save_watermark = save_watermark
+        self.poll_seconds = poll_seconds
+
+    async def frames(self) -> AsyncIterator[dict[str, str]]:
+        sub = self.notifier.subscribe(self.session_id)  # before the backfill: nothing falls between
+        try:
+            async for out in self._catch_up():
+                yield out
+            while True:
+                item = await self._next(sub)
+                if isinstance(item, Deleted):
+                    yield frame({"type": "session.deleted", "id": f"deleted-{self.session_id}"})
+                    return
+                async for out in self._handle(item, sub):
+                    yield out
+        finally:
+            self.notifier.unsubscribe(sub)
+
+    async def _next(self, sub: Subscription) -> LogEvent | Ephemeral | Deleted | None:
+        try:
+            return await asyncio.wait_for(sub.queue.get(), self.poll_seconds)
+        except TimeoutError:
+            return None  # safety net: re-read the log (a notification may have been lost)
+
+    async def _handle(self, item: LogEvent | Ephemeral | None, sub: Subscription) -> AsyncIterator[dict[str, str]]:
+        if isinstance(item, Ephemeral):
+            if self.previews.admit(item.wire):
+                yield frame(item.wire)
+            return
+        if item is None or sub.overflowed or item.seq > self.last + 1:
+            sub.overflowed = False
+            async for out in self._catch_up():
+                yield out
+            return
+        if item.seq == self.last + 1:
+            async for out in self._deliver(item):
+                yield out
+
+    async def _catch_up(self) -> AsyncIterator[dict[str, str]]:
+        while True:
+            batch = await self.fetch_after(self.last)
+            for event in batch:
+                async for out in self._deliver(event):
+                    yield out
+            if len(batch) < 1000:
+                return
+
+    async def _deliver(self, event: LogEvent) -> AsyncIterator[dict[str, str]]:
+        if event.seq <= self.last:
+            return
+        if event.wire["type"] in TURN_END_TYPES and self.notifier.delivered.get(self.session_id, 0) < event.seq:
+            # The first stream of this process to send a turn's end saves the watermark before
+            # sending it, so a client that reconnects right after never gets that turn again.
+            self.notifier.mark_delivered(self.session_id, event.seq)
+            await self.save_watermark(event.seq)
+        self.notifier.mark_delivered(self.session_id, event.seq)
+        self.last = event.seq
+        self.previews.close(event.wire)
+        yield frame(event.wire, str(event.wire["id"]))

@@ -1,0 +1,50 @@
+"""Opening a session stream: validate, choose where replay starts, wire the stream to the log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from app.config import Settings
+from app.db.engine import Database
+from app.errors import InvalidRequest
+from app.events import service
+from app.events.notifier import LogEvent, Notifier
+from app.events.schemas import DELTA_TYPES
+from app.events.stream import SessionStream
+from app.sessions import service as sessions
+
+
+def check_deltas(deltas: Sequence[str] | None) -> frozenset[str]:
+    values = list(deltas or ())
+    if len(values) > 100:
+        raise InvalidRequest("event_deltas: at most 100 values")
+    for value in values:
+        if value not in DELTA_TYPES:
+            raise InvalidRequest(f"event_deltas: {value!r} is not one of agent.message, agent.thinking")
+    return frozenset(values)
+
+
+async def open_stream(
+    database: Database,
+    notifier: Notifier,
+    settings: Settings,
+    session_id: str,
+    deltas: Sequence[str] | None,
+    last_event_id: str | None,
+) -> AsyncIterator[dict[str, str]]:
+    wanted = check_deltas(deltas)
+    async with database.read() as db:
+        start = await sessions.stream_start(db, notifier, session_id, last_event_id)
+
+    async def fetch_after(seq: int) -> list[LogEvent]:
+        async with database.read() as db:
+            return await service.fetch_after(db, session_id, seq)
+
+    async def save_watermark(seq: int) -> None:
+        async with database.unit_of_work() as db:
+            await sessions.save_stream_watermark(db, session_id, seq)
+
+    stream = SessionStream(
+        notifier, session_id, start, wanted, fetch_after, save_watermark, settings.stream_poll_seconds
+    )
+    return stream.frames()

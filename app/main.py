@@ -1,0 +1,63 @@
+"""create_app(): lifespan, routers, error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api.auth import KeyCache
+from app.api.errors import install_error_handlers
+from app.api.health import router as health_router
+from app.api.middleware import RequestIdMiddleware
+from app.api.router import build_v1_router
+from app.config import Settings, get_settings
+from app.db import migrate
+from app.db.engine import Database
+from app.events import service as events
+from app.events.notifier import LogEvent, Notifier
+from app.events.pg_listener import PgListener
+
+log = logging.getLogger("mas")
+
+
+async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> None:
+    """Across processes on PostgreSQL: LISTEN/NOTIFY; SQLite is one process (streams poll too)."""
+    if db.is_sqlite:
+        return
+
+    async def fetch(session_id: str, after: int) -> list[LogEvent]:
+        async with db.read() as session:
+            return await events.fetch_after(session, session_id, after)
+
+    listener = PgListener(db.url, notifier, fetch)
+    await listener.start()
+    stack.push_async_callback(listener.close)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await migrate.upgrade_async(settings.database_url)
+        async with AsyncExitStack() as stack:
+            db = Database(settings.database_url, settings.database_pool_size)
+            stack.push_async_callback(db.dispose)
+            notifier = Notifier()
+            app.state.db = db
+            app.state.notifier = notifier
+            await start_fanout(stack, db, notifier)
+            yield
+
+    app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.key_cache = KeyCache()
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(build_v1_router())
+    return app

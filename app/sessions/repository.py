@@ -1,0 +1,114 @@
+"""SQL for sessions, including the worker's leases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Session
+
+
+async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:
+    stmt = select(Session).where(Session.id == session_id)
+    if for_update and db.bind is not None and db.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return await db.scalar(stmt)
+
+
+def add(db: AsyncSession, row: Session) -> None:
+    db.add(row)
+
+
+async def delete(db: AsyncSession, row: Session) -> None:
+    await db.delete(row)
+
+
+def list_query(
+    *,
+    agent_id: str | None,
+    agent_version: int | None,
+    statuses: Sequence[str] | None,
+    include_archived: bool,
+    ranges: dict[str, datetime],
+) -> Select[tuple[Session]]:
+    conds = []
+    if agent_id is not None:
+        conds.append(Session.agent_id == agent_id)
+    if agent_version is not None:
+        conds.append(Session.agent_version == agent_version)
+    if statuses:
+        conds.append(Session.status.in_(statuses))
+    if not include_archived:
+        conds.append(Session.archived_at.is_(None))
+    ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+    conds.extend(getattr(Session.created_at, ops[op])(value) for op, value in ranges.items())
+    return select(Session).where(and_(*conds))
+
+
+async def page(
+    db: AsyncSession, stmt: Select[tuple[Session]], *, after: tuple[datetime, str] | None, descending: bool, limit: int
+) -> Sequence[Session]:
+    """Keyset page on (created_at, id); `descending` is the direction of travel."""
+    key = tuple_(Session.created_at, Session.id)
+    if after is not None:
+        stmt = stmt.where(key < after if descending else key > after)
+    order = (Session.created_at.desc(), Session.id.desc()) if descending else (Session.created_at, Session.id)
+    return (await db.scalars(stmt.order_by(*order).limit(limit))).all()
+
+
+# -- worker leases -----------------------------------------------------------------------------
+async def runnable_ids(db: AsyncSession, now: datetime, limit: int) -> Sequence[str]:
+    stmt = (
+        select(Session.id)
+        .where(
+            Session.wake_at.is_not(None),
+            Session.wake_at <= now,
+            or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
+        )
+        .order_by(Session.wake_at)
+        .limit(limit)
+    )
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return (await db.scalars(stmt)).all()
+
+
+async def take_lease(
+    db: AsyncSession, session_id: str, owner: str, now: datetime, expires: datetime
+) -> int | None:
+    """Claim the lease if it is free or expired; returns the new fencing token."""
+    result = await db.execute(
+        update(Session)
+        .where(
+            Session.id == session_id,
+            or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
+        )
+        .values(lease_owner=owner, lease_token=Session.lease_token + 1, lease_expires_at=expires)
+        .returning(Session.lease_token)
+    )
+    token = result.scalar_one_or_none()
+    return int(token) if token is not None else None
+
+
+async def extend_lease(db: AsyncSession, session_id: str, token: int, expires: datetime) -> bool:
+    result = await db.execute(
+        update(Session)
+        .where(Session.id == session_id, Session.lease_token == token)
+        .values(lease_expires_at=expires)
+        .returning(Session.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def holds_lease(db: AsyncSession, session_id: str, token: int) -> bool:
+    stmt = select(Session.lease_token).where(Session.id == session_id)
+    return await db.scalar(stmt) == token
+
+
+async def advance_stream_seq(db: AsyncSession, session_id: str, seq: int) -> None:
+    await db.execute(
+        update(Session).where(Session.id == session_id, Session.stream_seq < seq).values(stream_seq=seq)
+    )

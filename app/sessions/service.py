@@ -1,0 +1,275 @@
+"""Sessions: create, read, list, update, archive, delete, and the events clients send.
+
+A status change and the events announcing it are written in one transaction (see `transitions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents
+from app.api.pagination import Cursor, encode_cursor
+from app.db.base import utcnow
+from app.db.engine import after_commit
+from app.db.models import Session
+from app.environments import service as environments
+from app.errors import Conflict, InvalidRequest, NotFound
+from app.events import service as events
+from app.events.notifier import Notifier
+from app.events.schemas import UserMessage, dump_event
+from app.ids import new_id
+from app.sessions import repository, transitions
+from app.sessions.schemas import (
+    SessionCreate,
+    SessionDeleted,
+    SessionOut,
+    SessionPage,
+    SessionStats,
+    SessionUpdate,
+    zero_usage,
+)
+from app.sessions.sending import accept_client_events
+from app.shared.metadata import patch_metadata, validate_metadata
+
+ACTIVE_STATUSES = ("running", "rescheduling")
+STATUSES = ("rescheduling", "running", "idle", "terminated")
+
+
+def check_statuses(statuses: Sequence[str] | None) -> Sequence[str] | None:
+    for status in statuses or ():
+        if status not in STATUSES:
+            raise InvalidRequest(f"statuses: {status!r} is not one of {', '.join(STATUSES)}")
+    return statuses
+
+
+def to_out(row: Session, now: datetime | None = None) -> SessionOut:
+    now = now or utcnow()
+    active = row.active_seconds + ((now - row.running_since).total_seconds() if row.running_since else 0.0)
+    end = row.terminated_at or now
+    usage = {**row.usage, "active_seconds": round(active, 3)}
+    return SessionOut(
+        id=row.id,
+        agent=row.agent,
+        environment_id=row.environment_id,
+        status=row.status,  # type: ignore[arg-type]
+        title=row.title,
+        metadata=row.metadata_,
+        resources=row.resources,
+        vault_ids=row.vault_ids,
+        outcome_evaluations=[],
+        stats=SessionStats(active_seconds=round(active, 3), duration_seconds=(end - row.created_at).total_seconds()),
+        usage=usage,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        archived_at=row.archived_at,
+    )
+
+
+async def load(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session:
+    row = await repository.get(db, session_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"Session {session_id} not found")
+    return row
+
+
+async def get(db: AsyncSession, session_id: str) -> SessionOut:
+    return to_out(await load(db, session_id))
+
+
+def _reject_unsupported(params: SessionCreate) -> None:
+    if params.resources:
+        raise InvalidRequest(
+            "resources: session resources (files, GitHub repositories, memory stores) are not supported "
+            "by this mas build yet"
+        )
+    if params.budget is not None:
+        raise InvalidRequest("budget: session budgets are not supported by this mas build yet")
+    for i, event in enumerate(params.initial_events or []):
+        if not isinstance(event, UserMessage):
+            raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
+
+
+async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) -> SessionOut:
+    _reject_unsupported(params)
+    validate_metadata(params.metadata or {}, "metadata")
+    environment = await environments.get_for_session(db, params.environment_id)
+    agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
+    now = utcnow()
+    row = Session(
+        id=new_id("sesn"),
+        agent_id=agent_id,
+        agent_version=version,
+        agent=snapshot,
+        environment_id=environment.id,
+        status="idle",
+        title=params.title,
+        metadata_=dict(params.metadata or {}),
+        vault_ids=list(params.vault_ids or []),
+        resources=[],
+        usage=zero_usage(),
+        pending_action_ids=[],
+        active_seconds=0.0,
+        created_at=now,
+        updated_at=now,
+        last_seq=0,
+        stream_seq=0,
+        lease_token=0,
+    )
+    repository.add(db, row)
+    await db.flush()
+    if params.initial_events:
+        # Persisted before the response returns; the session starts running at once.
+        await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
+        row.status = "running"
+        transitions.request_run(db, notifier, row)
+    after_commit(db, lambda: notifier.session_created(row.id))
+    return to_out(row, now)
+
+
+async def list_sessions(
+    db: AsyncSession,
+    *,
+    limit: int,
+    cursor: Cursor | None,
+    order: Literal["asc", "desc"],
+    agent_id: str | None,
+    agent_version: int | None,
+    statuses: Sequence[str] | None,
+    include_archived: bool,
+    ranges: dict[str, datetime],
+) -> SessionPage:
+    stmt = repository.list_query(
+        agent_id=agent_id,
+        agent_version=agent_version,
+        statuses=statuses,
+        include_archived=include_archived,
+        ranges=ranges,
+    )
+    backwards = cursor is not None and cursor.direction == "prev"
+    descending = (order == "desc") != backwards
+    after = (datetime.fromisoformat(cursor.key[0]), str(cursor.key[1])) if cursor else None
+    rows = list(await repository.page(db, stmt, after=after, descending=descending, limit=limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    return SessionPage(data=[to_out(r) for r in rows], **_page_links(rows, order, cursor, more, backwards))
+
+
+def _key(row: Session) -> tuple[str, str]:
+    return (row.created_at.isoformat(), row.id)
+
+
+def _page_links(
+    rows: list[Session], order: Literal["asc", "desc"], cursor: Cursor | None, more: bool, backwards: bool
+) -> dict[str, str | None]:
+    if not rows:
+        return {"next_page": None, "prev_page": None}
+    has_next = (not backwards and more) or backwards
+    has_prev = (backwards and more) or (not backwards and cursor is not None)
+    return {
+        "next_page": encode_cursor(Cursor(order, _key(rows[-1]), "next")) if has_next else None,
+        "prev_page": encode_cursor(Cursor(order, _key(rows[0]), "prev")) if has_prev else None,
+    }
+
+
+async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: SessionUpdate) -> SessionOut:
+    row = await load(db, session_id, for_update=True)
+    if "vault_ids" in params.model_fields_set:
+        raise InvalidRequest("vault_ids: updating vault_ids is not yet supported")
+    if "budget" in params.model_fields_set:
+        raise InvalidRequest("budget: session budgets are not supported by this mas build yet")
+    if row.status == "terminated":
+        raise InvalidRequest(f"Session {session_id} is terminated and cannot be updated")
+    changed = _apply_update(row, params)
+    if changed:
+        row.updated_at = utcnow()
+        await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
+    await db.flush()
+    return to_out(row)
+
+
+def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
+    changed: dict[str, Any] = {}
+    fields = params.model_fields_set
+    if "title" in fields and params.title != row.title:
+        row.title = params.title
+        changed["title"] = params.title
+    if "metadata" in fields and params.metadata is not None:
+        patched = patch_metadata(row.metadata_, params.metadata, "metadata")
+        if patched != row.metadata_:
+            row.metadata_ = patched
+            changed["metadata"] = patched
+    if "agent" in fields and params.agent is not None:
+        snapshot = _updated_agent(row, params)
+        if snapshot != row.agent:
+            row.agent = snapshot
+            changed["agent"] = snapshot
+    return changed
+
+
+def _updated_agent(row: Session, params: SessionUpdate) -> dict[str, Any]:
+    if row.status in ACTIVE_STATUSES:
+        raise InvalidRequest(
+            f"Session {row.id} is {row.status}; its agent can only be updated while idle. Send an interrupt first."
+        )
+    assert params.agent is not None
+    given = {k: getattr(params.agent, k) for k in params.agent.model_fields_set}
+    return agents.resolve_tools_update(row.agent, given)
+
+
+async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> SessionOut:
+    row = await load(db, session_id, for_update=True)
+    if row.archived_at is not None:
+        return to_out(row)
+    if row.status != "idle":
+        raise InvalidRequest(
+            f'Session {session_id} cannot be archived while its status is "{row.status}". '
+            "Only pending or idle sessions may be archived."
+        )
+    now = utcnow()
+    row.archived_at = now
+    await transitions.terminate(db, notifier, row)
+    return to_out(row, now)
+
+
+async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> SessionDeleted:
+    row = await load(db, session_id, for_update=True)
+    if row.status in ACTIVE_STATUSES:
+        raise InvalidRequest(
+            "Cannot delete session while it is running. Send an interrupt event or wait for the session to complete."
+        )
+    await repository.delete(db, row)
+    await db.flush()
+    after_commit(db, lambda: notifier.session_deleted(session_id))
+    return SessionDeleted(id=session_id)
+
+
+async def send_events(
+    db: AsyncSession, notifier: Notifier, session_id: str, params: Sequence[Any]
+) -> list[dict[str, Any]]:
+    row = await load(db, session_id, for_update=True)
+    if row.archived_at is not None:
+        raise Conflict(f"Session {session_id} is archived; it accepts no new events")
+    if row.status == "terminated":
+        raise InvalidRequest(f"Session {session_id} is terminated; it accepts no new events")
+    environment_type = await environments.config_type(db, row.environment_id)
+    return await accept_client_events(db, notifier, row, params, environment_type)
+
+
+async def stream_start(db: AsyncSession, notifier: Notifier, session_id: str, last_event_id: str | None) -> int:
+    """Where a new stream starts reading the log (the replay rule in `app.events.stream`)."""
+    row = await load(db, session_id)
+    if last_event_id:
+        seq = int(last_event_id) if last_event_id.isdigit() else await events.seq_of(db, session_id, last_event_id)
+        if seq is not None:
+            return seq
+    return max(row.stream_seq, notifier.delivered.get(session_id, 0))
+
+
+async def save_stream_watermark(db: AsyncSession, session_id: str, seq: int) -> None:
+    await repository.advance_stream_seq(db, session_id, seq)

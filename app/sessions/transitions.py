@@ -1,0 +1,88 @@
+"""Status transitions. Each writes the new status and the events that announce it in the
+caller's transaction, so the status a client reads and the log never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.engine import after_commit
+from app.db.models import Session
+from app.events import service as events
+from app.events.notifier import Notifier
+
+
+def primary_thread_id(session_id: str) -> str:
+    return "sthr_" + session_id.removeprefix("sesn_")
+
+
+def _thread(row: Session) -> dict[str, Any]:
+    return {"session_thread_id": primary_thread_id(row.id), "agent_name": row.agent.get("name", "")}
+
+
+def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    """Mark the session runnable and wake a worker once this transaction commits."""
+    now = utcnow()
+    if row.wake_at is None or row.wake_at > now:
+        row.wake_at = now
+    after_commit(db, notifier.wake)
+
+
+def _stop_clock(row: Session) -> None:
+    if row.running_since is not None:
+        row.active_seconds += (utcnow() - row.running_since).total_seconds()
+        row.running_since = None
+
+
+async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    row.status = "running"
+    row.running_since = row.running_since or utcnow()
+    row.updated_at = utcnow()
+    return await events.append(
+        db,
+        notifier,
+        row.id,
+        [{"type": "session.status_running"}, {"type": "session.thread_status_running", **_thread(row)}],
+    )
+
+
+async def go_idle(
+    db: AsyncSession, notifier: Notifier, row: Session, stop_reason: dict[str, Any], *, with_usage: bool = True
+) -> list[dict[str, Any]]:
+    """thread idle -> session.usage -> session.status_idle, as the hosted service orders them."""
+    _stop_clock(row)
+    row.status = "idle"
+    row.updated_at = utcnow()
+    batch: list[dict[str, Any]] = [{"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason}]
+    if with_usage:
+        batch.append({"type": "session.usage", "usage": {**row.usage, "active_seconds": round(row.active_seconds, 3)}})
+    batch.append({"type": "session.status_idle", "stop_reason": stop_reason})
+    return await events.append(db, notifier, row.id, batch)
+
+
+async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    row.status = "rescheduling"
+    row.updated_at = utcnow()
+    return await events.append(
+        db,
+        notifier,
+        row.id,
+        [{"type": "session.status_rescheduled"}, {"type": "session.thread_status_rescheduled", **_thread(row)}],
+    )
+
+
+async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    _stop_clock(row)
+    now = utcnow()
+    row.status = "terminated"
+    row.terminated_at = now
+    row.updated_at = now
+    row.wake_at = None
+    return await events.append(
+        db,
+        notifier,
+        row.id,
+        [{"type": "session.thread_status_terminated", **_thread(row)}, {"type": "session.status_terminated"}],
+    )

@@ -1,0 +1,107 @@
+"""Shared fixtures: a real mas server per database backend, and the real SDK as its client.
+
+Backends: `sqlite` always; `postgres` when MAS_TEST_POSTGRES_URL points at a server (the README's
+test command starts one). With CI=true a missing PostgreSQL or Docker is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+
+from app.config import Settings
+from tests.support import databases
+from tests.support.server import ServerThread
+
+API_KEY = "sk-mas-test-key"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return API_KEY
+
+
+def _database_url(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield databases.create_sqlite_database(tmp)
+        return
+    admin = databases.postgres_admin_url()
+    if admin is None:
+        if IN_CI:
+            pytest.fail("CI=true but MAS_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not configured (set MAS_TEST_POSTGRES_URL or use the README test command)")
+    url = databases.create_postgres_database(admin)
+    try:
+        yield url
+    finally:
+        databases.drop_postgres_database(admin, url)
+
+
+@pytest.fixture(scope="session", params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _database_url(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "database_url": database_url,
+        "api_keys": [API_KEY],
+        "auto_migrate": False,
+        "model_backend": "offline",
+        "anthropic_api_key": None,
+        "anthropic_base_url": None,
+        "sandbox_backend": "local",
+        "port": 0,
+    }
+    base.update(overrides)
+    return Settings.model_validate(base)
+
+
+@pytest.fixture(scope="session")
+def mas_server(database_url: str) -> Iterator[ServerThread]:
+    server = ServerThread(make_settings(database_url)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def client(mas_server: ServerThread) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(
+        base_url=mas_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+@pytest.fixture(scope="session")
+def async_client(mas_server: ServerThread) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        base_url=mas_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
+    )
+
+
+@pytest.fixture(scope="session")
+def http(mas_server: ServerThread) -> Iterator[httpx.Client]:
+    headers = {
+        "x-api-key": API_KEY,
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "managed-agents-2026-04-01",
+    }
+    with httpx.Client(base_url=mas_server.url, headers=headers, timeout=30) as session:
+        yield session

@@ -1,0 +1,95 @@
+"""A real uvicorn server for tests: in a thread of the test process, or as a `mas` subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from app.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerThread:
+    """create_app(settings) served by uvicorn in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = settings.port if settings.port else free_port()
+        self.settings = settings.model_copy(update={"port": self.port, "host": "127.0.0.1"})
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(self.settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class ServerProcess:
+    """`mas serve` (or `mas worker`) as a child process, for crash and cross-process tests."""
+
+    def __init__(self, env: Mapping[str, str], args: list[str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args or ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.env = {**os.environ, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_http: bool = True) -> ServerProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "app", *self.args], env=self.env, cwd=ROOT)
+        if wait_http:
+            self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mas exited with {self.proc.returncode}")
+            try:
+                httpx.get(self.url + "/health", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("mas did not become ready")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
