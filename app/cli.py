@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from typing import Annotated
 
 import typer
@@ -50,6 +51,40 @@ def serve(
     _configure_logging(settings)
     _announce(settings, host, port)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, access_log=False)
+
+
+async def _run_worker(settings: Settings) -> None:
+    from contextlib import AsyncExitStack
+
+    from app.db.engine import Database
+    from app.events.notifier import Notifier
+    from app.main import start_fanout
+    from app.worker.runtime import start_worker
+
+    async with AsyncExitStack() as stack:
+        db = Database(settings.database_url, settings.database_pool_size)
+        stack.push_async_callback(db.dispose)
+        notifier = Notifier()
+        await start_fanout(stack, db, notifier)
+        await start_worker(stack, settings, db, notifier)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        typer.echo("worker stopping...")
+
+
+@cli.command()
+def worker() -> None:
+    """Run a worker alone (it reaches the offline model at MAS_PUBLIC_URL)."""
+    from app.db import migrate as migrations
+
+    settings = get_settings()
+    _configure_logging(settings)
+    migrations.upgrade(settings.database_url)
+    typer.echo(f"mas worker (database: {settings.database_url}, model: {settings.resolved_model_backend()})")
+    asyncio.run(_run_worker(settings))
 
 
 @cli.command()

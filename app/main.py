@@ -8,6 +8,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.agent_loop.offline.endpoints import OfflineState
+from app.agent_loop.offline.endpoints import router as offline_router
 from app.api.auth import KeyCache
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
@@ -19,6 +21,7 @@ from app.db.engine import Database
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
 
@@ -51,13 +54,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db = db
             app.state.notifier = notifier
             await start_fanout(stack, db, notifier)
+            if settings.embedded_worker:
+                app.state.worker = await start_worker(stack, settings, db, notifier)
             yield
 
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.offline = OfflineState.from_settings(settings)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router)
+    # The offline Messages API: served without mas API keys, like a model endpoint of its own.
+    app.include_router(offline_router)
     app.include_router(build_v1_router())
     return app

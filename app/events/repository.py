@@ -96,3 +96,10 @@ async def history(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
 async def count(db: AsyncSession, session_id: str) -> int:
     stmt = select(func.count()).select_from(SessionEvent).where(SessionEvent.session_id == session_id)
     return int(await db.scalar(stmt) or 0)
+
+
+async def has_queued(db: AsyncSession, session_id: str, event_type: str) -> bool:
+    stmt = select(SessionEvent.pk).where(
+        SessionEvent.session_id == session_id, SessionEvent.seq.is_(None), SessionEvent.type == event_type
+    )
+    return await db.scalar(stmt.limit(1)) is not None

@@ -32,6 +32,14 @@ def new_event_id() -> str:
 
 
 def to_wire(row: SessionEvent) -> Wire:
+    """The event as clients see it. Keys starting with `_` are the harness's private record
+    (e.g. the raw assistant content with thinking signatures) and never leave the server."""
+    public = {k: v for k, v in row.data.items() if not k.startswith("_")}
+    return {"id": row.id, "type": row.type, **public, "processed_at": iso(row.processed_at)}
+
+
+def to_record(row: SessionEvent) -> Wire:
+    """The event with its private fields, for the agent loop."""
     return {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
 
 
@@ -106,8 +114,8 @@ async def queued(db: AsyncSession, session_id: str) -> list[Wire]:
 
 
 async def history(db: AsyncSession, session_id: str) -> list[Wire]:
-    """Every processed event, in log order (what the agent loop rebuilds its context from)."""
-    return [to_wire(r) for r in await repository.history(db, session_id)]
+    """Every processed event with its private fields, in log order (the agent loop's context)."""
+    return [to_record(r) for r in await repository.history(db, session_id)]
 
 
 async def find(db: AsyncSession, session_id: str, event_ids: Sequence[str]) -> dict[str, Wire]:
@@ -139,3 +147,7 @@ async def list_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return [to_wire(r) for r in rows], (int(rows[-1].seq or 0) if more and rows else None)
+
+
+async def has_queued_interrupt(db: AsyncSession, session_id: str) -> bool:
+    return await repository.has_queued(db, session_id, "user.interrupt")

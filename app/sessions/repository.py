@@ -112,3 +112,7 @@ async def advance_stream_seq(db: AsyncSession, session_id: str, seq: int) -> Non
     await db.execute(
         update(Session).where(Session.id == session_id, Session.stream_seq < seq).values(stream_seq=seq)
     )
+
+
+async def all_ids(db: AsyncSession) -> Sequence[str]:
+    return (await db.scalars(select(Session.id))).all()

@@ -86,3 +86,8 @@ def zero_usage() -> dict[str, Any]:
         "list_cost": {"amount": "0", "currency": "USD"},
         "active_seconds": 0.0,
     }
+
+
+def public_usage(usage: dict[str, Any], active_seconds: float) -> dict[str, Any]:
+    """The usage clients see: private bookkeeping (keys starting with `_`) left out."""
+    return {**{k: v for k, v in usage.items() if not k.startswith("_")}, "active_seconds": round(active_seconds, 3)}

@@ -30,6 +30,7 @@ from app.sessions.schemas import (
     SessionPage,
     SessionStats,
     SessionUpdate,
+    public_usage,
     zero_usage,
 )
 from app.sessions.sending import accept_client_events
@@ -50,7 +51,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
     now = now or utcnow()
     active = row.active_seconds + ((now - row.running_since).total_seconds() if row.running_since else 0.0)
     end = row.terminated_at or now
-    usage = {**row.usage, "active_seconds": round(active, 3)}
+    usage = public_usage(row.usage, active)
     return SessionOut(
         id=row.id,
         agent=row.agent,
@@ -112,6 +113,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
         resources=[],
         usage=zero_usage(),
         pending_action_ids=[],
+        inflight_tool_ids=[],
         active_seconds=0.0,
         created_at=now,
         updated_at=now,
@@ -273,3 +275,8 @@ async def stream_start(db: AsyncSession, notifier: Notifier, session_id: str, la
 
 async def save_stream_watermark(db: AsyncSession, session_id: str, seq: int) -> None:
     await repository.advance_stream_seq(db, session_id, seq)
+
+
+async def live_ids(db: AsyncSession) -> set[str]:
+    """Ids of every session that exists (sandboxes of any other session are orphans)."""
+    return set(await repository.all_ids(db))

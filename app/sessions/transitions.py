@@ -12,6 +12,7 @@ from app.db.engine import after_commit
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.sessions.schemas import public_usage
 
 
 def primary_thread_id(session_id: str) -> str:
@@ -57,7 +58,7 @@ async def go_idle(
     row.updated_at = utcnow()
     batch: list[dict[str, Any]] = [{"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason}]
     if with_usage:
-        batch.append({"type": "session.usage", "usage": {**row.usage, "active_seconds": round(row.active_seconds, 3)}})
+        batch.append({"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)})
     batch.append({"type": "session.status_idle", "stop_reason": stop_reason})
     return await events.append(db, notifier, row.id, batch)
 

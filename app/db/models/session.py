@@ -32,6 +32,9 @@ class Session(Base):
     usage: Mapped[dict[str, Any]]
     # Ids of the tool-use events the session waits on while idle with requires_action.
     pending_action_ids: Mapped[list[Any]]
+    # Ids of the tool uses whose execution has started but not been recorded: after a crash
+    # their outcome is unknown, so they are reported to the model as errors, never run twice.
+    inflight_tool_ids: Mapped[list[Any]]
     active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     running_since: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 62d99a0bd637
+Revision ID: 6acde21562de
 Revises: 
-Create Date: 2026-11-22 01:41:57.530973
+Create Date: 2026-11-22 01:51:05.568772
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 import app.db.base
 
-revision: str = '62d99a0bd637'
+revision: str = '6acde21562de'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('resources', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('usage', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('pending_action_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('inflight_tool_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('active_seconds', sa.Float(), nullable=False),
     sa.Column('running_since', app.db.base.UtcDateTime(timezone=True), nullable=True),
     sa.Column('created_at', app.db.base.UtcDateTime(timezone=True), nullable=False),

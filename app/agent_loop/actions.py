@@ -1,0 +1,99 @@
+"""Small log-writing actions of the loop, each inside the caller's unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agent_loop.state import TurnState
+from app.db.models import Session
+from app.events import service as events
+from app.events.notifier import Notifier
+from app.sessions import leases, transitions
+
+INTERRUPTED = "Tool execution was interrupted before completion. Please retry."
+UNKNOWN_OUTCOME = (
+    "The worker running this tool stopped before recording its result, so its outcome is unknown. "
+    "It was not run again; check its effects before retrying."
+)
+
+
+def error_result(tool_use_id: str, message: str) -> dict[str, Any]:
+    return {
+        "type": "agent.tool_result",
+        "tool_use_id": tool_use_id,
+        "content": [{"type": "text", "text": message}],
+        "is_error": True,
+    }
+
+
+async def interrupt(
+    db: AsyncSession, notifier: Notifier, row: Session, state: TurnState, event: dict[str, Any]
+) -> None:
+    """Close every call of the current response that has no result, record the interrupt, and end
+    the turn with `end_turn` (a no-op on an idle session with nothing pending)."""
+    open_calls = [u for u in state.tool_uses if u["id"] not in state.results]
+    if state.open_request is not None:
+        await close_open_request(db, notifier, row, state.open_request)
+    await events.append(db, notifier, row.id, [error_result(u["id"], INTERRUPTED) for u in open_calls])
+    await events.mark_processed(db, notifier, row.id, [event["id"]])
+    was_waiting = bool(row.pending_action_ids)
+    row.pending_action_ids = []
+    row.inflight_tool_ids = []
+    if row.status != "idle" or was_waiting:
+        await transitions.go_idle(db, notifier, row, {"type": "end_turn"})
+
+
+async def close_open_request(db: AsyncSession, notifier: Notifier, row: Session, start: dict[str, Any]) -> None:
+    """A request whose worker died mid-stream: end its span as failed (the retry follows)."""
+    await events.append(
+        db,
+        notifier,
+        row.id,
+        [
+            {
+                "type": "span.model_request_end",
+                "model_request_start_id": start["id"],
+                "is_error": True,
+                "model_usage": {
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "cache_creation_input_tokens": 0,
+                },
+            }
+        ],
+    )
+
+
+async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: TurnState) -> None:
+    """Calls the client denied (or tools not enabled): the model gets an error result instead."""
+    results = []
+    for use in state.refused():
+        confirmation = state.confirmations.get(use["id"])
+        if confirmation is not None:
+            message = "The user denied this tool call."
+            if confirmation.get("deny_message"):
+                message += f" Reason: {confirmation['deny_message']}"
+        else:
+            message = f"Tool {use.get('name')!r} is not enabled for this agent."
+        results.append(error_result(use["id"], message))
+    await events.append(db, notifier, row.id, results)
+
+
+async def wait_for_client(db: AsyncSession, notifier: Notifier, row: Session, blocking: list[str]) -> None:
+    row.pending_action_ids = blocking
+    await transitions.go_idle(db, notifier, row, {"type": "requires_action", "event_ids": blocking})
+    leases.release(row, None)
+
+
+def stop_reason_of(response: dict[str, Any]) -> dict[str, Any]:
+    if response.get("_stop_reason") == "refusal":
+        return {"type": "refusal"}
+    return {"type": "end_turn"}
+
+
+async def unknown_outcomes(db: AsyncSession, notifier: Notifier, row: Session, ids: list[str]) -> None:
+    await events.append(db, notifier, row.id, [error_result(i, UNKNOWN_OUTCOME) for i in ids])
+    row.inflight_tool_ids = [i for i in row.inflight_tool_ids if i not in ids]

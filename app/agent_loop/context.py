@@ -1,0 +1,90 @@
+"""Rebuilding the model's conversation from the session's log.
+
+The harness keeps no state outside the log, so every model request is rebuilt from the events:
+user messages, the raw assistant content recorded (privately) on each successful
+`span.model_request_end`, tool results, and the summary of the latest compaction.
+
+Private fields the loop writes (never sent to clients, see `events.service.to_wire`):
+* `span.model_request_end._content`: the assistant message exactly as the model returned it
+  (thinking blocks with signatures included, so tool use with thinking can continue);
+* `agent.tool_use._tool_use_id` / `agent.custom_tool_use._tool_use_id`: the model's `toolu_…` id;
+  `_request`: the `span.model_request_start` id of the response that made the call;
+* `agent.thread_context_compacted._summary`: the summary that replaces everything before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Record = dict[str, Any]
+
+TOOL_USE_TYPES = ("agent.tool_use", "agent.custom_tool_use", "agent.mcp_tool_use")
+RESULT_KEYS = {
+    "agent.tool_result": "tool_use_id",
+    "user.custom_tool_result": "custom_tool_use_id",
+    "user.tool_result": "tool_use_id",
+}
+SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before this point:\n\n"
+
+
+def harness_system(agent: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agent's system prompt plus the harness's own instructions, cached as one prefix."""
+    harness = (
+        "You are running as a managed agent. Built-in tools run in an isolated Linux sandbox whose "
+        "working directory is /workspace. Put files meant for the user (deliverables) in "
+        "/mnt/session/outputs. Tool outputs longer than 100,000 characters are saved to a file and "
+        "you receive a preview and its path."
+    )
+    blocks = [{"type": "text", "text": agent["system"]}] if agent.get("system") else []
+    blocks.append({"type": "text", "text": harness, "cache_control": {"type": "ephemeral"}})
+    return blocks
+
+
+def _after_compaction(events: list[Record]) -> tuple[list[Record], str | None]:
+    for i in range(len(events) - 1, -1, -1):
+        if events[i]["type"] == "agent.thread_context_compacted":
+            return events[i + 1 :], str(events[i].get("_summary", ""))
+    return events, None
+
+
+def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]]:
+    kind = event["type"]
+    if kind == "user.message":
+        return list(event.get("content") or [])
+    if kind == "system.message":
+        text = "\n".join(b.get("text", "") for b in event.get("content") or [])
+        return [{"type": "text", "text": f"<system-message>\n{text}\n</system-message>"}]
+    if kind in RESULT_KEYS:
+        target = tool_ids.get(str(event.get(RESULT_KEYS[kind])))
+        if target is None:
+            return []
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": target}
+        block["content"] = list(event.get("content") or []) or [{"type": "text", "text": "(no output)"}]
+        if event.get("is_error"):
+            block["is_error"] = True
+        return [block]
+    return []
+
+
+def build_messages(events: list[Record]) -> list[dict[str, Any]]:
+    """The `messages` of the next request: alternating user/assistant, tool results first."""
+    events, summary = _after_compaction(events)
+    tool_ids = {e["id"]: e["_tool_use_id"] for e in events if e["type"] in TOOL_USE_TYPES and "_tool_use_id" in e}
+    messages: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = [{"type": "text", "text": SUMMARY_PREFIX + summary}] if summary else []
+    for event in events:
+        if event["type"] == "span.model_request_end" and event.get("_content"):
+            if pending:
+                messages.append({"role": "user", "content": _results_first(pending)})
+                pending = []
+            messages.append({"role": "assistant", "content": event["_content"]})
+        else:
+            pending.extend(_user_blocks(event, tool_ids))
+    if pending:
+        messages.append({"role": "user", "content": _results_first(pending)})
+    return messages
+
+
+def _results_first(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    results = [b for b in blocks if b.get("type") == "tool_result"]
+    return results + [b for b in blocks if b.get("type") != "tool_result"]

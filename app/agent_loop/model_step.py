@@ -1,0 +1,255 @@
+"""One model request of a turn: span start, streamed previews, the response's events, span end.
+
+Errors: 529/429/5xx/connection failures are retried with backoff (`session.error` retrying ->
+`session.status_rescheduled`, the lease released until the backoff ends), then `retries_exhausted`;
+other 4xx fail the turn at once. An interrupt stops the stream immediately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agent_loop import requests, tools
+from app.agent_loop.deps import LoopDeps
+from app.agent_loop.model_client import (
+    MessageComplete,
+    ModelError,
+    ModelEvent,
+    ModelOverloaded,
+    ModelRateLimited,
+    ModelRequest,
+    RetryableModelError,
+    TextDelta,
+    TextStart,
+    ThinkingStart,
+)
+from app.agent_loop.state import analyse
+from app.agent_loop.usage import accumulate, request_cost, span_usage
+from app.db.base import utcnow
+from app.db.models import Session
+from app.events import service as events
+from app.sessions import leases, transitions
+from app.sessions.leases import Claim
+
+log = logging.getLogger(__name__)
+
+INTERRUPT_POLL_SECONDS = 0.1
+
+
+@dataclass
+class Preview:
+    """Ids announced with `event_start` before the events exist, and the text block ordinals."""
+
+    message_id: str = field(default_factory=events.new_event_id)
+    thinking_id: str = field(default_factory=events.new_event_id)
+    message_started: bool = False
+    thinking_started: bool = False
+    text_ordinals: dict[int, int] = field(default_factory=dict)
+
+
+class Interrupted(Exception):
+    pass
+
+
+class ModelStep:
+    def __init__(self, deps: LoopDeps, claim: Claim) -> None:
+        self.deps = deps
+        self.claim = claim
+        self.session_id = claim.session_id
+
+    async def run(self) -> bool:
+        prepared = await self._prepare()
+        if prepared is None:
+            return True  # compacted: decide again
+        request, start_id, agent = prepared
+        preview = Preview()
+        try:
+            final = await self._stream_until_interrupt(request, preview)
+        except Interrupted:
+            await self._record_end(start_id, None, agent)
+            return True  # the next step applies the interrupt
+        except ModelError as error:
+            return await self._record_failure(start_id, error)
+        await self._record_end(start_id, (final, preview), agent)
+        return True
+
+    async def _prepare(self) -> tuple[ModelRequest, str, dict[str, Any]] | None:
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            history = await events.history(db, row.id)
+            if requests.needs_compaction(history, self.deps.settings):
+                agent = row.agent
+            else:
+                request = requests.build(row.agent, history)
+                start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
+                return request, start[0]["id"], row.agent
+        await self._compact(agent, history)
+        return None
+
+    async def _compact(self, agent: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        from app.agent_loop.model_client import complete
+
+        summary = await complete(self.deps.model, requests.summary_request(agent, history))
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            await events.append(
+                db, self.deps.notifier, row.id, [{"type": "agent.thread_context_compacted", "_summary": summary.text}]
+            )
+
+    # -- streaming -----------------------------------------------------------------------------
+    async def _stream_until_interrupt(self, request: ModelRequest, preview: Preview) -> MessageComplete:
+        streaming = asyncio.create_task(self._consume(request, preview))
+        watching = asyncio.create_task(self._watch_for_interrupt())
+        try:
+            done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+            if not streaming.done():
+                streaming.cancel()  # closes the HTTP response at once
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
+        if streaming not in done:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await streaming
+            raise Interrupted
+        return streaming.result()
+
+    async def _watch_for_interrupt(self) -> None:
+        while True:
+            await asyncio.sleep(INTERRUPT_POLL_SECONDS)
+            async with self.deps.database.read() as db:
+                if await events.has_queued_interrupt(db, self.session_id):
+                    return
+
+    async def _consume(self, request: ModelRequest, preview: Preview) -> MessageComplete:
+        async with self.deps.model.stream(request) as stream:
+            async for event in stream:
+                if isinstance(event, MessageComplete):
+                    return event
+                self._publish_preview(event, preview)
+        raise ModelError("the model stream ended without a final message")
+
+    def _publish_preview(self, event: ModelEvent, preview: Preview) -> None:
+        publish = self.deps.notifier.publish_ephemeral
+        if isinstance(event, TextStart):
+            if not preview.message_started:
+                preview.message_started = True
+                publish(self.session_id, {"type": "event_start", "event": {"type": "agent.message", "id": preview.message_id}})
+            preview.text_ordinals[event.index] = len(preview.text_ordinals)
+        elif isinstance(event, TextDelta) and event.index in preview.text_ordinals:
+            delta = {
+                "type": "content_delta",
+                "index": preview.text_ordinals[event.index],
+                "content": {"type": "text", "text": event.text},
+            }
+            publish(self.session_id, {"type": "event_delta", "event_id": preview.message_id, "delta": delta})
+        elif isinstance(event, ThinkingStart) and not preview.thinking_started:
+            preview.thinking_started = True
+            publish(self.session_id, {"type": "event_start", "event": {"type": "agent.thinking", "id": preview.thinking_id}})
+
+    # -- recording -----------------------------------------------------------------------------
+    async def _record_end(
+        self, start_id: str, result: tuple[MessageComplete, Preview] | None, agent: dict[str, Any]
+    ) -> None:
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            if result is None:
+                batch = [_span_end(start_id, None, is_error=False, speed=None)]
+            else:
+                batch = self._response_events(row, start_id, *result)
+            written = await events.append(db, self.deps.notifier, row.id, batch)
+            row.pending_action_ids = [*row.pending_action_ids, *_blocking_ids(written)]
+
+    def _response_events(
+        self, row: Session, start_id: str, final: MessageComplete, preview: Preview
+    ) -> list[dict[str, Any]]:
+        agent = row.agent
+        batch: list[dict[str, Any]] = []
+        if any(b.get("type") in ("thinking", "redacted_thinking") for b in final.content):
+            batch.append({"id": preview.thinking_id, "type": "agent.thinking"})
+        texts = [{"type": "text", "text": b["text"]} for b in final.content if b.get("type") == "text"]
+        if texts:
+            batch.append({"id": preview.message_id, "type": "agent.message", "content": texts})
+        batch.extend(_tool_use_event(agent, use, start_id) for use in final.tool_uses)
+        model_id = str(agent["model"]["id"])
+        cost = request_cost(self.deps.settings.prices, model_id, final.usage)
+        row.usage = accumulate(row.usage, final.usage, cost)
+        end = _span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False, speed=None)
+        end["_content"] = final.content
+        end["_stop_reason"] = final.stop_reason
+        batch.append(end)
+        return batch
+
+    async def _record_failure(self, start_id: str, error: ModelError) -> bool:
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            await events.append(db, self.deps.notifier, row.id, [_span_end(start_id, None, is_error=True, speed=None)])
+            retries = analyse(await events.history(db, row.id)).retries + 1
+            if isinstance(error, RetryableModelError) and retries <= self.deps.settings.max_model_retries:
+                await self._retry_later(db, row, error, retries)
+                return False
+            await self._give_up(db, row, error)
+            return True
+
+    async def _retry_later(self, db: AsyncSession, row: Session, error: ModelError, retries: int) -> None:
+        await events.append(db, self.deps.notifier, row.id, [_session_error(error, "retrying")])
+        await transitions.reschedule(db, self.deps.notifier, row)
+        delay = self.deps.settings.retry_base_seconds * (2 ** (retries - 1))
+        if isinstance(error, RetryableModelError) and error.retry_after:
+            delay = max(delay, error.retry_after)
+        leases.release(row, utcnow() + timedelta(seconds=delay))
+
+    async def _give_up(self, db: AsyncSession, row: Session, error: ModelError) -> None:
+        """This turn is dead: queued inputs are flushed and the session returns to idle."""
+        await events.append(db, self.deps.notifier, row.id, [_session_error(error, "exhausted")])
+        queued = [e["id"] for e in await events.queued(db, row.id) if e["type"] != "user.interrupt"]
+        await events.mark_processed(db, self.deps.notifier, row.id, queued)
+        await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})
+
+
+def _span_end(start_id: str, usage: dict[str, Any] | None, *, is_error: bool, speed: str | None) -> dict[str, Any]:
+    zero = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    return {
+        "type": "span.model_request_end",
+        "model_request_start_id": start_id,
+        "is_error": is_error,
+        "model_usage": usage or {**zero, "speed": speed},
+    }
+
+
+def _tool_use_event(agent: dict[str, Any], use: dict[str, Any], start_id: str) -> dict[str, Any]:
+    private = {"_tool_use_id": use["id"], "_request": start_id}
+    if tools.is_custom(agent, use["name"]):
+        return {"type": "agent.custom_tool_use", "name": use["name"], "input": use.get("input") or {}, **private}
+    permission, evaluation = tools.evaluate(agent, use["name"])
+    event = {"type": "agent.tool_use", "name": use["name"], "input": use.get("input") or {}}
+    event["evaluated_permission"] = permission
+    if evaluation is not None:
+        event["evaluation"] = evaluation
+    return {**event, **private}
+
+
+def _blocking_ids(written: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["id"]
+        for e in written
+        if e["type"] == "agent.custom_tool_use"
+        or (e["type"] == "agent.tool_use" and e.get("evaluated_permission") == "ask")
+    ]
+
+
+def _session_error(error: ModelError, retry: str) -> dict[str, Any]:
+    if isinstance(error, ModelOverloaded):
+        kind = "model_overloaded_error"
+    elif isinstance(error, ModelRateLimited):
+        kind = "model_rate_limited_error"
+    else:
+        kind = "model_request_failed_error"
+    return {"type": "session.error", "error": {"type": kind, "message": error.message, "retry_status": {"type": retry}}}

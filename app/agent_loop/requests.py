@@ -1,0 +1,77 @@
+"""Building Messages API requests for a session: model parameters, prompt caching, compaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.agent_loop import tools
+from app.agent_loop.context import build_messages, harness_system
+from app.agent_loop.model_client import ModelRequest
+from app.config import Settings
+
+# (max_tokens, thinking budget) by model family; None = no extended thinking.
+MODEL_LIMITS: dict[str, tuple[int, int | None]] = {
+    "opus": (32_000, 8_000),
+    "sonnet": (32_000, 8_000),
+    "fable": (32_000, 8_000),
+    "haiku": (16_000, 4_000),
+}
+DEFAULT_LIMITS: tuple[int, int | None] = (8_192, None)
+SUMMARY_INSTRUCTION = (
+    "Summarize this conversation so far so that the work can continue from the summary alone: the "
+    "user's goals and instructions, decisions made, files and commands involved, tool results that "
+    "still matter, and what remains to be done. Reply with the summary only."
+)
+
+
+def limits(model: str) -> tuple[int, int | None]:
+    return next((v for k, v in MODEL_LIMITS.items() if k in model), DEFAULT_LIMITS)
+
+
+def build(agent: dict[str, Any], history: list[dict[str, Any]]) -> ModelRequest:
+    model = str(agent["model"]["id"])
+    max_tokens, budget = limits(model)
+    definitions = tools.definitions(agent)
+    if definitions:  # breakpoint after the tools: system + tools are one cached prefix
+        definitions[-1] = {**definitions[-1], "cache_control": {"type": "ephemeral"}}
+    return ModelRequest(
+        model=model,
+        messages=build_messages(history),
+        max_tokens=max_tokens,
+        system=harness_system(agent),
+        tools=definitions,
+        thinking={"type": "enabled", "budget_tokens": budget} if budget else None,
+        # Automatic caching: a breakpoint at the end of the history, so each request reads the last.
+        cache_control={"type": "ephemeral"},
+    )
+
+
+def last_input_tokens(history: list[dict[str, Any]]) -> int:
+    for event in reversed(history):
+        if event["type"] == "agent.thread_context_compacted":
+            return 0
+        if event["type"] == "span.model_request_end" and event.get("_content") is not None:
+            usage = event.get("model_usage") or {}
+            return int(
+                usage.get("input_tokens", 0)
+                + usage.get("cache_read_input_tokens", 0)
+                + usage.get("cache_creation_input_tokens", 0)
+                + usage.get("output_tokens", 0)
+            )
+    return 0
+
+
+def needs_compaction(history: list[dict[str, Any]], settings: Settings) -> bool:
+    """Compact when the last request (plus its answer) came near the context limit."""
+    return last_input_tokens(history) >= settings.compaction_threshold_tokens
+
+
+def summary_request(agent: dict[str, Any], history: list[dict[str, Any]]) -> ModelRequest:
+    messages = build_messages(history)
+    ask = {"type": "text", "text": SUMMARY_INSTRUCTION}
+    if messages and messages[-1]["role"] == "user":
+        messages[-1] = {**messages[-1], "content": [*messages[-1]["content"], ask]}
+    else:
+        messages.append({"role": "user", "content": [ask]})
+    model = str(agent["model"]["id"])
+    return ModelRequest(model=model, messages=messages, max_tokens=4_096, system=harness_system(agent))

@@ -1,0 +1,146 @@
+"""Runs a claimed session one step at a time until it has nothing left to do.
+
+Each step opens a unit of work, fences on the lease, reads the log, decides the next action
+(`decide`) and carries it out. Model calls and tool executions happen outside any transaction:
+one step records that they start, another records what came of them. Because the decision is
+made from the log alone, a worker that crashes anywhere leaves a log from which the next worker
+resumes (see `state.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agent_loop import actions
+from app.agent_loop.deps import LoopDeps
+from app.agent_loop.model_step import ModelStep
+from app.agent_loop.state import TurnState, analyse
+from app.agent_loop.tool_step import ToolStep
+from app.db.models import Session
+from app.events import service as events
+from app.sessions import leases, transitions
+from app.sessions.leases import Claim
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Snapshot:
+    row: Session
+    history: list[Record]
+    queued: list[Record]
+    state: TurnState
+
+    @property
+    def interrupt(self) -> Record | None:
+        return next((e for e in self.queued if e["type"] == "user.interrupt"), None)
+
+    @property
+    def inputs(self) -> list[Record]:
+        """Queued user and system messages, up to the first interrupt (later ones wait for it)."""
+        out = []
+        for event in self.queued:
+            if event["type"] == "user.interrupt":
+                break
+            out.append(event)
+        return out
+
+    def last_idle_reason(self) -> str | None:
+        for event in reversed(self.history):
+            if event["type"] == "session.status_idle":
+                return str(event.get("stop_reason", {}).get("type"))
+        return None
+
+
+class SessionRunner:
+    def __init__(self, deps: LoopDeps, claim: Claim) -> None:
+        self.deps = deps
+        self.claim = claim
+        self.model_step = ModelStep(deps, claim)
+        self.tool_step = ToolStep(deps, claim)
+
+    async def run(self) -> None:
+        """Steps until the session is idle with nothing queued, or must wait (backoff)."""
+        for _ in range(self.deps.settings.max_tool_rounds * 4 + 20):
+            if not await self.step():
+                return
+        log.error("session %s: step limit reached", self.claim.session_id)
+
+    async def _snapshot(self, db: AsyncSession) -> Snapshot:
+        row = await leases.fence(db, self.claim)
+        history = await events.history(db, row.id)
+        queued = await events.queued(db, row.id)
+        return Snapshot(row, history, queued, analyse(history))
+
+    async def step(self) -> bool:
+        """One decision. Returns False when the session should be released."""
+        async with self.deps.database.unit_of_work() as db:
+            snap = await self._snapshot(db)
+            outcome = await self._decide_and_write(db, snap)
+        if outcome == "model":
+            return await self.model_step.run()
+        if outcome == "tools":
+            return await self.tool_step.run()
+        return outcome == "continue"
+
+    async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> str:
+        notifier = self.deps.notifier
+        if snap.interrupt is not None:
+            await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt)
+            return "continue"
+        if snap.row.status == "idle":
+            return await self._from_idle(db, snap)
+        if snap.row.status == "terminated":
+            leases.release(snap.row, None)
+            return "release"
+        return await self._from_running(db, snap)
+
+    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str:
+        notifier = self.deps.notifier
+        resumable = (
+            snap.last_idle_reason() == "requires_action"
+            and snap.state.tool_uses
+            and not snap.state.unanswered_blocking()
+        )
+        if snap.inputs or resumable:
+            await transitions.start_running(db, notifier, snap.row)
+            await events.mark_processed(db, notifier, snap.row.id, [e["id"] for e in snap.inputs])
+            return "continue"
+        leases.release(snap.row, None)
+        return "release"
+
+    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str:
+        notifier, row, state = self.deps.notifier, snap.row, snap.state
+        if row.status == "rescheduling":
+            await transitions.start_running(db, notifier, row)
+            return "continue"
+        if state.open_request is not None:
+            await actions.close_open_request(db, notifier, row, state.open_request)
+            return "continue"
+        if state.refused():
+            await actions.refuse(db, notifier, row, state)
+            return "continue"
+        if state.runnable():
+            return "tools"
+        if snap.inputs:  # steering: joins the turn after the in-flight tool results
+            await events.mark_processed(db, notifier, row.id, [e["id"] for e in snap.inputs])
+            return "continue"
+        return await self._after_tools(db, snap)
+
+    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str:
+        state = snap.state
+        blocking = state.unanswered_blocking()
+        if blocking:
+            await actions.wait_for_client(db, self.deps.notifier, snap.row, blocking)
+            return "release"
+        if state.tool_uses or state.last_response is None or state.input_after_response:
+            return "model"
+        stop_reason = actions.stop_reason_of(state.last_response)
+        await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason)
+        return "continue"

@@ -1,0 +1,100 @@
+"""Where a session's turn stands, derived from its log alone (so any worker can resume it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.agent_loop.context import RESULT_KEYS, TOOL_USE_TYPES
+
+Record = dict[str, Any]
+
+
+@dataclass
+class TurnState:
+    """The log read backwards from its end: the latest response and what became of its calls."""
+
+    open_request: Record | None = None
+    last_response: Record | None = None
+    tool_uses: list[Record] = field(default_factory=list)
+    results: dict[str, Record] = field(default_factory=dict)
+    confirmations: dict[str, Record] = field(default_factory=dict)
+    input_after_response: bool = False
+    retries: int = 0
+
+    def unanswered_blocking(self) -> list[str]:
+        """Calls waiting on the client: always_ask without a confirmation, custom without a result."""
+        waiting = []
+        for use in self.tool_uses:
+            if use["id"] in self.results:
+                continue
+            if use["type"] == "agent.custom_tool_use" or (
+                use.get("evaluated_permission") == "ask" and use["id"] not in self.confirmations
+            ):
+                waiting.append(use["id"])
+        return waiting
+
+    def runnable(self) -> list[Record]:
+        """Built-in calls allowed (by policy or confirmation) that have no result yet."""
+        return [u for u in self.tool_uses if u["id"] not in self.results and self._allowed(u)]
+
+    def refused(self) -> list[Record]:
+        """Built-in calls that will not run (denied by the client or not enabled) without a result."""
+        return [u for u in self.tool_uses if u["id"] not in self.results and self._refused(u)]
+
+    def _allowed(self, use: Record) -> bool:
+        if use["type"] != "agent.tool_use":
+            return False
+        permission = use.get("evaluated_permission")
+        if permission == "ask":
+            return self.confirmations.get(use["id"], {}).get("result") == "allow"
+        return permission == "allow"
+
+    def _refused(self, use: Record) -> bool:
+        if use["type"] != "agent.tool_use":
+            return False
+        permission = use.get("evaluated_permission")
+        if permission == "ask":
+            return self.confirmations.get(use["id"], {}).get("result") == "deny"
+        return permission == "deny"
+
+    @property
+    def response_wants_tools(self) -> bool:
+        return bool(self.tool_uses)
+
+
+def _response_and_calls(events: list[Record], state: TurnState) -> None:
+    ended: set[str] = set()
+    for event in reversed(events):
+        kind = event["type"]
+        if kind == "span.model_request_end":
+            ended.add(str(event.get("model_request_start_id")))
+            if state.last_response is None and event.get("_content") is not None:
+                state.last_response = event
+        elif kind == "span.model_request_start" and event["id"] not in ended and state.last_response is None:
+            state.open_request = state.open_request or event
+    if state.last_response is not None:
+        request = state.last_response.get("model_request_start_id")
+        state.tool_uses = [e for e in events if e["type"] in TOOL_USE_TYPES and e.get("_request") == request]
+
+
+def analyse(events: list[Record]) -> TurnState:
+    state = TurnState()
+    _response_and_calls(events, state)
+    after = state.last_response["id"] if state.last_response else None
+    seen_response = after is None
+    for event in events:
+        kind = event["type"]
+        if kind in RESULT_KEYS:
+            state.results[str(event.get(RESULT_KEYS[kind]))] = event
+        elif kind == "user.tool_confirmation":
+            state.confirmations[str(event.get("tool_use_id"))] = event
+        if not seen_response:
+            seen_response = event["id"] == after
+            continue
+        if kind == "user.message":
+            state.input_after_response = True
+            state.retries = 0
+        elif kind == "session.error" and event.get("error", {}).get("retry_status", {}).get("type") == "retrying":
+            state.retries += 1
+    return state

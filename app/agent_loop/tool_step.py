@@ -1,0 +1,109 @@
+"""Running the built-in tool calls of a response in the session's sandbox.
+
+The calls about to run are recorded first (`Session.inflight_tool_ids`); their results are
+appended together, in call order, once all have finished. A call found in flight when a step
+starts was cut off by a crash: it is reported to the model as an error, never run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from app.agent_loop import actions
+from app.agent_loop.deps import LoopDeps
+from app.agent_loop.state import analyse
+from app.environments import service as environments
+from app.events import service as events
+from app.sandbox.interface import ImageBuildError, SandboxError, SandboxSpec, ToolRequest, ToolResult
+from app.sessions import leases, transitions
+from app.sessions.leases import Claim
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 120.0
+GRACE_S = 30.0
+
+
+def tool_request(use: dict[str, Any]) -> ToolRequest:
+    tool_input = dict(use.get("input") or {})
+    timeout = DEFAULT_TIMEOUT_S
+    if use["name"] == "bash" and isinstance(tool_input.get("timeout_ms"), int) and tool_input["timeout_ms"] > 0:
+        timeout = tool_input["timeout_ms"] / 1000
+    return ToolRequest(name=use["name"], input=tool_input, timeout_s=timeout + GRACE_S)
+
+
+def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
+    return {"type": "agent.tool_result", "tool_use_id": use["id"], "content": result.content, "is_error": result.is_error}
+
+
+def mcp_hosts(agent: dict[str, Any]) -> list[str]:
+    from urllib.parse import urlsplit
+
+    return [h for h in (urlsplit(s.get("url", "")).hostname for s in agent.get("mcp_servers") or []) if h]
+
+
+class ToolStep:
+    def __init__(self, deps: LoopDeps, claim: Claim) -> None:
+        self.deps = deps
+        self.claim = claim
+
+    async def run(self) -> bool:
+        prepared = await self._prepare()
+        if prepared is None:
+            return True
+        calls, spec = prepared
+        try:
+            await self.deps.sandbox.ensure(self.claim.session_id, spec, self._progress)
+        except SandboxError as error:
+            await self._sandbox_failed(calls, error)
+            return True
+        results = await asyncio.gather(*(self._execute(use) for use in calls))
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            await events.append(db, self.deps.notifier, row.id, [result_event(u, r) for u, r in zip(calls, results)])
+            row.inflight_tool_ids = []
+        return True
+
+    async def _prepare(self) -> tuple[list[dict[str, Any]], SandboxSpec] | None:
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            calls = analyse(await events.history(db, row.id)).runnable()
+            cut_off = [u["id"] for u in calls if u["id"] in row.inflight_tool_ids]
+            if cut_off:
+                await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
+                return None
+            row.inflight_tool_ids = [u["id"] for u in calls]
+            config = await environments.sandbox_config(db, row.environment_id)
+            spec = SandboxSpec(
+                env_id=row.environment_id,
+                packages=config.get("packages") or {},
+                networking=config.get("networking") or {"type": "unrestricted"},
+                mcp_hosts=mcp_hosts(row.agent),
+            )
+            return calls, spec
+
+    async def _execute(self, use: dict[str, Any]) -> ToolResult:
+        try:
+            return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
+        except SandboxError as error:
+            return ToolResult.error(f"The sandbox could not run this tool: {error}")
+
+    async def _progress(self, line: str) -> None:
+        log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())
+
+    async def _sandbox_failed(self, calls: list[dict[str, Any]], error: SandboxError) -> None:
+        """E.g. a package failed to install: the session gets the failing manager's output as a
+        `session.error` and returns to idle; the calls get error results so the turn can resume."""
+        message = str(error)
+        if isinstance(error, ImageBuildError):
+            message = f"Building the environment image failed ({error.manager}):\n{error.output[-8000:]}"
+        async with self.deps.database.unit_of_work() as db:
+            row = await leases.fence(db, self.claim)
+            failed = [actions.error_result(u["id"], "The sandbox is unavailable: " + message[:2000]) for u in calls]
+            await events.append(db, self.deps.notifier, row.id, failed)
+            session_error = {"type": "unknown_error", "message": message, "retry_status": {"type": "exhausted"}}
+            await events.append(db, self.deps.notifier, row.id, [{"type": "session.error", "error": session_error}])
+            row.inflight_tool_ids = []
+            await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})

@@ -1,0 +1,154 @@
+"""The tools a session's agent offers the model, and the permission each call gets.
+
+Built-in tools come from the resolved `agent_toolset_20260401` config (every tool enabled with
+`always_allow` unless configured otherwise); custom tools are passed through and run by the
+client. MCP toolsets are not connected by this build: their tools are not offered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bash": (
+        "Run a command in a persistent bash shell in the session's sandbox (cwd, environment and "
+        "background jobs persist between calls). Use `restart: true` to start a fresh shell.",
+        {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The command to run."},
+                "restart": {"type": "boolean", "description": "Restart the shell instead of running a command."},
+                "timeout_ms": {"type": "integer", "description": "Timeout in milliseconds (default 120000)."},
+            },
+        },
+    ),
+    "read": (
+        "Read a file. Text comes back with line numbers; `view_range` [start, end] is 1-based and "
+        "inclusive (end <= 0 reads to the end).",
+        {
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string"},
+                "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+            },
+            "required": ["file_path"],
+        },
+    ),
+    "write": (
+        "Write a file, replacing it whole; parent directories are created.",
+        {
+            "type": "object",
+            "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["file_path", "content"],
+        },
+    ),
+    "edit": (
+        "Replace `old_string` with `new_string` in a file. `old_string` must occur exactly once "
+        "unless `replace_all` is true.",
+        {
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string"},
+                "old_string": {"type": "string"},
+                "new_string": {"type": "string"},
+                "replace_all": {"type": "boolean"},
+            },
+            "required": ["file_path", "old_string", "new_string"],
+        },
+    ),
+    "glob": (
+        "Find files by glob pattern (`**` matches directories), newest first.",
+        {
+            "type": "object",
+            "properties": {"pattern": {"type": "string"}, "path": {"type": "string"}},
+            "required": ["pattern"],
+        },
+    ),
+    "grep": (
+        "Search file contents with a regular expression (ripgrep).",
+        {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string"},
+                "path": {"type": "string"},
+                "glob": {"type": "string"},
+                "context": {"type": "integer"},
+                "head_limit": {"type": "integer"},
+            },
+            "required": ["pattern"],
+        },
+    ),
+    "web_fetch": (
+        "Fetch a URL from the sandbox (subject to the environment's network policy) and return its text.",
+        {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]},
+    ),
+    "web_search": (
+        "Search the web and return results.",
+        {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    ),
+}
+
+Permission = Literal["allow", "ask", "deny"]
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
+    kind: Literal["builtin", "custom"]
+    enabled: bool
+    policy: str  # always_allow | always_ask
+
+
+def _toolset_policies(toolset: dict[str, Any]) -> dict[str, ToolPolicy]:
+    default = toolset.get("default_config") or {}
+    default_enabled = default.get("enabled", True)
+    default_policy = (default.get("permission_policy") or {}).get("type", "always_allow")
+    overrides = {c["name"]: c for c in toolset.get("configs") or []}
+    policies = {}
+    for name in BUILTIN_SCHEMAS:
+        config = overrides.get(name, {})
+        enabled = config.get("enabled")
+        policy = (config.get("permission_policy") or {}).get("type")
+        policies[name] = ToolPolicy(
+            "builtin", default_enabled if enabled is None else enabled, policy or default_policy
+        )
+    return policies
+
+
+def policies(agent: dict[str, Any]) -> dict[str, ToolPolicy]:
+    """Every tool name the model may call, with how a call is governed."""
+    found: dict[str, ToolPolicy] = {}
+    for tool in agent.get("tools") or []:
+        if tool.get("type") == "agent_toolset_20260401":
+            found.update(_toolset_policies(tool))
+        elif tool.get("type") == "custom":
+            found[tool["name"]] = ToolPolicy("custom", True, "client")
+    return found
+
+
+def definitions(agent: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `tools` of a Messages API request."""
+    offered = policies(agent)
+    out = []
+    for name, (description, schema) in BUILTIN_SCHEMAS.items():
+        if name in offered and offered[name].enabled:
+            out.append({"name": name, "description": description, "input_schema": schema})
+    for tool in agent.get("tools") or []:
+        if tool.get("type") == "custom":
+            out.append({"name": tool["name"], "description": tool["description"], "input_schema": tool["input_schema"]})
+    return out
+
+
+def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, dict[str, Any] | None]:
+    """The permission of a built-in call and its `evaluation`; (deny, None) when not enabled."""
+    policy = policies(agent).get(name)
+    if policy is None or policy.kind != "builtin" or not policy.enabled:
+        return "deny", None
+    if policy.policy == "always_ask":
+        return "ask", {"type": "always_ask"}
+    return "allow", {"type": "always_allow"}
+
+
+def is_custom(agent: dict[str, Any], name: str) -> bool:
+    found = policies(agent).get(name)
+    return found is not None and found.kind == "custom"

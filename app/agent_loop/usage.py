@@ -1,0 +1,56 @@
+"""Token usage and list cost, accumulated on the session."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from app.agent_loop.model_client import ModelUsage
+
+MTOK = Decimal(1_000_000)
+
+
+def price_row(prices: dict[str, dict[str, str]], model: str) -> dict[str, Decimal]:
+    family = next((name for name in prices if name in model), "sonnet")
+    row = prices.get(family) or next(iter(prices.values()))
+    return {k: Decimal(v) for k, v in row.items()}
+
+
+def request_cost(prices: dict[str, dict[str, str]], model: str, usage: ModelUsage) -> Decimal:
+    """USD at list prices for one model request."""
+    row = price_row(prices, model)
+    return (
+        usage.input_tokens * row["input"]
+        + usage.output_tokens * row["output"]
+        + usage.cache_creation_input_tokens * row["cache_write_5m"]
+        + usage.cache_read_input_tokens * row["cache_read"]
+    ) / MTOK
+
+
+def accumulate(total: dict[str, Any], usage: ModelUsage, cost: Decimal) -> dict[str, Any]:
+    """A new cumulative usage dict (the session's `usage`). `list_cost.amount` is whole cents."""
+    cache = dict(total.get("cache_creation") or {})
+    cache["ephemeral_5m_input_tokens"] = cache.get("ephemeral_5m_input_tokens", 0) + (
+        usage.cache_creation_5m_input_tokens or usage.cache_creation_input_tokens
+    )
+    cache["ephemeral_1h_input_tokens"] = cache.get("ephemeral_1h_input_tokens", 0) + usage.cache_creation_1h_input_tokens
+    spent = Decimal(str(total.get("_cost_usd", "0"))) + cost
+    return {
+        **total,
+        "input_tokens": total.get("input_tokens", 0) + usage.input_tokens,
+        "output_tokens": total.get("output_tokens", 0) + usage.output_tokens,
+        "cache_read_input_tokens": total.get("cache_read_input_tokens", 0) + usage.cache_read_input_tokens,
+        "cache_creation": cache,
+        "_cost_usd": str(spent),
+        "list_cost": {"amount": str(int((spent * 100).to_integral_value())), "currency": "USD"},
+    }
+
+
+def span_usage(usage: ModelUsage, speed: str | None) -> dict[str, Any]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_input_tokens": usage.cache_read_input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "speed": speed,
+    }

@@ -1,0 +1,58 @@
+"""Worker leases on sessions: claim with expiry and a fencing token, renew, release.
+
+A worker owns a session only while its lease is live. Every write a worker makes first checks
+its token (`fence`), so a worker that lost its lease (paused, partitioned, presumed dead) can
+never write after another worker took over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import Session
+from app.sessions import repository
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the session's lease."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    session_id: str
+    token: int
+
+
+async def claim(db: AsyncSession, owner: str, lease_seconds: float, limit: int) -> list[Claim]:
+    """Take up to `limit` runnable sessions (`FOR UPDATE SKIP LOCKED` on PostgreSQL)."""
+    now = utcnow()
+    expires = now + timedelta(seconds=lease_seconds)
+    claims = []
+    for session_id in await repository.runnable_ids(db, now, limit):
+        token = await repository.take_lease(db, session_id, owner, now, expires)
+        if token is not None:
+            claims.append(Claim(session_id, token))
+    return claims
+
+
+async def renew(db: AsyncSession, claim: Claim, lease_seconds: float) -> bool:
+    return await repository.extend_lease(db, claim.session_id, claim.token, utcnow() + timedelta(seconds=lease_seconds))
+
+
+async def fence(db: AsyncSession, claim: Claim) -> Session:
+    """The session row, locked for this transaction, if this worker still holds the lease."""
+    row = await repository.get(db, claim.session_id, for_update=True)
+    if row is None or row.lease_token != claim.token:
+        raise LeaseLost(claim.session_id)
+    return row
+
+
+def release(row: Session, wake_at: datetime | None) -> None:
+    """Give the session up; it is runnable again at `wake_at` (None: only when woken)."""
+    row.lease_owner = None
+    row.lease_expires_at = None
+    row.wake_at = wake_at

@@ -1,0 +1,70 @@
+"""Starts a session's sandbox as soon as the session is created (so the first tool call does not
+wait), removes it when the session is deleted, and reaps sandboxes of sessions that are gone."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.agent_loop.deps import LoopDeps
+from app.agent_loop.tool_step import mcp_hosts
+from app.environments import service as environments
+from app.sandbox.interface import SandboxError, SandboxSpec
+from app.sessions import service as sessions
+
+log = logging.getLogger(__name__)
+
+
+class Provisioner:
+    def __init__(self, deps: LoopDeps) -> None:
+        self.deps = deps
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def session_created(self, session_id: str) -> None:
+        self._spawn(self._ensure(session_id), f"provision-{session_id}")
+
+    def session_deleted(self, session_id: str) -> None:
+        self._spawn(self._remove(session_id), f"deprovision-{session_id}")
+
+    async def _ensure(self, session_id: str) -> None:
+        async with self.deps.database.read() as db:
+            session = await sessions.get(db, session_id)
+            config = await environments.sandbox_config(db, session.environment_id)
+        if config.get("type") == "self_hosted":
+            return
+        spec = SandboxSpec(
+            env_id=session.environment_id,
+            packages=config.get("packages") or {},
+            networking=config.get("networking") or {"type": "unrestricted"},
+            mcp_hosts=mcp_hosts(session.agent),
+        )
+        try:
+            await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
+        except SandboxError as error:
+            # Reported to the session when a tool first needs the sandbox (tool_step).
+            log.warning("session %s: sandbox not ready: %s", session_id, str(error)[:500])
+
+    def _progress(self, session_id: str):  # type: ignore[no-untyped-def]
+        async def report(line: str) -> None:
+            log.info("session %s sandbox: %s", session_id, line.rstrip())
+
+        return report
+
+    async def _remove(self, session_id: str) -> None:
+        try:
+            await self.deps.sandbox.remove(session_id)
+        except SandboxError:
+            log.exception("session %s: could not remove its sandbox", session_id)
+
+    async def reap(self, live_session_ids: set[str]) -> int:
+        return await self.deps.sandbox.reap_orphans(live_session_ids)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
