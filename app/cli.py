@@ -14,10 +14,14 @@ from app.config import Settings, get_settings
 cli = typer.Typer(help="mas: the Managed Agents Server.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
+cli.add_typer(sandbox_cli, name="sandbox")
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _announce(settings: Settings, host: str, port: int) -> None:
@@ -119,6 +123,10 @@ def keys_create(name: Annotated[str, typer.Option(help="A label for the key.")] 
     typer.echo(asyncio.run(_keys_create(name)))
 
 
+def _state(revoked_at: object) -> str:
+    return "revoked" if revoked_at else "active"
+
+
 async def _keys_list() -> list[str]:
     from app.apikeys import service
     from app.db.engine import Database
@@ -128,8 +136,7 @@ async def _keys_list() -> list[str]:
         async with db.read() as session:
             rows = await service.list_keys(session)
         return [
-            f"{r.id}\t{r.name}\t{r.hint}\t{r.created_at.isoformat()}\t{'revoked' if r.revoked_at else 'active'}"
-            for r in rows
+            f"{r.id}\t{r.name}\t{r.hint}\t{r.created_at.isoformat()}\t{_state(r.revoked_at)}" for r in rows
         ]
     finally:
         await db.dispose()
@@ -159,6 +166,39 @@ def keys_revoke(key_id: str) -> None:
     """Revoke an API key by id."""
     asyncio.run(_keys_revoke(key_id))
     typer.echo(f"revoked {key_id}")
+
+
+@sandbox_cli.command("base")
+def sandbox_base(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the image exists.")] = False,
+) -> None:
+    """Build the sandbox base and egress-proxy images from Debian packages (no registry needed)."""
+    from app.sandbox.commands import build_base_image
+
+    raise typer.Exit(build_base_image(get_settings(), force=force, echo=typer.echo))
+
+
+@sandbox_cli.command("build")
+def sandbox_build(
+    apt: Annotated[list[str] | None, typer.Option(help="apt package (repeatable).")] = None,
+    cargo: Annotated[list[str] | None, typer.Option(help="cargo crate.")] = None,
+    gem: Annotated[list[str] | None, typer.Option(help="Ruby gem.")] = None,
+    go: Annotated[list[str] | None, typer.Option(help="Go module path@version.")] = None,
+    npm: Annotated[list[str] | None, typer.Option(help="npm package.")] = None,
+    pip: Annotated[list[str] | None, typer.Option(help="pip requirement.")] = None,
+) -> None:
+    """Build (or reuse) the image of an environment's package spec, with a progress bar."""
+    from app.sandbox.commands import build_environment_image
+
+    packages = {
+        "apt": apt or [],
+        "cargo": cargo or [],
+        "gem": gem or [],
+        "go": go or [],
+        "npm": npm or [],
+        "pip": pip or [],
+    }
+    typer.echo(build_environment_image(get_settings(), packages))
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ test command starts one). With CI=true a missing PostgreSQL or Docker is an erro
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +60,11 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
+    # Each test server owns its sandboxes (label + state dir), so reaping never touches another's.
+    instance = f"test-{uuid.uuid4().hex[:10]}"
     base: dict[str, object] = {
+        "sandbox_instance": instance,
+        "sandbox_state_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-")),
         "database_url": database_url,
         "api_keys": [API_KEY],
         "auto_migrate": False,

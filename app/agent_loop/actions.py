@@ -45,7 +45,9 @@ async def interrupt(
         await transitions.go_idle(db, notifier, row, {"type": "end_turn"})
 
 
-async def close_open_request(db: AsyncSession, notifier: Notifier, row: Session, start: dict[str, Any]) -> None:
+async def close_open_request(
+    db: AsyncSession, notifier: Notifier, row: Session, start: dict[str, Any]
+) -> None:
     """A request whose worker died mid-stream: end its span as failed (the retry follows)."""
     await events.append(
         db,
@@ -92,6 +94,16 @@ def stop_reason_of(response: dict[str, Any]) -> dict[str, Any]:
     if response.get("_stop_reason") == "refusal":
         return {"type": "refusal"}
     return {"type": "end_turn"}
+
+
+async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    error = {
+        "type": "tool_use_limit_reached_error",
+        "message": "The agent reached the limit of model requests in one turn.",
+        "retry_status": {"type": "exhausted"},
+    }
+    await events.append(db, notifier, row.id, [{"type": "session.error", "error": error}])
+    await transitions.go_idle(db, notifier, row, {"type": "retries_exhausted"})
 
 
 async def unknown_outcomes(db: AsyncSession, notifier: Notifier, row: Session, ids: list[str]) -> None:

@@ -69,7 +69,9 @@ def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]
 def build_messages(events: list[Record]) -> list[dict[str, Any]]:
     """The `messages` of the next request: alternating user/assistant, tool results first."""
     events, summary = _after_compaction(events)
-    tool_ids = {e["id"]: e["_tool_use_id"] for e in events if e["type"] in TOOL_USE_TYPES and "_tool_use_id" in e}
+    tool_ids = {
+        e["id"]: e["_tool_use_id"] for e in events if e["type"] in TOOL_USE_TYPES and "_tool_use_id" in e
+    }
     messages: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = [{"type": "text", "text": SUMMARY_PREFIX + summary}] if summary else []
     for event in events:

@@ -88,7 +88,9 @@ class ModelStep:
                 agent = row.agent
             else:
                 request = requests.build(row.agent, history)
-                start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
+                start = await events.append(
+                    db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}]
+                )
                 return request, start[0]["id"], row.agent
         await self._compact(agent, history)
         return None
@@ -100,7 +102,10 @@ class ModelStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(
-                db, self.deps.notifier, row.id, [{"type": "agent.thread_context_compacted", "_summary": summary.text}]
+                db,
+                self.deps.notifier,
+                row.id,
+                [{"type": "agent.thread_context_compacted", "_summary": summary.text}],
             )
 
     # -- streaming -----------------------------------------------------------------------------
@@ -141,7 +146,10 @@ class ModelStep:
         if isinstance(event, TextStart):
             if not preview.message_started:
                 preview.message_started = True
-                publish(self.session_id, {"type": "event_start", "event": {"type": "agent.message", "id": preview.message_id}})
+                publish(
+                    self.session_id,
+                    {"type": "event_start", "event": {"type": "agent.message", "id": preview.message_id}},
+                )
             preview.text_ordinals[event.index] = len(preview.text_ordinals)
         elif isinstance(event, TextDelta) and event.index in preview.text_ordinals:
             delta = {
@@ -152,7 +160,10 @@ class ModelStep:
             publish(self.session_id, {"type": "event_delta", "event_id": preview.message_id, "delta": delta})
         elif isinstance(event, ThinkingStart) and not preview.thinking_started:
             preview.thinking_started = True
-            publish(self.session_id, {"type": "event_start", "event": {"type": "agent.thinking", "id": preview.thinking_id}})
+            publish(
+                self.session_id,
+                {"type": "event_start", "event": {"type": "agent.thinking", "id": preview.thinking_id}},
+            )
 
     # -- recording -----------------------------------------------------------------------------
     async def _record_end(
@@ -181,7 +192,9 @@ class ModelStep:
         model_id = str(agent["model"]["id"])
         cost = request_cost(self.deps.settings.prices, model_id, final.usage)
         row.usage = accumulate(row.usage, final.usage, cost)
-        end = _span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False, speed=None)
+        end = _span_end(
+            start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False, speed=None
+        )
         end["_content"] = final.content
         end["_stop_reason"] = final.stop_reason
         batch.append(end)
@@ -190,7 +203,9 @@ class ModelStep:
     async def _record_failure(self, start_id: str, error: ModelError) -> bool:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            await events.append(db, self.deps.notifier, row.id, [_span_end(start_id, None, is_error=True, speed=None)])
+            await events.append(
+                db, self.deps.notifier, row.id, [_span_end(start_id, None, is_error=True, speed=None)]
+            )
             retries = analyse(await events.history(db, row.id)).retries + 1
             if isinstance(error, RetryableModelError) and retries <= self.deps.settings.max_model_retries:
                 await self._retry_later(db, row, error, retries)
@@ -214,8 +229,15 @@ class ModelStep:
         await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})
 
 
-def _span_end(start_id: str, usage: dict[str, Any] | None, *, is_error: bool, speed: str | None) -> dict[str, Any]:
-    zero = {"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+def _span_end(
+    start_id: str, usage: dict[str, Any] | None, *, is_error: bool, speed: str | None
+) -> dict[str, Any]:
+    zero = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+    }
     return {
         "type": "span.model_request_end",
         "model_request_start_id": start_id,
@@ -227,7 +249,12 @@ def _span_end(start_id: str, usage: dict[str, Any] | None, *, is_error: bool, sp
 def _tool_use_event(agent: dict[str, Any], use: dict[str, Any], start_id: str) -> dict[str, Any]:
     private = {"_tool_use_id": use["id"], "_request": start_id}
     if tools.is_custom(agent, use["name"]):
-        return {"type": "agent.custom_tool_use", "name": use["name"], "input": use.get("input") or {}, **private}
+        return {
+            "type": "agent.custom_tool_use",
+            "name": use["name"],
+            "input": use.get("input") or {},
+            **private,
+        }
     permission, evaluation = tools.evaluate(agent, use["name"])
     event = {"type": "agent.tool_use", "name": use["name"], "input": use.get("input") or {}}
     event["evaluated_permission"] = permission
@@ -252,4 +279,7 @@ def _session_error(error: ModelError, retry: str) -> dict[str, Any]:
         kind = "model_rate_limited_error"
     else:
         kind = "model_request_failed_error"
-    return {"type": "session.error", "error": {"type": kind, "message": error.message, "retry_status": {"type": retry}}}
+    return {
+        "type": "session.error",
+        "error": {"type": kind, "message": error.message, "retry_status": {"type": retry}},
+    }

@@ -140,6 +140,9 @@ class SessionRunner:
             await actions.wait_for_client(db, self.deps.notifier, snap.row, blocking)
             return "release"
         if state.tool_uses or state.last_response is None or state.input_after_response:
+            if state.requests_since_input >= self.deps.settings.max_tool_rounds:
+                await actions.tool_limit_reached(db, self.deps.notifier, snap.row)
+                return "continue"
             return "model"
         stop_reason = actions.stop_reason_of(state.last_response)
         await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason)

@@ -21,6 +21,8 @@ class TurnState:
     confirmations: dict[str, Record] = field(default_factory=dict)
     input_after_response: bool = False
     retries: int = 0
+    # Model requests since the latest user message: bounded by `max_tool_rounds`.
+    requests_since_input: int = 0
 
     def unanswered_blocking(self) -> list[str]:
         """Calls waiting on the client: always_ask without a confirmation, custom without a result."""
@@ -85,6 +87,10 @@ def analyse(events: list[Record]) -> TurnState:
     seen_response = after is None
     for event in events:
         kind = event["type"]
+        if kind == "user.message":
+            state.requests_since_input = 0
+        elif kind == "span.model_request_start":
+            state.requests_since_input += 1
         if kind in RESULT_KEYS:
             state.results[str(event.get(RESULT_KEYS[kind]))] = event
         elif kind == "user.tool_confirmation":
@@ -95,6 +101,9 @@ def analyse(events: list[Record]) -> TurnState:
         if kind == "user.message":
             state.input_after_response = True
             state.retries = 0
-        elif kind == "session.error" and event.get("error", {}).get("retry_status", {}).get("type") == "retrying":
+        elif (
+            kind == "session.error"
+            and event.get("error", {}).get("retry_status", {}).get("type") == "retrying"
+        ):
             state.retries += 1
     return state

@@ -29,13 +29,22 @@ GRACE_S = 30.0
 def tool_request(use: dict[str, Any]) -> ToolRequest:
     tool_input = dict(use.get("input") or {})
     timeout = DEFAULT_TIMEOUT_S
-    if use["name"] == "bash" and isinstance(tool_input.get("timeout_ms"), int) and tool_input["timeout_ms"] > 0:
+    if (
+        use["name"] == "bash"
+        and isinstance(tool_input.get("timeout_ms"), int)
+        and tool_input["timeout_ms"] > 0
+    ):
         timeout = tool_input["timeout_ms"] / 1000
     return ToolRequest(name=use["name"], input=tool_input, timeout_s=timeout + GRACE_S)
 
 
 def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
-    return {"type": "agent.tool_result", "tool_use_id": use["id"], "content": result.content, "is_error": result.is_error}
+    return {
+        "type": "agent.tool_result",
+        "tool_use_id": use["id"],
+        "content": result.content,
+        "is_error": result.is_error,
+    }
 
 
 def mcp_hosts(agent: dict[str, Any]) -> list[str]:
@@ -62,7 +71,12 @@ class ToolStep:
         results = await asyncio.gather(*(self._execute(use) for use in calls))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            await events.append(db, self.deps.notifier, row.id, [result_event(u, r) for u, r in zip(calls, results)])
+            await events.append(
+                db,
+                self.deps.notifier,
+                row.id,
+                [result_event(u, r) for u, r in zip(calls, results, strict=True)],
+            )
             row.inflight_tool_ids = []
         return True
 
@@ -101,9 +115,17 @@ class ToolStep:
             message = f"Building the environment image failed ({error.manager}):\n{error.output[-8000:]}"
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            failed = [actions.error_result(u["id"], "The sandbox is unavailable: " + message[:2000]) for u in calls]
+            failed = [
+                actions.error_result(u["id"], "The sandbox is unavailable: " + message[:2000]) for u in calls
+            ]
             await events.append(db, self.deps.notifier, row.id, failed)
-            session_error = {"type": "unknown_error", "message": message, "retry_status": {"type": "exhausted"}}
-            await events.append(db, self.deps.notifier, row.id, [{"type": "session.error", "error": session_error}])
+            session_error = {
+                "type": "unknown_error",
+                "message": message,
+                "retry_status": {"type": "exhausted"},
+            }
+            await events.append(
+                db, self.deps.notifier, row.id, [{"type": "session.error", "error": session_error}]
+            )
             row.inflight_tool_ids = []
             await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})

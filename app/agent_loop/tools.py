@@ -18,7 +18,10 @@ BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             "type": "object",
             "properties": {
                 "command": {"type": "string", "description": "The command to run."},
-                "restart": {"type": "boolean", "description": "Restart the shell instead of running a command."},
+                "restart": {
+                    "type": "boolean",
+                    "description": "Restart the shell instead of running a command.",
+                },
                 "timeout_ms": {"type": "integer", "description": "Timeout in milliseconds (default 120000)."},
             },
         },
@@ -135,7 +138,13 @@ def definitions(agent: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"name": name, "description": description, "input_schema": schema})
     for tool in agent.get("tools") or []:
         if tool.get("type") == "custom":
-            out.append({"name": tool["name"], "description": tool["description"], "input_schema": tool["input_schema"]})
+            out.append(
+                {
+                    "name": tool["name"],
+                    "description": tool["description"],
+                    "input_schema": tool["input_schema"],
+                }
+            )
     return out
 
 

@@ -33,7 +33,9 @@ def accumulate(total: dict[str, Any], usage: ModelUsage, cost: Decimal) -> dict[
     cache["ephemeral_5m_input_tokens"] = cache.get("ephemeral_5m_input_tokens", 0) + (
         usage.cache_creation_5m_input_tokens or usage.cache_creation_input_tokens
     )
-    cache["ephemeral_1h_input_tokens"] = cache.get("ephemeral_1h_input_tokens", 0) + usage.cache_creation_1h_input_tokens
+    cache["ephemeral_1h_input_tokens"] = (
+        cache.get("ephemeral_1h_input_tokens", 0) + usage.cache_creation_1h_input_tokens
+    )
     spent = Decimal(str(total.get("_cost_usd", "0"))) + cost
     return {
         **total,

@@ -37,7 +37,11 @@ def _decode(token: str) -> dict[str, Any]:
         raise ValueError("prefix")
     payload = token[len(PREFIX) :]
     data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    if not isinstance(data, dict) or data.get("o") not in ("asc", "desc") or not isinstance(data.get("k"), list):
+    if (
+        not isinstance(data, dict)
+        or data.get("o") not in ("asc", "desc")
+        or not isinstance(data.get("k"), list)
+    ):
         raise ValueError("shape")
     if data.get("d", "next") not in ("next", "prev"):
         raise ValueError("direction")

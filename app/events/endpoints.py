@@ -42,7 +42,13 @@ async def list_events(
 ) -> EventPage:
     """List a session's processed events in log order (never deltas)."""
     return await listing.list_events(
-        db, session_id, limit=limit, cursor=decode_cursor(page, order), order=order, types=types, ranges=created_at
+        db,
+        session_id,
+        limit=limit,
+        cursor=decode_cursor(page, order),
+        order=order,
+        types=types,
+        ranges=created_at,
     )
 
 

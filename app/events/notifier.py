@@ -145,9 +145,9 @@ class Notifier:
         if forward and self.remote is not None:
             self.remote.forward_wake()
 
-    async def wait_for_wake(self, timeout: float) -> bool:
+    async def wait_for_wake(self, seconds: float) -> bool:
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await asyncio.wait_for(self._wake.wait(), seconds)
         except TimeoutError:
             return False
         finally:

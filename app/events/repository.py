@@ -68,7 +68,7 @@ def page_query(
     after: int | None,
     types: Sequence[str] | None,
     ranges: dict[str, datetime],
-) -> Select[tuple[SessionEvent]]:
+) -> Select[SessionEvent]:
     conds = [SessionEvent.session_id == session_id, SessionEvent.seq.is_not(None)]
     if after is not None:
         conds.append(SessionEvent.seq < after if descending else SessionEvent.seq > after)
@@ -80,7 +80,9 @@ def page_query(
     return select(SessionEvent).where(and_(*conds)).order_by(order)
 
 
-async def fetch_page(db: AsyncSession, stmt: Select[tuple[SessionEvent]], limit: int) -> Sequence[SessionEvent]:
+async def fetch_page(
+    db: AsyncSession, stmt: Select[SessionEvent], limit: int
+) -> Sequence[SessionEvent]:
     return (await db.scalars(stmt.limit(limit))).all()
 
 

@@ -43,6 +43,13 @@ def to_record(row: SessionEvent) -> Wire:
     return {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
 
 
+def _now() -> datetime:
+    """The wire shows `processed_at` in milliseconds; store that, so filtering on a value read
+    back (`created_at[gt]=<processed_at>`) excludes the event it came from."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
 def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> SessionEvent:
     return SessionEvent(
         id=event.get("id") or new_event_id(),
@@ -59,7 +66,9 @@ def _is_postgres(db: AsyncSession) -> bool:
     return db.bind is not None and db.bind.dialect.name == "postgresql"
 
 
-async def _publish_after_commit(db: AsyncSession, notifier: Notifier, session_id: str, rows: list[SessionEvent]) -> None:
+async def _publish_after_commit(
+    db: AsyncSession, notifier: Notifier, session_id: str, rows: list[SessionEvent]
+) -> None:
     published = [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
     if _is_postgres(db):
         await repository.notify(db, EVENTS_CHANNEL, f"{session_id}:{published[-1].seq}")
@@ -73,7 +82,7 @@ async def append(
     if not events:
         return []
     last = await repository.allocate_seqs(db, session_id, len(events))
-    now = utcnow()
+    now = _now()
     rows = [_row(session_id, e, now, last - len(events) + 1 + i) for i, e in enumerate(events)]
     repository.add_all(db, rows)
     await db.flush()
@@ -83,7 +92,7 @@ async def append(
 
 async def enqueue(db: AsyncSession, session_id: str, events: Sequence[Mapping[str, Any]]) -> list[Wire]:
     """Store client events as queued (no position, `processed_at` null) until the agent takes them."""
-    now = utcnow()
+    now = _now()
     rows = [_row(session_id, e, now, None) for e in events]
     repository.add_all(db, rows)
     await db.flush()
@@ -99,7 +108,7 @@ async def mark_processed(
     if not rows:
         return []
     last = await repository.allocate_seqs(db, session_id, len(rows))
-    now = utcnow()
+    now = _now()
     for i, row in enumerate(rows):
         row.seq = last - len(rows) + 1 + i
         row.processed_at = now
@@ -142,7 +151,9 @@ async def list_page(
     ranges: dict[str, datetime],
 ) -> tuple[list[Wire], int | None]:
     """One page of processed events; returns the rows and the seq to continue after (or None)."""
-    stmt = repository.page_query(session_id, descending=order == "desc", after=after, types=types, ranges=ranges)
+    stmt = repository.page_query(
+        session_id, descending=order == "desc", after=after, types=types, ranges=ranges
+    )
     rows = await repository.fetch_page(db, stmt, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]

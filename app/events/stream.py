@@ -16,7 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.db.base import utcnow
 from app.events.notifier import Deleted, Ephemeral, LogEvent, Notifier, Subscription
+from app.ids import new_id
+from app.wire import iso
 
 # Delivering one of these ends a client's read loop, so the watermark is saved before it is sent.
 TURN_END_TYPES = frozenset({"session.status_idle", "session.status_terminated"})
@@ -31,6 +34,12 @@ def frame(wire: dict[str, Any], event_id: str | None = None) -> dict[str, str]:
     if event_id:
         out["id"] = event_id
     return out
+
+
+def deleted_event() -> dict[str, Any]:
+    # Never persisted (the log is gone with the session), but shaped like any event: the SDK
+    # validates `processed_at` as required.
+    return {"type": "session.deleted", "id": new_id("sevt"), "processed_at": iso(utcnow())}
 
 
 @dataclass
@@ -84,7 +93,7 @@ class SessionStream:
             while True:
                 item = await self._next(sub)
                 if isinstance(item, Deleted):
-                    yield frame({"type": "session.deleted", "id": f"deleted-{self.session_id}"})
+                    yield frame(deleted_event())
                     return
                 async for out in self._handle(item, sub):
                     yield out
@@ -97,7 +106,9 @@ class SessionStream:
         except TimeoutError:
             return None  # safety net: re-read the log (a notification may have been lost)
 
-    async def _handle(self, item: LogEvent | Ephemeral | None, sub: Subscription) -> AsyncIterator[dict[str, str]]:
+    async def _handle(
+        self, item: LogEvent | Ephemeral | None, sub: Subscription
+    ) -> AsyncIterator[dict[str, str]]:
         if isinstance(item, Ephemeral):
             if self.previews.admit(item.wire):
                 yield frame(item.wire)
@@ -123,7 +134,10 @@ class SessionStream:
     async def _deliver(self, event: LogEvent) -> AsyncIterator[dict[str, str]]:
         if event.seq <= self.last:
             return
-        if event.wire["type"] in TURN_END_TYPES and self.notifier.delivered.get(self.session_id, 0) < event.seq:
+        if (
+            event.wire["type"] in TURN_END_TYPES
+            and self.notifier.delivered.get(self.session_id, 0) < event.seq
+        ):
             # The first stream of this process to send a turn's end saves the watermark before
             # sending it, so a client that reconnects right after never gets that turn again.
             self.notifier.mark_delivered(self.session_id, event.seq)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -15,7 +16,7 @@ from app.sessions.schemas import SessionCreate, SessionDeleted, SessionOut, Sess
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
 Statuses = Annotated[list[str] | None, Depends(array_param("statuses"))]
-CreatedAt = Annotated[dict, Depends(range_param("created_at"))]  # type: ignore[type-arg]
+CreatedAt = Annotated[dict[str, datetime], Depends(range_param("created_at"))]
 StatusName = Literal["rescheduling", "running", "idle", "terminated"]
 
 

@@ -40,7 +40,9 @@ async def claim(db: AsyncSession, owner: str, lease_seconds: float, limit: int) 
 
 
 async def renew(db: AsyncSession, claim: Claim, lease_seconds: float) -> bool:
-    return await repository.extend_lease(db, claim.session_id, claim.token, utcnow() + timedelta(seconds=lease_seconds))
+    return await repository.extend_lease(
+        db, claim.session_id, claim.token, utcnow() + timedelta(seconds=lease_seconds)
+    )
 
 
 async def fence(db: AsyncSession, claim: Claim) -> Session:

@@ -33,7 +33,7 @@ def list_query(
     statuses: Sequence[str] | None,
     include_archived: bool,
     ranges: dict[str, datetime],
-) -> Select[tuple[Session]]:
+) -> Select[Session]:
     conds = []
     if agent_id is not None:
         conds.append(Session.agent_id == agent_id)
@@ -49,7 +49,12 @@ def list_query(
 
 
 async def page(
-    db: AsyncSession, stmt: Select[tuple[Session]], *, after: tuple[datetime, str] | None, descending: bool, limit: int
+    db: AsyncSession,
+    stmt: Select[Session],
+    *,
+    after: tuple[datetime, str] | None,
+    descending: bool,
+    limit: int,
 ) -> Sequence[Session]:
     """Keyset page on (created_at, id); `descending` is the direction of travel."""
     key = tuple_(Session.created_at, Session.id)

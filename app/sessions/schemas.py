@@ -90,4 +90,7 @@ def zero_usage() -> dict[str, Any]:
 
 def public_usage(usage: dict[str, Any], active_seconds: float) -> dict[str, Any]:
     """The usage clients see: private bookkeeping (keys starting with `_`) left out."""
-    return {**{k: v for k, v in usage.items() if not k.startswith("_")}, "active_seconds": round(active_seconds, 3)}
+    return {
+        **{k: v for k, v in usage.items() if not k.startswith("_")},
+        "active_seconds": round(active_seconds, 3),
+    }

@@ -64,7 +64,9 @@ def _check_answers(row: Session, params: Sequence[Any], environment_type: str) -
     pending = set(row.pending_action_ids)
     for i, event in enumerate(params):
         if isinstance(event, UserDefineOutcome):
-            raise InvalidRequest(f"events[{i}]: user.define_outcome (outcomes) is not supported by this mas build yet")
+            raise InvalidRequest(
+                f"events[{i}]: user.define_outcome (outcomes) is not supported by this mas build yet"
+            )
         if isinstance(event, UserToolResult) and environment_type != "self_hosted":
             raise InvalidRequest(f"events[{i}]: user.tool_result is only valid on self_hosted environments")
         answer = _answer_id(event)

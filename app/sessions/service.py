@@ -56,13 +56,15 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
         id=row.id,
         agent=row.agent,
         environment_id=row.environment_id,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         title=row.title,
         metadata=row.metadata_,
         resources=row.resources,
         vault_ids=row.vault_ids,
         outcome_evaluations=[],
-        stats=SessionStats(active_seconds=round(active, 3), duration_seconds=(end - row.created_at).total_seconds()),
+        stats=SessionStats(
+            active_seconds=round(active, 3), duration_seconds=(end - row.created_at).total_seconds()
+        ),
         usage=usage,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -202,7 +204,7 @@ def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
         row.title = params.title
         changed["title"] = params.title
     if "metadata" in fields and params.metadata is not None:
-        patched = patch_metadata(row.metadata_, params.metadata, "metadata")
+        patched = patch_metadata(row.metadata_, params.metadata)
         if patched != row.metadata_:
             row.metadata_ = patched
             changed["metadata"] = patched
@@ -217,7 +219,8 @@ def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
 def _updated_agent(row: Session, params: SessionUpdate) -> dict[str, Any]:
     if row.status in ACTIVE_STATUSES:
         raise InvalidRequest(
-            f"Session {row.id} is {row.status}; its agent can only be updated while idle. Send an interrupt first."
+            f"Session {row.id} is {row.status}; its agent can only be updated while idle. "
+            "Send an interrupt first."
         )
     assert params.agent is not None
     given = {k: getattr(params.agent, k) for k in params.agent.model_fields_set}
@@ -243,7 +246,8 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
     row = await load(db, session_id, for_update=True)
     if row.status in ACTIVE_STATUSES:
         raise InvalidRequest(
-            "Cannot delete session while it is running. Send an interrupt event or wait for the session to complete."
+            "Cannot delete session while it is running. "
+            "Send an interrupt event or wait for the session to complete."
         )
     await repository.delete(db, row)
     await db.flush()
@@ -263,11 +267,17 @@ async def send_events(
     return await accept_client_events(db, notifier, row, params, environment_type)
 
 
-async def stream_start(db: AsyncSession, notifier: Notifier, session_id: str, last_event_id: str | None) -> int:
+async def stream_start(
+    db: AsyncSession, notifier: Notifier, session_id: str, last_event_id: str | None
+) -> int:
     """Where a new stream starts reading the log (the replay rule in `app.events.stream`)."""
     row = await load(db, session_id)
     if last_event_id:
-        seq = int(last_event_id) if last_event_id.isdigit() else await events.seq_of(db, session_id, last_event_id)
+        seq = (
+            int(last_event_id)
+            if last_event_id.isdigit()
+            else await events.seq_of(db, session_id, last_event_id)
+        )
         if seq is not None:
             return seq
     return max(row.stream_seq, notifier.delivered.get(session_id, 0))

@@ -50,13 +50,20 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
 
 
 async def go_idle(
-    db: AsyncSession, notifier: Notifier, row: Session, stop_reason: dict[str, Any], *, with_usage: bool = True
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    stop_reason: dict[str, Any],
+    *,
+    with_usage: bool = True,
 ) -> list[dict[str, Any]]:
     """thread idle -> session.usage -> session.status_idle, as the hosted service orders them."""
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
-    batch: list[dict[str, Any]] = [{"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason}]
+    batch: list[dict[str, Any]] = [
+        {"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason}
+    ]
     if with_usage:
         batch.append({"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)})
     batch.append({"type": "session.status_idle", "stop_reason": stop_reason})
@@ -70,7 +77,10 @@ async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list
         db,
         notifier,
         row.id,
-        [{"type": "session.status_rescheduled"}, {"type": "session.thread_status_rescheduled", **_thread(row)}],
+        [
+            {"type": "session.status_rescheduled"},
+            {"type": "session.thread_status_rescheduled", **_thread(row)},
+        ],
     )
 
 

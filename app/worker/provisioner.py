@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.tool_step import mcp_hosts
@@ -20,8 +22,8 @@ class Provisioner:
         self.deps = deps
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -49,7 +51,7 @@ class Provisioner:
             # Reported to the session when a tool first needs the sandbox (tool_step).
             log.warning("session %s: sandbox not ready: %s", session_id, str(error)[:500])
 
-    def _progress(self, session_id: str):  # type: ignore[no-untyped-def]
+    def _progress(self, session_id: str) -> Callable[[str], Awaitable[None]]:
         async def report(line: str) -> None:
             log.info("session %s sandbox: %s", session_id, line.rstrip())
 

@@ -63,7 +63,9 @@ class Worker:
         async with self.deps.database.unit_of_work() as db:
             claims = await leases.claim(db, self.owner, self.settings.worker_lease_seconds, free)
         for claim in claims:
-            self._running[claim.session_id] = asyncio.create_task(self._run(claim), name=f"session-{claim.session_id}")
+            self._running[claim.session_id] = asyncio.create_task(
+                self._run(claim), name=f"session-{claim.session_id}"
+            )
 
     async def _run(self, claim: Claim) -> None:
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))

@@ -1,0 +1,20 @@
+# Shared by scripts/run.sh and scripts/test.sh: a virtual environment that tracks pyproject.toml.
+PYTHON_BIN="${PYTHON_BIN:-$(command -v python3.11 || command -v python3)}"
+
+ensure_venv() {
+  local stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $PYTHON_BIN" >&2
+    "$PYTHON_BIN" -m venv .venv
+  fi
+  if [ ! -f "$stamp" ]; then
+    echo "setup: installing mas and its dependencies" >&2
+    .venv/bin/pip install -q --upgrade pip >&2
+    .venv/bin/pip install -q -e '.[dev]' >&2
+    rm -f .venv/.installed-* && touch "$stamp"
+  fi
+}
+
+docker_ready() {
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
+}
