@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anthropic
@@ -96,10 +96,11 @@ def client(mas_server: ServerThread) -> Iterator[anthropic.Anthropic]:
 
 
 @pytest.fixture(scope="session")
-def async_client(mas_server: ServerThread) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
+async def async_client(mas_server: ServerThread) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(
         base_url=mas_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    )
+    ) as sdk:
+        yield sdk
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.context import current_request_id
 from app.errors import ApiError, AuthenticationFailed, InvalidRequest, NotFound
+from app.shared.validation import join_path
 
 _STATUS_TYPES = {
     400: "invalid_request_error",
@@ -34,20 +35,23 @@ def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(error.body(request_id), status_code=error.status, headers=headers)
 
 
+_TRANSPORT = ("body", "query", "path", "header")
+
+
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    out = ""
-    for part in parts:
-        if part.isdigit():
-            out += f"[{part}]"
-        elif not any(ch in part for ch in "[]-") or not out:
-            out += f".{part}" if out else part
-    return out or "request"
+    """Pydantic's error location as the API names fields: ``events[0].content``. Union tags
+    (``user.message``, ``function-after[...]``) are dropped."""
+    parts = tuple(
+        p for p in loc if p not in _TRANSPORT and not (isinstance(p, str) and any(c in p for c in ".[-"))
+    )
+    return join_path("", parts) or "request"
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     messages = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            return f"Request body is not valid JSON: {err.get('ctx', {}).get('error', 'parse error')}"
         where = _location(tuple(err.get("loc", ())))
         msg = str(err.get("msg", "invalid value"))
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
-from app.api.pagination import decode_cursor
 from app.api.query import array_param, range_param
 from app.events import listing
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.events.stream_service import open_stream
 from app.sessions import service as sessions
+from app.shared.pagination import decode_cursor
 
 router = APIRouter(prefix="/sessions/{session_id}/events", tags=["events"])
 

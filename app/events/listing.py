@@ -8,11 +8,11 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import Cursor, encode_cursor
 from app.errors import InvalidRequest
 from app.events import service
 from app.events.schemas import EVENT_TYPES, EventPage
 from app.sessions import service as sessions
+from app.shared.pagination import Cursor, encode_cursor
 
 
 def check_types(types: Sequence[str] | None) -> None:

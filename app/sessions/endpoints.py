@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import NotifierDep, ReadSession, WriteSession
-from app.api.pagination import decode_cursor
 from app.api.query import array_param, range_param
 from app.sessions import service
 from app.sessions.schemas import SessionCreate, SessionDeleted, SessionOut, SessionPage, SessionUpdate
+from app.shared.pagination import decode_cursor
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 

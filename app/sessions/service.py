@@ -12,7 +12,6 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
-from app.api.pagination import Cursor, encode_cursor
 from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
@@ -35,6 +34,7 @@ from app.sessions.schemas import (
 )
 from app.sessions.sending import accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
+from app.shared.pagination import Cursor, encode_cursor
 
 ACTIVE_STATUSES = ("running", "rescheduling")
 STATUSES = ("rescheduling", "running", "idle", "terminated")

@@ -1,0 +1,69 @@
+"""Agent rows and their immutable versions. Queries only; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Agent, AgentVersion
+
+
+async def get(db: AsyncSession, agent_id: str) -> Agent | None:
+    return await db.get(Agent, agent_id)
+
+
+async def get_for_update(db: AsyncSession, agent_id: str) -> Agent | None:
+    """The agent row locked until commit (PostgreSQL), so concurrent updates serialise and the
+    version precondition is checked against the latest committed version."""
+    return await db.scalar(select(Agent).where(Agent.id == agent_id).with_for_update())
+
+
+async def get_version(db: AsyncSession, agent_id: str, version: int) -> AgentVersion | None:
+    return await db.get(AgentVersion, (agent_id, version))
+
+
+def add(db: AsyncSession, row: Agent | AgentVersion) -> None:
+    db.add(row)
+
+
+def _latest() -> Select[Agent, AgentVersion]:
+    return select(Agent, AgentVersion).join(
+        AgentVersion, and_(AgentVersion.agent_id == Agent.id, AgentVersion.version == Agent.version)
+    )
+
+
+async def list_page(
+    db: AsyncSession,
+    *,
+    created_at: dict[str, datetime],
+    include_archived: bool,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[tuple[Agent, AgentVersion]]:
+    """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
+    query = _latest()
+    if "gte" in created_at:
+        query = query.where(Agent.created_at >= created_at["gte"])
+    if "lte" in created_at:
+        query = query.where(Agent.created_at <= created_at["lte"])
+    if not include_archived:
+        query = query.where(Agent.archived_at.is_(None))
+    if after is not None:
+        query = query.where(
+            or_(Agent.created_at < after[0], and_(Agent.created_at == after[0], Agent.id < after[1]))
+        )
+    query = query.order_by(Agent.created_at.desc(), Agent.id.desc()).limit(limit)
+    return [(row[0], row[1]) for row in (await db.execute(query)).all()]
+
+
+async def list_versions(
+    db: AsyncSession, agent_id: str, *, before: int | None, limit: int
+) -> Sequence[AgentVersion]:
+    """Newest first; ``before`` is the last version number of the previous page."""
+    query = select(AgentVersion).where(AgentVersion.agent_id == agent_id)
+    if before is not None:
+        query = query.where(AgentVersion.version < before)
+    return (await db.scalars(query.order_by(AgentVersion.version.desc()).limit(limit))).all()

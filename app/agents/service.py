@@ -1,0 +1,240 @@
+"""Agents: versioned configurations. Services only flush; the caller owns the transaction.
+
+Every change that alters the configuration makes a new immutable ``AgentVersion``; an update that
+changes nothing makes no version and returns the current one. Sessions use
+``resolve_session_agent`` and ``resolve_tools_update`` (below) and never the repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import multiagent, repository, snapshot
+from app.agents import tools as toolcfg
+from app.agents.schemas import Agent, AgentCreate, AgentPage, AgentUpdate, SessionAgentRef, ToolsPatch
+from app.db import models
+from app.db.base import utcnow
+from app.errors import Conflict, InvalidRequest, NotFound
+from app.ids import new_id
+from app.shared.pagination import Cursor, decode_cursor, encode_cursor
+from app.shared.validation import parse
+
+CONFLICT_MESSAGE = "Concurrent modification detected. Please fetch the latest version and retry."
+SKILLS_NEED_READ = (
+    "Missing required tool: skills require the read tool to be usable (enabled and not always_deny) "
+    "on the session's `agent_toolset`"
+)
+
+
+def _view(agent: models.Agent, row: models.AgentVersion) -> Agent:
+    # An older version reports when it was saved; the latest also moves with archive.
+    updated_at = agent.updated_at if row.version == agent.version else row.created_at
+    return Agent.model_validate(
+        {
+            **row.config,
+            "id": agent.id,
+            "version": row.version,
+            "created_at": agent.created_at,
+            "updated_at": updated_at,
+            "archived_at": agent.archived_at,
+        }
+    )
+
+
+async def _get_row(db: AsyncSession, agent_id: str, *, lock: bool = False) -> models.Agent:
+    agent = await (repository.get_for_update if lock else repository.get)(db, agent_id)
+    if agent is None:
+        raise NotFound(f"Agent {agent_id} not found.")
+    return agent
+
+
+async def _version(db: AsyncSession, agent: models.Agent, version: int | None = None) -> models.AgentVersion:
+    row = await repository.get_version(db, agent.id, version or agent.version)
+    if row is None:
+        raise NotFound("Agent version not found.")
+    return row
+
+
+def _new_version(agent: models.Agent, config: dict[str, Any]) -> models.AgentVersion:
+    return models.AgentVersion(
+        agent_id=agent.id, version=agent.version, config=config, created_at=agent.updated_at
+    )
+
+
+async def create(db: AsyncSession, params: AgentCreate) -> Agent:
+    now = utcnow()
+    agent = models.Agent(id=new_id("agent"), version=1, created_at=now, updated_at=now, archived_at=None)
+    config = snapshot.from_create(params)
+    config["multiagent"] = await multiagent.resolve(db, params.multiagent, None, (agent.id, 1))
+    row = _new_version(agent, config)
+    repository.add(db, agent)
+    await db.flush()
+    repository.add(db, row)
+    await db.flush()
+    return _view(agent, row)
+
+
+async def get(db: AsyncSession, agent_id: str, version: int | None = None) -> Agent:
+    agent = await _get_row(db, agent_id)
+    return _view(agent, await _version(db, agent, version))
+
+
+async def update(db: AsyncSession, agent_id: str, patch: AgentUpdate) -> Agent:
+    """Apply ``patch``; a stale ``version`` precondition is a 409 that is not worth retrying."""
+    agent = await _get_row(db, agent_id, lock=True)
+    if agent.archived_at is not None:
+        raise InvalidRequest("Cannot modify archived agent")
+    if patch.version is not None and patch.version != agent.version:
+        raise Conflict(CONFLICT_MESSAGE)
+    current = await _version(db, agent)
+    config = snapshot.apply_update(current.config, patch)
+    self_ref = (agent.id, agent.version)
+    if "multiagent" in patch.model_fields_set:
+        config["multiagent"] = await multiagent.resolve(
+            db, patch.multiagent, current.config["multiagent"], self_ref
+        )
+    if config == current.config:
+        return _view(agent, current)
+    config["multiagent"] = multiagent.repin_self(config["multiagent"], self_ref, agent.version + 1)
+    agent.version += 1
+    agent.updated_at = utcnow()
+    row = _new_version(agent, config)
+    repository.add(db, row)
+    await db.flush()
+    return _view(agent, row)
+
+
+async def archive(db: AsyncSession, agent_id: str) -> Agent:
+    """Archive for good (idempotent): the agent stays readable but can no longer change or be used."""
+    agent = await _get_row(db, agent_id, lock=True)
+    if agent.archived_at is None:
+        agent.archived_at = agent.updated_at = utcnow()
+        await db.flush()
+    return _view(agent, await _version(db, agent))
+
+
+def _after(page: str | None) -> tuple[datetime, str] | None:
+    cursor = decode_cursor(page, "desc")
+    if cursor is None:
+        return None
+    try:
+        created_at, agent_id = cursor.key
+        return datetime.fromisoformat(created_at), str(agent_id)
+    except (TypeError, ValueError):
+        raise InvalidRequest("invalid page cursor") from None
+
+
+async def list_agents(
+    db: AsyncSession, *, created_at: dict[str, datetime], include_archived: bool, limit: int, page: str | None
+) -> AgentPage:
+    """Newest first, ``limit`` per page, ``next_page`` null on the last page."""
+    rows = await repository.list_page(
+        db, created_at=created_at, include_archived=include_archived, after=_after(page), limit=limit + 1
+    )
+    data = [_view(agent, row) for agent, row in rows[:limit]]
+    next_page = None
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        next_page = encode_cursor(Cursor("desc", (last.created_at.isoformat(), last.id)))
+    return AgentPage(data=data, next_page=next_page)
+
+
+async def list_versions(db: AsyncSession, agent_id: str, *, limit: int, page: str | None) -> AgentPage:
+    """Every version of one agent, newest first."""
+    agent = await _get_row(db, agent_id)
+    cursor = decode_cursor(page, "desc")
+    before = cursor.key[0] if cursor is not None and cursor.key else None
+    if before is not None and not isinstance(before, int):
+        raise InvalidRequest("invalid page cursor")
+    rows = await repository.list_versions(db, agent_id, before=before, limit=limit + 1)
+    next_page = encode_cursor(Cursor("desc", (rows[limit - 1].version,))) if len(rows) > limit else None
+    return AgentPage(data=[_view(agent, row) for row in rows[:limit]], next_page=next_page)
+
+
+# --- the interface sessions use -----------------------------------------------------------------
+
+
+async def resolve_session_agent(
+    db: AsyncSession, ref: str | Mapping[str, Any]
+) -> tuple[str, int, dict[str, Any]]:
+    """Resolve a session-create ``agent`` parameter to ``(agent_id, version, snapshot)``.
+
+    ``ref`` is the raw JSON value the client sent: an agent id (latest version),
+    ``{type:"agent", id, version?}`` or ``{type:"agent_with_overrides", id, version?, model?,
+    system?, tools?, mcp_servers?, skills?}``; pass a dict holding only the keys the client sent,
+    since an omitted override inherits while null clears. The snapshot is the session's
+    ``agent`` object (``BetaManagedAgentsSessionAgent``) with roster agents expanded.
+
+    Raises NotFound for an unknown agent or version, InvalidRequest (messages start with
+    ``agent``) for an archived agent, invalid overrides, or skills without the ``read`` tool.
+    """
+    params = parse(SessionAgentRef, {"type": "agent", "id": ref} if isinstance(ref, str) else ref, "agent")
+    agent = await repository.get(db, params.id)
+    if agent is None:
+        raise NotFound(f"agent: Agent {params.id} not found.")
+    row = await repository.get_version(db, agent.id, params.version or agent.version)
+    if row is None:
+        raise NotFound(f"agent.version: {params.version} not found")
+    if agent.archived_at is not None:
+        raise InvalidRequest(f"agent: Agent {agent.id} is archived.")
+    config = (
+        _apply_overrides(row.config, params) if params.type == "agent_with_overrides" else dict(row.config)
+    )
+    _check_skills_have_read(config)
+    return agent.id, row.version, await _session_snapshot(db, agent.id, row.version, config)
+
+
+def resolve_tools_update(snapshot_: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """A session snapshot with ``sessions.update(agent={tools?, mcp_servers?})`` applied.
+
+    ``update`` holds only the keys the client sent; each replaces the list whole (null or [] clears)
+    and the result is checked with the agent rules (messages start with ``agent.``).
+    """
+    updated = _replace_tools(snapshot_, parse(ToolsPatch, dict(update), "agent"))
+    _check_skills_have_read(updated)
+    return updated
+
+
+def _replace_tools(config: Mapping[str, Any], patch: ToolsPatch) -> dict[str, Any]:
+    current = toolcfg.parse_stored(config["tools"], config["mcp_servers"])
+    sent = patch.model_fields_set
+    tools = patch.tools if "tools" in sent else current.tools
+    servers = patch.mcp_servers if "mcp_servers" in sent else current.mcp_servers
+    resolved_tools, resolved_servers = toolcfg.resolve_tools(tools or [], servers or [], prefix="agent")
+    return {**config, "tools": resolved_tools, "mcp_servers": resolved_servers}
+
+
+def _apply_overrides(config: dict[str, Any], params: SessionAgentRef) -> dict[str, Any]:
+    """Overrides: omitted inherits, null or [] clears, a value replaces whole (never merged)."""
+    sent = params.model_fields_set
+    out = dict(config)
+    if "model" in sent:
+        if params.model is None:
+            raise InvalidRequest("agent.model: cannot be null", error_code="agent_model_required")
+        # A session runs at the model's default effort: an effort in the override is ignored.
+        out["model"] = snapshot.resolve_model(params.model.model_copy(update={"effort": None}))
+    if "system" in sent:
+        out["system"] = snapshot.blank_to_none(params.system)
+    if "tools" in sent or "mcp_servers" in sent:
+        given = {key: getattr(params, key) for key in ("tools", "mcp_servers") if key in sent}
+        out = _replace_tools(out, ToolsPatch.model_validate(given))
+    if "skills" in sent:
+        out["skills"] = snapshot.resolve_skills(params.skills or [], prefix="agent.")
+    return out
+
+
+def _check_skills_have_read(config: Mapping[str, Any]) -> None:
+    if config["skills"] and not toolcfg.read_tool_enabled(config["tools"]):
+        raise InvalidRequest(f"agent.tools: {SKILLS_NEED_READ}")
+
+
+async def _session_snapshot(
+    db: AsyncSession, agent_id: str, version: int, config: dict[str, Any]
+) -> dict[str, Any]:
+    fields = {field: config[field] for field in multiagent.THREAD_AGENT_FIELDS}
+    expanded = await multiagent.expand_for_session(db, config["multiagent"])
+    return {"type": "agent", "id": agent_id, "version": version, **fields, "multiagent": expanded}

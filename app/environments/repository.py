@@ -1,0 +1,42 @@
+"""Environment rows. Queries only; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Environment
+
+
+async def get(db: AsyncSession, environment_id: str, *, lock: bool = False) -> Environment | None:
+    query = select(Environment).where(Environment.id == environment_id)
+    return await db.scalar(query.with_for_update() if lock else query)
+
+
+def add(db: AsyncSession, row: Environment) -> None:
+    db.add(row)
+
+
+async def delete(db: AsyncSession, row: Environment) -> None:
+    await db.delete(row)
+
+
+async def list_page(
+    db: AsyncSession, *, include_archived: bool, after: tuple[datetime, str] | None, limit: int
+) -> Sequence[Environment]:
+    """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
+    query = select(Environment)
+    if not include_archived:
+        query = query.where(Environment.archived_at.is_(None))
+    if after is not None:
+        query = query.where(
+            or_(
+                Environment.created_at < after[0],
+                and_(Environment.created_at == after[0], Environment.id < after[1]),
+            )
+        )
+    query = query.order_by(Environment.created_at.desc(), Environment.id.desc()).limit(limit)
+    return (await db.scalars(query)).all()

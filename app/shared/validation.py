@@ -1,0 +1,46 @@
+"""Turn pydantic validation errors raised inside services into the API's 400s.
+
+The HTTP layer formats request-body errors itself (``app/api/errors.py``); services that parse
+nested JSON on their own (a session's ``agent`` parameter, say) use ``parse`` so that their
+messages name the field the same way: ``agent.tools[0].configs[1].name: ...``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from app.errors import InvalidRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def join_path(prefix: str, loc: tuple[Any, ...]) -> str:
+    """``("tools", 0, "name")`` under ``agent`` -> ``agent.tools[0].name``.
+
+    Union tags that pydantic puts in ``loc`` contain a ``-`` (ours are named so on purpose)
+    and are dropped, as the HTTP layer does.
+    """
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "-" not in part:
+            out += f".{part}" if out else part
+    return out
+
+
+def parse(model: type[M], data: Any, prefix: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_message(exc, prefix)) from None
+
+
+def _message(exc: ValidationError, prefix: str) -> str:
+    messages = []
+    for err in exc.errors()[:5]:
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        messages.append(f"{join_path(prefix, tuple(err.get('loc', ()))) or 'request'}: {msg}")
+    return "; ".join(messages)
