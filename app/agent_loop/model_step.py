@@ -29,6 +29,7 @@ from app.agent_loop.model_client import (
     TextDelta,
     TextStart,
     ThinkingStart,
+    complete,
 )
 from app.agent_loop.state import analyse
 from app.agent_loop.usage import accumulate, request_cost, span_usage
@@ -54,6 +55,16 @@ class Preview:
     text_ordinals: dict[int, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ModelPlan:
+    """A request ready to stream (its span opened), or, without a request, a compaction to run."""
+
+    agent: dict[str, Any]
+    history: list[dict[str, Any]]
+    request: ModelRequest | None
+    start_id: str | None
+
+
 class Interrupted(Exception):
     pass
 
@@ -64,40 +75,30 @@ class ModelStep:
         self.claim = claim
         self.session_id = claim.session_id
 
-    async def run(self) -> bool:
-        prepared = await self._prepare()
-        if prepared is None:
-            return True  # compacted: decide again
-        request, start_id, agent = prepared
+    async def prepare(self, db: AsyncSession, row: Session, history: list[dict[str, Any]]) -> ModelPlan:
+        """In the deciding step's transaction: open the request's span (or plan a compaction)."""
+        if requests.needs_compaction(history, self.deps.settings):
+            return ModelPlan(row.agent, history, None, None)
+        request = requests.build(row.agent, history)
+        start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
+        return ModelPlan(row.agent, history, request, start[0]["id"])
+
+    async def run(self, plan: ModelPlan) -> bool:
+        if plan.request is None or plan.start_id is None:
+            await self._compact(plan.agent, plan.history)
+            return True  # decide again from the compacted log
         preview = Preview()
         try:
-            final = await self._stream_until_interrupt(request, preview)
+            final = await self._stream_until_interrupt(plan.request, preview)
         except Interrupted:
-            await self._record_end(start_id, None, agent)
+            await self._record_end(plan.start_id, None)
             return True  # the next step applies the interrupt
         except ModelError as error:
-            return await self._record_failure(start_id, error)
-        await self._record_end(start_id, (final, preview), agent)
+            return await self._record_failure(plan.start_id, error)
+        await self._record_end(plan.start_id, (final, preview))
         return True
 
-    async def _prepare(self) -> tuple[ModelRequest, str, dict[str, Any]] | None:
-        async with self.deps.database.unit_of_work() as db:
-            row = await leases.fence(db, self.claim)
-            history = await events.history(db, row.id)
-            if requests.needs_compaction(history, self.deps.settings):
-                agent = row.agent
-            else:
-                request = requests.build(row.agent, history)
-                start = await events.append(
-                    db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}]
-                )
-                return request, start[0]["id"], row.agent
-        await self._compact(agent, history)
-        return None
-
     async def _compact(self, agent: dict[str, Any], history: list[dict[str, Any]]) -> None:
-        from app.agent_loop.model_client import complete
-
         summary = await complete(self.deps.model, requests.summary_request(agent, history))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
@@ -166,9 +167,7 @@ class ModelStep:
             )
 
     # -- recording -----------------------------------------------------------------------------
-    async def _record_end(
-        self, start_id: str, result: tuple[MessageComplete, Preview] | None, agent: dict[str, Any]
-    ) -> None:
+    async def _record_end(self, start_id: str, result: tuple[MessageComplete, Preview] | None) -> None:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:

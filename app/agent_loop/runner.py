@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions
 from app.agent_loop.deps import LoopDeps
-from app.agent_loop.model_step import ModelStep
+from app.agent_loop.model_step import ModelPlan, ModelStep
 from app.agent_loop.state import TurnState, analyse
-from app.agent_loop.tool_step import ToolStep
+from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.events import service as events
 from app.sessions import leases, transitions
@@ -64,6 +64,10 @@ class SessionRunner:
         self.claim = claim
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
+        # The log is append-only and this worker holds the lease: read it once, then only what
+        # was appended since (by this worker or by clients answering tool calls).
+        self._history: list[Record] = []
+        self._seen_seq = 0
 
     async def run(self) -> None:
         """Steps until the session is idle with nothing queued, or must wait (backoff)."""
@@ -74,8 +78,11 @@ class SessionRunner:
 
     async def _snapshot(self, db: AsyncSession) -> Snapshot:
         row = await leases.fence(db, self.claim)
-        history = await events.history(db, row.id)
+        for seq, record in await events.records_after(db, row.id, self._seen_seq):
+            self._history.append(record)
+            self._seen_seq = seq
         queued = await events.queued(db, row.id)
+        history = list(self._history)
         return Snapshot(row, history, queued, analyse(history))
 
     async def step(self) -> bool:
@@ -83,13 +90,13 @@ class SessionRunner:
         async with self.deps.database.unit_of_work() as db:
             snap = await self._snapshot(db)
             outcome = await self._decide_and_write(db, snap)
-        if outcome == "model":
-            return await self.model_step.run()
-        if outcome == "tools":
-            return await self.tool_step.run()
+        if isinstance(outcome, ModelPlan):
+            return await self.model_step.run(outcome)
+        if isinstance(outcome, ToolPlan):
+            return await self.tool_step.run(outcome)
         return outcome == "continue"
 
-    async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> str:
+    async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
         notifier = self.deps.notifier
         if snap.interrupt is not None:
             await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt)
@@ -101,7 +108,7 @@ class SessionRunner:
             return "release"
         return await self._from_running(db, snap)
 
-    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str:
+    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
         notifier = self.deps.notifier
         resumable = (
             snap.last_idle_reason() == "requires_action"
@@ -115,7 +122,7 @@ class SessionRunner:
         leases.release(snap.row, None)
         return "release"
 
-    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str:
+    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
         notifier, row, state = self.deps.notifier, snap.row, snap.state
         if row.status == "rescheduling":
             await transitions.start_running(db, notifier, row)
@@ -127,13 +134,13 @@ class SessionRunner:
             await actions.refuse(db, notifier, row, state)
             return "continue"
         if state.runnable():
-            return "tools"
+            return await self.tool_step.prepare(db, row, state) or "continue"
         if snap.inputs:  # steering: joins the turn after the in-flight tool results
             await events.mark_processed(db, notifier, row.id, [e["id"] for e in snap.inputs])
             return "continue"
         return await self._after_tools(db, snap)
 
-    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str:
+    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
         state = snap.state
         blocking = state.unanswered_blocking()
         if blocking:
@@ -143,7 +150,7 @@ class SessionRunner:
             if state.requests_since_input >= self.deps.settings.max_tool_rounds:
                 await actions.tool_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
-            return "model"
+            return await self.model_step.prepare(db, snap.row, snap.history)
         stop_reason = actions.stop_reason_of(state.last_response)
         await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason)
         return "continue"

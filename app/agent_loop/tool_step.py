@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions
 from app.agent_loop.deps import LoopDeps
-from app.agent_loop.state import analyse
+from app.agent_loop.state import TurnState
+from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
 from app.sandbox.interface import ImageBuildError, SandboxError, SandboxSpec, ToolRequest, ToolResult
@@ -53,16 +57,19 @@ def mcp_hosts(agent: dict[str, Any]) -> list[str]:
     return [h for h in (urlsplit(s.get("url", "")).hostname for s in agent.get("mcp_servers") or []) if h]
 
 
+@dataclass(frozen=True)
+class ToolPlan:
+    calls: list[dict[str, Any]]
+    spec: SandboxSpec
+
+
 class ToolStep:
     def __init__(self, deps: LoopDeps, claim: Claim) -> None:
         self.deps = deps
         self.claim = claim
 
-    async def run(self) -> bool:
-        prepared = await self._prepare()
-        if prepared is None:
-            return True
-        calls, spec = prepared
+    async def run(self, plan: ToolPlan) -> bool:
+        calls, spec = plan.calls, plan.spec
         try:
             await self.deps.sandbox.ensure(self.claim.session_id, spec, self._progress)
         except SandboxError as error:
@@ -80,23 +87,23 @@ class ToolStep:
             row.inflight_tool_ids = []
         return True
 
-    async def _prepare(self) -> tuple[list[dict[str, Any]], SandboxSpec] | None:
-        async with self.deps.database.unit_of_work() as db:
-            row = await leases.fence(db, self.claim)
-            calls = analyse(await events.history(db, row.id)).runnable()
-            cut_off = [u["id"] for u in calls if u["id"] in row.inflight_tool_ids]
-            if cut_off:
-                await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
-                return None
-            row.inflight_tool_ids = [u["id"] for u in calls]
-            config = await environments.sandbox_config(db, row.environment_id)
-            spec = SandboxSpec(
-                env_id=row.environment_id,
-                packages=config.get("packages") or {},
-                networking=config.get("networking") or {"type": "unrestricted"},
-                mcp_hosts=mcp_hosts(row.agent),
-            )
-            return calls, spec
+    async def prepare(self, db: AsyncSession, row: Session, state: TurnState) -> ToolPlan | None:
+        """In the deciding step's transaction: record which calls start now (None: the calls
+        were cut off by a crash and have been reported as errors instead)."""
+        calls = state.runnable()
+        cut_off = [u["id"] for u in calls if u["id"] in row.inflight_tool_ids]
+        if cut_off:
+            await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
+            return None
+        row.inflight_tool_ids = [u["id"] for u in calls]
+        config = await environments.sandbox_config(db, row.environment_id)
+        spec = SandboxSpec(
+            env_id=row.environment_id,
+            packages=config.get("packages") or {},
+            networking=config.get("networking") or {"type": "unrestricted"},
+            mcp_hosts=mcp_hosts(row.agent),
+        )
+        return ToolPlan(calls, spec)
 
     async def _execute(self, use: dict[str, Any]) -> ToolResult:
         try:

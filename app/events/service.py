@@ -127,6 +127,12 @@ async def history(db: AsyncSession, session_id: str) -> list[Wire]:
     return [to_record(r) for r in await repository.history(db, session_id)]
 
 
+async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tuple[int, Wire]]:
+    """Processed events after `seq` with their private fields (the loop's incremental read)."""
+    rows = await repository.after_seq(db, session_id, seq, limit=1_000_000)
+    return [(int(r.seq or 0), to_record(r)) for r in rows]
+
+
 async def find(db: AsyncSession, session_id: str, event_ids: Sequence[str]) -> dict[str, Wire]:
     return {r.id: to_wire(r) for r in await repository.by_ids(db, session_id, event_ids)}
 
