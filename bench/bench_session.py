@@ -28,8 +28,8 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
+from app.config import Settings
+from app.main import create_app
 
 KEY = "bench-key"
 BASH = '/tool bash {"command": "echo hi"}'
@@ -56,7 +56,9 @@ def start_server(tmp: Path) -> tuple[uvicorn.Server, str]:
             "log_level": "warning",
         }
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
@@ -69,7 +71,9 @@ def message(text: str) -> dict[str, object]:
 
 def first_result_seconds(client: anthropic.Anthropic, agent_id: str, env_id: str) -> tuple[float, str]:
     start = time.perf_counter()
-    session = client.beta.sessions.create(agent=agent_id, environment_id=env_id, initial_events=[message(BASH)])
+    session = client.beta.sessions.create(
+        agent=agent_id, environment_id=env_id, initial_events=[message(BASH)]
+    )
     with client.beta.sessions.events.stream(session.id) as stream:
         for event in stream:
             if event.type == "agent.tool_result":
@@ -109,7 +113,10 @@ def timed(cmd: list[str], runs: int) -> list[float]:
 
 def container_of(session_id: str) -> str:
     ids = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=mas.session={session_id}"], check=True, capture_output=True, text=True
+        ["docker", "ps", "-q", "--filter", f"label=mas.session={session_id}"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     return ids[0]
 
@@ -134,7 +141,9 @@ def main() -> None:
         server, url = start_server(Path(tmp))
         client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
         env = client.beta.environments.create(name="bench")
-        agent = client.beta.agents.create(name="bench", model="claude-sonnet-4-6", tools=[{"type": "agent_toolset_20260401"}])
+        agent = client.beta.agents.create(
+            name="bench", model="claude-sonnet-4-6", tools=[{"type": "agent_toolset_20260401"}]
+        )
         _, warm_session = first_result_seconds(client, agent.id, env.id)  # builds/reuses the image
         firsts, sessions = [], []
         for _ in range(args.sessions):
@@ -143,7 +152,9 @@ def main() -> None:
             sessions.append(session_id)
         image = subprocess.run(
             ["docker", "inspect", "-f", "{{.Config.Image}}", container_of(warm_session)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         docker_run = timed(["docker", "run", "--rm", "--network", "none", image, "true"], args.sessions)
         trips = tool_round_trips(client, warm_session, args.rounds)

@@ -34,7 +34,9 @@ class ServerThread:
         self.settings = settings.model_copy(update={"port": self.port, "host": "127.0.0.1"})
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(self.settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
 
@@ -55,7 +57,9 @@ class ServerThread:
 class ServerProcess:
     """`mas serve` (or `mas worker`) as a child process, for crash and cross-process tests."""
 
-    def __init__(self, env: Mapping[str, str], args: list[str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], args: list[str] | None = None, port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args or ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
