@@ -10,9 +10,11 @@ local publications by reading the log once per process. A subscriber that sees a
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,19 @@ class LogEvent:
 
     seq: int
     wire: dict[str, Any]
+
+    @cached_property
+    def sse(self) -> bytes:
+        """The SSE frame, encoded once however many streams send it."""
+        return sse_frame(self.wire, str(self.wire["id"]))
+
+
+def sse_frame(wire: dict[str, Any], event_id: str | None = None) -> bytes:
+    """`id:` (optional), `event: <type>`, `data: <json>` — the name equals the JSON `type`, as the
+    SDKs require. Compact JSON never contains a raw newline, so one `data:` line suffices."""
+    head = f"id: {event_id}\r\n" if event_id else ""
+    data = json.dumps(wire, separators=(",", ":"))
+    return f"{head}event: {wire['type']}\r\ndata: {data}\r\n\r\n".encode()
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,12 @@ and a client that drops mid-turn gets the rest on reconnect (and the full histor
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.base import utcnow
-from app.events.notifier import Deleted, Ephemeral, LogEvent, Notifier, Subscription
+from app.events.notifier import Deleted, Ephemeral, LogEvent, Notifier, Subscription, sse_frame
 from app.ids import new_id
 from app.wire import iso
 
@@ -27,13 +26,6 @@ PREVIEW_TYPES = frozenset({"agent.message", "agent.thinking"})
 
 FetchAfter = Callable[[int], Awaitable[list[LogEvent]]]
 SaveWatermark = Callable[[int], Awaitable[None]]
-
-
-def frame(wire: dict[str, Any], event_id: str | None = None) -> dict[str, str]:
-    out = {"event": str(wire["type"]), "data": json.dumps(wire, separators=(",", ":"))}
-    if event_id:
-        out["id"] = event_id
-    return out
 
 
 def deleted_event() -> dict[str, Any]:
@@ -85,7 +77,7 @@ class SessionStream:
         self.save_watermark = save_watermark
         self.poll_seconds = poll_seconds
 
-    async def frames(self) -> AsyncIterator[dict[str, str]]:
+    async def frames(self) -> AsyncIterator[bytes]:
         sub = self.notifier.subscribe(self.session_id)  # before the backfill: nothing falls between
         try:
             async for out in self._catch_up():
@@ -93,7 +85,7 @@ class SessionStream:
             while True:
                 item = await self._next(sub)
                 if isinstance(item, Deleted):
-                    yield frame(deleted_event())
+                    yield sse_frame(deleted_event())
                     return
                 async for out in self._handle(item, sub):
                     yield out
@@ -101,6 +93,8 @@ class SessionStream:
             self.notifier.unsubscribe(sub)
 
     async def _next(self, sub: Subscription) -> LogEvent | Ephemeral | Deleted | None:
+        if not sub.queue.empty():  # a burst: no timer per event
+            return sub.queue.get_nowait()
         try:
             return await asyncio.wait_for(sub.queue.get(), self.poll_seconds)
         except TimeoutError:
@@ -108,10 +102,10 @@ class SessionStream:
 
     async def _handle(
         self, item: LogEvent | Ephemeral | None, sub: Subscription
-    ) -> AsyncIterator[dict[str, str]]:
+    ) -> AsyncIterator[bytes]:
         if isinstance(item, Ephemeral):
             if self.previews.admit(item.wire):
-                yield frame(item.wire)
+                yield sse_frame(item.wire)
             return
         if item is None or sub.overflowed or item.seq > self.last + 1:
             sub.overflowed = False
@@ -122,7 +116,7 @@ class SessionStream:
             async for out in self._deliver(item):
                 yield out
 
-    async def _catch_up(self) -> AsyncIterator[dict[str, str]]:
+    async def _catch_up(self) -> AsyncIterator[bytes]:
         while True:
             batch = await self.fetch_after(self.last)
             for event in batch:
@@ -131,7 +125,7 @@ class SessionStream:
             if len(batch) < 1000:
                 return
 
-    async def _deliver(self, event: LogEvent) -> AsyncIterator[dict[str, str]]:
+    async def _deliver(self, event: LogEvent) -> AsyncIterator[bytes]:
         if event.seq <= self.last:
             return
         if (
@@ -145,4 +139,4 @@ class SessionStream:
         self.notifier.mark_delivered(self.session_id, event.seq)
         self.last = event.seq
         self.previews.close(event.wire)
-        yield frame(event.wire, str(event.wire["id"]))
+        yield event.sse

@@ -31,7 +31,7 @@ async def open_stream(
     session_id: str,
     deltas: Sequence[str] | None,
     last_event_id: str | None,
-) -> AsyncIterator[dict[str, str]]:
+) -> AsyncIterator[bytes]:
     wanted = check_deltas(deltas)
     async with database.read() as db:
         start = await sessions.stream_start(db, notifier, session_id, last_event_id)
