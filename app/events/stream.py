@@ -80,15 +80,24 @@ class SessionStream:
     async def frames(self) -> AsyncIterator[bytes]:
         sub = self.notifier.subscribe(self.session_id)  # before the backfill: nothing falls between
         try:
-            async for out in self._catch_up():
-                yield out
+            for chunk in await self._catch_up():
+                yield chunk
             while True:
                 item = await self._next(sub)
                 if isinstance(item, Deleted):
                     yield sse_frame(deleted_event())
                     return
-                async for out in self._handle(item, sub):
-                    yield out
+                if isinstance(item, Ephemeral):
+                    if self.previews.admit(item.wire):
+                        yield sse_frame(item.wire)
+                elif item is None or sub.overflowed or item.seq > self.last + 1:
+                    sub.overflowed = False  # a gap, an overflow or a quiet spell: read the log
+                    for chunk in await self._catch_up():
+                        yield chunk
+                elif item.seq == self.last + 1:
+                    delivered = await self._deliver(item)
+                    if delivered is not None:
+                        yield delivered
         finally:
             self.notifier.unsubscribe(sub)
 
@@ -100,34 +109,20 @@ class SessionStream:
         except TimeoutError:
             return None  # safety net: re-read the log (a notification may have been lost)
 
-    async def _handle(
-        self, item: LogEvent | Ephemeral | None, sub: Subscription
-    ) -> AsyncIterator[bytes]:
-        if isinstance(item, Ephemeral):
-            if self.previews.admit(item.wire):
-                yield sse_frame(item.wire)
-            return
-        if item is None or sub.overflowed or item.seq > self.last + 1:
-            sub.overflowed = False
-            async for out in self._catch_up():
-                yield out
-            return
-        if item.seq == self.last + 1:
-            async for out in self._deliver(item):
-                yield out
-
-    async def _catch_up(self) -> AsyncIterator[bytes]:
+    async def _catch_up(self) -> list[bytes]:
+        chunks: list[bytes] = []
         while True:
             batch = await self.fetch_after(self.last)
             for event in batch:
-                async for out in self._deliver(event):
-                    yield out
+                chunk = await self._deliver(event)
+                if chunk is not None:
+                    chunks.append(chunk)
             if len(batch) < 1000:
-                return
+                return chunks
 
-    async def _deliver(self, event: LogEvent) -> AsyncIterator[bytes]:
+    async def _deliver(self, event: LogEvent) -> bytes | None:
         if event.seq <= self.last:
-            return
+            return None
         if (
             event.wire["type"] in TURN_END_TYPES
             and self.notifier.delivered.get(self.session_id, 0) < event.seq
@@ -139,4 +134,4 @@ class SessionStream:
         self.notifier.mark_delivered(self.session_id, event.seq)
         self.last = event.seq
         self.previews.close(event.wire)
-        yield event.sse
+        return event.sse
