@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 ModelBackend = Literal["auto", "anthropic", "offline"]
 
@@ -38,7 +37,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface `mas serve` binds to.")
     port: int = Field(8000, description="Port `mas serve` listens on.")
     public_url: str | None = Field(
-        None, description="URL the worker uses to reach this server's offline model (default http://host:port)."
+        None,
+        description="URL the worker uses to reach this server's offline model (default http://host:port).",
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///./data/mas.db",
@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
 
     # --- streaming ----------------------------------------------------------------------------
-    stream_heartbeat_seconds: float = Field(10.0, description="Interval of `ping` frames on idle SSE streams.")
+    stream_heartbeat_seconds: float = Field(
+        10.0, description="Interval of `ping` frames on idle SSE streams."
+    )
     stream_poll_seconds: float = Field(
         2.0, description="How often a stream re-reads the log even without a notification (safety net)."
     )
@@ -60,11 +62,17 @@ class Settings(BaseSettings):
     # --- worker -------------------------------------------------------------------------------
     embedded_worker: bool = Field(True, description="Run the worker inside `mas serve`.")
     worker_concurrency: int = Field(8, description="Sessions one worker process runs at once.")
-    worker_lease_seconds: float = Field(30.0, description="Lease a worker holds on a session; renewed while it runs.")
+    worker_lease_seconds: float = Field(
+        30.0, description="Lease a worker holds on a session; renewed while it runs."
+    )
     worker_poll_seconds: float = Field(1.0, description="Fallback poll interval when no wake-up arrives.")
-    max_model_retries: int = Field(4, description="Retries of a failed model request before retries_exhausted.")
+    max_model_retries: int = Field(
+        4, description="Retries of a failed model request before retries_exhausted."
+    )
     retry_base_seconds: float = Field(1.0, description="First retry backoff; doubles each retry.")
-    max_tool_rounds: int = Field(200, description="Model requests per turn before tool_use_limit_reached_error.")
+    max_tool_rounds: int = Field(
+        200, description="Model requests per turn before tool_use_limit_reached_error."
+    )
 
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
@@ -83,6 +91,9 @@ class Settings(BaseSettings):
     offline_script: Path | None = Field(
         None, description="JSON script file of turn-by-turn responses for the offline model (global)."
     )
+    model_timeout_seconds: float = Field(
+        600.0, description="HTTP timeout of one model request (the stream's read timeout)."
+    )
     compaction_threshold_tokens: int = Field(
         150_000, description="Input tokens of a request above which the history is compacted."
     )
@@ -93,21 +104,48 @@ class Settings(BaseSettings):
 
     # --- sandbox ------------------------------------------------------------------------------
     sandbox_backend: Literal["docker", "local"] = Field(
-        "docker", description="Where built-in tools run: per-session Docker containers, or local (tests only)."
+        "docker",
+        description="Where built-in tools run: per-session Docker containers, or local (tests only).",
     )
     sandbox_base_image: str = Field(
-        "mas-sandbox-base:bookworm", description="Base image for environment images (built by `mas sandbox base`)."
+        "mas-sandbox-base:bookworm",
+        description="Base image for environment images (built by `mas sandbox base`).",
     )
     sandbox_memory_mb: int = Field(2048, description="Memory limit of a session container (MiB).")
     sandbox_cpus: float = Field(1.0, description="CPU limit of a session container.")
     sandbox_pids: int = Field(512, description="Process limit of a session container.")
-    sandbox_idle_stop_seconds: float = Field(900.0, description="Stop a session container after this idle time.")
+    sandbox_idle_stop_seconds: float = Field(
+        900.0, description="Stop a session container after this idle time."
+    )
     sandbox_pip_index_url: str | None = Field(None, description="pip index URL for image builds (mirror).")
     sandbox_apt_mirror: str | None = Field(None, description="Debian mirror URL for image builds.")
     sandbox_npm_registry: str | None = Field(None, description="npm registry URL for image builds.")
     sandbox_goproxy: str | None = Field(None, description="GOPROXY for image builds.")
     sandbox_gem_source: str | None = Field(None, description="RubyGems source for image builds.")
     sandbox_cargo_registry: str | None = Field(None, description="crates.io mirror (sparse index URL).")
+    sandbox_state_dir: Path = Field(
+        Path("./data/sandbox"),
+        description="Host directory for per-session tool-server sockets and proxy configs (bind-mounted "
+        "into containers, so it must be a path the Docker daemon sees).",
+    )
+    sandbox_assets_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / "sandbox",
+        description="The repository's sandbox/ directory: tool server (mounted read-only) and build-base.sh.",
+    )
+    sandbox_instance: str = Field(
+        "default",
+        description="Label value (mas.instance) owning this server's containers; reaping touches no other.",
+    )
+    sandbox_network: str = Field("mas-sandbox", description="Docker network of unrestricted sessions.")
+    sandbox_egress_network: str = Field(
+        "mas-egress", description="Docker network the egress proxies of limited sessions reach out from."
+    )
+    sandbox_proxy_image: str = Field(
+        "mas-sandbox-egress:bookworm", description="Egress proxy image (tinyproxy; built by build-base.sh)."
+    )
+    sandbox_bash_timeout_seconds: float = Field(
+        120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+    )
     web_search_url: str | None = Field(
         None, description="Search endpoint for web_search when the backend is not the real API."
     )

@@ -1,0 +1,132 @@
+"""What both backends share: the channel per session, tool dispatch, idle stop and web_search."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+
+from app.config import Settings
+from app.sandbox.channel import ChannelClosed, ToolChannel
+from app.sandbox.interface import ToolRequest, ToolResult
+from app.sandbox.web_search import web_search
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_TOOL_TIMEOUT_S = 60.0
+# The server enforces the tool's own limit; the host waits this much longer before giving up.
+_GRACE_S = 15.0
+
+
+class ChannelBackend(ABC):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._channels: dict[str, ToolChannel] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._idle_task: asyncio.Task[None] | None = None
+
+    # --- what a backend provides -------------------------------------------------------------
+    @abstractmethod
+    async def _attach(self, session_id: str) -> ToolChannel:
+        """Start the session's tool server if it is stopped, and connect to it."""
+
+    @abstractmethod
+    async def _running_sessions(self) -> list[str]:
+        """Sessions of this instance whose tool server is running (for the idle check)."""
+
+    @abstractmethod
+    async def _halt(self, session_id: str) -> None:
+        """Stop the session's tool server, keeping its files."""
+
+    # --- shared ------------------------------------------------------------------------------
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    async def _channel(self, session_id: str) -> ToolChannel:
+        channel = self._channels.get(session_id)
+        if channel is not None and not channel.closed:
+            return channel
+        async with self._lock(session_id):
+            channel = self._channels.get(session_id)
+            if channel is None or channel.closed:
+                channel = self._channels[session_id] = await self._attach(session_id)
+        self._start_idle_loop()
+        return channel
+
+    async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
+        if request.name == "web_search":
+            return await web_search(self.settings, request)
+        timeout = self._timeout(request)
+        message = {"op": "tool", "name": request.name, "input": request.input, "timeout": timeout}
+        channel = await self._channel(session_id)
+        try:
+            reply = await channel.call(message, timeout + _GRACE_S)
+        except ChannelClosed as exc:
+            # Not retried: the call may have run (and had effects) before the server went away.
+            await self._drop_channel(session_id)
+            return ToolResult.error(
+                f"The sandbox stopped during the call ({exc}); it restarts on the next call."
+            )
+        except TimeoutError:
+            waited = timeout + _GRACE_S
+            return ToolResult.error(f"The {request.name} call did not answer within {waited:g} s.")
+        return ToolResult(list(reply.get("content") or []), bool(reply.get("is_error")))
+
+    def _timeout(self, request: ToolRequest) -> float:
+        if request.name == "bash":
+            ms = request.input.get("timeout_ms")
+            if isinstance(ms, int | float) and ms > 0:
+                return float(ms) / 1000.0
+            return request.timeout_s or self.settings.sandbox_bash_timeout_seconds
+        return request.timeout_s or _DEFAULT_TOOL_TIMEOUT_S
+
+    async def stop(self, session_id: str) -> None:
+        async with self._lock(session_id):
+            await self._drop_channel(session_id)
+            await self._halt(session_id)
+
+    async def _drop_channel(self, session_id: str) -> None:
+        channel = self._channels.pop(session_id, None)
+        if channel is not None:
+            await channel.close()
+
+    async def close(self) -> None:
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_task
+            self._idle_task = None
+        for session_id in list(self._channels):
+            await self._drop_channel(session_id)
+
+    # --- idle stop ---------------------------------------------------------------------------
+    def _start_idle_loop(self) -> None:
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.create_task(self._idle_loop(), name="sandbox-idle-stop")
+
+    async def _idle_loop(self) -> None:
+        limit = self.settings.sandbox_idle_stop_seconds
+        while True:
+            await asyncio.sleep(max(0.2, min(30.0, limit / 4)))
+            try:
+                await self.stop_idle(limit)
+            except Exception:  # the loop must outlive one bad check (e.g. Docker restarting)
+                log.exception("sandbox idle check failed")
+
+    async def stop_idle(self, limit: float) -> list[str]:
+        """Stop every running sandbox whose tool server has been idle ``limit`` seconds or more.
+
+        Idleness is the tool server's own clock, so several mas processes sharing sandboxes
+        (API server and workers) agree on it.
+        """
+        stopped = []
+        for session_id in await self._running_sessions():
+            try:
+                status = await (await self._channel(session_id)).call({"op": "status"}, 10.0)
+            except (ChannelClosed, TimeoutError):
+                continue
+            if float(status.get("idle_seconds", 0.0)) >= limit:
+                await self.stop(session_id)
+                stopped.append(session_id)
+        return stopped

@@ -1,0 +1,138 @@
+"""Naming, labels and the hardened run options of session containers and their proxies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docker.types import Mount
+
+from app.config import Settings
+
+SOCKET_DIR = "/run/mas"
+SOCKET_NAME = "tool.sock"
+SERVER_DIR = "/opt/mas/toolserver"
+WORKSPACE = "/workspace"
+OUTPUTS = "/mnt/session/outputs"
+SPILL_DIR = "/tmp/mas-tool-output"
+
+# Docker's default set minus MKNOD, NET_RAW, SETFCAP, SETPCAP, SYS_CHROOT and AUDIT_WRITE:
+# enough for apt (drops to _apt), dpkg (chown) and pip run as root inside the sandbox.
+CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"]
+_LOGS = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
+
+
+EGRESS_DIR = "/run/mas-egress"
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    network: str
+    environment: dict[str, str] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+    server_args: list[str] = field(default_factory=list)
+
+
+class Naming:
+    """Names and labels of one mas instance's Docker objects (tests use a unique instance)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.instance = settings.sandbox_instance
+        self.state_root = settings.sandbox_state_dir.resolve() / self.instance
+
+    def labels(self, session_id: str, role: str) -> dict[str, str]:
+        return {
+            "mas.managed": "1",
+            "mas.instance": self.instance,
+            "mas.session": session_id,
+            "mas.role": role,
+        }
+
+    def filters(self, role: str | None = None, session_id: str | None = None) -> dict[str, Any]:
+        wanted = ["mas.managed=1", f"mas.instance={self.instance}"]
+        wanted += [f"mas.role={role}"] if role else []
+        wanted += [f"mas.session={session_id}"] if session_id else []
+        return {"label": wanted}
+
+    def container(self, session_id: str) -> str:
+        return f"mas-{self.instance}-{session_id}"
+
+    def proxy(self, session_id: str) -> str:
+        return f"mas-{self.instance}-{session_id}-proxy"
+
+    def session_dir(self, session_id: str) -> Path:
+        return self.state_root / session_id
+
+    def socket_path(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "run" / SOCKET_NAME
+
+
+def _limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
+    return {
+        "mem_limit": f"{memory_mb}m",
+        "memswap_limit": f"{memory_mb}m",  # no swap: the limit is the limit
+        "nano_cpus": int(cpus * 1e9),
+        "pids_limit": pids,
+        "security_opt": ["no-new-privileges:true"],
+        "log_config": _LOGS,
+    }
+
+
+def sandbox_options(
+    settings: Settings, naming: Naming, session_id: str, image: str, plan: NetworkPlan
+) -> dict[str, Any]:
+    run_dir = naming.session_dir(session_id) / "run"
+    server = settings.sandbox_assets_dir.resolve() / "toolserver"
+    command = [
+        "python3",
+        SERVER_DIR,
+        "--socket",
+        f"{SOCKET_DIR}/{SOCKET_NAME}",
+        "--workspace",
+        WORKSPACE,
+        "--spill-dir",
+        SPILL_DIR,
+        "--make-dirs",
+        OUTPUTS,
+        *plan.server_args,
+    ]
+    return {
+        "image": image,
+        "name": naming.container(session_id),
+        "command": command,
+        "entrypoint": [],
+        "working_dir": WORKSPACE,
+        "hostname": "sandbox",
+        "labels": naming.labels(session_id, "sandbox"),
+        "environment": {"HOME": "/root", **plan.environment},
+        # "none": a limited session has loopback only; its proxy socket is its one way out.
+        **({"network_mode": "none"} if plan.network == "none" else {"network": plan.network}),
+        "cap_drop": ["ALL"],
+        "cap_add": CAPABILITIES,
+        # The tool server is mounted, not baked in: any python3 image works as a base.
+        "mounts": [
+            Mount(SOCKET_DIR, str(run_dir), type="bind"),
+            Mount(SERVER_DIR, str(server), type="bind", read_only=True),
+            *plan.mounts,
+        ],
+        **_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),
+    }
+
+
+def proxy_options(settings: Settings, naming: Naming, session_id: str) -> dict[str, Any]:
+    session_dir = naming.session_dir(session_id)
+    return {
+        "image": settings.sandbox_proxy_image,
+        "name": naming.proxy(session_id),
+        "labels": naming.labels(session_id, "proxy"),
+        "network": settings.sandbox_egress_network,
+        "user": "65534:65534",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "mounts": [
+            Mount("/etc/mas-proxy", str(session_dir / "proxy"), type="bind", read_only=True),
+            Mount(EGRESS_DIR, str(session_dir / "egress"), type="bind"),
+        ],
+        **_limits(64, 64, 0.5),
+    }

@@ -1,0 +1,150 @@
+"""Per-session Docker containers whose main process is the tool server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from typing import Any
+
+import docker
+import docker.errors
+
+from app.config import Settings
+from app.sandbox.base import ChannelBackend
+from app.sandbox.channel import ChannelClosed, ToolChannel
+from app.sandbox.containers import WORKSPACE, Naming, sandbox_options
+from app.sandbox.images import ImageBuilder
+from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
+from app.sandbox.network import Networks
+
+_START_TIMEOUT_S = 30.0
+
+
+class DockerBackend(ChannelBackend):
+    def __init__(self, settings: Settings, client: docker.DockerClient | None = None) -> None:
+        super().__init__(settings)
+        self.client = client or docker.from_env()
+        self.naming = Naming(settings)
+        self.images = ImageBuilder(self.client, settings)
+        self._networks = Networks(self.client, settings, self.naming)
+
+    def workspace(self, session_id: str) -> str:
+        return WORKSPACE
+
+    async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
+        image = await self.images.ensure(spec.packages, on_progress)
+        async with self._lock(session_id):
+            if await asyncio.to_thread(self._find, session_id) is None:
+                if on_progress is not None:
+                    await on_progress("Creating sandbox container")
+                await asyncio.to_thread(self._create, session_id, spec, image)
+            channel = self._channels.get(session_id)
+            if channel is None or channel.closed:
+                self._channels[session_id] = await self._start_and_connect(session_id)
+        self._start_idle_loop()
+
+    async def _attach(self, session_id: str) -> ToolChannel:
+        if await asyncio.to_thread(self._find, session_id) is None:
+            raise SandboxNotFound(f"session {session_id} has no sandbox; call ensure() first")
+        return await self._start_and_connect(session_id)
+
+    async def _start_and_connect(self, session_id: str) -> ToolChannel:
+        await asyncio.to_thread(self._start, session_id)
+        return await self._connect(session_id)
+
+    def _find(self, session_id: str) -> Any:
+        try:
+            return self.client.containers.get(self.naming.container(session_id))
+        except docker.errors.NotFound:
+            return None
+
+    def _create(self, session_id: str, spec: SandboxSpec, image: str) -> None:
+        (self.naming.session_dir(session_id) / "run").mkdir(parents=True, exist_ok=True)
+        plan = self._networks.plan(session_id, spec)
+        try:
+            options = sandbox_options(self.settings, self.naming, session_id, image, plan)
+            self.client.containers.create(**options)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: a concurrent ensure created it first
+                raise SandboxError(f"cannot create the sandbox of {session_id}: {exc}") from exc
+
+    def _start(self, session_id: str) -> None:
+        container = self._find(session_id)
+        if container is None:
+            raise SandboxNotFound(f"session {session_id} has no sandbox")
+        self._networks.start_proxy(session_id)
+        if container.status != "running":
+            # A socket left by the previous run would refuse connections until the server rebinds.
+            self.naming.socket_path(session_id).unlink(missing_ok=True)
+            container.start()
+
+    async def _connect(self, session_id: str) -> ToolChannel:
+        """Wait for the freshly (re)started tool server to accept connections."""
+        path = self.naming.socket_path(session_id)
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        delay = 0.005
+        while True:
+            with contextlib.suppress(ChannelClosed, TimeoutError):
+                channel = await ToolChannel.connect(path)
+                await channel.call({"op": "ping"}, 5.0)
+                return channel
+            if time.monotonic() > deadline or (delay > 0.2 and not await self._is_running(session_id)):
+                logs = await self._logs(session_id)
+                raise SandboxError(f"the tool server of {session_id} did not start: {logs}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def _is_running(self, session_id: str) -> bool:
+        container = await asyncio.to_thread(self._find, session_id)
+        return container is not None and container.status == "running"
+
+    async def _logs(self, session_id: str) -> str:
+        container = await asyncio.to_thread(self._find, session_id)
+        if container is None:
+            return "container is gone"
+        logs = await asyncio.to_thread(container.logs, tail=20)
+        return f"status {container.status}; {bytes(logs).decode(errors='replace').strip()}"
+
+    async def _halt(self, session_id: str) -> None:
+        await asyncio.to_thread(self._stop_containers, session_id)
+
+    def _stop_containers(self, session_id: str) -> None:
+        container = self._find(session_id)
+        if container is not None and container.status == "running":
+            container.stop(timeout=3)
+        self._networks.stop_proxy(session_id)
+
+    async def remove(self, session_id: str) -> None:
+        async with self._lock(session_id):
+            await self._drop_channel(session_id)
+            await asyncio.to_thread(self._remove, session_id)
+        self._locks.pop(session_id, None)
+
+    def _remove(self, session_id: str) -> None:
+        container = self._find(session_id)
+        if container is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        self._networks.remove_proxy(session_id)
+        shutil.rmtree(self.naming.session_dir(session_id), ignore_errors=True)
+
+    async def reap_orphans(self, live_session_ids: set[str]) -> int:
+        orphans = await asyncio.to_thread(self._known_sessions) - live_session_ids
+        for session_id in orphans:
+            await self.remove(session_id)
+        return len(orphans)
+
+    def _known_sessions(self) -> set[str]:
+        containers = self.client.containers.list(all=True, filters=self.naming.filters())
+        return {c.labels["mas.session"] for c in containers if "mas.session" in c.labels}
+
+    async def _running_sessions(self) -> list[str]:
+        filters = {**self.naming.filters("sandbox"), "status": "running"}
+        containers = await asyncio.to_thread(self.client.containers.list, filters=filters)
+        return [c.labels["mas.session"] for c in containers]
+
+    async def close(self) -> None:
+        await super().close()
+        await asyncio.to_thread(self.client.close)

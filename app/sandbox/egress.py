@@ -1,0 +1,105 @@
+"""The networking policy of limited sessions, as the egress proxy's configuration (pure text).
+
+A limited session's container has no network at all (Docker's `none`: loopback only). Its one
+way out is a unix socket, bind-mounted from a per-session tinyproxy container on the egress
+network; the tool server relays 127.0.0.1:3128 to it, and HTTP(S)_PROXY point there. tinyproxy
+lets through only hosts of the allow-list and answers 403 to everything else. Names are
+matched, never addresses: an IP literal is refused unless it was itself allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+PROXY_PORT = 3128
+
+# What `allow_package_managers` opens: the public registries of the six managers.
+PACKAGE_MANAGER_HOSTS = (
+    "deb.debian.org",
+    "security.debian.org",
+    "archive.ubuntu.com",
+    "security.ubuntu.com",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "crates.io",
+    "static.crates.io",
+    "index.crates.io",
+    "registry.npmjs.org",
+    "registry.yarnpkg.com",
+    "rubygems.org",
+    "index.rubygems.org",
+    "rubygems.global.ssl.fastly.net",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "storage.googleapis.com",
+)
+
+_LABEL = r"[a-z0-9_-]+"
+
+
+def is_limited(networking: dict[str, Any]) -> bool:
+    return networking.get("type") == "limited"
+
+
+def allowed_hosts(
+    networking: dict[str, Any], mcp_hosts: Iterable[str], mirrors: Iterable[str | None]
+) -> list[str]:
+    """The allow-list of a limited session, lower-cased and de-duplicated in order."""
+    hosts = [str(host) for host in networking.get("allowed_hosts") or []]
+    if networking.get("allow_package_managers"):
+        hosts += PACKAGE_MANAGER_HOSTS
+        # Configured mirrors are the package managers' registries too.
+        hosts += [urlsplit(url.removeprefix("sparse+")).hostname or "" for url in mirrors if url]
+    if networking.get("allow_mcp_servers"):
+        hosts += [urlsplit(h).hostname or "" if "://" in h else h for h in mcp_hosts]
+    return list(dict.fromkeys(host.strip().lower().rstrip(".") for host in hosts if host and host.strip()))
+
+
+def host_pattern(host: str) -> str:
+    """Anchored ERE: `*.example.com` matches one or more subdomain labels, never example.com."""
+    if host.startswith("*."):
+        return rf"^({_LABEL}\.)+{re.escape(host[2:])}$"
+    return rf"^{re.escape(host)}$"
+
+
+def filter_file(hosts: Iterable[str]) -> str:
+    # An empty filter with default-deny refuses everything, like an empty hosted allow-list.
+    return "".join(f"{host_pattern(host)}\n" for host in hosts)
+
+
+def tinyproxy_conf() -> str:
+    """Default-deny host filter; reachable only through the socket relay inside its container."""
+    return "\n".join(
+        [
+            f"Port {PROXY_PORT}",
+            "Listen 127.0.0.1",
+            "Timeout 600",
+            "MaxClients 64",
+            "Allow 127.0.0.1",
+            'Filter "/etc/mas-proxy/filter"',
+            "FilterType ere",
+            "FilterURLs Off",
+            "FilterDefaultDeny Yes",
+            "FilterCaseSensitive Off",
+            # CONNECT only to HTTPS; plain HTTP is still forwarded for allowed hosts (apt uses it).
+            "ConnectPort 443",
+            "DisableViaHeader Yes",
+            "LogLevel Connect",
+            "",
+        ]
+    )
+
+
+def proxy_env() -> dict[str, str]:
+    url = f"http://127.0.0.1:{PROXY_PORT}"
+    return {
+        "HTTP_PROXY": url,
+        "HTTPS_PROXY": url,
+        "http_proxy": url,
+        "https_proxy": url,
+        "NO_PROXY": "localhost,127.0.0.1",
+        "no_proxy": "localhost,127.0.0.1",
+    }

@@ -1,0 +1,128 @@
+"""Environment images: built once per (base image, packages) and shared by every session."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+
+from app.config import Settings
+from app.sandbox.build_steps import BuildStep, Mirrors, build_steps, dockerfile, image_tag, normalize
+from app.sandbox.interface import ImageBuildError, Progress, SandboxError
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+_OUTPUT_KEPT = 400  # lines of the failing step shown in ImageBuildError.output
+
+
+@dataclass
+class _BuildLog:
+    """Which manager each Dockerfile step belongs to, and the output of the current step."""
+
+    steps: list[BuildStep]
+    current: str = "base"
+    lines: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> None:
+        match = _STEP.match(line)
+        if match:
+            index = int(match.group(1)) - 2  # step 1 is FROM
+            self.current = self.steps[index].manager if 0 <= index < len(self.steps) else "base"
+            self.lines = []
+        self.lines = [*self.lines[-_OUTPUT_KEPT:], line]
+
+
+class ImageBuilder:
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def ensure(self, packages: dict[str, list[str]], on_progress: Progress | None = None) -> str:
+        """Return the image for ``packages``, building it unless an image with its tag exists."""
+        base = self._settings.sandbox_base_image
+        base_id = await asyncio.to_thread(self._image_id, base)
+        if base_id is None:
+            raise SandboxError(
+                f"base image {base} not found; build it with sandbox/build-base.sh (or `mas sandbox base`)"
+            )
+        if not normalize(packages):
+            return base
+        tag = image_tag(base_id, packages)
+        # One build per tag in this process; the tag check inside the lock skips repeats.
+        async with self._locks.setdefault(tag, asyncio.Lock()):
+            if await asyncio.to_thread(self._image_id, tag) is None:
+                await self._build(tag, base_id, packages, on_progress)
+            elif on_progress is not None:
+                await on_progress(f"Using cached environment image {tag}")
+        return tag
+
+    def _image_id(self, ref: str) -> str | None:
+        try:
+            return str(self._client.images.get(ref).id)
+        except docker.errors.ImageNotFound:
+            return None
+
+    async def _build(
+        self, tag: str, base_id: str, packages: dict[str, list[str]], on_progress: Progress | None
+    ) -> None:
+        steps = build_steps(packages, Mirrors.from_settings(self._settings))
+        log = _BuildLog(steps)
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                for line in self._stream(tag, dockerfile(base_id, steps)):
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = asyncio.create_task(asyncio.to_thread(run))
+        while (line := await queue.get()) is not None:
+            log.feed(line)
+            if on_progress is not None:
+                await on_progress(line)
+        try:
+            await worker
+        except _BuildFailed as exc:
+            raise ImageBuildError(log.current, "\n".join([*log.lines, exc.message])) from None
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"docker build of {tag} failed: {exc}") from exc
+
+    def _stream(self, tag: str, text: str) -> Iterator[str]:
+        """Lines of a classic `docker build`; the tag is applied only when every step succeeded."""
+        chunks = self._client.api.build(
+            fileobj=io.BytesIO(text.encode()),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            pull=False,
+            labels={"mas.managed": "1", "mas.role": "env-image"},
+        )
+        failure: str | None = None
+        # Read to the end even after an error, so the daemon's response (and socket) is closed.
+        for chunk in chunks:
+            if "error" in chunk and failure is None:
+                failure = str(chunk["error"]).strip()
+            yield from _lines(chunk)
+        if failure is not None:
+            raise _BuildFailed(failure)
+
+
+class _BuildFailed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _lines(chunk: dict[str, Any]) -> Iterator[str]:
+    for line in str(chunk.get("stream", "")).splitlines():
+        if line.strip():
+            yield line.rstrip()

@@ -1,0 +1,81 @@
+"""The sandbox seam the agent loop talks to: typed requests, lifecycle apart from execution."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Progress = Callable[[str], Awaitable[None]]
+ContentBlock = dict[str, Any]
+
+TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web_search")
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a session's container is built from: the environment config plus the agent's MCP hosts."""
+
+    env_id: str
+    packages: dict[str, list[str]] = field(default_factory=dict)
+    networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
+    mcp_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    name: str
+    input: dict[str, Any]
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """Anthropic content blocks (text, image, document) and whether the call failed."""
+
+    content: list[ContentBlock]
+    is_error: bool = False
+
+    @classmethod
+    def error(cls, message: str) -> ToolResult:
+        return cls([{"type": "text", "text": message}], is_error=True)
+
+
+class SandboxError(Exception):
+    """The sandbox could not be provided (not a tool failure: those are ToolResult errors)."""
+
+
+class SandboxNotFound(SandboxError):
+    """execute() for a session that has no sandbox: call ensure() first."""
+
+
+class ImageBuildError(SandboxError):
+    """A package manager failed while building an environment image; nothing was tagged."""
+
+    def __init__(self, manager: str, output: str) -> None:
+        super().__init__(f"{manager} install failed:\n{output[-4000:]}")
+        self.manager = manager
+        self.output = output
+
+
+class SandboxBackend(Protocol):
+    async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
+        """Create and start the session's sandbox (building its image if needed); idempotent."""
+
+    async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
+        """Run one tool call; a stopped sandbox is started again first."""
+
+    async def stop(self, session_id: str) -> None:
+        """Stop the sandbox, keeping its files."""
+
+    async def remove(self, session_id: str) -> None:
+        """Delete the sandbox and everything in it."""
+
+    async def reap_orphans(self, live_session_ids: set[str]) -> int:
+        """Remove sandboxes of sessions not in ``live_session_ids``; returns how many."""
+
+    def workspace(self, session_id: str) -> str:
+        """The directory relative tool paths resolve against (``/workspace`` in a container)."""
+
+    async def close(self) -> None:
+        """Drop connections and background tasks; sandboxes keep running for the next process."""

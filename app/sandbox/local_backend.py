@@ -1,0 +1,130 @@
+"""The same tool server as a host process per session: for development and tests, NOT isolated.
+
+Workspaces are per-session directories under the state dir; packages and networking policies
+are not applied (nothing contains the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app.config import Settings
+from app.sandbox.base import ChannelBackend
+from app.sandbox.channel import ChannelClosed, ToolChannel
+from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
+
+_START_TIMEOUT_S = 10.0
+
+
+class LocalBackend(ChannelBackend):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.root = settings.sandbox_state_dir.resolve() / "local" / settings.sandbox_instance
+
+    def _dir(self, session_id: str) -> Path:
+        return self.root / session_id
+
+    def workspace(self, session_id: str) -> str:
+        return str(self._dir(session_id) / "workspace")
+
+    async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
+        async with self._lock(session_id):
+            (self._dir(session_id) / "workspace").mkdir(parents=True, exist_ok=True)
+            channel = self._channels.get(session_id)
+            if channel is None or channel.closed:
+                self._channels[session_id] = await self._start_and_connect(session_id)
+        self._start_idle_loop()
+
+    async def _attach(self, session_id: str) -> ToolChannel:
+        if not self._dir(session_id).is_dir():
+            raise SandboxNotFound(f"session {session_id} has no sandbox; call ensure() first")
+        return await self._start_and_connect(session_id)
+
+    async def _start_and_connect(self, session_id: str) -> ToolChannel:
+        # A server left running by an earlier process is reused as is.
+        with contextlib.suppress(ChannelClosed):
+            return await ToolChannel.connect(self._socket(session_id))
+        await asyncio.to_thread(self._spawn, session_id)
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChannelClosed):
+                return await ToolChannel.connect(self._socket(session_id))
+            await asyncio.sleep(0.01)
+        raise SandboxError(f"the local tool server of {session_id} did not start")
+
+    def _socket(self, session_id: str) -> Path:
+        return self._dir(session_id) / "tool.sock"
+
+    def _spawn(self, session_id: str) -> None:
+        base = self._dir(session_id)
+        self._socket(session_id).unlink(missing_ok=True)
+        server = self.settings.sandbox_assets_dir.resolve() / "toolserver"
+        args = [
+            sys.executable,
+            str(server),
+            "--socket",
+            str(self._socket(session_id)),
+            "--workspace",
+            str(base / "workspace"),
+            "--spill-dir",
+            str(base / "tool-output"),
+            "--make-dirs",
+            str(base / "outputs"),
+            "--pid-file",
+            str(base / "server.pid"),
+            "--detach",
+        ]
+        # --detach double-forks: the server outlives this process, like a container would.
+        subprocess.run(args, check=True, stdin=subprocess.DEVNULL, timeout=_START_TIMEOUT_S)
+
+    async def _halt(self, session_id: str) -> None:
+        await asyncio.to_thread(self._kill, session_id)
+
+    def _kill(self, session_id: str) -> None:
+        pid_file = self._dir(session_id) / "server.pid"
+        try:
+            pid = int(pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return
+        for _ in range(200):  # the server takes its shell down, then exits
+            if not _alive(pid):
+                break
+            time.sleep(0.01)
+        pid_file.unlink(missing_ok=True)
+
+    async def remove(self, session_id: str) -> None:
+        async with self._lock(session_id):
+            await self._drop_channel(session_id)
+            await asyncio.to_thread(self._kill, session_id)
+            await asyncio.to_thread(shutil.rmtree, self._dir(session_id), True)
+        self._locks.pop(session_id, None)
+
+    async def reap_orphans(self, live_session_ids: set[str]) -> int:
+        known = {p.name for p in self.root.iterdir()} if self.root.is_dir() else set()
+        orphans = known - live_session_ids
+        for session_id in orphans:
+            await self.remove(session_id)
+        return len(orphans)
+
+    async def _running_sessions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return [p.name for p in self.root.iterdir() if (p / "server.pid").exists()]
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (the detached server's reaper may take its time)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False

@@ -1,0 +1,77 @@
+"""Entry point: `python3 /opt/mas/toolserver --socket PATH --workspace DIR --spill-dir DIR`.
+
+Python stdlib only, so it runs on any image with python3. As a container's PID 1 it forks:
+the parent only reaps orphaned processes (background jobs the agent left behind) and
+forwards stop signals; the child serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import egress
+from server import ToolServer
+
+
+def _reap_as_init() -> None:
+    child = os.fork()
+    if child == 0:
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: os.kill(child, signum))
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == child:
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _detach() -> None:
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="toolserver")
+    parser.add_argument("--socket", required=True, type=Path)
+    parser.add_argument("--workspace", required=True, type=Path)
+    parser.add_argument("--spill-dir", required=True, type=Path)
+    parser.add_argument("--make-dirs", nargs="*", default=[], type=Path)
+    parser.add_argument("--pid-file", type=Path)
+    parser.add_argument("--proxy-socket", help="egress proxy socket to expose on --proxy-port")
+    parser.add_argument("--proxy-port", type=int, default=3128)
+    parser.add_argument("--detach", action="store_true", help="daemonize (host-process sandboxes)")
+    args = parser.parse_args()
+    if args.detach:
+        _detach()
+    if os.getpid() == 1:
+        _reap_as_init()
+    if args.pid_file:
+        args.pid_file.write_text(str(os.getpid()))
+    for directory in [args.workspace, *args.make_dirs]:
+        directory.mkdir(parents=True, exist_ok=True)
+    if args.proxy_socket:
+        egress.serve(args.proxy_port, args.proxy_socket)
+    server = ToolServer(args.workspace, args.spill_dir)
+    # On stop, take the shell's process group down with us rather than orphan it.
+    signal.signal(signal.SIGTERM, lambda *_: (server.shell.kill(), os._exit(0)))
+    server.serve(args.socket)
+
+
+main()

@@ -1,0 +1,217 @@
+"""The persistent bash tool: one shell per session whose cwd, env and jobs survive calls.
+
+Each command is written to a file and ``source``d, so a syntax error or a command reading stdin
+cannot desynchronise the shell; a random end marker carries the exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from output import LIMIT, Result, Spiller, error, note_and_preview, text
+
+DEFAULT_TIMEOUT_S = 120.0
+# Keep enough raw bytes for LIMIT characters even when every character is multi-byte.
+_KEEP_BYTES = LIMIT * 4
+# Bytes never flushed to the spill file before the end marker has been seen and cut off.
+_HOLD = 256
+# `yes` must not fill the disk: the spill file of one command stops growing here.
+_SPILL_CAP = 64 * 1024 * 1024
+
+
+class _Capture:
+    """Collects a command's output: a bounded tail in memory, everything else in a spill file."""
+
+    def __init__(self, spiller: Spiller) -> None:
+        self.spiller = spiller
+        self.buf = bytearray()
+        self.total = 0
+        self.file: Any = None
+        self.path: Path | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        self.buf += chunk
+        self.total += len(chunk)
+        if len(self.buf) > _KEEP_BYTES + _HOLD:
+            cut = len(self.buf) - _KEEP_BYTES
+            self._to_file(bytes(self.buf[:cut]))
+            del self.buf[:cut]
+
+    def _to_file(self, data: bytes) -> None:
+        if self.file is None:
+            self.path = self.spiller.new_path("bash")
+            self.file = self.path.open("wb")
+        if self.file.tell() < _SPILL_CAP:
+            self.file.write(data)
+
+    def finish(self, end: int) -> str:
+        """Cut the buffer at ``end`` (where the marker starts) and return the text for the model."""
+        body = bytes(self.buf[:end])
+        if self.file is None:
+            decoded = body.decode("utf-8", errors="replace")
+            if len(decoded) <= LIMIT:
+                return decoded
+            self._to_file(b"")
+        self.file.write(body)
+        self.file.close()
+        self.file = None
+        tail = body.decode("utf-8", errors="replace")
+        assert self.path is not None
+        total = self.total - (len(self.buf) - end)  # the marker is not output
+        return note_and_preview(self.path, tail, total, keep_tail=True)
+
+
+class Shell:
+    def __init__(self, workspace: Path, spiller: Spiller) -> None:
+        self.workspace = workspace
+        self.spiller = spiller
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.scratch = Path(tempfile.mkdtemp(prefix="mas-shell-"))
+
+    def run(self, inp: dict[str, Any], timeout: float | None) -> Result:
+        command = inp.get("command")
+        if command is not None and not isinstance(command, str):
+            return error("command must be a string")
+        limit = _timeout(inp, timeout)
+        with self.lock:
+            if inp.get("restart"):
+                self.kill()
+                if not command:
+                    return text("Shell restarted.")
+            if not command:
+                return error("Missing required parameter: command")
+            return self._run(command, limit)
+
+    def _run(self, command: str, limit: float) -> Result:
+        proc = self._ensure()
+        token = secrets.token_hex(8)
+        script = self.scratch / f"cmd-{token}.sh"
+        script.write_text(command + "\n", encoding="utf-8")
+        # eval rather than source: errors then read "bash: eval: line 1: ..." without a temp path.
+        line = f"eval \"$(<{script})\" </dev/null; printf '\\n__MAS_DONE_{token}_%d__\\n' $?\n"
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(line.encode())
+            proc.stdin.flush()
+            return self._collect(proc, token, time.monotonic() + limit, limit)
+        finally:
+            script.unlink(missing_ok=True)
+
+    def _collect(self, proc: subprocess.Popen[bytes], token: str, deadline: float, limit: float) -> Result:
+        marker = re.compile(rb"\n__MAS_DONE_" + token.encode() + rb"_(\d+)__\n")
+        capture = _Capture(self.spiller)
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while True:
+            # The marker comes last, so only the newest bytes need scanning.
+            found = marker.search(capture.buf, max(0, len(capture.buf) - 65536 - _HOLD))
+            if found:
+                code = int(found.group(1))
+                out = capture.finish(found.start())
+                return _exit_result(out, code)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                out = capture.finish(len(capture.buf))
+                note = f"[command timed out after {limit:g} s; the shell was restarted]"
+                return error(f"{out}\n{note}".lstrip())
+            ready, _, _ = select.select([fd], [], [], remaining)
+            chunk = os.read(fd, 65536) if ready else b""
+            if ready and not chunk:
+                return self._died(proc, capture)
+            capture.feed(chunk)
+
+    def _died(self, proc: subprocess.Popen[bytes], capture: _Capture) -> Result:
+        code = proc.wait()
+        self.kill()
+        out = capture.finish(len(capture.buf))
+        note = f"[shell exited with code {code}; a new shell starts on the next call]"
+        return text(f"{out.rstrip(chr(10))}\n{note}".lstrip(), is_error=code != 0)
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
+        self.kill()
+        self.proc = subprocess.Popen(
+            ["/bin/bash", "--noprofile", "--norc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.workspace,
+            env=_shell_env(),
+            start_new_session=True,  # its own process group, so a timeout kills every job
+        )
+        assert self.proc.stdin is not None
+        # Make the agent's processes the OOM killer's first choice, never the tool server.
+        self.proc.stdin.write(b"echo 1000 > /proc/self/oom_score_adj 2>/dev/null\n")
+        self.proc.stdin.flush()
+        return self.proc
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        _kill_group(proc.pid)
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def _kill_group(pgid: int) -> None:
+    # A fork bomb keeps forking while we signal; repeat until no live member is left.
+    for _ in range(200):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.005)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a member of the group is not yet a zombie (zombies wait for their reaper)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def _timeout(inp: dict[str, Any], timeout: float | None) -> float:
+    ms = inp.get("timeout_ms")
+    if isinstance(ms, int | float) and ms > 0:
+        return float(ms) / 1000.0
+    return timeout or DEFAULT_TIMEOUT_S
+
+
+def _exit_result(out: str, code: int) -> Result:
+    out = out.removesuffix("\n")
+    if code == 0:
+        return text(out)
+    return error(f"{out}\n[exit code {code}]".lstrip("\n"))
+
+
+def _shell_env() -> dict[str, str]:
+    # Server credentials and configuration never reach the agent's shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "MAS_"))}
+    env.update({"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "DEBIAN_FRONTEND": "noninteractive"})
+    return env

@@ -1,0 +1,204 @@
+"""Limited networking enforced outside the container, against a web server of our own that
+answers for several hostnames (network aliases) on the egress network. No real internet."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+
+from app.sandbox import SandboxSpec
+from app.sandbox.docker_backend import DockerBackend
+from tests.sandbox.conftest import RUN
+from tests.sandbox.support import bash, call, text
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
+
+ALIASES = [
+    "allowed.test",
+    "api.wild.test",
+    "deep.api.wild.test",
+    "wild.test",
+    "blocked.test",
+    "mcp.test",
+    "pypi.org",
+]
+SERVER = """
+import http.server, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"hello {self.headers['Host']}".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+for port in (443, 8080):
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), H)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
+"""
+LIMITED = {"type": "limited", "allowed_hosts": ["allowed.test", "*.wild.test"]}
+
+
+@pytest.fixture(scope="module")
+def web_server(docker_client: docker.DockerClient, docker_backend: DockerBackend) -> Iterator[str]:
+    """The server's IP address on the egress network."""
+    settings = docker_backend.settings
+    labels = {"mas.managed": "1", "mas.instance": RUN, "mas.role": "shared-network"}
+    with contextlib.suppress(docker.errors.APIError):
+        docker_client.networks.create(
+            settings.sandbox_egress_network, driver="bridge", labels=labels, check_duplicate=True
+        )
+    network = docker_client.networks.get(settings.sandbox_egress_network)
+    container = docker_client.containers.create(
+        settings.sandbox_base_image,
+        ["python3", "-c", SERVER],
+        name=f"mas-{RUN}-websrv",
+        labels={"mas.instance": RUN, "mas.role": "test-server"},
+        network=network.name,
+        networking_config={network.name: docker_client.api.create_endpoint_config(aliases=ALIASES)},
+    )
+    container.start()
+    yield _wait_for_ip(container, network.name)
+    container.remove(force=True)
+
+
+def _wait_for_ip(container: Any, network: str) -> str:
+    for _ in range(100):
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        logs = container.logs()
+        if address and not logs:
+            time.sleep(0.3)  # the servers bind right after start
+            return str(address)
+        time.sleep(0.05)
+    raise AssertionError(f"test web server did not start: {container.logs()!r}")
+
+
+async def _session(
+    backend: DockerBackend, networking: dict[str, Any], mcp_hosts: list[str] | None = None
+) -> str:
+    sid = f"sesn_{uuid.uuid4().hex[:12]}"
+    await backend.ensure(sid, SandboxSpec(env_id="env_net", networking=networking, mcp_hosts=mcp_hosts or []))
+    return sid
+
+
+@pytest.fixture(scope="module")
+async def limited(docker_backend: DockerBackend, web_server: str) -> AsyncIterator[str]:
+    sid = await _session(docker_backend, LIMITED)
+    yield sid
+    await docker_backend.remove(sid)
+
+
+def curl(args: str) -> str:
+    return f"curl -sS -m 5 -o /dev/null -w '%{{http_code}}' {args}"
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("http://allowed.test/", "200"),
+        ("http://ALLOWED.test/", "200"),
+        ("http://api.wild.test/", "200"),
+        ("http://deep.api.wild.test/", "200"),
+        ("http://wild.test/", "403"),
+        ("http://blocked.test/", "403"),
+        ("http://allowed.test.blocked.test/", "403"),
+        ("http://allowed.test@blocked.test/", "403"),
+    ],
+)
+async def test_proxy_allows_only_listed_hosts(
+    docker_backend: DockerBackend, limited: str, url: str, status: str
+) -> None:
+    assert text(await bash(docker_backend, limited, curl(url))).endswith(status)
+
+
+async def test_https_tunnels_only_to_port_443(docker_backend: DockerBackend, limited: str) -> None:
+    tunnel = await bash(docker_backend, limited, curl("-p http://allowed.test:443/"))
+    assert text(tunnel) == "200"
+    other_port = await bash(docker_backend, limited, curl("-p http://allowed.test:8080/"))
+    assert "403" in text(other_port)
+
+
+async def test_no_way_around_the_proxy(docker_backend: DockerBackend, limited: str, web_server: str) -> None:
+    via_proxy_by_ip = await bash(docker_backend, limited, curl(f"http://{web_server}/"))
+    assert text(via_proxy_by_ip).endswith("403")
+    for port in (80, 443, 8080):
+        direct = await bash(docker_backend, limited, curl(f"--noproxy '*' http://{web_server}:{port}/"))
+        assert direct.is_error
+    host_header = await bash(docker_backend, limited, curl("-H 'Host: allowed.test' http://blocked.test/"))
+    assert text(host_header).endswith("403")
+    interfaces = await bash(docker_backend, limited, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '")
+    assert text(interfaces) == "lo"  # no route anywhere, the host included
+    host = await bash(docker_backend, limited, "timeout 2 bash -c '</dev/tcp/172.17.0.1/22'")
+    assert host.is_error and "unreachable" in text(host)
+    resolve = await bash(docker_backend, limited, "getent hosts allowed.test || echo unresolved")
+    assert text(resolve) == "unresolved"
+    spoofed = await bash(
+        docker_backend,
+        limited,
+        curl(f"--noproxy '*' --resolve allowed.test:80:{web_server} http://allowed.test/"),
+    )
+    assert spoofed.is_error
+
+
+async def test_web_fetch_obeys_the_policy(docker_backend: DockerBackend, limited: str) -> None:
+    allowed = await call(docker_backend, limited, "web_fetch", url="http://allowed.test/")
+    assert allowed.content[0]["source"]["data"] == "hello allowed.test"
+    blocked = await call(docker_backend, limited, "web_fetch", url="http://blocked.test/")
+    assert blocked.is_error and "HTTP 403" in text(blocked)
+
+
+async def test_package_managers_and_mcp_servers_open_their_hosts(
+    docker_backend: DockerBackend, web_server: str
+) -> None:
+    networking = {
+        "type": "limited",
+        "allowed_hosts": [],
+        "allow_package_managers": True,
+        "allow_mcp_servers": True,
+    }
+    sid = await _session(docker_backend, networking, mcp_hosts=["https://mcp.test/sse"])
+    try:
+        registry = await bash(docker_backend, sid, curl("http://pypi.org/simple/"))  # our server's alias
+        mcp = await bash(docker_backend, sid, curl("http://mcp.test/"))
+        other = await bash(docker_backend, sid, curl("http://allowed.test/"))
+    finally:
+        await docker_backend.remove(sid)
+    assert (text(registry), text(mcp)) == ("200", "200")
+    assert text(other).endswith("403")
+
+
+async def test_empty_allow_list_denies_everything(docker_backend: DockerBackend, web_server: str) -> None:
+    sid = await _session(
+        docker_backend,
+        {"type": "limited", "allowed_hosts": [], "allow_mcp_servers": False},
+        mcp_hosts=["mcp.test"],
+    )
+    try:
+        results = [
+            text(await bash(docker_backend, sid, curl(f"http://{host}/")))
+            for host in ("mcp.test", "pypi.org")
+        ]
+    finally:
+        await docker_backend.remove(sid)
+    assert all(result.endswith("403") for result in results)
+
+
+async def test_unrestricted_sessions_cannot_reach_each_other(docker_backend: DockerBackend) -> None:
+    first, second = f"sesn_{uuid.uuid4().hex[:12]}", f"sesn_{uuid.uuid4().hex[:12]}"
+    try:
+        for sid in (first, second):
+            await docker_backend.ensure(sid, SandboxSpec(env_id="env_net"))
+        await bash(docker_backend, first, "(python3 -m http.server 8000 >/dev/null 2>&1 &) ; sleep 0.5")
+        address = text(await bash(docker_backend, first, "hostname -I")).split()[0]
+        probe = await bash(docker_backend, second, curl(f"--connect-timeout 2 http://{address}:8000/"))
+    finally:
+        for sid in (first, second):
+            await docker_backend.remove(sid)
+    assert probe.is_error
