@@ -43,8 +43,22 @@ def harness_system(agent: dict[str, Any]) -> list[dict[str, Any]]:
 def _after_compaction(events: list[Record]) -> tuple[list[Record], str | None]:
     for i in range(len(events) - 1, -1, -1):
         if events[i]["type"] == "agent.thread_context_compacted":
-            return events[i + 1 :], str(events[i].get("_summary", ""))
+            return _unanswered(events[:i]) + events[i + 1 :], str(events[i].get("_summary", ""))
     return events, None
+
+
+def _unanswered(events: list[Record]) -> list[Record]:
+    """Messages the model had not answered yet when the history was compacted (a compaction runs
+    just before a request): the summary mentions them, but the model must still get them whole."""
+    kept = []
+    for event in reversed(events):
+        if event["type"] == "agent.thread_context_compacted" or (
+            event["type"] == "span.model_request_end" and event.get("_content")
+        ):
+            break
+        if event["type"] in ("user.message", "system.message"):
+            kept.append(event)
+    return kept[::-1]
 
 
 def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]]:

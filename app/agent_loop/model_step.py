@@ -85,7 +85,10 @@ class ModelStep:
 
     async def run(self, plan: ModelPlan) -> bool:
         if plan.request is None or plan.start_id is None:
-            await self._compact(plan.agent, plan.history)
+            try:
+                await self._compact(plan.agent, plan.history)
+            except ModelError as error:  # retried or given up like any model request
+                return await self._record_failure(None, error)
             return True  # decide again from the compacted log
         preview = Preview()
         try:
@@ -102,6 +105,8 @@ class ModelStep:
         summary = await complete(self.deps.model, requests.summary_request(agent, history))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
+            cost = request_cost(self.deps.settings.prices, str(agent["model"]["id"]), summary.usage)
+            row.usage = accumulate(row.usage, summary.usage, cost)  # the summary is billed too
             await events.append(
                 db,
                 self.deps.notifier,
@@ -199,12 +204,14 @@ class ModelStep:
         batch.append(end)
         return batch
 
-    async def _record_failure(self, start_id: str, error: ModelError) -> bool:
+    async def _record_failure(self, start_id: str | None, error: ModelError) -> bool:
+        """`start_id` is None for a compaction request, which has no span of its own."""
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            await events.append(
-                db, self.deps.notifier, row.id, [_span_end(start_id, None, is_error=True, speed=None)]
-            )
+            if start_id is not None:
+                await events.append(
+                    db, self.deps.notifier, row.id, [_span_end(start_id, None, is_error=True, speed=None)]
+                )
             retries = analyse(await events.history(db, row.id)).retries + 1
             if isinstance(error, RetryableModelError) and retries <= self.deps.settings.max_model_retries:
                 await self._retry_later(db, row, error, retries)

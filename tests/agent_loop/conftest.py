@@ -5,13 +5,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import anthropic
 import pytest
 import uvicorn
 
 from app.agent_loop.offline.endpoints import OfflineState, create_offline_app
+from tests.support.loop import loop_server as loop_server_on
+from tests.support.loop import sdk
+from tests.support.server import ServerThread
 
 MODEL = "claude-sonnet-5"
 
@@ -61,3 +65,20 @@ WEATHER_TOOL = {
     "description": "Weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
+
+
+# --- the real agent loop: a server with the embedded worker, on a database of its own ---------
+
+
+@pytest.fixture(scope="session")
+def loop_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """Fast retries (2 at most, 50 ms apart) so the error paths finish quickly."""
+    yield from loop_server_on(
+        backend, tmp_path_factory.mktemp(f"loop-{backend}"), retry_base_seconds=0.05, max_model_retries=2
+    )
+
+
+@pytest.fixture(scope="session")
+async def loop(loop_server: ServerThread) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with sdk(loop_server.url) as client:
+        yield client
