@@ -54,7 +54,15 @@ def serve(
     settings = settings.model_copy(update={"host": host, "port": port})
     _configure_logging(settings)
     _announce(settings, host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, access_log=False)
+    # A bounded graceful shutdown: open streams and model requests must not hold a stop forever.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 async def _run_worker(settings: Settings) -> None:

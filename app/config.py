@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     sandbox_proxy_image: str = Field(
         "mas-sandbox-egress:bookworm", description="Egress proxy image (tinyproxy; built by build-base.sh)."
     )
+    sandbox_warm_pool: int = Field(
+        2,
+        description="Started sandboxes kept ready per image in use (unrestricted networking), so a new "
+        "session's first tool call does not wait for a container to start; 0 disables.",
+    )
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )

@@ -41,7 +41,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(tmp: Path) -> tuple[uvicorn.Server, str]:
+def start_server(tmp: Path) -> tuple[uvicorn.Server, threading.Thread, str, str]:
     port = free_port()
     settings = Settings.model_validate(
         {
@@ -59,10 +59,11 @@ def start_server(tmp: Path) -> tuple[uvicorn.Server, str]:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
-    threading.Thread(target=server.run, daemon=True).start()
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     while not server.started:
         time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port}"
+    return server, thread, f"http://127.0.0.1:{port}", f"bench-{port}"
 
 
 def message(text: str) -> dict[str, object]:
@@ -111,14 +112,9 @@ def timed(cmd: list[str], runs: int) -> list[float]:
     return out
 
 
-def container_of(session_id: str) -> str:
-    ids = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=mas.session={session_id}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return ids[0]
+def container_of(instance: str, session_id: str) -> str:
+    """Sessions are found by container name (a warm-pool container is renamed on adoption)."""
+    return f"mas-{instance}-{session_id}"
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -138,7 +134,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = start_server(Path(tmp))
+        server, thread, url, instance = start_server(Path(tmp))
         client = anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0)
         env = client.beta.environments.create(name="bench")
         agent = client.beta.agents.create(
@@ -151,17 +147,18 @@ def main() -> None:
             firsts.append(elapsed)
             sessions.append(session_id)
         image = subprocess.run(
-            ["docker", "inspect", "-f", "{{.Config.Image}}", container_of(warm_session)],
+            ["docker", "inspect", "-f", "{{.Config.Image}}", container_of(instance, warm_session)],
             check=True,
             capture_output=True,
             text=True,
         ).stdout.strip()
         docker_run = timed(["docker", "run", "--rm", "--network", "none", image, "true"], args.sessions)
         trips = tool_round_trips(client, warm_session, args.rounds)
-        docker_exec = timed(["docker", "exec", container_of(warm_session), "true"], args.rounds)
+        docker_exec = timed(["docker", "exec", container_of(instance, warm_session), "true"], args.rounds)
         for session_id in [warm_session, *sessions]:
             client.beta.sessions.delete(session_id)
         server.should_exit = True
+        thread.join(timeout=60)  # let the server remove its warm sandboxes before exiting
     print("| measure | p50 ms | p90 ms | baseline p50 ms | ratio |")
     print("| --- | --- | --- | --- | --- |")
     print(row("session create -> first bash result (vs `docker run --rm IMAGE true`)", firsts, docker_run))

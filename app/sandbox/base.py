@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 
 from app.config import Settings
 from app.sandbox.channel import ChannelClosed, ToolChannel
-from app.sandbox.interface import ToolRequest, ToolResult
+from app.sandbox.interface import SandboxSpec, ToolRequest, ToolResult
 from app.sandbox.web_search import web_search
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,10 @@ class ChannelBackend(ABC):
                 return float(ms) / 1000.0
             return request.timeout_s or self.settings.sandbox_bash_timeout_seconds
         return request.timeout_s or _DEFAULT_TOOL_TIMEOUT_S
+
+    async def prewarm(self, spec: SandboxSpec) -> None:
+        """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""
+        return None  # backends without a warm pool have nothing to do
 
     async def stop(self, session_id: str) -> None:
         async with self._lock(session_id):

@@ -58,6 +58,13 @@ class Naming:
     def container(self, session_id: str) -> str:
         return f"mas-{self.instance}-{session_id}"
 
+    def session_of(self, container_name: str) -> str | None:
+        """The session (or warm-pool key) a container of this instance belongs to, from its name."""
+        prefix = f"mas-{self.instance}-"
+        if not container_name.lstrip("/").startswith(prefix):
+            return None
+        return container_name.lstrip("/")[len(prefix) :].removesuffix("-proxy")
+
     def proxy(self, session_id: str) -> str:
         return f"mas-{self.instance}-{session_id}-proxy"
 

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
 import docker.errors
 
 from app.config import Settings
+from app.sandbox import egress
 from app.sandbox.base import ChannelBackend
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.containers import WORKSPACE, Naming, sandbox_options
 from app.sandbox.images import ImageBuilder
 from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
 from app.sandbox.network import Networks
+from app.sandbox.pool import WarmPool, is_pool_key
+
+log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 30.0
+_POOL_GRACE_S = 600.0
+
+
+def _younger_than(container: Any, seconds: float) -> bool:
+    created = datetime.fromisoformat(container.attrs["Created"][:26].rstrip("Z") + "+00:00")
+    return (datetime.now(UTC) - created).total_seconds() < seconds
 
 
 class DockerBackend(ChannelBackend):
@@ -29,21 +41,60 @@ class DockerBackend(ChannelBackend):
         self.naming = Naming(settings)
         self.images = ImageBuilder(self.client, settings)
         self._networks = Networks(self.client, settings, self.naming)
+        self.pool = WarmPool(settings.sandbox_warm_pool, self._start_pooled, self._remove_pooled)
 
     def workspace(self, session_id: str) -> str:
         return WORKSPACE
 
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
+        channel = self._channels.get(session_id)
+        if channel is not None and not channel.closed:
+            return  # live: no Docker call on the hot path of every tool step
         image = await self.images.ensure(spec.packages, on_progress)
+        poolable = not egress.is_limited(spec.networking)
         async with self._lock(session_id):
-            if await asyncio.to_thread(self._find, session_id) is None:
+            if await asyncio.to_thread(self._find, session_id) is None and not (
+                poolable and await self._adopt(session_id, image)
+            ):
                 if on_progress is not None:
                     await on_progress("Creating sandbox container")
                 await asyncio.to_thread(self._create, session_id, spec, image)
             channel = self._channels.get(session_id)
             if channel is None or channel.closed:
                 self._channels[session_id] = await self._start_and_connect(session_id)
+        if poolable:
+            self.pool.refill(image)
         self._start_idle_loop()
+
+    async def prewarm(self, spec: SandboxSpec) -> None:
+        if not egress.is_limited(spec.networking):
+            self.pool.refill(await self.images.ensure(spec.packages))
+
+    # --- the warm pool (see pool.py) ---------------------------------------------------------
+    async def _start_pooled(self, key: str, image: str) -> None:
+        await asyncio.to_thread(self._create, key, SandboxSpec(env_id=""), image)
+        await (await self._start_and_connect(key)).close()
+
+    async def _remove_pooled(self, key: str) -> None:
+        await asyncio.to_thread(self._remove, key)
+
+    async def _adopt(self, session_id: str, image: str) -> bool:
+        key = self.pool.take(image)
+        if key is None:
+            return False
+        try:
+            await asyncio.to_thread(self._rename, key, session_id)
+        except (docker.errors.APIError, OSError):
+            log.warning("could not adopt warm sandbox %s", key, exc_info=True)
+            await self._remove_pooled(key)
+            return False
+        return True
+
+    def _rename(self, key: str, session_id: str) -> None:
+        self.client.containers.get(self.naming.container(key)).rename(self.naming.container(session_id))
+        session_dir = self.naming.session_dir(session_id)
+        session_dir.mkdir(parents=True, exist_ok=True)
+        (session_dir / "run").symlink_to(self.naming.session_dir(key) / "run", target_is_directory=True)
 
     async def _attach(self, session_id: str) -> ToolChannel:
         if await asyncio.to_thread(self._find, session_id) is None:
@@ -128,23 +179,40 @@ class DockerBackend(ChannelBackend):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         self._networks.remove_proxy(session_id)
+        run = self.naming.session_dir(session_id) / "run"
+        if run.is_symlink():  # adopted from the warm pool: its directory goes too
+            shutil.rmtree(run.resolve().parent, ignore_errors=True)
         shutil.rmtree(self.naming.session_dir(session_id), ignore_errors=True)
 
     async def reap_orphans(self, live_session_ids: set[str]) -> int:
-        orphans = await asyncio.to_thread(self._known_sessions) - live_session_ids
+        orphans = await asyncio.to_thread(self._known_sessions) - live_session_ids - self.pool.keys()
         for session_id in orphans:
             await self.remove(session_id)
         return len(orphans)
 
     def _known_sessions(self) -> set[str]:
-        containers = self.client.containers.list(all=True, filters=self.naming.filters())
-        return {c.labels["mas.session"] for c in containers if "mas.session" in c.labels}
+        """Sessions (and stale warm-pool keys) with containers; by name, which adoption changes.
+
+        Another process's warm containers are left alone while young (it may be starting or about
+        to adopt them); older ones are reaped. Adoption of a reaped one fails over to a cold start.
+        """
+        containers = self.client.containers.list(all=True, filters=self.naming.filters(), ignore_removed=True)
+        known = set()
+        for container in containers:
+            key = self.naming.session_of(container.name)
+            if key is not None and not (is_pool_key(key) and _younger_than(container, _POOL_GRACE_S)):
+                known.add(key)
+        return known
 
     async def _running_sessions(self) -> list[str]:
         filters = {**self.naming.filters("sandbox"), "status": "running"}
-        containers = await asyncio.to_thread(self.client.containers.list, filters=filters)
-        return [c.labels["mas.session"] for c in containers]
+        containers = await asyncio.to_thread(
+            self.client.containers.list, filters=filters, ignore_removed=True
+        )
+        keys = (self.naming.session_of(c.name) for c in containers)
+        return [k for k in keys if k is not None and not is_pool_key(k)]
 
     async def close(self) -> None:
+        await self.pool.close()
         await super().close()
         await asyncio.to_thread(self.client.close)

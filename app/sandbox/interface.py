@@ -65,6 +65,9 @@ class SandboxBackend(Protocol):
     async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
         """Run one tool call; a stopped sandbox is started again first."""
 
+    async def prewarm(self, spec: SandboxSpec) -> None:
+        """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""
+
     async def stop(self, session_id: str) -> None:
         """Stop the sandbox, keeping its files."""
 

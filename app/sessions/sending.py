@@ -113,6 +113,6 @@ async def _after_answers(db: AsyncSession, notifier: Notifier, row: Session, *, 
         return
     if row.pending_action_ids:
         stop_reason = {"type": "requires_action", "event_ids": list(row.pending_action_ids)}
-        await transitions.go_idle(db, notifier, row, stop_reason, with_usage=False)
+        await transitions.go_idle(db, notifier, row, stop_reason)
         return
     transitions.request_run(db, notifier, row)

@@ -128,7 +128,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     if params.initial_events:
         # Persisted before the response returns; the session starts running at once.
         await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
-        row.status = "running"
+        await transitions.start_running(db, notifier, row)
         transitions.request_run(db, notifier, row)
     after_commit(db, lambda: notifier.session_created(row.id))
     return to_out(row, now)

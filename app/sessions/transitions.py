@@ -54,19 +54,16 @@ async def go_idle(
     notifier: Notifier,
     row: Session,
     stop_reason: dict[str, Any],
-    *,
-    with_usage: bool = True,
 ) -> list[dict[str, Any]]:
     """thread idle -> session.usage -> session.status_idle, as the hosted service orders them."""
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
     batch: list[dict[str, Any]] = [
-        {"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason}
+        {"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason},
+        {"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)},
+        {"type": "session.status_idle", "stop_reason": stop_reason},
     ]
-    if with_usage:
-        batch.append({"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)})
-    batch.append({"type": "session.status_idle", "stop_reason": stop_reason})
     return await events.append(db, notifier, row.id, batch)
 
 

@@ -27,6 +27,16 @@ class Provisioner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def prewarm(self) -> None:
+        """Warm sandboxes of the default environment (no packages, unrestricted networking)."""
+        self._spawn(self._prewarm(), "sandbox-prewarm")
+
+    async def _prewarm(self) -> None:
+        try:
+            await self.deps.sandbox.prewarm(SandboxSpec(env_id=""))
+        except SandboxError as error:
+            log.warning("could not warm sandboxes: %s", error)
+
     def session_created(self, session_id: str) -> None:
         self._spawn(self._ensure(session_id), f"provision-{session_id}")
 
@@ -67,6 +77,10 @@ class Provisioner:
         return await self.deps.sandbox.reap_orphans(live_session_ids)
 
     async def close(self) -> None:
+        """Finish removals (a deleted session's sandbox must not outlive it); cancel the rest."""
+        removals = [t for t in self._tasks if t.get_name().startswith("deprovision-")]
+        if removals:
+            await asyncio.wait(removals, timeout=30)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

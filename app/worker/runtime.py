@@ -36,6 +36,7 @@ async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, 
     notifier.listeners.append(provisioner)
     stack.push_async_callback(provisioner.close)
     await _reap(db, provisioner)
+    provisioner.prewarm()
     worker = Worker(deps)
     await worker.start()
     stack.push_async_callback(worker.stop)

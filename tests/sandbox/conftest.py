@@ -36,6 +36,7 @@ def sandbox_settings(state_dir: Path, **overrides: Any) -> Settings:
         "sandbox_memory_mb": 512,
         "sandbox_pids": 256,
         "sandbox_idle_stop_seconds": 3600.0,
+        "sandbox_warm_pool": 0,  # the pool has its own tests (test_pool.py)
         **overrides,
     }
     return Settings(**values)

@@ -8,9 +8,6 @@ A loop server gets a database of its own so no other test server's worker can cl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +19,7 @@ import pytest
 from tests.conftest import API_KEY, IN_CI, make_settings
 from tests.support import databases
 from tests.support.factories import MODEL, text
-from tests.support.server import ServerThread
+from tests.support.server import ServerThread, stop_tool_servers
 
 TIMEOUT = 30.0
 Event = Any  # an SDK event model
@@ -44,13 +41,6 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
         yield url
     finally:
         databases.drop_postgres_database(admin, url)
-
-
-def stop_tool_servers(state_dir: Path) -> None:
-    """The local backend's tool servers outlive the process that started them; end ours by pid."""
-    for pid_file in state_dir.glob("local/*/*/server.pid"):
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
 def loop_server(backend: str, directory: Path, **overrides: object) -> Iterator[ServerThread]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +37,12 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(self.settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
@@ -52,6 +59,15 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        if self.settings.sandbox_backend == "local":
+            stop_tool_servers(self.settings.sandbox_state_dir)
+
+
+def stop_tool_servers(state_dir: Path) -> None:
+    """The local backend's tool servers outlive the process that started them; end ours by pid."""
+    for pid_file in state_dir.glob("local/*/*/server.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
 class ServerProcess:

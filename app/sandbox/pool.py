@@ -1,0 +1,80 @@
+"""A warm pool: started, idle sandboxes per image, ready to become a new session's.
+
+Starting a container costs a few hundred milliseconds; a session should not wait for it. For
+unrestricted networking nothing in a sandbox is session-specific, so the backend keeps
+`MAS_SANDBOX_WARM_POOL` started containers per image in use. A session adopts one: the container
+is renamed to the session's name and the session's state directory points (symlink) at the pool
+directory the container has mounted. Identity after adoption is the container *name* (labels are
+immutable in Docker), which is why the backend finds sessions by name.
+
+Limited networking needs a per-session proxy and is never pooled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+POOL_PREFIX = "pool-"
+
+StartPooled = Callable[[str, str], Awaitable[None]]
+RemovePooled = Callable[[str], Awaitable[None]]
+
+
+def is_pool_key(key: str) -> bool:
+    return key.startswith(POOL_PREFIX)
+
+
+class WarmPool:
+    def __init__(self, size: int, start: StartPooled, remove: RemovePooled) -> None:
+        self.size = size
+        self._start = start  # (pool key, image): create, start and wait for the tool server
+        self._remove = remove
+        self._ready: dict[str, list[str]] = {}
+        self._filling: dict[str, asyncio.Task[None]] = {}
+
+    def take(self, image: str) -> str | None:
+        ready = self._ready.get(image)
+        return ready.pop() if ready else None
+
+    def refill(self, image: str) -> None:
+        if self.size <= 0:
+            return
+        task = self._filling.get(image)
+        if task is None or task.done():
+            self._filling[image] = asyncio.create_task(self._fill(image), name=f"sandbox-pool-{image}")
+
+    async def _fill(self, image: str) -> None:
+        ready = self._ready.setdefault(image, [])
+        while len(ready) < self.size:
+            key = f"{POOL_PREFIX}{uuid.uuid4().hex[:12]}"
+            try:
+                await self._start(key, image)
+            except Exception:  # the pool is an optimisation: sessions fall back to a cold start
+                log.warning("could not warm a sandbox of %s", image, exc_info=True)
+                with contextlib.suppress(Exception):
+                    await self._remove(key)
+                return
+            ready.append(key)
+
+    def keys(self) -> set[str]:
+        return {key for keys in self._ready.values() for key in keys}
+
+    def ready(self, image: str) -> int:
+        return len(self._ready.get(image, ()))
+
+    async def close(self) -> None:
+        """Stop filling and remove the containers no session adopted."""
+        for task in self._filling.values():
+            task.cancel()
+        await asyncio.gather(*self._filling.values(), return_exceptions=True)
+        for keys in self._ready.values():
+            for key in keys:
+                with contextlib.suppress(Exception):
+                    await self._remove(key)
+        self._ready.clear()
