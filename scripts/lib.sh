@@ -15,6 +15,14 @@ ensure_venv() {
   fi
 }
 
+ensure_host_tools() {
+  # The local sandbox backend runs the tool server on this host; its grep and glob use ripgrep.
+  if ! command -v rg >/dev/null 2>&1; then
+    echo "setup: installing ripgrep from Debian packages" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ripgrep >&2
+  fi
+}
+
 docker_ready() {
   command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }

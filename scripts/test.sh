@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_venv
+ensure_host_tools
 export MAS_TEST_POSTGRES_URL="${MAS_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh start)}"
 if docker_ready; then
   bash sandbox/build-base.sh
