@@ -5,9 +5,23 @@
 # It listens on 127.0.0.1:${MAS_PG_PORT:-54329} with trust auth; data lives in .build/pg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PORT="${MAS_PG_PORT:-54329}"
 DATA="$PWD/.build/pg/data"
 LOG="$PWD/.build/pg/server.log"
+PORT_FILE="$PWD/.build/pg/port"
+
+port_free() {
+  python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null
+}
+
+# The port this checkout's server uses: remembered, or the first free one from MAS_PG_PORT/54329
+# (another checkout's server may hold the default).
+choose_port() {
+  if [ -f "$PORT_FILE" ]; then cat "$PORT_FILE"; return; fi
+  local port="${MAS_PG_PORT:-54329}"
+  while ! port_free "$port"; do port=$((port + 1)); done
+  mkdir -p "$(dirname "$PORT_FILE")" && echo "$port" > "$PORT_FILE" && echo "$port"
+}
+PORT="$(choose_port)"
 URL="postgresql+asyncpg://postgres@127.0.0.1:${PORT}/postgres"
 
 find_bin() {
@@ -31,6 +45,9 @@ start() {
   install_server
   local bin; bin="$(find_bin)"
   if as_pg "$bin/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then echo "$URL"; return; fi
+  if ! port_free "$PORT"; then  # the remembered port was taken meanwhile
+    rm -f "$PORT_FILE"; PORT="$(choose_port)"; URL="postgresql+asyncpg://postgres@127.0.0.1:${PORT}/postgres"
+  fi
   mkdir -p "$(dirname "$DATA")"
   if [ "$(id -u)" = "0" ]; then chown -R postgres "$(dirname "$DATA")"; fi
   if [ ! -f "$DATA/PG_VERSION" ]; then
