@@ -33,9 +33,17 @@ async def list_events(
 ) -> EventPage:
     check_types(types)
     await sessions.load(db, session_id)
-    after = int(cursor.key[0]) if cursor else None
     data, more_after = await service.list_page(
-        db, session_id, limit=limit, after=after, order=order, types=types, ranges=ranges
+        db, session_id, limit=limit, after=_page_key(cursor), order=order, types=types, ranges=ranges
     )
-    next_page = encode_cursor(Cursor(order, (more_after,))) if more_after is not None else None
+    next_page = encode_cursor(Cursor(order, more_after)) if more_after is not None else None
     return EventPage(data=data, next_page=next_page)
+
+
+def _page_key(cursor: Cursor | None) -> service.PageKey | None:
+    if cursor is None:
+        return None
+    key = cursor.key
+    if len(key) != 2 or key[0] not in ("log", "queue") or not isinstance(key[1], int):
+        raise InvalidRequest("invalid page cursor")
+    return (str(key[0]), int(key[1]))

@@ -64,25 +64,26 @@ async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None
 def page_query(
     session_id: str,
     *,
+    queued: bool,
     descending: bool,
     after: int | None,
     types: Sequence[str] | None,
     ranges: dict[str, datetime],
 ) -> Select[SessionEvent]:
-    conds = [SessionEvent.session_id == session_id, SessionEvent.seq.is_not(None)]
+    """Processed events ordered by `seq`, or (``queued``) queued ones ordered by arrival (`pk`)."""
+    key = SessionEvent.pk if queued else SessionEvent.seq
+    position = SessionEvent.seq.is_(None) if queued else SessionEvent.seq.is_not(None)
+    conds = [SessionEvent.session_id == session_id, position]
     if after is not None:
-        conds.append(SessionEvent.seq < after if descending else SessionEvent.seq > after)
+        conds.append(key < after if descending else key > after)
     if types:
         conds.append(SessionEvent.type.in_(types))
     ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
     conds.extend(getattr(SessionEvent.processed_at, ops[op])(value) for op, value in ranges.items())
-    order = SessionEvent.seq.desc() if descending else SessionEvent.seq.asc()
-    return select(SessionEvent).where(and_(*conds)).order_by(order)
+    return select(SessionEvent).where(and_(*conds)).order_by(key.desc() if descending else key.asc())
 
 
-async def fetch_page(
-    db: AsyncSession, stmt: Select[SessionEvent], limit: int
-) -> Sequence[SessionEvent]:
+async def fetch_page(db: AsyncSession, stmt: Select[SessionEvent], limit: int) -> Sequence[SessionEvent]:
     return (await db.scalars(stmt.limit(limit))).all()
 
 

@@ -146,24 +146,46 @@ async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None
     return await repository.seq_of(db, session_id, event_id)
 
 
+PageKey = tuple[str, int]  # ("log", seq) or ("queue", pk)
+
+
 async def list_page(
     db: AsyncSession,
     session_id: str,
     *,
     limit: int,
-    after: int | None,
+    after: PageKey | None,
     order: Literal["asc", "desc"],
     types: Sequence[str] | None,
     ranges: dict[str, datetime],
-) -> tuple[list[Wire], int | None]:
-    """One page of processed events; returns the rows and the seq to continue after (or None)."""
-    stmt = repository.page_query(
-        session_id, descending=order == "desc", after=after, types=types, ranges=ranges
-    )
-    rows = await repository.fetch_page(db, stmt, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [to_wire(r) for r in rows], (int(rows[-1].seq or 0) if more and rows else None)
+) -> tuple[list[Wire], PageKey | None]:
+    """One page of the history: processed events in log order, then (ascending) the client events
+    still queued, with `processed_at` null. A time range compares `processed_at`, so it lists
+    processed events only. Returns the rows and the key to continue after (None: last page)."""
+    phases = ["log"] if ranges else (["log", "queue"] if order == "asc" else ["queue", "log"])
+    if after is not None and after[0] in phases:
+        phases = phases[phases.index(after[0]) :]
+    found: list[tuple[str, SessionEvent]] = []
+    for phase in phases:
+        start = after[1] if after is not None and after[0] == phase else None
+        stmt = repository.page_query(
+            session_id,
+            queued=phase == "queue",
+            descending=order == "desc",
+            after=start,
+            types=types,
+            ranges=ranges,
+        )
+        found += [(phase, r) for r in await repository.fetch_page(db, stmt, limit + 1 - len(found))]
+        if len(found) > limit:
+            break
+    page = found[:limit]
+    next_key = _key_of(*page[-1]) if len(found) > limit and page else None
+    return [to_wire(r) for _, r in page], next_key
+
+
+def _key_of(phase: str, row: SessionEvent) -> PageKey:
+    return (phase, int(row.seq or 0) if phase == "log" else row.pk)
 
 
 async def has_queued_interrupt(db: AsyncSession, session_id: str) -> bool:

@@ -311,3 +311,31 @@ async def test_deltas_reach_streams_that_asked_and_never_the_history(
     listed = [e.type for e in await history(sdk, session.id)]
     assert "agent.message" in listed
     assert not {"event_start", "event_delta"} & set(listed)
+
+
+async def test_queued_events_are_listed_after_the_log_until_processed(
+    manual_async_client: SDK, producer: InProcessWorker
+) -> None:
+    sdk = manual_async_client
+    session_id, processed = await two_turns(sdk, producer)
+    queued = await send(sdk, session_id, user_message("later one"), user_message("later two"))
+
+    listed = await history(sdk, session_id)
+    assert ids(listed) == ids(processed) + ids(queued)
+    assert [e.processed_at for e in listed[-2:]] == [None, None]
+    newest_first = await history(sdk, session_id, order="desc")
+    assert ids(newest_first) == ids(queued[::-1]) + ids(processed[::-1])
+    for order, expected in (("asc", listed), ("desc", newest_first)):
+        page = await sdk.beta.sessions.events.list(session_id, order=order, limit=2)  # type: ignore[arg-type]
+        walked = list(page.data)
+        while page.next_page:
+            page = await sdk.beta.sessions.events.list(session_id, order=order, limit=2, page=page.next_page)  # type: ignore[arg-type]
+            walked += page.data
+        assert ids(walked) == ids(expected), order
+    since = processed[0].processed_at
+    assert ids(await history(sdk, session_id, created_at_gte=since)) == ids(processed)
+
+    await producer.turn(session_id)  # the agent takes them: they move to their place in the log
+    after = await history(sdk, session_id)
+    assert all(e.processed_at is not None for e in after)
+    assert set(ids(queued)) <= set(ids(after)) and len(after) > len(listed)
