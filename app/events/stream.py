@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.base import utcnow
-from app.events.notifier import Deleted, Ephemeral, LogEvent, Notifier, Subscription, sse_frame
+from app.events.notifier import Deleted, Ephemeral, Item, LogEvent, Notifier, Subscription, sse_frame
 from app.ids import new_id
 from app.wire import iso
 
@@ -76,6 +76,7 @@ class SessionStream:
         self.fetch_after = fetch_after
         self.save_watermark = save_watermark
         self.poll_seconds = poll_seconds
+        self._stash: Item | None = None  # taken off the queue while batching, not yet handled
 
     async def frames(self) -> AsyncIterator[bytes]:
         sub = self.notifier.subscribe(self.session_id)  # before the backfill: nothing falls between
@@ -95,13 +96,26 @@ class SessionStream:
                     for chunk in await self._catch_up():
                         yield chunk
                 elif item.seq == self.last + 1:
-                    delivered = await self._deliver(item)
-                    if delivered is not None:
-                        yield delivered
+                    yield await self._deliver_run(item, sub)
         finally:
             self.notifier.unsubscribe(sub)
 
-    async def _next(self, sub: Subscription) -> LogEvent | Ephemeral | Deleted | None:
+    async def _deliver_run(self, first: LogEvent, sub: Subscription) -> bytes:
+        """`first` and every contiguous event already queued behind it, as one chunk: when the
+        stream falls behind (many subscribers, a burst), it catches up in fewer, larger writes."""
+        chunks = [await self._deliver(first) or b""]
+        while not sub.queue.empty():
+            item = sub.queue.get_nowait()
+            if not isinstance(item, LogEvent) or item.seq != self.last + 1:
+                self._stash = item  # handled by the next turn of the loop
+                break
+            chunks.append(await self._deliver(item) or b"")
+        return b"".join(chunks)
+
+    async def _next(self, sub: Subscription) -> Item | None:
+        if self._stash is not None:
+            item, self._stash = self._stash, None
+            return item
         if not sub.queue.empty():  # a burst: no timer per event
             return sub.queue.get_nowait()
         try:
