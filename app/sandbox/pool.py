@@ -52,15 +52,24 @@ class WarmPool:
     async def _fill(self, image: str) -> None:
         ready = self._ready.setdefault(image, [])
         while len(ready) < self.size:
-            key = f"{POOL_PREFIX}{uuid.uuid4().hex[:12]}"
-            try:
-                await self._start(key, image)
-            except Exception:  # the pool is an optimisation: sessions fall back to a cold start
-                log.warning("could not warm a sandbox of %s", image, exc_info=True)
-                with contextlib.suppress(Exception):
-                    await self._remove(key)
+            # Start the whole deficit at once: a burst of sessions drains the pool faster than
+            # one container at a time would refill it.
+            missing = self.size - len(ready)
+            started = await asyncio.gather(*(self._start_one(image) for _ in range(missing)))
+            ready.extend(key for key in started if key is not None)
+            if None in started:
                 return
-            ready.append(key)
+
+    async def _start_one(self, image: str) -> str | None:
+        key = f"{POOL_PREFIX}{uuid.uuid4().hex[:12]}"
+        try:
+            await self._start(key, image)
+        except Exception:  # the pool is an optimisation: sessions fall back to a cold start
+            log.warning("could not warm a sandbox of %s", image, exc_info=True)
+            with contextlib.suppress(Exception):
+                await self._remove(key)
+            return None
+        return key
 
     def keys(self) -> set[str]:
         return {key for keys in self._ready.values() for key in keys}
