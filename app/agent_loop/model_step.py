@@ -31,6 +31,7 @@ from app.agent_loop.model_client import (
     ThinkingStart,
     complete,
 )
+from app.agent_loop.server_tools import count_searches, server_tool_events
 from app.agent_loop.state import analyse
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.base import utcnow
@@ -79,7 +80,8 @@ class ModelStep:
         """In the deciding step's transaction: open the request's span (or plan a compaction)."""
         if requests.needs_compaction(history, self.deps.settings):
             return ModelPlan(row.agent, history, None, None)
-        request = requests.build(row.agent, history)
+        server_search = self.deps.settings.resolved_model_backend() == "anthropic"
+        request = requests.build(row.agent, history, server_web_search=server_search)
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, request, start[0]["id"])
 
@@ -193,16 +195,18 @@ class ModelStep:
         if texts:
             batch.append({"id": preview.message_id, "type": "agent.message", "content": texts})
         batch.extend(_tool_use_event(agent, use, start_id) for use in final.tool_uses)
+        server_uses, server_results = server_tool_events(final.content, start_id)
+        batch.extend(server_uses)
         model_id = str(agent["model"]["id"])
         cost = request_cost(self.deps.settings.prices, model_id, final.usage)
-        row.usage = accumulate(row.usage, final.usage, cost)
+        row.usage = accumulate(row.usage, final.usage, cost, searches=count_searches(final.content))
         end = _span_end(
             start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False, speed=None
         )
         end["_content"] = final.content
         end["_stop_reason"] = final.stop_reason
         batch.append(end)
-        return batch
+        return batch + server_results
 
     async def _record_failure(self, start_id: str | None, error: ModelError) -> bool:
         """`start_id` is None for a compaction request, which has no span of its own."""

@@ -28,10 +28,12 @@ def limits(model: str) -> tuple[int, int | None]:
     return next((v for k, v in MODEL_LIMITS.items() if k in model), DEFAULT_LIMITS)
 
 
-def build(agent: dict[str, Any], history: list[dict[str, Any]]) -> ModelRequest:
+def build(
+    agent: dict[str, Any], history: list[dict[str, Any]], *, server_web_search: bool = False
+) -> ModelRequest:
     model = str(agent["model"]["id"])
     max_tokens, budget = limits(model)
-    definitions = tools.definitions(agent)
+    definitions = tools.definitions(agent, server_web_search=server_web_search)
     if definitions:  # breakpoint after the tools: system + tools are one cached prefix
         definitions[-1] = {**definitions[-1], "cache_control": {"type": "ephemeral"}}
     return ModelRequest(

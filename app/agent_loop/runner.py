@@ -146,7 +146,8 @@ class SessionRunner:
         if blocking:
             await actions.wait_for_client(db, self.deps.notifier, snap.row, blocking)
             return "release"
-        if state.tool_uses or state.last_response is None or state.input_after_response:
+        paused = state.last_response is not None and state.last_response.get("_stop_reason") == "pause_turn"
+        if state.tool_uses or state.last_response is None or state.input_after_response or paused:
             if state.requests_since_input >= self.deps.settings.max_tool_rounds:
                 await actions.tool_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"

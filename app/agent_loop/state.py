@@ -77,7 +77,12 @@ def _response_and_calls(events: list[Record], state: TurnState) -> None:
             state.open_request = state.open_request or event
     if state.last_response is not None:
         request = state.last_response.get("model_request_start_id")
-        state.tool_uses = [e for e in events if e["type"] in TOOL_USE_TYPES and e.get("_request") == request]
+        # Server tools (the API's web_search) ran inside the request: never run or waited on here.
+        state.tool_uses = [
+            e
+            for e in events
+            if e["type"] in TOOL_USE_TYPES and e.get("_request") == request and not e.get("_server")
+        ]
 
 
 def analyse(events: list[Record]) -> TurnState:

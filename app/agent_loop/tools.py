@@ -129,12 +129,22 @@ def policies(agent: dict[str, Any]) -> dict[str, ToolPolicy]:
     return found
 
 
-def definitions(agent: dict[str, Any]) -> list[dict[str, Any]]:
-    """The `tools` of a Messages API request."""
+# The Messages API's own search tool, used for `web_search` when the backend is the real API.
+SERVER_WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+
+
+def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> list[dict[str, Any]]:
+    """The `tools` of a Messages API request. With `server_web_search`, `web_search` is the API's
+    server tool (it runs at Anthropic, like on the hosted service); otherwise a client tool that
+    the sandbox answers from `MAS_WEB_SEARCH_URL`."""
     offered = policies(agent)
     out = []
     for name, (description, schema) in BUILTIN_SCHEMAS.items():
-        if name in offered and offered[name].enabled:
+        if name not in offered or not offered[name].enabled:
+            continue
+        if name == "web_search" and server_web_search:
+            out.append(dict(SERVER_WEB_SEARCH))
+        else:
             out.append({"name": name, "description": description, "input_schema": schema})
     for tool in agent.get("tools") or []:
         if tool.get("type") == "custom":

@@ -27,7 +27,12 @@ def request_cost(prices: dict[str, dict[str, str]], model: str, usage: ModelUsag
     ) / MTOK
 
 
-def accumulate(total: dict[str, Any], usage: ModelUsage, cost: Decimal) -> dict[str, Any]:
+SEARCH_PRICE = Decimal("0.01")  # USD per web search ($10 per 1,000)
+
+
+def accumulate(
+    total: dict[str, Any], usage: ModelUsage, cost: Decimal, *, searches: int = 0
+) -> dict[str, Any]:
     """A new cumulative usage dict (the session's `usage`). `list_cost.amount` is whole cents."""
     cache = dict(total.get("cache_creation") or {})
     cache["ephemeral_5m_input_tokens"] = cache.get("ephemeral_5m_input_tokens", 0) + (
@@ -36,13 +41,17 @@ def accumulate(total: dict[str, Any], usage: ModelUsage, cost: Decimal) -> dict[
     cache["ephemeral_1h_input_tokens"] = (
         cache.get("ephemeral_1h_input_tokens", 0) + usage.cache_creation_1h_input_tokens
     )
-    spent = Decimal(str(total.get("_cost_usd", "0"))) + cost
+    spent = Decimal(str(total.get("_cost_usd", "0"))) + cost + searches * SEARCH_PRICE
+    server = dict(total.get("server_tool_use") or {})
+    server["web_search_requests"] = server.get("web_search_requests", 0) + searches
+    server.setdefault("web_fetch_requests", 0)
     return {
         **total,
         "input_tokens": total.get("input_tokens", 0) + usage.input_tokens,
         "output_tokens": total.get("output_tokens", 0) + usage.output_tokens,
         "cache_read_input_tokens": total.get("cache_read_input_tokens", 0) + usage.cache_read_input_tokens,
         "cache_creation": cache,
+        "server_tool_use": server,
         "_cost_usd": str(spent),
         "list_cost": {"amount": str(int((spent * 100).to_integral_value())), "currency": "USD"},
     }

@@ -1,0 +1,68 @@
+"""With the real API, `web_search` is the Messages API's server tool: it is declared as such, and
+its blocks become events the loop never runs or waits on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.agent_loop import requests
+from app.agent_loop.server_tools import count_searches, server_tool_events
+from app.agent_loop.state import analyse
+
+AGENT: dict[str, Any] = {
+    "model": {"id": "claude-sonnet-4-6"},
+    "system": None,
+    "tools": [{"type": "agent_toolset_20260401", "default_config": {"enabled": True}, "configs": []}],
+}
+CONTENT = [
+    {"type": "text", "text": "Let me search."},
+    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "mas"}},
+    {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": [
+            {"type": "web_search_result", "url": "https://example.com", "title": "Ex", "page_age": None}
+        ],
+    },
+    {"type": "text", "text": "Found it."},
+]
+
+
+def test_web_search_is_a_server_tool_only_with_the_real_api() -> None:
+    def without_cache(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in t.items() if k != "cache_control"} for t in tools]
+
+    server = without_cache(requests.build(AGENT, [], server_web_search=True).tools)
+    client = without_cache(requests.build(AGENT, [], server_web_search=False).tools)
+    assert {"type": "web_search_20250305", "name": "web_search", "max_uses": 5} in server
+    assert not any(t.get("type") == "web_search_20250305" for t in client)
+    assert any(t["name"] == "web_search" and "input_schema" in t for t in client)
+
+
+def test_server_tool_blocks_become_a_use_and_its_result() -> None:
+    uses, results = server_tool_events(CONTENT, "sevt_start")
+    (use,) = uses
+    (result,) = results
+    assert use["type"] == "agent.tool_use" and use["name"] == "web_search" and use["_server"]
+    assert use["evaluated_permission"] == "allow"
+    assert result["tool_use_id"] == use["id"] and not result["is_error"]
+    assert "https://example.com" in result["content"][0]["text"]
+    assert count_searches(CONTENT) == 1
+
+
+def test_the_loop_neither_runs_nor_waits_on_server_tool_uses() -> None:
+    uses, results = server_tool_events(CONTENT, "sevt_start")
+    history = [
+        {"id": "sevt_start", "type": "span.model_request_start"},
+        *uses,
+        {
+            "id": "sevt_end",
+            "type": "span.model_request_end",
+            "model_request_start_id": "sevt_start",
+            "_content": CONTENT,
+            "_stop_reason": "end_turn",
+        },
+        *({"id": f"sevt_r{i}", **r} for i, r in enumerate(results)),
+    ]
+    state = analyse(history)
+    assert state.tool_uses == [] and state.runnable() == [] and state.unanswered_blocking() == []
