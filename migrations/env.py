@@ -6,6 +6,7 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import app.db.models  # noqa: F401  (registers every table)
@@ -32,6 +33,10 @@ def _configure(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes (API replicas, workers) may start at once: one migrates, the
+            # others wait for it and then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7272741)"))
         context.run_migrations()
 
 

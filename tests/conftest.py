@@ -18,9 +18,13 @@ import pytest
 
 from app.config import Settings
 from tests.support import databases
+from tests.support.clients import (
+    API_KEY,
+    strict_async_client,
+    strict_client,
+)
 from tests.support.server import ServerThread
 
-API_KEY = "sk-mas-test-key"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -34,19 +38,7 @@ def api_key() -> str:
 
 
 def _database_url(backend: str, tmp: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield databases.create_sqlite_database(tmp)
-        return
-    admin = databases.postgres_admin_url()
-    if admin is None:
-        if IN_CI:
-            pytest.fail("CI=true but MAS_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured (set MAS_TEST_POSTGRES_URL or use the README test command)")
-    url = databases.create_postgres_database(admin)
-    try:
-        yield url
-    finally:
-        databases.drop_postgres_database(admin, url)
+    yield from databases.fresh_database(backend, tmp)
 
 
 @pytest.fixture(scope="session", params=_backends())
@@ -89,17 +81,13 @@ def mas_server(database_url: str) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="session")
 def client(mas_server: ServerThread) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(
-        base_url=mas_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    ) as sdk:
+    with strict_client(mas_server.url, API_KEY) as sdk:
         yield sdk
 
 
 @pytest.fixture(scope="session")
 async def async_client(mas_server: ServerThread) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(
-        base_url=mas_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    ) as sdk:
+    async with strict_async_client(mas_server.url, API_KEY) as sdk:
         yield sdk
 
 

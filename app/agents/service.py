@@ -20,7 +20,7 @@ from app.db import models
 from app.db.base import utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
-from app.shared.pagination import Cursor, decode_cursor, encode_cursor
+from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.shared.validation import parse
 
 CONFLICT_MESSAGE = "Concurrent modification detected. Please fetch the latest version and retry."
@@ -118,14 +118,7 @@ async def archive(db: AsyncSession, agent_id: str) -> Agent:
 
 
 def _after(page: str | None) -> tuple[datetime, str] | None:
-    cursor = decode_cursor(page, "desc")
-    if cursor is None:
-        return None
-    try:
-        created_at, agent_id = cursor.key
-        return datetime.fromisoformat(created_at), str(agent_id)
-    except (TypeError, ValueError):
-        raise InvalidRequest("invalid page cursor") from None
+    return decode_time_key(decode_cursor(page, "desc"))
 
 
 async def list_agents(
@@ -139,7 +132,7 @@ async def list_agents(
     next_page = None
     if len(rows) > limit:
         last = rows[limit - 1][0]
-        next_page = encode_cursor(Cursor("desc", (last.created_at.isoformat(), last.id)))
+        next_page = encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
     return AgentPage(data=data, next_page=next_page)
 
 

@@ -26,7 +26,7 @@ from app.environments.schemas import (
 from app.errors import InvalidRequest, NotFound
 from app.ids import new_id
 from app.shared.metadata import patch_metadata, validate_metadata
-from app.shared.pagination import Cursor, decode_cursor, encode_cursor
+from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 
 DEFAULT_SCOPE = "organization"
 
@@ -127,14 +127,7 @@ async def delete(db: AsyncSession, environment_id: str) -> EnvironmentDeleted:
 
 
 def _after(page: str | None) -> tuple[datetime, str] | None:
-    cursor = decode_cursor(page, "desc")
-    if cursor is None:
-        return None
-    try:
-        created_at, environment_id = cursor.key
-        return datetime.fromisoformat(created_at), str(environment_id)
-    except (TypeError, ValueError):
-        raise InvalidRequest("invalid page cursor") from None
+    return decode_time_key(decode_cursor(page, "desc"))
 
 
 async def list_environments(
@@ -147,7 +140,7 @@ async def list_environments(
     next_page = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_page = encode_cursor(Cursor("desc", (last.created_at.isoformat(), last.id)))
+        next_page = encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
     return EnvironmentPage(data=[_view(row) for row in rows[:limit]], next_page=next_page)
 
 

@@ -34,7 +34,7 @@ from app.sessions.schemas import (
 )
 from app.sessions.sending import accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
-from app.shared.pagination import Cursor, encode_cursor
+from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
 
 ACTIVE_STATUSES = ("running", "rescheduling")
 STATUSES = ("rescheduling", "running", "idle", "terminated")
@@ -155,7 +155,7 @@ async def list_sessions(
     )
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards
-    after = (datetime.fromisoformat(cursor.key[0]), str(cursor.key[1])) if cursor else None
+    after = decode_time_key(cursor)
     rows = list(await repository.page(db, stmt, after=after, descending=descending, limit=limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -165,7 +165,7 @@ async def list_sessions(
 
 
 def _key(row: Session) -> tuple[str, str]:
-    return (row.created_at.isoformat(), row.id)
+    return time_key(row.created_at, row.id)
 
 
 def _page_links(

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from app.errors import InvalidRequest
@@ -58,3 +59,19 @@ def decode_cursor(token: str | None, order: Order) -> Cursor | None:
     if data["o"] != order:
         raise InvalidRequest("page token order does not match request")
     return Cursor(order=data["o"], key=tuple(data["k"]), direction=data.get("d", "next"))
+
+
+def time_key(created_at: datetime, row_id: str) -> tuple[str, str]:
+    """The keyset position of a row listed by (created_at, id)."""
+    return (created_at.isoformat(), row_id)
+
+
+def decode_time_key(cursor: Cursor | None) -> tuple[datetime, str] | None:
+    """A (created_at, id) position from a decoded cursor; a key of another shape is a 400."""
+    if cursor is None:
+        return None
+    try:
+        created_at, row_id = cursor.key
+        return datetime.fromisoformat(created_at), str(row_id)
+    except (TypeError, ValueError):
+        raise InvalidRequest("invalid page cursor") from None

@@ -9,15 +9,14 @@ import anthropic
 import pytest
 
 from tests.agents.factories import agent_params
+from tests.support.clients import strict_async_client
 from tests.support.server import ServerThread
 
 
 @pytest.fixture
 async def sdk(mas_server: ServerThread, api_key: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
     """An async SDK client closed by this test, so no socket outlives the event loop."""
-    async with anthropic.AsyncAnthropic(
-        base_url=mas_server.url, api_key=api_key, _strict_response_validation=True, max_retries=0
-    ) as client:
+    async with strict_async_client(mas_server.url, api_key) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from app.db.engine import Database
 from app.events.notifier import Notifier
 from app.events.pg_listener import asyncpg_dsn
 from tests.conftest import API_KEY
+from tests.support.clients import strict_async_client
 from tests.support.factories import make_session_async, text, user_message
 from tests.support.server import ROOT, ServerProcess
 from tests.support.streams import ids, read_turn, read_until
@@ -110,9 +111,7 @@ async def test_api_replicas_share_live_streams(
     second_server: ServerProcess, manual_async_client: SDK, producer: InProcessWorker
 ) -> None:
     here = manual_async_client
-    there = anthropic.AsyncAnthropic(
-        base_url=second_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    )
+    there = strict_async_client(second_server.url, API_KEY)
     session = await make_session_async(here)
 
     # A stream served by the other process sees what this process writes...

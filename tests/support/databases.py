@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy.engine import make_url
 
 from app.db import migrate
@@ -48,3 +50,21 @@ def create_sqlite_database(directory: Path) -> str:
     url = f"sqlite+aiosqlite:///{directory / 'mas.db'}"
     migrate.upgrade(url)
     return url
+
+
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new, migrated database of `backend` (dropped afterwards on PostgreSQL). With CI=true a
+    missing PostgreSQL fails the test instead of skipping it."""
+    if backend == "sqlite":
+        yield create_sqlite_database(directory)
+        return
+    admin = postgres_admin_url()
+    if admin is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but MAS_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL not configured (set MAS_TEST_POSTGRES_URL or use the README test command)")
+    url = create_postgres_database(admin)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(admin, url)

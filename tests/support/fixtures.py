@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import API_KEY, _database_url, make_settings
+from tests.support.clients import strict_async_client, strict_client
 from tests.support.server import ServerThread
 from tests.support.turns import InProcessWorker
 
@@ -49,17 +50,13 @@ def producer(manual_server: ServerThread) -> InProcessWorker:
 
 @pytest.fixture(scope="session")
 def manual_client(manual_server: ServerThread) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(
-        base_url=manual_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    ) as sdk:
+    with strict_client(manual_server.url, API_KEY) as sdk:
         yield sdk
 
 
 @pytest.fixture(scope="session")
 async def manual_async_client(manual_server: ServerThread) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    async with anthropic.AsyncAnthropic(
-        base_url=manual_server.url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    ) as sdk:
+    async with strict_async_client(manual_server.url, API_KEY) as sdk:
         yield sdk
 
 

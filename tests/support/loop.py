@@ -14,33 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import pytest
 
-from tests.conftest import API_KEY, IN_CI, make_settings
-from tests.support import databases
+from tests.conftest import API_KEY, make_settings
+from tests.support.clients import strict_async_client
+from tests.support.databases import fresh_database
 from tests.support.factories import MODEL, text
 from tests.support.server import ServerThread, stop_tool_servers
 
 TIMEOUT = 30.0
 Event = Any  # an SDK event model
 TOOLSET: dict[str, Any] = {"type": "agent_toolset_20260401"}
-
-
-def fresh_database(backend: str, directory: Path) -> Iterator[str]:
-    """A new, migrated database of `backend` (dropped afterwards on PostgreSQL)."""
-    if backend == "sqlite":
-        yield databases.create_sqlite_database(directory)
-        return
-    admin = databases.postgres_admin_url()
-    if admin is None:
-        if IN_CI:
-            pytest.fail("CI=true but MAS_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL not configured (set MAS_TEST_POSTGRES_URL)")
-    url = databases.create_postgres_database(admin)
-    try:
-        yield url
-    finally:
-        databases.drop_postgres_database(admin, url)
 
 
 def loop_server(backend: str, directory: Path, **overrides: object) -> Iterator[ServerThread]:
@@ -63,9 +46,7 @@ def loop_server(backend: str, directory: Path, **overrides: object) -> Iterator[
 
 
 def sdk(server_url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        base_url=server_url, api_key=API_KEY, _strict_response_validation=True, max_retries=0
-    )
+    return strict_async_client(server_url, API_KEY)
 
 
 # --- agents and sessions --------------------------------------------------------------------
