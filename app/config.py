@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MAS_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
         description="Messages API base URL (a compatible gateway); ANTHROPIC_BASE_URL works too.",
     )
+    offline_script_dir: Path | None = Field(
+        None,
+        description="Directory of per-agent offline scripts named by `#offline-script: NAME` in a system "
+        "prompt (unset: only inline and global scripts).",
+    )
     offline_script: Path | None = Field(
         None, description="JSON script file of turn-by-turn responses for the offline model (global)."
     )

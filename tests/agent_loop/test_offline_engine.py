@@ -260,11 +260,26 @@ def test_global_script_plays_turn_by_turn_and_survives_tool_results(tmp_path: Pa
 
 
 def test_agent_script_in_the_system_prompt_wins_over_the_global_one(tmp_path: Path) -> None:
-    engine = OfflineEngine(script_path=_write_script(tmp_path, SCRIPT_TURNS))
-    agent_script = tmp_path / "agent.json"
-    agent_script.write_text(json.dumps([[{"content": [{"type": "text", "text": "agent script"}]}]]))
-    system = f"You are helpful.\n#offline-script: {agent_script}"
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    engine = OfflineEngine(script_path=_write_script(tmp_path, SCRIPT_TURNS), script_dir=scripts)
+    (scripts / "agent.json").write_text(
+        json.dumps([[{"content": [{"type": "text", "text": "agent script"}]}]])
+    )
+    system = "You are helpful.\n#offline-script: agent.json"
     assert respond(engine, body(user("go"), system=system))["content"][0]["text"] == "agent script"
+
+
+@pytest.mark.parametrize("name", ["../global.json", "/etc/passwd"])
+def test_agent_scripts_are_read_only_from_the_script_directory(tmp_path: Path, name: str) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    _write_script(tmp_path, SCRIPT_TURNS)
+    system = f"#offline-script: {name}"
+    for engine in (OfflineEngine(), OfflineEngine(script_dir=scripts)):
+        with pytest.raises(OfflineError) as refused:
+            engine.respond(body(user("go"), system=system))
+        assert refused.value.status == 400 and "MAS_OFFLINE_SCRIPT_DIR" in refused.value.message
 
 
 def test_inline_script_rules_match_the_user_text() -> None:

@@ -34,7 +34,9 @@ class OfflineState:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OfflineState:
-        return cls(engine=OfflineEngine(script_path=settings.offline_script))
+        return cls(
+            engine=OfflineEngine(script_path=settings.offline_script, script_dir=settings.offline_script_dir)
+        )
 
 
 class _StreamCut(Exception):

@@ -67,8 +67,16 @@ class _Draft:
 
 
 class OfflineEngine:
-    def __init__(self, script_path: Path | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        script_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        script_dir: Path | None = None,
+    ) -> None:
         self._script_path = script_path
+        # `#offline-script: NAME` files are read from here only: the offline endpoint takes no
+        # API key, so a system prompt must not be able to name (or probe) any file on the host.
+        self._script_dir = script_dir.resolve() if script_dir is not None else None
         self._cache = PromptCache(clock)
         self._attempts: dict[str, int] = {}
         self._scripts = ScriptLoader()
@@ -123,10 +131,24 @@ class OfflineEngine:
             if inline := _SCRIPT_INLINE.search(system_text):
                 return parse_script(inline.group(1))
             if path := _SCRIPT_PATH.search(system_text):
-                return self._scripts.load(Path(path.group(1)))
+                return self._scripts.load(self._agent_script(path.group(1)))
             return self._scripts.load(self._script_path) if self._script_path else None
         except ScriptError as exc:
             raise OfflineError(400, "invalid_request_error", str(exc)) from exc
+
+    def _agent_script(self, name: str) -> Path:
+        if self._script_dir is None:
+            raise OfflineError(
+                400,
+                "invalid_request_error",
+                "#offline-script files need MAS_OFFLINE_SCRIPT_DIR (or use #offline-script-inline)",
+            )
+        path = (self._script_dir / name).resolve()
+        if not path.is_relative_to(self._script_dir):
+            raise OfflineError(
+                400, "invalid_request_error", f"offline script {name!r} is outside MAS_OFFLINE_SCRIPT_DIR"
+            )
+        return path
 
     def _message(self, body: dict[str, Any], key: str, draft: _Draft) -> dict[str, Any]:
         cache = self._cache.account(str(body["model"]), prompt_units(body))
