@@ -20,6 +20,9 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 2048
+# Per-session bookkeeping kept in memory: bounded, oldest first out. Both maps are shortcuts;
+# the log and the persisted stream watermark stay authoritative, so forgetting is safe.
+TRACKED_SESSIONS = 50_000
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Notifier:
         fresh = [e for e in events if e.seq > self._published.get(session_id, 0)]
         if not fresh:
             return
-        self._published[session_id] = fresh[-1].seq
+        _remember(self._published, session_id, fresh[-1].seq)
         for sub in tuple(self._subs.get(session_id, ())):
             for event in fresh:
                 sub.offer(event)
@@ -152,7 +155,7 @@ class Notifier:
 
     def mark_delivered(self, session_id: str, seq: int) -> None:
         if seq > self.delivered.get(session_id, 0):
-            self.delivered[session_id] = seq
+            _remember(self.delivered, session_id, seq)
 
     # -- worker wake-ups -----------------------------------------------------------------------
     def wake(self, *, forward: bool = True) -> None:
@@ -168,6 +171,13 @@ class Notifier:
         finally:
             self._wake.clear()
         return True
+
+
+def _remember(table: dict[str, int], session_id: str, seq: int) -> None:
+    table.pop(session_id, None)  # re-inserted last: the dict's order is least recently updated first
+    table[session_id] = seq
+    while len(table) > TRACKED_SESSIONS:
+        del table[next(iter(table))]
 
 
 class RemoteChannel:
