@@ -26,6 +26,8 @@ from tests.support.clients import (
 from tests.support.server import ServerThread
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Worker-free servers and the in-process turn producer (tests/events, tests/sessions).
+pytest_plugins = ["tests.support.fixtures"]
 
 
 def _backends() -> list[str]:
