@@ -68,11 +68,20 @@ class SessionRunner:
         # was appended since (by this worker or by clients answering tool calls).
         self._history: list[Record] = []
         self._seen_seq = 0
+        self._stopping = False
+        self.left_work = False  # run() returned because the worker stops, not because it is done
+
+    def stop_after_step(self) -> None:
+        """The worker is stopping: finish the current step, then return."""
+        self._stopping = True
 
     async def run(self) -> None:
         """Steps until the session is idle with nothing queued, or must wait (backoff)."""
         for _ in range(self.deps.settings.max_tool_rounds * 4 + 20):
             if not await self.step():
+                return
+            if self._stopping:
+                self.left_work = True
                 return
         log.error("session %s: step limit reached", self.claim.session_id)
 

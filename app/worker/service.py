@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.runner import SessionRunner
@@ -25,6 +25,7 @@ from app.sessions.leases import Claim, LeaseLost
 log = logging.getLogger(__name__)
 
 CRASH_BACKOFF_SECONDS = 5.0
+STOP_GRACE_SECONDS = 10.0
 
 
 class Worker:
@@ -33,6 +34,7 @@ class Worker:
         self.settings = deps.settings
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._runners: dict[str, SessionRunner] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -40,13 +42,22 @@ class Worker:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claims")
         log.info("worker %s started (concurrency %d)", self.owner, self.settings.worker_concurrency)
 
-    async def stop(self) -> None:
-        """Stop claiming, cancel running sessions; their leases lapse and another worker resumes them."""
+    async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Stop gracefully: claim nothing more, let each running session finish its current step
+        (for up to `grace_seconds`, then cancel it), and hand every lease back at once, so another
+        worker resumes those sessions now rather than when the leases expire."""
         self._stopping = True
-        tasks = [t for t in [self._loop_task, *self._running.values()] if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        for runner in self._runners.values():
+            runner.stop_after_step()
+        running = list(self._running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -69,18 +80,24 @@ class Worker:
 
     async def _run(self, claim: Claim) -> None:
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))
+        runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim)
         try:
-            await SessionRunner(self.deps, claim).run()
+            await runner.run()
+            if runner.left_work:
+                await self._release(claim, utcnow())
         except LeaseLost:
             log.warning("session %s: lease lost; another worker owns it now", claim.session_id)
         except asyncio.CancelledError:
+            if self._stopping:  # cut mid-step by stop(): the next worker recovers from the log
+                await asyncio.shield(self._release(claim, utcnow()))
             raise
         except Exception:
             log.exception("session %s: the agent loop failed; retrying later", claim.session_id)
-            await self._release_after_crash(claim)
+            await self._release(claim, utcnow() + timedelta(seconds=CRASH_BACKOFF_SECONDS))
         finally:
             renewing.cancel()
             self._running.pop(claim.session_id, None)
+            self._runners.pop(claim.session_id, None)
             if not self._stopping:
                 self.deps.notifier.wake(forward=False)  # a slot is free: look for more work
 
@@ -95,8 +112,9 @@ class Worker:
                 runner.cancel()
                 return
 
-    async def _release_after_crash(self, claim: Claim) -> None:
+    async def _release(self, claim: Claim, wake_at: datetime) -> None:
+        """Hand the lease back; the session is runnable again at `wake_at`."""
         with contextlib.suppress(LeaseLost):
             async with self.deps.database.unit_of_work() as db:
                 row = await leases.fence(db, claim)
-                leases.release(row, utcnow() + timedelta(seconds=CRASH_BACKOFF_SECONDS))
+                leases.release(row, wake_at)

@@ -160,3 +160,19 @@ def assert_log_sane(events: list[Event]) -> None:
     stamps = [e.processed_at for e in events]
     assert all(s is not None for s in stamps)
     assert stamps == sorted(stamps)
+
+
+def process_environment(database_url: str, directory: Path, *, lease_seconds: float) -> dict[str, str]:
+    """Settings of a `python -m app serve|worker` child process on a shared database."""
+    return {
+        "MAS_DATABASE_URL": database_url,
+        "MAS_API_KEYS": API_KEY,
+        "MAS_AUTO_MIGRATE": "false",
+        "MAS_MODEL_BACKEND": "offline",
+        "MAS_SANDBOX_BACKEND": "local",
+        "MAS_SANDBOX_STATE_DIR": str(directory / "sandbox"),
+        "MAS_WORKER_LEASE_SECONDS": str(lease_seconds),
+        "MAS_WORKER_POLL_SECONDS": "0.2",
+        "MAS_RETRY_BASE_SECONDS": "0.05",
+        "MAS_LOG_LEVEL": "warning",
+    }

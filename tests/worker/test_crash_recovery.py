@@ -16,7 +16,6 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.conftest import API_KEY
 from tests.support.loop import (
     TIMEOUT,
     assert_log_sane,
@@ -26,6 +25,7 @@ from tests.support.loop import (
     message,
     new_session,
     of_type,
+    process_environment,
     result_text,
     sdk,
     send,
@@ -52,18 +52,7 @@ class Crash:
 
 
 def environment(database_url: str, directory: Path) -> dict[str, str]:
-    return {
-        "MAS_DATABASE_URL": database_url,
-        "MAS_API_KEYS": API_KEY,
-        "MAS_AUTO_MIGRATE": "false",
-        "MAS_MODEL_BACKEND": "offline",
-        "MAS_SANDBOX_BACKEND": "local",
-        "MAS_SANDBOX_STATE_DIR": str(directory / "sandbox"),
-        "MAS_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
-        "MAS_WORKER_POLL_SECONDS": "0.2",
-        "MAS_RETRY_BASE_SECONDS": "0.05",
-        "MAS_LOG_LEVEL": "warning",
-    }
+    return process_environment(database_url, directory, lease_seconds=LEASE_SECONDS)
 
 
 def has_a_line(path: Path) -> bool:
