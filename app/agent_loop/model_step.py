@@ -36,6 +36,7 @@ from app.agent_loop.state import analyse
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.base import utcnow
 from app.db.models import Session
+from app.environments import service as environments
 from app.events import service as events
 from app.sessions import leases, transitions
 from app.sessions.leases import Claim
@@ -180,12 +181,13 @@ class ModelStep:
             if result is None:
                 batch = [_span_end(start_id, None, is_error=False, speed=None)]
             else:
-                batch = self._response_events(row, start_id, *result)
-            written = await events.append(db, self.deps.notifier, row.id, batch)
-            row.pending_action_ids = [*row.pending_action_ids, *_blocking_ids(written)]
+                client_run = await environments.config_type(db, row.environment_id) == "self_hosted"
+                batch = self._response_events(row, start_id, *result, client_run=client_run)
+            await events.append(db, self.deps.notifier, row.id, batch)
+            row.pending_action_ids = [*row.pending_action_ids, *_blocking_ids(batch)]
 
     def _response_events(
-        self, row: Session, start_id: str, final: MessageComplete, preview: Preview
+        self, row: Session, start_id: str, final: MessageComplete, preview: Preview, *, client_run: bool
     ) -> list[dict[str, Any]]:
         agent = row.agent
         batch: list[dict[str, Any]] = []
@@ -194,7 +196,7 @@ class ModelStep:
         texts = [{"type": "text", "text": b["text"]} for b in final.content if b.get("type") == "text"]
         if texts:
             batch.append({"id": preview.message_id, "type": "agent.message", "content": texts})
-        batch.extend(_tool_use_event(agent, use, start_id) for use in final.tool_uses)
+        batch.extend(_tool_use_event(agent, use, start_id, client_run) for use in final.tool_uses)
         server_uses, server_results = server_tool_events(final.content, start_id)
         batch.extend(server_uses)
         model_id = str(agent["model"]["id"])
@@ -256,8 +258,12 @@ def _span_end(
     }
 
 
-def _tool_use_event(agent: dict[str, Any], use: dict[str, Any], start_id: str) -> dict[str, Any]:
-    private = {"_tool_use_id": use["id"], "_request": start_id}
+def _tool_use_event(
+    agent: dict[str, Any], use: dict[str, Any], start_id: str, client_run: bool
+) -> dict[str, Any]:
+    """`client_run`: a self-hosted environment, whose client runs the built-in tools and answers
+    with `user.tool_result`. Ids are given here so the blocking ones can be recorded at once."""
+    private: dict[str, Any] = {"id": events.new_event_id(), "_tool_use_id": use["id"], "_request": start_id}
     if tools.is_custom(agent, use["name"]):
         return {
             "type": "agent.custom_tool_use",
@@ -270,15 +276,20 @@ def _tool_use_event(agent: dict[str, Any], use: dict[str, Any], start_id: str) -
     event["evaluated_permission"] = permission
     if evaluation is not None:
         event["evaluation"] = evaluation
+    if client_run and permission != "deny":
+        private["_client_run"] = True
     return {**event, **private}
 
 
-def _blocking_ids(written: list[dict[str, Any]]) -> list[str]:
+def _blocking_ids(batch: list[dict[str, Any]]) -> list[str]:
+    """Calls the client must answer: custom tools, always_ask, and client-run (self-hosted) tools."""
     return [
         e["id"]
-        for e in written
+        for e in batch
         if e["type"] == "agent.custom_tool_use"
-        or (e["type"] == "agent.tool_use" and e.get("evaluated_permission") == "ask")
+        or (
+            e["type"] == "agent.tool_use" and (e.get("evaluated_permission") == "ask" or e.get("_client_run"))
+        )
     ]
 
 

@@ -25,20 +25,28 @@ class TurnState:
     requests_since_input: int = 0
 
     def unanswered_blocking(self) -> list[str]:
-        """Calls waiting on the client: always_ask without a confirmation, custom without a result."""
+        """Calls waiting on the client: always_ask without a confirmation, custom tools and (on
+        self-hosted environments) allowed built-in calls without a result."""
         waiting = []
         for use in self.tool_uses:
             if use["id"] in self.results:
                 continue
-            if use["type"] == "agent.custom_tool_use" or (
-                use.get("evaluated_permission") == "ask" and use["id"] not in self.confirmations
+            if (
+                use["type"] == "agent.custom_tool_use"
+                or (use.get("evaluated_permission") == "ask" and use["id"] not in self.confirmations)
+                or (use.get("_client_run") and self._allowed(use))
             ):
                 waiting.append(use["id"])
         return waiting
 
     def runnable(self) -> list[Record]:
-        """Built-in calls allowed (by policy or confirmation) that have no result yet."""
-        return [u for u in self.tool_uses if u["id"] not in self.results and self._allowed(u)]
+        """Built-in calls allowed (by policy or confirmation) that have no result yet and that
+        this server runs (not the client of a self-hosted environment)."""
+        return [
+            u
+            for u in self.tool_uses
+            if u["id"] not in self.results and self._allowed(u) and not u.get("_client_run")
+        ]
 
     def refused(self) -> list[Record]:
         """Built-in calls that will not run (denied by the client or not enabled) without a result."""
