@@ -146,6 +146,8 @@ async def list_sessions(
     include_archived: bool,
     ranges: dict[str, datetime],
 ) -> SessionPage:
+    if agent_version is not None and agent_id is None:
+        raise InvalidRequest("agent_version: only allowed together with agent_id")
     stmt = repository.list_query(
         agent_id=agent_id,
         agent_version=agent_version,

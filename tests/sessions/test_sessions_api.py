@@ -151,6 +151,8 @@ def test_list_filters(client: Client) -> None:
     assert listed(client, **scope, created_at_lt=pivot) == everything[:2]
     zulu = (pivot + timedelta(days=1)).isoformat().replace("+00:00", "Z")
     assert listed(client, **scope, created_at_gte=zulu) == []
+    with pytest.raises(anthropic.BadRequestError, match="agent_version"):
+        client.beta.sessions.list(agent_version=2)
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
