@@ -10,7 +10,8 @@ LOG="$PWD/.build/pg/server.log"
 PORT_FILE="$PWD/.build/pg/port"
 
 port_free() {
-  python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null
+  # SO_REUSEADDR as PostgreSQL itself uses it: a port left in TIME_WAIT by a stop is free.
+  python3 -c "import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" 2>/dev/null
 }
 
 # The port this checkout's server uses: remembered, or the first free one from MAS_PG_PORT/54329
