@@ -6,7 +6,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agent_loop.model_client import ModelUsage
 from app.agent_loop.state import TurnState
+from app.agent_loop.usage import span_usage
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
@@ -49,24 +51,17 @@ async def close_open_request(
     db: AsyncSession, notifier: Notifier, row: Session, start: dict[str, Any]
 ) -> None:
     """A request whose worker died mid-stream: end its span as failed (the retry follows)."""
-    await events.append(
-        db,
-        notifier,
-        row.id,
-        [
-            {
-                "type": "span.model_request_end",
-                "model_request_start_id": start["id"],
-                "is_error": True,
-                "model_usage": {
-                    "input_tokens": 0,
-                    "output_tokens": 0,
-                    "cache_read_input_tokens": 0,
-                    "cache_creation_input_tokens": 0,
-                },
-            }
-        ],
-    )
+    await events.append(db, notifier, row.id, [span_end(start["id"], is_error=True)])
+
+
+def span_end(start_id: str, usage: dict[str, Any] | None = None, *, is_error: bool) -> dict[str, Any]:
+    """`span.model_request_end`; a request that produced no response counts zero tokens."""
+    return {
+        "type": "span.model_request_end",
+        "model_request_start_id": start_id,
+        "is_error": is_error,
+        "model_usage": usage or span_usage(ModelUsage(), None),
+    }
 
 
 async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: TurnState) -> None:

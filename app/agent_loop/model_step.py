@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import requests, tools
+from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import (
     MessageComplete,
@@ -179,7 +180,7 @@ class ModelStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
-                batch = [_span_end(start_id, None, is_error=False, speed=None)]
+                batch = [span_end(start_id, is_error=False)]
             else:
                 client_run = await environments.config_type(db, row.environment_id) == "self_hosted"
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
@@ -202,9 +203,7 @@ class ModelStep:
         model_id = str(agent["model"]["id"])
         cost = request_cost(self.deps.settings.prices, model_id, final.usage)
         row.usage = accumulate(row.usage, final.usage, cost, searches=count_searches(final.content))
-        end = _span_end(
-            start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False, speed=None
-        )
+        end = span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False)
         end["_content"] = final.content
         end["_stop_reason"] = final.stop_reason
         batch.append(end)
@@ -215,9 +214,7 @@ class ModelStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if start_id is not None:
-                await events.append(
-                    db, self.deps.notifier, row.id, [_span_end(start_id, None, is_error=True, speed=None)]
-                )
+                await events.append(db, self.deps.notifier, row.id, [span_end(start_id, is_error=True)])
             retries = analyse(await events.history(db, row.id)).retries + 1
             if isinstance(error, RetryableModelError) and retries <= self.deps.settings.max_model_retries:
                 await self._retry_later(db, row, error, retries)
@@ -239,23 +236,6 @@ class ModelStep:
         queued = [e["id"] for e in await events.queued(db, row.id) if e["type"] != "user.interrupt"]
         await events.mark_processed(db, self.deps.notifier, row.id, queued)
         await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})
-
-
-def _span_end(
-    start_id: str, usage: dict[str, Any] | None, *, is_error: bool, speed: str | None
-) -> dict[str, Any]:
-    zero = {
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "cache_creation_input_tokens": 0,
-    }
-    return {
-        "type": "span.model_request_end",
-        "model_request_start_id": start_id,
-        "is_error": is_error,
-        "model_usage": usage or {**zero, "speed": speed},
-    }
 
 
 def _tool_use_event(
