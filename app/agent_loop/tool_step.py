@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,9 +53,17 @@ def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
 
 
 def mcp_hosts(agent: dict[str, Any]) -> list[str]:
-    from urllib.parse import urlsplit
-
     return [h for h in (urlsplit(s.get("url", "")).hostname for s in agent.get("mcp_servers") or []) if h]
+
+
+def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, Any]) -> SandboxSpec:
+    """What a session's sandbox is built from: its environment's config and its agent's MCP hosts."""
+    return SandboxSpec(
+        env_id=environment_id,
+        packages=config.get("packages") or {},
+        networking=config.get("networking") or {"type": "unrestricted"},
+        mcp_hosts=mcp_hosts(agent),
+    )
 
 
 @dataclass(frozen=True)
@@ -97,12 +106,7 @@ class ToolStep:
             return None
         row.inflight_tool_ids = [u["id"] for u in calls]
         config = await environments.sandbox_config(db, row.environment_id)
-        spec = SandboxSpec(
-            env_id=row.environment_id,
-            packages=config.get("packages") or {},
-            networking=config.get("networking") or {"type": "unrestricted"},
-            mcp_hosts=mcp_hosts(row.agent),
-        )
+        spec = sandbox_spec(row.environment_id, config, row.agent)
         return ToolPlan(calls, spec)
 
     async def _execute(self, use: dict[str, Any]) -> ToolResult:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from app.agent_loop.deps import LoopDeps
-from app.agent_loop.tool_step import mcp_hosts
+from app.agent_loop.tool_step import sandbox_spec
 from app.environments import service as environments
 from app.sandbox.interface import SandboxError, SandboxSpec
 from app.sessions import service as sessions
@@ -49,12 +49,7 @@ class Provisioner:
             config = await environments.sandbox_config(db, session.environment_id)
         if config.get("type") == "self_hosted":
             return
-        spec = SandboxSpec(
-            env_id=session.environment_id,
-            packages=config.get("packages") or {},
-            networking=config.get("networking") or {"type": "unrestricted"},
-            mcp_hosts=mcp_hosts(session.agent),
-        )
+        spec = sandbox_spec(session.environment_id, config, session.agent)
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
         except SandboxError as error:
