@@ -27,6 +27,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def on_postgres(db: AsyncSession) -> bool:
+    """Whether this session talks to PostgreSQL (row locks, SKIP LOCKED, NOTIFY)."""
+    return db.bind is not None and db.bind.dialect.name == "postgresql"
+
+
 def _prepare_sqlite_path(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":

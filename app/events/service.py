@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
-from app.db.engine import after_commit
+from app.db.engine import after_commit, on_postgres
 from app.db.models import SessionEvent
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
@@ -62,15 +62,11 @@ def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | No
     )
 
 
-def _is_postgres(db: AsyncSession) -> bool:
-    return db.bind is not None and db.bind.dialect.name == "postgresql"
-
-
 async def _publish_after_commit(
     db: AsyncSession, notifier: Notifier, session_id: str, rows: list[SessionEvent]
 ) -> None:
     published = [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
-    if _is_postgres(db):
+    if on_postgres(db):
         await repository.notify(db, EVENTS_CHANNEL, f"{session_id}:{published[-1].seq}")
     after_commit(db, lambda: notifier.publish(session_id, published))
 

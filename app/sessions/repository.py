@@ -8,12 +8,13 @@ from datetime import datetime
 from sqlalchemy import Select, and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import on_postgres
 from app.db.models import Session
 
 
 async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:
     stmt = select(Session).where(Session.id == session_id)
-    if for_update and db.bind is not None and db.bind.dialect.name == "postgresql":
+    if for_update and on_postgres(db):
         stmt = stmt.with_for_update()
     return await db.scalar(stmt)
 
@@ -76,7 +77,7 @@ async def runnable_ids(db: AsyncSession, now: datetime, limit: int) -> Sequence[
         .order_by(Session.wake_at)
         .limit(limit)
     )
-    if db.bind is not None and db.bind.dialect.name == "postgresql":
+    if on_postgres(db):
         stmt = stmt.with_for_update(skip_locked=True)
     return (await db.scalars(stmt)).all()
 
