@@ -8,13 +8,12 @@ from datetime import datetime
 from sqlalchemy import Select, and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.engine import on_postgres
 from app.db.models import Session
 
 
 async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:
     stmt = select(Session).where(Session.id == session_id)
-    if for_update and on_postgres(db):
+    if for_update:  # rendered on PostgreSQL; SQLite has one writer and SQLAlchemy omits it
         stmt = stmt.with_for_update()
     return await db.scalar(stmt)
 
@@ -77,8 +76,8 @@ async def runnable_ids(db: AsyncSession, now: datetime, limit: int) -> Sequence[
         .order_by(Session.wake_at)
         .limit(limit)
     )
-    if on_postgres(db):
-        stmt = stmt.with_for_update(skip_locked=True)
+    # SKIP LOCKED lets workers claim side by side on PostgreSQL; SQLAlchemy omits it on SQLite.
+    stmt = stmt.with_for_update(skip_locked=True)
     return (await db.scalars(stmt)).all()
 
 
