@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, select, text, update
+from sqlalchemy import Select, and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session, SessionEvent
@@ -94,11 +94,6 @@ async def history(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
         .order_by(SessionEvent.seq)
     )
     return (await db.scalars(stmt)).all()
-
-
-async def count(db: AsyncSession, session_id: str) -> int:
-    stmt = select(func.count()).select_from(SessionEvent).where(SessionEvent.session_id == session_id)
-    return int(await db.scalar(stmt) or 0)
 
 
 async def has_queued(db: AsyncSession, session_id: str, event_type: str) -> bool:

@@ -129,10 +129,6 @@ async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tup
     return [(int(r.seq or 0), to_record(r)) for r in rows]
 
 
-async def find(db: AsyncSession, session_id: str, event_ids: Sequence[str]) -> dict[str, Wire]:
-    return {r.id: to_wire(r) for r in await repository.by_ids(db, session_id, event_ids)}
-
-
 async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> list[LogEvent]:
     rows = await repository.after_seq(db, session_id, seq, limit)
     return [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]

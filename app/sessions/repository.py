@@ -108,11 +108,6 @@ async def extend_lease(db: AsyncSession, session_id: str, token: int, expires: d
     return result.scalar_one_or_none() is not None
 
 
-async def holds_lease(db: AsyncSession, session_id: str, token: int) -> bool:
-    stmt = select(Session.lease_token).where(Session.id == session_id)
-    return await db.scalar(stmt) == token
-
-
 async def advance_stream_seq(db: AsyncSession, session_id: str, seq: int) -> None:
     await db.execute(
         update(Session).where(Session.id == session_id, Session.stream_seq < seq).values(stream_seq=seq)
