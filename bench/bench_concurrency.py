@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 import httpx
 from harness import (
     HEADERS,
+    ROOT,
     MasServer,
     agent_body,
     api,
@@ -71,6 +73,7 @@ class Outcome:
 class Topology:
     name: str
     outcomes: list[Outcome] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
 
 async def one_session(client: httpx.AsyncClient, agent_id: str, env_id: str) -> float:
@@ -172,7 +175,11 @@ def report(results: list[Topology], sessions: int) -> str:
         "| server CPU (s) | CPU per session (ms) | load average | target ≤ 3 s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    failures = [f"{t.name} {failure}" for t in results for failure in t.failures]
     for topo in results:
+        if not topo.outcomes:
+            lines.append(f"| {topo.name} | every run failed | | | | | | | |")
+            continue
         walls = [o.wall_s for o in topo.outcomes]
         wall, single = median(walls), median([o.single_s for o in topo.outcomes])
         cpu = median([o.cpu_s for o in topo.outcomes])
@@ -183,7 +190,9 @@ def report(results: list[Topology], sessions: int) -> str:
             f"| {cpu:.1f} | {cpu / sessions * 1000:.0f} | {spread([o.load for o in topo.outcomes])} "
             f"| {'met' if wall <= TARGET_S else 'MISSED'} |"
         )
-    by_name = {t.name: median([o.wall_s for o in t.outcomes]) for t in results}
+    if failures:
+        lines += ["", "failed runs:", *(f"- {f}" for f in failures)]
+    by_name = {t.name: median([o.wall_s for o in t.outcomes]) for t in results if t.outcomes}
     if "serve-c8" in by_name and "serve-c32" in by_name:
         lines += [
             "",
@@ -191,6 +200,23 @@ def report(results: list[Topology], sessions: int) -> str:
             f"{by_name['serve-c32'] / by_name['serve-c8']:.2f}x the wall time",
         ]
     return "\n".join(lines)
+
+
+def run_topology(workdir: Path, topology: str, sessions: int) -> Outcome:
+    if topology.startswith("pg-"):
+        with postgres_database(postgres_admin_url()) as url:
+            return run_once(url, workdir, topology, sessions)
+    workdir.mkdir(parents=True)
+    return run_once(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, topology, sessions)
+
+
+def keep_logs(workdir: Path) -> Path:
+    """The server and worker logs of a failed run, out of the temporary directory."""
+    kept = ROOT / ".build" / "bench-failures" / f"{workdir.name}-{int(time.time())}"
+    kept.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("*.log"):
+        shutil.copy(log, kept / log.name)
+    return kept
 
 
 def main() -> None:
@@ -209,13 +235,15 @@ def main() -> None:
             for topo in results:  # interleaved, so a busy spell on the machine hits all alike
                 print(f"{topo.name}: repeat {repeat + 1}/{args.repeats}", file=sys.stderr, flush=True)
                 workdir = Path(tmp) / f"{topo.name}-{repeat}"
-                if topo.name.startswith("pg-"):
-                    with postgres_database(postgres_admin_url()) as url:
-                        topo.outcomes.append(run_once(url, workdir, topo.name, args.sessions))
-                else:
-                    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-                    workdir.mkdir(parents=True)
-                    topo.outcomes.append(run_once(url, workdir, topo.name, args.sessions))
+                try:
+                    outcome = run_topology(workdir, topo.name, args.sessions)
+                except Exception as exc:  # a failed run is a finding: keep its logs, go on
+                    topo.failures.append(f"repeat {repeat + 1}: {type(exc).__name__}: {exc}"[:300])
+                    kept = keep_logs(workdir)
+                    print(f"  FAILED ({type(exc).__name__}); server logs kept in {kept}", file=sys.stderr)
+                    continue
+                topo.outcomes.append(outcome)
+                print(f"  {outcome}", file=sys.stderr, flush=True)
     print(report(results, args.sessions))
     dump_json(args.json, {t.name: [o.__dict__ for o in t.outcomes] for t in results})
 

@@ -60,6 +60,7 @@ CONCURRENCY = (1, 10, 50)
 SESSIONS = 50
 LOG_EVENTS = 1000
 TARGET_RATIO = 0.3
+PROFILE_SECONDS = 15
 WRK_REPORT = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -253,7 +254,7 @@ def bench_database(
             if args.profile is not None:
                 for endpoint in endpoints:
                     with profiler.phase(f"http-{label}-{endpoint.name.split(' (')[0].replace(' ', '-')}"):
-                        measure(mas.url + endpoint.target, mas.pid, 10, args.duration, script)
+                        measure(mas.url + endpoint.target, mas.pid, 10, PROFILE_SECONDS, script)
             print(profiler.summary())
     return results, sizes, loads
 

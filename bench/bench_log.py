@@ -12,7 +12,12 @@ whose log grows through the API (see `sessionlog.py`) to each size in turn. At e
 * a full read: every page, following `next_page`, at the maximum page size;
 * replay: a new stream with `Last-Event-ID` = the first event, so everything after it is replayed
   (the same catch-up a first connection does from the stream watermark): time to the first frame,
-  time to the last event, and the server's peak RSS growth meanwhile (VmHWM reset before).
+  time to the last event, server CPU; and the peak RSS growth of one replay in a fresh
+  `mas serve` on the same database (VmHWM reset before).
+
+The server runs with `MAS_COMPACTION_THRESHOLD_TOKENS=20000` (`--compaction-tokens`), so the
+model request stays small and about the same size at every log size: the turn's figure is then
+the log's cost, not the conversation's. One unmeasured turn per size absorbs a due compaction.
 
 Ratios are to the same measure at the smallest size, in the same run. Targets (issue 10, on a
 2-core machine): one more turn at 50k <= 1.5x at 1k; replay first frame at 50k <= 50 ms.
@@ -42,6 +47,7 @@ from harness import (
     load_average,
     median,
     memory_kib,
+    num,
     postgres_admin_url,
     postgres_database,
     reset_peak_rss,
@@ -206,13 +212,13 @@ def report(results: list[SizeResult], database: str) -> str:
         cells = []
         for r in results:
             sample = get(r)
-            cell = f"{sample.median:.1f} [{spread(sample.values)}]"
+            cell = f"{num(sample.median)} [{spread(sample.values)}]"
             if r is not base:
                 cell += f" {ratio(sample.median, get(base).median)}"
             cells.append(cell)
         lines.append(f"| {name} | {' | '.join(cells)} | {target} |")
     lines.append(f"| events in the first page | {' | '.join(str(r.page_events) for r in results)} | |")
-    loads = " | ".join(f"{min(r.load):.1f}-{max(r.load):.1f}" for r in results)
+    loads = " | ".join(f"{min(r.load):.1f}-{max(r.load):.1f}" if r.load else "-" for r in results)
     lines.append(f"| machine load average while measuring | {loads} | |")
     lines.append(f"| server RSS after (MiB) | {' | '.join(f'{r.rss_mib:.0f}' for r in results)} | |")
     lines.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -325,11 +326,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
+def num(value: float) -> str:
+    """A figure with the precision that means something at its size."""
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
 def spread(values: list[float]) -> str:
     """min-max of repeated runs, the noise on this shared machine."""
     if len(values) < 2:
         return "-"
-    return f"{min(values):.3g}-{max(values):.3g}"
+    return f"{num(min(values))}-{num(max(values))}"
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -341,4 +349,10 @@ def timed(fn: Callable[[], Any]) -> float:
 def dump_json(path: Path | None, data: Any) -> None:
     """Raw figures for whoever compares runs later."""
     if path is not None:
-        path.write_text(json.dumps(data, indent=2, default=str))
+        path.write_text(json.dumps(data, indent=2, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)

@@ -22,14 +22,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness import cpu_seconds
+
 RATE_HZ = 250
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 # Where a thread waits: a queue, a condition or lock, the event loop's poll.
 BLOCKING = re.compile(r"\.get\((block=True)?\)|\.wait\(|\.acquire\(|run_until_complete|\bselect\(|\bsleep\(")
-# The frames every sample of the server passes through: not findings.
-OUTER = re.compile(
-    r"\((typer/|uvicorn/(main|server|_compat)\.py|asyncio/runners\.py|threading\.py|app/cli\.py)|\(mas\)"
-)
 SITE = re.compile(r".*/(site-packages|lib/python3\.\d+)/")
 
 
@@ -73,22 +71,63 @@ def read_stacks(path: Path) -> tuple[list[tuple[list[str], int]], int]:
     return stacks, idle
 
 
-def summarise(path: Path, top: int = 12) -> str:
+LAYERS = (
+    ("app", re.compile(r"\(app/")),
+    ("SQLAlchemy", re.compile(r"\(sqlalchemy/")),
+    ("DB driver (aiosqlite/asyncpg/sqlite3)", re.compile(r"\((aiosqlite|asyncpg|sqlite3)/")),
+    ("pydantic", re.compile(r"\(pydantic")),
+    ("FastAPI/Starlette/sse", re.compile(r"\((fastapi|starlette|sse_starlette)/")),
+    ("uvicorn/HTTP", re.compile(r"\((uvicorn|httptools|h11)/")),
+    ("json", re.compile(r"\(json/")),
+    ("anthropic/httpx (model client)", re.compile(r"\((anthropic|httpx|httpcore|httpx2)/")),
+    (
+        "asyncio/anyio/threads",
+        re.compile(
+            r"\((asyncio|anyio|concurrent|threading|queue|contextlib)/|\((threading|queue|contextlib)\.py"
+        ),
+    ),
+)
+
+
+def layer(frame: str) -> str:
+    return next((name for name, pattern in LAYERS if pattern.search(frame)), "other")
+
+
+def summarise(path: Path, measured_cpu: float | None = None, top: int = 12) -> str:
+    """Where the busy samples went: by layer (innermost frame), the app's functions (anywhere on
+    the stack: what they cost with everything they call), and the innermost functions."""
     stacks, _ = read_stacks(path)
     total = sum(count for _, count in stacks)
     if total == 0:
         return f"### {path.stem}: no samples"
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
+    layers: Counter[str] = Counter()
     for frames, count in stacks:
         for frame in set(frames):
-            if not OUTER.search(frame):
-                inclusive[frame] += count
+            if frame.endswith("(app/cli.py)") or "(app/" not in frame:
+                continue
+            inclusive[frame] += count
         leaf[frames[-1]] += count
-    lines = [f"### {path.stem}: {total} samples at {RATE_HZ} Hz ({total / RATE_HZ:.1f} s on CPU)", ""]
-    lines += ["inclusive:"] + [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top + 8)]
-    lines += ["self:"] + [f"  {n / total:6.1%}  {f}" for f, n in leaf.most_common(top)]
+        layers[layer(frames[-1])] += count
+    seen = f"{total} busy samples at {RATE_HZ} Hz = {total / RATE_HZ:.1f} s"
+    if measured_cpu is not None:  # py-spy falls behind its rate when the machine is busy
+        seen += f" (the server used {measured_cpu:.1f} s of CPU meanwhile)"
+    lines = [f"### {path.stem}: {seen}", ""]
+    lines += ["by layer (innermost frame):"] + [
+        f"  {n / total:6.1%}  {name}" for name, n in layers.most_common()
+    ]
+    lines += ["app functions (inclusive):"] + [
+        f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)
+    ]
+    lines += ["innermost functions (self):"] + [f"  {n / total:6.1%}  {f}" for f, n in leaf.most_common(top)]
     return "\n".join(lines)
+
+
+def main() -> None:
+    """Summarise every profile in a directory: `python bench/profiling.py DIR`."""
+    for path in sorted(Path(sys.argv[1]).glob("*.txt")):
+        print(summarise(path), end="\n\n")
 
 
 class Profiler:
@@ -96,6 +135,7 @@ class Profiler:
         self.directory = directory
         self.pid = pid
         self.files: list[Path] = []
+        self.cpu: dict[Path, float] = {}
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self.binary = py_spy()
@@ -109,9 +149,11 @@ class Profiler:
         args = [self.binary, "record", "-p", str(self.pid), "-r", str(RATE_HZ), "--format", "raw"]
         args += ["--full-filenames", "-o", str(out)]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cpu = cpu_seconds(self.pid)
         try:
             yield
         finally:
+            self.cpu[out] = cpu_seconds(self.pid) - cpu
             proc.send_signal(signal.SIGINT)  # py-spy writes the file when interrupted
             _, err = proc.communicate(timeout=60)
             if out.exists():
@@ -122,4 +164,8 @@ class Profiler:
     def summary(self) -> str:
         if not self.files:
             return ""
-        return "\n\n".join(["## profiles (py-spy)", *(summarise(f) for f in self.files)])
+        return "\n\n".join(["## profiles (py-spy)", *(summarise(f, self.cpu.get(f)) for f in self.files)])
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ case "$what" in
   profile)
     dir="${1:-.build/profiles}"
     mkdir -p "$dir"
-    $py bench/bench_http.py --databases sqlite --repeats 1 --duration 3 --profile "$dir"
+    $py bench/bench_http.py --databases sqlite,postgres --repeats 1 --duration 3 --profile "$dir"
     exec $py bench/bench_log.py --sizes 1000,10000 --repeats 3 --profile "$dir"
     ;;
   all)
