@@ -74,15 +74,15 @@ async def path_conflict(
     db: AsyncSession, store_id: str, path: str, *, moving: str | None = None
 ) -> MemoryPathConflict | None:
     """Why ``path`` cannot hold a memory (``moving`` is the memory being renamed there), if it cannot."""
-    taken = await repository.memory_at(db, store_id, path)
-    if taken is not None and taken.id != moving:
-        return _conflict(f"path: {path} is already taken by memory {taken.id}", taken)
-    above = next(iter(await repository.memories_at(db, store_id, parents(path))), None)
-    if above is not None:
-        return _conflict(f"path: {above.path} is a memory, so it cannot also be a directory", above)
-    below = await repository.first_below(db, store_id, path)
-    if below is not None:
-        return _conflict(f"path: {path} is a directory holding memory {below.path}", below)
+    above = parents(path)
+    for other in await repository.in_the_way(db, store_id, path, above):
+        if other.id == moving:
+            continue
+        if other.path == path:
+            return _conflict(f"path: {path} is already taken by memory {other.id}", other)
+        if other.path in above:
+            return _conflict(f"path: {other.path} is a memory, so it cannot also be a directory", other)
+        return _conflict(f"path: {path} is a directory holding memory {other.path}", other)
     return None
 
 

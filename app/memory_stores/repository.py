@@ -82,20 +82,19 @@ async def memory_at(db: AsyncSession, store_id: str, path: str) -> Memory | None
     return await db.scalar(select(Memory).where(Memory.memory_store_id == store_id, Memory.path == path))
 
 
-async def memories_at(db: AsyncSession, store_id: str, paths: Sequence[str]) -> Sequence[Memory]:
-    if not paths:
-        return []
-    query = select(Memory).where(Memory.memory_store_id == store_id, Memory.path.in_(paths))
-    return (await db.scalars(query.options(defer(Memory.content, raiseload=True)))).all()
-
-
-async def first_below(db: AsyncSession, store_id: str, directory: str) -> Memory | None:
-    """A memory whose path lies below ``directory`` (``/a`` -> ``/a/...``), if any."""
-    prefix = directory + "/"
+async def in_the_way(db: AsyncSession, store_id: str, path: str, parents: Sequence[str]) -> Sequence[Memory]:
+    """Memories that keep ``path`` from holding a memory: one at ``path`` itself, at one of its
+    ``parents``, or below it (``path/...``: between ``path/`` and ``path0``, '0' following '/')."""
     query = select(Memory).where(
-        Memory.memory_store_id == store_id, func.substr(Memory.path, 1, len(prefix)) == prefix
+        Memory.memory_store_id == store_id,
+        or_(
+            Memory.path == path,
+            Memory.path.in_(parents),
+            and_(Memory.path > path + "/", Memory.path < path + "0"),
+        ),
     )
-    return await db.scalar(query.options(defer(Memory.content, raiseload=True)).limit(1))
+    query = query.options(defer(Memory.content, raiseload=True)).order_by(Memory.path).limit(len(parents) + 3)
+    return (await db.scalars(query)).all()
 
 
 async def count_memories(db: AsyncSession, store_id: str) -> int:
@@ -106,9 +105,9 @@ async def paths_below(db: AsyncSession, store_id: str, prefix: str) -> list[tupl
     """``(path, id)`` of every memory below ``prefix``, in path order (a store holds at most 2,000)."""
     query = select(Memory.path, Memory.id).where(Memory.memory_store_id == store_id)
     if prefix != "/":
-        query = query.where(func.substr(Memory.path, 1, len(prefix)) == prefix)
-    rows = [(path, memory_id) for path, memory_id in await db.execute(query)]
-    return sorted(rows)
+        # Every path starting with "/a/" sorts between "/a/" and "/a0" ('0' follows '/').
+        query = query.where(Memory.path > prefix, Memory.path < prefix[:-1] + "0")
+    return [(path, memory_id) for path, memory_id in await db.execute(query.order_by(Memory.path))]
 
 
 async def memories_by_id(

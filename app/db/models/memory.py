@@ -8,6 +8,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
 
+# Paths compare byte by byte on both databases (PostgreSQL's default collations ignore
+# punctuation), so the range scans of app/memory_stores match Python's string order.
+PathType = String(1024).with_variant(String(1024, collation="C"), "postgresql")
+
 
 class MemoryStore(Base):
     """A named collection of text memories that sessions mount at /mnt/memory/<slug>/."""
@@ -32,7 +36,7 @@ class Memory(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     memory_store_id: Mapped[str] = mapped_column(ForeignKey("memory_stores.id", ondelete="CASCADE"))
-    path: Mapped[str] = mapped_column(String(1024))
+    path: Mapped[str] = mapped_column(PathType)
     content: Mapped[str] = mapped_column(Text)
     content_sha256: Mapped[str] = mapped_column(String(64))
     content_size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -58,7 +62,7 @@ class MemoryVersion(Base):
     memory_store_id: Mapped[str] = mapped_column(ForeignKey("memory_stores.id", ondelete="CASCADE"))
     memory_id: Mapped[str] = mapped_column(String(64))
     operation: Mapped[str] = mapped_column(String(16))
-    path: Mapped[str | None] = mapped_column(String(1024))
+    path: Mapped[str | None] = mapped_column(PathType)
     content: Mapped[str | None] = mapped_column(Text)
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     content_size_bytes: Mapped[int | None] = mapped_column(BigInteger)

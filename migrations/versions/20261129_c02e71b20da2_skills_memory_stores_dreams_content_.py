@@ -1,8 +1,8 @@
 """skills, memory stores, dreams, content store
 
-Revision ID: 2784b21a1197
+Revision ID: c02e71b20da2
 Revises: 6acde21562de
-Create Date: 2026-11-29 20:32:01.048035
+Create Date: 2026-11-29 20:49:56.021753
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 import app.db.base
 
-revision: str = '2784b21a1197'
+revision: str = 'c02e71b20da2'
 down_revision: str | None = '6acde21562de'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -82,7 +82,7 @@ def upgrade() -> None:
     op.create_table('memories',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('memory_store_id', sa.String(length=64), nullable=False),
-    sa.Column('path', sa.String(length=1024), nullable=False),
+    sa.Column('path', sa.String(length=1024).with_variant(sa.String(length=1024, collation='C'), 'postgresql'), nullable=False),
     sa.Column('content', sa.Text(), nullable=False),
     sa.Column('content_sha256', sa.String(length=64), nullable=False),
     sa.Column('content_size_bytes', sa.BigInteger(), nullable=False),
@@ -98,7 +98,7 @@ def upgrade() -> None:
     sa.Column('memory_store_id', sa.String(length=64), nullable=False),
     sa.Column('memory_id', sa.String(length=64), nullable=False),
     sa.Column('operation', sa.String(length=16), nullable=False),
-    sa.Column('path', sa.String(length=1024), nullable=True),
+    sa.Column('path', sa.String(length=1024).with_variant(sa.String(length=1024, collation='C'), 'postgresql'), nullable=True),
     sa.Column('content', sa.Text(), nullable=True),
     sa.Column('content_sha256', sa.String(length=64), nullable=True),
     sa.Column('content_size_bytes', sa.BigInteger(), nullable=True),
