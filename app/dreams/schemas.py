@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
+
+from app.shared.validation import type_discriminator
 
 DreamStatus = Literal["pending", "running", "completed", "failed", "canceled"]
 STATUSES: tuple[DreamStatus, ...] = ("pending", "running", "completed", "failed", "canceled")
@@ -27,7 +29,10 @@ class SessionsInput(Params):
     session_ids: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=100)
 
 
-DreamInput = Annotated[MemoryStoreInput | SessionsInput, Field(discriminator="type")]
+DreamInput = Annotated[
+    Annotated[MemoryStoreInput, Tag("memory-store-input")] | Annotated[SessionsInput, Tag("sessions-input")],
+    type_discriminator({"memory_store": "memory-store-input", "sessions": "sessions-input"}),
+]
 
 
 class ModelParams(Params):
@@ -44,12 +49,20 @@ class UpdateExisting(Params):
     memory_store_id: str = Field(min_length=1)
 
 
-OutputBehavior = Annotated[CreateNew | UpdateExisting, Field(discriminator="type")]
+OutputBehavior = Annotated[
+    Annotated[CreateNew, Tag("create-new")] | Annotated[UpdateExisting, Tag("update-existing")],
+    type_discriminator({"create_new": "create-new", "update_existing": "update-existing"}),
+]
+
+
+def _model_object(value: Any) -> Any:
+    return {"id": value} if isinstance(value, str) else value
 
 
 class DreamCreate(Params):
     inputs: list[DreamInput]
-    model: Annotated[str, Field(min_length=1, max_length=256)] | ModelParams
+    # A model id, or {id, speed}.
+    model: Annotated[ModelParams, BeforeValidator(_model_object)]
     instructions: str | None = Field(None, min_length=1, max_length=4096)
     output_behavior: OutputBehavior | None = None
 

@@ -123,8 +123,7 @@ async def _check_sessions(db: AsyncSession, session_ids: Sequence[str], where: s
             raise NotFound(f"{where}[{i}]: {exc.message}") from None
 
 
-def _model(model: str | ModelParams) -> dict[str, Any]:
-    params = ModelParams(id=model) if isinstance(model, str) else model
+def _model(params: ModelParams) -> dict[str, Any]:
     if params.speed == "fast":
         raise InvalidRequest("model.speed: dreams run only at 'standard' speed")
     return {"id": params.id, "speed": "standard"}
