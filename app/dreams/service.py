@@ -40,7 +40,11 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
 from app.memory_stores import service as memory_stores
 from app.sessions import service as sessions
-from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import (
+    decode_cursor,
+    decode_time_key,
+    newest_first_page,
+)
 
 NOT_SUPPORTED = (
     "dreams: this mas build cannot run dreams yet (running one needs the agent loop's model client); "
@@ -222,11 +226,8 @@ async def list_dreams(
         after=decode_time_key(decode_cursor(page, "desc")),
         limit=limit + 1,
     )
-    next_page = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_page = encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
-    return DreamPage(data=[_view(r) for r in rows[:limit]], next_page=next_page)
+    shown, next_page = newest_first_page(rows, limit)
+    return DreamPage(data=[_view(r) for r in shown], next_page=next_page)
 
 
 def _end(row: models.Dream, status: str) -> None:

@@ -25,7 +25,11 @@ from app.memory_stores.schemas import (
     MemoryStoreUpdate,
 )
 from app.shared.metadata import patch_metadata, validate_metadata
-from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import (
+    decode_cursor,
+    decode_time_key,
+    newest_first_page,
+)
 from app.shared.text import check_single_line, utf8_size
 
 
@@ -128,8 +132,5 @@ async def list_stores(
         after=decode_time_key(decode_cursor(page, "desc")),
         limit=limit + 1,
     )
-    next_page = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_page = encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
-    return MemoryStorePage(data=[_view(r) for r in rows[:limit]], next_page=next_page)
+    shown, next_page = newest_first_page(rows, limit)
+    return MemoryStorePage(data=[_view(r) for r in shown], next_page=next_page)

@@ -30,7 +30,11 @@ from app.memory_stores.schemas import (
     View,
 )
 from app.memory_stores.service import get_row
-from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import (
+    decode_cursor,
+    decode_time_key,
+    newest_first_page,
+)
 
 MAX_FULL_PAGE = 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -137,11 +141,8 @@ async def list_versions(
         limit=limit + 1,
         with_content=view == "full",
     )
-    next_page = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_page = encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
-    return MemoryVersionPage(data=[version_view(r, view) for r in rows[:limit]], next_page=next_page)
+    shown, next_page = newest_first_page(rows, limit)
+    return MemoryVersionPage(data=[version_view(r, view) for r in shown], next_page=next_page)
 
 
 async def redact(db: AsyncSession, store_id: str, version_id: str, actor: Actor) -> MemoryVersion:

@@ -20,7 +20,13 @@ from app.db import models
 from app.db.base import utcnow
 from app.errors import InvalidRequest, NotFound
 from app.ids import new_id
-from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import (
+    Cursor,
+    decode_cursor,
+    decode_time_key,
+    encode_cursor,
+    newest_first_page,
+)
 from app.shared.uploads import UploadedFile, UploadedForm
 from app.skills import repository
 from app.skills.archive import ArchiveFile, build_archive
@@ -193,13 +199,8 @@ async def list_skills(db: AsyncSession, *, limit: int, page: str | None, source:
         return SkillPage(data=[], has_more=False, next_page=None)
     after = decode_time_key(decode_cursor(page, "desc"))
     rows = await repository.list_skills(db, after=after, limit=limit + 1)
-    next_page = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_page = encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
-    return SkillPage(
-        data=[_view(r) for r in rows[:limit]], has_more=next_page is not None, next_page=next_page
-    )
+    shown, next_page = newest_first_page(rows, limit)
+    return SkillPage(data=[_view(r) for r in shown], has_more=next_page is not None, next_page=next_page)
 
 
 async def _release_files(db: AsyncSession, digests: list[str]) -> None:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.engine import Database
 from app.skills import references
 from tests.agents.factories import TOOLSET, agent_params
 from tests.skills.factories import make_skill, skill_files, unique_name
 from tests.support.factories import make_environment
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncSession]:
-    database = Database(database_url)
-    try:
-        async with database.read() as session:
-            yield session
-    finally:
-        await database.dispose()
 
 
 def _custom(skill_id: str, version: str | None = None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ call), so that listing, statuses, cancel and archive are tested as clients will 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -19,15 +18,6 @@ from app.db.engine import Database
 from app.dreams import service
 from app.dreams.schemas import DreamCreate, DreamUsage
 from tests.support.factories import make_session
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 def _message(exc: pytest.ExceptionInfo[anthropic.APIStatusError]) -> str:

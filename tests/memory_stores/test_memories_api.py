@@ -185,7 +185,7 @@ def test_text_the_database_cannot_hold_is_400(
 
 
 async def test_count_limit(
-    client: anthropic.Anthropic, store: BetaManagedAgentsMemoryStore, database_url: str
+    client: anthropic.Anthropic, store: BetaManagedAgentsMemoryStore, database: Database
 ) -> None:
     # 1,999 rows written straight to the table (creating them one request at a time only makes the
     # suite slower), then the last two through the API.
@@ -204,12 +204,8 @@ async def test_count_limit(
         }
         for i in range(memories.MAX_MEMORIES - 1)
     ]
-    database = Database(database_url)
-    try:
-        async with database.unit_of_work() as db:
-            await db.execute(insert(Memory), rows)
-    finally:
-        await database.dispose()
+    async with database.unit_of_work() as db:
+        await db.execute(insert(Memory), rows)
     last = client.beta.memory_stores.memories.create(store.id, path="/last.md", content="")
 
     with pytest.raises(anthropic.BadRequestError) as exc:

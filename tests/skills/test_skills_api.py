@@ -7,7 +7,6 @@ import io
 import os
 import stat
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -17,20 +16,9 @@ from anthropic.lib.tools._skills import download_session_skills
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.engine import Database
 from app.db.models import ContentBlob
 from tests.skills.factories import EXECUTABLE, REGULAR, make_skill, skill_files, skill_md, unique_name, zipped
 from tests.support.factories import MODEL
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncSession]:
-    database = Database(database_url)
-    try:
-        async with database.read() as session:
-            yield session
-    finally:
-        await database.dispose()
 
 
 def _skill_dir(tmp_path: Path, name: str) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select, text
@@ -13,15 +12,6 @@ from sqlalchemy import select, text
 from app.db.engine import Database
 from app.db.models import ContentBlob
 from app.storage import service as storage
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    try:
-        yield db
-    finally:
-        await db.dispose()
 
 
 async def _refs(database: Database, sha256: str) -> int | None:
