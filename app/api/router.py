@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 
 from app.agents.endpoints import router as agents_router
 from app.api.auth import require_api_key
+from app.api.query import reject_nul
 from app.dreams.endpoints import router as dreams_router
 from app.environments.endpoints import router as environments_router
 from app.events.endpoints import router as events_router
@@ -15,7 +16,7 @@ from app.skills.endpoints import router as skills_router
 
 
 def build_v1_router() -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key), Depends(reject_nul)])
     router.include_router(agents_router)
     router.include_router(environments_router)
     router.include_router(sessions_router)

@@ -45,6 +45,7 @@ from app.shared.pagination import (
     decode_time_key,
     newest_first_page,
 )
+from app.shared.text import check_single_line, utf8_size
 
 NOT_SUPPORTED = (
     "dreams: this mas build cannot run dreams yet (running one needs the agent loop's model client); "
@@ -128,6 +129,7 @@ async def _check_sessions(db: AsyncSession, session_ids: Sequence[str], where: s
 
 
 def _model(params: ModelParams) -> dict[str, Any]:
+    check_single_line(params.id, "model.id")
     if params.speed == "fast":
         raise InvalidRequest("model.speed: dreams run only at 'standard' speed")
     return {"id": params.id, "speed": "standard"}
@@ -152,6 +154,8 @@ async def plan(db: AsyncSession, params: DreamCreate) -> DreamPlan:
     store_at, store, sessions_at, session_set = _one(params)
     await _check_store(db, store.memory_store_id, f"inputs[{store_at}].memory_store_id")
     await _check_sessions(db, session_set.session_ids, f"inputs[{sessions_at}].session_ids")
+    if params.instructions is not None:
+        utf8_size(params.instructions, "instructions")
     return DreamPlan(
         memory_store_id=store.memory_store_id,
         session_ids=tuple(sorted(session_set.session_ids)),

@@ -27,6 +27,7 @@ from app.shared.pagination import (
     encode_cursor,
     newest_first_page,
 )
+from app.shared.text import check_single_line
 from app.shared.uploads import UploadedFile, UploadedForm
 from app.skills import repository
 from app.skills.archive import ArchiveFile, build_archive
@@ -108,9 +109,7 @@ def _display_name(form: UploadedForm, default: str) -> str:
     value = form.fields.get("display_name", "").strip()
     if len(value) > MAX_DISPLAY_NAME_CHARS:
         raise InvalidRequest(f"display_name: at most {MAX_DISPLAY_NAME_CHARS} characters (got {len(value)})")
-    if "\n" in value or "\r" in value:
-        raise InvalidRequest("display_name: must be a single line")
-    return value or default
+    return check_single_line(value, "display_name") or default
 
 
 async def _version_name(db: AsyncSession, skill_id: str) -> str:

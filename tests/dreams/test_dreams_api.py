@@ -94,6 +94,12 @@ def test_create_checks_the_request_then_says_this_build_cannot_run_dreams(
             "instructions: String should have at most 4096",
         ),
         (
+            {"instructions": "a\x00b"},
+            anthropic.BadRequestError,
+            "instructions: NUL characters are not allowed",
+        ),
+        ({"model": "claude\x00"}, anthropic.BadRequestError, "model.id: NUL characters are not allowed"),
+        (
             {"output_behavior": {"type": "update_existing", "memory_store_id": "memstore_other"}},
             anthropic.BadRequestError,
             "output_behavior.memory_store_id: must be the memory store of the `memory_store` input",

@@ -104,6 +104,7 @@ def test_list_pages_newest_first_with_created_at_range(client: anthropic.Anthrop
             {"name": "n", "metadata": {f"k{i}": "v" for i in range(17)}},
             "metadata: at most 16 key-value pairs",
         ),
+        ({"name": "n", "metadata": {"k": "a\x00"}}, "metadata: NUL characters are not allowed"),
     ],
 )
 def test_bad_stores_are_400(client: anthropic.Anthropic, params: dict[str, object], message: str) -> None:
@@ -125,6 +126,13 @@ def test_sending_both_betas_is_a_400(client: anthropic.Anthropic, http: httpx.Cl
         "not both"
     )
     assert alone.status_code == 200 and alone.json()["id"] == store.id
+
+
+def test_a_nul_in_the_url_is_a_400(http: httpx.Client) -> None:
+    for url in ("/v1/memory_stores/memstore_%00", "/v1/memory_stores/m/memory_versions?session_id=sesn_%00"):
+        response = http.get(url, headers={"anthropic-beta": "agent-memory-2026-07-22"})
+        assert response.status_code == 400
+        assert response.json()["error"]["message"].startswith("the URL holds a NUL character")
 
 
 def test_unknown_store_is_404(client: anthropic.Anthropic) -> None:

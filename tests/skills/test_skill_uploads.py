@@ -195,7 +195,8 @@ def test_files_at_the_root_are_the_skill_directory(client: anthropic.Anthropic) 
     ("display_name", "message"),
     [
         ("x" * 256, "display_name: at most 255 characters"),
-        ("two\nlines", "display_name: must be a single line"),
+        ("two\nlines", "display_name: control characters are not allowed"),
+        ("a\x00b", "display_name: NUL characters are not allowed"),
     ],
 )
 def test_display_name_rules(client: anthropic.Anthropic, display_name: str, message: str) -> None:
