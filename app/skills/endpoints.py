@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from app.api.deps import ReadSession, SettingsDep, WriteSession
 from app.api.uploads import read_multipart
 from app.config import Settings
-from app.shared.uploads import UploadedForm
 from app.skills import service
 from app.skills.bundle import Limits
 from app.skills.schemas import (
@@ -31,19 +30,20 @@ def _limits(settings: Settings) -> Limits:
     return Limits(max_bytes=settings.skills_max_upload_bytes, max_files=settings.skills_max_files)
 
 
-async def _upload(request: Request, settings: SettingsDep) -> UploadedForm:
+async def _upload(request: Request, settings: SettingsDep) -> service.SkillUpload:
     limits = _limits(settings)
-    return await read_multipart(request, max_content_bytes=limits.max_bytes, max_files=limits.max_files)
+    form = await read_multipart(request, max_content_bytes=limits.max_bytes, max_files=limits.max_files)
+    return await service.check_upload(form, limits)
 
 
-# Declared before the database session so that the body is read before the transaction starts.
-Upload = Annotated[UploadedForm, Depends(_upload)]
+# Declared before the database session: the body is read and checked before the transaction starts.
+Upload = Annotated[service.SkillUpload, Depends(_upload)]
 
 
 @router.post("", response_model=Skill)
-async def create_skill(form: Upload, db: WriteSession, settings: SettingsDep) -> Skill:
+async def create_skill(upload: Upload, db: WriteSession) -> Skill:
     """Create a skill from `files[]` parts (one directory with SKILL.md at its root) and `display_name`."""
-    return await service.create_skill(db, form, _limits(settings))
+    return await service.create_skill(db, upload)
 
 
 @router.get("", response_model=SkillPage)
@@ -67,11 +67,9 @@ async def delete_skill(skill_id: str, db: WriteSession) -> SkillDeleted:
 
 
 @router.post("/{skill_id}/versions", response_model=SkillVersion)
-async def create_version(
-    skill_id: str, form: Upload, db: WriteSession, settings: SettingsDep
-) -> SkillVersion:
+async def create_version(skill_id: str, upload: Upload, db: WriteSession) -> SkillVersion:
     """Upload a new version of a skill (its SKILL.md keeps the skill's name)."""
-    return await service.create_version(db, skill_id, form, _limits(settings))
+    return await service.create_version(db, skill_id, upload)
 
 
 @router.get("/{skill_id}/versions", response_model=SkillVersionPage)

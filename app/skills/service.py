@@ -11,7 +11,9 @@ Agents and sessions use ``check_agent_skills`` and ``pin_session_skills`` (in ``
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,11 +107,26 @@ def _files(form: UploadedForm) -> tuple[UploadedFile, ...]:
     return form.files
 
 
-def _display_name(form: UploadedForm, default: str) -> str:
+def _display_name(form: UploadedForm) -> str | None:
     value = form.fields.get("display_name", "").strip()
     if len(value) > MAX_DISPLAY_NAME_CHARS:
         raise InvalidRequest(f"display_name: at most {MAX_DISPLAY_NAME_CHARS} characters (got {len(value)})")
-    return check_single_line(value, "display_name") or default
+    return check_single_line(value, "display_name") or None
+
+
+@dataclass(frozen=True)
+class SkillUpload:
+    """A checked upload: the skill's files and, for a new skill, its display name if given."""
+
+    bundle: SkillBundle
+    display_name: str | None
+
+
+async def check_upload(form: UploadedForm, limits: Limits) -> SkillUpload:
+    """Check an upload before any transaction starts (unpacking and parsing run off the event loop)."""
+    display_name = _display_name(form)
+    bundle = await asyncio.to_thread(read_bundle, _files(form), limits)
+    return SkillUpload(bundle=bundle, display_name=display_name)
 
 
 async def _version_name(db: AsyncSession, skill_id: str) -> str:
@@ -149,14 +166,14 @@ async def _add_version(
     return row
 
 
-async def create_skill(db: AsyncSession, form: UploadedForm, limits: Limits) -> Skill:
+async def create_skill(db: AsyncSession, upload: SkillUpload) -> Skill:
     """A new skill from an upload; its name and default display name come from SKILL.md."""
-    bundle = read_bundle(_files(form), limits)
+    bundle = upload.bundle
     now = utcnow()
     skill = models.Skill(
         id=new_id("skill"),
         name=bundle.header.name,
-        display_name=_display_name(form, bundle.header.name),
+        display_name=upload.display_name or bundle.header.name,
         source="custom",
         latest_version_id="",
         created_at=now,
@@ -169,10 +186,10 @@ async def create_skill(db: AsyncSession, form: UploadedForm, limits: Limits) -> 
     return _view(skill)
 
 
-async def create_version(db: AsyncSession, skill_id: str, form: UploadedForm, limits: Limits) -> SkillVersion:
+async def create_version(db: AsyncSession, skill_id: str, upload: SkillUpload) -> SkillVersion:
     """A new version of ``skill_id``; its SKILL.md must keep the skill's name."""
     skill = await _get_row(db, skill_id, lock=True)
-    bundle = read_bundle(_files(form), limits)
+    bundle = upload.bundle
     if bundle.header.name != skill.name:
         raise InvalidRequest(
             f"SKILL.md: `name` is {bundle.header.name!r}, but this skill is named {skill.name!r} "
@@ -272,5 +289,6 @@ async def download(db: AsyncSession, skill_id: str, ref: str) -> SkillArchive:
     """The version's files as ``<name>.zip`` with every entry under ``<name>/``."""
     skill = await _get_row(db, skill_id)
     row = await _get_version(db, skill, ref)
-    data = build_archive(row.name, await version_files(db, row.id), row.created_at)
+    files = await version_files(db, row.id)
+    data = await asyncio.to_thread(build_archive, row.name, files, row.created_at)
     return SkillArchive(filename=f"{row.name}.zip", data=data)
