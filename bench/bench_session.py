@@ -25,6 +25,9 @@ from pathlib import Path
 
 import anthropic
 import uvicorn
+from anthropic.types.beta.sessions.beta_managed_agents_user_message_event_params import (
+    BetaManagedAgentsUserMessageEventParams,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,7 +69,7 @@ def start_server(tmp: Path) -> tuple[uvicorn.Server, threading.Thread, str, str]
     return server, thread, f"http://127.0.0.1:{port}", f"bench-{port}"
 
 
-def message(text: str) -> dict[str, object]:
+def message(text: str) -> BetaManagedAgentsUserMessageEventParams:
     return {"type": "user.message", "content": [{"type": "text", "text": text}]}
 
 

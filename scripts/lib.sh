@@ -26,3 +26,15 @@ ensure_host_tools() {
 docker_ready() {
   command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
+
+ensure_bench_tools() {
+  # bench_http drives the servers with wrk (C, light on the shared CPU); --profile attaches py-spy.
+  if ! command -v wrk >/dev/null 2>&1; then
+    echo "setup: installing wrk from Debian packages" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2
+  fi
+  if [ ! -x .venv/bin/py-spy ]; then
+    echo "setup: installing py-spy into .venv" >&2
+    .venv/bin/pip install -q 'py-spy>=0.4,<1' >&2
+  fi
+}
