@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )
+    # --- skills -------------------------------------------------------------------------------
+    skills_max_upload_bytes: int = Field(
+        8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."
+    )
+    skills_max_files: int = Field(500, description="Most files one skill version may hold.")
+
     web_search_url: str | None = Field(
         None, description="Search endpoint for web_search when the backend is not the real API."
     )

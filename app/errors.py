@@ -57,6 +57,22 @@ class Conflict(ApiError):
     should_retry = False
 
 
+class MemoryPreconditionFailed(ApiError):
+    """409: a memory's content is not what the caller's ``content_sha256`` precondition expects."""
+
+    status = 409
+    error_type = "memory_precondition_failed_error"
+    should_retry = False
+
+
+class MemoryPathConflict(ApiError):
+    """409: the path is taken (``details.conflicting_memory_id`` names the memory holding it)."""
+
+    status = 409
+    error_type = "memory_path_conflict_error"
+    should_retry = False
+
+
 class PreconditionFailed(ApiError):
     status = 412
     error_type = "invalid_request_error"

@@ -15,8 +15,10 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db.engine import Database
 from tests.support import databases
 from tests.support.clients import (
     API_KEY,
@@ -70,6 +72,23 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     }
     base.update(overrides)
     return Settings.model_validate(base)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """The test server's database, for tests that call services directly."""
+    db = Database(database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def db(database: Database) -> AsyncIterator[AsyncSession]:
+    """A read session of the test server's database."""
+    async with database.read() as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

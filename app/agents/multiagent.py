@@ -22,6 +22,7 @@ from app.agents.schemas import (
     RosterEntryParams,
 )
 from app.errors import InvalidRequest
+from app.skills import references as skill_refs
 
 SelfRef = tuple[str, int]
 _DISABLED: dict[str, Any] = {"type": "disabled"}
@@ -183,7 +184,8 @@ async def _reference(
 
 
 async def expand_for_session(db: AsyncSession, multiagent: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The session form: each ``{type:"agent", id, version}`` becomes that version's full definition."""
+    """The session form: each ``{type:"agent", id, version}`` becomes that version's full definition,
+    with its skills pinned to versions as the session's own are."""
     if multiagent is None:
         return None
     if multiagent["type"] == "coordinator":
@@ -202,6 +204,8 @@ async def _expand(db: AsyncSession, entry: dict[str, Any]) -> dict[str, Any]:
     row = await repository.get_version(db, entry["id"], entry["version"])
     if row is None:  # versions are never deleted; a missing one is a broken invariant
         raise LookupError(f"agent {entry['id']} version {entry['version']} is missing")
-    return {"type": "agent", "id": entry["id"], "version": entry["version"]} | {
-        field: row.config[field] for field in THREAD_AGENT_FIELDS
-    }
+    fields = {field: row.config[field] for field in THREAD_AGENT_FIELDS}
+    fields["skills"] = await skill_refs.pin_session_skills(
+        db, fields["skills"], prefix=f"agent.multiagent[{entry['id']}]."
+    )
+    return {"type": "agent", "id": entry["id"], "version": entry["version"]} | fields

@@ -15,7 +15,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
+
+from app.shared.validation import type_discriminator
 
 BuiltinToolName = Literal["bash", "edit", "glob", "grep", "read", "web_fetch", "web_search", "write"]
 BUILTIN_TOOLS: tuple[str, ...] = ("bash", "edit", "glob", "grep", "read", "web_fetch", "web_search", "write")
@@ -33,17 +35,6 @@ def _model_object(value: Any) -> Any:
 
 def _agent_reference(value: Any) -> Any:
     return {"type": "agent", "id": value} if isinstance(value, str) else value
-
-
-def _tagger(tags: dict[str, str]) -> Discriminator:
-    def tag_of(value: Any) -> str | None:
-        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-        return tags.get(kind) if isinstance(kind, str) else None
-
-    expected = ", ".join(f"'{kind}'" for kind in tags)
-    return Discriminator(
-        tag_of, custom_error_type="invalid_type", custom_error_message=f"type must be one of {expected}"
-    )
 
 
 class Params(BaseModel):
@@ -162,7 +153,7 @@ ToolParam = Annotated[
     Annotated[AgentToolsetParams, Tag("agent-toolset")]
     | Annotated[MCPToolsetParams, Tag("mcp-toolset")]
     | Annotated[CustomToolParams, Tag("custom-tool")],
-    _tagger(
+    type_discriminator(
         {"agent_toolset_20260401": "agent-toolset", "mcp_toolset": "mcp-toolset", "custom": "custom-tool"}
     ),
 ]
@@ -232,7 +223,9 @@ class Multiagent20261001Params(Params):
 MultiagentParam = Annotated[
     Annotated[CoordinatorParams, Tag("coordinator-multiagent")]
     | Annotated[Multiagent20261001Params, Tag("multiagent-20261001")],
-    _tagger({"coordinator": "coordinator-multiagent", "multiagent_20261001": "multiagent-20261001"}),
+    type_discriminator(
+        {"coordinator": "coordinator-multiagent", "multiagent_20261001": "multiagent-20261001"}
+    ),
 ]
 
 # --- requests -----------------------------------------------------------------------------------

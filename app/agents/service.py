@@ -22,6 +22,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.shared.validation import parse
+from app.skills import references as skill_refs
 
 CONFLICT_MESSAGE = "Concurrent modification detected. Please fetch the latest version and retry."
 SKILLS_NEED_READ = (
@@ -69,6 +70,7 @@ async def create(db: AsyncSession, params: AgentCreate) -> Agent:
     now = utcnow()
     agent = models.Agent(id=new_id("agent"), version=1, created_at=now, updated_at=now, archived_at=None)
     config = snapshot.from_create(params)
+    await skill_refs.check_agent_skills(db, config["skills"])
     config["multiagent"] = await multiagent.resolve(db, params.multiagent, None, (agent.id, 1))
     row = _new_version(agent, config)
     repository.add(db, agent)
@@ -92,6 +94,8 @@ async def update(db: AsyncSession, agent_id: str, patch: AgentUpdate) -> Agent:
         raise Conflict(CONFLICT_MESSAGE)
     current = await _version(db, agent)
     config = snapshot.apply_update(current.config, patch)
+    if "skills" in patch.model_fields_set:
+        await skill_refs.check_agent_skills(db, config["skills"])
     self_ref = (agent.id, agent.version)
     if "multiagent" in patch.model_fields_set:
         config["multiagent"] = await multiagent.resolve(
@@ -229,5 +233,7 @@ async def _session_snapshot(
     db: AsyncSession, agent_id: str, version: int, config: dict[str, Any]
 ) -> dict[str, Any]:
     fields = {field: config[field] for field in multiagent.THREAD_AGENT_FIELDS}
+    # `latest` is resolved now: the session keeps these versions whatever is uploaded later.
+    fields["skills"] = await skill_refs.pin_session_skills(db, fields["skills"])
     expanded = await multiagent.expand_for_session(db, config["multiagent"])
     return {"type": "agent", "id": agent_id, "version": version, **fields, "multiagent": expanded}

@@ -21,7 +21,7 @@ from app.shared.metadata import patch_metadata, validate_metadata
 DEFAULT_EFFORT = "high"
 DEFAULT_SPEED = "standard"
 DEFAULT_IDENTITY: dict[str, Any] = {"type": "service_account"}
-# No skills registry yet: an unpinned skill is recorded as "latest" and resolved when it is loaded.
+# An unpinned skill stays "latest" on the agent; sessions pin it when they are created.
 LATEST_SKILL_VERSION = "latest"
 
 T = TypeVar("T")

@@ -46,6 +46,14 @@ def range_param(
     return read
 
 
+def reject_nul(request: Request) -> None:
+    """400 for a NUL character in the path or the query: PostgreSQL cannot compare text holding one."""
+    if "\x00" in request.scope.get("path", "") or any(
+        "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()
+    ):
+        raise InvalidRequest("the URL holds a NUL character (%00), which no id or parameter may contain")
+
+
 def bool_param(request: Request, name: str, default: bool = False) -> bool:
     raw = request.query_params.get(name)
     if raw is None:

@@ -6,15 +6,22 @@ from fastapi import APIRouter, Depends
 
 from app.agents.endpoints import router as agents_router
 from app.api.auth import require_api_key
+from app.api.query import reject_nul
+from app.dreams.endpoints import router as dreams_router
 from app.environments.endpoints import router as environments_router
 from app.events.endpoints import router as events_router
+from app.memory_stores.endpoints import router as memory_stores_router
 from app.sessions.endpoints import router as sessions_router
+from app.skills.endpoints import router as skills_router
 
 
 def build_v1_router() -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key), Depends(reject_nul)])
     router.include_router(agents_router)
     router.include_router(environments_router)
     router.include_router(sessions_router)
     router.include_router(events_router)
+    router.include_router(skills_router)
+    router.include_router(memory_stores_router)
+    router.include_router(dreams_router)
     return router

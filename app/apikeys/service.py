@@ -26,8 +26,16 @@ def is_static_key(key: str, static_keys: Sequence[str]) -> bool:
     return any(hmac.compare_digest(key.encode(), k.encode()) for k in static_keys)
 
 
-async def is_stored_key(db: AsyncSession, key: str) -> bool:
-    return await repository.find_active_by_hash(db, hash_key(key)) is not None
+def static_key_id(key: str) -> str:
+    """A stable id for a key from ``MAS_API_KEYS`` (such keys have no row): it names the key in
+    audit records (memory versions) without revealing it."""
+    return "apikey_static_" + hash_key(key)[:16]
+
+
+async def stored_key_id(db: AsyncSession, key: str) -> str | None:
+    """The id of the active stored key ``key``, or None."""
+    row = await repository.find_active_by_hash(db, hash_key(key))
+    return row.id if row is not None else None
 
 
 async def create(db: AsyncSession, name: str) -> tuple[ApiKey, str]:

@@ -28,6 +28,8 @@ def validate_metadata(metadata: Mapping[str, str], field: str = "metadata") -> d
             raise _invalid(f"{field}: keys must be 1-{MAX_KEY_CHARS} characters (got {len(key)} for {key!r})")
         if len(value) > MAX_VALUE_CHARS:
             raise _invalid(f"{field}.{key}: values must be at most {MAX_VALUE_CHARS} characters")
+        if "\x00" in key or "\x00" in value:  # PostgreSQL's JSON cannot hold one
+            raise _invalid(f"{field}: NUL characters are not allowed in keys or values")
     return dict(metadata)
 
 

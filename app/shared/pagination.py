@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from app.errors import InvalidRequest
 
@@ -64,6 +65,25 @@ def decode_cursor(token: str | None, order: Order) -> Cursor | None:
 def time_key(created_at: datetime, row_id: str) -> tuple[str, str]:
     """The keyset position of a row listed by (created_at, id)."""
     return (created_at.isoformat(), row_id)
+
+
+class _Timed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Timed)
+
+
+def newest_first_page(rows: Sequence[T], limit: int) -> tuple[Sequence[T], str | None]:
+    """A page of rows listed newest first, fetched with ``limit + 1``: the rows to show, and the
+    cursor of the next page (None on the last one)."""
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(Cursor("desc", time_key(last.created_at, last.id)))
 
 
 def decode_time_key(cursor: Cursor | None) -> tuple[datetime, str] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, ValidationError
 
 from app.errors import InvalidRequest
 
@@ -29,6 +29,20 @@ def join_path(prefix: str, loc: tuple[Any, ...]) -> str:
         elif "-" not in part:
             out += f".{part}" if out else part
     return out
+
+
+def type_discriminator(tags: dict[str, str]) -> Discriminator:
+    """A discriminator on ``type`` whose tags (``{"custom": "custom-tool"}``) contain a ``-``, so
+    error locations read ``tools[0].name`` rather than ``tools[0].custom.name``."""
+
+    def tag_of(value: Any) -> str | None:
+        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+        return tags.get(kind) if isinstance(kind, str) else None
+
+    expected = ", ".join(f"'{kind}'" for kind in tags)
+    return Discriminator(
+        tag_of, custom_error_type="invalid_type", custom_error_message=f"type must be one of {expected}"
+    )
 
 
 def parse(model: type[M], data: Any, prefix: str) -> M:

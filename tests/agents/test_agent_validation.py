@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.agents.factories import TOOLSET, agent_params, custom_tool, mcp_pair, toolset_with
+from tests.skills.factories import make_skill
 
 MCP_TOOLS, MCP_SERVERS = mcp_pair()
 
@@ -382,7 +383,7 @@ def test_limits_at_the_boundary_are_accepted(client: anthropic.Anthropic) -> Non
             description="d" * 2048,
             metadata={f"{i:064d}": "v" * 512 for i in range(16)},
             tools=[TOOLSET, *[custom_tool(f"t{i}") for i in range(248)]],
-            skills=[{"type": "custom", "skill_id": f"skill_{i}"} for i in range(20)],
+            skills=[{"type": "custom", "skill_id": make_skill(client).id} for _ in range(20)],
         )
     )
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.agents.factories import TOOLSET, agent_params, custom_tool, mcp_pair
+from tests.skills.factories import make_skill
 
 BETA = {"beta": "true"}
 
@@ -76,6 +77,7 @@ def test_create_resolves_tool_defaults(client: anthropic.Anthropic) -> None:
 
 
 def test_create_echoes_model_skills_identity_and_web_settings(client: anthropic.Anthropic) -> None:
+    unpinned, pinned = make_skill(client), make_skill(client)
     web_fetch = {
         "name": "web_fetch",
         "allowed_domains": ["docs.example.com"],
@@ -103,8 +105,8 @@ def test_create_echoes_model_skills_identity_and_web_settings(client: anthropic.
             },
             tools=[{"type": "agent_toolset_20260401", "configs": [web_fetch, web_search]}],
             skills=[
-                {"type": "anthropic", "skill_id": "xlsx"},
-                {"type": "custom", "skill_id": "skill_01abc", "version": "3"},
+                {"type": "custom", "skill_id": unpinned.id},
+                {"type": "custom", "skill_id": pinned.id, "version": pinned.latest_version_id},
             ],
             execution_identity={"type": "aws_role", "role_arn": "arn:aws:iam::123456789012:role/runner"},
         )
@@ -116,7 +118,10 @@ def test_create_echoes_model_skills_identity_and_web_settings(client: anthropic.
         "speed": "fast",
         "inference_geo": "us",
     }
-    assert [(s.skill_id, s.version) for s in agent.skills] == [("xlsx", "latest"), ("skill_01abc", "3")]
+    assert [(s.skill_id, s.version) for s in agent.skills] == [
+        (unpinned.id, "latest"),
+        (pinned.id, pinned.latest_version_id),
+    ]
     assert agent.execution_identity.type == "aws_role"
     fetch, search = (config.model_dump() for config in agent.tools[0].configs)  # type: ignore[union-attr]
     assert fetch["url_sources"] == {
@@ -145,7 +150,8 @@ def test_sdk_all_params_example(client: anthropic.Anthropic) -> None:
         ],
         metadata={"foo": "bar"},
         multiagent={"type": "coordinator", "agents": [roster_member.id, {"type": "self"}]},
-        skills=[{"skill_id": "xlsx", "type": "anthropic", "version": "1"}],
+        # The SDK's example names Anthropic's `xlsx`, which a self-hosted server cannot ship.
+        skills=[{"skill_id": make_skill(client).id, "type": "custom"}],
         system=(
             "You are a general-purpose agent that can research, write code, run commands, "
             "and use connected tools to complete the user's task end to end."
@@ -194,7 +200,7 @@ def test_update_semantics(client: anthropic.Anthropic) -> None:
             description="d",
             system="s",
             tools=[TOOLSET],
-            skills=[{"type": "anthropic", "skill_id": "pdf"}],
+            skills=[{"type": "custom", "skill_id": make_skill(client).id}],
             metadata={"a": "1", "b": "2"},
         )
     )

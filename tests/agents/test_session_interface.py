@@ -14,6 +14,7 @@ from app.agents import service
 from app.db.engine import Database
 from app.errors import InvalidRequest, NotFound
 from tests.agents.factories import TOOLSET, agent_params, custom_tool, mcp_pair, toolset_with
+from tests.skills.factories import make_skill
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def _skilled_agent(client: anthropic.Anthropic, **overrides: Any) -> Any:
             system="base",
             tools=[TOOLSET, *tools],
             mcp_servers=servers,
-            skills=[{"type": "anthropic", "skill_id": "xlsx"}],
+            skills=[{"type": "custom", "skill_id": make_skill(client).id}],
             **overrides,
         )
     )

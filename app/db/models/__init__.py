@@ -2,8 +2,27 @@
 
 from app.db.models.agent import Agent, AgentVersion
 from app.db.models.api_key import ApiKey
+from app.db.models.content_blob import ContentBlob
+from app.db.models.dream import Dream
 from app.db.models.environment import Environment
+from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
+from app.db.models.skill import Skill, SkillFile, SkillVersion
 
-__all__ = ["Agent", "AgentVersion", "ApiKey", "Environment", "Session", "SessionEvent"]
+__all__ = [
+    "Agent",
+    "AgentVersion",
+    "ApiKey",
+    "ContentBlob",
+    "Dream",
+    "Environment",
+    "Memory",
+    "MemoryStore",
+    "MemoryVersion",
+    "Session",
+    "SessionEvent",
+    "Skill",
+    "SkillFile",
+    "SkillVersion",
+]

@@ -1,0 +1,53 @@
+"""Dream rows. Queries only; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Dream
+
+
+def add(db: AsyncSession, row: Dream) -> None:
+    db.add(row)
+
+
+async def get(db: AsyncSession, dream_id: str, *, lock: bool = False) -> Dream | None:
+    query = select(Dream).where(Dream.id == dream_id)
+    return await db.scalar(query.with_for_update() if lock else query)
+
+
+async def active_update_of(db: AsyncSession, store_id: str, statuses: Sequence[str]) -> Dream | None:
+    """A dream in one of ``statuses`` that writes into ``store_id`` in place."""
+    query = select(Dream).where(Dream.update_store_id == store_id, Dream.status.in_(statuses))
+    return await db.scalar(query.limit(1))
+
+
+async def list_page(
+    db: AsyncSession,
+    *,
+    created_at: dict[str, datetime],
+    statuses: Sequence[str] | None,
+    include_archived: bool,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Sequence[Dream]:
+    """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
+    query = select(Dream)
+    if not include_archived:
+        query = query.where(Dream.archived_at.is_(None))
+    if statuses:
+        query = query.where(Dream.status.in_(statuses))
+    if "gt" in created_at:
+        query = query.where(Dream.created_at > created_at["gt"])
+    if "lt" in created_at:
+        query = query.where(Dream.created_at < created_at["lt"])
+    if after is not None:
+        query = query.where(
+            or_(Dream.created_at < after[0], and_(Dream.created_at == after[0], Dream.id < after[1]))
+        )
+    query = query.order_by(Dream.created_at.desc(), Dream.id.desc()).limit(limit)
+    return (await db.scalars(query)).all()

@@ -1,0 +1,1 @@
+"""Content-addressed storage: bytes stored once by SHA-256, reference-counted, transactional."""

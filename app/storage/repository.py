@@ -1,0 +1,65 @@
+"""Content blob rows. Queries only; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.engine import on_postgres
+from app.db.models import ContentBlob
+
+
+async def add_reference(db: AsyncSession, sha256: str) -> bool:
+    """One more reference to stored content; False when there is no such content yet."""
+    result = await db.execute(
+        update(ContentBlob)
+        .where(ContentBlob.sha256 == sha256)
+        .values(refs=ContentBlob.refs + 1)
+        .returning(ContentBlob.sha256)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def insert_or_reference(db: AsyncSession, sha256: str, data: bytes) -> None:
+    """Store new content with one reference; if a concurrent writer stored it first, count ours."""
+    dialect = postgresql if on_postgres(db) else sqlite
+    statement = dialect.insert(ContentBlob).values(
+        sha256=sha256, size=len(data), refs=1, data=data, created_at=utcnow()
+    )
+    await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ContentBlob.sha256], set_={"refs": ContentBlob.refs + 1}
+        )
+    )
+
+
+async def drop_reference(db: AsyncSession, sha256: str) -> int | None:
+    """One reference fewer; the references left (None for unknown content). The row stays
+    locked until the transaction ends, so a concurrent writer of the same bytes waits for us."""
+    result = await db.execute(
+        update(ContentBlob)
+        .where(ContentBlob.sha256 == sha256)
+        .values(refs=ContentBlob.refs - 1)
+        .returning(ContentBlob.refs)
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_unreferenced(db: AsyncSession, sha256: str) -> None:
+    await db.execute(delete(ContentBlob).where(ContentBlob.sha256 == sha256, ContentBlob.refs <= 0))
+
+
+async def read(db: AsyncSession, sha256: str) -> bytes | None:
+    data: bytes | None = await db.scalar(select(ContentBlob.data).where(ContentBlob.sha256 == sha256))
+    return data
+
+
+async def read_many(db: AsyncSession, digests: list[str]) -> dict[str, bytes]:
+    if not digests:
+        return {}
+    rows = await db.execute(
+        select(ContentBlob.sha256, ContentBlob.data).where(ContentBlob.sha256.in_(digests))
+    )
+    return {sha: data for sha, data in rows}
