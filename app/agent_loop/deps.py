@@ -9,6 +9,7 @@ from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
 from app.sandbox.interface import SandboxBackend
+from app.storage.blobs import BlobBackend
 
 
 @dataclass
@@ -18,3 +19,4 @@ class LoopDeps:
     notifier: Notifier
     model: ModelClient
     sandbox: SandboxBackend
+    blobs: BlobBackend

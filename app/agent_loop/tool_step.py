@@ -21,8 +21,15 @@ from app.agent_loop.state import TurnState
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
-from app.sandbox.interface import ImageBuildError, SandboxError, SandboxSpec, ToolRequest, ToolResult
-from app.sessions import leases, transitions
+from app.sandbox.interface import (
+    ImageBuildError,
+    MountedFile,
+    SandboxError,
+    SandboxSpec,
+    ToolRequest,
+    ToolResult,
+)
+from app.sessions import leases, resources, transitions
 from app.sessions.leases import Claim
 
 log = logging.getLogger(__name__)
@@ -70,6 +77,13 @@ def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, A
 class ToolPlan:
     calls: list[dict[str, Any]]
     spec: SandboxSpec
+    files: list[MountedFile]
+
+
+async def mounted_files(db: AsyncSession, deps: LoopDeps, row: Session) -> list[MountedFile]:
+    """The session's file resources, with the host paths of their bytes."""
+    mounts = await resources.file_mounts(db, row)
+    return [MountedFile(path, sha, deps.blobs.local_path(sha)) for path, sha in mounts]
 
 
 class ToolStep:
@@ -81,7 +95,8 @@ class ToolStep:
         calls, spec = plan.calls, plan.spec
         try:
             await self.deps.sandbox.ensure(self.claim.session_id, spec, self._progress)
-        except SandboxError as error:
+            await self.deps.sandbox.sync_files(self.claim.session_id, plan.files)
+        except (SandboxError, OSError) as error:
             await self._sandbox_failed(calls, error)
             return True
         results = await asyncio.gather(*(self._execute(use) for use in calls))
@@ -107,7 +122,7 @@ class ToolStep:
         row.inflight_tool_ids = [u["id"] for u in calls]
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
-        return ToolPlan(calls, spec)
+        return ToolPlan(calls, spec, await mounted_files(db, self.deps, row))
 
     async def _execute(self, use: dict[str, Any]) -> ToolResult:
         try:
@@ -118,7 +133,7 @@ class ToolStep:
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())
 
-    async def _sandbox_failed(self, calls: list[dict[str, Any]], error: SandboxError) -> None:
+    async def _sandbox_failed(self, calls: list[dict[str, Any]], error: SandboxError | OSError) -> None:
         """E.g. a package failed to install: the session gets the failing manager's output as a
         `session.error` and returns to idle; the calls get error results so the turn can resume."""
         message = str(error)

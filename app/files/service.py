@@ -285,3 +285,42 @@ async def add_staged(
     repository.add(db, row)
     await db.flush()
     return to_schema(row)
+
+
+async def session_copy(db: AsyncSession, file_id: str, session_id: str) -> FileMetadata:
+    """A session's own read-only copy of an upload: a new file id scoped to the session, sharing
+    the upload's bytes (not counted against the quota)."""
+    source = await repository.get(db, file_id)
+    if source is None:
+        raise NotFound(f"file {file_id!r} not found")
+    if source.sha256 is None or (source.expires_at is not None and source.expires_at <= utcnow()):
+        raise InvalidRequest(f"file {file_id!r} has expired", error_code="file_expired")
+    await storage.add_reference(db, source.sha256)
+    row = StoredFile(
+        id=new_id("file"),
+        filename=source.filename,
+        mime_type=source.mime_type,
+        size_bytes=source.size_bytes,
+        sha256=source.sha256,
+        origin="session_copy",
+        downloadable=False,
+        scope_session_id=session_id,
+        created_at=utcnow(),
+        expires_at=None,
+    )
+    repository.add(db, row)
+    await db.flush()
+    return to_schema(row)
+
+
+async def content_of(db: AsyncSession, file_ids: Sequence[str]) -> dict[str, str]:
+    """The content digest of each file that still has its bytes."""
+    if not file_ids:
+        return {}
+    return {row.id: row.sha256 for row in await repository.get_many(db, file_ids) if row.sha256}
+
+
+async def delete_if_exists(db: AsyncSession, file_id: str) -> None:
+    row = await repository.get(db, file_id, lock=True)
+    if row is not None:
+        await _drop(db, row)

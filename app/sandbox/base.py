@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
 
 from app.config import Settings
+from app.sandbox import uploads
 from app.sandbox.channel import ChannelClosed, ToolChannel
-from app.sandbox.interface import SandboxSpec, ToolRequest, ToolResult
+from app.sandbox.interface import MountedFile, SandboxSpec, ToolRequest, ToolResult
 from app.sandbox.web_search import web_search
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,9 @@ class ChannelBackend(ABC):
         self._channels: dict[str, ToolChannel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._idle_task: asyncio.Task[None] | None = None
+        # What each session's uploads directory holds (path -> digest), known since this process
+        # placed it; unknown sessions are scanned once.
+        self._mounted: dict[str, dict[str, str]] = {}
 
     # --- what a backend provides -------------------------------------------------------------
     @abstractmethod
@@ -39,7 +45,27 @@ class ChannelBackend(ABC):
     async def _halt(self, session_id: str) -> None:
         """Stop the session's tool server, keeping its files."""
 
+    @abstractmethod
+    def uploads_dir(self, session_id: str) -> Path:
+        """The host directory the sandbox sees read-only at /mnt/session/uploads."""
+
     # --- shared ------------------------------------------------------------------------------
+    async def sync_files(self, session_id: str, files: Sequence[MountedFile]) -> None:
+        wanted = {f.path: f.sha256 for f in files}
+        before = self._mounted.get(session_id)
+        if before == wanted:
+            return
+        root = self.uploads_dir(session_id)
+        if before is None:
+            before = await asyncio.to_thread(_scan, root)
+        sources = {f.path: f.source for f in files}
+        async with self._lock(session_id):
+            await asyncio.to_thread(uploads.apply, root, before, sources, wanted)
+        self._mounted[session_id] = wanted
+
+    def _forget_files(self, session_id: str) -> None:
+        self._mounted.pop(session_id, None)
+
     def _lock(self, session_id: str) -> asyncio.Lock:
         return self._locks.setdefault(session_id, asyncio.Lock())
 
@@ -134,3 +160,10 @@ class ChannelBackend(ABC):
                 await self.stop(session_id)
                 stopped.append(session_id)
         return stopped
+
+
+def _scan(root: Path) -> dict[str, str]:
+    """What an uploads directory holds (digests unknown: every file is placed again)."""
+    if not root.is_dir():
+        return {}
+    return {str(p.relative_to(root)): "" for p in root.rglob("*") if p.is_file()}

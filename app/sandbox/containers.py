@@ -15,6 +15,7 @@ SOCKET_NAME = "tool.sock"
 SERVER_DIR = "/opt/mas/toolserver"
 WORKSPACE = "/workspace"
 OUTPUTS = "/mnt/session/outputs"
+UPLOADS = "/mnt/session/uploads"
 SPILL_DIR = "/tmp/mas-tool-output"
 
 # Docker's default set minus MKNOD, NET_RAW, SETFCAP, SETPCAP, SYS_CHROOT and AUDIT_WRITE:
@@ -71,6 +72,12 @@ class Naming:
     def session_dir(self, session_id: str) -> Path:
         return self.state_root / session_id
 
+    def uploads_dir(self, session_id: str) -> Path:
+        """Host side of /mnt/session/uploads. A container adopted from the warm pool keeps the
+        directories it was created with: ``run`` is then a link to the pool key's."""
+        run = self.session_dir(session_id) / "run"
+        return (run.resolve().parent if run.is_symlink() else self.session_dir(session_id)) / "uploads"
+
     def socket_path(self, session_id: str) -> Path:
         return self.session_dir(session_id) / "run" / SOCKET_NAME
 
@@ -121,6 +128,7 @@ def sandbox_options(
         "mounts": [
             Mount(SOCKET_DIR, str(run_dir), type="bind"),
             Mount(SERVER_DIR, str(server), type="bind", read_only=True),
+            Mount(UPLOADS, str(naming.session_dir(session_id) / "uploads"), type="bind", read_only=True),
             *plan.mounts,
         ],
         **_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),

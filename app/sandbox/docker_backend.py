@@ -8,6 +8,7 @@ import logging
 import shutil
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -45,6 +46,9 @@ class DockerBackend(ChannelBackend):
 
     def workspace(self, session_id: str) -> str:
         return WORKSPACE
+
+    def uploads_dir(self, session_id: str) -> Path:
+        return self.naming.uploads_dir(session_id)
 
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
         channel = self._channels.get(session_id)
@@ -113,6 +117,7 @@ class DockerBackend(ChannelBackend):
 
     def _create(self, session_id: str, spec: SandboxSpec, image: str) -> None:
         (self.naming.session_dir(session_id) / "run").mkdir(parents=True, exist_ok=True)
+        (self.naming.session_dir(session_id) / "uploads").mkdir(parents=True, exist_ok=True)
         plan = self._networks.plan(session_id, spec)
         try:
             options = sandbox_options(self.settings, self.naming, session_id, image, plan)
@@ -171,6 +176,7 @@ class DockerBackend(ChannelBackend):
         async with self._lock(session_id):
             await self._drop_channel(session_id)
             await asyncio.to_thread(self._remove, session_id)
+            self._forget_files(session_id)
         self._locks.pop(session_id, None)
 
     def _remove(self, session_id: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 Progress = Callable[[str], Awaitable[None]]
@@ -20,6 +21,16 @@ class SandboxSpec:
     packages: dict[str, list[str]] = field(default_factory=dict)
     networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
     mcp_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MountedFile:
+    """A file the session mounts read-only: its path under /mnt/session/uploads, its content
+    digest, and where the host holds those bytes."""
+
+    path: str
+    sha256: str
+    source: Path
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,10 @@ class SandboxBackend(Protocol):
 
     async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
         """Run one tool call; a stopped sandbox is started again first."""
+
+    async def sync_files(self, session_id: str, files: Sequence[MountedFile]) -> None:
+        """Make the sandbox's /mnt/session/uploads hold exactly ``files`` (read-only; a running
+        sandbox sees changes at once)."""
 
     async def prewarm(self, spec: SandboxSpec) -> None:
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""

@@ -35,6 +35,10 @@ class LocalBackend(ChannelBackend):
     def workspace(self, session_id: str) -> str:
         return str(self._dir(session_id) / "workspace")
 
+    def uploads_dir(self, session_id: str) -> Path:
+        """Unisolated: there is no /mnt/session/uploads, the files are placed here instead."""
+        return self._dir(session_id) / "uploads"
+
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
         async with self._lock(session_id):
             (self._dir(session_id) / "workspace").mkdir(parents=True, exist_ok=True)
@@ -104,6 +108,7 @@ class LocalBackend(ChannelBackend):
     async def remove(self, session_id: str) -> None:
         async with self._lock(session_id):
             await self._drop_channel(session_id)
+            self._forget_files(session_id)
             await asyncio.to_thread(self._kill, session_id)
             await asyncio.to_thread(shutil.rmtree, self._dir(session_id), True)
         self._locks.pop(session_id, None)

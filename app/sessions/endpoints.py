@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
 
 from app.api.deps import NotifierDep, ReadSession, WriteSession
 from app.api.query import array_param, range_param
 from app.sessions import service
+from app.sessions.resource_schemas import (
+    FileResource,
+    ResourceDeleted,
+    ResourcePage,
+    ResourceUpdate,
+    SessionResource,
+)
 from app.sessions.schemas import SessionCreate, SessionDeleted, SessionOut, SessionPage, SessionUpdate
 from app.shared.pagination import decode_cursor
 
@@ -76,3 +83,42 @@ async def archive_session(session_id: str, db: WriteSession, notifier: NotifierD
 async def delete_session(session_id: str, db: WriteSession, notifier: NotifierDep) -> SessionDeleted:
     """Delete a session and its event log; open streams receive `session.deleted` and close."""
     return await service.delete(db, notifier, session_id)
+
+
+@router.post("/{session_id}/resources", response_model=FileResource)
+async def add_resource(
+    session_id: str, params: Annotated[dict[str, Any], Body()], db: WriteSession
+) -> FileResource:
+    """Mount one more file in a session (`{type: "file", file_id, mount_path?}`)."""
+    return await service.add_resource(db, session_id, params)
+
+
+@router.get("/{session_id}/resources", response_model=ResourcePage)
+async def list_resources(
+    session_id: str,
+    db: ReadSession,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    page: str | None = None,
+) -> ResourcePage:
+    """List a session's resources (all of them unless `limit` is given)."""
+    return await service.list_resources(db, session_id, limit, page)
+
+
+@router.get("/{session_id}/resources/{resource_id}", response_model=SessionResource)
+async def retrieve_resource(session_id: str, resource_id: str, db: ReadSession) -> SessionResource:
+    """Retrieve a session resource."""
+    return await service.get_resource(db, session_id, resource_id)
+
+
+@router.post("/{session_id}/resources/{resource_id}", response_model=SessionResource)
+async def update_resource(
+    session_id: str, resource_id: str, params: ResourceUpdate, db: WriteSession
+) -> SessionResource:
+    """Rotate a github_repository resource's `authorization_token`."""
+    return await service.update_resource(db, session_id, resource_id, params)
+
+
+@router.delete("/{session_id}/resources/{resource_id}", response_model=ResourceDeleted)
+async def delete_resource(session_id: str, resource_id: str, db: WriteSession) -> ResourceDeleted:
+    """Remove a resource from a session (a file's session copy is deleted with it)."""
+    return await service.delete_resource(db, session_id, resource_id)

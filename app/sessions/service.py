@@ -20,8 +20,16 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.events.schemas import UserMessage, dump_event
+from app.files import service as files
 from app.ids import new_id
-from app.sessions import repository, transitions
+from app.sessions import repository, resources, transitions
+from app.sessions.resource_schemas import (
+    FileResource,
+    ResourceDeleted,
+    ResourcePage,
+    ResourceUpdate,
+    SessionResource,
+)
 from app.sessions.schemas import (
     SessionCreate,
     SessionDeleted,
@@ -84,11 +92,6 @@ async def get(db: AsyncSession, session_id: str) -> SessionOut:
 
 
 def _reject_unsupported(params: SessionCreate) -> None:
-    if params.resources:
-        raise InvalidRequest(
-            "resources: session resources (files, GitHub repositories, memory stores) are not supported "
-            "by this mas build yet"
-        )
     if params.budget is not None:
         raise InvalidRequest("budget: session budgets are not supported by this mas build yet")
     for i, event in enumerate(params.initial_events or []):
@@ -125,6 +128,9 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     )
     repository.add(db, row)
     await db.flush()
+    if params.resources:
+        config_type = str(environment.config.get("type", "cloud"))
+        await resources.attach_at_create(db, row, params.resources, config_type)
     if params.initial_events:
         # Persisted before the response returns; the session starts running at once.
         await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
@@ -251,6 +257,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
             "Cannot delete session while it is running. "
             "Send an interrupt event or wait for the session to complete."
         )
+    await files.delete_session_files(db, session_id)
     await repository.delete(db, row)
     await db.flush()
     after_commit(db, lambda: notifier.session_deleted(session_id))
@@ -292,3 +299,35 @@ async def save_stream_watermark(db: AsyncSession, session_id: str, seq: int) -> 
 async def live_ids(db: AsyncSession) -> set[str]:
     """Ids of every session that exists (sandboxes of any other session are orphans)."""
     return set(await repository.all_ids(db))
+
+
+# --- resources (the session row holds them; see `resources`) ------------------------------------
+async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, Any]) -> FileResource:
+    row = await load(db, session_id, for_update=True)
+    environment_type = await environments.config_type(db, row.environment_id)
+    resource = await resources.add(db, row, raw, environment_type)
+    row.updated_at = utcnow()
+    return resource
+
+
+async def list_resources(
+    db: AsyncSession, session_id: str, limit: int | None, page: str | None
+) -> ResourcePage:
+    return resources.list_page(await load(db, session_id), limit, page)
+
+
+async def get_resource(db: AsyncSession, session_id: str, resource_id: str) -> SessionResource:
+    return resources.get(await load(db, session_id), resource_id)
+
+
+async def update_resource(
+    db: AsyncSession, session_id: str, resource_id: str, params: ResourceUpdate
+) -> SessionResource:
+    return resources.update(await load(db, session_id, for_update=True), resource_id, params)
+
+
+async def delete_resource(db: AsyncSession, session_id: str, resource_id: str) -> ResourceDeleted:
+    row = await load(db, session_id, for_update=True)
+    deleted = await resources.delete(db, row, resource_id)
+    row.updated_at = utcnow()
+    return deleted

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from app.agent_loop.deps import LoopDeps
-from app.agent_loop.tool_step import sandbox_spec
+from app.agent_loop.tool_step import mounted_files, sandbox_spec
 from app.environments import service as environments
 from app.sandbox.interface import SandboxError, SandboxSpec
 from app.sessions import service as sessions
@@ -47,12 +47,14 @@ class Provisioner:
         async with self.deps.database.read() as db:
             session = await sessions.get(db, session_id)
             config = await environments.sandbox_config(db, session.environment_id)
+            files = await mounted_files(db, self.deps, await sessions.load(db, session_id))
         if config.get("type") == "self_hosted":
             return
         spec = sandbox_spec(session.environment_id, config, session.agent)
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
-        except SandboxError as error:
+            await self.deps.sandbox.sync_files(session_id, files)
+        except (SandboxError, OSError) as error:
             # Reported to the session when a tool first needs the sandbox (tool_step).
             log.warning("session %s: sandbox not ready: %s", session_id, str(error)[:500])
 

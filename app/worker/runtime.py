@@ -12,6 +12,7 @@ from app.db.engine import Database
 from app.events.notifier import Notifier
 from app.sandbox.factory import create_backend
 from app.sessions import service as sessions
+from app.storage.blobs import LocalDiskBackend
 from app.worker.provisioner import Provisioner
 from app.worker.service import Worker
 
@@ -31,7 +32,10 @@ async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, 
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)
-    deps = LoopDeps(settings=settings, database=db, notifier=notifier, model=model, sandbox=sandbox)
+    blobs = LocalDiskBackend(settings.storage_dir)
+    deps = LoopDeps(
+        settings=settings, database=db, notifier=notifier, model=model, sandbox=sandbox, blobs=blobs
+    )
     provisioner = Provisioner(deps)
     notifier.listeners.append(provisioner)
     stack.push_async_callback(provisioner.close)

@@ -1,0 +1,151 @@
+"""A session's resources: file mounts (at create or added later), listed, retrieved, removed.
+
+Resources live in the session row (``Session.resources``, the objects clients see), so the
+sessions package stays their one owner. Each file resource holds a session-owned copy of the
+upload (its own file id, scoped to the session); removing the resource deletes that copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import Session
+from app.errors import InvalidRequest, NotFound
+from app.files import service as files
+from app.ids import new_id
+from app.sessions import mount_paths
+from app.sessions.resource_schemas import (
+    FileResource,
+    FileResourceParams,
+    GitHubRepositoryParams,
+    ResourceDeleted,
+    ResourcePage,
+    ResourceParams,
+    ResourceUpdate,
+    SessionResource,
+)
+from app.shared.pagination import Cursor, decode_cursor, encode_cursor
+
+MAX_FILES = 500
+_PARAMS: TypeAdapter[ResourceParams] = TypeAdapter(ResourceParams)
+_RESOURCE: TypeAdapter[SessionResource] = TypeAdapter(SessionResource)
+
+
+def parse_params(raw: Sequence[dict[str, Any]], field: str = "resources") -> list[ResourceParams]:
+    parsed = []
+    for i, item in enumerate(raw):
+        try:
+            parsed.append(_PARAMS.validate_python(item))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise InvalidRequest(f"{field}[{i}]{'.' + where if where else ''}: {error['msg']}") from None
+    return parsed
+
+
+def _check_supported(params: ResourceParams, environment_type: str) -> None:
+    if params.type == "memory_store":
+        raise InvalidRequest("resources: memory_store resources are not supported by this mas build yet")
+    if isinstance(params, GitHubRepositoryParams):
+        raise InvalidRequest("resources: github_repository resources are not supported by this mas build yet")
+    if environment_type == "self_hosted":
+        raise InvalidRequest(
+            f"resources: {params.type} resources are not supported in self_hosted environments"
+        )
+
+
+def _resources(row: Session) -> list[SessionResource]:
+    return [_RESOURCE.validate_python(item) for item in row.resources]
+
+
+def _mount_paths(row: Session) -> list[str]:
+    return [r.mount_path for r in _resources(row) if isinstance(r, FileResource)]
+
+
+async def _attach_file(
+    db: AsyncSession, row: Session, params: FileResourceParams, now: datetime
+) -> FileResource:
+    mounted = _mount_paths(row)
+    if len(mounted) >= MAX_FILES:
+        raise InvalidRequest(f"resources: a session can mount at most {MAX_FILES} files")
+    path = mount_paths.upload_mount_path(params.mount_path, params.file_id)
+    mount_paths.check_overlaps(path, mounted)
+    copy = await files.session_copy(db, params.file_id, row.id)
+    resource = FileResource(
+        id=new_id("sesrsc"), file_id=copy.id, mount_path=path, created_at=now, updated_at=now
+    )
+    row.resources = [*row.resources, resource.model_dump(mode="json")]
+    return resource
+
+
+async def attach_at_create(
+    db: AsyncSession, row: Session, raw: Sequence[dict[str, Any]], environment_type: str
+) -> None:
+    """The ``resources`` of a new session (checked and mounted in order; any error is a 400)."""
+    now = utcnow()
+    for params in parse_params(raw):
+        _check_supported(params, environment_type)
+        if isinstance(params, FileResourceParams):
+            await _attach_file(db, row, params, now)
+
+
+async def add(db: AsyncSession, row: Session, raw: dict[str, Any], environment_type: str) -> FileResource:
+    """Mount one more file in a session (it appears in its sandbox by the next tool call)."""
+    if row.status == "terminated" or row.archived_at is not None:
+        raise InvalidRequest(f"Session {row.id} is {'archived' if row.archived_at else 'terminated'}")
+    if raw.get("type") != "file":
+        raise InvalidRequest("only file resources can be added to an existing session")
+    (params,) = parse_params([raw], field="resource")
+    _check_supported(params, environment_type)
+    if not isinstance(params, FileResourceParams):
+        raise InvalidRequest("only file resources can be added to an existing session")
+    return await _attach_file(db, row, params, utcnow())
+
+
+def _find(row: Session, resource_id: str) -> SessionResource:
+    for resource in _resources(row):
+        if resource.id == resource_id:
+            return resource
+    raise NotFound(f"resource {resource_id!r} not found in session {row.id}")
+
+
+def get(row: Session, resource_id: str) -> SessionResource:
+    return _find(row, resource_id)
+
+
+def update(row: Session, resource_id: str, params: ResourceUpdate) -> SessionResource:
+    resource = _find(row, resource_id)
+    if isinstance(resource, FileResource):
+        raise InvalidRequest("only github_repository resources support token rotation")
+    return resource
+
+
+def list_page(row: Session, limit: int | None, page: str | None) -> ResourcePage:
+    """In the order they were added; no ``limit`` lists all."""
+    items = _resources(row)
+    cursor = decode_cursor(page, "asc")
+    start = int(cursor.key[0]) if cursor and cursor.key and isinstance(cursor.key[0], int) else 0
+    end = len(items) if limit is None else start + limit
+    next_page = encode_cursor(Cursor("asc", (end,))) if end < len(items) else None
+    return ResourcePage(data=items[start:end], next_page=next_page)
+
+
+async def delete(db: AsyncSession, row: Session, resource_id: str) -> ResourceDeleted:
+    resource = _find(row, resource_id)
+    row.resources = [item for item in row.resources if item.get("id") != resource_id]
+    if isinstance(resource, FileResource):
+        await files.delete_if_exists(db, resource.file_id)
+    return ResourceDeleted(id=resource_id)
+
+
+async def file_mounts(db: AsyncSession, row: Session) -> list[tuple[str, str]]:
+    """(path under the uploads directory, content digest) of each mounted file."""
+    mounted = [r for r in _resources(row) if isinstance(r, FileResource)]
+    digests = await files.content_of(db, [r.file_id for r in mounted])
+    return [(mount_paths.relative(r.mount_path), digests[r.file_id]) for r in mounted if r.file_id in digests]
