@@ -1,4 +1,4 @@
-"""The `mas` command: serve, worker, migrate, keys."""
+"""The `mas` command: serve, worker, migrate, keys, sandbox, files."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import Annotated
 import typer
 
 from app.config import Settings, get_settings
+from app.files.commands import files_cli
 
 cli = typer.Typer(help="mas: the Managed Agents Server.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
+cli.add_typer(files_cli, name="files")
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -27,13 +27,20 @@ RESULT_KEYS = {
 SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before this point:\n\n"
 
 
-def harness_system(agent: dict[str, Any]) -> list[dict[str, Any]]:
-    """The agent's system prompt plus the harness's own instructions, cached as one prefix."""
-    harness = (
-        "You are running as a managed agent. Built-in tools run in an isolated Linux sandbox whose "
-        "working directory is /workspace. Put files meant for the user (deliverables) in "
-        "/mnt/session/outputs. Tool outputs longer than 100,000 characters are saved to a file and "
-        "you receive a preview and its path."
+def harness_system(agent: dict[str, Any], *, cloud: bool = True) -> list[dict[str, Any]]:
+    """The agent's system prompt plus the harness's own instructions, cached as one prefix. The
+    sandbox paths are told only in cloud environments (a self-hosted client runs the tools)."""
+    harness = "You are running as a managed agent. "
+    if cloud:
+        harness += (
+            "Built-in tools run in an isolated Linux sandbox whose working directory is /workspace. "
+            "Files the user attached are mounted read-only under /mnt/session/uploads. Put files "
+            "meant for the user (deliverables) in /mnt/session/outputs: they are handed back to "
+            "the user as files. "
+        )
+    harness += (
+        "Tool outputs longer than 100,000 characters are saved to a file and you receive a preview "
+        "and its path."
     )
     blocks = [{"type": "text", "text": agent["system"]}] if agent.get("system") else []
     blocks.append({"type": "text", "text": harness, "cache_control": {"type": "ephemeral"}})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.agent_loop.model_client import ModelClient
+from app.agent_loop.outputs import OutputIndex
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -20,3 +21,4 @@ class LoopDeps:
     model: ModelClient
     sandbox: SandboxBackend
     blobs: BlobBackend
+    outputs: OutputIndex = field(default_factory=OutputIndex)

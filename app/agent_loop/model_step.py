@@ -83,7 +83,8 @@ class ModelStep:
         if requests.needs_compaction(history, self.deps.settings):
             return ModelPlan(row.agent, history, None, None)
         server_search = self.deps.settings.resolved_model_backend() == "anthropic"
-        request = requests.build(row.agent, history, server_web_search=server_search)
+        cloud = await environments.config_type(db, row.environment_id) != "self_hosted"
+        request = requests.build(row.agent, history, server_web_search=server_search, cloud=cloud)
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, request, start[0]["id"])
 

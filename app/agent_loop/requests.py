@@ -29,7 +29,11 @@ def limits(model: str) -> tuple[int, int | None]:
 
 
 def build(
-    agent: dict[str, Any], history: list[dict[str, Any]], *, server_web_search: bool = False
+    agent: dict[str, Any],
+    history: list[dict[str, Any]],
+    *,
+    server_web_search: bool = False,
+    cloud: bool = True,
 ) -> ModelRequest:
     model = str(agent["model"]["id"])
     max_tokens, budget = limits(model)
@@ -40,7 +44,7 @@ def build(
         model=model,
         messages=build_messages(history),
         max_tokens=max_tokens,
-        system=harness_system(agent),
+        system=harness_system(agent, cloud=cloud),
         tools=definitions,
         thinking={"type": "enabled", "budget_tokens": budget} if budget else None,
         # Automatic caching: a breakpoint at the end of the history, so each request reads the last.

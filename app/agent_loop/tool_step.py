@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions
+from app.agent_loop import actions, outputs
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.state import TurnState
 from app.db.models import Session
@@ -109,7 +109,14 @@ class ToolStep:
                 [result_event(u, r) for u, r in zip(calls, results, strict=True)],
             )
             row.inflight_tool_ids = []
+        await self._collect_outputs()
         return True
+
+    async def _collect_outputs(self) -> None:
+        try:
+            await outputs.collect(self.deps, self.deps.outputs, self.claim.session_id)
+        except Exception:  # outputs are kept on the next step's look; the turn goes on
+            log.exception("session %s: collecting outputs failed", self.claim.session_id)
 
     async def prepare(self, db: AsyncSession, row: Session, state: TurnState) -> ToolPlan | None:
         """In the deciding step's transaction: record which calls start now (None: the calls

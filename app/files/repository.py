@@ -73,3 +73,12 @@ async def expired(db: AsyncSession, now: datetime, limit: int) -> list[StoredFil
 
 async def forget_content(db: AsyncSession, file_id: str) -> None:
     await db.execute(update(StoredFile).where(StoredFile.id == file_id).values(sha256=None))
+
+
+async def output_of(db: AsyncSession, session_id: str, path: str) -> StoredFile | None:
+    query = select(StoredFile).where(
+        StoredFile.scope_session_id == session_id,
+        StoredFile.origin == "output",
+        StoredFile.filename == path,
+    )
+    return await db.scalar(query.with_for_update())

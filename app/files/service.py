@@ -324,3 +324,26 @@ async def delete_if_exists(db: AsyncSession, file_id: str) -> None:
     row = await repository.get(db, file_id, lock=True)
     if row is not None:
         await _drop(db, row)
+
+
+async def record_output(
+    db: AsyncSession, blobs: BlobBackend, staged: Staged, *, session_id: str, path: str
+) -> bool:
+    """Keep a session output (``path`` under /mnt/session/outputs). A path seen before keeps its
+    file id and gets the new content; False when the content did not change."""
+    row = await repository.output_of(db, session_id, path)
+    if row is None:
+        await add_staged(db, blobs, staged, filename=path, session_id=session_id)
+        return True
+    if row.sha256 == staged.sha256:
+        blobs.discard(staged)
+        return False
+    try:
+        ref = await storage.put_staged(db, blobs, staged)
+    finally:
+        blobs.discard(staged)
+    if row.sha256 is not None:
+        await storage.release(db, row.sha256)
+    row.sha256, row.size_bytes = ref.sha256, ref.size
+    await db.flush()
+    return True

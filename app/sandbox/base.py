@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.config import Settings
-from app.sandbox import uploads
+from app.sandbox import outputs, uploads
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.interface import MountedFile, SandboxSpec, ToolRequest, ToolResult
 from app.sandbox.web_search import web_search
@@ -49,7 +49,17 @@ class ChannelBackend(ABC):
     def uploads_dir(self, session_id: str) -> Path:
         """The host directory the sandbox sees read-only at /mnt/session/uploads."""
 
+    @abstractmethod
+    def outputs_dir(self, session_id: str) -> Path:
+        """The host directory the sandbox writes /mnt/session/outputs to."""
+
     # --- shared ------------------------------------------------------------------------------
+    async def list_outputs(self, session_id: str, limit: int) -> list[outputs.OutputFile]:
+        return await asyncio.to_thread(outputs.list_files, self.outputs_dir(session_id), limit)
+
+    def open_output(self, session_id: str, path: str) -> int:
+        return outputs.open_file(self.outputs_dir(session_id), path)
+
     async def sync_files(self, session_id: str, files: Sequence[MountedFile]) -> None:
         wanted = {f.path: f.sha256 for f in files}
         before = self._mounted.get(session_id)

@@ -78,6 +78,10 @@ class Naming:
         run = self.session_dir(session_id) / "run"
         return (run.resolve().parent if run.is_symlink() else self.session_dir(session_id)) / "uploads"
 
+    def outputs_dir(self, session_id: str) -> Path:
+        """Host side of /mnt/session/outputs (of the pool key for an adopted container)."""
+        return self.uploads_dir(session_id).parent / "outputs"
+
     def socket_path(self, session_id: str) -> Path:
         return self.session_dir(session_id) / "run" / SOCKET_NAME
 
@@ -129,6 +133,7 @@ def sandbox_options(
             Mount(SOCKET_DIR, str(run_dir), type="bind"),
             Mount(SERVER_DIR, str(server), type="bind", read_only=True),
             Mount(UPLOADS, str(naming.session_dir(session_id) / "uploads"), type="bind", read_only=True),
+            Mount(OUTPUTS, str(naming.session_dir(session_id) / "outputs"), type="bind"),
             *plan.mounts,
         ],
         **_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),

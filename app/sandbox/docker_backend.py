@@ -50,6 +50,9 @@ class DockerBackend(ChannelBackend):
     def uploads_dir(self, session_id: str) -> Path:
         return self.naming.uploads_dir(session_id)
 
+    def outputs_dir(self, session_id: str) -> Path:
+        return self.naming.outputs_dir(session_id)
+
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
         channel = self._channels.get(session_id)
         if channel is not None and not channel.closed:
@@ -118,6 +121,7 @@ class DockerBackend(ChannelBackend):
     def _create(self, session_id: str, spec: SandboxSpec, image: str) -> None:
         (self.naming.session_dir(session_id) / "run").mkdir(parents=True, exist_ok=True)
         (self.naming.session_dir(session_id) / "uploads").mkdir(parents=True, exist_ok=True)
+        (self.naming.session_dir(session_id) / "outputs").mkdir(parents=True, exist_ok=True)
         plan = self._networks.plan(session_id, spec)
         try:
             options = sandbox_options(self.settings, self.naming, session_id, image, plan)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.sandbox.outputs import OutputFile
+
 Progress = Callable[[str], Awaitable[None]]
 ContentBlock = dict[str, Any]
 
@@ -79,6 +81,12 @@ class SandboxBackend(Protocol):
     async def sync_files(self, session_id: str, files: Sequence[MountedFile]) -> None:
         """Make the sandbox's /mnt/session/uploads hold exactly ``files`` (read-only; a running
         sandbox sees changes at once)."""
+
+    async def list_outputs(self, session_id: str, limit: int) -> list[OutputFile]:
+        """Regular files the sandbox holds under /mnt/session/outputs (links are not followed)."""
+
+    def open_output(self, session_id: str, path: str) -> int:
+        """A read-only descriptor of one output file (blocking; OSError if it is not a regular file)."""
 
     async def prewarm(self, spec: SandboxSpec) -> None:
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""

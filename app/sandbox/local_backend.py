@@ -39,6 +39,9 @@ class LocalBackend(ChannelBackend):
         """Unisolated: there is no /mnt/session/uploads, the files are placed here instead."""
         return self._dir(session_id) / "uploads"
 
+    def outputs_dir(self, session_id: str) -> Path:
+        return self._dir(session_id) / "outputs"
+
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
         async with self._lock(session_id):
             (self._dir(session_id) / "workspace").mkdir(parents=True, exist_ok=True)

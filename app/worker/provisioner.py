@@ -65,6 +65,7 @@ class Provisioner:
         return report
 
     async def _remove(self, session_id: str) -> None:
+        self.deps.outputs.forget(session_id)
         try:
             await self.deps.sandbox.remove(session_id)
         except SandboxError:

@@ -66,3 +66,12 @@ def test_the_loop_neither_runs_nor_waits_on_server_tool_uses() -> None:
     ]
     state = analyse(history)
     assert state.tool_uses == [] and state.runnable() == [] and state.unanswered_blocking() == []
+
+
+def test_the_system_prompt_tells_cloud_sessions_about_uploads_and_outputs() -> None:
+    def system_text(cloud: bool) -> str:
+        return " ".join(b["text"] for b in requests.build(AGENT, [], cloud=cloud).system or [])
+
+    assert "/mnt/session/outputs" in system_text(True) and "/mnt/session/uploads" in system_text(True)
+    # A self-hosted client runs the tools on its own machine: no sandbox paths.
+    assert "/mnt/session" not in system_text(False) and "/workspace" not in system_text(False)

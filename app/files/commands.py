@@ -1,0 +1,131 @@
+"""`mas files upload|list|download`: a client of a running server's /v1/files, with progress bars
+for large files (streamed both ways: a 500 MB file is never held in memory)."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import httpx
+import typer
+
+from app.config import get_settings
+
+files_cli = typer.Typer(help="Upload, list and download files of a running mas server.", no_args_is_help=True)
+
+Url = Annotated[
+    str | None, typer.Option(help="Server URL (default: MAS_PUBLIC_URL or http://MAS_HOST:MAS_PORT).")
+]
+Key = Annotated[str | None, typer.Option(help="API key (default: the first of MAS_API_KEYS).")]
+
+
+def _client(url: str | None, api_key: str | None) -> httpx.Client:
+    settings = get_settings()
+    base = url or settings.public_url or f"http://{settings.host}:{settings.port}"
+    key = api_key or (settings.api_keys[0] if settings.api_keys else None)
+    if key is None:
+        raise typer.BadParameter("no API key: pass --api-key or set MAS_API_KEYS")
+    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    return httpx.Client(base_url=base.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10))
+
+
+def _checked(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        typer.echo(f"error {response.status_code}: {message}", err=True)
+        raise typer.Exit(1)
+    return response.json()
+
+
+class _Progress:
+    """A file object whose reads advance a progress bar (httpx reads uploads in chunks)."""
+
+    def __init__(self, handle: BinaryIO, bar: Any) -> None:
+        self.handle = handle
+        self.bar = bar
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.bar.update(len(data))
+        return data
+
+
+@files_cli.command("upload")
+def upload(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    url: Url = None,
+    api_key: Key = None,
+    expires_in_seconds: Annotated[int | None, typer.Option(help="3600-7776000")] = None,
+) -> None:
+    """Upload a file; prints its id."""
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    data = {"expires_in_seconds": str(expires_in_seconds)} if expires_in_seconds else {}
+    size = path.stat().st_size
+    with (
+        _client(url, api_key) as client,
+        path.open("rb") as handle,
+        typer.progressbar(length=size, label=f"uploading {path.name}") as bar,
+    ):
+        files = {"file": (path.name, _Progress(handle, bar), mime)}
+        body = _checked(client.post("/v1/files", files=files, data=data))  # type: ignore[arg-type]
+    typer.echo(f"{body['id']}  {body['size_bytes']} bytes  {body['mime_type']}  {body['filename']}")
+
+
+@files_cli.command("list")
+def list_files(
+    url: Url = None,
+    api_key: Key = None,
+    scope_id: Annotated[str | None, typer.Option(help="Only a session's files (its id).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """List files, newest first."""
+    params: dict[str, Any] = {"limit": limit}
+    if scope_id:
+        params["scope_id"] = scope_id
+    with _client(url, api_key) as client:
+        for item in _pages(client, params):
+            flag = "downloadable" if item.get("downloadable") else "-"
+            typer.echo(f"{item['id']}  {item['size_bytes']:>12}  {flag:<12}  {item['filename']}")
+
+
+def _pages(client: httpx.Client, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        body = _checked(client.get("/v1/files", params=params))
+        yield from body["data"]
+        if not body.get("next_page"):
+            return
+        params = {**params, "page": body["next_page"]}
+
+
+@files_cli.command("download")
+def download(
+    file_id: str,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write (default: its filename).")
+    ] = None,
+    url: Url = None,
+    api_key: Key = None,
+) -> None:
+    """Download a file's content."""
+    with _client(url, api_key) as client:
+        meta = _checked(client.get(f"/v1/files/{file_id}"))
+        target = output or Path(Path(meta["filename"]).name)
+        with client.stream("GET", f"/v1/files/{file_id}/content") as response:
+            if response.status_code >= 400:
+                response.read()
+                _checked(response)
+            partial = target.with_name(target.name + ".part")
+            with (
+                partial.open("wb") as handle,
+                typer.progressbar(length=meta["size_bytes"], label=f"downloading {target.name}") as bar,
+            ):
+                for chunk in response.iter_bytes(1024 * 1024):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+            partial.replace(target)
+    typer.echo(f"{target}  {meta['size_bytes']} bytes")

@@ -1,0 +1,187 @@
+"""Files in and out: a 100 MB upload and download through the SDK next to copying the same file
+on local disk, and session create -> first tool result with one 10 MB file resource next to the
+same without resources (real Docker sandboxes). Baselines are taken in the same run, alternating.
+
+    .venv/bin/python bench/bench_files.py [--size-mb 100] [--resource-mb 10] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import docker
+import docker.errors
+from harness import API_KEY, MasServer, header, load_average, median, spread
+
+TARGET_RATIO = 0.5
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def _random_file(path: Path, size: int) -> None:
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 4 * 1024 * 1024))
+            handle.write(chunk)
+            left -= len(chunk)
+
+
+def _one_round(
+    client: anthropic.Anthropic, work: Path, source: Path, i: int
+) -> tuple[float, str, float, float]:
+    """One local copy, one upload and one download of ``source``: (upload s, file id, copy s, download s)."""
+    target, fetched = work / f"copy-{i}.bin", work / f"download-{i}.bin"
+    copy_s = _timed(lambda: shutil.copyfile(source, target))[0]
+    target.unlink()
+    upload_s, uploaded = _timed(lambda: client.beta.files.upload(file=source))
+    down_s = _timed(lambda: client.beta.files.download(uploaded.id).write_to_file(fetched))[0]
+    if fetched.stat().st_size != source.stat().st_size:
+        raise RuntimeError("download size differs from the upload")
+    fetched.unlink()
+    return upload_s, uploaded.id, copy_s, down_s
+
+
+def throughput(client: anthropic.Anthropic, work: Path, size_mb: int, repeats: int) -> dict[str, Any]:
+    source = work / "source.bin"
+    _random_file(source, size_mb * 1024 * 1024)
+    copies, uploads, downloads = [], [], []
+    for i in range(repeats):
+        seconds, uploaded, copy_s, down_s = _one_round(client, work, source, i)
+        copies.append(copy_s)
+        uploads.append(seconds)
+        downloads.append(down_s)
+        client.beta.files.delete(uploaded)
+    mb = float(size_mb)
+    copy_s, up_s, down_s = median(copies), median(uploads), median(downloads)
+    return {
+        "size_mb": size_mb,
+        "copy_mb_s": mb / copy_s,
+        "upload_mb_s": mb / up_s,
+        "download_mb_s": mb / down_s,
+        "upload_ratio": copy_s / up_s,
+        "download_ratio": copy_s / down_s,
+        "samples": {"copy": copies, "upload": uploads, "download": downloads},
+    }
+
+
+def _first_tool_result(
+    client: anthropic.Anthropic, resources: list[dict[str, Any]], ids: dict[str, str]
+) -> float:
+    command = "ls -l /mnt/session/uploads | wc -l"
+    start = time.perf_counter()
+    session = client.beta.sessions.create(
+        agent=ids["agent"],
+        environment_id=ids["environment"],
+        resources=resources,  # type: ignore[arg-type]
+    )
+    with client.beta.sessions.events.stream(session.id) as stream:
+        client.beta.sessions.events.send(
+            session.id,
+            events=[
+                {
+                    "type": "user.message",
+                    "content": [{"type": "text", "text": "/tool bash " + json.dumps({"command": command})}],
+                }
+            ],
+        )
+        for event in stream:
+            if event.type == "agent.tool_result":
+                elapsed = time.perf_counter() - start
+                break
+        else:
+            raise RuntimeError("the stream ended before a tool result")
+    return elapsed
+
+
+def first_result(client: anthropic.Anthropic, work: Path, resource_mb: int, repeats: int) -> dict[str, Any]:
+    blob = work / "resource.bin"
+    _random_file(blob, resource_mb * 1024 * 1024)
+    upload = client.beta.files.upload(file=blob)
+    agent = client.beta.agents.create(
+        name="bench-files", model="claude-sonnet-4-6", tools=[{"type": "agent_toolset_20260401"}]
+    )
+    environment = client.beta.environments.create(name="bench-files")
+    ids = {"agent": agent.id, "environment": environment.id}
+    _first_tool_result(client, [], ids)  # warm: image and pool ready before measuring
+    plain, with_file = [], []
+    for _ in range(repeats):
+        plain.append(_first_tool_result(client, [], ids))
+        with_file.append(_first_tool_result(client, [{"type": "file", "file_id": upload.id}], ids))
+    return {
+        "resource_mb": resource_mb,
+        "none_s": median(plain),
+        "with_file_s": median(with_file),
+        "ratio": median(with_file) / median(plain),
+        "samples": {"none": plain, "with_file": with_file},
+    }
+
+
+def _remove_containers(instance: str) -> None:
+    with contextlib.suppress(docker.errors.DockerException):
+        engine = docker.from_env()
+        for container in engine.containers.list(all=True, filters={"label": f"mas.instance={instance}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument("--resource-mb", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mas-bench-files-"))
+    env = {
+        "MAS_STORAGE_DIR": str(work / "storage"),
+        "MAS_FILES_UPLOADS_DOWNLOADABLE": "true",
+        "MAS_SANDBOX_BACKEND": "docker",
+        "MAS_SANDBOX_WARM_POOL": "1",
+    }
+    server = MasServer(work / "server", f"sqlite+aiosqlite:///{work}/mas.db", env=env, label="files")
+    print(header("bench_files"), f"load {load_average():.1f}", sep="\n")
+    try:
+        server.start()
+        with anthropic.Anthropic(base_url=server.url, api_key=API_KEY, max_retries=0, timeout=600) as client:
+            moved = throughput(client, work, args.size_mb, args.repeats)
+            started = first_result(client, work, args.resource_mb, args.repeats)
+    finally:
+        server.stop()
+        _remove_containers(server.environment()["MAS_SANDBOX_INSTANCE"])
+        shutil.rmtree(work, ignore_errors=True)
+    verdict = "met" if min(moved["upload_ratio"], moved["download_ratio"]) >= TARGET_RATIO else "MISSED"
+    print(
+        f"{args.size_mb} MB file: local copy {moved['copy_mb_s']:.0f} MB/s; "
+        f"upload {moved['upload_mb_s']:.0f} MB/s ({moved['upload_ratio']:.2f}x, "
+        f"{spread(moved['samples']['upload'])}); "
+        f"download {moved['download_mb_s']:.0f} MB/s ({moved['download_ratio']:.2f}x, "
+        f"{spread(moved['samples']['download'])}); target >= {TARGET_RATIO}x: {verdict}"
+    )
+    print(
+        f"session create -> first tool result: no resources {started['none_s']:.2f} s "
+        f"({spread(started['samples']['none'])}); one {args.resource_mb} MB file "
+        f"{started['with_file_s']:.2f} s ({spread(started['samples']['with_file'])}); "
+        f"ratio {started['ratio']:.2f}x"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"throughput": moved, "first_result": started}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
