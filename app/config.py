@@ -180,6 +180,11 @@ class Settings(BaseSettings):
         description="Total size of uploaded files kept at once (100 GB, as hosted); over it an upload "
         "is a 400 storage_quota_exceeded.",
     )
+    github_base_url: str = Field(
+        "https://github.com",
+        description="Where github_repository resources live: GitHub, a GitHub Enterprise server, or "
+        "any git smart-HTTP server (repository URLs must be <base>/<owner>/<repo>).",
+    )
     files_uploads_downloadable: bool = Field(
         False,
         description="Let uploaded files be downloaded too (hosted: only session outputs are; "

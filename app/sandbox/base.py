@@ -50,6 +50,10 @@ class ChannelBackend(ABC):
         """The host directory the sandbox sees read-only at /mnt/session/uploads."""
 
     @abstractmethod
+    async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
+        """Copy a host directory into the sandbox at ``path`` unless that exists already."""
+
+    @abstractmethod
     def outputs_dir(self, session_id: str) -> Path:
         """The host directory the sandbox writes /mnt/session/outputs to."""
 

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import tarfile
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +54,23 @@ class DockerBackend(ChannelBackend):
 
     def outputs_dir(self, session_id: str) -> Path:
         return self.naming.outputs_dir(session_id)
+
+    async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
+        return await asyncio.to_thread(self._put_tree, session_id, source, path)
+
+    def _put_tree(self, session_id: str, source: Path, path: str) -> bool:
+        container = self._find(session_id)
+        if container is None:
+            raise SandboxNotFound(f"session {session_id} has no sandbox")
+        if container.status == "running" and container.exec_run(["test", "-e", path]).exit_code == 0:
+            return False
+        with tempfile.TemporaryFile() as archive:  # on disk: a repository can be large
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(source, arcname=path.lstrip("/"))
+            archive.seek(0)
+            if not container.put_archive("/", archive):
+                raise SandboxError(f"could not copy {path} into the sandbox of {session_id}")
+        return True
 
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
         channel = self._channels.get(session_id)

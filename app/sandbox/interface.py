@@ -82,6 +82,10 @@ class SandboxBackend(Protocol):
         """Make the sandbox's /mnt/session/uploads hold exactly ``files`` (read-only; a running
         sandbox sees changes at once)."""
 
+    async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
+        """Copy the host directory ``source`` to ``path`` in the sandbox unless ``path`` exists
+        there already (a repository the agent may have changed); whether it was copied."""
+
     async def list_outputs(self, session_id: str, limit: int) -> list[OutputFile]:
         """Regular files the sandbox holds under /mnt/session/outputs (links are not followed)."""
 

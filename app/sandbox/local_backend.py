@@ -19,6 +19,7 @@ from pathlib import Path
 from app.config import Settings
 from app.sandbox.base import ChannelBackend
 from app.sandbox.channel import ChannelClosed, ToolChannel
+from app.sandbox.containers import WORKSPACE
 from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
 
 _START_TIMEOUT_S = 10.0
@@ -38,6 +39,15 @@ class LocalBackend(ChannelBackend):
     def uploads_dir(self, session_id: str) -> Path:
         """Unisolated: there is no /mnt/session/uploads, the files are placed here instead."""
         return self._dir(session_id) / "uploads"
+
+    async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
+        """Unisolated: ``/workspace/...`` is the session's workspace directory on the host."""
+        relative = path.removeprefix(WORKSPACE).lstrip("/")
+        target = Path(self.workspace(session_id)) / relative
+        if target.exists():
+            return False
+        await asyncio.to_thread(shutil.copytree, source, target, symlinks=True)
+        return True
 
     def outputs_dir(self, session_id: str) -> Path:
         return self._dir(session_id) / "outputs"
