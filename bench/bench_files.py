@@ -21,9 +21,11 @@ from typing import Any
 import anthropic
 import docker
 import docker.errors
+import httpx
 from harness import API_KEY, MasServer, header, load_average, median, spread
 
 TARGET_RATIO = 0.5
+POOL_REFILL_S = 4.0
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -48,12 +50,30 @@ def _one_round(
     target, fetched = work / f"copy-{i}.bin", work / f"download-{i}.bin"
     copy_s = _timed(lambda: shutil.copyfile(source, target))[0]
     target.unlink()
-    upload_s, uploaded = _timed(lambda: client.beta.files.upload(file=source))
-    down_s = _timed(lambda: client.beta.files.download(uploaded.id).write_to_file(fetched))[0]
+    upload_s, uploaded = _timed(lambda: _upload(client, source))
+    down_s = _timed(lambda: _download(client, uploaded, fetched))[0]
     if fetched.stat().st_size != source.stat().st_size:
         raise RuntimeError("download size differs from the upload")
     fetched.unlink()
-    return upload_s, uploaded.id, copy_s, down_s
+    return upload_s, uploaded, copy_s, down_s
+
+
+def _upload(client: anthropic.Anthropic, source: Path) -> str:
+    """Streamed from disk as multipart (the SDK reads the whole file into memory first)."""
+    with source.open("rb") as handle, httpx.Client(timeout=600) as http:
+        files = {"file": (source.name, handle, "application/octet-stream")}
+        response = http.post(f"{client.base_url}v1/files", files=files, headers={"x-api-key": API_KEY})
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def _download(client: anthropic.Anthropic, file_id: str, target: Path) -> None:
+    with httpx.Client(timeout=600) as http, target.open("wb") as out:
+        url = f"{client.base_url}v1/files/{file_id}/content"
+        with http.stream("GET", url, headers={"x-api-key": API_KEY}) as response:
+            response.raise_for_status()
+            for chunk in response.iter_raw(1024 * 1024):
+                out.write(chunk)
 
 
 def throughput(client: anthropic.Anthropic, work: Path, size_mb: int, repeats: int) -> dict[str, Any]:
@@ -118,10 +138,15 @@ def first_result(client: anthropic.Anthropic, work: Path, resource_mb: int, repe
     environment = client.beta.environments.create(name="bench-files")
     ids = {"agent": agent.id, "environment": environment.id}
     _first_tool_result(client, [], ids)  # warm: image and pool ready before measuring
-    plain, with_file = [], []
-    for _ in range(repeats):
-        plain.append(_first_tool_result(client, [], ids))
-        with_file.append(_first_tool_result(client, [{"type": "file", "file_id": upload.id}], ids))
+    plain: list[float] = []
+    with_file: list[float] = []
+    resource: list[dict[str, Any]] = [{"type": "file", "file_id": upload.id}]
+    for i in range(repeats):
+        # Steady state: the warm pool refilled before each start; the order alternates.
+        runs = [([], plain), (resource, with_file)]
+        for resources, samples in runs if i % 2 == 0 else reversed(runs):
+            time.sleep(POOL_REFILL_S)
+            samples.append(_first_tool_result(client, resources, ids))
     return {
         "resource_mb": resource_mb,
         "none_s": median(plain),

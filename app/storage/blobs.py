@@ -12,6 +12,7 @@ key, place = copy to the digest key, open = GET, remove = DELETE; ``local_path``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -62,7 +63,10 @@ class _DiskStaging:
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._path = Path(name)
         self._hash = hashlib.sha256()
-        self._buffer = bytearray()
+        # The write of the previous batch, overlapped with receiving the next one.
+        self._flushing: asyncio.Future[None] | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._size = 0
 
     @property
@@ -73,12 +77,29 @@ class _DiskStaging:
         self._hash.update(chunk)
         self._file.write(chunk)
 
+    def _take(self) -> bytes:
+        chunk = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
+        return chunk
+
     async def write(self, data: bytes) -> None:
-        self._buffer += data
+        self._pending.append(data)
+        self._pending_bytes += len(data)
         self._size += len(data)
-        if len(self._buffer) >= _FLUSH_BYTES:
-            chunk, self._buffer = bytes(self._buffer), bytearray()
-            await asyncio.to_thread(self._flush_sync, chunk)
+        if self._pending_bytes >= _FLUSH_BYTES:
+            await self._wait_flushed()
+            self._flushing = asyncio.ensure_future(self._flush(self._take()))
+
+    async def _flush(self, chunk: bytes) -> None:
+        """Hash and write at once (both release the GIL), overlapped with receiving more."""
+        await asyncio.gather(
+            asyncio.to_thread(self._hash.update, chunk), asyncio.to_thread(self._file.write, chunk)
+        )
+
+    async def _wait_flushed(self) -> None:
+        if self._flushing is not None:
+            flushing, self._flushing = self._flushing, None
+            await flushing
 
     def _finish_sync(self, chunk: bytes) -> None:
         self._flush_sync(chunk)
@@ -87,8 +108,8 @@ class _DiskStaging:
         self._file.close()
 
     async def finish(self) -> Staged:
-        await asyncio.to_thread(self._finish_sync, bytes(self._buffer))
-        self._buffer = bytearray()
+        await self._wait_flushed()
+        await asyncio.to_thread(self._finish_sync, self._take())
         return Staged(sha256=self._hash.hexdigest(), size=self._size, path=self._path)
 
     def _discard_sync(self) -> None:
@@ -96,6 +117,8 @@ class _DiskStaging:
         self._path.unlink(missing_ok=True)
 
     async def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._wait_flushed()
         await asyncio.to_thread(self._discard_sync)
 
 

@@ -97,9 +97,8 @@ def test_bad_resources_at_create(
     message: str,
 ) -> None:
     file_id = _upload(client)
-    for resource in resources:
-        if resource.get("file_id") == "F":
-            resource["file_id"] = file_id
+    # The parameters are shared by both database runs: fill in this run's file id on copies.
+    resources = [{**r, "file_id": file_id} if r.get("file_id") == "F" else dict(r) for r in resources]
     agent_id, env_id = _agent_env(client)
     response = http.post(
         "/v1/sessions", json={"agent": agent_id, "environment_id": env_id, "resources": resources}
