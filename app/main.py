@@ -22,6 +22,8 @@ from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
 from app.files.sweeper import StorageSweeper
+from app.sessions import repositories
+from app.sessions.token_box import token_box
 from app.storage.blobs import LocalDiskBackend
 from app.worker.runtime import start_worker
 
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db = db
             app.state.notifier = notifier
             app.state.blobs = blobs = LocalDiskBackend(settings.storage_dir)
+            app.state.repo_sealer = repositories.sealer(token_box(settings))
             sweeper = StorageSweeper(db, blobs, settings.storage_sweep_seconds)
             await sweeper.start()
             stack.push_async_callback(sweeper.stop)

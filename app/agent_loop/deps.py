@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.outputs import OutputIndex
+from app.agent_loop.repositories import RepoMounter, Unsealer
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -21,4 +22,7 @@ class LoopDeps:
     model: ModelClient
     sandbox: SandboxBackend
     blobs: BlobBackend
+    repos: RepoMounter
+    # Opens a repository resource's sealed token: (resource id, sealed) -> token.
+    unseal: Unsealer
     outputs: OutputIndex = field(default_factory=OutputIndex)

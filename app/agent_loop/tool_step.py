@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions, outputs
+from app.agent_loop import actions, outputs, repositories
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
 from app.db.models import Session
 from app.environments import service as environments
@@ -78,6 +79,7 @@ class ToolPlan:
     calls: list[dict[str, Any]]
     spec: SandboxSpec
     files: list[MountedFile]
+    repos: list[RepoJob]
 
 
 async def mounted_files(db: AsyncSession, deps: LoopDeps, row: Session) -> list[MountedFile]:
@@ -99,6 +101,7 @@ class ToolStep:
         except (SandboxError, OSError) as error:
             await self._sandbox_failed(calls, error)
             return True
+        errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.session_id, plan.repos)
         results = await asyncio.gather(*(self._execute(use) for use in calls))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
@@ -106,7 +109,7 @@ class ToolStep:
                 db,
                 self.deps.notifier,
                 row.id,
-                [result_event(u, r) for u, r in zip(calls, results, strict=True)],
+                [*errors, *(result_event(u, r) for u, r in zip(calls, results, strict=True))],
             )
             row.inflight_tool_ids = []
         await self._collect_outputs()
@@ -129,7 +132,8 @@ class ToolStep:
         row.inflight_tool_ids = [u["id"] for u in calls]
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
-        return ToolPlan(calls, spec, await mounted_files(db, self.deps, row))
+        repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
+        return ToolPlan(calls, spec, await mounted_files(db, self.deps, row), repos)
 
     async def _execute(self, use: dict[str, Any]) -> ToolResult:
         try:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from app.api.deps import NotifierDep, ReadSession, WriteSession
+from app.api.deps import NotifierDep, ReadSession, RepoContextDep, WriteSession
 from app.api.query import array_param, range_param
 from app.sessions import service
 from app.sessions.resource_schemas import (
@@ -28,9 +28,11 @@ StatusName = Literal["rescheduling", "running", "idle", "terminated"]
 
 
 @router.post("", response_model=SessionOut)
-async def create_session(params: SessionCreate, db: WriteSession, notifier: NotifierDep) -> SessionOut:
+async def create_session(
+    params: SessionCreate, db: WriteSession, notifier: NotifierDep, repo_context: RepoContextDep
+) -> SessionOut:
     """Create a session from an agent and an environment."""
-    return await service.create(db, notifier, params)
+    return await service.create(db, notifier, params, repo_context)
 
 
 @router.get("", response_model=SessionPage)
@@ -112,10 +114,14 @@ async def retrieve_resource(session_id: str, resource_id: str, db: ReadSession) 
 
 @router.post("/{session_id}/resources/{resource_id}", response_model=SessionResource)
 async def update_resource(
-    session_id: str, resource_id: str, params: ResourceUpdate, db: WriteSession
+    session_id: str,
+    resource_id: str,
+    params: ResourceUpdate,
+    db: WriteSession,
+    repo_context: RepoContextDep,
 ) -> SessionResource:
     """Rotate a github_repository resource's `authorization_token`."""
-    return await service.update_resource(db, session_id, resource_id, params)
+    return await service.update_resource(db, session_id, resource_id, params, repo_context)
 
 
 @router.delete("/{session_id}/resources/{resource_id}", response_model=ResourceDeleted)

@@ -20,10 +20,13 @@ from app.errors import InvalidRequest, NotFound
 from app.files import service as files
 from app.ids import new_id
 from app.sessions import mount_paths
+from app.sessions import repositories as repos
+from app.sessions.repositories import RepoContext
 from app.sessions.resource_schemas import (
     FileResource,
     FileResourceParams,
     GitHubRepositoryParams,
+    GitHubRepositoryResource,
     ResourceDeleted,
     ResourcePage,
     ResourceParams,
@@ -52,8 +55,6 @@ def parse_params(raw: Sequence[dict[str, Any]], field: str = "resources") -> lis
 def _check_supported(params: ResourceParams, environment_type: str) -> None:
     if params.type == "memory_store":
         raise InvalidRequest("resources: memory_store resources are not supported by this mas build yet")
-    if isinstance(params, GitHubRepositoryParams):
-        raise InvalidRequest("resources: github_repository resources are not supported by this mas build yet")
     if environment_type == "self_hosted":
         raise InvalidRequest(
             f"resources: {params.type} resources are not supported in self_hosted environments"
@@ -62,6 +63,10 @@ def _check_supported(params: ResourceParams, environment_type: str) -> None:
 
 def _resources(row: Session) -> list[SessionResource]:
     return [_RESOURCE.validate_python(item) for item in row.resources]
+
+
+def repositories(row: Session) -> list[GitHubRepositoryResource]:
+    return [r for r in _resources(row) if isinstance(r, GitHubRepositoryResource)]
 
 
 def _mount_paths(row: Session) -> list[str]:
@@ -85,7 +90,11 @@ async def _attach_file(
 
 
 async def attach_at_create(
-    db: AsyncSession, row: Session, raw: Sequence[dict[str, Any]], environment_type: str
+    db: AsyncSession,
+    row: Session,
+    raw: Sequence[dict[str, Any]],
+    environment_type: str,
+    repo_context: RepoContext,
 ) -> None:
     """The ``resources`` of a new session (checked and mounted in order; any error is a 400)."""
     now = utcnow()
@@ -93,6 +102,8 @@ async def attach_at_create(
         _check_supported(params, environment_type)
         if isinstance(params, FileResourceParams):
             await _attach_file(db, row, params, now)
+        elif isinstance(params, GitHubRepositoryParams):
+            repos.attach(row, params, repositories(row), repo_context, now)
 
 
 async def add(db: AsyncSession, row: Session, raw: dict[str, Any], environment_type: str) -> FileResource:
@@ -119,11 +130,19 @@ def get(row: Session, resource_id: str) -> SessionResource:
     return _find(row, resource_id)
 
 
-def update(row: Session, resource_id: str, params: ResourceUpdate) -> SessionResource:
+def update(
+    row: Session, resource_id: str, params: ResourceUpdate, repo_context: RepoContext
+) -> SessionResource:
+    """Rotate a repository's token (it is used from the next fetch on)."""
     resource = _find(row, resource_id)
-    if isinstance(resource, FileResource):
+    if not isinstance(resource, GitHubRepositoryResource):
         raise InvalidRequest("only github_repository resources support token rotation")
-    return resource
+    repos.seal_token(row, resource_id, params.authorization_token, repo_context)
+    updated = resource.model_copy(update={"updated_at": utcnow()})
+    row.resources = [
+        updated.model_dump(mode="json") if item.get("id") == resource_id else item for item in row.resources
+    ]
+    return updated
 
 
 def list_page(row: Session, limit: int | None, page: str | None) -> ResourcePage:
@@ -138,6 +157,10 @@ def list_page(row: Session, limit: int | None, page: str | None) -> ResourcePage
 
 async def delete(db: AsyncSession, row: Session, resource_id: str) -> ResourceDeleted:
     resource = _find(row, resource_id)
+    if isinstance(resource, GitHubRepositoryResource):
+        raise InvalidRequest(
+            "github_repository resources stay for the session's life (only their token rotates)"
+        )
     row.resources = [item for item in row.resources if item.get("id") != resource_id]
     if isinstance(resource, FileResource):
         await files.delete_if_exists(db, resource.file_id)
@@ -149,3 +172,8 @@ async def file_mounts(db: AsyncSession, row: Session) -> list[tuple[str, str]]:
     mounted = [r for r in _resources(row) if isinstance(r, FileResource)]
     digests = await files.content_of(db, [r.file_id for r in mounted])
     return [(mount_paths.relative(r.mount_path), digests[r.file_id]) for r in mounted if r.file_id in digests]
+
+
+def sealed_tokens(row: Session) -> dict[str, str]:
+    """The sealed token of each repository resource that has one."""
+    return dict(row.resource_tokens or {})

@@ -23,6 +23,7 @@ from app.events.schemas import UserMessage, dump_event
 from app.files import service as files
 from app.ids import new_id
 from app.sessions import repository, resources, transitions
+from app.sessions.repositories import RepoContext
 from app.sessions.resource_schemas import (
     FileResource,
     ResourceDeleted,
@@ -99,7 +100,9 @@ def _reject_unsupported(params: SessionCreate) -> None:
             raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
 
 
-async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) -> SessionOut:
+async def create(
+    db: AsyncSession, notifier: Notifier, params: SessionCreate, repo_context: RepoContext
+) -> SessionOut:
     _reject_unsupported(params)
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
@@ -130,7 +133,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     await db.flush()
     if params.resources:
         config_type = str(environment.config.get("type", "cloud"))
-        await resources.attach_at_create(db, row, params.resources, config_type)
+        await resources.attach_at_create(db, row, params.resources, config_type, repo_context)
     if params.initial_events:
         # Persisted before the response returns; the session starts running at once.
         await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
@@ -321,9 +324,10 @@ async def get_resource(db: AsyncSession, session_id: str, resource_id: str) -> S
 
 
 async def update_resource(
-    db: AsyncSession, session_id: str, resource_id: str, params: ResourceUpdate
+    db: AsyncSession, session_id: str, resource_id: str, params: ResourceUpdate, repo_context: RepoContext
 ) -> SessionResource:
-    return resources.update(await load(db, session_id, for_update=True), resource_id, params)
+    row = await load(db, session_id, for_update=True)
+    return resources.update(row, resource_id, params, repo_context)
 
 
 async def delete_resource(db: AsyncSession, session_id: str, resource_id: str) -> ResourceDeleted:

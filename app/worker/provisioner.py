@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from app.agent_loop import repositories
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.tool_step import mounted_files, sandbox_spec
 from app.environments import service as environments
@@ -47,13 +48,17 @@ class Provisioner:
         async with self.deps.database.read() as db:
             session = await sessions.get(db, session_id)
             config = await environments.sandbox_config(db, session.environment_id)
-            files = await mounted_files(db, self.deps, await sessions.load(db, session_id))
+            row = await sessions.load(db, session_id)
+            files = await mounted_files(db, self.deps, row)
+            repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
         if config.get("type") == "self_hosted":
             return
         spec = sandbox_spec(session.environment_id, config, session.agent)
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
             await self.deps.sandbox.sync_files(session_id, files)
+            # Cloned ahead of the first tool call; failures are reported by the tool step.
+            await self.deps.repos.mount(self.deps.sandbox, session_id, repos, report=False)
         except (SandboxError, OSError) as error:
             # Reported to the session when a tool first needs the sandbox (tool_step).
             log.warning("session %s: sandbox not ready: %s", session_id, str(error)[:500])
@@ -66,6 +71,7 @@ class Provisioner:
 
     async def _remove(self, session_id: str) -> None:
         self.deps.outputs.forget(session_id)
+        self.deps.repos.forget(session_id)
         try:
             await self.deps.sandbox.remove(session_id)
         except SandboxError:

@@ -7,11 +7,15 @@ from contextlib import AsyncExitStack
 
 from app.agent_loop.anthropic_client import create_model_client
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.repositories import RepoMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
 from app.sandbox.factory import create_backend
+from app.sandbox.git import RepoCache
 from app.sessions import service as sessions
+from app.sessions.repositories import unsealer
+from app.sessions.token_box import token_box
 from app.storage.blobs import LocalDiskBackend
 from app.worker.provisioner import Provisioner
 from app.worker.service import Worker
@@ -33,8 +37,16 @@ async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, 
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)
     blobs = LocalDiskBackend(settings.storage_dir)
+    repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
     deps = LoopDeps(
-        settings=settings, database=db, notifier=notifier, model=model, sandbox=sandbox, blobs=blobs
+        settings=settings,
+        database=db,
+        notifier=notifier,
+        model=model,
+        sandbox=sandbox,
+        blobs=blobs,
+        repos=repos,
+        unseal=unsealer(token_box(settings)),
     )
     provisioner = Provisioner(deps)
     notifier.listeners.append(provisioner)

@@ -6,18 +6,39 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import anthropic
 import docker
 import docker.errors
 import pytest
 
+from tests.support.git_server import git_http_server, make_repository
 from tests.support.loop import loop_server, of_type, result_text, sdk, turn
 from tests.support.server import ServerThread
 
+GIT_TOKEN = "ghp_files_test_token"
+
+
+@dataclass(frozen=True)
+class GitServer:
+    url: str
+    commits: dict[str, str]
+
 
 @pytest.fixture(scope="session")
-def docker_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    """A real git smart-HTTP server on loopback serving acme/widgets, token required."""
+    root = tmp_path_factory.mktemp("git-repos")
+    commits = make_repository(root, "acme", "widgets")
+    with git_http_server(root, token=GIT_TOKEN) as url:
+        yield GitServer(url, commits)
+
+
+@pytest.fixture(scope="session")
+def docker_server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, git_server: GitServer
+) -> Iterator[ServerThread]:
     """Warm pool on, so sessions adopt pre-started containers as in production."""
     try:
         engine = docker.from_env()
@@ -27,7 +48,9 @@ def docker_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             pytest.fail(f"CI=true but Docker is unreachable: {exc}")
         pytest.skip(f"Docker is unreachable: {exc}")
     directory = tmp_path_factory.mktemp(f"files-docker-{backend}")
-    servers = loop_server(backend, directory, sandbox_backend="docker", sandbox_warm_pool=1)
+    servers = loop_server(
+        backend, directory, sandbox_backend="docker", sandbox_warm_pool=1, github_base_url=git_server.url
+    )
     server = next(servers)
     try:
         yield server

@@ -3,13 +3,17 @@ resource endpoints, limits, and every bad request a clear 4xx."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
+from tests.conftest import make_settings
+from tests.support.clients import API_KEY, strict_client
 from tests.support.factories import MODEL
+from tests.support.server import ServerThread
 
 
 def _agent_env(client: anthropic.Anthropic, config: dict[str, Any] | None = None) -> tuple[str, str]:
@@ -166,3 +170,92 @@ def test_deleting_a_session_deletes_its_files_not_the_uploads(client: anthropic.
         client.beta.files.retrieve_metadata(copy)
     assert client.beta.files.retrieve_metadata(upload).id == upload
     assert client.beta.files.list(scope_id=session.id).data == []
+
+
+# --- github_repository resources (cloning itself: tests/files/test_repositories.py) ----------
+
+NOWHERE = "http://127.0.0.1:9"  # the discard port: a clone attempt fails at once
+
+
+@pytest.fixture(scope="module")
+def repo_client(database_url: str) -> Iterator[anthropic.Anthropic]:
+    server = ServerThread(make_settings(database_url, github_base_url=NOWHERE)).start()
+    try:
+        with strict_client(server.url, API_KEY) as sdk:
+            yield sdk
+    finally:
+        server.stop()
+
+
+def _repo_session(client: anthropic.Anthropic, **repo: Any) -> Any:
+    return _create(client, [{"type": "github_repository", **repo}])
+
+
+def test_repository_resources_are_echoed_without_their_token(repo_client: anthropic.Anthropic) -> None:
+    session = _repo_session(
+        repo_client,
+        url=f"{NOWHERE}/acme/widgets",
+        authorization_token="secret-token",
+        checkout={"type": "branch", "name": "dev"},
+    )
+    (repo,) = session.resources
+    assert (repo.type, repo.url, repo.mount_path) == (
+        "github_repository",
+        f"{NOWHERE}/acme/widgets",
+        "/workspace/widgets",
+    )
+    assert repo.checkout is not None and repo.checkout.type == "branch"
+    assert "secret-token" not in session.model_dump_json()
+    listed = repo_client.beta.sessions.resources.list(session.id)
+    assert "secret-token" not in listed.model_dump_json()
+    rotated = repo_client.beta.sessions.resources.update(
+        repo.id, session_id=session.id, authorization_token="new"
+    )
+    assert rotated.id == repo.id and rotated.updated_at >= repo.updated_at
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        repo_client.beta.sessions.resources.delete(repo.id, session_id=session.id)
+    assert "stay for the session's life" in caught.value.message
+
+
+BAD_REPOS = [
+    ({"url": "https://github.com/acme/widgets"}, "is not a repository URL of the form"),
+    ({"url": f"{NOWHERE}/acme"}, "is not a repository URL of the form"),
+    ({"url": f"{NOWHERE}/acme/widgets/tree/main"}, "is not a repository URL of the form"),
+    ({"url": "git@github.com:acme/widgets.git"}, "is not a repository URL of the form"),
+    (
+        {"url": f"{NOWHERE}/acme/widgets", "mount_path": "/etc/widgets"},
+        "must be a directory under /workspace/",
+    ),
+    ({"url": f"{NOWHERE}/acme/widgets", "mount_path": "/workspace/../etc"}, "escapes /workspace/"),
+    ({"url": f"{NOWHERE}/acme/widgets", "checkout": {"type": "tag", "name": "v1"}}, "checkout"),
+]
+
+
+@pytest.mark.parametrize(("repo", "message"), BAD_REPOS)
+def test_bad_repository_resources(
+    repo_client: anthropic.Anthropic, repo: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        _repo_session(repo_client, **repo)
+    assert message in caught.value.message
+
+
+def test_overlapping_repositories_and_self_hosted(
+    repo_client: anthropic.Anthropic, http: httpx.Client
+) -> None:
+    url = f"{NOWHERE}/acme/widgets"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        _create(
+            repo_client,
+            [
+                {"type": "github_repository", "url": url},
+                {"type": "github_repository", "url": f"{NOWHERE}/other/widgets"},
+            ],
+        )
+    assert "mount_path overlaps another resource: /workspace/widgets" in caught.value.message
+    agent_id, env_id = _agent_env(repo_client, {"type": "self_hosted"})
+    with pytest.raises(anthropic.BadRequestError) as hosted:
+        repo_client.beta.sessions.create(
+            agent=agent_id, environment_id=env_id, resources=[{"type": "github_repository", "url": url}]
+        )
+    assert "not supported in self_hosted environments" in hosted.value.message

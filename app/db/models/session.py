@@ -29,6 +29,8 @@ class Session(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     vault_ids: Mapped[list[Any]]
     resources: Mapped[list[Any]]
+    # Sealed authorization tokens of github_repository resources, by resource id (never clear text).
+    resource_tokens: Mapped[dict[str, Any] | None]
     usage: Mapped[dict[str, Any]]
     # Ids of the tool-use events the session waits on while idle with requires_action.
     pending_action_ids: Mapped[list[Any]]

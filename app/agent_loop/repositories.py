@@ -1,0 +1,124 @@
+"""A session's github_repository resources: cloned on the host (``app/sandbox/git``) and copied
+into its sandbox before the first tool runs (the provisioner starts it as soon as the session
+exists, so it is usually done by then).
+
+A failure becomes one ``session.error`` (``repository_not_found_error``,
+``repository_authentication_error``, ``repository_forbidden_error``, ``repository_checkout_error``
+or ``repository_clone_error``, ``retry_status: retrying``) and the session goes on without that
+repository, as on the hosted service. A rotated token makes a failed repository try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.db.models import Session
+from app.sandbox.git import Checkout, GitError, RepoCache
+from app.sandbox.interface import SandboxBackend, SandboxError
+from app.sessions import repositories as repo_urls
+from app.sessions import resources
+
+log = logging.getLogger(__name__)
+
+# (resource id, sealed token) -> the token.
+Unsealer = Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
+class RepoJob:
+    resource_id: str
+    url: str
+    mount_path: str
+    checkout: Checkout
+    # Changes with the token, so a rotation retries a failed clone.
+    key: str
+
+
+def jobs(row: Session, base_url: str, unseal: Unsealer) -> list[RepoJob]:
+    """What to clone for a session (in the caller's transaction: tokens are opened here)."""
+    sealed = resources.sealed_tokens(row)
+    found = []
+    for resource in resources.repositories(row):
+        clone_url, _ = repo_urls.parse_url(resource.url, base_url)
+        token = unseal(resource.id, sealed[resource.id]) if resource.id in sealed else None
+        where = resource.checkout
+        checkout = Checkout(
+            clone_url=clone_url,
+            public_url=resource.url,
+            token=token,
+            branch=where.name if where is not None and where.type == "branch" else None,
+            commit=where.sha if where is not None and where.type == "commit" else None,
+        )
+        key = hashlib.sha256(f"{resource.id}:{sealed.get(resource.id, '')}".encode()).hexdigest()
+        found.append(RepoJob(resource.id, resource.url, resource.mount_path, checkout, key))
+    return found
+
+
+def error_event(job: RepoJob, error: GitError) -> dict[str, Any]:
+    return {
+        "type": "session.error",
+        "error": {
+            "type": f"repository_{error.kind}_error",
+            "message": f"{job.url}: {error.message}"[:4000],
+            "repository_url": job.url,
+            "retry_status": {"type": "retrying"},
+        },
+    }
+
+
+@dataclass
+class RepoMounter:
+    """Per process: one clone per (session, repository, token), shared by the provisioner and
+    the tool step; each failure reported once."""
+
+    cache: RepoCache
+    work_root: Path
+    _tasks: dict[tuple[str, str], asyncio.Task[GitError | None]] = field(default_factory=dict)
+    _reported: set[tuple[str, str]] = field(default_factory=set)
+
+    async def _mount(self, sandbox: SandboxBackend, session_id: str, job: RepoJob) -> GitError | None:
+        target = self.work_root / f"{session_id}-{job.resource_id}-{uuid.uuid4().hex[:8]}"
+        try:
+            await self.cache.materialize(job.checkout, target)
+            await sandbox.put_tree(session_id, target, job.mount_path)
+        except GitError as error:
+            log.info("session %s: %s: %s", session_id, job.url, error.message[:300])
+            return error
+        except (SandboxError, OSError) as error:
+            return GitError("clone", f"could not copy the repository into the sandbox: {error}")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+        return None
+
+    async def mount(
+        self, sandbox: SandboxBackend, session_id: str, repos: Sequence[RepoJob], *, report: bool = True
+    ) -> list[dict[str, Any]]:
+        """Clone and copy each repository (once); the error events not reported yet (reporting
+        them is the caller's job: only a ``report`` caller marks them reported)."""
+        tasks = []
+        for job in repos:
+            key = (session_id, job.key)
+            if key not in self._tasks:
+                self._tasks[key] = asyncio.create_task(self._mount(sandbox, session_id, job))
+            tasks.append(self._tasks[key])
+        results = await asyncio.gather(*tasks)
+        events = []
+        for job, error in zip(repos, results, strict=True):
+            if error is not None and (session_id, job.key) not in self._reported:
+                if report:
+                    self._reported.add((session_id, job.key))
+                events.append(error_event(job, error))
+        return events
+
+    def forget(self, session_id: str) -> None:
+        for key in [k for k in self._tasks if k[0] == session_id]:
+            self._tasks.pop(key)
+        self._reported = {k for k in self._reported if k[0] != session_id}
