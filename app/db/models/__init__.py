@@ -9,6 +9,7 @@ from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
+from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
 
 __all__ = [
     "Agent",
@@ -17,6 +18,7 @@ __all__ = [
     "ContentBlob",
     "Dream",
     "Environment",
+    "EnvironmentKey",
     "Memory",
     "MemoryStore",
     "MemoryVersion",
@@ -25,4 +27,6 @@ __all__ = [
     "Skill",
     "SkillFile",
     "SkillVersion",
+    "WorkItem",
+    "WorkPoller",
 ]
