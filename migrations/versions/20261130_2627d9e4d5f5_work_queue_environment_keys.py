@@ -1,7 +1,7 @@
 """work queue, environment keys
 
 Revision ID: 2627d9e4d5f5
-Revises: c02e71b20da2
+Revises: 0e3cfcc12c22
 Create Date: 2026-11-30 00:14:01.610637
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db.base
 
 revision: str = '2627d9e4d5f5'
-down_revision: str | None = 'c02e71b20da2'
+down_revision: str | None = '0e3cfcc12c22'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
