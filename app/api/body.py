@@ -92,7 +92,11 @@ class BodyGuard:
             # Raised here, or by an upload's counted stream that its route did not handle.
             if started:
                 raise
-            await error_response(exc)(scope, receive, send)
+            response = error_response(exc)
+            if isinstance(exc, BodyTooLarge):
+                # Close rather than drain the rest of an oversized body.
+                response.headers["connection"] = "close"
+            await response(scope, receive, send)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limits.for_path(scope.get("path", ""))
