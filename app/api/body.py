@@ -179,7 +179,7 @@ def check_json_body(body: bytes) -> None:
 
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
-        return "NUL characters (\\u0000) are not allowed in text"
+        return "NUL characters are not allowed"
     if _SURROGATE.search(text):
         return "not valid Unicode text (it holds a lone surrogate)"
     return None
