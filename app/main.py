@@ -22,6 +22,8 @@ from app.db.engine import Database
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.files.sweeper import StorageSweeper
+from app.storage.blobs import LocalDiskBackend
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -44,8 +46,15 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
 def body_limits(settings: Settings) -> BodyLimits:
     """The global request-size limit, and the routes that take larger uploads."""
     upload_overhead = 1024 * 1024  # multipart headers and boundaries
-    skills = max(settings.max_request_bytes, settings.skills_max_upload_bytes + upload_overhead)
-    return BodyLimits(default=settings.max_request_bytes, routes={"/v1/skills": skills})
+
+    def upload(content_bytes: int) -> int:
+        return max(settings.max_request_bytes, content_bytes + upload_overhead)
+
+    routes = {
+        "/v1/skills": upload(settings.skills_max_upload_bytes),
+        "/v1/files": upload(settings.files_max_bytes),
+    }
+    return BodyLimits(default=settings.max_request_bytes, routes=routes)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             notifier = Notifier()
             app.state.db = db
             app.state.notifier = notifier
+            app.state.blobs = blobs = LocalDiskBackend(settings.storage_dir)
+            sweeper = StorageSweeper(db, blobs, settings.storage_sweep_seconds)
+            await sweeper.start()
+            stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
             if settings.embedded_worker:
                 app.state.worker = await start_worker(stack, settings, db, notifier)
