@@ -21,6 +21,7 @@ from app.db.engine import Database
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.vaults.secrets import SecretBox
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

@@ -9,6 +9,7 @@ from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
+from app.db.models.vault import Vault, VaultCredential
 
 __all__ = [
     "Agent",
@@ -25,4 +26,6 @@ __all__ = [
     "Skill",
     "SkillFile",
     "SkillVersion",
+    "Vault",
+    "VaultCredential",
 ]
