@@ -62,6 +62,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "sandbox_instance": instance,
         "sandbox_state_dir": state_dir,
+        "storage_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-storage-")),
         # Generated on first start, as for a new user who sets no key.
         "vault_key_file": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-keys-")) / "vault.key",
         "database_url": database_url,

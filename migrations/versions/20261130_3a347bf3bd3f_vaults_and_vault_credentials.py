@@ -1,7 +1,7 @@
 """vaults and vault credentials
 
 Revision ID: 3a347bf3bd3f
-Revises: c02e71b20da2
+Revises: 0e3cfcc12c22
 Create Date: 2026-11-30 00:13:22.768973
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db.base
 
 revision: str = '3a347bf3bd3f'
-down_revision: str | None = 'c02e71b20da2'
+down_revision: str | None = '0e3cfcc12c22'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
