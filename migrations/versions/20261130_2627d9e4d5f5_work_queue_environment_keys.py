@@ -1,7 +1,7 @@
 """work queue, environment keys
 
 Revision ID: 2627d9e4d5f5
-Revises: 0e3cfcc12c22
+Revises: 3a347bf3bd3f
 Create Date: 2026-11-30 00:14:01.610637
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db.base
 
 revision: str = '2627d9e4d5f5'
-down_revision: str | None = '0e3cfcc12c22'
+down_revision: str | None = '3a347bf3bd3f'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

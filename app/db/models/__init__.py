@@ -10,6 +10,7 @@ from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
+from app.db.models.vault import Vault, VaultCredential
 from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "SkillFile",
     "SkillVersion",
     "StoredFile",
+    "Vault",
+    "VaultCredential",
     "WorkItem",
     "WorkPoller",
 ]
