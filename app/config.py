@@ -156,6 +156,15 @@ class Settings(BaseSettings):
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )
+    sandbox_engine_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one Docker engine call (image builds excepted); past it the sandbox "
+        "is reported unavailable and the session gets a session.error.",
+    )
+    sandbox_engine_concurrency: int = Field(
+        8, ge=1, description="Docker engine calls in flight at once, per process; more wait their turn."
+    )
     # --- skills -------------------------------------------------------------------------------
     skills_max_upload_bytes: int = Field(
         8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."
