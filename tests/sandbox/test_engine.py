@@ -164,7 +164,8 @@ async def test_an_engine_error_is_a_typed_error_naming_the_operation(
 async def test_a_hung_engine_times_out_is_reported_unavailable_and_recovers(
     docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    backend = DockerBackend(sandbox_settings(tmp_path, sandbox_engine_timeout_seconds=1.0))
+    backend = DockerBackend(sandbox_settings(tmp_path))
+    backend.engine.timeout_s = 1.0  # short while the engine hangs; real calls get the default again
     answer = threading.Event()
     backend.engine.fault = lambda _what: answer.wait(120)  # every call hangs until released
     session_id = new_id()
@@ -182,6 +183,7 @@ async def test_a_hung_engine_times_out_is_reported_unavailable_and_recovers(
 
         answer.set()
         backend.engine.fault = None
+        backend.engine.timeout_s = backend.settings.sandbox_engine_timeout_seconds
         await backend.ensure(session_id, SandboxSpec(env_id="env_hang"))
         assert text(await bash(backend, session_id, "echo recovered")) == "recovered"
         assert backend.health() is None

@@ -41,12 +41,10 @@ def server(
     docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerThread]:
     directory = tmp_path_factory.mktemp("engine-sessions")
-    overrides = sandbox_settings(
-        directory / "sandbox", sandbox_engine_timeout_seconds=2.0, sandbox_warm_pool=0
-    ).model_dump(include={"sandbox_instance", "sandbox_network", "sandbox_egress_network", "sandbox_pids"})
-    yield from loop_server(
-        "sqlite", directory, sandbox_backend="docker", sandbox_engine_timeout_seconds=2.0, **overrides
+    overrides = sandbox_settings(directory / "sandbox").model_dump(
+        include={"sandbox_instance", "sandbox_network", "sandbox_egress_network", "sandbox_pids"}
     )
+    yield from loop_server("sqlite", directory, sandbox_backend="docker", sandbox_warm_pool=0, **overrides)
 
 
 @pytest.fixture
@@ -102,6 +100,7 @@ async def test_a_hung_engine_keeps_the_api_up_reports_the_sandbox_unavailable_an
         answer.wait(120)
 
     engine.fault = hang
+    engine.timeout_s = 2.0  # short while the engine hangs; real calls get the default again
     try:
         session_id = await new_session(client)
         await send(client, session_id, message(ECHO))
@@ -114,6 +113,7 @@ async def test_a_hung_engine_keeps_the_api_up_reports_the_sandbox_unavailable_an
     finally:
         answer.set()
         engine.fault = None
+        engine.timeout_s = server.settings.sandbox_engine_timeout_seconds
     [error] = of_type(events, "session.error")
     assert "did not answer within 2 s" in error.error.message
     assert stop_reason(idles(events)[0]) == {"type": "retries_exhausted"}
