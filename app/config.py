@@ -170,6 +170,15 @@ class Settings(BaseSettings):
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )
+    sandbox_engine_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one Docker engine call (image builds excepted); past it the sandbox "
+        "is reported unavailable and the session gets a session.error.",
+    )
+    sandbox_engine_concurrency: int = Field(
+        8, ge=1, description="Docker engine calls in flight at once, per process; more wait their turn."
+    )
     # --- vaults -------------------------------------------------------------------------------
     vault_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
