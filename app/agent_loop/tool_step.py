@@ -74,6 +74,12 @@ def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, A
     )
 
 
+def _result(outcome: ToolResult | BaseException) -> ToolResult:
+    if isinstance(outcome, BaseException):
+        raise outcome  # not a sandbox failure: a bug, handled like any crash of the loop
+    return outcome
+
+
 @dataclass(frozen=True)
 class ToolPlan:
     calls: list[dict[str, Any]]
@@ -102,7 +108,12 @@ class ToolStep:
             await self._sandbox_failed(calls, error)
             return True
         errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.session_id, plan.repos)
-        results = await asyncio.gather(*(self._execute(use) for use in calls))
+        outcomes = await asyncio.gather(*(self._execute(use) for use in calls), return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
+        if failure is not None:  # the engine failed (not the tool): the turn ends with an error
+            await self._sandbox_failed(calls, failure)
+            return True
+        results = [_result(o) for o in outcomes]
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(
@@ -136,10 +147,7 @@ class ToolStep:
         return ToolPlan(calls, spec, await mounted_files(db, self.deps, row), repos)
 
     async def _execute(self, use: dict[str, Any]) -> ToolResult:
-        try:
-            return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
-        except SandboxError as error:
-            return ToolResult.error(f"The sandbox could not run this tool: {error}")
+        return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
 
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())

@@ -41,9 +41,11 @@ from app.sessions.schemas import (
     public_usage,
     zero_usage,
 )
-from app.sessions.sending import accept_client_events
+from app.sessions.sending import QUEUED, accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
+from app.vaults import service as vaults
+from app.work import service as work
 
 ACTIVE_STATUSES = ("running", "rescheduling")
 STATUSES = ("rescheduling", "running", "idle", "terminated")
@@ -107,6 +109,7 @@ async def create(
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
     agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
+    vault_ids = await vaults.check_session_vaults(db, params.vault_ids or [])
     now = utcnow()
     row = Session(
         id=new_id("sesn"),
@@ -117,7 +120,7 @@ async def create(
         status="idle",
         title=params.title,
         metadata_=dict(params.metadata or {}),
-        vault_ids=list(params.vault_ids or []),
+        vault_ids=vault_ids,
         resources=[],
         usage=zero_usage(),
         pending_action_ids=[],
@@ -134,6 +137,8 @@ async def create(
     if params.resources:
         config_type = str(environment.config.get("type", "cloud"))
         await resources.attach_at_create(db, row, params.resources, config_type, repo_context)
+    if environment.config.get("type") == "self_hosted":
+        await work.enqueue(db, environment.id, row.id)
     if params.initial_events:
         # Persisted before the response returns; the session starts running at once.
         await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
@@ -250,6 +255,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     now = utcnow()
     row.archived_at = now
     await transitions.terminate(db, notifier, row)
+    await work.stop_session_work(db, session_id)
     return to_out(row, now)
 
 
@@ -261,6 +267,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
             "Send an interrupt event or wait for the session to complete."
         )
     await files.delete_session_files(db, session_id)
+    await work.stop_session_work(db, session_id)
     await repository.delete(db, row)
     await db.flush()
     after_commit(db, lambda: notifier.session_deleted(session_id))
@@ -276,7 +283,11 @@ async def send_events(
     if row.status == "terminated":
         raise InvalidRequest(f"Session {session_id} is terminated; it accepts no new events")
     environment_type = await environments.config_type(db, row.environment_id)
-    return await accept_client_events(db, notifier, row, params, environment_type)
+    echoed = await accept_client_events(db, notifier, row, params, environment_type)
+    if environment_type == "self_hosted" and any(e["type"] in QUEUED for e in echoed):
+        # New input for a dormant session (no live work item): a worker must pick it up again.
+        await work.enqueue_if_dormant(db, row.environment_id, row.id)
+    return echoed
 
 
 async def stream_start(

@@ -15,8 +15,8 @@ from app.sandbox.factory import create_backend
 from app.sandbox.git import RepoCache
 from app.sessions import service as sessions
 from app.sessions.repositories import unsealer
-from app.sessions.token_box import token_box
 from app.storage.blobs import LocalDiskBackend
+from app.vaults.secrets import SecretBox
 from app.worker.provisioner import Provisioner
 from app.worker.service import Worker
 
@@ -46,7 +46,7 @@ async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, 
         sandbox=sandbox,
         blobs=blobs,
         repos=repos,
-        unseal=unsealer(token_box(settings)),
+        unseal=unsealer(SecretBox.from_settings(settings)),
     )
     provisioner = Provisioner(deps)
     notifier.listeners.append(provisioner)
