@@ -1,4 +1,4 @@
-"""Files in and out: a 100 MB upload and download through the SDK next to copying the same file
+"""Files in and out: a 100 MB upload and download (curl as the client) next to copying the same file
 on local disk, and session create -> first tool result with one 10 MB file resource next to the
 same without resources (real Docker sandboxes). Baselines are taken in the same run, alternating.
 
@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from typing import Any
 import anthropic
 import docker
 import docker.errors
-import httpx
 from harness import API_KEY, MasServer, header, load_average, median, spread
 
 TARGET_RATIO = 0.5
@@ -58,22 +58,31 @@ def _one_round(
     return upload_s, uploaded, copy_s, down_s
 
 
+def _url(client: anthropic.Anthropic, path: str) -> str:
+    return str(client.base_url).rstrip("/") + path
+
+
+def _curl(*args: str) -> str:
+    """curl (C) moves the bytes: a Python client would take the CPU the server needs (2 cores)."""
+    done = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-H", f"x-api-key: {API_KEY}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"curl {args[-1]}: {done.stderr} {done.stdout[:500]}")
+    return done.stdout
+
+
 def _upload(client: anthropic.Anthropic, source: Path) -> str:
-    """Streamed from disk as multipart (the SDK reads the whole file into memory first)."""
-    with source.open("rb") as handle, httpx.Client(timeout=600) as http:
-        files = {"file": (source.name, handle, "application/octet-stream")}
-        response = http.post(f"{client.base_url}v1/files", files=files, headers={"x-api-key": API_KEY})
-    response.raise_for_status()
-    return str(response.json()["id"])
+    """Multipart, streamed from disk, as `curl -F` sends it."""
+    body = _curl("-F", f"file=@{source};type=application/octet-stream", _url(client, "/v1/files"))
+    return str(json.loads(body)["id"])
 
 
 def _download(client: anthropic.Anthropic, file_id: str, target: Path) -> None:
-    with httpx.Client(timeout=600) as http, target.open("wb") as out:
-        url = f"{client.base_url}v1/files/{file_id}/content"
-        with http.stream("GET", url, headers={"x-api-key": API_KEY}) as response:
-            response.raise_for_status()
-            for chunk in response.iter_raw(1024 * 1024):
-                out.write(chunk)
+    _curl("-o", str(target), _url(client, f"/v1/files/{file_id}/content"))
 
 
 def throughput(client: anthropic.Anthropic, work: Path, size_mb: int, repeats: int) -> dict[str, Any]:
