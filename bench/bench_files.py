@@ -77,7 +77,10 @@ def _curl(*args: str) -> str:
 
 def _upload(client: anthropic.Anthropic, source: Path) -> str:
     """Multipart, streamed from disk, as `curl -F` sends it."""
-    body = _curl("-F", f"file=@{source};type=application/octet-stream", _url(client, "/v1/files"))
+    # No `Expect: 100-continue` (curl adds it to large bodies; SDK clients do not send it).
+    body = _curl(
+        "-H", "Expect:", "-F", f"file=@{source};type=application/octet-stream", _url(client, "/v1/files")
+    )
     return str(json.loads(body)["id"])
 
 
