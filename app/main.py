@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.agent_loop.cassettes.transport import cassette_library
 from app.agent_loop.offline.endpoints import OfflineState
 from app.agent_loop.offline.endpoints import router as offline_router
 from app.api.auth import KeyCache
@@ -55,13 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.notifier = notifier
             await start_fanout(stack, db, notifier)
             if settings.embedded_worker:
-                app.state.worker = await start_worker(stack, settings, db, notifier)
+                app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
             yield
 
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.offline = OfflineState.from_settings(settings)
+    app.state.cassettes = cassette_library(settings)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router)
