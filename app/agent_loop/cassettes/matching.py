@@ -51,12 +51,12 @@ def normalise(body: JsonDict) -> JsonDict:
     """The request as stored in a cassette and compared on replay."""
     ids = _Ids()
     kept = {key: value for key, value in body.items() if key not in VOLATILE_TOP_LEVEL}
-    result = _normalise(kept, ids, in_tool_block=False)
+    result = _normalise(kept, ids)
     assert isinstance(result, dict)  # a dict in, a dict out
     return result
 
 
-def _normalise(value: Any, ids: _Ids, *, in_tool_block: bool) -> Any:
+def _normalise(value: Any, ids: _Ids) -> Any:
     if isinstance(value, dict):
         tool_block = value.get("type") in _TOOL_BLOCKS
         out: JsonDict = {}
@@ -66,10 +66,10 @@ def _normalise(value: Any, ids: _Ids, *, in_tool_block: bool) -> Any:
             if tool_block and key in _ID_KEYS and isinstance(item, str):
                 out[key] = ids(item)
             else:
-                out[key] = _normalise(item, ids, in_tool_block=tool_block)
+                out[key] = _normalise(item, ids)
         return out
     if isinstance(value, list):
-        return [_normalise(item, ids, in_tool_block=in_tool_block) for item in value]
+        return [_normalise(item, ids) for item in value]
     if isinstance(value, str):
         return TIMESTAMP.sub("<timestamp>", TOOL_ID.sub(lambda m: ids(m.group(0)), value))
     return value
