@@ -171,6 +171,27 @@ class Settings(BaseSettings):
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )
+    sandbox_engine_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one Docker engine call (image builds excepted); past it the sandbox "
+        "is reported unavailable and the session gets a session.error.",
+    )
+    sandbox_engine_concurrency: int = Field(
+        8, ge=1, description="Docker engine calls in flight at once, per process; more wait their turn."
+    )
+    # --- vaults -------------------------------------------------------------------------------
+    vault_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Fernet keys that encrypt vault secrets at rest: the first encrypts, "
+        "every one decrypts (add a new key in front to rotate). Unset: a key is generated once into "
+        "vault_key_file.",
+    )
+    vault_key_file: Path = Field(
+        Path("./data/vault.key"),
+        description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
     # --- skills -------------------------------------------------------------------------------
     skills_max_upload_bytes: int = Field(
         8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."
@@ -223,7 +244,7 @@ class Settings(BaseSettings):
             return "anthropic" if self.anthropic_api_key else "offline"
         return self.model_backend
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "vault_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return _split_csv(value)

@@ -25,6 +25,7 @@ from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
 from app.files.sweeper import StorageSweeper
 from app.storage.blobs import LocalDiskBackend
+from app.vaults.secrets import SecretBox
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
