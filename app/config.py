@@ -80,6 +80,15 @@ class Settings(BaseSettings):
         200, description="Model requests per turn before tool_use_limit_reached_error."
     )
 
+    # --- self-hosted work queue -----------------------------------------------------------
+    work_lease_ttl_seconds: int = Field(
+        90, description="Lease of a claimed work item until a heartbeat asks for another TTL; "
+        "an item not heartbeaten within it goes back to the queue."
+    )
+    work_max_ttl_seconds: int = Field(
+        3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto",
