@@ -44,6 +44,10 @@ def _announce(settings: Settings, host: str, port: int) -> None:
             "model: the built-in OFFLINE model (deterministic, no network). "
             "Set ANTHROPIC_API_KEY to use the real Messages API."
         )
+    elif settings.cassette_mode() is not None:
+        upstream = "no upstream" if backend == "replay" else settings.anthropic_base_url or "https://api.anthropic.com"
+        cassette = settings.cassette_dir / f"{settings.cassette}.json"
+        typer.echo(f"model: {backend} with cassette {cassette} ({upstream})")
     else:
         typer.echo(f"model: the Messages API at {settings.anthropic_base_url or 'https://api.anthropic.com'}")
     if not settings.api_keys:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agents.endpoints import router as agents_router
 from app.api.auth import require_api_key
 from app.api.query import reject_nul
@@ -35,4 +36,5 @@ def build_v1_router() -> APIRouter:
     router.include_router(memory_stores_router)
     router.include_router(dreams_router)
     router.include_router(vaults_router)
+    router.include_router(cassettes_router)
     return router
