@@ -146,7 +146,8 @@ class Settings(BaseSettings):
         "mas-egress", description="Docker network the egress proxies of limited sessions reach out from."
     )
     sandbox_proxy_image: str = Field(
-        "mas-sandbox-egress:bookworm", description="Egress proxy image (tinyproxy; built by build-base.sh)."
+        "mas-sandbox-egress:bookworm-python",
+        description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
     )
     sandbox_warm_pool: int = Field(
         2,

@@ -12,7 +12,7 @@ from docker.types import Mount
 from app.config import Settings
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
-from app.sandbox.containers import EGRESS_DIR, Naming, NetworkPlan, proxy_options
+from app.sandbox.containers import CONFIG_NAME, EGRESS_DIR, Naming, NetworkPlan, proxy_options
 from app.sandbox.interface import SandboxError, SandboxSpec
 
 
@@ -63,8 +63,7 @@ class Networks:
         hosts = egress.allowed_hosts(spec.networking, spec.mcp_hosts, mirrors)
         directory = self._naming.session_dir(session_id)
         (directory / "proxy").mkdir(parents=True, exist_ok=True)
-        (directory / "proxy" / "tinyproxy.conf").write_text(egress.tinyproxy_conf())
-        (directory / "proxy" / "filter").write_text(egress.filter_file(hosts))
+        (directory / "proxy" / CONFIG_NAME).write_text(egress.proxy_config(hosts))
         (directory / "egress").mkdir(exist_ok=True)
         (directory / "egress").chmod(0o777)  # the proxy runs as nobody and creates its socket here
 

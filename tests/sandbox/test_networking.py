@@ -4,14 +4,17 @@ answers for several hostnames (network aliases) on the egress network. No real i
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
+from docker.types import Mount
 
 from app.sandbox import SandboxSpec
 from app.sandbox.docker_backend import DockerBackend
@@ -30,15 +33,21 @@ ALIASES = [
     "pypi.org",
 ]
 SERVER = """
-import http.server, threading
+import http.server, ssl, threading
 class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a second request on a connection would be answered
     def do_GET(self):
         body = f"hello {self.headers['Host']}".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
+    do_POST = do_GET
     def log_message(self, *a): pass
-for port in (443, 8080):
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain("/certs/cert.pem", "/certs/key.pem")  # one certificate, whatever the SNI
+for port, secure in ((443, True), (8443, True), (8080, False)):
     server = http.server.ThreadingHTTPServer(("0.0.0.0", port), H)
+    if secure:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
 """
@@ -46,9 +55,32 @@ LIMITED = {"type": "limited", "allowed_hosts": ["allowed.test", "*.wild.test"]}
 
 
 @pytest.fixture(scope="module")
-def web_server(docker_client: docker.DockerClient, docker_backend: DockerBackend) -> Iterator[str]:
-    """The server's IP address on the egress network."""
+def web_server(
+    docker_client: docker.DockerClient, docker_backend: DockerBackend, state_dir: Path
+) -> Iterator[str]:
+    """The server's IP address on the egress network: HTTP on 80 and 8080, HTTPS on 443 and 8443."""
     settings = docker_backend.settings
+    certs = state_dir / "websrv-certs"
+    certs.mkdir(exist_ok=True)
+    key_and_cert = ["-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem")]
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=t",
+            *key_and_cert,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (certs / "key.pem").chmod(0o644)
     labels = {"mas.managed": "1", "mas.instance": RUN, "mas.role": "shared-network"}
     with contextlib.suppress(docker.errors.APIError):
         docker_client.networks.create(
@@ -61,6 +93,7 @@ def web_server(docker_client: docker.DockerClient, docker_backend: DockerBackend
         name=f"mas-{RUN}-websrv",
         labels={"mas.instance": RUN, "mas.role": "test-server"},
         network=network.name,
+        mounts=[Mount("/certs", str(certs), type="bind", read_only=True)],
         networking_config={network.name: docker_client.api.create_endpoint_config(aliases=ALIASES)},
     )
     container.start()
@@ -119,10 +152,70 @@ async def test_proxy_allows_only_listed_hosts(
 
 
 async def test_https_tunnels_only_to_port_443(docker_backend: DockerBackend, limited: str) -> None:
-    tunnel = await bash(docker_backend, limited, curl("-p http://allowed.test:443/"))
-    assert text(tunnel) == "200"
-    other_port = await bash(docker_backend, limited, curl("-p http://allowed.test:8080/"))
-    assert "403" in text(other_port)
+    tunnel = await bash(docker_backend, limited, curl("-k https://allowed.test/"))
+    wild = await bash(docker_backend, limited, curl("-k https://deep.api.wild.test/"))
+    other_port = await bash(docker_backend, limited, curl("-k https://allowed.test:8443/"))
+    blocked = await bash(docker_backend, limited, curl("-k https://blocked.test/"))
+    assert (text(tunnel), text(wild)) == ("200", "200")
+    assert other_port.is_error and "403" in text(other_port)
+    assert blocked.is_error and "403" in text(blocked)
+
+
+async def test_plain_http_only_to_ports_80_and_443_with_a_matching_host(
+    docker_backend: DockerBackend, limited: str
+) -> None:
+    other_port = await bash(docker_backend, limited, curl("http://allowed.test:8080/"))
+    wrong_host = await bash(docker_backend, limited, curl("-H 'Host: blocked.test' http://allowed.test/"))
+    with_port = await bash(docker_backend, limited, curl("-H 'Host: allowed.test:80' http://allowed.test/"))
+    two_hosts = await raw(
+        docker_backend, limited, "GET http://allowed.test/ HTTP/1.1|Host: allowed.test|Host: blocked.test||"
+    )
+    assert text(other_port).endswith("403")  # tinyproxy forwarded this one: any port of an allowed host
+    assert text(wrong_host).endswith("403") and two_hosts.startswith("HTTP/1.1 403")
+    assert text(with_port) == "200"
+
+
+async def test_a_request_smuggled_behind_a_body_never_leaves(
+    docker_backend: DockerBackend, limited: str
+) -> None:
+    """One request per connection, relayed by its own framing: the bytes after it are dropped."""
+    first = "POST http://allowed.test/ HTTP/1.1|Host: allowed.test|Content-Length: 2||hi"
+    second = "GET http://blocked.test/ HTTP/1.1|Host: blocked.test||"
+    chunked = "POST http://allowed.test/ HTTP/1.1|Host: allowed.test|Transfer-Encoding: chunked||2|hi|0||"
+    for payload in (first + second, chunked + second):
+        reply = await raw(docker_backend, limited, payload)
+        assert "hello allowed.test" in reply and "blocked.test" not in reply, reply
+
+
+async def raw(backend: DockerBackend, sid: str, payload: str) -> str:
+    """What the proxy answers to ``payload`` (``|`` for CRLF), sent as is from inside the sandbox."""
+    script = (
+        "import socket; s = socket.create_connection(('127.0.0.1', 3128)); "
+        f"s.sendall({payload!r}.replace('|', '\\r\\n').encode()); s.shutdown(socket.SHUT_WR); "
+        "print(b''.join(iter(lambda: s.recv(65536), b'')).decode())"
+    )
+    return text(await bash(backend, sid, f'python3 -c "{script}"'))
+
+
+async def test_a_tunnel_cannot_carry_another_sites_tls_name(
+    docker_backend: DockerBackend, limited: str
+) -> None:
+    """`--connect-to` opens the tunnel to an allowed host and speaks TLS for another one (SNI)."""
+    escapes = [
+        "--connect-to blocked.test:443:allowed.test:443 https://blocked.test/",
+        "--connect-to deep.api.wild.test:443:api.wild.test:443 https://deep.api.wild.test/",
+    ]
+    for escape in escapes:
+        result = await bash(docker_backend, limited, curl(f"-k {escape}"))
+        assert result.is_error and "unrecognized name" in text(result).lower(), text(result)
+    plain_tunnel = await bash(docker_backend, limited, curl("-p http://allowed.test:443/"))
+    assert plain_tunnel.is_error  # a tunnel carries TLS or nothing
+    matching = await bash(
+        docker_backend,
+        limited,
+        curl("-k --connect-to allowed.test:443:allowed.test:443 https://allowed.test/"),
+    )
+    assert text(matching) == "200"
 
 
 async def test_no_way_around_the_proxy(docker_backend: DockerBackend, limited: str, web_server: str) -> None:
