@@ -149,6 +149,11 @@ class Settings(BaseSettings):
         "mas-sandbox-egress:bookworm-python",
         description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
     )
+    sandbox_host_firewall: bool = Field(
+        True,
+        description="Install iptables rules (through a privileged helper container) so sandboxes cannot "
+        "reach the host's services or the link-local metadata range; off only for engines that cannot.",
+    )
     sandbox_warm_pool: int = Field(
         2,
         description="Started sandboxes kept ready per image in use (unrestricted networking), so a new "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import docker
@@ -13,7 +14,10 @@ from app.config import Settings
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
 from app.sandbox.containers import CONFIG_NAME, EGRESS_DIR, Naming, NetworkPlan, proxy_options
+from app.sandbox.firewall import HostFirewall
 from app.sandbox.interface import SandboxError, SandboxSpec
+
+_PROXY_START_TIMEOUT_S = 30.0
 
 
 class Networks:
@@ -23,6 +27,7 @@ class Networks:
         self._client = client
         self._settings = settings
         self._naming = naming
+        self._firewall = HostFirewall(client, settings.sandbox_proxy_image, naming.instance)
 
     def plan(self, session_id: str, spec: SandboxSpec) -> NetworkPlan:
         if not egress.is_limited(spec.networking):
@@ -46,17 +51,22 @@ class Networks:
         )
 
     def _shared(self, name: str, options: dict[str, str]) -> None:
+        network = self._get_or_create(name, options)
+        if self._settings.sandbox_host_firewall:
+            self._firewall.isolate(network)
+
+    def _get_or_create(self, name: str, options: dict[str, str]) -> Any:
         with contextlib.suppress(docker.errors.NotFound):
-            self._client.networks.get(name)
-            return
+            return self._client.networks.get(name)
         labels = {"mas.managed": "1", "mas.instance": self._naming.instance, "mas.role": "shared-network"}
         try:
-            self._client.networks.create(
+            return self._client.networks.create(
                 name, driver="bridge", check_duplicate=True, labels=labels, options=options
             )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: another process created it first
                 raise
+        return self._client.networks.get(name)
 
     def _write_proxy_config(self, session_id: str, spec: SandboxSpec) -> None:
         mirrors = Mirrors.from_settings(self._settings).urls()
@@ -86,8 +96,19 @@ class Networks:
 
     def start_proxy(self, session_id: str) -> None:
         proxy = self._find(self._naming.proxy(session_id))
-        if proxy is not None and proxy.status != "running":
-            proxy.start()
+        if proxy is None or proxy.status == "running":
+            return
+        # The sandbox's first request must find the proxy listening: wait for its new socket.
+        socket = self._naming.session_dir(session_id) / "egress" / "proxy.sock"
+        socket.unlink(missing_ok=True)
+        proxy.start()
+        deadline = time.monotonic() + _PROXY_START_TIMEOUT_S
+        while not socket.exists():
+            if time.monotonic() > deadline:
+                proxy.reload()
+                logs = bytes(proxy.logs(tail=20)).decode(errors="replace").strip()
+                raise SandboxError(f"the egress proxy of {session_id} did not start ({proxy.status}): {logs}")
+            time.sleep(0.02)
 
     def stop_proxy(self, session_id: str) -> None:
         proxy = self._find(self._naming.proxy(session_id))

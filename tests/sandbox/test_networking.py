@@ -3,9 +3,11 @@ answers for several hostnames (network aliases) on the egress network. No real i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,8 +20,9 @@ from docker.types import Mount
 
 from app.sandbox import SandboxSpec
 from app.sandbox.docker_backend import DockerBackend
+from app.sandbox.firewall import HostFirewall, bridge_name
 from tests.sandbox.conftest import RUN
-from tests.sandbox.support import bash, call, text
+from tests.sandbox.support import bash, call, http_server, text
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -40,7 +43,14 @@ class H(http.server.BaseHTTPRequestHandler):
         body = f"hello {self.headers['Host']}".encode()
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
-    do_POST = do_GET
+    def do_POST(self):  # read the body first: closing on unread bytes resets the connection
+        if self.headers.get("Transfer-Encoding") == "chunked":
+            while size := int(self.rfile.readline(), 16):
+                self.rfile.read(size + 2)
+            self.rfile.readline()
+        else:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.do_GET()
     def log_message(self, *a): pass
 tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 tls.load_cert_chain("/certs/cert.pem", "/certs/key.pem")  # one certificate, whatever the SNI
@@ -295,3 +305,67 @@ async def test_unrestricted_sessions_cannot_reach_each_other(docker_backend: Doc
         for sid in (first, second):
             await docker_backend.remove(sid)
     assert probe.is_error
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+def _gateway(client: docker.DockerClient, network: str) -> str:
+    return str(client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def _host_addresses() -> list[str]:
+    """Every IPv4 address of this machine but loopback (the bridges' gateways among them)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True)
+    addresses = [line.split()[3].split("/")[0] for line in out.stdout.splitlines()]
+    return [address for address in addresses if not address.startswith("127.")]
+
+
+async def test_sandboxes_cannot_reach_the_hosts_services(
+    docker_backend: DockerBackend, docker_client: docker.DockerClient, web_server: str
+) -> None:
+    """A server bound to 0.0.0.0 on the host (as the mas API or PostgreSQL may be) is out of reach
+    from an unrestricted sandbox on every host address, and from a limited session's proxy."""
+    settings = docker_backend.settings
+    sid = await _session(docker_backend, {"type": "unrestricted"})
+    egress_gateway = _gateway(docker_client, settings.sandbox_egress_network)
+    limited = await _session(docker_backend, {"type": "limited", "allowed_hosts": [egress_gateway]})
+    try:
+        with http_server({"/": ("text/plain", b"host secret")}) as port:
+            assert await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/") == b"host secret"  # it is up
+            targets = [_gateway(docker_client, settings.sandbox_network), *_host_addresses()]
+            direct = [await bash(docker_backend, sid, curl(f"http://{ip}:{port}/")) for ip in targets]
+            via_proxy = await bash(docker_backend, limited, curl(f"http://{egress_gateway}:{port}/"))
+            metadata = await bash(docker_backend, sid, curl("http://169.254.169.254/latest/meta-data/"))
+    finally:
+        await docker_backend.remove(sid)
+        await docker_backend.remove(limited)
+    for result in direct:  # rejected at once (curl's exit code 7), not left to time out
+        assert result.is_error and text(result).endswith("[exit code 7]"), text(result)
+    assert text(via_proxy).endswith("403") or text(via_proxy).endswith("502"), text(via_proxy)
+    assert metadata.is_error and text(metadata).endswith("[exit code 7]"), text(metadata)
+
+
+def test_host_firewall_rules_are_installed_once(docker_backend: DockerBackend) -> None:
+    """Installing again (a new process, a second network) adds no duplicate rule."""
+    settings = docker_backend.settings
+    network = docker_backend.client.networks.get(settings.sandbox_network)
+    before = _rules()
+    HostFirewall(docker_backend.client, settings.sandbox_proxy_image, RUN).isolate(network)
+    after = _rules()
+    bridge = bridge_name(network)
+    assert after == before
+    assert sum(f"-i {bridge} " in rule for rule in after) == 4
+
+
+def _rules() -> list[str]:
+    chains = ["INPUT", "DOCKER-USER", "MAS-SANDBOX-IN", "MAS-SANDBOX-FWD"]
+    return [
+        line
+        for chain in chains
+        for line in subprocess.run(
+            ["iptables", "-S", chain], capture_output=True, text=True
+        ).stdout.splitlines()
+    ]
