@@ -121,6 +121,6 @@ def test_allow_list_composition() -> None:
     assert json.loads(proxy_config([])) == {"allowed_hosts": []}
     stored_before_the_checks = {
         "type": "limited",
-        "allowed_hosts": ["*.com", "169.254.169.254", "ok.example"],
+        "allowed_hosts": ["*.com", "169.254.169.254", "ok.test"],
     }
     assert allowed_hosts(stored_before_the_checks, [], []) == ["ok.test"]
