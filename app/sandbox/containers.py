@@ -130,7 +130,7 @@ def sandbox_options(
     }
 
 
-def proxy_options(settings: Settings, naming: Naming, session_id: str) -> dict[str, Any]:
+def proxy_options(settings: Settings, naming: Naming, session_id: str, network_id: str) -> dict[str, Any]:
     session_dir = naming.session_dir(session_id)
     code = settings.sandbox_assets_dir.resolve() / "egress"
     return {
@@ -146,7 +146,7 @@ def proxy_options(settings: Settings, naming: Naming, session_id: str) -> dict[s
             f"{EGRESS_DIR}/proxy.sock",
         ],
         "labels": naming.labels(session_id, "proxy"),
-        "network": settings.sandbox_egress_network,
+        "network": network_id,  # by id: a name can be ambiguous
         "user": "65534:65534",
         "read_only": True,
         "cap_drop": ["ALL"],

@@ -75,27 +75,26 @@ class HostFirewall:
     """Installs the rules once per bridge per process (again after a restart: rules are not
     persistent across host reboots, and the script is cheap and idempotent)."""
 
-    def __init__(self, client: docker.DockerClient, image: str, instance: str) -> None:
-        self._client = client
+    def __init__(self, image: str, instance: str) -> None:
         self._image = image
         self._instance = instance
         self._done: set[str] = set()
         self._lock = threading.Lock()
 
-    def isolate(self, network: Any) -> None:
+    def isolate(self, client: docker.DockerClient, network: Any) -> None:
         bridge = bridge_name(network)
         if bridge in self._done:
             return
         with self._lock:
             if bridge not in self._done:
-                self._install(bridge)
+                self._install(client, bridge)
                 self._done.add(bridge)
 
-    def _install(self, bridge: str) -> None:
+    def _install(self, client: docker.DockerClient, bridge: str) -> None:
         if not _BRIDGE.match(bridge):
             raise SandboxError(f"unexpected bridge name {bridge!r}")
         try:
-            self._client.containers.run(
+            client.containers.run(
                 self._image,
                 ["sh", "-c", SCRIPT, "mas-firewall", bridge],
                 entrypoint=[],

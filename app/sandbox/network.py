@@ -14,29 +14,36 @@ from app.config import Settings
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
 from app.sandbox.containers import CONFIG_NAME, EGRESS_DIR, Naming, NetworkPlan, proxy_options
+from app.sandbox.engine import Engine
 from app.sandbox.firewall import HostFirewall
 from app.sandbox.interface import SandboxError, SandboxSpec
+from app.sandbox.shared import ensure_network
 
 _PROXY_START_TIMEOUT_S = 30.0
 
 
 class Networks:
-    """Synchronous Docker calls; the backend runs them in threads."""
+    """Synchronous Docker calls; the backend runs them in engine threads (see engine.py)."""
 
-    def __init__(self, client: docker.DockerClient, settings: Settings, naming: Naming) -> None:
-        self._client = client
+    def __init__(self, engine: Engine, settings: Settings, naming: Naming) -> None:
+        self._engine = engine
         self._settings = settings
         self._naming = naming
-        self._firewall = HostFirewall(client, settings.sandbox_proxy_image, naming.instance)
+        self._ids: dict[str, str] = {}
+        self._firewall = HostFirewall(settings.sandbox_proxy_image, naming.instance)
+
+    @property
+    def _client(self) -> docker.DockerClient:
+        return self._engine.client
 
     def plan(self, session_id: str, spec: SandboxSpec) -> NetworkPlan:
         if not egress.is_limited(spec.networking):
             # Inter-container traffic off: unrestricted sessions cannot reach each other.
-            self._shared(self._settings.sandbox_network, {"com.docker.network.bridge.enable_icc": "false"})
-            return NetworkPlan(network=self._settings.sandbox_network)
-        self._shared(self._settings.sandbox_egress_network, {})
+            options = {"com.docker.network.bridge.enable_icc": "false"}
+            return NetworkPlan(network=self._shared(self._settings.sandbox_network, options))
+        egress_id = self._shared(self._settings.sandbox_egress_network, {})
         self._write_proxy_config(session_id, spec)
-        self._create_proxy(session_id)
+        self._create_proxy(session_id, egress_id)
         socket_dir = self._naming.session_dir(session_id) / "egress"
         return NetworkPlan(
             network="none",
@@ -50,23 +57,22 @@ class Networks:
             ],
         )
 
-    def _shared(self, name: str, options: dict[str, str]) -> None:
-        network = self._get_or_create(name, options)
-        if self._settings.sandbox_host_firewall:
-            self._firewall.isolate(network)
-
-    def _get_or_create(self, name: str, options: dict[str, str]) -> Any:
-        with contextlib.suppress(docker.errors.NotFound):
-            return self._client.networks.get(name)
+    def _shared(self, name: str, options: dict[str, str]) -> str:
+        """The shared network's id: looked up (or created) once per process, under the host lock."""
+        known = self._ids.get(name)
+        if known is not None:
+            return known
         labels = {"mas.managed": "1", "mas.instance": self._naming.instance, "mas.role": "shared-network"}
-        try:
-            return self._client.networks.create(
-                name, driver="bridge", check_duplicate=True, labels=labels, options=options
-            )
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: another process created it first
-                raise
-        return self._client.networks.get(name)
+        lock_dir = self._settings.sandbox_state_dir.resolve() / ".locks"
+        found = ensure_network(self._client, lock_dir, name, labels, options)
+        if self._settings.sandbox_host_firewall:
+            self._firewall.isolate(self._client, self._client.networks.get(found))
+        self._ids[name] = found
+        return found
+
+    def forget(self) -> None:
+        """A network id was refused (someone removed the network): look it up again next time."""
+        self._ids.clear()
 
     def _write_proxy_config(self, session_id: str, spec: SandboxSpec) -> None:
         mirrors = Mirrors.from_settings(self._settings).urls()
@@ -77,11 +83,13 @@ class Networks:
         (directory / "egress").mkdir(exist_ok=True)
         (directory / "egress").chmod(0o777)  # the proxy runs as nobody and creates its socket here
 
-    def _create_proxy(self, session_id: str) -> None:
+    def _create_proxy(self, session_id: str, network_id: str) -> None:
         if self._find(self._naming.proxy(session_id)) is not None:
             return
         try:
-            self._client.containers.create(**proxy_options(self._settings, self._naming, session_id))
+            self._client.containers.create(
+                **proxy_options(self._settings, self._naming, session_id, network_id)
+            )
         except docker.errors.ImageNotFound as exc:
             raise SandboxError(
                 f"proxy image {self._settings.sandbox_proxy_image} not found; build it with "

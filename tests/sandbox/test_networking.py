@@ -353,7 +353,7 @@ def test_host_firewall_rules_are_installed_once(docker_backend: DockerBackend) -
     settings = docker_backend.settings
     network = docker_backend.client.networks.get(settings.sandbox_network)
     before = _rules()
-    HostFirewall(docker_backend.client, settings.sandbox_proxy_image, RUN).isolate(network)
+    HostFirewall(settings.sandbox_proxy_image, RUN).isolate(docker_backend.client, network)
     after = _rules()
     bridge = bridge_name(network)
     assert after == before
