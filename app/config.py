@@ -185,7 +185,13 @@ class Settings(BaseSettings):
         "mas-egress", description="Docker network the egress proxies of limited sessions reach out from."
     )
     sandbox_proxy_image: str = Field(
-        "mas-sandbox-egress:bookworm", description="Egress proxy image (tinyproxy; built by build-base.sh)."
+        "mas-sandbox-egress:bookworm-python",
+        description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
+    )
+    sandbox_host_firewall: bool = Field(
+        True,
+        description="Install iptables rules (through a privileged helper container) so sandboxes cannot "
+        "reach the host's services or the link-local metadata range; off only for engines that cannot.",
     )
     sandbox_warm_pool: int = Field(
         2,
