@@ -1,7 +1,7 @@
 """sessions: sealed repository tokens
 
 Revision ID: 90567957ad95
-Revises: 2627d9e4d5f5
+Revises: a5889e803cbe
 Create Date: 2026-11-30 00:51:06.768295
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db.base
 
 revision: str = '90567957ad95'
-down_revision: str | None = '2627d9e4d5f5'
+down_revision: str | None = 'a5889e803cbe'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
