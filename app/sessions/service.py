@@ -156,6 +156,7 @@ async def list_sessions(
     statuses: Sequence[str] | None,
     include_archived: bool,
     ranges: dict[str, datetime],
+    deployment_id: str | None = None,
 ) -> SessionPage:
     if agent_version is not None and agent_id is None:
         raise InvalidRequest("agent_version: only allowed together with agent_id")
@@ -165,6 +166,7 @@ async def list_sessions(
         statuses=statuses,
         include_archived=include_archived,
         ranges=ranges,
+        deployment_id=deployment_id,
     )
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards

@@ -100,6 +100,7 @@ async def test_run_now_creates_a_session_that_carries_the_deployment(client: SDK
     assert session.deployment_id == deployment.id
     events = [e async for e in client.beta.sessions.events.list(run.session_id)]
     assert "user.message" in [e.type for e in events]  # the initial events were sent
+    assert [s.id async for s in client.beta.sessions.list(deployment_id=deployment.id)] == [run.session_id]
     assert (await client.beta.deployment_runs.retrieve(run.id)).session_id == run.session_id
     assert [r.id async for r in client.beta.deployment_runs.list(deployment_id=deployment.id)] == [run.id]
 
