@@ -94,15 +94,18 @@ async def attach_at_create(
     row: Session,
     raw: Sequence[dict[str, Any]],
     environment_type: str,
-    repo_context: RepoContext,
+    repo_context: RepoContext | None,
 ) -> None:
-    """The ``resources`` of a new session (checked and mounted in order; any error is a 400)."""
+    """The ``resources`` of a new session (checked and mounted in order; any error is a 400).
+    Without a ``repo_context`` (sessions a deployment starts) repositories are refused."""
     now = utcnow()
     for params in parse_params(raw):
         _check_supported(params, environment_type)
         if isinstance(params, FileResourceParams):
             await _attach_file(db, row, params, now)
         elif isinstance(params, GitHubRepositoryParams):
+            if repo_context is None:
+                raise InvalidRequest("resources: github_repository resources cannot be used here yet")
             repos.attach(row, params, repositories(row), repo_context, now)
 
 

@@ -1,7 +1,7 @@
 """sessions: sealed repository tokens
 
 Revision ID: 90567957ad95
-Revises: a5889e803cbe
+Revises: d6ae2f50854e
 Create Date: 2026-11-30 00:51:06.768295
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db.base
 
 revision: str = '90567957ad95'
-down_revision: str | None = 'a5889e803cbe'
+down_revision: str | None = 'd6ae2f50854e'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
