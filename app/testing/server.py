@@ -90,6 +90,15 @@ class MasInstance:
         self._process = None
         if self.sandbox == "local":
             _stop_tool_servers(self._state_dir)
+        else:  # session containers outlive their server on purpose (a restart adopts them): remove them
+            subprocess.run(
+                [sys.executable, "-m", "app", "sandbox", "clean"],
+                env=self._env(),
+                cwd=self.workdir,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
 
     def restart_clean(self) -> None:
         """Stop, and start again on a new, empty database (the `mas_clean` marker)."""
