@@ -148,6 +148,7 @@ def test_an_agent_suite_runs_against_the_offline_model(agent_project: pytest.Pyt
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(900)
 def test_an_agent_suite_runs_with_docker_sandboxes_and_leaves_none(agent_project: pytest.Pytester) -> None:
     agent_project.makepyfile(test_offline=OFFLINE_TESTS)
     before = plugin_sandboxes()
@@ -156,6 +157,7 @@ def test_an_agent_suite_runs_with_docker_sandboxes_and_leaves_none(agent_project
     assert plugin_sandboxes() <= before
 
 
+@pytest.mark.timeout(1200)  # three pytest runs, each starting a mas: minutes on a loaded machine
 def test_an_agent_suite_records_a_cassette_then_replays_it_offline(
     agent_project: pytest.Pytester, upstream: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
