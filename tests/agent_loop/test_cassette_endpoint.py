@@ -50,7 +50,7 @@ def test_the_cassette_in_use_is_shown_and_switched(replaying: httpx.Client, cass
         "path": str(cassette_dir / "first.json"),
         "interactions": 0,
     }
-    (cassette_dir / "suite").mkdir()
+    (cassette_dir / "suite").mkdir(exist_ok=True)
     recorded = {"request": {"endpoint": "/v1/messages/count_tokens", "body": {"model": "m", "messages": []}}}
     document = {
         "version": 1,
