@@ -132,6 +132,9 @@ class MasInstance:
                 "MAS_SANDBOX_INSTANCE": f"pytest-{os.getpid()}-{self.workdir.name}"[:60],
                 "MAS_SANDBOX_STATE_DIR": str(self._state_dir),
                 "MAS_LOG_LEVEL": self.log_level,
+                # No warm pool: a test server's sessions may start cold, and a pool container being
+                # filled while the server stops would outlive it.
+                "MAS_SANDBOX_WARM_POOL": "0",
             }
         )
         if self.cassette_dir is not None:
