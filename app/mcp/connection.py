@@ -34,9 +34,10 @@ FALLBACK_STATUSES = (404, 405)
 class McpFailure(Exception):
     """The server could not be used. ``auth`` when it refused the credentials (401/403)."""
 
-    def __init__(self, message: str, *, auth: bool = False) -> None:
+    def __init__(self, message: str, *, auth: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.auth = auth
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -201,13 +202,14 @@ class McpConnection:
             return error
         if self._statuses.auth_refused:
             status = next(s for s in self._statuses.seen if s in AUTH_STATUSES)
-            return McpFailure(f"the server refused the credentials (HTTP {status})", auth=True)
+            return McpFailure(f"the server refused the credentials (HTTP {status})", auth=True, status=status)
         if isinstance(error, httpx2.ConnectError | httpx2.ConnectTimeout):
             return McpFailure("could not connect to the server")
         if isinstance(error, httpx2.HTTPStatusError):
             return McpFailure(f"the server answered HTTP {error.response.status_code}")
         if self._statuses.seen:
-            return McpFailure(f"the server answered HTTP {self._statuses.seen[-1]}")
+            last = self._statuses.seen[-1]
+            return McpFailure(f"the server answered HTTP {last}", status=last)
         if isinstance(error, MCPError) and "closed" in str(error).lower():
             return McpFailure("the connection to the server was lost during the call")
         return McpFailure(f"{type(error).__name__}: {str(error)[:300]}")

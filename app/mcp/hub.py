@@ -280,21 +280,7 @@ class McpHub:
                 current = await resolve.credential_by_id(db, self.box, credential.credential_id)
             if current is not None and current.token != credential.token and not current.expired():
                 return current  # another session refreshed it meanwhile
-            refreshed = await oauth.refresh_token(current or credential)
-            async with self.database.unit_of_work() as db:
-                await resolve.record_refresh(
-                    db,
-                    self.box,
-                    credential.credential_id,
-                    refreshed.access_token,
-                    refreshed.refresh_token,
-                    refreshed.expires_at,
-                )
-            async with self.database.read() as db:
-                stored = await resolve.credential_by_id(db, self.box, credential.credential_id)
-            if stored is None:
-                raise oauth.RefreshFailed("the credential was archived or deleted meanwhile")
-            return stored
+            return await oauth.refresh_stored(self.database, self.box, current or credential)
 
 
 def _error(message: str) -> Outcome:

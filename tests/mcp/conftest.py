@@ -27,8 +27,9 @@ async def loop(mcp_loop_server: ServerThread) -> AsyncIterator[anthropic.AsyncAn
 
 
 @pytest.fixture(scope="session")
-def calc() -> Iterator[McpTestServer]:
-    """An MCP server that needs no credentials."""
+def calc(mcp_loop_server: ServerThread) -> Iterator[McpTestServer]:
+    """An MCP server that needs no credentials (stopped after the loop server has closed its
+    connections to it)."""
     server = McpTestServer().start()
     try:
         yield server

@@ -8,13 +8,14 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import anthropic
 import httpx
 import pytest
 
 from tests.mcp.support import SDK, call, errors, mcp_session, text_of
 from tests.support.clients import API_KEY
 from tests.support.loop import TOOLSET, log, of_type, result_text, turn
-from tests.support.mcp_servers import Auth, McpTestServer
+from tests.support.mcp_servers import Auth, McpTestServer, free_port
 from tests.support.server import ServerThread
 
 
@@ -155,3 +156,71 @@ async def asyncio_sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_mcp_oauth_validate_probes_and_refreshes(loop: SDK) -> None:
+    auth = Auth(required=True)
+    server = McpTestServer(auth=auth).start()
+    validate = loop.beta.vaults.credentials.mcp_oauth_validate
+    try:
+        vault = await loop.beta.vaults.create(display_name="validate")
+
+        async def oauth_credential(url: str, access: str, refresh_token: str | None) -> str:
+            params: dict[str, object] = {"type": "mcp_oauth", "access_token": access, "mcp_server_url": url}
+            if refresh_token is not None:
+                params["refresh"] = {
+                    "client_id": auth.client_id,
+                    "refresh_token": refresh_token,
+                    "token_endpoint": server.token_endpoint,
+                    "token_endpoint_auth": {
+                        "type": "client_secret_basic",
+                        "client_secret": auth.client_secret,
+                    },
+                }
+            created = await loop.beta.vaults.credentials.create(vault.id, auth=params)  # type: ignore[arg-type]
+            return created.id
+
+        good = await oauth_credential(server.url, auth.issue(), "rt-good")
+        auth.refresh_tokens.add("rt-good")
+        stale = await oauth_credential(server.url + "/a", "at-stale", "rt-good")
+        revoked = await oauth_credential(server.url + "/b", "at-stale", "rt-revoked")
+        bare = await oauth_credential(server.url + "/c", "at-stale", None)
+        dead = await oauth_credential(f"http://127.0.0.1:{free_port()}/mcp", "at-x", None)
+
+        valid = await validate(good, vault_id=vault.id)
+        refreshed = await validate(stale, vault_id=vault.id)
+        failed = await validate(revoked, vault_id=vault.id)
+        no_refresh = await validate(bare, vault_id=vault.id)
+        unreachable = await validate(dead, vault_id=vault.id)
+    finally:
+        server.stop()
+
+    assert (valid.status, valid.has_refresh_token, valid.mcp_probe, valid.refresh) == (
+        "valid",
+        True,
+        None,
+        None,
+    )
+    assert refreshed.status == "unknown" and refreshed.refresh is not None
+    assert refreshed.refresh.status == "succeeded" and auth.refreshes == 1
+    assert refreshed.mcp_probe is not None and refreshed.mcp_probe.http_response is not None
+    assert refreshed.mcp_probe.http_response.status_code == 401
+    assert failed.status == "invalid" and failed.refresh is not None and failed.refresh.status == "failed"
+    assert failed.refresh.http_response is not None and failed.refresh.http_response.status_code == 400
+    assert "invalid_grant" in failed.refresh.http_response.body
+    assert no_refresh.status == "invalid" and no_refresh.refresh is not None
+    assert no_refresh.refresh.status == "no_refresh_token" and not no_refresh.has_refresh_token
+    assert unreachable.status == "unknown" and unreachable.mcp_probe is not None
+    assert unreachable.mcp_probe.http_response is None
+
+
+async def test_only_mcp_oauth_credentials_are_validated(loop: SDK) -> None:
+    vault = await loop.beta.vaults.create(display_name="not-oauth")
+    bearer = await loop.beta.vaults.credentials.create(
+        vault.id, auth={"type": "static_bearer", "token": "t", "mcp_server_url": "https://x.example.com/"}
+    )
+
+    with pytest.raises(anthropic.BadRequestError, match="only mcp_oauth"):
+        await loop.beta.vaults.credentials.mcp_oauth_validate(bearer.id, vault_id=vault.id)
+    with pytest.raises(anthropic.NotFoundError):
+        await loop.beta.vaults.credentials.mcp_oauth_validate("vcrd_missing", vault_id=vault.id)
