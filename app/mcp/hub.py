@@ -38,6 +38,8 @@ class _Server:
     url: str
     connection: McpConnection | None = None
     token_key: str | None = None  # which token the connection was made with
+    # Parallel calls to a server that must be (re)connected connect it once.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def live(self) -> bool:
@@ -50,6 +52,11 @@ class _Session:
     turn: str | None = None
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    calls: int = 0  # in flight: an idle session's connections close, never one mid-call
+
+    @property
+    def busy(self) -> bool:
+        return self.lock.locked() or self.calls > 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class McpHub:
             await asyncio.sleep(max(1.0, self.settings.mcp_idle_seconds / 4))
             cutoff = time.monotonic() - self.settings.mcp_idle_seconds
             for session_id, state in list(self._sessions.items()):
-                if state.last_used < cutoff and not state.lock.locked():
+                if state.last_used < cutoff and not state.busy:
                     await self.release(session_id)
 
     # -- turns -----------------------------------------------------------------------------------
@@ -182,23 +189,39 @@ class McpHub:
         connection closed while the session waited) is connected first; a call that may have
         reached the server is never sent twice."""
         state = self._sessions.setdefault(session_id, _Session())
-        state.last_used = time.monotonic()
+        state.calls += 1
+        try:
+            return await self._call_on(state, agent, vault_ids, server_name, tool, arguments)
+        finally:
+            state.calls -= 1
+            state.last_used = time.monotonic()
+
+    async def _call_on(
+        self,
+        state: _Session,
+        agent: dict[str, Any],
+        vault_ids: Sequence[str],
+        server_name: str,
+        tool: str,
+        arguments: dict[str, Any],
+    ) -> Outcome:
         server = state.servers.get(server_name)
         if server is None:
             url = next((s["url"] for s in agent.get("mcp_servers") or [] if s["name"] == server_name), None)
             if url is None:
                 return _error(f"MCP server {server_name!r} is not declared by this session's agent.")
             server = state.servers.setdefault(server_name, _Server(server_name, url))
-        if not server.live:
-            failure = await self._ready(server, vault_ids)
-            if failure is not None:
-                return _error(f"MCP server {server_name!r} is unavailable: {failure}")
+        async with server.lock:
+            unavailable = None if server.live else await self._ready(server, vault_ids)
+        if unavailable is not None:
+            return _error(f"MCP server {server_name!r} is unavailable: {unavailable}")
         try:
             return await self._call(server, tool, arguments)
         except McpFailure as failure:
             problem = failure
             if failure.auth:  # refused before it ran: with a refreshed OAuth token, try once more
-                problem = await self._reconnect_refreshed(server, vault_ids, failure) or failure
+                async with server.lock:
+                    problem = await self._reconnect_refreshed(server, vault_ids, failure) or failure
                 if server.live:
                     try:
                         return await self._call(server, tool, arguments)
@@ -206,8 +229,6 @@ class McpHub:
                         problem = again
             await self._disconnect(server)
             return _error(f"MCP server {server_name!r} failed during the call: {problem}")
-        finally:
-            state.last_used = time.monotonic()
 
     async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> Outcome:
         assert server.connection is not None
@@ -259,7 +280,10 @@ class McpHub:
             await connection.open()
         except McpFailure as failure:
             return failure
+        replaced = server.connection
         server.connection, server.token_key = connection, _token_key(credential)
+        if replaced is not None:
+            await replaced.close()
         return None
 
     async def _disconnect(self, server: _Server) -> None:
