@@ -79,6 +79,15 @@ class Settings(BaseSettings):
         200, description="Model requests per turn before tool_use_limit_reached_error."
     )
 
+    # --- self-hosted work queue -----------------------------------------------------------
+    work_lease_ttl_seconds: int = Field(
+        90, description="Lease of a claimed work item until a heartbeat asks for another TTL; "
+        "an item not heartbeaten within it goes back to the queue."
+    )
+    work_max_ttl_seconds: int = Field(
+        3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto", description="auto: the real API when ANTHROPIC_API_KEY is set, else the offline model."
@@ -160,6 +169,15 @@ class Settings(BaseSettings):
     )
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+    )
+    sandbox_engine_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one Docker engine call (image builds excepted); past it the sandbox "
+        "is reported unavailable and the session gets a session.error.",
+    )
+    sandbox_engine_concurrency: int = Field(
+        8, ge=1, description="Docker engine calls in flight at once, per process; more wait their turn."
     )
     # --- vaults -------------------------------------------------------------------------------
     vault_keys: Annotated[list[str], NoDecode] = Field(

@@ -69,6 +69,12 @@ def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, A
     )
 
 
+def _result(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
+    if isinstance(outcome, BaseException):
+        raise outcome  # not a sandbox failure: a bug, handled like any crash of the loop
+    return outcome
+
+
 @dataclass(frozen=True)
 class ToolPlan:
     calls: list[dict[str, Any]]
@@ -95,7 +101,12 @@ class ToolStep:
             except SandboxError as error:
                 await self._sandbox_failed(calls, error)
                 return True
-        results = await asyncio.gather(*(self._execute(use, plan) for use in calls))
+        outcomes = await asyncio.gather(*(self._execute(use, plan) for use in calls), return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
+        if failure is not None:  # the engine failed (not the tool): the turn ends with an error
+            await self._sandbox_failed(calls, failure)
+            return True
+        results = [_result(o) for o in outcomes]
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, results)
@@ -116,6 +127,7 @@ class ToolStep:
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent)
 
     async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
+        """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
         if use["type"] == "agent.mcp_tool_use":
             outcome = await self.deps.mcp.call(
                 self.claim.session_id,
@@ -129,11 +141,7 @@ class ToolStep:
                 self.deps.sandbox, self.claim.session_id, plan.spec, outcome.content
             )
             return mcp_tool_result_event(use["id"], content, is_error=outcome.is_error)
-        try:
-            result = await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
-        except SandboxError as error:
-            result = ToolResult.error(f"The sandbox could not run this tool: {error}")
-        return result_event(use, result)
+        return result_event(use, await self.deps.sandbox.execute(self.claim.session_id, tool_request(use)))
 
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())
