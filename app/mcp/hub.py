@@ -92,6 +92,7 @@ class McpHub:
         self._sessions: dict[str, _Session] = {}
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -104,6 +105,21 @@ class McpHub:
                 await self._reaper
         for session_id in list(self._sessions):
             await self.release(session_id)
+
+    def connected(self, session_id: str) -> list[str]:
+        """The servers a session has a live connection to."""
+        state = self._sessions.get(session_id)
+        return [s.name for s in state.servers.values() if s.live] if state else []
+
+    # A SessionListener: a deleted session's connections close at once.
+    def session_created(self, session_id: str) -> None:
+        pass
+
+    def session_deleted(self, session_id: str) -> None:
+        if session_id in self._sessions:
+            task = asyncio.create_task(self.release(session_id), name=f"mcp-release-{session_id}")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def release(self, session_id: str) -> None:
         state = self._sessions.pop(session_id, None)

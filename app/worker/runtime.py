@@ -35,6 +35,7 @@ async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, 
     stack.push_async_callback(sandbox.close)
     mcp = McpHub(settings, db, SecretBox.from_settings(settings))
     mcp.start()
+    notifier.listeners.append(mcp)
     stack.push_async_callback(mcp.close)
     deps = LoopDeps(settings=settings, database=db, notifier=notifier, model=model, sandbox=sandbox, mcp=mcp)
     provisioner = Provisioner(deps)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from pathlib import Path
 
+from app.mcp.hub import McpHub
 from tests.mcp.support import SDK, call, errors, mcp_session, text_of
 from tests.support.loop import of_type, send, stop_reason, texts, turn, types, wait_idle
 from tests.support.mcp_servers import PNG, McpServerProcess, McpTestServer
+from tests.support.server import ServerThread
 
 
 async def test_tools_are_listed_offered_and_called_in_parallel(loop: SDK, calc: McpTestServer) -> None:
@@ -134,16 +137,26 @@ async def test_the_sse_transport_is_the_fallback(loop: SDK) -> None:
     assert [text_of(r) for r in of_type(events, "agent.mcp_tool_result")] == ["42"]
 
 
-async def test_connections_are_reused_across_turns(loop: SDK) -> None:
+async def test_connections_are_reused_across_turns_and_closed_with_the_session(
+    loop: SDK, mcp_loop_server: ServerThread
+) -> None:
+    hub: McpHub = mcp_loop_server.app.state.worker.deps.mcp
     server = McpTestServer().start()
     try:
         session_id = await mcp_session(loop, {"calc": server.url})
         await turn(loop, session_id, call("calc", "add", a=1, b=2))
         first = server.auth.posts
         events = await turn(loop, session_id, call("calc", "add", a=3, b=4))
+        reused = server.auth.posts - first
+        connected = hub.connected(session_id)
+        await loop.beta.sessions.delete(session_id)
+        deadline = time.monotonic() + 30
+        while hub.connected(session_id) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
     finally:
         server.stop()
 
     assert [text_of(r) for r in of_type(events, "agent.mcp_tool_result")] == ["3", "7"]
     # A new connection would cost a handshake and a tools listing; the reused one, the call alone.
-    assert server.auth.posts - first == 1
+    assert reused == 1
+    assert connected == ["calc"] and hub.connected(session_id) == []  # closed with the session
