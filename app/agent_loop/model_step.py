@@ -83,7 +83,7 @@ class ModelStep:
         """In the deciding step's transaction: open the request's span (or plan a compaction)."""
         if requests.needs_compaction(history, self.deps.settings):
             return ModelPlan(row.agent, history, None, None)
-        server_search = self.deps.settings.resolved_model_backend() == "anthropic"
+        server_search = self.deps.settings.uses_real_api()
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
         request = requests.build(row.agent, history, server_web_search=server_search, mcp_tools=mcp_tools)
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
