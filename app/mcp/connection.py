@@ -24,27 +24,13 @@ from mcp import types as mt
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from app.mcp.base import ListedTool, McpFailure
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 20.0
 AUTH_STATUSES = (401, 403)
 FALLBACK_STATUSES = (404, 405)
-
-
-class McpFailure(Exception):
-    """The server could not be used. ``auth`` when it refused the credentials (401/403)."""
-
-    def __init__(self, message: str, *, auth: bool = False, status: int | None = None) -> None:
-        super().__init__(message)
-        self.auth = auth
-        self.status = status
-
-
-@dataclass(frozen=True)
-class ListedTool:
-    name: str
-    description: str
-    input_schema: dict[str, Any]
 
 
 @dataclass

@@ -17,17 +17,19 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.db.engine import Database
 from app.mcp import oauth
-from app.mcp.connection import McpConnection, McpFailure
-from app.mcp.content import to_blocks
+from app.mcp.base import McpFailure
 from app.mcp.tools import McpTool, evaluate, offered_name
 from app.vaults import resolve
 from app.vaults.resolve import McpCredential
 from app.vaults.secrets import SecretBox
+
+if TYPE_CHECKING:
+    from app.mcp.connection import McpConnection
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +249,8 @@ class McpHub:
             return _error(f"MCP server {server_name!r} failed during the call: {problem}")
 
     async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> Outcome:
+        from app.mcp.content import to_blocks  # with the SDK, only once a session uses MCP
+
         assert server.connection is not None
         result = await server.connection.call(tool, arguments)
         return Outcome(to_blocks(result), bool(result.is_error))
@@ -287,6 +291,8 @@ class McpHub:
         return failure
 
     async def _connect(self, server: _Server, credential: McpCredential | None) -> McpFailure | None:
+        from app.mcp.connection import McpConnection  # the SDK loads only once a session uses MCP
+
         connection = McpConnection(
             server.url,
             credential.token if credential else None,

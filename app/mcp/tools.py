@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.mcp.connection import ListedTool
+from app.mcp.base import ListedTool
 
 PREFIX = "mcp__"
 MAX_NAME = 128

@@ -17,7 +17,7 @@ from app.db.base import utcnow
 from app.db.engine import Database
 from app.errors import InvalidRequest
 from app.mcp import oauth
-from app.mcp.connection import McpConnection, McpFailure
+from app.mcp.base import McpFailure
 from app.vaults import credentials, resolve
 from app.vaults.schemas import CredentialValidation, HttpResponse, McpProbe, RefreshOutcome
 from app.vaults.secrets import SecretBox
@@ -66,6 +66,8 @@ async def validate(
 
 
 async def _probe(url: str, token: str, settings: Settings) -> McpFailure | None:
+    from app.mcp.connection import McpConnection  # the SDK loads only when it is needed
+
     connection = McpConnection(url, token, call_timeout_s=settings.mcp_call_timeout_seconds)
     try:
         await connection.open()
