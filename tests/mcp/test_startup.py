@@ -10,7 +10,10 @@ from tests.support.server import ROOT
 
 
 def test_starting_mas_does_not_import_the_mcp_sdk() -> None:
-    probe = "import sys, app.main, app.worker.runtime; print(sorted(m for m in sys.modules if m.split('.')[0] == 'mcp'))"
+    probe = (
+        "import sys, app.main, app.worker.runtime; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mcp'))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
