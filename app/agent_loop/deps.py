@@ -1,4 +1,4 @@
-"""What the agent loop runs with: settings, the database, fan-out, the model and the sandbox."""
+"""What the agent loop runs with: settings, the database, fan-out, the model, the sandbox and MCP."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.agent_loop.repositories import RepoMounter, Unsealer
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
+from app.mcp.hub import McpHub
 from app.sandbox.interface import SandboxBackend
 from app.storage.blobs import BlobBackend
 
@@ -21,6 +22,7 @@ class LoopDeps:
     notifier: Notifier
     model: ModelClient
     sandbox: SandboxBackend
+    mcp: McpHub
     blobs: BlobBackend
     repos: RepoMounter
     # Opens a repository resource's sealed token: (resource id, sealed) -> token.

@@ -22,6 +22,8 @@ from app.agent_loop.state import TurnState
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.mcp.events import mcp_tool_result_event
+from app.mcp.spill import spill_large_text
 from app.sandbox.interface import (
     ImageBuildError,
     MountedFile,
@@ -32,6 +34,7 @@ from app.sandbox.interface import (
 )
 from app.sessions import leases, resources, transitions
 from app.sessions.leases import Claim
+from app.shared.text import storable_blocks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
     return {
         "type": "agent.tool_result",
         "tool_use_id": use["id"],
-        "content": result.content,
+        "content": storable_blocks(result.content),
         "is_error": result.is_error,
     }
 
@@ -74,7 +77,7 @@ def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, A
     )
 
 
-def _result(outcome: ToolResult | BaseException) -> ToolResult:
+def _result(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
     if isinstance(outcome, BaseException):
         raise outcome  # not a sandbox failure: a bug, handled like any crash of the loop
     return outcome
@@ -84,8 +87,14 @@ def _result(outcome: ToolResult | BaseException) -> ToolResult:
 class ToolPlan:
     calls: list[dict[str, Any]]
     spec: SandboxSpec
+    vault_ids: list[str]
+    agent: dict[str, Any]
     files: list[MountedFile]
     repos: list[RepoJob]
+
+    @property
+    def sandbox_calls(self) -> list[dict[str, Any]]:
+        return [u for u in self.calls if u["type"] == "agent.tool_use"]
 
 
 async def mounted_files(db: AsyncSession, deps: LoopDeps, row: Session) -> list[MountedFile]:
@@ -100,15 +109,18 @@ class ToolStep:
         self.claim = claim
 
     async def run(self, plan: ToolPlan) -> bool:
-        calls, spec = plan.calls, plan.spec
-        try:
-            await self.deps.sandbox.ensure(self.claim.session_id, spec, self._progress)
-            await self.deps.sandbox.sync_files(self.claim.session_id, plan.files)
-        except (SandboxError, OSError) as error:
-            await self._sandbox_failed(calls, error)
-            return True
-        errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.session_id, plan.repos)
-        outcomes = await asyncio.gather(*(self._execute(use) for use in calls), return_exceptions=True)
+        """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
+        calls = plan.calls
+        errors: list[dict[str, Any]] = []
+        if plan.sandbox_calls:
+            try:
+                await self.deps.sandbox.ensure(self.claim.session_id, plan.spec, self._progress)
+                await self.deps.sandbox.sync_files(self.claim.session_id, plan.files)
+            except (SandboxError, OSError) as error:
+                await self._sandbox_failed(calls, error)
+                return True
+            errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.session_id, plan.repos)
+        outcomes = await asyncio.gather(*(self._execute(use, plan) for use in calls), return_exceptions=True)
         failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
         if failure is not None:  # the engine failed (not the tool): the turn ends with an error
             await self._sandbox_failed(calls, failure)
@@ -116,12 +128,7 @@ class ToolStep:
         results = [_result(o) for o in outcomes]
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            await events.append(
-                db,
-                self.deps.notifier,
-                row.id,
-                [*errors, *(result_event(u, r) for u, r in zip(calls, results, strict=True))],
-            )
+            await events.append(db, self.deps.notifier, row.id, [*errors, *results])
             row.inflight_tool_ids = []
         await self._collect_outputs()
         return True
@@ -136,7 +143,7 @@ class ToolStep:
         """In the deciding step's transaction: record which calls start now (None: the calls
         were cut off by a crash and have been reported as errors instead)."""
         calls = state.runnable()
-        cut_off = [u["id"] for u in calls if u["id"] in row.inflight_tool_ids]
+        cut_off = [u for u in calls if u["id"] in row.inflight_tool_ids]
         if cut_off:
             await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
             return None
@@ -144,10 +151,25 @@ class ToolStep:
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
         repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
-        return ToolPlan(calls, spec, await mounted_files(db, self.deps, row), repos)
+        files = await mounted_files(db, self.deps, row)
+        return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos)
 
-    async def _execute(self, use: dict[str, Any]) -> ToolResult:
-        return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
+    async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
+        """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
+        if use["type"] == "agent.mcp_tool_use":
+            outcome = await self.deps.mcp.call(
+                self.claim.session_id,
+                plan.agent,
+                plan.vault_ids,
+                use["mcp_server_name"],
+                use["name"],
+                use.get("input") or {},
+            )
+            content = await spill_large_text(
+                self.deps.sandbox, self.claim.session_id, plan.spec, outcome.content
+            )
+            return mcp_tool_result_event(use["id"], content, is_error=outcome.is_error)
+        return result_event(use, await self.deps.sandbox.execute(self.claim.session_id, tool_request(use)))
 
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())
@@ -160,9 +182,7 @@ class ToolStep:
             message = f"Building the environment image failed ({error.manager}):\n{error.output[-8000:]}"
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            failed = [
-                actions.error_result(u["id"], "The sandbox is unavailable: " + message[:2000]) for u in calls
-            ]
+            failed = [actions.error_result(u, "The sandbox is unavailable: " + message[:2000]) for u in calls]
             await events.append(db, self.deps.notifier, row.id, failed)
             session_error = {
                 "type": "unknown_error",

@@ -12,6 +12,7 @@ from app.agent_loop.repositories import RepoMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
+from app.mcp.hub import McpHub
 from app.sandbox.factory import create_backend
 from app.sandbox.git import RepoCache
 from app.sessions import service as sessions
@@ -43,6 +44,10 @@ async def start_worker(
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)
+    mcp = McpHub(settings, db, SecretBox.from_settings(settings))
+    mcp.start()
+    notifier.listeners.append(mcp)
+    stack.push_async_callback(mcp.close)
     blobs = LocalDiskBackend(settings.storage_dir)
     repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
     deps = LoopDeps(
@@ -51,6 +56,7 @@ async def start_worker(
         notifier=notifier,
         model=model,
         sandbox=sandbox,
+        mcp=mcp,
         blobs=blobs,
         repos=repos,
         unseal=unsealer(SecretBox.from_settings(settings)),
