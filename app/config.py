@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (32 MiB, as hosted); uploads have their own limits. Larger: 413.",
+    )
 
     # --- streaming ----------------------------------------------------------------------------
     stream_heartbeat_seconds: float = Field(
@@ -175,6 +180,18 @@ class Settings(BaseSettings):
     sandbox_engine_concurrency: int = Field(
         8, ge=1, description="Docker engine calls in flight at once, per process; more wait their turn."
     )
+    # --- vaults -------------------------------------------------------------------------------
+    vault_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Fernet keys that encrypt vault secrets at rest: the first encrypts, "
+        "every one decrypts (add a new key in front to rotate). Unset: a key is generated once into "
+        "vault_key_file.",
+    )
+    vault_key_file: Path = Field(
+        Path("./data/vault.key"),
+        description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
     # --- skills -------------------------------------------------------------------------------
     skills_max_upload_bytes: int = Field(
         8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."
@@ -214,7 +231,7 @@ class Settings(BaseSettings):
             return "anthropic" if self.anthropic_api_key else "offline"
         return self.model_backend
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "vault_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return _split_csv(value)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.agent_loop.offline.endpoints import OfflineState
 from app.agent_loop.offline.endpoints import router as offline_router
 from app.api.auth import KeyCache
+from app.api.body import BodyGuard, BodyLimits
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
@@ -23,6 +24,7 @@ from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
 from app.files.sweeper import StorageSweeper
 from app.storage.blobs import LocalDiskBackend
+from app.vaults.secrets import SecretBox
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -40,6 +42,20 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
     listener = PgListener(db.url, notifier, fetch)
     await listener.start()
     stack.push_async_callback(listener.close)
+
+
+def body_limits(settings: Settings) -> BodyLimits:
+    """The global request-size limit, and the routes that take larger uploads."""
+    upload_overhead = 1024 * 1024  # multipart headers and boundaries
+
+    def upload(content_bytes: int) -> int:
+        return max(settings.max_request_bytes, content_bytes + upload_overhead)
+
+    routes = {
+        "/v1/skills": upload(settings.skills_max_upload_bytes),
+        "/v1/files": upload(settings.files_max_bytes),
+    }
+    return BodyLimits(default=settings.max_request_bytes, routes=routes)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
+    # Outermost last: the request id first, then the body guard, both before any route or key check.
+    app.add_middleware(BodyGuard, limits=body_limits(settings))
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router)
