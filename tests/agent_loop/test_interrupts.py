@@ -1,5 +1,6 @@
 """`user.interrupt` in each place a turn can be: during a model request (stops it at once), during
-a tool (kills it and everything it started), idle on requires_action (closes the pending calls) and idle (a no-op)."""
+a tool (kills it and everything it started), idle on requires_action (closes the pending calls)
+and idle (a no-op)."""
 
 from __future__ import annotations
 
