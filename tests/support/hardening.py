@@ -3,12 +3,18 @@ in tests/worker, the real Docker engine in tests/sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
+from typing import Any
 
 import anthropic
 
 from tests.support.loop import (
+    TIMEOUT,
     idles,
+    log,
     message,
     new_session,
     of_type,
@@ -16,26 +22,46 @@ from tests.support.loop import (
     send,
     stop_reason,
     texts,
-    wait_idle,
-    wait_type,
+    types,
 )
 
 SDK = anthropic.AsyncAnthropic
 INTERRUPT = {"type": "user.interrupt"}
 
 
+async def wait_until(
+    client: SDK, session_id: str, done: Callable[[list[Any]], bool], patience: float
+) -> list[Any]:
+    """The log once `done(log)` holds; fail (never hang) after `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        events = await log(client, session_id)
+        if done(events):
+            return events
+        assert time.monotonic() < deadline, f"timed out waiting on {session_id}; log: {types(events)}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_idle(client: SDK, session_id: str, count: int = 1, patience: float = TIMEOUT) -> list[Any]:
+    return await wait_until(client, session_id, lambda events: len(idles(events)) >= count, patience)
+
+
+async def wait_type(client: SDK, session_id: str, kind: str, patience: float = TIMEOUT) -> list[Any]:
+    return await wait_until(client, session_id, lambda events: kind in types(events), patience)
+
+
 def tool(command: str, **extra: object) -> dict[str, object]:
     return message("/tool bash " + json.dumps({"command": command, **extra}))
 
 
-async def interrupt_kills_a_sleeping_tool(client: SDK) -> None:
+async def interrupt_kills_a_sleeping_tool(client: SDK, patience: float = TIMEOUT) -> None:
     """`sleep 600` interrupted: the call is killed, the turn ends, the session can be deleted."""
     session_id = await new_session(client)
     await send(client, session_id, tool("sleep 600; echo finished"))
-    await wait_type(client, session_id, "agent.tool_use")
+    await wait_type(client, session_id, "agent.tool_use", patience)
     await send(client, session_id, INTERRUPT)
 
-    events = await wait_idle(client, session_id)
+    events = await wait_idle(client, session_id, patience=patience)
     [result] = of_type(events, "agent.tool_result")
     assert result.is_error and "interrupted" in result_text(result)
     assert "finished" not in result_text(result)
