@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ModelBackend = Literal["auto", "anthropic", "offline"]
+ModelBackend = Literal["auto", "anthropic", "offline", "record", "replay", "record_missing"]
+CassetteMode = Literal["record", "replay", "record_missing"]
 
 
 # List prices (USD per MTok) used for `usage.list_cost`. Unknown models fall back to the sonnet row.
@@ -84,9 +85,27 @@ class Settings(BaseSettings):
         200, description="Model requests per turn before tool_use_limit_reached_error."
     )
 
+    # --- self-hosted work queue -----------------------------------------------------------
+    work_lease_ttl_seconds: int = Field(
+        90, description="Lease of a claimed work item until a heartbeat asks for another TTL; "
+        "an item not heartbeaten within it goes back to the queue."
+    )
+    work_max_ttl_seconds: int = Field(
+        3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
-        "auto", description="auto: the real API when ANTHROPIC_API_KEY is set, else the offline model."
+        "auto",
+        description="auto: the real API when ANTHROPIC_API_KEY is set, else the offline model; record, "
+        "replay, record_missing: through cassettes (see Testing your agent code).",
+    )
+    cassette_dir: Path = Field(
+        Path("cassettes"), description="Directory of cassettes for the record/replay model backends."
+    )
+    cassette: str = Field(
+        "default",
+        description="Cassette in use at start: <cassette_dir>/<cassette>.json (switchable per test).",
     )
     anthropic_api_key: str | None = Field(
         None,
@@ -156,7 +175,13 @@ class Settings(BaseSettings):
         "mas-egress", description="Docker network the egress proxies of limited sessions reach out from."
     )
     sandbox_proxy_image: str = Field(
-        "mas-sandbox-egress:bookworm", description="Egress proxy image (tinyproxy; built by build-base.sh)."
+        "mas-sandbox-egress:bookworm-python",
+        description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
+    )
+    sandbox_host_firewall: bool = Field(
+        True,
+        description="Install iptables rules (through a privileged helper container) so sandboxes cannot "
+        "reach the host's services or the link-local metadata range; off only for engines that cannot.",
     )
     sandbox_warm_pool: int = Field(
         2,
@@ -226,7 +251,20 @@ class Settings(BaseSettings):
         None, description="Search endpoint for web_search when the backend is not the real API."
     )
 
-    def resolved_model_backend(self) -> Literal["anthropic", "offline"]:
+    def uses_real_api(self) -> bool:
+        """Requests go (or went, for cassettes) to the hosted API itself rather than a compatible
+        base URL: only then is `web_search` the API's server tool."""
+        if self.resolved_model_backend() == "anthropic":
+            return True
+        return self.cassette_mode() is not None and self.anthropic_base_url is None
+
+    def cassette_mode(self) -> CassetteMode | None:
+        backend = self.model_backend
+        if backend == "record" or backend == "replay" or backend == "record_missing":
+            return backend
+        return None
+
+    def resolved_model_backend(self) -> Literal["anthropic", "offline", "record", "replay", "record_missing"]:
         if self.model_backend == "auto":
             return "anthropic" if self.anthropic_api_key else "offline"
         return self.model_backend
