@@ -94,6 +94,31 @@ class Settings(BaseSettings):
         3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
     )
 
+    # --- webhooks ------------------------------------------------------------------------------
+    webhooks_enabled: bool = Field(True, description="Send webhook deliveries from this process.")
+    webhook_poll_seconds: float = Field(
+        0.2, description="How often the webhook sender looks for due deliveries when idle."
+    )
+    webhook_timeout_seconds: float = Field(10.0, description="Time limit of one delivery attempt.")
+    webhook_max_attempts: int = Field(8, description="Attempts per delivery before it is marked failed.")
+    webhook_retry_base_seconds: float = Field(
+        5.0, description="First retry delay; doubles per attempt, jittered between half and all of it."
+    )
+    webhook_retry_max_seconds: float = Field(600.0, description="Longest delay between two attempts.")
+    webhook_disable_after_failures: int = Field(
+        20, description="Failed attempts in a row after which an endpoint is disabled."
+    )
+
+    # --- deployments ---------------------------------------------------------------------------
+    deployments_scheduler: bool = Field(True, description="Fire scheduled deployments from this process.")
+    deployment_poll_seconds: float = Field(1.0, description="How often the scheduler looks for due slots.")
+    deployment_max_jitter_seconds: float = Field(
+        540.0, description="Cap of the per-deployment jitter (15 % of the cron interval, 5 s to 9 min)."
+    )
+    deployment_missed_grace_seconds: float = Field(
+        3600.0, description="A slot missed while no server ran is made up (once) only if no older than this."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto",
@@ -215,6 +240,14 @@ class Settings(BaseSettings):
     vault_key_file: Path = Field(
         Path("./data/vault.key"),
         description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
+    # --- MCP ----------------------------------------------------------------------------------
+    mcp_call_timeout_seconds: float = Field(
+        300.0, description="Longest an MCP tool call may take before it becomes an error result."
+    )
+    mcp_idle_seconds: float = Field(
+        300.0, description="Close a session's MCP connections after this long without use."
     )
 
     # --- skills -------------------------------------------------------------------------------

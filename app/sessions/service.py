@@ -36,6 +36,7 @@ from app.sessions.sending import QUEUED, accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
 from app.vaults import service as vaults
+from app.webhooks import service as webhooks
 from app.work import service as work
 
 ACTIVE_STATUSES = ("running", "rescheduling")
@@ -71,6 +72,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
         archived_at=row.archived_at,
+        deployment_id=row.deployment_id,
     )
 
 
@@ -98,7 +100,9 @@ def _reject_unsupported(params: SessionCreate) -> None:
             raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
 
 
-async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) -> SessionOut:
+async def create(
+    db: AsyncSession, notifier: Notifier, params: SessionCreate, *, deployment_id: str | None = None
+) -> SessionOut:
     _reject_unsupported(params)
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
@@ -125,9 +129,11 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
         last_seq=0,
         stream_seq=0,
         lease_token=0,
+        deployment_id=deployment_id,
     )
     repository.add(db, row)
     await db.flush()
+    await webhooks.emit(db, "session.created", row.id)
     if environment.config.get("type") == "self_hosted":
         await work.enqueue(db, environment.id, row.id)
     if params.initial_events:
@@ -150,6 +156,7 @@ async def list_sessions(
     statuses: Sequence[str] | None,
     include_archived: bool,
     ranges: dict[str, datetime],
+    deployment_id: str | None = None,
 ) -> SessionPage:
     if agent_version is not None and agent_id is None:
         raise InvalidRequest("agent_version: only allowed together with agent_id")
@@ -159,6 +166,7 @@ async def list_sessions(
         statuses=statuses,
         include_archived=include_archived,
         ranges=ranges,
+        deployment_id=deployment_id,
     )
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards
@@ -200,6 +208,7 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
     if changed:
         row.updated_at = utcnow()
         await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
+        await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
     return to_out(row)
 
@@ -247,6 +256,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     row.archived_at = now
     await transitions.terminate(db, notifier, row)
     await work.stop_session_work(db, session_id)
+    await webhooks.emit(db, "session.archived", session_id)
     return to_out(row, now)
 
 
@@ -258,6 +268,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
             "Send an interrupt event or wait for the session to complete."
         )
     await work.stop_session_work(db, session_id)
+    await webhooks.emit(db, "session.deleted", session_id)
     await repository.delete(db, row)
     await db.flush()
     after_commit(db, lambda: notifier.session_deleted(session_id))

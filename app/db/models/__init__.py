@@ -3,6 +3,7 @@
 from app.db.models.agent import Agent, AgentVersion
 from app.db.models.api_key import ApiKey
 from app.db.models.content_blob import ContentBlob
+from app.db.models.deployment import Deployment, DeploymentRun
 from app.db.models.dream import Dream
 from app.db.models.environment import Environment
 from app.db.models.file import StoredFile
@@ -11,6 +12,7 @@ from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
 from app.db.models.vault import Vault, VaultCredential
+from app.db.models.webhook import WebhookDelivery, WebhookEndpoint
 from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
 
 __all__ = [
@@ -18,6 +20,8 @@ __all__ = [
     "AgentVersion",
     "ApiKey",
     "ContentBlob",
+    "Deployment",
+    "DeploymentRun",
     "Dream",
     "Environment",
     "EnvironmentKey",
@@ -32,6 +36,8 @@ __all__ = [
     "StoredFile",
     "Vault",
     "VaultCredential",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkItem",
     "WorkPoller",
 ]
