@@ -37,9 +37,10 @@ class MountedFile:
 
 @dataclass(frozen=True)
 class ToolRequest:
+    """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
+
     name: str
     input: dict[str, Any]
-    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class SandboxBackend(Protocol):
 
     def open_output(self, session_id: str, path: str) -> int:
         """A read-only descriptor of one output file (blocking; OSError if it is not a regular file)."""
+
+    async def cancel(self, session_id: str) -> None:
+        """Kill the session's running tool calls and everything they started (an interrupt)."""
 
     async def prewarm(self, spec: SandboxSpec) -> None:
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""
