@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated API keys that are always accepted (local use, CI)."
     )
+    rate_limits: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Per-API-key request rate limits: auto = on unless the model backend is the offline "
+        "model (the offline test profile), on, or off.",
+    )
+    rate_limit_creates_per_minute: int = Field(
+        60, description="Create requests (POST to a collection) per minute and API key; 0 = unlimited."
+    )
+    rate_limit_reads_per_minute: int = Field(
+        600, description="Other requests per minute and API key; 0 = unlimited."
+    )
     auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
 
@@ -170,6 +181,11 @@ class Settings(BaseSettings):
         if self.model_backend == "auto":
             return "anthropic" if self.anthropic_api_key else "offline"
         return self.model_backend
+
+    def rate_limits_enabled(self) -> bool:
+        if self.rate_limits == "auto":
+            return self.resolved_model_backend() != "offline"
+        return self.rate_limits == "on"
 
     @field_validator("api_keys", mode="before")
     @classmethod

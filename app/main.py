@@ -14,6 +14,7 @@ from app.api.auth import KeyCache
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
+from app.api.ratelimit import RateLimiter
 from app.api.router import build_v1_router
 from app.config import Settings, get_settings
 from app.db import migrate
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.rate_limiter = RateLimiter()
     app.state.offline = OfflineState.from_settings(settings)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends
 from app.agents.endpoints import router as agents_router
 from app.api.auth import require_api_key
 from app.api.query import reject_nul
+from app.api.ratelimit import enforce_rate_limit
+from app.catalog.endpoints import router as catalog_router
 from app.dreams.endpoints import router as dreams_router
 from app.environments.endpoints import router as environments_router
 from app.events.endpoints import router as events_router
@@ -16,7 +18,8 @@ from app.skills.endpoints import router as skills_router
 
 
 def build_v1_router() -> APIRouter:
-    router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key), Depends(reject_nul)])
+    checks = [Depends(require_api_key), Depends(enforce_rate_limit), Depends(reject_nul)]
+    router = APIRouter(prefix="/v1", dependencies=checks)
     router.include_router(agents_router)
     router.include_router(environments_router)
     router.include_router(sessions_router)
@@ -24,4 +27,5 @@ def build_v1_router() -> APIRouter:
     router.include_router(skills_router)
     router.include_router(memory_stores_router)
     router.include_router(dreams_router)
+    router.include_router(catalog_router)
     return router
