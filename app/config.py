@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     compaction_threshold_tokens: int = Field(
         150_000, description="Input tokens of a request above which the history is compacted."
     )
+    max_compactions_in_a_row: int = Field(
+        3,
+        description="Compactions each followed by at most one request before compaction_limit_reached_error.",
+    )
     prices: dict[str, dict[str, str]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
         description="List prices (USD/MTok) by model family, JSON.",

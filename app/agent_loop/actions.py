@@ -85,16 +85,28 @@ async def wait_for_client(db: AsyncSession, notifier: Notifier, row: Session, bl
     leases.release(row, None)
 
 
-def stop_reason_of(response: dict[str, Any]) -> dict[str, Any]:
+def stop_of(response: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The idle ``stop_reason`` a finished response ends its turn with, and ``stop_details``."""
     if response.get("_stop_reason") == "refusal":
-        return {"type": "refusal"}
-    return {"type": "end_turn"}
+        details = response.get("_stop_details") or {"type": "refusal", "category": None, "explanation": None}
+        return {"type": "refusal"}, details
+    return {"type": "end_turn"}, None
 
 
 async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
     error = {
         "type": "tool_use_limit_reached_error",
         "message": "The agent reached the limit of model requests in one turn.",
+        "retry_status": {"type": "exhausted"},
+    }
+    await events.append(db, notifier, row.id, [{"type": "session.error", "error": error}])
+    await transitions.go_idle(db, notifier, row, {"type": "retries_exhausted"})
+
+
+async def compaction_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    error = {
+        "type": "compaction_limit_reached_error",
+        "message": "The conversation stayed over the context threshold after repeated compactions.",
         "retry_status": {"type": "exhausted"},
     }
     await events.append(db, notifier, row.id, [{"type": "session.error", "error": error}])

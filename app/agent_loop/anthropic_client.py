@@ -128,7 +128,16 @@ def _final_message(message: Any) -> MessageComplete:
         content=content,
         stop_reason=message.stop_reason or "end_turn",
         usage=_usage(message.usage),
+        stop_details=_refusal_details(message),
     )
+
+
+def _refusal_details(message: Any) -> JsonDict | None:
+    """The part of a refusal's ``stop_details`` a session reports (no fallback-credit fields)."""
+    details = getattr(message, "stop_details", None)
+    if details is None:
+        return None
+    return {"type": "refusal", "category": details.category, "explanation": details.explanation}
 
 
 def _usage(usage: Any) -> ModelUsage:

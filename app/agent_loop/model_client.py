@@ -99,6 +99,8 @@ class MessageComplete:
     content: list[JsonDict]
     stop_reason: str
     usage: ModelUsage
+    stop_details: JsonDict | None = None
+    """With ``stop_reason: refusal``: ``{"type": "refusal", "category", "explanation"}``."""
 
     @property
     def text(self) -> str:

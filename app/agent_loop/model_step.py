@@ -206,6 +206,8 @@ class ModelStep:
         end = span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False)
         end["_content"] = final.content
         end["_stop_reason"] = final.stop_reason
+        if final.stop_details is not None:
+            end["_stop_details"] = final.stop_details
         batch.append(end)
         return batch + server_results
 

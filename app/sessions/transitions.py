@@ -54,15 +54,18 @@ async def go_idle(
     notifier: Notifier,
     row: Session,
     stop_reason: dict[str, Any],
+    stop_details: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """thread idle -> session.usage -> session.status_idle, as the hosted service orders them."""
+    """thread idle -> session.usage -> session.status_idle, as the hosted service orders them.
+    ``stop_details`` (a refusal's category and explanation) goes on both idle events."""
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
+    stop = {"stop_reason": stop_reason, **({"stop_details": stop_details} if stop_details else {})}
     batch: list[dict[str, Any]] = [
-        {"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason},
+        {"type": "session.thread_status_idle", **_thread(row), **stop},
         {"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)},
-        {"type": "session.status_idle", "stop_reason": stop_reason},
+        {"type": "session.status_idle", **stop},
     ]
     return await events.append(db, notifier, row.id, batch)
 
