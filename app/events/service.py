@@ -20,6 +20,7 @@ from app.db.models import SessionEvent
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
+from app.events.types import EVENT, Harness
 from app.ids import new_id
 from app.wire import iso
 
@@ -50,7 +51,17 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
+def checked(event: Mapping[str, Any]) -> None:
+    """Hold an event to its type before it is stored: the wire fields to the union's model of its
+    ``type`` (unknown fields refused), the ``_`` bookkeeping to ``Harness``. A mismatch is a bug
+    of the code that built the event, raised where it was built."""
+    wire = {k: v for k, v in event.items() if not k.startswith("_") and k not in ("id", "processed_at")}
+    EVENT.validate_python(wire)
+    Harness.model_validate({k[1:]: v for k, v in event.items() if k.startswith("_")})
+
+
 def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> SessionEvent:
+    checked(event)
     return SessionEvent(
         id=event.get("id") or new_event_id(),
         session_id=session_id,
