@@ -36,10 +36,6 @@ class Settings(BaseSettings):
     # --- server -----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface `mas serve` binds to.")
     port: int = Field(8000, description="Port `mas serve` listens on.")
-    public_url: str | None = Field(
-        None,
-        description="URL the worker uses to reach this server's offline model (default http://host:port).",
-    )
     database_url: str = Field(
         "sqlite+aiosqlite:///./data/mas.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user:pw@host/db.",

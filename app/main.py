@@ -8,8 +8,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.agent_loop.offline.endpoints import OfflineState
-from app.agent_loop.offline.endpoints import router as offline_router
 from app.api.auth import KeyCache
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
@@ -22,6 +20,8 @@ from app.db.engine import Database
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.offline.endpoints import OfflineState
+from app.offline.endpoints import router as offline_router
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")

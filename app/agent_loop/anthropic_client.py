@@ -1,8 +1,5 @@
-"""`ModelClient` on the real `anthropic` SDK: the hosted API, a compatible gateway, or mas's offline model.
-
-The offline model is not a fake client: it is the same class pointed at mas's own `/v1/messages`
-over real HTTP, so the loop exercises exactly the code path production uses.
-"""
+"""`ModelClient` on the real `anthropic` SDK: the hosted API, a compatible gateway, or any server
+speaking the Messages API (mas's own offline endpoint included)."""
 
 from __future__ import annotations
 
@@ -17,14 +14,10 @@ from anthropic.lib.streaming import AsyncMessageStream
 from app.agent_loop.model_client import (
     JsonDict,
     MessageComplete,
-    ModelClient,
     ModelConnectionError,
     ModelError,
     ModelEvent,
-    ModelOverloaded,
-    ModelRateLimited,
     ModelRequest,
-    ModelRequestFailed,
     ModelServerError,
     ModelUsage,
     RetryableModelError,
@@ -32,10 +25,8 @@ from app.agent_loop.model_client import (
     TextStart,
     ThinkingStart,
     ToolUseComplete,
+    error_class_for,
 )
-from app.config import Settings
-
-OFFLINE_API_KEY = "mas-offline"
 
 # Mid-stream `error` events arrive on a 200 response; their type tells us which status they stand for.
 _STATUS_BY_ERROR_TYPE = {
@@ -77,19 +68,6 @@ class AnthropicModelClient:
 
     async def aclose(self) -> None:
         await self._client.close()
-
-
-def create_model_client(settings: Settings, base_url_for_offline: str) -> ModelClient:
-    """The real API when configured (see `Settings.resolved_model_backend`), else the offline model."""
-    if settings.resolved_model_backend() == "anthropic":
-        return AnthropicModelClient(
-            api_key=settings.anthropic_api_key,
-            base_url=settings.anthropic_base_url,
-            timeout_seconds=settings.model_timeout_seconds,
-        )
-    return AnthropicModelClient(
-        api_key=OFFLINE_API_KEY, base_url=base_url_for_offline, timeout_seconds=settings.model_timeout_seconds
-    )
 
 
 async def _translate(raw: AsyncMessageStream[Any]) -> AsyncGenerator[ModelEvent, None]:
@@ -169,23 +147,11 @@ def _status_error(exc: anthropic.APIStatusError) -> ModelError:
     status = exc.status_code
     if status < 400:
         status = _STATUS_BY_ERROR_TYPE.get(error_type or "", 400)
-    error_class = _error_class(status)
+    error_class = error_class_for(status)
     error = error_class(message, status=status, error_type=error_type, request_id=exc.request_id)
     if isinstance(error, RetryableModelError):
         error.retry_after = _retry_after(exc.response.headers.get("retry-after"))
     return error
-
-
-def _error_class(status: int) -> type[ModelError]:
-    if status == 529:
-        return ModelOverloaded
-    if status == 429:
-        return ModelRateLimited
-    if status == 408:
-        return ModelConnectionError
-    if status >= 500:
-        return ModelServerError
-    return ModelRequestFailed
 
 
 def _error_body(body: object, fallback: str) -> tuple[str | None, str]:

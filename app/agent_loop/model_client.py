@@ -158,6 +158,19 @@ class ModelRequestFailed(ModelError):
     """Any other 4xx (invalid request, auth, permission, too large): retrying cannot help."""
 
 
+def error_class_for(status: int) -> type[ModelError]:
+    """The loop's error class for an HTTP status of the Messages API."""
+    if status == 529:
+        return ModelOverloaded
+    if status == 429:
+        return ModelRateLimited
+    if status == 408:
+        return ModelConnectionError
+    if status >= 500:
+        return ModelServerError
+    return ModelRequestFailed
+
+
 class ModelClient(Protocol):
     """What the agent loop needs from a model backend."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from app.agent_loop.offline.tokens import as_blocks
+from app.offline.tokens import as_blocks
 
 
 class ScriptError(ValueError):

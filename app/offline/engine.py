@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from app.agent_loop.offline import replies
-from app.agent_loop.offline.directives import Directives, Fault, Refusal, parse_directives
-from app.agent_loop.offline.script import (
+from app.offline import replies
+from app.offline.directives import Directives, Fault, Refusal, parse_directives
+from app.offline.script import (
     Script,
     ScriptError,
     ScriptLoader,
@@ -27,8 +27,8 @@ from app.agent_loop.offline.script import (
     parse_script,
     pick,
 )
-from app.agent_loop.offline.script import position as script_position
-from app.agent_loop.offline.tokens import PromptCache, as_blocks, count_blocks, prompt_units
+from app.offline.script import position as script_position
+from app.offline.tokens import PromptCache, as_blocks, count_blocks, prompt_units
 
 StreamFault = Literal["cut", "stream_overloaded"]
 _SCRIPT_PATH = re.compile(r"^#offline-script:\s*(\S.*?)\s*$", re.MULTILINE)
