@@ -173,6 +173,30 @@ class Settings(BaseSettings):
     )
     skills_max_files: int = Field(500, description="Most files one skill version may hold.")
 
+    # --- files and storage -------------------------------------------------------------------
+    storage_dir: Path = Field(
+        Path("./data/storage"),
+        description="Where uploaded and produced files are kept on disk: content addressed "
+        "(blobs/ab/cd/<sha256>), written to tmp/ first and renamed into place.",
+    )
+    storage_sweep_seconds: float = Field(
+        30.0, description="How often content with no references left is removed from disk; 0 disables."
+    )
+    files_max_bytes: int = Field(
+        500 * 1024 * 1024,
+        description="Largest file one upload may carry (500 MB, as hosted); larger is a 413.",
+    )
+    files_quota_bytes: int = Field(
+        100 * 1024**3,
+        description="Total size of uploaded files kept at once (100 GB, as hosted); over it an upload "
+        "is a 400 storage_quota_exceeded.",
+    )
+    files_uploads_downloadable: bool = Field(
+        False,
+        description="Let uploaded files be downloaded too (hosted: only session outputs are; "
+        "downloading an upload is a 400 file_not_downloadable).",
+    )
+
     web_search_url: str | None = Field(
         None, description="Search endpoint for web_search when the backend is not the real API."
     )

@@ -20,8 +20,10 @@ from app.db.engine import Database
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.files.sweeper import StorageSweeper
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
+from app.storage.blobs import LocalDiskBackend
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -54,6 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             notifier = Notifier()
             app.state.db = db
             app.state.notifier = notifier
+            app.state.blobs = blobs = LocalDiskBackend(settings.storage_dir)
+            sweeper = StorageSweeper(db, blobs, settings.storage_sweep_seconds)
+            await sweeper.start()
+            stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
             if settings.embedded_worker:
                 app.state.worker = await start_worker(stack, settings, db, notifier)

@@ -61,6 +61,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     base: dict[str, object] = {
         "sandbox_instance": instance,
         "sandbox_state_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-")),
+        "storage_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-storage-")),
         "database_url": database_url,
         "api_keys": [API_KEY],
         "auto_migrate": False,

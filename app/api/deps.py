@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
+from app.storage.blobs import BlobBackend
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -21,6 +22,11 @@ def get_settings_dep(request: Request) -> Settings:
 def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+def get_blobs(request: Request) -> BlobBackend:
+    blobs: BlobBackend = request.app.state.blobs
+    return blobs
 
 
 def get_notifier(request: Request) -> Notifier:
@@ -42,6 +48,7 @@ async def get_read(db: Annotated[Database, Depends(get_database)]) -> AsyncItera
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+BlobsDep = Annotated[BlobBackend, Depends(get_blobs)]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 # scope="function": commit before the response is sent, so a failed commit is the response.
 WriteSession = Annotated[AsyncSession, Depends(get_uow, scope="function")]

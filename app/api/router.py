@@ -12,6 +12,7 @@ from app.catalog.endpoints import router as catalog_router
 from app.dreams.endpoints import router as dreams_router
 from app.environments.endpoints import router as environments_router
 from app.events.endpoints import router as events_router
+from app.files.endpoints import router as files_router
 from app.memory_stores.endpoints import router as memory_stores_router
 from app.sessions.endpoints import router as sessions_router
 from app.skills.endpoints import router as skills_router
@@ -25,6 +26,7 @@ def build_v1_router() -> APIRouter:
     router.include_router(sessions_router)
     router.include_router(events_router)
     router.include_router(skills_router)
+    router.include_router(files_router)
     router.include_router(memory_stores_router)
     router.include_router(dreams_router)
     router.include_router(catalog_router)

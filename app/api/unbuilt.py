@@ -12,7 +12,6 @@ import re
 
 _ID = r"[^/]+"
 _PARTS: tuple[tuple[str, str], ...] = (
-    (r"/v1/files(/.*)?", "the Files API"),
     (r"/v1/vaults(/.*)?", "vaults"),
     (r"/v1/deployments(/.*)?", "deployments"),
     (r"/v1/deployment_runs(/.*)?", "deployment runs"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.environments.schemas import ConfigParams, NetworkingParams, PackagesParams
 from app.errors import InvalidRequest
-from app.shared.hosts import host_problem
+from app.shared.hosts import allow_list_problem
 
 MANAGERS = ("apt", "cargo", "gem", "go", "npm", "pip")
 UNRESTRICTED: dict[str, Any] = {"type": "unrestricted"}
@@ -74,9 +74,10 @@ def _networking(params: NetworkingParams | None, stored: dict[str, Any]) -> dict
 
 
 def _check_hosts(hosts: list[str]) -> None:
-    """Bare hostnames or ``*.`` wildcards, kept verbatim (case too); no scheme, port or path."""
+    """Bare hostnames or ``*.`` wildcards, kept verbatim (case too); no scheme, port or path, no
+    public-suffix wildcard, no loopback, link-local or metadata address."""
     for i, host in enumerate(hosts):
-        problem = host_problem(host, wildcard=True)
+        problem = allow_list_problem(host)
         if problem:
             raise InvalidRequest(f"config.networking.allowed_hosts[{i}]: {host!r} {problem}")
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.shared.hosts import allow_list_problem
+
 PROXY_PORT = 3128
 
 # What `allow_package_managers` opens: the public registries of the six managers.
@@ -55,7 +57,9 @@ def allowed_hosts(
         hosts += [urlsplit(url.removeprefix("sparse+")).hostname or "" for url in mirrors if url]
     if networking.get("allow_mcp_servers"):
         hosts += [urlsplit(h).hostname or "" if "://" in h else h for h in mcp_hosts]
-    return list(dict.fromkeys(host.strip().lower().rstrip(".") for host in hosts if host and host.strip()))
+    cleaned = (host.strip().lower().rstrip(".") for host in hosts if host and host.strip())
+    # Entries stored before the API refused them (`*.com`, 169.254.169.254) are not enforced.
+    return list(dict.fromkeys(host for host in cleaned if allow_list_problem(host) is None))
 
 
 def host_pattern(host: str) -> str:

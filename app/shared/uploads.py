@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.storage.blobs import Staged
+
 
 @dataclass(frozen=True)
 class UploadedFile:
@@ -18,4 +20,14 @@ class UploadedFile:
 @dataclass(frozen=True)
 class UploadedForm:
     files: tuple[UploadedFile, ...]
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StreamedUpload:
+    """A file part streamed into the content store's staging area, and the form's text fields."""
+
+    staged: Staged
+    filename: str | None
+    content_type: str | None
     fields: dict[str, str]

@@ -5,20 +5,25 @@ with the last reference. References live in the caller's transaction, so a rollb
 nothing behind and two processes storing and releasing the same bytes at once are serialised
 by the blob's row lock (no garbage collector, no window where a reference points at nothing).
 
-The bytes are kept in the database, which every API and worker process already shares; that
-suits what is stored here (skill files, at most a few MiB per version). A backend for large
-files (a directory or an object store) would keep this interface and move only ``data``.
+Small content (skill files, a few MiB per version) can be kept in the row itself (``put``). Large
+content (Files API uploads, session outputs) lives in a ``BlobBackend`` (``app/storage/blobs``,
+local disk by default) and only its reference count is a row (``put_staged``). Backend content
+whose last reference went is removed by ``sweep``, under the row lock writers take, and never
+inside the transaction that released it: a rollback after a release must still find the bytes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import Database
 from app.storage import repository
+from app.storage.blobs import BlobBackend, Staged
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,36 @@ async def put(db: AsyncSession, data: bytes) -> ContentRef:
     """Store ``data`` (once) and take one reference to it."""
     sha256 = digest(data)
     if not await repository.add_reference(db, sha256):
-        await repository.insert_or_reference(db, sha256, data)
+        await repository.insert_or_reference(db, sha256, len(data), data)
     return ContentRef(sha256=sha256, size=len(data))
+
+
+async def put_staged(db: AsyncSession, blobs: BlobBackend, staged: Staged) -> ContentRef:
+    """Take one reference to staged content and place it under its digest (while the row lock
+    is held: a sweep of the same digest either finished before or waits until we commit)."""
+    if not await repository.add_reference(db, staged.sha256):
+        await repository.insert_or_reference(db, staged.sha256, staged.size, None)
+    await asyncio.to_thread(blobs.place, staged)
+    return ContentRef(sha256=staged.sha256, size=staged.size)
+
+
+async def add_reference(db: AsyncSession, sha256: str) -> None:
+    """One more holder of content already stored (a copy that shares the bytes)."""
+    if not await repository.add_reference(db, sha256):
+        raise MissingContent(sha256)
+
+
+async def sweep(database: Database, blobs: BlobBackend, batch: int = 200) -> int:
+    """Remove backend content nobody references any more; how many digests went."""
+    removed = 0
+    while True:
+        async with database.unit_of_work() as db:
+            doomed = await repository.take_unreferenced_on_backend(db, batch)
+            for sha256 in doomed:
+                await asyncio.to_thread(blobs.remove, sha256)
+        removed += len(doomed)
+        if len(doomed) < batch:
+            return removed
 
 
 async def release(db: AsyncSession, sha256: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 @pytest.mark.parametrize(
     ("method", "path", "part"),
     [
-        ("POST", "/v1/files", "the Files API"),
+        ("POST", "/v1/deployments", "deployments"),
         ("GET", "/v1/vaults/vlt_1/credentials", "vaults"),
         ("GET", "/v1/environments/env_1/work/poll", "the self-hosted work queue"),
         ("GET", "/v1/sessions/sesn_1/threads", "session threads"),

@@ -141,6 +141,32 @@ def test_update_merges_config_and_patches_metadata(client: anthropic.Anthropic) 
             "config.networking.allowed_hosts[0]: 'example.com/v1' must be a bare hostname without a path",
             None,
         ),
+        *(
+            (
+                {
+                    "config": {
+                        "type": "cloud",
+                        "networking": {"type": "limited", "allowed_hosts": ["ok.com", entry]},
+                    }
+                },
+                f"config.networking.allowed_hosts[1]: {entry!r} {problem}",
+                None,
+            )
+            for entry, problem in [
+                ("*.com", "is a wildcard over the public suffix 'com'"),
+                ("*.ORG", "is a wildcard over the public suffix 'org'"),
+                ("*.co.uk", "is a wildcard over the public suffix 'co.uk'"),
+                ("*.github.io", "is a wildcard over the public suffix 'github.io'"),
+                ("169.254.169.254", "is a link-local address"),
+                ("100.100.100.200", "is a cloud metadata address"),
+                ("127.0.0.1", "is a loopback address"),
+                ("[::1]", "is a loopback address"),
+                ("::ffff:169.254.169.254", "is a link-local address"),
+                ("0.0.0.0", "is an unspecified address"),
+                ("localhost", "is a loopback name"),
+                ("*.10.1.2.3", "must not be a wildcard over an IP address"),
+            ]
+        ),
         (
             {"config": {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": [""]}}},
             "config.networking.allowed_hosts[0]: '' must not be empty",
@@ -178,6 +204,28 @@ def test_create_rejects(http: httpx.Client, body: dict[str, Any], message: str, 
     assert response.status_code == 400 and error["type"] == "invalid_request_error"
     assert error["message"].startswith(message), error["message"]
     assert error.get("details", {}).get("error_code") == code
+
+
+def test_update_names_the_refused_entry_and_keeps_the_stored_list(
+    client: anthropic.Anthropic, http: httpx.Client
+) -> None:
+    env = client.beta.environments.create(
+        name="hosts",
+        config={"type": "cloud", "networking": {**LIMITED, "allowed_hosts": ["*.example.co.uk"]}},
+    )
+    networking = {"type": "limited", "allowed_hosts": ["10.0.0.7", "*.example.co.uk", "*.co.uk"]}
+
+    refused = http.post(
+        f"/v1/environments/{env.id}", json={"config": {"type": "cloud", "networking": networking}}
+    )
+    stored = client.beta.environments.retrieve(env.id)
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"] == (
+        "config.networking.allowed_hosts[2]: '*.co.uk' is a wildcard over the public suffix 'co.uk': "
+        "name a registrable domain"
+    )
+    assert stored.config.networking.allowed_hosts == ["*.example.co.uk"]  # type: ignore[union-attr]
 
 
 def test_empty_allow_list_is_accepted(client: anthropic.Anthropic) -> None:

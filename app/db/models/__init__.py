@@ -5,6 +5,7 @@ from app.db.models.api_key import ApiKey
 from app.db.models.content_blob import ContentBlob
 from app.db.models.dream import Dream
 from app.db.models.environment import Environment
+from app.db.models.file import StoredFile
 from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
@@ -25,4 +26,5 @@ __all__ = [
     "Skill",
     "SkillFile",
     "SkillVersion",
+    "StoredFile",
 ]

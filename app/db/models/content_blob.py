@@ -19,5 +19,6 @@ class ContentBlob(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     refs: Mapped[int] = mapped_column(Integer)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # None: the bytes are in the blob backend (app/storage/blobs), not in the row.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]

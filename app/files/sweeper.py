@@ -1,0 +1,46 @@
+"""A small background service: expired files give back their bytes, and content nobody
+references any more is removed from the blob backend (``MAS_STORAGE_SWEEP_SECONDS``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.db.engine import Database
+from app.files import service
+from app.storage import service as storage
+from app.storage.blobs import BlobBackend
+
+log = logging.getLogger(__name__)
+
+
+class StorageSweeper:
+    def __init__(self, database: Database, blobs: BlobBackend, interval_seconds: float) -> None:
+        self.database = database
+        self.blobs = blobs
+        self.interval_seconds = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep_once(self) -> int:
+        await service.expire(self.database)
+        return await storage.sweep(self.database, self.blobs)
+
+    async def start(self) -> None:
+        if self.interval_seconds > 0:
+            self._task = asyncio.create_task(self._loop(), name="storage-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                removed = await self.sweep_once()
+                if removed:
+                    log.info("removed %d unreferenced blobs", removed)
+            except Exception:
+                log.exception("storage sweep failed")

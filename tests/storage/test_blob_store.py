@@ -1,0 +1,72 @@
+"""Content on the disk backend: placed atomically under its digest, counted in the database,
+removed only by the sweep once no reference is left, and never by a release that rolled back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.db.engine import Database
+from app.db.models import ContentBlob
+from app.storage import service as storage
+from app.storage.blobs import LocalDiskBackend
+
+
+async def _refs(database: Database, sha256: str) -> int | None:
+    async with database.read() as db:
+        return await db.scalar(select(ContentBlob.refs).where(ContentBlob.sha256 == sha256))
+
+
+async def test_staged_content_is_invisible_until_placed(tmp_path: Path) -> None:
+    blobs = LocalDiskBackend(tmp_path)
+    staging = blobs.stage()
+    await staging.write(b"abc" * 1000)
+    staged = await staging.finish()
+    assert staged.sha256 == storage.digest(b"abc" * 1000) and staged.size == 3000
+    assert not blobs.exists(staged.sha256)
+    blobs.place(staged)
+    assert blobs.local_path(staged.sha256).read_bytes() == b"abc" * 1000
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_swept_only_after_the_last_reference(database: Database, tmp_path: Path) -> None:
+    blobs = LocalDiskBackend(tmp_path)
+    data = os.urandom(1000)
+    async with database.unit_of_work() as db:
+        ref = await storage.put_staged(db, blobs, await blobs.stage_bytes(data))
+        await storage.put_staged(db, blobs, await blobs.stage_bytes(data))
+    assert await _refs(database, ref.sha256) == 2
+
+    async with database.unit_of_work() as db:
+        await storage.release(db, ref.sha256)
+    await storage.sweep(database, blobs)
+    assert blobs.exists(ref.sha256)
+
+    with pytest.raises(RuntimeError):
+        async with database.unit_of_work() as db:
+            await storage.release(db, ref.sha256)
+            raise RuntimeError("the request failed after releasing")
+    await storage.sweep(database, blobs)
+    assert blobs.exists(ref.sha256) and await _refs(database, ref.sha256) == 1
+
+    async with database.unit_of_work() as db:
+        await storage.release(db, ref.sha256)
+    assert blobs.exists(ref.sha256)  # the bytes wait for the sweep, not for the commit
+    await storage.sweep(database, blobs)
+    assert not blobs.exists(ref.sha256) and await _refs(database, ref.sha256) is None
+
+
+async def test_content_stored_again_after_a_sweep_comes_back(database: Database, tmp_path: Path) -> None:
+    blobs = LocalDiskBackend(tmp_path)
+    data = os.urandom(500)
+    async with database.unit_of_work() as db:
+        ref = await storage.put_staged(db, blobs, await blobs.stage_bytes(data))
+        await storage.release(db, ref.sha256)
+    blobs.remove(ref.sha256)  # as if a sweep removed the bytes but lost its commit
+    async with database.unit_of_work() as db:
+        await storage.put_staged(db, blobs, await blobs.stage_bytes(data))
+    await storage.sweep(database, blobs)
+    assert blobs.local_path(ref.sha256).read_bytes() == data
