@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (32 MiB, as hosted); uploads have their own limits. Larger: 413.",
+    )
 
     # --- streaming ----------------------------------------------------------------------------
     stream_heartbeat_seconds: float = Field(

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.auth import KeyCache
+from app.api.body import BodyGuard, BodyLimits
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
@@ -43,6 +44,20 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
     stack.push_async_callback(listener.close)
 
 
+def body_limits(settings: Settings) -> BodyLimits:
+    """The global request-size limit, and the routes that take larger uploads."""
+    upload_overhead = 1024 * 1024  # multipart headers and boundaries
+
+    def upload(content_bytes: int) -> int:
+        return max(settings.max_request_bytes, content_bytes + upload_overhead)
+
+    routes = {
+        "/v1/skills": upload(settings.skills_max_upload_bytes),
+        "/v1/files": upload(settings.files_max_bytes),
+    }
+    return BodyLimits(default=settings.max_request_bytes, routes=routes)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -70,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()
     app.state.offline = OfflineState.from_settings(settings)
+    # Outermost last: the request id first, then the body guard, both before any route or key check.
+    app.add_middleware(BodyGuard, limits=body_limits(settings))
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router)

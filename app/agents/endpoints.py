@@ -11,6 +11,7 @@ from app.agents import service
 from app.agents.schemas import Agent, AgentCreate, AgentPage, AgentUpdate
 from app.api.deps import ReadSession, WriteSession
 from app.api.query import range_param
+from app.shared.validation import INT32_MAX
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -40,7 +41,7 @@ async def list_agents(
 
 @router.get("/{agent_id}", response_model=Agent)
 async def retrieve_agent(
-    agent_id: str, db: ReadSession, version: Annotated[int | None, Query(ge=1)] = None
+    agent_id: str, db: ReadSession, version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
 ) -> Agent:
     """Retrieve an agent at its latest version, or at `version`."""
     return await service.get(db, agent_id, version)

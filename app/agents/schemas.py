@@ -17,7 +17,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
 
-from app.shared.validation import type_discriminator
+from app.shared.validation import INT32_MAX, type_discriminator
+
+# Versions are INTEGER columns: a larger number is a 400, not a database error.
+Version = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 BuiltinToolName = Literal["bash", "edit", "glob", "grep", "read", "web_fetch", "web_search", "write"]
 BUILTIN_TOOLS: tuple[str, ...] = ("bash", "edit", "glob", "grep", "read", "web_fetch", "web_search", "write")
@@ -184,7 +187,7 @@ class RosterEntryParams(Params):
 
     type: Literal["agent", "self", "advisor"]
     id: str | None = Field(None, min_length=1)
-    version: int | None = Field(None, ge=1)
+    version: Version | None = None
     model: str | None = Field(None, min_length=1)
 
 
@@ -253,7 +256,7 @@ class AgentCreate(Params):
 class AgentUpdate(Params):
     """Every field optional; ``model_fields_set`` tells an omitted field from an explicit null."""
 
-    version: int | None = Field(None, ge=1)
+    version: Version | None = None
     name: Name | None = None
     model: ModelParam | None = None
     description: Description | None = None
@@ -271,7 +274,7 @@ class SessionAgentRef(Params):
 
     type: Literal["agent", "agent_with_overrides"]
     id: str = Field(min_length=1)
-    version: int | None = Field(None, ge=1)
+    version: Version | None = None
     model: ModelParam | None = None
     system: System | None = None
     tools: list[ToolParam] | None = None

@@ -21,7 +21,7 @@ from app.db.base import utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
-from app.shared.validation import parse
+from app.shared.validation import INT32_MAX, parse
 from app.skills import references as skill_refs
 
 CONFLICT_MESSAGE = "Concurrent modification detected. Please fetch the latest version and retry."
@@ -145,7 +145,7 @@ async def list_versions(db: AsyncSession, agent_id: str, *, limit: int, page: st
     agent = await _get_row(db, agent_id)
     cursor = decode_cursor(page, "desc")
     before = cursor.key[0] if cursor is not None and cursor.key else None
-    if before is not None and not isinstance(before, int):
+    if before is not None and not (isinstance(before, int) and before <= INT32_MAX):
         raise InvalidRequest("invalid page cursor")
     rows = await repository.list_versions(db, agent_id, before=before, limit=limit + 1)
     next_page = encode_cursor(Cursor("desc", (rows[limit - 1].version,))) if len(rows) > limit else None

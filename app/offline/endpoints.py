@@ -103,6 +103,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OfflineError(400, "invalid_request_error", f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise OfflineError(400, "invalid_request_error", "request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise OfflineError(400, "invalid_request_error", "request body must be a JSON object")
     return body

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from app.offline import replies
 from app.offline.directives import Directives, Fault, Refusal, parse_directives
+from app.offline.request import request_problem
 from app.offline.script import (
     Script,
     ScriptError,
@@ -178,22 +179,10 @@ class OfflineEngine:
 
 
 def validate(body: dict[str, Any], *, needs_max_tokens: bool = True) -> None:
-    """Light validation, in the API's words, of what the offline model relies on."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise _invalid("model: Field required")
-    max_tokens = body.get("max_tokens")
-    if needs_max_tokens and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
-        raise _invalid("max_tokens: Field required (an integer >= 1)")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _invalid("messages: Field required (at least one message)")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise _invalid(f"messages.{index}.role: Input should be 'user' or 'assistant'")
-        if not isinstance(message.get("content"), str | list):
-            raise _invalid(f"messages.{index}.content: Field required")
+    """The request's shape, in the API's words, before the engine relies on any of it."""
+    problem = request_problem(body, needs_max_tokens=needs_max_tokens)
+    if problem is not None:
+        raise _invalid(problem)
 
 
 def request_key(body: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from app.api.query import array_param, range_param
 from app.sessions import service
 from app.sessions.schemas import SessionCreate, SessionDeleted, SessionOut, SessionPage, SessionUpdate
 from app.shared.pagination import decode_cursor
+from app.shared.validation import INT32_MAX
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -35,7 +36,7 @@ async def list_sessions(
     page: str | None = None,
     order: Literal["asc", "desc"] = "desc",
     agent_id: str | None = None,
-    agent_version: Annotated[int | None, Query(ge=1)] = None,
+    agent_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     include_archived: bool = False,
 ) -> SessionPage:
     """List sessions, newest first by default, with a bidirectional cursor."""

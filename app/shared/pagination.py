@@ -10,16 +10,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from app.errors import InvalidRequest
+from app.shared.validation import INT64_MAX
 
 Order = Literal["asc", "desc"]
 Direction = Literal["next", "prev"]
 PREFIX = "page_"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,16 @@ def _decode(token: str) -> dict[str, Any]:
         raise ValueError("shape")
     if data.get("d", "next") not in ("next", "prev"):
         raise ValueError("direction")
+    if not all(_storable_key_part(part) for part in data["k"]):
+        raise ValueError("key")
     return data
+
+
+def _storable_key_part(part: Any) -> bool:
+    """What our cursors hold: text a database can compare, or a BIGINT-sized non-negative int."""
+    if isinstance(part, str):
+        return "\x00" not in part and not _SURROGATE.search(part)
+    return type(part) is int and 0 <= part <= INT64_MAX
 
 
 def decode_cursor(token: str | None, order: Order) -> Cursor | None:
@@ -55,7 +67,7 @@ def decode_cursor(token: str | None, order: Order) -> Cursor | None:
         return None
     try:
         data = _decode(token)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("invalid page cursor") from None
     if data["o"] != order:
         raise InvalidRequest("page token order does not match request")
@@ -92,6 +104,8 @@ def decode_time_key(cursor: Cursor | None) -> tuple[datetime, str] | None:
         return None
     try:
         created_at, row_id = cursor.key
-        return datetime.fromisoformat(created_at), str(row_id)
+        parsed = datetime.fromisoformat(created_at)
     except (TypeError, ValueError):
         raise InvalidRequest("invalid page cursor") from None
+    # Our cursors carry an offset; one without is read as UTC rather than compared naive (a 500).
+    return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed), str(row_id)

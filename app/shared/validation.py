@@ -15,6 +15,10 @@ from app.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
 
+# The largest value an INTEGER column (int32 on PostgreSQL) holds, and a BIGINT one.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 
 def join_path(prefix: str, loc: tuple[Any, ...]) -> str:
     """``("tools", 0, "name")`` under ``agent`` -> ``agent.tools[0].name``.

@@ -184,7 +184,18 @@ def test_raw_sse_matches_the_api_wire_format(offline_server: OfflineServer) -> N
 
 @pytest.mark.parametrize(
     "payload",
-    [b"{not json", b"[]", json.dumps({"model": MODEL, "messages": [user("x")]}).encode()],
+    [
+        b"{not json",
+        b"[]",
+        json.dumps({"model": MODEL, "messages": [user("x")]}).encode(),
+        # Malformed parts the engine would otherwise trip over (issue 8, item 9).
+        json.dumps(body(user("x"), tools=[1])).encode(),
+        json.dumps(body({"role": "user", "content": [1]})).encode(),
+        json.dumps(body(user("x"), system=[1])).encode(),
+        json.dumps(body({"role": "user", "content": [{"type": "text", "text": "x"}, "x"]})).encode(),
+        json.dumps({**body(user("x")), "max_tokens": "10"}).encode(),
+        b'{"model":"m","max_tokens":10,"messages":' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
 )
 def test_invalid_requests_get_the_error_envelope(offline_server: OfflineServer, payload: bytes) -> None:
     response = httpx.post(f"{offline_server.url}/v1/messages", content=payload, timeout=10)

@@ -98,7 +98,7 @@ def test_create_checks_the_request_then_says_this_build_cannot_run_dreams(
             anthropic.BadRequestError,
             "instructions: NUL characters are not allowed",
         ),
-        ({"model": "claude\x00"}, anthropic.BadRequestError, "model.id: NUL characters are not allowed"),
+        ({"model": "claude\x00"}, anthropic.BadRequestError, "model: NUL characters are not allowed"),
         (
             {"output_behavior": {"type": "update_existing", "memory_store_id": "memstore_other"}},
             anthropic.BadRequestError,

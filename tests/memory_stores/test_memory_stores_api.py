@@ -104,7 +104,7 @@ def test_list_pages_newest_first_with_created_at_range(client: anthropic.Anthrop
             {"name": "n", "metadata": {f"k{i}": "v" for i in range(17)}},
             "metadata: at most 16 key-value pairs",
         ),
-        ({"name": "n", "metadata": {"k": "a\x00"}}, "metadata: NUL characters are not allowed"),
+        ({"name": "n", "metadata": {"k": "a\x00"}}, "metadata.k: NUL characters are not allowed"),
     ],
 )
 def test_bad_stores_are_400(client: anthropic.Anthropic, params: dict[str, object], message: str) -> None:
