@@ -172,6 +172,18 @@ class Settings(BaseSettings):
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )
+    # --- vaults -------------------------------------------------------------------------------
+    vault_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Fernet keys that encrypt vault secrets at rest: the first encrypts, "
+        "every one decrypts (add a new key in front to rotate). Unset: a key is generated once into "
+        "vault_key_file.",
+    )
+    vault_key_file: Path = Field(
+        Path("./data/vault.key"),
+        description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
     # --- skills -------------------------------------------------------------------------------
     skills_max_upload_bytes: int = Field(
         8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."
@@ -216,7 +228,7 @@ class Settings(BaseSettings):
             return self.resolved_model_backend() != "offline"
         return self.rate_limits == "on"
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "vault_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return _split_csv(value)

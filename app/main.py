@@ -25,6 +25,7 @@ from app.files.sweeper import StorageSweeper
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
 from app.storage.blobs import LocalDiskBackend
+from app.vaults.secrets import SecretBox
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()
+    app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))

@@ -16,6 +16,7 @@ from app.files.endpoints import router as files_router
 from app.memory_stores.endpoints import router as memory_stores_router
 from app.sessions.endpoints import router as sessions_router
 from app.skills.endpoints import router as skills_router
+from app.vaults.endpoints import router as vaults_router
 
 
 def build_v1_router() -> APIRouter:
@@ -30,4 +31,5 @@ def build_v1_router() -> APIRouter:
     router.include_router(memory_stores_router)
     router.include_router(dreams_router)
     router.include_router(catalog_router)
+    router.include_router(vaults_router)
     return router

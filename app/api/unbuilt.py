@@ -12,7 +12,7 @@ import re
 
 _ID = r"[^/]+"
 _PARTS: tuple[tuple[str, str], ...] = (
-    (r"/v1/vaults(/.*)?", "vaults"),
+    (rf"/v1/vaults/{_ID}/credentials/{_ID}/mcp_oauth_validate", "MCP OAuth validation"),
     (r"/v1/deployments(/.*)?", "deployments"),
     (r"/v1/deployment_runs(/.*)?", "deployment runs"),
     (rf"/v1/environments/{_ID}/work(/.*)?", "the self-hosted work queue"),

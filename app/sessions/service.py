@@ -35,6 +35,7 @@ from app.sessions.schemas import (
 from app.sessions.sending import accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
+from app.vaults import service as vaults
 
 ACTIVE_STATUSES = ("running", "rescheduling")
 STATUSES = ("rescheduling", "running", "idle", "terminated")
@@ -101,6 +102,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
     agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
+    vault_ids = await vaults.check_session_vaults(db, params.vault_ids or [])
     now = utcnow()
     row = Session(
         id=new_id("sesn"),
@@ -111,7 +113,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
         status="idle",
         title=params.title,
         metadata_=dict(params.metadata or {}),
-        vault_ids=list(params.vault_ids or []),
+        vault_ids=vault_ids,
         resources=[],
         usage=zero_usage(),
         pending_action_ids=[],

@@ -1,7 +1,7 @@
 """session_events.harness: the agent loop's bookkeeping moves out of the event's data
 
 Revision ID: 7f3c9a2e4b61
-Revises: 0e3cfcc12c22
+Revises: 3a347bf3bd3f
 Create Date: 2026-11-30 00:30:00
 
 Until now the loop kept its records (raw assistant content, stop reason, compaction summary, tool
@@ -17,7 +17,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7f3c9a2e4b61"
-down_revision: str | None = "0e3cfcc12c22"
+down_revision: str | None = "3a347bf3bd3f"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,6 +10,7 @@ from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
+from app.db.models.vault import Vault, VaultCredential
 
 __all__ = [
     "Agent",
@@ -27,4 +28,6 @@ __all__ = [
     "SkillFile",
     "SkillVersion",
     "StoredFile",
+    "Vault",
+    "VaultCredential",
 ]
