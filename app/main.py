@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.agent_loop.cassettes.transport import cassette_library
 from app.api.auth import KeyCache
 from app.api.body import BodyGuard, BodyLimits
 from app.api.errors import install_error_handlers
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
             if settings.embedded_worker:
-                app.state.worker = await start_worker(stack, settings, db, notifier)
+                app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
             yield
 
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
+    app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
     app.add_middleware(RequestIdMiddleware)

@@ -11,6 +11,7 @@ import anthropic
 import httpx2
 from anthropic.lib.streaming import AsyncMessageStream
 
+from app.agent_loop.cassettes.transport import CassetteLibrary, CassetteTransport
 from app.agent_loop.model_client import (
     JsonDict,
     MessageComplete,
@@ -27,6 +28,9 @@ from app.agent_loop.model_client import (
     ToolUseComplete,
     error_class_for,
 )
+from app.config import Settings
+
+CASSETTE_API_KEY = "mas-cassette"  # replaying needs no key; the SDK wants one all the same
 
 # Mid-stream `error` events arrive on a 200 response; their type tells us which status they stand for.
 _STATUS_BY_ERROR_TYPE = {
@@ -41,9 +45,20 @@ _COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "thinking", "too
 class AnthropicModelClient:
     """Streams Messages API responses as `ModelEvent`s. SDK retries are off: the loop retries itself."""
 
-    def __init__(self, *, api_key: str | None, base_url: str | None, timeout_seconds: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout_seconds: float = 600.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_seconds,
+            http_client=http_client,
         )
 
     @asynccontextmanager
@@ -68,6 +83,24 @@ class AnthropicModelClient:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def create_cassette_client(
+    settings: Settings, cassettes: CassetteLibrary | None = None
+) -> AnthropicModelClient:
+    """The SDK client in the record/replay modes: requests go through the cassette library
+    (`cassettes`, or a library made from the settings), recording from the upstream base URL."""
+    mode = settings.cassette_mode()
+    assert mode is not None  # the caller checked
+    library = cassettes or CassetteLibrary(settings.cassette_dir, settings.cassette, mode)
+    upstream = None if mode == "replay" else httpx2.AsyncHTTPTransport()
+    transport = CassetteTransport(library, upstream)
+    return AnthropicModelClient(
+        api_key=settings.anthropic_api_key or CASSETTE_API_KEY,
+        base_url=settings.anthropic_base_url,
+        timeout_seconds=settings.model_timeout_seconds,
+        http_client=httpx2.AsyncClient(transport=transport, timeout=settings.model_timeout_seconds),
+    )
 
 
 async def _translate(raw: AsyncMessageStream[Any]) -> AsyncGenerator[ModelEvent, None]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-from app.agent_loop.anthropic_client import AnthropicModelClient
+from app.agent_loop.anthropic_client import AnthropicModelClient, create_cassette_client
+from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import ModelClient
 from app.config import Settings
@@ -21,9 +22,12 @@ from app.worker.service import Worker
 log = logging.getLogger(__name__)
 
 
-def create_model_client(settings: Settings) -> ModelClient:
-    """The real API when configured (see `Settings.resolved_model_backend`), else the offline
-    model in process: a worker never needs an API process to reach its model."""
+def create_model_client(settings: Settings, cassettes: CassetteLibrary | None = None) -> ModelClient:
+    """Cassettes in the record/replay modes, the real API when configured (see
+    `Settings.resolved_model_backend`), else the offline model in process: a worker never needs
+    an API process to reach its model."""
+    if settings.cassette_mode() is not None:
+        return create_cassette_client(settings, cassettes)
     if settings.resolved_model_backend() == "anthropic":
         return AnthropicModelClient(
             api_key=settings.anthropic_api_key,
@@ -34,8 +38,14 @@ def create_model_client(settings: Settings) -> ModelClient:
     return OfflineModelClient(engine)
 
 
-async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, notifier: Notifier) -> Worker:
-    model = create_model_client(settings)
+async def start_worker(
+    stack: AsyncExitStack,
+    settings: Settings,
+    db: Database,
+    notifier: Notifier,
+    cassettes: CassetteLibrary | None = None,
+) -> Worker:
+    model = create_model_client(settings, cassettes)
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)

@@ -11,6 +11,7 @@ from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
 from app.db.models.vault import Vault, VaultCredential
+from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
 
 __all__ = [
     "Agent",
@@ -19,6 +20,7 @@ __all__ = [
     "ContentBlob",
     "Dream",
     "Environment",
+    "EnvironmentKey",
     "Memory",
     "MemoryStore",
     "MemoryVersion",
@@ -30,4 +32,6 @@ __all__ = [
     "StoredFile",
     "Vault",
     "VaultCredential",
+    "WorkItem",
+    "WorkPoller",
 ]
