@@ -1,7 +1,7 @@
 """session_events.harness: the agent loop's bookkeeping moves out of the event's data
 
 Revision ID: 7f3c9a2e4b61
-Revises: 2627d9e4d5f5
+Revises: a5889e803cbe
 Create Date: 2026-11-30 00:30:00
 
 Until now the loop kept its records (raw assistant content, stop reason, compaction summary, tool
@@ -17,7 +17,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7f3c9a2e4b61"
-down_revision: str | None = "2627d9e4d5f5"
+down_revision: str | None = "a5889e803cbe"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
