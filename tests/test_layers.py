@@ -49,3 +49,23 @@ def test_lower_layers_import_no_resource_package(package: str) -> None:
 def test_the_checker_sees_imports() -> None:
     # The session transitions write status events: sessions -> events is the allowed direction.
     assert offenders("sessions", ("events",)) != []
+
+
+def row_writes(package: str) -> list[str]:
+    """Assignments to an attribute of something called ``row`` (a session row) in ``package``."""
+    writes = []
+    for path in sorted((APP / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AugAssign | ast.AnnAssign):
+                targets = [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and ast.unparse(target.value).split(".")[-1] == "row":
+                    writes.append(f"{path.relative_to(APP)}:{node.lineno} {ast.unparse(target)}")
+    return writes
+
+
+@pytest.mark.parametrize("package", ["agent_loop", "worker"])
+def test_only_sessions_changes_the_session_row(package: str) -> None:
+    assert row_writes(package) == []
+    assert row_writes("sessions") != []  # where the transitions are

@@ -41,8 +41,7 @@ async def interrupt(
     await events.append(db, notifier, row.id, [error_result(u["id"], INTERRUPTED) for u in open_calls])
     await events.mark_processed(db, notifier, row.id, [event["id"]])
     was_waiting = bool(row.pending_action_ids)
-    row.pending_action_ids = []
-    row.inflight_tool_ids = []
+    transitions.nothing_pending(row)
     if row.status != "idle" or was_waiting:
         await transitions.go_idle(db, notifier, row, {"type": "end_turn"})
 
@@ -80,7 +79,7 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
 
 
 async def wait_for_client(db: AsyncSession, notifier: Notifier, row: Session, blocking: list[str]) -> None:
-    row.pending_action_ids = blocking
+    transitions.waiting_for(row, blocking)
     await transitions.go_idle(db, notifier, row, {"type": "requires_action", "event_ids": blocking})
     leases.release(row, None)
 
@@ -115,4 +114,4 @@ async def compaction_limit_reached(db: AsyncSession, notifier: Notifier, row: Se
 
 async def unknown_outcomes(db: AsyncSession, notifier: Notifier, row: Session, ids: list[str]) -> None:
     await events.append(db, notifier, row.id, [error_result(i, UNKNOWN_OUTCOME) for i in ids])
-    row.inflight_tool_ids = [i for i in row.inflight_tool_ids if i not in ids]
+    transitions.tools_finished(row, ids)
