@@ -111,6 +111,16 @@ class Settings(BaseSettings):
         20, description="Failed attempts in a row after which an endpoint is disabled."
     )
 
+    # --- deployments ---------------------------------------------------------------------------
+    deployments_scheduler: bool = Field(True, description="Fire scheduled deployments from this process.")
+    deployment_poll_seconds: float = Field(1.0, description="How often the scheduler looks for due slots.")
+    deployment_max_jitter_seconds: float = Field(
+        540.0, description="Cap of the per-deployment jitter (15 % of the cron interval, 5 s to 9 min)."
+    )
+    deployment_missed_grace_seconds: float = Field(
+        3600.0, description="A slot missed while no server ran is made up (once) only if no older than this."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto",

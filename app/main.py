@@ -22,6 +22,9 @@ from app.catalog.endpoints import router as catalog_router
 from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.engine import Database
+from app.deployments.endpoints import router as deployments_router
+from app.deployments.endpoints import runs_router as deployment_runs_router
+from app.deployments.scheduler import start_scheduler
 from app.dreams.endpoints import router as dreams_router
 from app.environments.endpoints import router as environments_router
 from app.envkeys.endpoints import router as envkeys_router
@@ -94,6 +97,8 @@ def build_v1_router() -> APIRouter:
     router.include_router(catalog_router)
     router.include_router(vaults_router)
     router.include_router(cassettes_router)
+    router.include_router(deployments_router)
+    router.include_router(deployment_runs_router)
     return router
 
 
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
             await start_dispatcher(stack, settings, db)
+            await start_scheduler(stack, settings, db, notifier)
             if settings.embedded_worker:
                 app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
             yield

@@ -13,8 +13,6 @@ import re
 _ID = r"[^/]+"
 _PARTS: tuple[tuple[str, str], ...] = (
     (rf"/v1/vaults/{_ID}/credentials/{_ID}/mcp_oauth_validate", "MCP OAuth validation"),
-    (r"/v1/deployments(/.*)?", "deployments"),
-    (r"/v1/deployment_runs(/.*)?", "deployment runs"),
     (rf"/v1/sessions/{_ID}/threads(/.*)?", "session threads"),
     (rf"/v1/sessions/{_ID}/resources(/.*)?", "session resources"),
     (r"/v1/user_profiles(/.*)?", "user profiles"),

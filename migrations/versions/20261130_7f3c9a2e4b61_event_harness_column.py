@@ -1,7 +1,7 @@
 """session_events.harness: the agent loop's bookkeeping moves out of the event's data
 
 Revision ID: 7f3c9a2e4b61
-Revises: a5889e803cbe
+Revises: d6ae2f50854e
 Create Date: 2026-11-30 00:30:00
 
 Until now the loop kept its records (raw assistant content, stop reason, compaction summary, tool
@@ -17,7 +17,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7f3c9a2e4b61"
-down_revision: str | None = "a5889e803cbe"
+down_revision: str | None = "d6ae2f50854e"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

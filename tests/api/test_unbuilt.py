@@ -10,12 +10,12 @@ import pytest
 @pytest.mark.parametrize(
     ("method", "path", "part"),
     [
-        ("POST", "/v1/deployments", "deployments"),
+        ("POST", "/v1/messages/batches", "message batches"),
         ("POST", "/v1/vaults/vlt_1/credentials/vcrd_1/mcp_oauth_validate", "MCP OAuth validation"),
         ("GET", "/v1/user_profiles", "user profiles"),
         ("GET", "/v1/tunnels", "tunnels"),
         ("GET", "/v1/sessions/sesn_1/threads", "session threads"),
-        ("GET", "/v1/deployment_runs", "deployment runs"),
+        ("GET", "/v1/sessions/sesn_1/resources", "session resources"),
         ("GET", "/v1/organizations/me", "the Admin API"),
     ],
 )
