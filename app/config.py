@@ -243,6 +243,14 @@ class Settings(BaseSettings):
         description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
     )
 
+    # --- MCP ----------------------------------------------------------------------------------
+    mcp_call_timeout_seconds: float = Field(
+        300.0, description="Longest an MCP tool call may take before it becomes an error result."
+    )
+    mcp_idle_seconds: float = Field(
+        300.0, description="Close a session's MCP connections after this long without use."
+    )
+
     # --- skills -------------------------------------------------------------------------------
     skills_max_upload_bytes: int = Field(
         8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."

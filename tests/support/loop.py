@@ -173,6 +173,7 @@ def process_environment(database_url: str, directory: Path, *, lease_seconds: fl
         "MAS_MODEL_BACKEND": "offline",
         "MAS_SANDBOX_BACKEND": "local",
         "MAS_SANDBOX_STATE_DIR": str(directory / "sandbox"),
+        "MAS_VAULT_KEY_FILE": str(directory / "vault.key"),
         "MAS_WORKER_LEASE_SECONDS": str(lease_seconds),
         "MAS_WORKER_POLL_SECONDS": "0.2",
         "MAS_RETRY_BASE_SECONDS": "0.05",
