@@ -371,6 +371,14 @@ def sandbox_base(
     raise typer.Exit(build_base_image(get_settings(), force=force, echo=typer.echo))
 
 
+@sandbox_cli.command("clean")
+def sandbox_clean() -> None:
+    """Remove every sandbox of this instance (MAS_SANDBOX_INSTANCE); run it when its server is stopped."""
+    from app.sandbox.commands import remove_instance_sandboxes
+
+    typer.echo(f"removed {remove_instance_sandboxes(get_settings())} sandboxes")
+
+
 @sandbox_cli.command("build")
 def sandbox_build(
     apt: Annotated[list[str] | None, typer.Option(help="apt package (repeatable).")] = None,
