@@ -74,7 +74,12 @@ class Settings(BaseSettings):
 
     # --- worker -------------------------------------------------------------------------------
     embedded_worker: bool = Field(True, description="Run the worker inside `mas serve`.")
-    worker_concurrency: int = Field(8, description="Sessions one worker process runs at once.")
+    worker_concurrency: int = Field(
+        8, ge=1, description="Sessions one worker process works on at once (a tool wait frees its slot)."
+    )
+    worker_tool_waits: int = Field(
+        64, ge=0, description="Sessions one worker may have waiting on tool calls besides those it works on."
+    )
     worker_lease_seconds: float = Field(
         30.0, description="Lease a worker holds on a session; renewed while it runs."
     )
@@ -220,7 +225,12 @@ class Settings(BaseSettings):
         "session's first tool call does not wait for a container to start; 0 disables.",
     )
     sandbox_bash_timeout_seconds: float = Field(
-        120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+        120.0, gt=0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+    )
+    sandbox_max_tool_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Upper bound of any tool call's time limit (a larger timeout_ms is cut to it).",
     )
     sandbox_engine_timeout_seconds: float = Field(
         30.0,
