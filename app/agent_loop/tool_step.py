@@ -127,7 +127,7 @@ class ToolStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, [*errors, *results])
-            row.inflight_tool_ids = []
+            transitions.tools_finished(row)
         await self._collect_outputs()
         return True
 
@@ -145,7 +145,7 @@ class ToolStep:
         if cut_off:
             await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
             return None
-        row.inflight_tool_ids = [u["id"] for u in calls]
+        transitions.tools_started(row, [u["id"] for u in calls])
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
         repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
@@ -218,5 +218,5 @@ class ToolStep:
             await events.append(
                 db, self.deps.notifier, row.id, [{"type": "session.error", "error": session_error}]
             )
-            row.inflight_tool_ids = []
+            transitions.tools_finished(row)
             await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})

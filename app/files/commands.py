@@ -16,14 +16,14 @@ from app.config import get_settings
 files_cli = typer.Typer(help="Upload, list and download files of a running mas server.", no_args_is_help=True)
 
 Url = Annotated[
-    str | None, typer.Option(help="Server URL (default: MAS_PUBLIC_URL or http://MAS_HOST:MAS_PORT).")
+    str | None, typer.Option(help="Server URL (default: http://MAS_HOST:MAS_PORT).")
 ]
 Key = Annotated[str | None, typer.Option(help="API key (default: the first of MAS_API_KEYS).")]
 
 
 def _client(url: str | None, api_key: str | None) -> httpx.Client:
     settings = get_settings()
-    base = url or settings.public_url or f"http://{settings.host}:{settings.port}"
+    base = url or f"http://{settings.host}:{settings.port}"
     key = api_key or (settings.api_keys[0] if settings.api_keys else None)
     if key is None:
         raise typer.BadParameter("no API key: pass --api-key or set MAS_API_KEYS")

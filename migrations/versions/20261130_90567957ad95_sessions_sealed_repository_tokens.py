@@ -1,7 +1,7 @@
 """sessions: sealed repository tokens
 
 Revision ID: 90567957ad95
-Revises: d6ae2f50854e
+Revises: 7f3c9a2e4b61
 Create Date: 2026-11-30 00:51:06.768295
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import app.db.base
 
 revision: str = '90567957ad95'
-down_revision: str | None = 'd6ae2f50854e'
+down_revision: str | None = '7f3c9a2e4b61'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
