@@ -66,15 +66,15 @@ def _environment(token: str | None) -> dict[str, str]:
 
 
 def _classify(stderr: str) -> ErrorKind:
+    """The kind of a failed fetch from git's message (status codes only as "error: NNN", never
+    any number: a URL's port may hold "401")."""
     text = stderr.lower()
-    if "403" in text or "forbidden" in text:
-        return "forbidden"
-    if any(
-        s in text for s in ("authentication failed", "could not read username", "401", "terminal prompts")
-    ):
-        return "authentication"
-    if "not found" in text or "404" in text or "does not appear to be a git repository" in text:
+    if "not found" in text or "error: 404" in text or "does not appear to be a git repository" in text:
         return "not_found"
+    if "error: 403" in text or "forbidden" in text:
+        return "forbidden"
+    if any(s in text for s in ("authentication failed", "could not read username", "error: 401", "prompts")):
+        return "authentication"
     return "clone"
 
 
