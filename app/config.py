@@ -67,7 +67,12 @@ class Settings(BaseSettings):
 
     # --- worker -------------------------------------------------------------------------------
     embedded_worker: bool = Field(True, description="Run the worker inside `mas serve`.")
-    worker_concurrency: int = Field(8, description="Sessions one worker process runs at once.")
+    worker_concurrency: int = Field(
+        8, ge=1, description="Sessions one worker process works on at once (a tool wait frees its slot)."
+    )
+    worker_tool_waits: int = Field(
+        64, ge=0, description="Sessions one worker may have waiting on tool calls besides those it works on."
+    )
     worker_lease_seconds: float = Field(
         30.0, description="Lease a worker holds on a session; renewed while it runs."
     )
@@ -102,6 +107,16 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(600.0, description="Longest delay between two attempts.")
     webhook_disable_after_failures: int = Field(
         20, description="Failed attempts in a row after which an endpoint is disabled."
+    )
+
+    # --- deployments ---------------------------------------------------------------------------
+    deployments_scheduler: bool = Field(True, description="Fire scheduled deployments from this process.")
+    deployment_poll_seconds: float = Field(1.0, description="How often the scheduler looks for due slots.")
+    deployment_max_jitter_seconds: float = Field(
+        540.0, description="Cap of the per-deployment jitter (15 % of the cron interval, 5 s to 9 min)."
+    )
+    deployment_missed_grace_seconds: float = Field(
+        3600.0, description="A slot missed while no server ran is made up (once) only if no older than this."
     )
 
     # --- model --------------------------------------------------------------------------------
@@ -205,7 +220,12 @@ class Settings(BaseSettings):
         "session's first tool call does not wait for a container to start; 0 disables.",
     )
     sandbox_bash_timeout_seconds: float = Field(
-        120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+        120.0, gt=0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+    )
+    sandbox_max_tool_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Upper bound of any tool call's time limit (a larger timeout_ms is cut to it).",
     )
     sandbox_engine_timeout_seconds: float = Field(
         30.0,
@@ -226,6 +246,14 @@ class Settings(BaseSettings):
     vault_key_file: Path = Field(
         Path("./data/vault.key"),
         description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
+    # --- MCP ----------------------------------------------------------------------------------
+    mcp_call_timeout_seconds: float = Field(
+        300.0, description="Longest an MCP tool call may take before it becomes an error result."
+    )
+    mcp_idle_seconds: float = Field(
+        300.0, description="Close a session's MCP connections after this long without use."
     )
 
     # --- skills -------------------------------------------------------------------------------
