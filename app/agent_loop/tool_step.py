@@ -108,7 +108,7 @@ class ToolStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, results)
-            row.inflight_tool_ids = []
+            transitions.tools_finished(row)
         return True
 
     async def prepare(self, db: AsyncSession, row: Session, state: TurnState) -> ToolPlan | None:
@@ -119,7 +119,7 @@ class ToolStep:
         if cut_off:
             await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
             return None
-        row.inflight_tool_ids = [u["id"] for u in calls]
+        transitions.tools_started(row, [u["id"] for u in calls])
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent)
@@ -190,5 +190,5 @@ class ToolStep:
             await events.append(
                 db, self.deps.notifier, row.id, [{"type": "session.error", "error": session_error}]
             )
-            row.inflight_tool_ids = []
+            transitions.tools_finished(row)
             await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})
