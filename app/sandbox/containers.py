@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from docker.types import Mount
 
 from app.config import Settings
+from app.sandbox import disk
 
 SOCKET_DIR = "/run/mas"
 SOCKET_NAME = "tool.sock"
@@ -43,6 +45,7 @@ class Naming:
 
     def __init__(self, settings: Settings) -> None:
         self.instance = settings.sandbox_instance
+        self.disk_quota = bool(settings.sandbox_disk_mb)
         self.state_root = settings.sandbox_state_dir.resolve() / self.instance
 
     def labels(self, session_id: str, role: str) -> dict[str, str]:
@@ -75,15 +78,26 @@ class Naming:
     def session_dir(self, session_id: str) -> Path:
         return self.state_root / session_id
 
+    def _owner_dir(self, session_id: str) -> Path:
+        """The directory the session's container was created with: a container adopted from the
+        warm pool keeps its pool key's (``run`` then links there; with a disk quota ``run`` of an
+        own container links into its own disk instead)."""
+        session_dir = self.session_dir(session_id)
+        run = session_dir / "run"
+        if run.is_symlink():
+            target = Path(os.readlink(run))
+            if target.parent != disk.mount_point(session_dir):
+                return target.parent
+        return session_dir
+
     def uploads_dir(self, session_id: str) -> Path:
-        """Host side of /mnt/session/uploads. A container adopted from the warm pool keeps the
-        directories it was created with: ``run`` is then a link to the pool key's."""
-        run = self.session_dir(session_id) / "run"
-        return (run.resolve().parent if run.is_symlink() else self.session_dir(session_id)) / "uploads"
+        """Host side of /mnt/session/uploads (a read-only bind mount)."""
+        return self._owner_dir(session_id) / "uploads"
 
     def outputs_dir(self, session_id: str) -> Path:
-        """Host side of /mnt/session/outputs (of the pool key for an adopted container)."""
-        return self.uploads_dir(session_id).parent / "outputs"
+        """Host side of /mnt/session/outputs: on the session's disk when there is a quota."""
+        owner = self._owner_dir(session_id)
+        return disk.mount_point(owner) / "outputs" if self.disk_quota else owner / "outputs"
 
     def socket_path(self, session_id: str) -> Path:
         return self.session_dir(session_id) / "run" / SOCKET_NAME
@@ -100,10 +114,25 @@ def _limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
     }
 
 
+def _disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:
+    """With a quota, every writable place is on the session's disk and the rest is read-only."""
+    if not settings.sandbox_disk_mb:
+        return {}
+    mount = disk.mount_point(session_dir)
+    return {
+        "read_only": True,
+        "tmpfs": {"/run": "size=16m,mode=0755"},
+        "mounts": [
+            Mount(target, str(mount / name), type="bind") for target, name in disk.DIRECTORIES.items()
+        ],
+    }
+
+
 def sandbox_options(
     settings: Settings, naming: Naming, session_id: str, image: str, plan: NetworkPlan
 ) -> dict[str, Any]:
-    run_dir = naming.session_dir(session_id) / "run"
+    run_dir = (naming.session_dir(session_id) / "run").resolve()  # on the session's disk, if any
+    disk_options = _disk_options(settings, naming.session_dir(session_id))
     server = settings.sandbox_assets_dir.resolve() / "toolserver"
     command = [
         "python3",
@@ -137,9 +166,16 @@ def sandbox_options(
             Mount(SOCKET_DIR, str(run_dir), type="bind"),
             Mount(SERVER_DIR, str(server), type="bind", read_only=True),
             Mount(UPLOADS, str(naming.session_dir(session_id) / "uploads"), type="bind", read_only=True),
-            Mount(OUTPUTS, str(naming.session_dir(session_id) / "outputs"), type="bind"),
+            # With a disk quota the outputs are on the session's disk (its mounts below).
+            *(
+                []
+                if disk_options
+                else [Mount(OUTPUTS, str(naming.session_dir(session_id) / "outputs"), type="bind")]
+            ),
             *plan.mounts,
+            *disk_options.pop("mounts", []),
         ],
+        **disk_options,
         **_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),
     }
 
