@@ -86,10 +86,11 @@ class DockerBackend(ChannelBackend):
         if container.status == "running" and container.exec_run(["test", "-e", path]).exit_code == 0:
             return False
         with tempfile.TemporaryFile() as archive:  # on disk: a repository can be large
+            # Extracted into /workspace (writable, even when the root filesystem is read-only).
             with tarfile.open(fileobj=archive, mode="w") as tar:
-                tar.add(source, arcname=path.lstrip("/"))
+                tar.add(source, arcname=path.removeprefix(WORKSPACE).lstrip("/"))
             archive.seek(0)
-            if not container.put_archive("/", archive):
+            if not container.put_archive(WORKSPACE, archive):
                 raise SandboxError(f"could not copy {path} into the sandbox of {session_id}")
         return True
 
