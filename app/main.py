@@ -6,15 +6,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.agent_loop.offline.endpoints import OfflineState
 from app.agent_loop.offline.endpoints import router as offline_router
-from app.api.auth import KeyCache
+from app.api.auth import KeyCache, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
+from app.api.openapi import install_openapi
 from app.api.router import build_v1_router
 from app.config import Settings, get_settings
 from app.db import migrate
@@ -88,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router)
-    # The offline Messages API: served without mas API keys, like a model endpoint of its own.
-    app.include_router(offline_router)
+    # The offline Messages API: no mas API key needed while mas listens on loopback only.
+    app.include_router(offline_router, dependencies=[Depends(require_api_key_off_loopback)])
     app.include_router(build_v1_router())
+    install_openapi(app)
     return app

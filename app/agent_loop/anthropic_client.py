@@ -87,8 +87,10 @@ def create_model_client(settings: Settings, base_url_for_offline: str) -> ModelC
             base_url=settings.anthropic_base_url,
             timeout_seconds=settings.model_timeout_seconds,
         )
+    # Beyond loopback the offline endpoint wants a mas API key: present the first configured one.
+    key = settings.api_keys[0] if settings.api_keys else OFFLINE_API_KEY
     return AnthropicModelClient(
-        api_key=OFFLINE_API_KEY, base_url=base_url_for_offline, timeout_seconds=settings.model_timeout_seconds
+        api_key=key, base_url=base_url_for_offline, timeout_seconds=settings.model_timeout_seconds
     )
 
 

@@ -21,6 +21,7 @@ from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
 from app.ids import new_id
+from app.shared.storable import storable
 from app.wire import iso
 
 RESERVED = ("id", "type", "processed_at")
@@ -56,7 +57,8 @@ def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | No
         session_id=session_id,
         seq=seq,
         type=event["type"],
-        data={k: v for k, v in event.items() if k not in RESERVED},
+        # A tool's binary output or a model's NUL must not make the step fail to commit.
+        data=storable({k: v for k, v in event.items() if k not in RESERVED}),
         created_at=now,
         processed_at=now if seq is not None else None,
     )
