@@ -1,9 +1,10 @@
 """The OpenAPI document lists the errors the API really answers, in its envelope.
 
 FastAPI documents a 422 that this API never sends (validation errors are 400s). Each operation
-instead lists 400 (bad input), 401 (no valid key: every /v1 route), 404 (an unknown id, on routes
-with path parameters), 413 (a body over its limit, on routes that take one), 409 where a conflict
-is possible, and 500, each with the ``ErrorResponse`` envelope and the ``request-id`` header.
+instead lists 400 (bad input), 401 (no valid key: every /v1 route), 404 (an unknown id in the
+path, or in the body of a /v1 route), 413 (a body over its limit, on routes that take one), 409
+where a conflict is possible, and 500, each with the ``ErrorResponse`` envelope and the
+``request-id`` header.
 """
 
 from __future__ import annotations
@@ -54,15 +55,19 @@ _ERROR_SCHEMA: dict[str, Any] = {
 _PATH_PARAM = re.compile(r"\{[^}]+\}")
 
 
+def _has_body(method: str, operation: dict[str, Any]) -> bool:
+    return "requestBody" in operation or method in ("post", "put", "patch")
+
+
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["400"]
     if path.startswith("/v1/"):
         statuses.append("401")
-    if _PATH_PARAM.search(path):
-        statuses.append("404")
+    if _PATH_PARAM.search(path) or (path.startswith("/v1/") and _has_body(method, operation)):
+        statuses.append("404")  # an id in the path, or one a body refers to (an agent, a store)
     if (method, path) in _CONFLICTS:
         statuses.append("409")
-    if "requestBody" in operation or method in ("post", "put", "patch"):
+    if _has_body(method, operation):
         statuses.append("413")
     return [*statuses, "500"]
 
