@@ -1,4 +1,4 @@
-.PHONY: run test bench bench-http bench-log bench-concurrency bench-profile lint
+.PHONY: run test bench bench-http bench-log bench-concurrency bench-replay bench-profile lint
 
 run:  ## set up and run the server
 	bash scripts/run.sh
@@ -20,6 +20,9 @@ bench-log:  ## log size 1k/10k/50k: one more turn, first page, full read, replay
 
 bench-concurrency:  ## 100 concurrent one-tool sessions, worker concurrency 8 vs 32, API + workers
 	bash scripts/bench.sh concurrency
+
+bench-replay:  ## a turn replayed from a cassette vs the same turn with the offline model
+	bash scripts/bench.sh replay
 
 bench-profile:  ## py-spy profiles of the hot paths into .build/profiles
 	bash scripts/bench.sh profile

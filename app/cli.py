@@ -1,19 +1,26 @@
-"""The `mas` command: serve, worker, migrate, keys."""
+"""The `mas` command: serve, worker, migrate, keys, env-keys."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from app.config import Settings, get_settings
 
+T = TypeVar("T")
+
 cli = typer.Typer(help="mas: the Managed Agents Server.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
+env_keys_cli = typer.Typer(
+    help="Manage environment keys: a self-hosted worker's credential (stored hashed).", no_args_is_help=True
+)
+cli.add_typer(env_keys_cli, name="env-keys")
 sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 
@@ -32,6 +39,10 @@ def _announce(settings: Settings, host: str, port: int) -> None:
             "model: the built-in OFFLINE model (deterministic, no network). "
             "Set ANTHROPIC_API_KEY to use the real Messages API."
         )
+    elif settings.cassette_mode() is not None:
+        upstream = "no upstream" if backend == "replay" else settings.anthropic_base_url or "https://api.anthropic.com"
+        cassette = settings.cassette_dir / f"{settings.cassette}.json"
+        typer.echo(f"model: {backend} with cassette {cassette} ({upstream})")
     else:
         typer.echo(f"model: the Messages API at {settings.anthropic_base_url or 'https://api.anthropic.com'}")
     if not settings.api_keys:
@@ -173,6 +184,86 @@ async def _keys_revoke(key_id: str) -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke an API key by id."""
     asyncio.run(_keys_revoke(key_id))
+    typer.echo(f"revoked {key_id}")
+
+
+async def _env_keys_create(environment_id: str, name: str) -> list[str]:
+    from app.db.engine import Database
+    from app.envkeys import service
+    from app.envkeys.schemas import EnvironmentKeyCreate
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.unit_of_work() as session:
+            key = await service.create(session, environment_id, EnvironmentKeyCreate(name=name))
+        return [f"created {key.id} for {environment_id} (shown once; stored hashed):", key.key or ""]
+    finally:
+        await db.dispose()
+
+
+async def _env_keys_list(environment_id: str) -> list[str]:
+    from app.db.engine import Database
+    from app.envkeys import service
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.read() as session:
+            page = await service.list_keys(session, environment_id, limit=100, page=None)
+        return [
+            f"{k.id}\t{k.name}\t{k.hint}\t{k.created_at:%Y-%m-%dT%H:%M:%SZ}\t{_state(k.revoked_at)}"
+            for k in page.data
+        ]
+    finally:
+        await db.dispose()
+
+
+async def _env_keys_revoke(environment_id: str, key_id: str) -> None:
+    from app.db.engine import Database
+    from app.envkeys import service
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.unit_of_work() as session:
+            await service.revoke(session, environment_id, key_id)
+    finally:
+        await db.dispose()
+
+
+def _run_api_call(call: Coroutine[Any, Any, T]) -> T:
+    """Run a service call for the CLI: an API error is a message and exit status 1, not a trace."""
+    from app.errors import ApiError
+
+    try:
+        return asyncio.run(call)
+    except ApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@env_keys_cli.command("create")
+def env_keys_create(
+    environment_id: str,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+) -> None:
+    """Create a key for a self_hosted environment; the key is printed once, on the last line."""
+    from app.db import migrate as migrations
+
+    migrations.upgrade(get_settings().database_url)
+    for line in _run_api_call(_env_keys_create(environment_id, name)):
+        typer.echo(line)
+
+
+@env_keys_cli.command("list")
+def env_keys_list(environment_id: str) -> None:
+    """List an environment's keys (never the keys themselves)."""
+    for line in _run_api_call(_env_keys_list(environment_id)):
+        typer.echo(line)
+
+
+@env_keys_cli.command("revoke")
+def env_keys_revoke(environment_id: str, key_id: str) -> None:
+    """Revoke an environment key: its workers are refused within seconds."""
+    _run_api_call(_env_keys_revoke(environment_id, key_id))
     typer.echo(f"revoked {key_id}")
 
 

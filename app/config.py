@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ModelBackend = Literal["auto", "anthropic", "offline"]
+ModelBackend = Literal["auto", "anthropic", "offline", "record", "replay", "record_missing"]
+CassetteMode = Literal["record", "replay", "record_missing"]
 
 
 # List prices (USD per MTok) used for `usage.list_cost`. Unknown models fall back to the sonnet row.
@@ -79,9 +80,27 @@ class Settings(BaseSettings):
         200, description="Model requests per turn before tool_use_limit_reached_error."
     )
 
+    # --- self-hosted work queue -----------------------------------------------------------
+    work_lease_ttl_seconds: int = Field(
+        90, description="Lease of a claimed work item until a heartbeat asks for another TTL; "
+        "an item not heartbeaten within it goes back to the queue."
+    )
+    work_max_ttl_seconds: int = Field(
+        3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
-        "auto", description="auto: the real API when ANTHROPIC_API_KEY is set, else the offline model."
+        "auto",
+        description="auto: the real API when ANTHROPIC_API_KEY is set, else the offline model; record, "
+        "replay, record_missing: through cassettes (see Testing your agent code).",
+    )
+    cassette_dir: Path = Field(
+        Path("cassettes"), description="Directory of cassettes for the record/replay model backends."
+    )
+    cassette: str = Field(
+        "default",
+        description="Cassette in use at start: <cassette_dir>/<cassette>.json (switchable per test).",
     )
     anthropic_api_key: str | None = Field(
         None,
@@ -161,6 +180,27 @@ class Settings(BaseSettings):
     sandbox_bash_timeout_seconds: float = Field(
         120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
     )
+    sandbox_engine_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Deadline of one Docker engine call (image builds excepted); past it the sandbox "
+        "is reported unavailable and the session gets a session.error.",
+    )
+    sandbox_engine_concurrency: int = Field(
+        8, ge=1, description="Docker engine calls in flight at once, per process; more wait their turn."
+    )
+    # --- vaults -------------------------------------------------------------------------------
+    vault_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Fernet keys that encrypt vault secrets at rest: the first encrypts, "
+        "every one decrypts (add a new key in front to rotate). Unset: a key is generated once into "
+        "vault_key_file.",
+    )
+    vault_key_file: Path = Field(
+        Path("./data/vault.key"),
+        description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
     # --- skills -------------------------------------------------------------------------------
     skills_max_upload_bytes: int = Field(
         8 * 1024 * 1024, description="Largest skill version (all its files together), in bytes."
@@ -195,12 +235,25 @@ class Settings(BaseSettings):
         None, description="Search endpoint for web_search when the backend is not the real API."
     )
 
-    def resolved_model_backend(self) -> Literal["anthropic", "offline"]:
+    def uses_real_api(self) -> bool:
+        """Requests go (or went, for cassettes) to the hosted API itself rather than a compatible
+        base URL: only then is `web_search` the API's server tool."""
+        if self.resolved_model_backend() == "anthropic":
+            return True
+        return self.cassette_mode() is not None and self.anthropic_base_url is None
+
+    def cassette_mode(self) -> CassetteMode | None:
+        backend = self.model_backend
+        if backend == "record" or backend == "replay" or backend == "record_missing":
+            return backend
+        return None
+
+    def resolved_model_backend(self) -> Literal["anthropic", "offline", "record", "replay", "record_missing"]:
         if self.model_backend == "auto":
             return "anthropic" if self.anthropic_api_key else "offline"
         return self.model_backend
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "vault_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         return _split_csv(value)

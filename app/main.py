@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from app.agent_loop.cassettes.transport import cassette_library
 from app.agent_loop.offline.endpoints import OfflineState
 from app.agent_loop.offline.endpoints import router as offline_router
 from app.api.auth import KeyCache, require_api_key_off_loopback
@@ -25,6 +26,7 @@ from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
 from app.files.sweeper import StorageSweeper
 from app.storage.blobs import LocalDiskBackend
+from app.vaults.secrets import SecretBox
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -77,13 +79,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
             if settings.embedded_worker:
-                app.state.worker = await start_worker(stack, settings, db, notifier)
+                app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
             yield
 
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
+    app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
     app.add_middleware(RequestIdMiddleware)

@@ -29,7 +29,7 @@ from tests.support.server import ServerThread
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Worker-free servers and the in-process turn producer (tests/events, tests/sessions).
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "pytester"]
 
 
 def _backends() -> list[str]:
@@ -58,10 +58,13 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def make_settings(database_url: str, **overrides: object) -> Settings:
     # Each test server owns its sandboxes (label + state dir), so reaping never touches another's.
     instance = f"test-{uuid.uuid4().hex[:10]}"
+    state_dir = Path(tempfile.mkdtemp(prefix=f"mas-{instance}-"))
     base: dict[str, object] = {
         "sandbox_instance": instance,
-        "sandbox_state_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-")),
+        "sandbox_state_dir": state_dir,
         "storage_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-storage-")),
+        # Generated on first start, as for a new user who sets no key.
+        "vault_key_file": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-keys-")) / "vault.key",
         "database_url": database_url,
         "api_keys": [API_KEY],
         "auto_migrate": False,

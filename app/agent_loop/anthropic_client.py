@@ -14,6 +14,7 @@ import anthropic
 import httpx2
 from anthropic.lib.streaming import AsyncMessageStream
 
+from app.agent_loop.cassettes.transport import CassetteLibrary, CassetteTransport
 from app.agent_loop.model_client import (
     JsonDict,
     MessageComplete,
@@ -36,6 +37,7 @@ from app.agent_loop.model_client import (
 from app.config import Settings
 
 OFFLINE_API_KEY = "mas-offline"
+CASSETTE_API_KEY = "mas-cassette"  # replaying needs no key; the SDK wants one all the same
 
 # Mid-stream `error` events arrive on a 200 response; their type tells us which status they stand for.
 _STATUS_BY_ERROR_TYPE = {
@@ -50,9 +52,20 @@ _COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "thinking", "too
 class AnthropicModelClient:
     """Streams Messages API responses as `ModelEvent`s. SDK retries are off: the loop retries itself."""
 
-    def __init__(self, *, api_key: str | None, base_url: str | None, timeout_seconds: float = 600.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout_seconds: float = 600.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_seconds
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_seconds,
+            http_client=http_client,
         )
 
     @asynccontextmanager
@@ -79,9 +92,24 @@ class AnthropicModelClient:
         await self._client.close()
 
 
-def create_model_client(settings: Settings, base_url_for_offline: str) -> ModelClient:
-    """The real API when configured (see `Settings.resolved_model_backend`), else the offline model."""
-    if settings.resolved_model_backend() == "anthropic":
+def create_model_client(
+    settings: Settings, base_url_for_offline: str, cassettes: CassetteLibrary | None = None
+) -> ModelClient:
+    """The real API when configured (see `Settings.resolved_model_backend`), cassettes in the
+    record/replay modes (`cassettes`, or a library made from the settings), else the offline model."""
+    backend = settings.resolved_model_backend()
+    mode = settings.cassette_mode()
+    if mode is not None:
+        library = cassettes or CassetteLibrary(settings.cassette_dir, settings.cassette, mode)
+        upstream = None if mode == "replay" else httpx2.AsyncHTTPTransport()
+        transport = CassetteTransport(library, upstream)
+        return AnthropicModelClient(
+            api_key=settings.anthropic_api_key or CASSETTE_API_KEY,
+            base_url=settings.anthropic_base_url,
+            timeout_seconds=settings.model_timeout_seconds,
+            http_client=httpx2.AsyncClient(transport=transport, timeout=settings.model_timeout_seconds),
+        )
+    if backend == "anthropic":
         return AnthropicModelClient(
             api_key=settings.anthropic_api_key,
             base_url=settings.anthropic_base_url,

@@ -82,7 +82,7 @@ class ModelStep:
         """In the deciding step's transaction: open the request's span (or plan a compaction)."""
         if requests.needs_compaction(history, self.deps.settings):
             return ModelPlan(row.agent, history, None, None)
-        server_search = self.deps.settings.resolved_model_backend() == "anthropic"
+        server_search = self.deps.settings.uses_real_api()
         request = requests.build(row.agent, history, server_web_search=server_search)
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, request, start[0]["id"])

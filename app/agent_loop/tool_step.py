@@ -66,6 +66,12 @@ def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, A
     )
 
 
+def _result(outcome: ToolResult | BaseException) -> ToolResult:
+    if isinstance(outcome, BaseException):
+        raise outcome  # not a sandbox failure: a bug, handled like any crash of the loop
+    return outcome
+
+
 @dataclass(frozen=True)
 class ToolPlan:
     calls: list[dict[str, Any]]
@@ -84,7 +90,12 @@ class ToolStep:
         except SandboxError as error:
             await self._sandbox_failed(calls, error)
             return True
-        results = await asyncio.gather(*(self._execute(use) for use in calls))
+        outcomes = await asyncio.gather(*(self._execute(use) for use in calls), return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
+        if failure is not None:  # the engine failed (not the tool): the turn ends with an error
+            await self._sandbox_failed(calls, failure)
+            return True
+        results = [_result(o) for o in outcomes]
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(
@@ -110,10 +121,7 @@ class ToolStep:
         return ToolPlan(calls, spec)
 
     async def _execute(self, use: dict[str, Any]) -> ToolResult:
-        try:
-            return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
-        except SandboxError as error:
-            return ToolResult.error(f"The sandbox could not run this tool: {error}")
+        return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
 
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())

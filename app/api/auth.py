@@ -1,8 +1,12 @@
-"""API-key authentication: `x-api-key` or `Authorization: Bearer` (the 2.x SDK sends the latter).
+"""Authentication: `x-api-key` or `Authorization: Bearer` (the 2.x SDK sends the latter).
 
-Valid stored keys are remembered for a few seconds so that each request does not read the
-database; a revoked key therefore stops working within `_CACHE_SECONDS`. The id of the key that
-authenticated a request (`ApiKeyId`) is what audit records name as the API actor.
+Three credentials are accepted. API keys (`MAS_API_KEYS`, or made with `mas keys create`) reach
+everything. A self-hosted worker's **environment key** and the **sessions token** of a work item
+reach only their environment's queue and sessions (`app.api.scopes` enforces that). API keys and
+environment keys that validated are remembered for a few seconds so each request does not read
+the database (a revoked key therefore stops working within `_CACHE_SECONDS`); sessions tokens are
+checked every time, because a reclaimed work item must cut its old worker off at once. The id of
+the credential that authenticated a request (`ApiKeyId`) is what audit records name as the actor.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import DatabaseDep, SettingsDep
+from app.api.scopes import Principal, check_api_key_route, check_scoped
 from app.apikeys import service as apikeys
+from app.envkeys import service as envkeys
 from app.errors import AuthenticationFailed
+from app.work import service as work
 
 _CACHE_SECONDS = 5.0
 
@@ -32,39 +40,62 @@ def _presented_key(request: Request) -> str | None:
 
 class KeyCache:
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[float, str]] = {}
+        self._seen: dict[str, tuple[float, Principal]] = {}
 
-    def fresh(self, key: str) -> str | None:
-        """The id of ``key`` if it was validated less than ``_CACHE_SECONDS`` ago."""
+    def fresh(self, key: str) -> Principal | None:
+        """The principal of ``key`` if it was validated less than ``_CACHE_SECONDS`` ago."""
         seen = self._seen.get(key)
         return seen[1] if seen is not None and time.monotonic() - seen[0] < _CACHE_SECONDS else None
 
-    def remember(self, key: str, key_id: str) -> None:
+    def remember(self, key: str, principal: Principal) -> None:
         if len(self._seen) > 10_000:
             self._seen.clear()
-        self._seen[key] = (time.monotonic(), key_id)
+        self._seen[key] = (time.monotonic(), principal)
 
 
-async def _key_id(request: Request, settings: SettingsDep, db: DatabaseDep, key: str) -> str | None:
+async def _stored_principal(db: AsyncSession, key: str) -> Principal | None:
+    holder = await work.token_holder(db, key)
+    if holder is not None:
+        return Principal(
+            "work_token",
+            holder.id,
+            environment_id=holder.environment_id,
+            session_id=holder.session_id,
+            work_id=holder.id,
+        )
+    environment_key = await envkeys.environment_of(db, key)
+    if environment_key is not None:
+        return Principal("environment_key", environment_key[0], environment_id=environment_key[1])
+    key_id = await apikeys.stored_key_id(db, key)
+    return Principal("api_key", key_id) if key_id is not None else None
+
+
+async def _principal(request: Request, settings: SettingsDep, db: DatabaseDep, key: str) -> Principal | None:
     if apikeys.is_static_key(key, settings.api_keys):
-        return apikeys.static_key_id(key)
+        return Principal("api_key", apikeys.static_key_id(key))
     cache: KeyCache = request.app.state.key_cache
     cached = cache.fresh(key)
     if cached is not None:
         return cached
     async with db.read() as session:
-        key_id = await apikeys.stored_key_id(session, key)
-    if key_id is not None:
-        cache.remember(key, key_id)
-    return key_id
+        principal = await _stored_principal(session, key)
+    if principal is not None and principal.kind != "work_token":
+        cache.remember(key, principal)
+    return principal
 
 
 async def require_api_key(request: Request, settings: SettingsDep, db: DatabaseDep) -> None:
     key = _presented_key(request)
-    key_id = await _key_id(request, settings, db, key) if key is not None else None
-    if key_id is None:
+    principal = await _principal(request, settings, db, key) if key is not None else None
+    if principal is None:
         raise AuthenticationFailed("Authentication failed")
-    request.state.api_key_id = key_id
+    request.state.api_key_id = principal.id
+    request.state.principal = principal
+    if principal.kind == "api_key":
+        check_api_key_route(request)
+        return
+    async with db.read() as session:
+        await check_scoped(request, principal, session)
 
 
 def is_loopback(host: str) -> bool:
@@ -85,7 +116,7 @@ async def require_api_key_off_loopback(request: Request, settings: SettingsDep, 
 
 
 def current_api_key_id(request: Request) -> str:
-    """The id of the API key this request was authenticated with (``require_api_key`` ran first)."""
+    """The id of the credential this request was authenticated with (``require_api_key`` ran first)."""
     key_id: str = request.state.api_key_id
     return key_id
 

@@ -81,6 +81,10 @@ class ChannelBackend(ABC):
             return request.timeout_s or self.settings.sandbox_bash_timeout_seconds
         return request.timeout_s or _DEFAULT_TOOL_TIMEOUT_S
 
+    def health(self) -> str | None:
+        """Why sandboxes are unavailable right now, or None (backends without an engine: never)."""
+        return None
+
     async def prewarm(self, spec: SandboxSpec) -> None:
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""
         return None  # backends without a warm pool have nothing to do

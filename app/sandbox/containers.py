@@ -127,13 +127,13 @@ def sandbox_options(
     }
 
 
-def proxy_options(settings: Settings, naming: Naming, session_id: str) -> dict[str, Any]:
+def proxy_options(settings: Settings, naming: Naming, session_id: str, network_id: str) -> dict[str, Any]:
     session_dir = naming.session_dir(session_id)
     return {
         "image": settings.sandbox_proxy_image,
         "name": naming.proxy(session_id),
         "labels": naming.labels(session_id, "proxy"),
-        "network": settings.sandbox_egress_network,
+        "network": network_id,  # by id: a name can be ambiguous
         "user": "65534:65534",
         "read_only": True,
         "cap_drop": ["ALL"],

@@ -18,6 +18,7 @@ from app.sandbox import egress
 from app.sandbox.base import ChannelBackend
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.containers import WORKSPACE, Naming, sandbox_options
+from app.sandbox.engine import Engine, EngineError
 from app.sandbox.images import ImageBuilder
 from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
 from app.sandbox.network import Networks
@@ -35,13 +36,23 @@ def _younger_than(container: Any, seconds: float) -> bool:
 
 
 class DockerBackend(ChannelBackend):
-    def __init__(self, settings: Settings, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.client = client or docker.from_env()
+        timeout = settings.sandbox_engine_timeout_seconds
+        self.engine = Engine(
+            lambda: docker.from_env(timeout=max(1, round(timeout))),
+            timeout_s=timeout,
+            concurrency=settings.sandbox_engine_concurrency,
+        )
         self.naming = Naming(settings)
-        self.images = ImageBuilder(self.client, settings)
-        self._networks = Networks(self.client, settings, self.naming)
+        self.images = ImageBuilder(self.engine, settings)
+        self._networks = Networks(self.engine, settings, self.naming)
         self.pool = WarmPool(settings.sandbox_warm_pool, self._start_pooled, self._remove_pooled)
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The Docker SDK client (for engine-thread code and tests)."""
+        return self.engine.client
 
     def workspace(self, session_id: str) -> str:
         return WORKSPACE
@@ -53,12 +64,12 @@ class DockerBackend(ChannelBackend):
         image = await self.images.ensure(spec.packages, on_progress)
         poolable = not egress.is_limited(spec.networking)
         async with self._lock(session_id):
-            if await asyncio.to_thread(self._find, session_id) is None and not (
+            if await self.engine.run("look up the sandbox", self._find, session_id) is None and not (
                 poolable and await self._adopt(session_id, image)
             ):
                 if on_progress is not None:
                     await on_progress("Creating sandbox container")
-                await asyncio.to_thread(self._create, session_id, spec, image)
+                await self.engine.run("create the sandbox container", self._create, session_id, spec, image)
             channel = self._channels.get(session_id)
             if channel is None or channel.closed:
                 self._channels[session_id] = await self._start_and_connect(session_id)
@@ -72,42 +83,44 @@ class DockerBackend(ChannelBackend):
 
     # --- the warm pool (see pool.py) ---------------------------------------------------------
     async def _start_pooled(self, key: str, image: str) -> None:
-        await asyncio.to_thread(self._create, key, SandboxSpec(env_id=""), image)
+        await self.engine.run("create a warm sandbox", self._create, key, SandboxSpec(env_id=""), image)
         await (await self._start_and_connect(key)).close()
 
     async def _remove_pooled(self, key: str) -> None:
-        await asyncio.to_thread(self._remove, key)
+        await self.engine.run("remove a warm sandbox", self._remove, key)
 
     async def _adopt(self, session_id: str, image: str) -> bool:
         key = self.pool.take(image)
         if key is None:
             return False
         try:
-            await asyncio.to_thread(self._rename, key, session_id)
-        except (docker.errors.APIError, OSError):
+            await self.engine.run("adopt a warm sandbox", self._rename, key, session_id)
+        except SandboxError:
             log.warning("could not adopt warm sandbox %s", key, exc_info=True)
             await self._remove_pooled(key)
             return False
         return True
 
     def _rename(self, key: str, session_id: str) -> None:
-        self.client.containers.get(self.naming.container(key)).rename(self.naming.container(session_id))
+        self.engine.client.containers.get(self.naming.container(key)).rename(
+            self.naming.container(session_id)
+        )
         session_dir = self.naming.session_dir(session_id)
         session_dir.mkdir(parents=True, exist_ok=True)
         (session_dir / "run").symlink_to(self.naming.session_dir(key) / "run", target_is_directory=True)
 
     async def _attach(self, session_id: str) -> ToolChannel:
-        if await asyncio.to_thread(self._find, session_id) is None:
+        if await self.engine.run("look up the sandbox", self._find, session_id) is None:
             raise SandboxNotFound(f"session {session_id} has no sandbox; call ensure() first")
         return await self._start_and_connect(session_id)
 
     async def _start_and_connect(self, session_id: str) -> ToolChannel:
-        await asyncio.to_thread(self._start, session_id)
+        await self.engine.run("start the sandbox", self._start, session_id)
         return await self._connect(session_id)
 
     def _find(self, session_id: str) -> Any:
         try:
-            return self.client.containers.get(self.naming.container(session_id))
+            return self.engine.client.containers.get(self.naming.container(session_id))
         except docker.errors.NotFound:
             return None
 
@@ -116,10 +129,13 @@ class DockerBackend(ChannelBackend):
         plan = self._networks.plan(session_id, spec)
         try:
             options = sandbox_options(self.settings, self.naming, session_id, image, plan)
-            self.client.containers.create(**options)
+            self.engine.client.containers.create(**options)
+        except docker.errors.NotFound:
+            self._networks.forget()  # the shared network was removed under us: find it afresh
+            raise
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: a concurrent ensure created it first
-                raise SandboxError(f"cannot create the sandbox of {session_id}: {exc}") from exc
+                raise
 
     def _start(self, session_id: str) -> None:
         container = self._find(session_id)
@@ -148,18 +164,18 @@ class DockerBackend(ChannelBackend):
             delay = min(delay * 2, 0.25)
 
     async def _is_running(self, session_id: str) -> bool:
-        container = await asyncio.to_thread(self._find, session_id)
+        container = await self.engine.run("look up the sandbox", self._find, session_id)
         return container is not None and container.status == "running"
 
     async def _logs(self, session_id: str) -> str:
-        container = await asyncio.to_thread(self._find, session_id)
+        container = await self.engine.run("look up the sandbox", self._find, session_id)
         if container is None:
             return "container is gone"
-        logs = await asyncio.to_thread(container.logs, tail=20)
+        logs = await self.engine.run("read the sandbox's logs", container.logs, tail=20)
         return f"status {container.status}; {bytes(logs).decode(errors='replace').strip()}"
 
     async def _halt(self, session_id: str) -> None:
-        await asyncio.to_thread(self._stop_containers, session_id)
+        await self.engine.run("stop the sandbox", self._stop_containers, session_id)
 
     def _stop_containers(self, session_id: str) -> None:
         container = self._find(session_id)
@@ -170,7 +186,7 @@ class DockerBackend(ChannelBackend):
     async def remove(self, session_id: str) -> None:
         async with self._lock(session_id):
             await self._drop_channel(session_id)
-            await asyncio.to_thread(self._remove, session_id)
+            await self.engine.run("remove the sandbox", self._remove, session_id)
         self._locks.pop(session_id, None)
 
     def _remove(self, session_id: str) -> None:
@@ -185,7 +201,8 @@ class DockerBackend(ChannelBackend):
         shutil.rmtree(self.naming.session_dir(session_id), ignore_errors=True)
 
     async def reap_orphans(self, live_session_ids: set[str]) -> int:
-        orphans = await asyncio.to_thread(self._known_sessions) - live_session_ids - self.pool.keys()
+        known = await self.engine.run("list sandboxes", self._known_sessions)
+        orphans = known - live_session_ids - self.pool.keys()
         for session_id in orphans:
             await self.remove(session_id)
         return len(orphans)
@@ -196,7 +213,9 @@ class DockerBackend(ChannelBackend):
         Another process's warm containers are left alone while young (it may be starting or about
         to adopt them); older ones are reaped. Adoption of a reaped one fails over to a cold start.
         """
-        containers = self.client.containers.list(all=True, filters=self.naming.filters(), ignore_removed=True)
+        containers = self.engine.client.containers.list(
+            all=True, filters=self.naming.filters(), ignore_removed=True
+        )
         known = set()
         for container in containers:
             key = self.naming.session_of(container.name)
@@ -206,13 +225,19 @@ class DockerBackend(ChannelBackend):
 
     async def _running_sessions(self) -> list[str]:
         filters = {**self.naming.filters("sandbox"), "status": "running"}
-        containers = await asyncio.to_thread(
-            self.client.containers.list, filters=filters, ignore_removed=True
-        )
+        containers = await self.engine.run("list running sandboxes", self._list, filters)
         keys = (self.naming.session_of(c.name) for c in containers)
         return [k for k in keys if k is not None and not is_pool_key(k)]
 
+    def _list(self, filters: dict[str, Any]) -> list[Any]:
+        return list(self.engine.client.containers.list(filters=filters, ignore_removed=True))
+
+    def health(self) -> str | None:
+        """Why the sandbox is unavailable (the engine did not answer), or None."""
+        return self.engine.unavailable
+
     async def close(self) -> None:
-        await self.pool.close()
+        with contextlib.suppress(EngineError):
+            await self.pool.close()
         await super().close()
-        await asyncio.to_thread(self.client.close)
+        self.engine.close()

@@ -14,6 +14,7 @@ import docker.errors
 
 from app.config import Settings
 from app.sandbox.build_steps import BuildStep, Mirrors, build_steps, dockerfile, image_tag, normalize
+from app.sandbox.engine import Engine, EngineError
 from app.sandbox.interface import ImageBuildError, Progress, SandboxError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : ")
@@ -38,15 +39,15 @@ class _BuildLog:
 
 
 class ImageBuilder:
-    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
-        self._client = client
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self._engine = engine
         self._settings = settings
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def ensure(self, packages: dict[str, list[str]], on_progress: Progress | None = None) -> str:
         """Return the image for ``packages``, building it unless an image with its tag exists."""
         base = self._settings.sandbox_base_image
-        base_id = await asyncio.to_thread(self._image_id, base)
+        base_id = await self._engine.run("look up the base image", self._image_id, base)
         if base_id is None:
             raise SandboxError(
                 f"base image {base} not found; build it with sandbox/build-base.sh (or `mas sandbox base`)"
@@ -56,7 +57,7 @@ class ImageBuilder:
         tag = image_tag(base_id, packages)
         # One build per tag in this process; the tag check inside the lock skips repeats.
         async with self._locks.setdefault(tag, asyncio.Lock()):
-            if await asyncio.to_thread(self._image_id, tag) is None:
+            if await self._engine.run("look up the environment image", self._image_id, tag) is None:
                 await self._build(tag, base_id, packages, on_progress)
             elif on_progress is not None:
                 await on_progress(f"Using cached environment image {tag}")
@@ -64,7 +65,7 @@ class ImageBuilder:
 
     def _image_id(self, ref: str) -> str | None:
         try:
-            return str(self._client.images.get(ref).id)
+            return str(self._engine.client.images.get(ref).id)
         except docker.errors.ImageNotFound:
             return None
 
@@ -92,12 +93,12 @@ class ImageBuilder:
             await worker
         except _BuildFailed as exc:
             raise ImageBuildError(log.current, "\n".join([*log.lines, exc.message])) from None
-        except docker.errors.APIError as exc:
-            raise SandboxError(f"docker build of {tag} failed: {exc}") from exc
+        except (docker.errors.DockerException, OSError) as exc:
+            raise EngineError(f"the Docker engine failed to build {tag}: {exc}") from exc
 
     def _stream(self, tag: str, text: str) -> Iterator[str]:
         """Lines of a classic `docker build`; the tag is applied only when every step succeeded."""
-        chunks = self._client.api.build(
+        chunks = self._engine.client.api.build(
             fileobj=io.BytesIO(text.encode()),
             tag=tag,
             rm=True,

@@ -77,6 +77,9 @@ class SandboxBackend(Protocol):
     async def reap_orphans(self, live_session_ids: set[str]) -> int:
         """Remove sandboxes of sessions not in ``live_session_ids``; returns how many."""
 
+    def health(self) -> str | None:
+        """Why sandboxes are unavailable right now (e.g. the engine does not answer), or None."""
+
     def workspace(self, session_id: str) -> str:
         """The directory relative tool paths resolve against (``/workspace`` in a container)."""
 

@@ -32,9 +32,11 @@ from app.sessions.schemas import (
     public_usage,
     zero_usage,
 )
-from app.sessions.sending import accept_client_events
+from app.sessions.sending import QUEUED, accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
+from app.vaults import service as vaults
+from app.work import service as work
 
 ACTIVE_STATUSES = ("running", "rescheduling")
 STATUSES = ("rescheduling", "running", "idle", "terminated")
@@ -101,6 +103,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
     agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
+    vault_ids = await vaults.check_session_vaults(db, params.vault_ids or [])
     now = utcnow()
     row = Session(
         id=new_id("sesn"),
@@ -111,7 +114,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
         status="idle",
         title=params.title,
         metadata_=dict(params.metadata or {}),
-        vault_ids=list(params.vault_ids or []),
+        vault_ids=vault_ids,
         resources=[],
         usage=zero_usage(),
         pending_action_ids=[],
@@ -125,6 +128,8 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     )
     repository.add(db, row)
     await db.flush()
+    if environment.config.get("type") == "self_hosted":
+        await work.enqueue(db, environment.id, row.id)
     if params.initial_events:
         # Persisted before the response returns; the session starts running at once.
         await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
@@ -241,6 +246,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     now = utcnow()
     row.archived_at = now
     await transitions.terminate(db, notifier, row)
+    await work.stop_session_work(db, session_id)
     return to_out(row, now)
 
 
@@ -251,6 +257,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
             "Cannot delete session while it is running. "
             "Send an interrupt event or wait for the session to complete."
         )
+    await work.stop_session_work(db, session_id)
     await repository.delete(db, row)
     await db.flush()
     after_commit(db, lambda: notifier.session_deleted(session_id))
@@ -266,7 +273,11 @@ async def send_events(
     if row.status == "terminated":
         raise InvalidRequest(f"Session {session_id} is terminated; it accepts no new events")
     environment_type = await environments.config_type(db, row.environment_id)
-    return await accept_client_events(db, notifier, row, params, environment_type)
+    echoed = await accept_client_events(db, notifier, row, params, environment_type)
+    if environment_type == "self_hosted" and any(e["type"] in QUEUED for e in echoed):
+        # New input for a dormant session (no live work item): a worker must pick it up again.
+        await work.enqueue_if_dormant(db, row.environment_id, row.id)
+    return echoed
 
 
 async def stream_start(

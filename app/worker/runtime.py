@@ -6,6 +6,7 @@ import logging
 from contextlib import AsyncExitStack
 
 from app.agent_loop.anthropic_client import create_model_client
+from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
 from app.config import Settings
 from app.db.engine import Database
@@ -26,8 +27,14 @@ def offline_base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-async def start_worker(stack: AsyncExitStack, settings: Settings, db: Database, notifier: Notifier) -> Worker:
-    model = create_model_client(settings, offline_base_url(settings))
+async def start_worker(
+    stack: AsyncExitStack,
+    settings: Settings,
+    db: Database,
+    notifier: Notifier,
+    cassettes: CassetteLibrary | None = None,
+) -> Worker:
+    model = create_model_client(settings, offline_base_url(settings), cassettes)
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)

@@ -16,6 +16,7 @@ import pytest
 from app.sandbox import ImageBuildError, SandboxSpec
 from app.sandbox.build_steps import image_tag
 from app.sandbox.docker_backend import DockerBackend
+from app.sandbox.engine import Engine
 from app.sandbox.images import ImageBuilder
 from tests.sandbox.conftest import RUN, sandbox_settings
 from tests.sandbox.support import bash, text
@@ -87,6 +88,10 @@ def fresh_base(docker_client: docker.DockerClient) -> Iterator[str]:
     docker_client.images.remove(tag, force=True)
 
 
+def engine_of(client: docker.DockerClient) -> Engine:
+    return Engine(lambda: client, timeout_s=60.0, concurrency=4)
+
+
 def _dockerfile(content: str) -> io.BytesIO:
     return io.BytesIO(content.encode())
 
@@ -94,7 +99,8 @@ def _dockerfile(content: str) -> io.BytesIO:
 async def test_concurrent_requests_build_once(
     docker_client: docker.DockerClient, state_dir: Path, fresh_base: str
 ) -> None:
-    builder = ImageBuilder(docker_client, sandbox_settings(state_dir, sandbox_base_image=fresh_base))
+    settings = sandbox_settings(state_dir, sandbox_base_image=fresh_base)
+    builder = ImageBuilder(engine_of(docker_client), settings)
     progress = [Progress(), Progress()]
     tags = await asyncio.gather(*(builder.ensure({"pip": ["six==1.16.0"]}, p) for p in progress))
     assert tags[0] == tags[1]
@@ -106,7 +112,8 @@ async def test_concurrent_requests_build_once(
 async def test_failed_build_raises_with_the_managers_output_and_tags_nothing(
     docker_client: docker.DockerClient, state_dir: Path, fresh_base: str
 ) -> None:
-    builder = ImageBuilder(docker_client, sandbox_settings(state_dir, sandbox_base_image=fresh_base))
+    settings = sandbox_settings(state_dir, sandbox_base_image=fresh_base)
+    builder = ImageBuilder(engine_of(docker_client), settings)
     packages = {"pip": ["mas-no-such-package-xyz==0.0.1"]}
     with pytest.raises(ImageBuildError) as caught:
         await builder.ensure(packages)

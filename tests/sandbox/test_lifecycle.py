@@ -83,7 +83,7 @@ async def test_idle_sandboxes_stop_and_start_again_with_their_files(
         await backend.ensure(session, SandboxSpec(env_id="env_test"))
         await bash(backend, session, "echo survived > /workspace/file.txt")
         container = backend.client.containers.get(backend.naming.container(session))
-        for _ in range(50):  # the idle loop checks every 0.25 s here
+        for _ in range(600):  # the idle loop checks every 0.25 s here; generous for a loaded machine
             await asyncio.sleep(0.2)
             container.reload()
             if container.status == "exited":

@@ -61,13 +61,14 @@ def test_the_environment_must_exist_and_not_be_archived(client: Client) -> None:
 
 
 def test_title_metadata_and_vault_ids_are_echoed(client: Client) -> None:
+    vault = client.beta.vaults.create(display_name="echo")
     session = make_session(
-        client, title="My run", metadata={"team": "a", "ticket": "42"}, vault_ids=["vlt_1"]
+        client, title="My run", metadata={"team": "a", "ticket": "42"}, vault_ids=[vault.id]
     )
     assert (session.title, session.metadata, session.vault_ids) == (
         "My run",
         {"team": "a", "ticket": "42"},
-        ["vlt_1"],
+        [vault.id],
     )
     plain = make_session(client)
     assert (plain.title, plain.metadata, plain.vault_ids) == (None, {}, [])

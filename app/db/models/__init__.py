@@ -10,6 +10,8 @@ from app.db.models.memory import Memory, MemoryStore, MemoryVersion
 from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
+from app.db.models.vault import Vault, VaultCredential
+from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
 
 __all__ = [
     "Agent",
@@ -18,6 +20,7 @@ __all__ = [
     "ContentBlob",
     "Dream",
     "Environment",
+    "EnvironmentKey",
     "Memory",
     "MemoryStore",
     "MemoryVersion",
@@ -27,4 +30,8 @@ __all__ = [
     "SkillFile",
     "SkillVersion",
     "StoredFile",
+    "Vault",
+    "VaultCredential",
+    "WorkItem",
+    "WorkPoller",
 ]

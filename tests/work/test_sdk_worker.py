@@ -1,0 +1,162 @@
+"""The unmodified SDK 2.14 `EnvironmentWorker` serves self-hosted sessions through the queue:
+poll → ack → heartbeat → tools → stop, and a worker killed mid-tool is replaced through lease
+expiry without the server accepting a tool result twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import anthropic
+import pytest
+
+from tests.support.loop import (
+    TOOLSET,
+    custom_tool,
+    log,
+    loop_server,
+    message,
+    of_type,
+    sdk,
+    send,
+    stop_reason,
+    texts,
+)
+from tests.support.server import ROOT, ServerThread
+from tests.work.conftest import SelfHosted, self_hosted
+from tests.work.sdk_worker import worker
+
+SDK = anthropic.AsyncAnthropic
+WAIT = 120.0  # generous: the SDK worker sleeps 1-3 s between empty polls, and leases must run out
+
+
+@pytest.fixture(scope="module")
+def queue_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The embedded worker and the offline model; short leases so a dead worker is noticed soon."""
+    yield from loop_server(backend, tmp_path_factory.mktemp(f"queue-{backend}"), work_lease_ttl_seconds=4)
+
+
+@pytest.fixture
+async def admin(queue_server: ServerThread) -> AsyncIterator[SDK]:
+    async with sdk(queue_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def env(queue_server: ServerThread, admin: SDK) -> AsyncIterator[SelfHosted]:
+    setup = await self_hosted(queue_server.url, admin, TOOLSET, custom_tool())
+    try:
+        yield setup
+    finally:
+        await setup.worker.close()
+
+
+async def wait_until(check: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def ended_turn(client: SDK, session_id: str) -> list[Any]:
+    async def check() -> list[Any] | None:
+        events = await log(client, session_id)
+        idle = of_type(events, "session.status_idle")
+        return events if idle and stop_reason(idle[-1]) == {"type": "end_turn"} else None
+
+    result: list[Any] = await wait_until(check, f"{session_id} to end its turn")
+    return result
+
+
+@contextlib.asynccontextmanager
+async def running(task_factory: Callable[[], Any]) -> AsyncIterator[None]:
+    task = asyncio.create_task(task_factory())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_sdk_worker_completes_a_bash_and_custom_tool_session(
+    env: SelfHosted, admin: SDK, tmp_path: Path
+) -> None:
+    session_id = await env.session(admin)
+    async with running(worker(admin, env.environment_id, env.key, tmp_path).run):
+        await send(
+            admin,
+            session_id,
+            message('/tool bash {"command": "echo from-the-worker"}\n/tool lookup {"key": "colour"}'),
+        )
+        events = await ended_turn(admin, session_id)
+        assert texts(events)[-1] == "Tool results:\nfrom-the-worker\nteal-colour"
+        assert len(of_type(events, "user.tool_result")) == 1
+        assert len(of_type(events, "user.custom_tool_result")) == 1
+        assert not of_type(events, "agent.tool_result")  # nothing ran on the server
+
+        async def stopped() -> bool:
+            items = [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
+            return len(items) == 1 and items[0].state == "stopped"
+
+        # After `max_idle` with the turn ended the worker stops the item itself.
+        await wait_until(stopped, "the worker to stop its work item")
+        (item,) = [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
+        assert item.acknowledged_at is not None and item.started_at is not None
+
+
+def start_worker_process(
+    url: str, env: SelfHosted, workdir: Path, errors: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    workdir.mkdir()
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.work.sdk_worker", url, env.environment_id, env.key, str(workdir)],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+
+
+async def test_a_worker_killed_mid_tool_is_replaced_after_its_lease_runs_out(
+    env: SelfHosted, admin: SDK, queue_server: ServerThread, tmp_path: Path
+) -> None:
+    session_id = await env.session(admin)
+    marker = tmp_path / "started"
+    errors = (tmp_path / "first-worker.log").open("wb")  # kept for a failing run's post-mortem
+    doomed = start_worker_process(queue_server.url, env, tmp_path / "first", errors)
+    try:
+        command = f"echo run >> {marker}; sleep 2; echo survived"
+        await send(admin, session_id, message('/tool bash {"command": "' + command + '"}'))
+
+        async def tool_started() -> bool:
+            return marker.exists()
+
+        await wait_until(tool_started, "the first worker to start the tool")
+    finally:
+        os.killpg(doomed.pid, signal.SIGKILL)
+        await asyncio.to_thread(doomed.wait, 30)
+        errors.close()
+
+    (tmp_path / "second").mkdir()
+    async with running(worker(admin, env.environment_id, env.key, tmp_path / "second").run):
+        events = await ended_turn(admin, session_id)
+    (use,) = of_type(events, "agent.tool_use")
+    results = of_type(events, "user.tool_result")
+    assert [r.tool_use_id for r in results] == [use.id]  # answered once, by the second worker
+    assert texts(events)[-1] == "Tool results:\nsurvived"
+    assert marker.read_text().splitlines() == ["run", "run"]  # the killed run, then the replacement's
+    items = [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
+    assert len(items) == 1  # the same work item went back to the queue
