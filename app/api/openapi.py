@@ -1,10 +1,10 @@
 """The OpenAPI document lists the errors the API really answers, in its envelope.
 
 FastAPI documents a 422 that this API never sends (validation errors are 400s). Each operation
-instead lists 400 (bad input), 401 (no valid key: every /v1 route), 404 (an unknown id in the
-path, or in the body of a /v1 route), 413 (a body over its limit, on routes that take one), 409
-where a conflict is possible, and 500, each with the ``ErrorResponse`` envelope and the
-``request-id`` header.
+instead lists 400 (bad input), 401 (no valid key: every /v1 route), 403 (a worker credential off
+its routes), 404 (an unknown id in the path, or in the body of a /v1 resource route), 409 where a
+conflict is possible, 413 (a body over its limit, on routes that take one) and 500, each with the
+``ErrorResponse`` envelope and the ``request-id`` header.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ _CONFLICTS = {
 _DESCRIPTIONS = {
     "400": "Invalid request (`invalid_request_error`)",
     "401": "No valid API key (`authentication_error`)",
+    "403": "A credential that may not call this route (`permission_error`)",
     "404": "Not found (`not_found_error`)",
     "409": "Conflict with the current state (`invalid_request_error` or a memory precondition type)",
     "413": "Request body too large (`request_too_large`)",
@@ -61,9 +62,13 @@ def _has_body(method: str, operation: dict[str, Any]) -> bool:
 
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["400"]
+    model_route = path.startswith("/v1/messages")
     if path.startswith("/v1/"):
         statuses.append("401")
-    if _PATH_PARAM.search(path) or (path.startswith("/v1/") and _has_body(method, operation)):
+    if path.startswith("/v1/") and not model_route:
+        statuses.append("403")  # a worker credential (environment key, work token) off its routes
+    refers = path.startswith("/v1/") and not model_route and _has_body(method, operation)
+    if _PATH_PARAM.search(path) or refers:
         statuses.append("404")  # an id in the path, or one a body refers to (an agent, a store)
     if (method, path) in _CONFLICTS:
         statuses.append("409")

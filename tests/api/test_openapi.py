@@ -37,7 +37,11 @@ def test_error_statuses_follow_the_routes(document: dict[str, Any]) -> None:
         statuses = set(operation["responses"])
         assert {"400", "500"} <= statuses, (method, path)
         assert ("401" in statuses) == path.startswith("/v1/"), (method, path)
-        assert ("404" in statuses) == ("{" in path), (method, path)
+        worker_scoped = path.startswith("/v1/") and "/v1/messages" not in path
+        assert ("403" in statuses) == worker_scoped, (method, path)
+        # An unknown id in the path, or one a resource's body refers to (an agent, a store).
+        refers = method in ("post", "put", "patch") and path.startswith("/v1/") and "/v1/messages" not in path
+        assert ("404" in statuses) == ("{" in path or refers), (method, path)
         if method == "post":
             assert "413" in statuses, (method, path)
         for status in statuses - {"200", "201", "204"}:
