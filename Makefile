@@ -1,4 +1,4 @@
-.PHONY: run test bench bench-http bench-log bench-concurrency bench-replay bench-profile lint
+.PHONY: run test bench bench-http bench-log bench-concurrency bench-queue bench-replay bench-profile lint
 
 run:  ## set up and run the server
 	bash scripts/run.sh
@@ -20,6 +20,9 @@ bench-log:  ## log size 1k/10k/50k: one more turn, first page, full read, replay
 
 bench-concurrency:  ## 100 concurrent one-tool sessions, worker concurrency 8 vs 32, API + workers
 	bash scripts/bench.sh concurrency
+
+bench-queue:  ## work queue vs cloud path (poll -> ack -> first tool result), webhook latency p50/p99
+	bash scripts/bench.sh queue
 
 bench-replay:  ## a turn replayed from a cassette vs the same turn with the offline model
 	bash scripts/bench.sh replay

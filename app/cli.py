@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
@@ -21,6 +24,8 @@ env_keys_cli = typer.Typer(
     help="Manage environment keys: a self-hosted worker's credential (stored hashed).", no_args_is_help=True
 )
 cli.add_typer(env_keys_cli, name="env-keys")
+webhooks_cli = typer.Typer(help="Manage webhook endpoints and read their delivery log.", no_args_is_help=True)
+cli.add_typer(webhooks_cli, name="webhooks")
 sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 
@@ -82,6 +87,7 @@ async def _run_worker(settings: Settings) -> None:
     from app.db.engine import Database
     from app.events.notifier import Notifier
     from app.main import start_fanout
+    from app.webhooks.dispatcher import start_dispatcher
     from app.worker.runtime import start_worker
 
     async with AsyncExitStack() as stack:
@@ -89,6 +95,7 @@ async def _run_worker(settings: Settings) -> None:
         stack.push_async_callback(db.dispose)
         notifier = Notifier()
         await start_fanout(stack, db, notifier)
+        await start_dispatcher(stack, settings, db)
         await start_worker(stack, settings, db, notifier)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -265,6 +272,91 @@ def env_keys_revoke(environment_id: str, key_id: str) -> None:
     """Revoke an environment key: its workers are refused within seconds."""
     _run_api_call(_env_keys_revoke(environment_id, key_id))
     typer.echo(f"revoked {key_id}")
+
+
+async def _with_database(call: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
+    from app.db.engine import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.unit_of_work() if write else db.read() as session:
+            return await call(session)
+    finally:
+        await db.dispose()
+
+
+@webhooks_cli.command("create")
+def webhooks_create(
+    url: str,
+    event: Annotated[list[str], typer.Option(help="An event type to deliver (repeatable).")],
+    name: Annotated[str, typer.Option(help="A label for the endpoint.")] = "",
+) -> None:
+    """Register an endpoint; prints `ID<TAB>SIGNING_SECRET` on the last line (the secret is shown once)."""
+    from pydantic import ValidationError
+
+    from app.db import migrate as migrations
+    from app.webhooks import service
+    from app.webhooks.schemas import WebhookEndpointCreate
+
+    migrations.upgrade(get_settings().database_url)
+    try:
+        params = WebhookEndpointCreate.model_validate({"url": url, "enabled_events": event, "name": name})
+    except ValidationError as exc:
+        typer.echo(f"error: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})", err=True)
+        raise typer.Exit(1) from None
+    created = _run_api_call(_with_database(lambda db: service.create_endpoint(db, params), write=True))
+    typer.echo(f"created {created.id} -> {created.url} ({', '.join(created.enabled_events)})")
+    typer.echo(f"{created.id}\t{created.signing_secret}")
+
+
+@webhooks_cli.command("list")
+def webhooks_list() -> None:
+    """List endpoints: id, state, URL, events, why it was disabled."""
+    from app.webhooks import service
+
+    listing = _with_database(lambda db: service.list_endpoints(db, limit=100, page=None), write=False)
+    page = _run_api_call(listing)
+    for e in page.data:
+        typer.echo(f"{e.id}\t{e.state}\t{e.url}\t{','.join(e.enabled_events)}\t{e.disabled_reason}")
+
+
+@webhooks_cli.command("deliveries")
+def webhooks_deliveries(
+    endpoint_id: str, limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50
+) -> None:
+    """The delivery log of an endpoint: time, event, status, attempts, last response."""
+    from app.webhooks import service
+
+    log = _with_database(
+        lambda db: service.list_deliveries(db, endpoint_id, limit=limit, page=None), write=False
+    )
+    page = _run_api_call(log)
+    for d in page.data:
+        answer = d.last_status_code if d.last_status_code is not None else (d.last_error or "-")
+        typer.echo(
+            f"{d.created_at:%Y-%m-%dT%H:%M:%S}Z\t{d.event_type}\t{d.event_id}\t{d.status}\t{d.attempts}\t{answer}"
+        )
+
+
+def _set_state(endpoint_id: str, state: str) -> None:
+    from app.webhooks import service
+    from app.webhooks.schemas import WebhookEndpointUpdate
+
+    params = WebhookEndpointUpdate.model_validate({"state": state})
+    _run_api_call(_with_database(lambda db: service.update_endpoint(db, endpoint_id, params), write=True))
+    typer.echo(f"{endpoint_id} {state}")
+
+
+@webhooks_cli.command("enable")
+def webhooks_enable(endpoint_id: str) -> None:
+    """Enable an endpoint (clears the reason it was disabled)."""
+    _set_state(endpoint_id, "enabled")
+
+
+@webhooks_cli.command("disable")
+def webhooks_disable(endpoint_id: str) -> None:
+    """Disable an endpoint; its pending deliveries are canceled."""
+    _set_state(endpoint_id, "disabled")
 
 
 @sandbox_cli.command("base")

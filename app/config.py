@@ -89,6 +89,21 @@ class Settings(BaseSettings):
         3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
     )
 
+    # --- webhooks ------------------------------------------------------------------------------
+    webhooks_enabled: bool = Field(True, description="Send webhook deliveries from this process.")
+    webhook_poll_seconds: float = Field(
+        0.2, description="How often the webhook sender looks for due deliveries when idle."
+    )
+    webhook_timeout_seconds: float = Field(10.0, description="Time limit of one delivery attempt.")
+    webhook_max_attempts: int = Field(8, description="Attempts per delivery before it is marked failed.")
+    webhook_retry_base_seconds: float = Field(
+        5.0, description="First retry delay; doubles per attempt, jittered between half and all of it."
+    )
+    webhook_retry_max_seconds: float = Field(600.0, description="Longest delay between two attempts.")
+    webhook_disable_after_failures: int = Field(
+        20, description="Failed attempts in a row after which an endpoint is disabled."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto",
@@ -170,7 +185,13 @@ class Settings(BaseSettings):
         "mas-egress", description="Docker network the egress proxies of limited sessions reach out from."
     )
     sandbox_proxy_image: str = Field(
-        "mas-sandbox-egress:bookworm", description="Egress proxy image (tinyproxy; built by build-base.sh)."
+        "mas-sandbox-egress:bookworm-python",
+        description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
+    )
+    sandbox_host_firewall: bool = Field(
+        True,
+        description="Install iptables rules (through a privileged helper container) so sandboxes cannot "
+        "reach the host's services or the link-local metadata range; off only for engines that cannot.",
     )
     sandbox_warm_pool: int = Field(
         2,

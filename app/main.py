@@ -27,6 +27,7 @@ from app.events.pg_listener import PgListener
 from app.files.sweeper import StorageSweeper
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.secrets import SecretBox
+from app.webhooks.dispatcher import start_dispatcher
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sweeper.start()
             stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
+            await start_dispatcher(stack, settings, db)
             if settings.embedded_worker:
                 app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
             yield

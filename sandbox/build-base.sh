@@ -6,14 +6,14 @@
 #
 # Environment (same names as mas settings):
 #   MAS_SANDBOX_BASE_IMAGE   tag of the base image   (default mas-sandbox-base:bookworm)
-#   MAS_SANDBOX_PROXY_IMAGE  tag of the proxy image  (default mas-sandbox-egress:bookworm)
+#   MAS_SANDBOX_PROXY_IMAGE  tag of the proxy image  (default mas-sandbox-egress:bookworm-python)
 #   MAS_SANDBOX_APT_MIRROR   Debian mirror URL       (default http://deb.debian.org/debian)
 #   MAS_SANDBOX_EXTRA_CA_DIR extra CA certs (*.crt) to trust (default /usr/local/share/ca-certificates)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 BASE_TAG=${MAS_SANDBOX_BASE_IMAGE:-mas-sandbox-base:bookworm}
-PROXY_TAG=${MAS_SANDBOX_PROXY_IMAGE:-mas-sandbox-egress:bookworm}
+PROXY_TAG=${MAS_SANDBOX_PROXY_IMAGE:-mas-sandbox-egress:bookworm-python}
 ROOTFS_TAG=mas-sandbox-rootfs:bookworm
 MIRROR=${MAS_SANDBOX_APT_MIRROR:-http://deb.debian.org/debian}
 EXTRA_CA_DIR=${MAS_SANDBOX_EXTRA_CA_DIR:-/usr/local/share/ca-certificates}

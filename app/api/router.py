@@ -18,6 +18,7 @@ from app.memory_stores.endpoints import router as memory_stores_router
 from app.sessions.endpoints import router as sessions_router
 from app.skills.endpoints import router as skills_router
 from app.vaults.endpoints import router as vaults_router
+from app.webhooks.endpoints import router as webhooks_router
 from app.work.endpoints import router as work_router
 
 
@@ -27,6 +28,7 @@ def build_v1_router() -> APIRouter:
     router.include_router(environments_router)
     router.include_router(envkeys_router)
     router.include_router(work_router)
+    router.include_router(webhooks_router)
     router.include_router(sessions_router)
     router.include_router(events_router)
     router.include_router(skills_router)

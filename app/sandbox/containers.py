@@ -24,6 +24,9 @@ _LOGS = {"type": "json-file", "config": {"max-size": "1m", "max-file": "1"}}
 
 
 EGRESS_DIR = "/run/mas-egress"
+PROXY_DIR = "/opt/mas/egress"
+PROXY_CONFIG_DIR = "/etc/mas-proxy"
+CONFIG_NAME = "allow.json"
 
 
 @dataclass(frozen=True)
@@ -129,16 +132,27 @@ def sandbox_options(
 
 def proxy_options(settings: Settings, naming: Naming, session_id: str, network_id: str) -> dict[str, Any]:
     session_dir = naming.session_dir(session_id)
+    code = settings.sandbox_assets_dir.resolve() / "egress"
     return {
         "image": settings.sandbox_proxy_image,
         "name": naming.proxy(session_id),
+        "entrypoint": [],
+        "command": [
+            "python3",
+            PROXY_DIR,
+            "--config",
+            f"{PROXY_CONFIG_DIR}/{CONFIG_NAME}",
+            "--socket",
+            f"{EGRESS_DIR}/proxy.sock",
+        ],
         "labels": naming.labels(session_id, "proxy"),
         "network": network_id,  # by id: a name can be ambiguous
         "user": "65534:65534",
         "read_only": True,
         "cap_drop": ["ALL"],
         "mounts": [
-            Mount("/etc/mas-proxy", str(session_dir / "proxy"), type="bind", read_only=True),
+            Mount(PROXY_DIR, str(code), type="bind", read_only=True),
+            Mount(PROXY_CONFIG_DIR, str(session_dir / "proxy"), type="bind", read_only=True),
             Mount(EGRESS_DIR, str(session_dir / "egress"), type="bind"),
         ],
         **_limits(64, 64, 0.5),

@@ -1,15 +1,16 @@
-"""The networking policy of limited sessions, as the egress proxy's configuration (pure text).
+"""The networking policy of limited sessions, as the egress proxy's configuration (pure data).
 
 A limited session's container has no network at all (Docker's `none`: loopback only). Its one
-way out is a unix socket, bind-mounted from a per-session tinyproxy container on the egress
-network; the tool server relays 127.0.0.1:3128 to it, and HTTP(S)_PROXY point there. tinyproxy
-lets through only hosts of the allow-list and answers 403 to everything else. Names are
-matched, never addresses: an IP literal is refused unless it was itself allowed.
+way out is a unix socket, bind-mounted from a per-session proxy container on the egress network
+(sandbox/egress/, our own); the tool server relays 127.0.0.1:3128 to it, and HTTP(S)_PROXY point
+there. The proxy lets through only hosts of the allow-list (plain HTTP to ports 80/443 with a
+matching Host header, TLS tunnels to 443 whose SNI is the tunnel's host) and answers 403 to
+everything else. Names are matched, never addresses: an IP literal is refused unless listed.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,8 +40,6 @@ PACKAGE_MANAGER_HOSTS = (
     "storage.googleapis.com",
 )
 
-_LABEL = r"[a-z0-9_-]+"
-
 
 def is_limited(networking: dict[str, Any]) -> bool:
     return networking.get("type") == "limited"
@@ -62,39 +61,10 @@ def allowed_hosts(
     return list(dict.fromkeys(host for host in cleaned if allow_list_problem(host) is None))
 
 
-def host_pattern(host: str) -> str:
-    """Anchored ERE: `*.example.com` matches one or more subdomain labels, never example.com."""
-    if host.startswith("*."):
-        return rf"^({_LABEL}\.)+{re.escape(host[2:])}$"
-    return rf"^{re.escape(host)}$"
-
-
-def filter_file(hosts: Iterable[str]) -> str:
-    # An empty filter with default-deny refuses everything, like an empty hosted allow-list.
-    return "".join(f"{host_pattern(host)}\n" for host in hosts)
-
-
-def tinyproxy_conf() -> str:
-    """Default-deny host filter; reachable only through the socket relay inside its container."""
-    return "\n".join(
-        [
-            f"Port {PROXY_PORT}",
-            "Listen 127.0.0.1",
-            "Timeout 600",
-            "MaxClients 64",
-            "Allow 127.0.0.1",
-            'Filter "/etc/mas-proxy/filter"',
-            "FilterType ere",
-            "FilterURLs Off",
-            "FilterDefaultDeny Yes",
-            "FilterCaseSensitive Off",
-            # CONNECT only to HTTPS; plain HTTP is still forwarded for allowed hosts (apt uses it).
-            "ConnectPort 443",
-            "DisableViaHeader Yes",
-            "LogLevel Connect",
-            "",
-        ]
-    )
+def proxy_config(hosts: Iterable[str]) -> str:
+    """The proxy's configuration file (sandbox/egress/policy.py reads it). An empty list denies
+    everything, like an empty hosted allow-list."""
+    return json.dumps({"allowed_hosts": list(hosts)}, indent=1) + "\n"
 
 
 def proxy_env() -> dict[str, str]:

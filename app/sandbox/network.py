@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import docker
@@ -12,10 +13,13 @@ from docker.types import Mount
 from app.config import Settings
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
-from app.sandbox.containers import EGRESS_DIR, Naming, NetworkPlan, proxy_options
+from app.sandbox.containers import CONFIG_NAME, EGRESS_DIR, Naming, NetworkPlan, proxy_options
 from app.sandbox.engine import Engine
+from app.sandbox.firewall import HostFirewall
 from app.sandbox.interface import SandboxError, SandboxSpec
 from app.sandbox.shared import ensure_network
+
+_PROXY_START_TIMEOUT_S = 30.0
 
 
 class Networks:
@@ -26,6 +30,7 @@ class Networks:
         self._settings = settings
         self._naming = naming
         self._ids: dict[str, str] = {}
+        self._firewall = HostFirewall(settings.sandbox_proxy_image, naming.instance)
 
     @property
     def _client(self) -> docker.DockerClient:
@@ -59,7 +64,10 @@ class Networks:
             return known
         labels = {"mas.managed": "1", "mas.instance": self._naming.instance, "mas.role": "shared-network"}
         lock_dir = self._settings.sandbox_state_dir.resolve() / ".locks"
-        found = self._ids[name] = ensure_network(self._client, lock_dir, name, labels, options)
+        found = ensure_network(self._client, lock_dir, name, labels, options)
+        if self._settings.sandbox_host_firewall:
+            self._firewall.isolate(self._client, self._client.networks.get(found))
+        self._ids[name] = found
         return found
 
     def forget(self) -> None:
@@ -71,8 +79,7 @@ class Networks:
         hosts = egress.allowed_hosts(spec.networking, spec.mcp_hosts, mirrors)
         directory = self._naming.session_dir(session_id)
         (directory / "proxy").mkdir(parents=True, exist_ok=True)
-        (directory / "proxy" / "tinyproxy.conf").write_text(egress.tinyproxy_conf())
-        (directory / "proxy" / "filter").write_text(egress.filter_file(hosts))
+        (directory / "proxy" / CONFIG_NAME).write_text(egress.proxy_config(hosts))
         (directory / "egress").mkdir(exist_ok=True)
         (directory / "egress").chmod(0o777)  # the proxy runs as nobody and creates its socket here
 
@@ -97,8 +104,19 @@ class Networks:
 
     def start_proxy(self, session_id: str) -> None:
         proxy = self._find(self._naming.proxy(session_id))
-        if proxy is not None and proxy.status != "running":
-            proxy.start()
+        if proxy is None or proxy.status == "running":
+            return
+        # The sandbox's first request must find the proxy listening: wait for its new socket.
+        socket = self._naming.session_dir(session_id) / "egress" / "proxy.sock"
+        socket.unlink(missing_ok=True)
+        proxy.start()
+        deadline = time.monotonic() + _PROXY_START_TIMEOUT_S
+        while not socket.exists():
+            if time.monotonic() > deadline:
+                proxy.reload()
+                logs = bytes(proxy.logs(tail=20)).decode(errors="replace").strip()
+                raise SandboxError(f"the egress proxy of {session_id} did not start ({proxy.status}): {logs}")
+            time.sleep(0.02)
 
     def stop_proxy(self, session_id: str) -> None:
         proxy = self._find(self._naming.proxy(session_id))

@@ -36,6 +36,7 @@ from app.sessions.sending import QUEUED, accept_client_events
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
 from app.vaults import service as vaults
+from app.webhooks import service as webhooks
 from app.work import service as work
 
 ACTIVE_STATUSES = ("running", "rescheduling")
@@ -128,6 +129,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
     )
     repository.add(db, row)
     await db.flush()
+    await webhooks.emit(db, "session.created", row.id)
     if environment.config.get("type") == "self_hosted":
         await work.enqueue(db, environment.id, row.id)
     if params.initial_events:
@@ -200,6 +202,7 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
     if changed:
         row.updated_at = utcnow()
         await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
+        await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
     return to_out(row)
 
@@ -247,6 +250,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     row.archived_at = now
     await transitions.terminate(db, notifier, row)
     await work.stop_session_work(db, session_id)
+    await webhooks.emit(db, "session.archived", session_id)
     return to_out(row, now)
 
 
@@ -258,6 +262,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
             "Send an interrupt event or wait for the session to complete."
         )
     await work.stop_session_work(db, session_id)
+    await webhooks.emit(db, "session.deleted", session_id)
     await repository.delete(db, row)
     await db.flush()
     after_commit(db, lambda: notifier.session_deleted(session_id))

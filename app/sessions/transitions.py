@@ -13,6 +13,7 @@ from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.sessions.schemas import public_usage
+from app.webhooks import service as webhooks
 
 
 def primary_thread_id(session_id: str) -> str:
@@ -41,6 +42,7 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
     row.status = "running"
     row.running_since = row.running_since or utcnow()
     row.updated_at = utcnow()
+    await webhooks.emit(db, "session.status_run_started", row.id)
     return await events.append(
         db,
         notifier,
@@ -64,12 +66,16 @@ async def go_idle(
         {"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)},
         {"type": "session.status_idle", "stop_reason": stop_reason},
     ]
+    await webhooks.emit(db, "session.status_idled", row.id)
+    if stop_reason.get("type") == "requires_action":
+        await webhooks.emit(db, "session.requires_action", row.id)
     return await events.append(db, notifier, row.id, batch)
 
 
 async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
     row.status = "rescheduling"
     row.updated_at = utcnow()
+    await webhooks.emit(db, "session.status_rescheduled", row.id)
     return await events.append(
         db,
         notifier,
@@ -88,6 +94,7 @@ async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[
     row.terminated_at = now
     row.updated_at = now
     row.wake_at = None
+    await webhooks.emit(db, "session.status_terminated", row.id)
     return await events.append(
         db,
         notifier,

@@ -3,13 +3,15 @@ this machine cannot reach), tags, and host matching."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from app.sandbox import ImageBuildError
 from app.sandbox.build_steps import Mirrors, build_steps, dockerfile, image_tag
-from app.sandbox.egress import PACKAGE_MANAGER_HOSTS, allowed_hosts, filter_file, host_pattern
+from app.sandbox.egress import PACKAGE_MANAGER_HOSTS, allowed_hosts, proxy_config
+from sandbox.egress.policy import Policy
 
 ALL = {
     "pip": ["pandas==2.0"],
@@ -100,10 +102,11 @@ def test_tags_are_content_addressed() -> None:
         ("*.example.com", "a.b.example.com", True),
         ("*.example.com", "example.com", False),
         ("*.example.com", "evilexample.com", False),
+        ("*.Example.com", "API.example.COM", True),
     ],
 )
 def test_host_patterns(entry: str, host: str, allowed: bool) -> None:
-    assert bool(re.match(host_pattern(entry), host, re.IGNORECASE)) is allowed
+    assert Policy.from_hosts([entry]).allows(host) is allowed
 
 
 def test_allow_list_composition() -> None:
@@ -115,4 +118,9 @@ def test_allow_list_composition() -> None:
     assert {"pypi.org", "files.pythonhosted.org", "crates.io", "mcp.example.org", "crates.mirror"} <= set(
         hosts
     )
-    assert filter_file([]) == ""
+    assert json.loads(proxy_config([])) == {"allowed_hosts": []}
+    stored_before_the_checks = {
+        "type": "limited",
+        "allowed_hosts": ["*.com", "169.254.169.254", "ok.test"],
+    }
+    assert allowed_hosts(stored_before_the_checks, [], []) == ["ok.test"]

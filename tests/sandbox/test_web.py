@@ -5,30 +5,36 @@ from __future__ import annotations
 
 from app.sandbox import SandboxBackend, ToolRequest
 from app.sandbox.base import ChannelBackend
-from app.sandbox.docker_backend import DockerBackend
-from tests.sandbox.support import call, http_server, text
+from tests.sandbox.support import bash, call, http_server, text
 
+# A static server on a free port of the sandbox's loopback; prints the port once it listens.
+SERVER = """
+import functools, http.server
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="site")
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+SERVE = "python3 serve.py > port 2>/dev/null & echo $! > pid; until [ -s port ]; do sleep 0.1; done; cat port"
 PAGE = (
     b"<html><head><title>Test  Page</title><style>p{}</style></head>"
     b"<body><h1>Hi</h1><p>there</p></body></html>"
 )
 
 
-def host_address(backend: SandboxBackend) -> str:
-    """How the sandbox reaches this machine: loopback, or the Docker network's gateway."""
-    if isinstance(backend, DockerBackend):
-        network = backend.client.networks.get(backend.settings.sandbox_network)
-        return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
-    return "127.0.0.1"
-
-
 async def test_web_fetch_returns_a_text_document(backend: SandboxBackend, session_id: str) -> None:
-    routes = {"/page": ("text/html; charset=utf-8", PAGE), "/plain": ("text/plain", b"just text")}
-    with http_server(routes) as port:
-        base = f"http://{host_address(backend)}:{port}"
-        page = await call(backend, session_id, "web_fetch", url=f"{base}/page")
-        plain = await call(backend, session_id, "web_fetch", url=f"{base}/plain")
+    """Against a server the agent starts in its own sandbox (sandboxes cannot reach the host)."""
+    await call(backend, session_id, "write", file_path="site/page.html", content=PAGE.decode())
+    await call(backend, session_id, "write", file_path="site/plain.txt", content="just text")
+    await call(backend, session_id, "write", file_path="serve.py", content=SERVER)
+    port = text(await bash(backend, session_id, SERVE)).strip()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        page = await call(backend, session_id, "web_fetch", url=f"{base}/page.html")
+        plain = await call(backend, session_id, "web_fetch", url=f"{base}/plain.txt")
         missing = await call(backend, session_id, "web_fetch", url=f"{base}/missing")
+    finally:
+        await bash(backend, session_id, "kill $(cat pid)")
     assert page.content == [
         {
             "type": "document",
@@ -36,7 +42,8 @@ async def test_web_fetch_returns_a_text_document(backend: SandboxBackend, sessio
             "source": {"type": "text", "media_type": "text/plain", "data": "Hi\nthere"},
         }
     ]
-    assert plain.content[0]["source"]["data"] == "just text" and plain.content[0]["title"] == f"{base}/plain"
+    assert plain.content[0]["source"]["data"] == "just text"
+    assert plain.content[0]["title"] == f"{base}/plain.txt"
     assert missing.is_error and "HTTP 404" in text(missing)
 
 

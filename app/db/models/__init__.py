@@ -11,6 +11,7 @@ from app.db.models.session import Session
 from app.db.models.session_event import SessionEvent
 from app.db.models.skill import Skill, SkillFile, SkillVersion
 from app.db.models.vault import Vault, VaultCredential
+from app.db.models.webhook import WebhookDelivery, WebhookEndpoint
 from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "StoredFile",
     "Vault",
     "VaultCredential",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WorkItem",
     "WorkPoller",
 ]
