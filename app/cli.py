@@ -85,6 +85,7 @@ async def _run_worker(settings: Settings) -> None:
     from contextlib import AsyncExitStack
 
     from app.db.engine import Database
+    from app.deployments.scheduler import start_scheduler
     from app.events.notifier import Notifier
     from app.main import start_fanout
     from app.webhooks.dispatcher import start_dispatcher
@@ -96,6 +97,7 @@ async def _run_worker(settings: Settings) -> None:
         notifier = Notifier()
         await start_fanout(stack, db, notifier)
         await start_dispatcher(stack, settings, db)
+        await start_scheduler(stack, settings, db, notifier)
         await start_worker(stack, settings, db, notifier)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -367,6 +369,14 @@ def sandbox_base(
     from app.sandbox.commands import build_base_image
 
     raise typer.Exit(build_base_image(get_settings(), force=force, echo=typer.echo))
+
+
+@sandbox_cli.command("clean")
+def sandbox_clean() -> None:
+    """Remove every sandbox of this instance (MAS_SANDBOX_INSTANCE); run it when its server is stopped."""
+    from app.sandbox.commands import remove_instance_sandboxes
+
+    typer.echo(f"removed {remove_instance_sandboxes(get_settings())} sandboxes")
 
 
 @sandbox_cli.command("build")

@@ -104,6 +104,16 @@ class Settings(BaseSettings):
         20, description="Failed attempts in a row after which an endpoint is disabled."
     )
 
+    # --- deployments ---------------------------------------------------------------------------
+    deployments_scheduler: bool = Field(True, description="Fire scheduled deployments from this process.")
+    deployment_poll_seconds: float = Field(1.0, description="How often the scheduler looks for due slots.")
+    deployment_max_jitter_seconds: float = Field(
+        540.0, description="Cap of the per-deployment jitter (15 % of the cron interval, 5 s to 9 min)."
+    )
+    deployment_missed_grace_seconds: float = Field(
+        3600.0, description="A slot missed while no server ran is made up (once) only if no older than this."
+    )
+
     # --- model --------------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto",
@@ -220,6 +230,14 @@ class Settings(BaseSettings):
     vault_key_file: Path = Field(
         Path("./data/vault.key"),
         description="Where the generated vault key is kept when vault_keys is unset (mode 0600).",
+    )
+
+    # --- MCP ----------------------------------------------------------------------------------
+    mcp_call_timeout_seconds: float = Field(
+        300.0, description="Longest an MCP tool call may take before it becomes an error result."
+    )
+    mcp_idle_seconds: float = Field(
+        300.0, description="Close a session's MCP connections after this long without use."
     )
 
     # --- skills -------------------------------------------------------------------------------

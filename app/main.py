@@ -21,6 +21,7 @@ from app.api.router import build_v1_router
 from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.engine import Database
+from app.deployments.scheduler import start_scheduler
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(sweeper.stop)
             await start_fanout(stack, db, notifier)
             await start_dispatcher(stack, settings, db)
+            await start_scheduler(stack, settings, db, notifier)
             if settings.embedded_worker:
                 app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
             yield

@@ -12,6 +12,7 @@ from app.agent_loop.usage import span_usage
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.mcp.events import mcp_tool_result_event
 from app.sessions import leases, transitions
 
 INTERRUPTED = "Tool execution was interrupted before completion. Please retry."
@@ -21,13 +22,12 @@ UNKNOWN_OUTCOME = (
 )
 
 
-def error_result(tool_use_id: str, message: str) -> dict[str, Any]:
-    return {
-        "type": "agent.tool_result",
-        "tool_use_id": tool_use_id,
-        "content": [{"type": "text", "text": message}],
-        "is_error": True,
-    }
+def error_result(use: dict[str, Any], message: str) -> dict[str, Any]:
+    """The error result of a call: `agent.mcp_tool_result` for an MCP call, else `agent.tool_result`."""
+    content = [{"type": "text", "text": message}]
+    if use["type"] == "agent.mcp_tool_use":
+        return mcp_tool_result_event(use["id"], content, is_error=True)
+    return {"type": "agent.tool_result", "tool_use_id": use["id"], "content": content, "is_error": True}
 
 
 async def interrupt(
@@ -38,7 +38,7 @@ async def interrupt(
     open_calls = [u for u in state.tool_uses if u["id"] not in state.results]
     if state.open_request is not None:
         await close_open_request(db, notifier, row, state.open_request)
-    await events.append(db, notifier, row.id, [error_result(u["id"], INTERRUPTED) for u in open_calls])
+    await events.append(db, notifier, row.id, [error_result(u, INTERRUPTED) for u in open_calls])
     await events.mark_processed(db, notifier, row.id, [event["id"]])
     was_waiting = bool(row.pending_action_ids)
     row.pending_action_ids = []
@@ -75,7 +75,7 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
                 message += f" Reason: {confirmation['deny_message']}"
         else:
             message = f"Tool {use.get('name')!r} is not enabled for this agent."
-        results.append(error_result(use["id"], message))
+        results.append(error_result(use, message))
     await events.append(db, notifier, row.id, results)
 
 
@@ -101,6 +101,9 @@ async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session)
     await transitions.go_idle(db, notifier, row, {"type": "retries_exhausted"})
 
 
-async def unknown_outcomes(db: AsyncSession, notifier: Notifier, row: Session, ids: list[str]) -> None:
-    await events.append(db, notifier, row.id, [error_result(i, UNKNOWN_OUTCOME) for i in ids])
+async def unknown_outcomes(
+    db: AsyncSession, notifier: Notifier, row: Session, uses: list[dict[str, Any]]
+) -> None:
+    await events.append(db, notifier, row.id, [error_result(u, UNKNOWN_OUTCOME) for u in uses])
+    ids = {u["id"] for u in uses}
     row.inflight_tool_ids = [i for i in row.inflight_tool_ids if i not in ids]

@@ -23,6 +23,7 @@ RESULT_KEYS = {
     "agent.tool_result": "tool_use_id",
     "user.custom_tool_result": "custom_tool_use_id",
     "user.tool_result": "tool_use_id",
+    "agent.mcp_tool_result": "mcp_tool_use_id",
 }
 SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before this point:\n\n"
 

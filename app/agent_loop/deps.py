@@ -1,4 +1,4 @@
-"""What the agent loop runs with: settings, the database, fan-out, the model and the sandbox."""
+"""What the agent loop runs with: settings, the database, fan-out, the model, the sandbox and MCP."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from app.agent_loop.model_client import ModelClient
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
+from app.mcp.hub import McpHub
 from app.sandbox.interface import SandboxBackend
 
 
@@ -18,3 +19,4 @@ class LoopDeps:
     notifier: Notifier
     model: ModelClient
     sandbox: SandboxBackend
+    mcp: McpHub

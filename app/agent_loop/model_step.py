@@ -33,12 +33,13 @@ from app.agent_loop.model_client import (
     complete,
 )
 from app.agent_loop.server_tools import count_searches, server_tool_events
-from app.agent_loop.state import analyse
+from app.agent_loop.state import SERVER_RUN_TYPES, analyse
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.base import utcnow
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, transitions
 from app.sessions.leases import Claim
 
@@ -83,7 +84,8 @@ class ModelStep:
         if requests.needs_compaction(history, self.deps.settings):
             return ModelPlan(row.agent, history, None, None)
         server_search = self.deps.settings.uses_real_api()
-        request = requests.build(row.agent, history, server_web_search=server_search)
+        mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
+        request = requests.build(row.agent, history, server_web_search=server_search, mcp_tools=mcp_tools)
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, request, start[0]["id"])
 
@@ -197,7 +199,13 @@ class ModelStep:
         texts = [{"type": "text", "text": b["text"]} for b in final.content if b.get("type") == "text"]
         if texts:
             batch.append({"id": preview.message_id, "type": "agent.message", "content": texts})
-        batch.extend(_tool_use_event(agent, use, start_id, client_run) for use in final.tool_uses)
+        for use in final.tool_uses:
+            mcp_tool = (
+                None
+                if tools.is_custom(agent, use["name"])
+                else self.deps.mcp.lookup(row.id, agent, use["name"])
+            )
+            batch.append(_tool_use_event(agent, use, start_id, client_run, mcp_tool))
         server_uses, server_results = server_tool_events(final.content, start_id)
         batch.extend(server_uses)
         model_id = str(agent["model"]["id"])
@@ -239,11 +247,18 @@ class ModelStep:
 
 
 def _tool_use_event(
-    agent: dict[str, Any], use: dict[str, Any], start_id: str, client_run: bool
+    agent: dict[str, Any],
+    use: dict[str, Any],
+    start_id: str,
+    client_run: bool,
+    mcp_tool: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """`client_run`: a self-hosted environment, whose client runs the built-in tools and answers
-    with `user.tool_result`. Ids are given here so the blocking ones can be recorded at once."""
+    with `user.tool_result`. `mcp_tool`: the (server, tool) an MCP call names; MCP tools always run
+    here. Ids are given here so the blocking ones can be recorded at once."""
     private: dict[str, Any] = {"id": events.new_event_id(), "_tool_use_id": use["id"], "_request": start_id}
+    if mcp_tool is not None:
+        return {**mcp_tool_use_event(agent, use, *mcp_tool), **private}
     if tools.is_custom(agent, use["name"]):
         return {
             "type": "agent.custom_tool_use",
@@ -268,7 +283,7 @@ def _blocking_ids(batch: list[dict[str, Any]]) -> list[str]:
         for e in batch
         if e["type"] == "agent.custom_tool_use"
         or (
-            e["type"] == "agent.tool_use" and (e.get("evaluated_permission") == "ask" or e.get("_client_run"))
+            e["type"] in SERVER_RUN_TYPES and (e.get("evaluated_permission") == "ask" or e.get("_client_run"))
         )
     ]
 

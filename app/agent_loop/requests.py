@@ -29,11 +29,16 @@ def limits(model: str) -> tuple[int, int | None]:
 
 
 def build(
-    agent: dict[str, Any], history: list[dict[str, Any]], *, server_web_search: bool = False
+    agent: dict[str, Any],
+    history: list[dict[str, Any]],
+    *,
+    server_web_search: bool = False,
+    mcp_tools: list[dict[str, Any]] | None = None,
 ) -> ModelRequest:
+    """``mcp_tools``: the definitions of the session's connected MCP tools (see app/mcp)."""
     model = str(agent["model"]["id"])
     max_tokens, budget = limits(model)
-    definitions = tools.definitions(agent, server_web_search=server_web_search)
+    definitions = tools.definitions(agent, server_web_search=server_web_search) + (mcp_tools or [])
     if definitions:  # breakpoint after the tools: system + tools are one cached prefix
         definitions[-1] = {**definitions[-1], "cache_control": {"type": "ephemeral"}}
     return ModelRequest(

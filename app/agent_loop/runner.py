@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
 from app.agent_loop.state import TurnState, analyse
 from app.agent_loop.tool_step import ToolPlan, ToolStep
@@ -64,6 +65,7 @@ class SessionRunner:
         self.claim = claim
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
+        self.mcp_step = McpStep(deps, claim)
         # The log is append-only and this worker holds the lease: read it once, then only what
         # was appended since (by this worker or by clients answering tool calls).
         self._history: list[Record] = []
@@ -103,9 +105,13 @@ class SessionRunner:
             return await self.model_step.run(outcome)
         if isinstance(outcome, ToolPlan):
             return await self.tool_step.run(outcome)
+        if isinstance(outcome, McpPlan):
+            return await self.mcp_step.run(outcome)
         return outcome == "continue"
 
-    async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
+    async def _decide_and_write(
+        self, db: AsyncSession, snap: Snapshot
+    ) -> str | ToolPlan | ModelPlan | McpPlan:
         notifier = self.deps.notifier
         if snap.interrupt is not None:
             await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt)
@@ -117,7 +123,7 @@ class SessionRunner:
             return "release"
         return await self._from_running(db, snap)
 
-    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
+    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
         notifier = self.deps.notifier
         resumable = (
             snap.last_idle_reason() == "requires_action"
@@ -131,7 +137,7 @@ class SessionRunner:
         leases.release(snap.row, None)
         return "release"
 
-    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
+    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
         notifier, row, state = self.deps.notifier, snap.row, snap.state
         if row.status == "rescheduling":
             await transitions.start_running(db, notifier, row)
@@ -149,7 +155,7 @@ class SessionRunner:
             return "continue"
         return await self._after_tools(db, snap)
 
-    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan:
+    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
         state = snap.state
         blocking = state.unanswered_blocking()
         if blocking:
@@ -160,6 +166,9 @@ class SessionRunner:
             if state.requests_since_input >= self.deps.settings.max_tool_rounds:
                 await actions.tool_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
+            mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
+            if mcp is not None:
+                return mcp
             return await self.model_step.prepare(db, snap.row, snap.history)
         stop_reason = actions.stop_reason_of(state.last_response)
         await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason)

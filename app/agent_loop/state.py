@@ -8,6 +8,8 @@ from typing import Any
 from app.agent_loop.context import RESULT_KEYS, TOOL_USE_TYPES
 
 Record = dict[str, Any]
+# Calls governed by permission policies: built-in tools and MCP tools (custom tools are the client's).
+SERVER_RUN_TYPES = ("agent.tool_use", "agent.mcp_tool_use")
 
 
 @dataclass
@@ -53,7 +55,7 @@ class TurnState:
         return [u for u in self.tool_uses if u["id"] not in self.results and self._refused(u)]
 
     def _allowed(self, use: Record) -> bool:
-        if use["type"] != "agent.tool_use":
+        if use["type"] not in SERVER_RUN_TYPES:
             return False
         permission = use.get("evaluated_permission")
         if permission == "ask":
@@ -61,7 +63,7 @@ class TurnState:
         return permission == "allow"
 
     def _refused(self, use: Record) -> bool:
-        if use["type"] != "agent.tool_use":
+        if use["type"] not in SERVER_RUN_TYPES:
             return False
         permission = use.get("evaluated_permission")
         if permission == "ask":

@@ -21,9 +21,12 @@ from app.agent_loop.state import TurnState
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.mcp.events import mcp_tool_result_event
+from app.mcp.spill import spill_large_text
 from app.sandbox.interface import ImageBuildError, SandboxError, SandboxSpec, ToolRequest, ToolResult
 from app.sessions import leases, transitions
 from app.sessions.leases import Claim
+from app.shared.text import storable_blocks
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
     return {
         "type": "agent.tool_result",
         "tool_use_id": use["id"],
-        "content": result.content,
+        "content": storable_blocks(result.content),
         "is_error": result.is_error,
     }
 
@@ -66,7 +69,7 @@ def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, A
     )
 
 
-def _result(outcome: ToolResult | BaseException) -> ToolResult:
+def _result(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
     if isinstance(outcome, BaseException):
         raise outcome  # not a sandbox failure: a bug, handled like any crash of the loop
     return outcome
@@ -76,6 +79,12 @@ def _result(outcome: ToolResult | BaseException) -> ToolResult:
 class ToolPlan:
     calls: list[dict[str, Any]]
     spec: SandboxSpec
+    vault_ids: list[str]
+    agent: dict[str, Any]
+
+    @property
+    def sandbox_calls(self) -> list[dict[str, Any]]:
+        return [u for u in self.calls if u["type"] == "agent.tool_use"]
 
 
 class ToolStep:
@@ -84,13 +93,15 @@ class ToolStep:
         self.claim = claim
 
     async def run(self, plan: ToolPlan) -> bool:
-        calls, spec = plan.calls, plan.spec
-        try:
-            await self.deps.sandbox.ensure(self.claim.session_id, spec, self._progress)
-        except SandboxError as error:
-            await self._sandbox_failed(calls, error)
-            return True
-        outcomes = await asyncio.gather(*(self._execute(use) for use in calls), return_exceptions=True)
+        """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
+        calls = plan.calls
+        if plan.sandbox_calls:
+            try:
+                await self.deps.sandbox.ensure(self.claim.session_id, plan.spec, self._progress)
+            except SandboxError as error:
+                await self._sandbox_failed(calls, error)
+                return True
+        outcomes = await asyncio.gather(*(self._execute(use, plan) for use in calls), return_exceptions=True)
         failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
         if failure is not None:  # the engine failed (not the tool): the turn ends with an error
             await self._sandbox_failed(calls, failure)
@@ -98,12 +109,7 @@ class ToolStep:
         results = [_result(o) for o in outcomes]
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            await events.append(
-                db,
-                self.deps.notifier,
-                row.id,
-                [result_event(u, r) for u, r in zip(calls, results, strict=True)],
-            )
+            await events.append(db, self.deps.notifier, row.id, results)
             row.inflight_tool_ids = []
         return True
 
@@ -111,17 +117,31 @@ class ToolStep:
         """In the deciding step's transaction: record which calls start now (None: the calls
         were cut off by a crash and have been reported as errors instead)."""
         calls = state.runnable()
-        cut_off = [u["id"] for u in calls if u["id"] in row.inflight_tool_ids]
+        cut_off = [u for u in calls if u["id"] in row.inflight_tool_ids]
         if cut_off:
             await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
             return None
         row.inflight_tool_ids = [u["id"] for u in calls]
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
-        return ToolPlan(calls, spec)
+        return ToolPlan(calls, spec, list(row.vault_ids), row.agent)
 
-    async def _execute(self, use: dict[str, Any]) -> ToolResult:
-        return await self.deps.sandbox.execute(self.claim.session_id, tool_request(use))
+    async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
+        """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
+        if use["type"] == "agent.mcp_tool_use":
+            outcome = await self.deps.mcp.call(
+                self.claim.session_id,
+                plan.agent,
+                plan.vault_ids,
+                use["mcp_server_name"],
+                use["name"],
+                use.get("input") or {},
+            )
+            content = await spill_large_text(
+                self.deps.sandbox, self.claim.session_id, plan.spec, outcome.content
+            )
+            return mcp_tool_result_event(use["id"], content, is_error=outcome.is_error)
+        return result_event(use, await self.deps.sandbox.execute(self.claim.session_id, tool_request(use)))
 
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())
@@ -134,9 +154,7 @@ class ToolStep:
             message = f"Building the environment image failed ({error.manager}):\n{error.output[-8000:]}"
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
-            failed = [
-                actions.error_result(u["id"], "The sandbox is unavailable: " + message[:2000]) for u in calls
-            ]
+            failed = [actions.error_result(u, "The sandbox is unavailable: " + message[:2000]) for u in calls]
             await events.append(db, self.deps.notifier, row.id, failed)
             session_error = {
                 "type": "unknown_error",

@@ -9,6 +9,8 @@ from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agents.endpoints import router as agents_router
 from app.api.auth import require_api_key
 from app.api.query import reject_nul
+from app.deployments.endpoints import router as deployments_router
+from app.deployments.endpoints import runs_router as deployment_runs_router
 from app.dreams.endpoints import router as dreams_router
 from app.environments.endpoints import router as environments_router
 from app.envkeys.endpoints import router as envkeys_router
@@ -35,6 +37,8 @@ def build_v1_router() -> APIRouter:
     router.include_router(files_router)
     router.include_router(memory_stores_router)
     router.include_router(dreams_router)
+    router.include_router(deployments_router)
+    router.include_router(deployment_runs_router)
     router.include_router(vaults_router)
     router.include_router(cassettes_router)
     return router

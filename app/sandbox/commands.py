@@ -77,3 +77,18 @@ def build_environment_image(settings: Settings, packages: dict[str, list[str]]) 
             await backend.close()
 
     return asyncio.run(run())
+
+
+def remove_instance_sandboxes(settings: Settings) -> int:
+    """Remove every sandbox of this mas instance (`MAS_SANDBOX_INSTANCE`), e.g. once a test run's
+    server has stopped: sandboxes outlive their server on purpose, so a restart can adopt them."""
+    from app.sandbox.factory import create_backend
+
+    async def remove() -> int:
+        backend = create_backend(settings)
+        try:
+            return await backend.reap_orphans(set())
+        finally:
+            await backend.close()
+
+    return asyncio.run(remove())

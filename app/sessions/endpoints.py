@@ -38,6 +38,7 @@ async def list_sessions(
     agent_id: str | None = None,
     agent_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     include_archived: bool = False,
+    deployment_id: str | None = None,
 ) -> SessionPage:
     """List sessions, newest first by default, with a bidirectional cursor."""
     return await service.list_sessions(
@@ -50,6 +51,7 @@ async def list_sessions(
         statuses=service.check_statuses(statuses),
         include_archived=include_archived,
         ranges=created_at,
+        deployment_id=deployment_id,
     )
 
 

@@ -33,8 +33,11 @@ def list_query(
     statuses: Sequence[str] | None,
     include_archived: bool,
     ranges: dict[str, datetime],
+    deployment_id: str | None = None,
 ) -> Select[Session]:
     conds = []
+    if deployment_id is not None:
+        conds.append(Session.deployment_id == deployment_id)
     if agent_id is not None:
         conds.append(Session.agent_id == agent_id)
     if agent_version is not None:

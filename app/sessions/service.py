@@ -72,6 +72,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
         archived_at=row.archived_at,
+        deployment_id=row.deployment_id,
     )
 
 
@@ -99,7 +100,9 @@ def _reject_unsupported(params: SessionCreate) -> None:
             raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
 
 
-async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) -> SessionOut:
+async def create(
+    db: AsyncSession, notifier: Notifier, params: SessionCreate, *, deployment_id: str | None = None
+) -> SessionOut:
     _reject_unsupported(params)
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
@@ -126,6 +129,7 @@ async def create(db: AsyncSession, notifier: Notifier, params: SessionCreate) ->
         last_seq=0,
         stream_seq=0,
         lease_token=0,
+        deployment_id=deployment_id,
     )
     repository.add(db, row)
     await db.flush()
@@ -152,6 +156,7 @@ async def list_sessions(
     statuses: Sequence[str] | None,
     include_archived: bool,
     ranges: dict[str, datetime],
+    deployment_id: str | None = None,
 ) -> SessionPage:
     if agent_version is not None and agent_id is None:
         raise InvalidRequest("agent_version: only allowed together with agent_id")
@@ -161,6 +166,7 @@ async def list_sessions(
         statuses=statuses,
         include_archived=include_archived,
         ranges=ranges,
+        deployment_id=deployment_id,
     )
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards

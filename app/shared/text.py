@@ -7,6 +7,7 @@ surrogate (JSON lets a client send one as ``"\\ud800"``).
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from app.errors import InvalidRequest
 
@@ -28,3 +29,14 @@ def check_single_line(value: str, field: str) -> str:
     if any(unicodedata.category(c) == "Cc" for c in value):
         raise InvalidRequest(f"{field}: control characters are not allowed")
     return value
+
+
+def storable_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Content blocks from a tool, with NUL characters (which PostgreSQL cannot store in JSON)
+    shown as U+FFFD: a tool that prints one must not stop the session."""
+    return [
+        {**b, "text": b["text"].replace("\x00", "\ufffd")}
+        if isinstance(b.get("text"), str) and "\x00" in b["text"]
+        else b
+        for b in blocks
+    ]

@@ -90,6 +90,15 @@ class MasInstance:
         self._process = None
         if self.sandbox == "local":
             _stop_tool_servers(self._state_dir)
+        else:  # session containers outlive their server on purpose (a restart adopts them): remove them
+            subprocess.run(
+                [sys.executable, "-m", "app", "sandbox", "clean"],
+                env=self._env(),
+                cwd=self.workdir,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
 
     def restart_clean(self) -> None:
         """Stop, and start again on a new, empty database (the `mas_clean` marker)."""
@@ -123,6 +132,9 @@ class MasInstance:
                 "MAS_SANDBOX_INSTANCE": f"pytest-{os.getpid()}-{self.workdir.name}"[:60],
                 "MAS_SANDBOX_STATE_DIR": str(self._state_dir),
                 "MAS_LOG_LEVEL": self.log_level,
+                # No warm pool: a test server's sessions may start cold, and a pool container being
+                # filled while the server stops would outlive it.
+                "MAS_SANDBOX_WARM_POOL": "0",
             }
         )
         if self.cassette_dir is not None:

@@ -10,9 +10,6 @@ destroys the sealed secret.
 from __future__ import annotations
 
 import copy
-import ipaddress
-import re
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,11 +18,10 @@ from app.db import models
 from app.db.base import utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
-from app.shared.hosts import host_problem
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import decode_cursor, decode_time_key, newest_first_page
 from app.shared.text import check_single_line
-from app.vaults import repository
+from app.vaults import checks, repository, updates
 from app.vaults import service as vaults
 from app.vaults.schemas import (
     AuthCreate,
@@ -35,19 +31,13 @@ from app.vaults.schemas import (
     CredentialPage,
     CredentialUpdate,
     EnvironmentVariableCreate,
-    EnvironmentVariableUpdate,
-    LimitedNetworking,
     McpOAuthCreate,
-    McpOAuthUpdate,
     StaticBearerCreate,
-    StaticBearerUpdate,
-    UnrestrictedNetworking,
 )
 from app.vaults.secrets import SecretBox
-from app.vaults.urls import normalise_url, url_problem
+from app.vaults.urls import normalise_url
 
 MAX_ACTIVE_CREDENTIALS = 20
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def view(row: models.VaultCredential) -> Credential:
@@ -65,59 +55,6 @@ def view(row: models.VaultCredential) -> Credential:
     )
 
 
-# --- checks -------------------------------------------------------------------------------------
-
-
-def _url(value: str, field: str) -> str:
-    problem = url_problem(value)
-    if problem:
-        raise InvalidRequest(f"{field}: {problem}")
-    return value
-
-
-def _header_safe(value: str, field: str) -> str:
-    """Tokens go into HTTP headers: no line breaks or other control characters (the message never
-    repeats the value)."""
-    return check_single_line(value, field)
-
-
-def _future(value: datetime | None, field: str) -> str | None:
-    if value is None:
-        return None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    if value <= utcnow():
-        raise InvalidRequest(f"{field}: must be in the future")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _host(value: str, field: str) -> str:
-    try:
-        if isinstance(ipaddress.ip_address(value.strip("[]")), ipaddress.IPv6Address):
-            raise InvalidRequest(f"{field}: IPv6 addresses are not accepted")
-    except ValueError:
-        pass
-    problem = host_problem(value, wildcard=True)
-    if problem:
-        raise InvalidRequest(f"{field}: {problem}")
-    return value
-
-
-def _networking(value: UnrestrictedNetworking | LimitedNetworking, field: str) -> dict[str, Any]:
-    if isinstance(value, LimitedNetworking):
-        for i, host in enumerate(value.allowed_hosts):
-            _host(host, f"{field}.allowed_hosts[{i}]")
-    return value.model_dump()
-
-
-def _secret_name(value: str) -> str:
-    if not _ENV_NAME.match(value):
-        raise InvalidRequest(
-            "auth.secret_name: must be an environment variable name (letters, digits and _, "
-            "not starting with a digit)"
-        )
-    return value
-
-
 # --- create -------------------------------------------------------------------------------------
 
 
@@ -125,23 +62,23 @@ Built = tuple[str, dict[str, Any], dict[str, str]]  # match key, public auth, se
 
 
 def _build_bearer(auth: StaticBearerCreate) -> Built:
-    url = _url(auth.mcp_server_url, "auth.mcp_server_url")
-    secret = {"token": _header_safe(auth.token, "auth.token")}
+    url = checks.url(auth.mcp_server_url, "auth.mcp_server_url")
+    secret = {"token": checks.header_safe(auth.token, "auth.token")}
     return "url:" + normalise_url(url), {"type": auth.type, "mcp_server_url": url}, secret
 
 
 def _build_oauth(auth: McpOAuthCreate) -> Built:
-    url = _url(auth.mcp_server_url, "auth.mcp_server_url")
+    url = checks.url(auth.mcp_server_url, "auth.mcp_server_url")
     public: dict[str, Any] = {"type": auth.type, "mcp_server_url": url}
-    secret = {"access_token": _header_safe(auth.access_token, "auth.access_token")}
-    expires_at = _future(auth.expires_at, "auth.expires_at")
+    secret = {"access_token": checks.header_safe(auth.access_token, "auth.access_token")}
+    expires_at = checks.future(auth.expires_at, "auth.expires_at")
     if expires_at:
         public["expires_at"] = expires_at
     if auth.refresh is not None:
         refresh = auth.refresh
         public["refresh"] = {
             "client_id": check_single_line(refresh.client_id, "auth.refresh.client_id"),
-            "token_endpoint": _url(refresh.token_endpoint, "auth.refresh.token_endpoint"),
+            "token_endpoint": checks.url(refresh.token_endpoint, "auth.refresh.token_endpoint"),
             "token_endpoint_auth": {"type": refresh.token_endpoint_auth.type},
             "resource": refresh.resource or None,
             "scope": refresh.scope or None,
@@ -154,7 +91,7 @@ def _build_oauth(auth: McpOAuthCreate) -> Built:
 
 
 def _build_env(auth: EnvironmentVariableCreate) -> Built:
-    name = _secret_name(auth.secret_name)
+    name = checks.secret_name(auth.secret_name)
     location = auth.injection_location
     # Default: headers only (a secret substituted into bodies may be echoed back by the host).
     header = True if location is None or location.header is None else location.header
@@ -164,7 +101,7 @@ def _build_env(auth: EnvironmentVariableCreate) -> Built:
     public = {
         "type": auth.type,
         "secret_name": name,
-        "networking": _networking(auth.networking, "auth.networking"),
+        "networking": checks.networking(auth.networking, "auth.networking"),
         "injection_location": {"header": header, "body": body},
     }
     return "env:" + name, public, {"secret_value": auth.secret_value}
@@ -294,110 +231,9 @@ async def update(
                 f"auth.type: this credential is {row.kind}; the type of a credential cannot change"
             )
         secret = box.open(row.id, row.secret)
-        row.auth = _apply_auth(copy.deepcopy(row.auth), secret, patch.auth)
+        row.auth = updates.apply_auth(copy.deepcopy(row.auth), secret, patch.auth)
         row.secret = box.seal(row.id, secret)
-    if (dict(row.auth), row.display_name, dict(row.metadata_)) != before or _secret_sent(patch.auth):
+    if (dict(row.auth), row.display_name, dict(row.metadata_)) != before or updates.secret_sent(patch.auth):
         row.updated_at = utcnow()
     await db.flush()
     return view(row)
-
-
-def _secret_sent(auth: StaticBearerUpdate | McpOAuthUpdate | EnvironmentVariableUpdate | None) -> bool:
-    if auth is None:
-        return False
-    if isinstance(auth, StaticBearerUpdate):
-        return auth.token is not None
-    if isinstance(auth, EnvironmentVariableUpdate):
-        return auth.secret_value is not None
-    if auth.access_token is not None:
-        return True
-    refresh = auth.refresh
-    if refresh is None:
-        return False
-    endpoint_auth = refresh.token_endpoint_auth
-    new_client_secret = endpoint_auth is not None and endpoint_auth.client_secret is not None
-    return refresh.refresh_token is not None or new_client_secret
-
-
-def _immutable(sent: str | None, stored: str | None, field: str, *, url: bool = False) -> None:
-    if sent is None:
-        return
-    same = (
-        stored is not None and url_problem(sent) is None and normalise_url(sent) == normalise_url(stored)
-        if url
-        else sent == stored
-    )
-    if not same:
-        raise InvalidRequest(f"{field}: cannot be changed after the credential is created")
-
-
-def _apply_auth(
-    public: dict[str, Any],
-    secret: dict[str, str],
-    auth: StaticBearerUpdate | McpOAuthUpdate | EnvironmentVariableUpdate,
-) -> dict[str, Any]:
-    if isinstance(auth, StaticBearerUpdate):
-        _immutable(auth.mcp_server_url, public["mcp_server_url"], "auth.mcp_server_url", url=True)
-        if auth.token is not None:
-            secret["token"] = _header_safe(auth.token, "auth.token")
-        return public
-    if isinstance(auth, McpOAuthUpdate):
-        return _apply_oauth(public, secret, auth)
-    return _apply_env(public, secret, auth)
-
-
-def _apply_oauth(public: dict[str, Any], secret: dict[str, str], auth: McpOAuthUpdate) -> dict[str, Any]:
-    _immutable(auth.mcp_server_url, public["mcp_server_url"], "auth.mcp_server_url", url=True)
-    if auth.access_token is not None:
-        secret["access_token"] = _header_safe(auth.access_token, "auth.access_token")
-    if "expires_at" in auth.model_fields_set:
-        expires_at = _future(auth.expires_at, "auth.expires_at")
-        public.pop("expires_at", None)
-        if expires_at:
-            public["expires_at"] = expires_at
-    if auth.refresh is None:
-        return public
-    stored = public.get("refresh")
-    if stored is None:
-        raise InvalidRequest("auth.refresh: this credential has no refresh configuration to update")
-    refresh = auth.refresh
-    _immutable(refresh.client_id, stored["client_id"], "auth.refresh.client_id")
-    _immutable(refresh.token_endpoint, stored["token_endpoint"], "auth.refresh.token_endpoint")
-    _immutable(refresh.resource, stored.get("resource"), "auth.refresh.resource")
-    if refresh.refresh_token is not None:
-        secret["refresh_token"] = check_single_line(refresh.refresh_token, "auth.refresh.refresh_token")
-    if refresh.scope is not None:
-        stored["scope"] = refresh.scope or None
-    endpoint_auth = refresh.token_endpoint_auth
-    if endpoint_auth is not None:
-        if stored["token_endpoint_auth"]["type"] == "none":
-            raise InvalidRequest(
-                "auth.refresh.token_endpoint_auth: a client secret can only be replaced on a credential "
-                "that already uses client_secret_basic or client_secret_post"
-            )
-        if endpoint_auth.client_secret is not None:
-            secret["client_secret"] = check_single_line(
-                endpoint_auth.client_secret, "auth.refresh.client_secret"
-            )
-    public["refresh"] = stored
-    return public
-
-
-def _apply_env(
-    public: dict[str, Any], secret: dict[str, str], auth: EnvironmentVariableUpdate
-) -> dict[str, Any]:
-    _immutable(auth.secret_name, public["secret_name"], "auth.secret_name")
-    if auth.secret_value is not None:
-        secret["secret_value"] = auth.secret_value
-    if auth.networking is not None:
-        public["networking"] = _networking(auth.networking, "auth.networking")
-    if auth.injection_location is not None:
-        location = dict(public["injection_location"])
-        for key in ("header", "body"):
-            value = getattr(auth.injection_location, key)
-            if value is not None:
-                location[key] = value
-        if not (location["header"] or location["body"]):
-            raise InvalidRequest("auth.injection_location: at least one of header and body must stay enabled")
-        public["injection_location"] = location
-    return public

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.api.deps import ReadSession, WriteSession
+from app.api.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from app.mcp import validation
 from app.vaults import credentials, service
 from app.vaults.schemas import (
     Credential,
@@ -14,6 +15,7 @@ from app.vaults.schemas import (
     CredentialDeleted,
     CredentialPage,
     CredentialUpdate,
+    CredentialValidation,
     Vault,
     VaultCreate,
     VaultDeleted,
@@ -117,6 +119,16 @@ async def update_credential(
 async def archive_credential(vault_id: str, credential_id: str, db: WriteSession) -> Credential:
     """Archive a credential: sessions stop using it and its secret is destroyed."""
     return await credentials.archive(db, vault_id, credential_id)
+
+
+@router.post(
+    "/{vault_id}/credentials/{credential_id}/mcp_oauth_validate", response_model=CredentialValidation
+)
+async def validate_credential(
+    vault_id: str, credential_id: str, database: DatabaseDep, box: Box, settings: SettingsDep
+) -> CredentialValidation:
+    """Probe an mcp_oauth credential against its MCP server (refreshing it if refused)."""
+    return await validation.validate(database, box, settings, vault_id, credential_id)
 
 
 @router.delete("/{vault_id}/credentials/{credential_id}", response_model=CredentialDeleted)

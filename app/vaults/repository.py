@@ -100,3 +100,10 @@ async def list_credentials(
         )
     query = query.order_by(VaultCredential.created_at.desc(), VaultCredential.id.desc()).limit(limit)
     return (await db.scalars(query)).all()
+
+
+async def get_credential_by_id(
+    db: AsyncSession, credential_id: str, *, lock: bool = False
+) -> VaultCredential | None:
+    query = select(VaultCredential).where(VaultCredential.id == credential_id)
+    return await db.scalar(query.with_for_update() if lock else query)

@@ -248,3 +248,34 @@ class CredentialPage(BaseModel):
 class CredentialDeleted(BaseModel):
     type: Literal["vault_credential_deleted"] = "vault_credential_deleted"
     id: str
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+class HttpResponse(BaseModel):
+    status_code: int
+    content_type: str
+    body: str
+    body_truncated: bool
+
+
+class McpProbe(BaseModel):
+    method: str
+    http_response: HttpResponse | None = None
+
+
+class RefreshOutcome(BaseModel):
+    status: Literal["succeeded", "failed", "connect_error", "no_refresh_token"]
+    http_response: HttpResponse | None = None
+
+
+class CredentialValidation(BaseModel):
+    type: Literal["vault_credential_validation"] = "vault_credential_validation"
+    credential_id: str
+    vault_id: str
+    status: Literal["valid", "invalid", "unknown"]
+    has_refresh_token: bool
+    validated_at: datetime
+    mcp_probe: McpProbe | None = None
+    refresh: RefreshOutcome | None = None

@@ -22,6 +22,13 @@ EventType = Literal[
     "session.updated",
     "session.archived",
     "session.deleted",
+    "deployment.created",
+    "deployment.updated",
+    "deployment.archived",
+    "deployment.paused",
+    "deployment.unpaused",
+    "deployment_run.succeeded",
+    "deployment_run.failed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 State = Literal["enabled", "disabled"]

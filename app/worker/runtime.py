@@ -11,8 +11,10 @@ from app.agent_loop.deps import LoopDeps
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
+from app.mcp.hub import McpHub
 from app.sandbox.factory import create_backend
 from app.sessions import service as sessions
+from app.vaults.secrets import SecretBox
 from app.worker.provisioner import Provisioner
 from app.worker.service import Worker
 
@@ -38,7 +40,11 @@ async def start_worker(
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)
-    deps = LoopDeps(settings=settings, database=db, notifier=notifier, model=model, sandbox=sandbox)
+    mcp = McpHub(settings, db, SecretBox.from_settings(settings))
+    mcp.start()
+    notifier.listeners.append(mcp)
+    stack.push_async_callback(mcp.close)
+    deps = LoopDeps(settings=settings, database=db, notifier=notifier, model=model, sandbox=sandbox, mcp=mcp)
     provisioner = Provisioner(deps)
     notifier.listeners.append(provisioner)
     stack.push_async_callback(provisioner.close)

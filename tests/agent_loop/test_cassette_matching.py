@@ -130,3 +130,19 @@ def test_versions_newer_are_refused_and_names_are_checked(tmp_path: Path) -> Non
     for bad in ("../escape", "/abs", "a//b", "sp ace"):
         with pytest.raises(CassetteError, match="invalid cassette name"):
             Cassette.open(tmp_path, bad)
+
+
+async def test_recording_starts_a_cassette_afresh_once_per_process(tmp_path: Path) -> None:
+    await answers(tmp_path, "record", ["/say old"])  # an earlier recording run
+    library = CassetteLibrary(tmp_path, "unit", "record")
+    client = offline_client(library)
+    try:
+        await complete(client, ask("/say first"))
+        await library.use("another")
+        await library.use("unit")  # a second test sharing the cassette keeps the first one's answers
+        await complete(client, ask("/say second"))
+    finally:
+        await client.aclose()
+    document = json.loads((tmp_path / "unit.json").read_text())
+    texts = [i["request"]["body"]["messages"][0]["content"] for i in document["interactions"]]
+    assert texts == ["/say first", "/say second"]

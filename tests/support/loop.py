@@ -21,7 +21,9 @@ from tests.support.databases import fresh_database
 from tests.support.factories import MODEL, text
 from tests.support.server import ServerThread, stop_tool_servers
 
-TIMEOUT = 30.0
+# How long a wait may take before the test fails instead of hanging. Not a speed bound: it is
+# generous because the shared 2-core machines run several suites at once (30 s was seen to flake).
+TIMEOUT = 120.0
 Event = Any  # an SDK event model
 TOOLSET: dict[str, Any] = {"type": "agent_toolset_20260401"}
 
@@ -171,6 +173,7 @@ def process_environment(database_url: str, directory: Path, *, lease_seconds: fl
         "MAS_MODEL_BACKEND": "offline",
         "MAS_SANDBOX_BACKEND": "local",
         "MAS_SANDBOX_STATE_DIR": str(directory / "sandbox"),
+        "MAS_VAULT_KEY_FILE": str(directory / "vault.key"),
         "MAS_WORKER_LEASE_SECONDS": str(lease_seconds),
         "MAS_WORKER_POLL_SECONDS": "0.2",
         "MAS_RETRY_BASE_SECONDS": "0.05",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import IN_CI
 from tests.support.server import ServerProcess
 
 SECRET = "sk-ant-api03-" + "plugin" * 8
@@ -122,12 +123,41 @@ def upstream(tmp_path: Path) -> Iterator[ServerProcess]:
         server.stop()
 
 
+def plugin_sandboxes() -> set[str]:
+    """Containers of servers the plugin started (their instance label starts with `pytest-`)."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        if IN_CI:
+            pytest.fail(f"CI=true but Docker is unreachable: {exc}")
+        pytest.skip(f"Docker is unreachable: {exc}")
+    try:
+        containers = client.containers.list(all=True, filters={"label": "mas.managed=1"})
+        return {c.name for c in containers if c.labels.get("mas.instance", "").startswith("pytest-")}
+    finally:
+        client.close()
+
+
 def test_an_agent_suite_runs_against_the_offline_model(agent_project: pytest.Pytester) -> None:
     agent_project.makepyfile(test_offline=OFFLINE_TESTS)
     result = agent_project.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.docker
+@pytest.mark.timeout(900)
+def test_an_agent_suite_runs_with_docker_sandboxes_and_leaves_none(agent_project: pytest.Pytester) -> None:
+    agent_project.makepyfile(test_offline=OFFLINE_TESTS)
+    before = plugin_sandboxes()
+    result = agent_project.runpytest_subprocess("-p", "no:cacheprovider", "--mas-sandbox=docker")
+    result.assert_outcomes(passed=1)
+    assert plugin_sandboxes() <= before
+
+
+@pytest.mark.timeout(1200)  # three pytest runs, each starting a mas: minutes on a loaded machine
 def test_an_agent_suite_records_a_cassette_then_replays_it_offline(
     agent_project: pytest.Pytester, upstream: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,13 +36,16 @@ class CassetteLibrary:
         self.name = name
         self._cassette: Cassette | None = None
         self._secrets: set[str] = set()
+        self._recorded_names: set[str] = set()
         self._writing = asyncio.Lock()
 
     async def use(self, name: str) -> Cassette:
         """Switch to `name`, read afresh (every recorded answer is unserved again). In `record`
-        mode the cassette starts empty: the file is replaced by the first answer recorded."""
-        fresh = self.mode == "record"
+        mode a cassette starts empty the first time this process uses it (the file is replaced by
+        the first answer recorded); used again (tests sharing a cassette), it keeps what was added."""
+        fresh = self.mode == "record" and name not in self._recorded_names
         cassette = await asyncio.to_thread(Cassette.open, self.directory, name, fresh=fresh)
+        self._recorded_names.add(name)
         self.name, self._cassette = name, cassette
         return cassette
 

@@ -3,6 +3,7 @@
 from app.db.models.agent import Agent, AgentVersion
 from app.db.models.api_key import ApiKey
 from app.db.models.content_blob import ContentBlob
+from app.db.models.deployment import Deployment, DeploymentRun
 from app.db.models.dream import Dream
 from app.db.models.environment import Environment
 from app.db.models.file import StoredFile
@@ -19,6 +20,8 @@ __all__ = [
     "AgentVersion",
     "ApiKey",
     "ContentBlob",
+    "Deployment",
+    "DeploymentRun",
     "Dream",
     "Environment",
     "EnvironmentKey",

@@ -49,4 +49,5 @@ class Session(Base):
     wake_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_token: Mapped[int] = mapped_column(BigInteger, default=0)
+    deployment_id: Mapped[str | None] = mapped_column(String(64), index=True)
     lease_expires_at: Mapped[datetime | None]

@@ -1,0 +1,91 @@
+"""How MCP tools appear to the model and how calls to them are governed.
+
+Tools are offered as ``mcp__<server name>__<tool name>``. The Messages API takes tool names of at
+most 128 characters from ``[A-Za-z0-9_-]``: other characters become ``_`` and an over-long name
+is shortened with a hash suffix; the catalogue maps the offered name back to the server's own.
+
+Permissions come from the agent's ``mcp_toolset`` for the server: ``default_config`` and per-tool
+``configs`` (``enabled``, ``always_allow`` / ``always_ask``), defaulting to enabled and
+``always_ask`` as on the hosted service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from app.mcp.base import ListedTool
+
+PREFIX = "mcp__"
+MAX_NAME = 128
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+Permission = Literal["allow", "ask", "deny"]
+
+
+def offered_name(server: str, tool: str) -> str:
+    name = f"{PREFIX}{_UNSAFE.sub('_', server)}__{_UNSAFE.sub('_', tool)}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(f"{server}\0{tool}".encode()).hexdigest()[:10]
+    return f"{name[: MAX_NAME - 11]}_{digest}"
+
+
+@dataclass(frozen=True)
+class McpTool:
+    server: str
+    tool: ListedTool
+
+    @property
+    def offered(self) -> str:
+        return offered_name(self.server, self.tool.name)
+
+    def definition(self) -> dict[str, Any]:
+        schema = (
+            self.tool.input_schema if self.tool.input_schema.get("type") == "object" else {"type": "object"}
+        )
+        return {"name": self.offered, "description": self.tool.description[:10_000], "input_schema": schema}
+
+
+@dataclass(frozen=True)
+class ToolConfig:
+    enabled: bool
+    policy: str
+
+
+def toolset(agent: dict[str, Any], server: str) -> dict[str, Any] | None:
+    return next(
+        (
+            t
+            for t in agent.get("tools") or []
+            if t.get("type") == "mcp_toolset" and t.get("mcp_server_name") == server
+        ),
+        None,
+    )
+
+
+def config(agent: dict[str, Any], server: str, tool: str) -> ToolConfig:
+    found = toolset(agent, server)
+    if found is None:
+        return ToolConfig(False, "always_ask")
+    default = found.get("default_config") or {}
+    override: dict[str, Any] = next((c for c in found.get("configs") or [] if c.get("name") == tool), {})
+    enabled = override.get("enabled")
+    if enabled is None:
+        enabled = default.get("enabled")
+    policy = (override.get("permission_policy") or {}).get("type") or (
+        default.get("permission_policy") or {}
+    ).get("type")
+    return ToolConfig(True if enabled is None else bool(enabled), policy or "always_ask")
+
+
+def evaluate(agent: dict[str, Any], server: str, tool: str) -> tuple[Permission, dict[str, Any] | None]:
+    """The permission of a call and its ``evaluation``; (deny, None) when the tool is not enabled."""
+    found = config(agent, server, tool)
+    if not found.enabled:
+        return "deny", None
+    if found.policy == "always_allow":
+        return "allow", {"type": "always_allow"}
+    return "ask", {"type": "always_ask"}
