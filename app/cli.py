@@ -109,7 +109,7 @@ async def _run_worker(settings: Settings) -> None:
 
 @cli.command()
 def worker() -> None:
-    """Run a worker alone (it reaches the offline model at MAS_PUBLIC_URL)."""
+    """Run a worker alone (the offline model runs inside it: no API process is needed)."""
     from app.db import migrate as migrations
 
     settings = get_settings()

@@ -37,10 +37,6 @@ class Settings(BaseSettings):
     # --- server -----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface `mas serve` binds to.")
     port: int = Field(8000, description="Port `mas serve` listens on.")
-    public_url: str | None = Field(
-        None,
-        description="URL the worker uses to reach this server's offline model (default http://host:port).",
-    )
     database_url: str = Field(
         "sqlite+aiosqlite:///./data/mas.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user:pw@host/db.",
@@ -48,6 +44,17 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(10, description="Connection pool size (PostgreSQL).")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated API keys that are always accepted (local use, CI)."
+    )
+    rate_limits: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Per-API-key request rate limits: auto = on unless the model backend is the offline "
+        "model (the offline test profile), on, or off.",
+    )
+    rate_limit_creates_per_minute: int = Field(
+        60, description="Create requests (POST to a collection) per minute and API key; 0 = unlimited."
+    )
+    rate_limit_reads_per_minute: int = Field(
+        600, description="Other requests per minute and API key; 0 = unlimited."
     )
     auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
@@ -67,7 +74,12 @@ class Settings(BaseSettings):
 
     # --- worker -------------------------------------------------------------------------------
     embedded_worker: bool = Field(True, description="Run the worker inside `mas serve`.")
-    worker_concurrency: int = Field(8, description="Sessions one worker process runs at once.")
+    worker_concurrency: int = Field(
+        8, ge=1, description="Sessions one worker process works on at once (a tool wait frees its slot)."
+    )
+    worker_tool_waits: int = Field(
+        64, ge=0, description="Sessions one worker may have waiting on tool calls besides those it works on."
+    )
     worker_lease_seconds: float = Field(
         30.0, description="Lease a worker holds on a session; renewed while it runs."
     )
@@ -151,6 +163,10 @@ class Settings(BaseSettings):
     compaction_threshold_tokens: int = Field(
         150_000, description="Input tokens of a request above which the history is compacted."
     )
+    max_compactions_in_a_row: int = Field(
+        3,
+        description="Compactions each followed by at most one request before compaction_limit_reached_error.",
+    )
     prices: dict[str, dict[str, str]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES),
         description="List prices (USD/MTok) by model family, JSON.",
@@ -209,7 +225,12 @@ class Settings(BaseSettings):
         "session's first tool call does not wait for a container to start; 0 disables.",
     )
     sandbox_bash_timeout_seconds: float = Field(
-        120.0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+        120.0, gt=0, description="Default time limit of one bash call (the tool's timeout_ms overrides it)."
+    )
+    sandbox_max_tool_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Upper bound of any tool call's time limit (a larger timeout_ms is cut to it).",
     )
     sandbox_engine_timeout_seconds: float = Field(
         30.0,
@@ -291,6 +312,11 @@ class Settings(BaseSettings):
         if self.model_backend == "auto":
             return "anthropic" if self.anthropic_api_key else "offline"
         return self.model_backend
+
+    def rate_limits_enabled(self) -> bool:
+        if self.rate_limits == "auto":
+            return self.resolved_model_backend() != "offline"
+        return self.rate_limits == "on"
 
     @field_validator("api_keys", "vault_keys", mode="before")
     @classmethod

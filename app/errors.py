@@ -84,6 +84,17 @@ class RequestTooLarge(ApiError):
     error_type = "request_too_large"
 
 
+class RateLimited(ApiError):
+    """429; ``retry_after`` (seconds) becomes the ``retry-after`` header the SDK waits for."""
+
+    status = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     error_type = "api_error"

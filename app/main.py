@@ -1,4 +1,4 @@
-"""create_app(): lifespan, routers, error handlers."""
+"""create_app(): lifespan, the /v1 router assembled from the resource routers, error handlers."""
 
 from __future__ import annotations
 
@@ -6,29 +6,46 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
+from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agent_loop.cassettes.transport import cassette_library
-from app.agent_loop.offline.endpoints import OfflineState
-from app.agent_loop.offline.endpoints import router as offline_router
-from app.api.auth import KeyCache, require_api_key_off_loopback
+from app.agents.endpoints import router as agents_router
+from app.api.auth import KeyCache, require_api_key, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
 from app.api.openapi import install_openapi
-from app.api.router import build_v1_router
+from app.api.query import reject_nul
+from app.api.ratelimit import RateLimiter, enforce_rate_limit
+from app.catalog.endpoints import router as catalog_router
 from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.engine import Database
+from app.deployments.endpoints import router as deployments_router
+from app.deployments.endpoints import runs_router as deployment_runs_router
 from app.deployments.scheduler import start_scheduler
+from app.dreams.endpoints import router as dreams_router
+from app.environments.endpoints import router as environments_router
+from app.envkeys.endpoints import router as envkeys_router
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.files.endpoints import router as files_router
 from app.files.sweeper import StorageSweeper
+from app.memory_stores.endpoints import router as memory_stores_router
+from app.offline.endpoints import OfflineState
+from app.offline.endpoints import router as offline_router
+from app.sessions.endpoints import events_router
+from app.sessions.endpoints import router as sessions_router
+from app.skills.endpoints import router as skills_router
 from app.storage.blobs import LocalDiskBackend
+from app.vaults.endpoints import router as vaults_router
 from app.vaults.secrets import SecretBox
 from app.webhooks.dispatcher import start_dispatcher
+from app.webhooks.endpoints import router as webhooks_router
+from app.work.endpoints import router as work_router
 from app.worker.runtime import start_worker
 
 log = logging.getLogger("mas")
@@ -62,6 +79,30 @@ def body_limits(settings: Settings) -> BodyLimits:
     return BodyLimits(default=settings.max_request_bytes, routes=routes)
 
 
+def build_v1_router() -> APIRouter:
+    """The /v1 API: every resource router, all behind authentication (API keys; the scoped worker
+    credentials of `app.api.scopes`) and rate limits."""
+    checks = [Depends(require_api_key), Depends(enforce_rate_limit), Depends(reject_nul)]
+    router = APIRouter(prefix="/v1", dependencies=checks)
+    router.include_router(agents_router)
+    router.include_router(environments_router)
+    router.include_router(envkeys_router)
+    router.include_router(work_router)
+    router.include_router(webhooks_router)
+    router.include_router(sessions_router)
+    router.include_router(events_router)
+    router.include_router(skills_router)
+    router.include_router(files_router)
+    router.include_router(memory_stores_router)
+    router.include_router(dreams_router)
+    router.include_router(catalog_router)
+    router.include_router(vaults_router)
+    router.include_router(cassettes_router)
+    router.include_router(deployments_router)
+    router.include_router(deployment_runs_router)
+    return router
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -89,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.key_cache = KeyCache()
+    app.state.rate_limiter = RateLimiter()
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
     app.state.cassettes = cassette_library(settings)

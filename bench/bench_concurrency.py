@@ -114,9 +114,9 @@ async def many_sessions(base_url: str, agent_id: str, env_id: str, count: int) -
 
 @contextlib.contextmanager
 def workers(server: MasServer, count: int) -> Iterator[list[int]]:
-    """`mas worker` processes beside a worker-less `mas serve`, reaching its offline model."""
+    """`mas worker` processes beside a worker-less `mas serve` (each runs the offline model itself)."""
     env = server.environment()
-    env.update({"MAS_PUBLIC_URL": server.url, "MAS_EMBEDDED_WORKER": "true"})
+    env.update({"MAS_EMBEDDED_WORKER": "true"})
     procs = []
     with (server.workdir / "workers.log").open("ab") as log:
         for _ in range(count):

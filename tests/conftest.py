@@ -29,7 +29,7 @@ from tests.support.server import ServerThread
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Worker-free servers and the in-process turn producer (tests/events, tests/sessions).
-pytest_plugins = ["tests.support.fixtures", "pytester"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.wire_check", "pytester"]
 
 
 def _backends() -> list[str]:

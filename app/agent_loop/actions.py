@@ -41,8 +41,7 @@ async def interrupt(
     await events.append(db, notifier, row.id, [error_result(u, INTERRUPTED) for u in open_calls])
     await events.mark_processed(db, notifier, row.id, [event["id"]])
     was_waiting = bool(row.pending_action_ids)
-    row.pending_action_ids = []
-    row.inflight_tool_ids = []
+    transitions.nothing_pending(row)
     if row.status != "idle" or was_waiting:
         await transitions.go_idle(db, notifier, row, {"type": "end_turn"})
 
@@ -80,15 +79,17 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
 
 
 async def wait_for_client(db: AsyncSession, notifier: Notifier, row: Session, blocking: list[str]) -> None:
-    row.pending_action_ids = blocking
+    transitions.waiting_for(row, blocking)
     await transitions.go_idle(db, notifier, row, {"type": "requires_action", "event_ids": blocking})
     leases.release(row, None)
 
 
-def stop_reason_of(response: dict[str, Any]) -> dict[str, Any]:
+def stop_of(response: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The idle ``stop_reason`` a finished response ends its turn with, and ``stop_details``."""
     if response.get("_stop_reason") == "refusal":
-        return {"type": "refusal"}
-    return {"type": "end_turn"}
+        details = response.get("_stop_details") or {"type": "refusal", "category": None, "explanation": None}
+        return {"type": "refusal"}, details
+    return {"type": "end_turn"}, None
 
 
 async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
@@ -101,9 +102,19 @@ async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session)
     await transitions.go_idle(db, notifier, row, {"type": "retries_exhausted"})
 
 
+async def compaction_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    error = {
+        "type": "compaction_limit_reached_error",
+        "message": "The conversation stayed over the context threshold after repeated compactions.",
+        "retry_status": {"type": "exhausted"},
+    }
+    await events.append(db, notifier, row.id, [{"type": "session.error", "error": error}])
+    await transitions.go_idle(db, notifier, row, {"type": "retries_exhausted"})
+
+
 async def unknown_outcomes(
     db: AsyncSession, notifier: Notifier, row: Session, uses: list[dict[str, Any]]
 ) -> None:
     await events.append(db, notifier, row.id, [error_result(u, UNKNOWN_OUTCOME) for u in uses])
     ids = {u["id"] for u in uses}
-    row.inflight_tool_ids = [i for i in row.inflight_tool_ids if i not in ids]
+    transitions.tools_finished(row, list(ids))

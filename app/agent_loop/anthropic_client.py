@@ -1,8 +1,5 @@
-"""`ModelClient` on the real `anthropic` SDK: the hosted API, a compatible gateway, or mas's offline model.
-
-The offline model is not a fake client: it is the same class pointed at mas's own `/v1/messages`
-over real HTTP, so the loop exercises exactly the code path production uses.
-"""
+"""`ModelClient` on the real `anthropic` SDK: the hosted API, a compatible gateway, or any server
+speaking the Messages API (mas's own offline endpoint included)."""
 
 from __future__ import annotations
 
@@ -18,14 +15,10 @@ from app.agent_loop.cassettes.transport import CassetteLibrary, CassetteTranspor
 from app.agent_loop.model_client import (
     JsonDict,
     MessageComplete,
-    ModelClient,
     ModelConnectionError,
     ModelError,
     ModelEvent,
-    ModelOverloaded,
-    ModelRateLimited,
     ModelRequest,
-    ModelRequestFailed,
     ModelServerError,
     ModelUsage,
     RetryableModelError,
@@ -33,10 +26,10 @@ from app.agent_loop.model_client import (
     TextStart,
     ThinkingStart,
     ToolUseComplete,
+    error_class_for,
 )
 from app.config import Settings
 
-OFFLINE_API_KEY = "mas-offline"
 CASSETTE_API_KEY = "mas-cassette"  # replaying needs no key; the SDK wants one all the same
 
 # Mid-stream `error` events arrive on a 200 response; their type tells us which status they stand for.
@@ -92,33 +85,21 @@ class AnthropicModelClient:
         await self._client.close()
 
 
-def create_model_client(
-    settings: Settings, base_url_for_offline: str, cassettes: CassetteLibrary | None = None
-) -> ModelClient:
-    """The real API when configured (see `Settings.resolved_model_backend`), cassettes in the
-    record/replay modes (`cassettes`, or a library made from the settings), else the offline model."""
-    backend = settings.resolved_model_backend()
+def create_cassette_client(
+    settings: Settings, cassettes: CassetteLibrary | None = None
+) -> AnthropicModelClient:
+    """The SDK client in the record/replay modes: requests go through the cassette library
+    (`cassettes`, or a library made from the settings), recording from the upstream base URL."""
     mode = settings.cassette_mode()
-    if mode is not None:
-        library = cassettes or CassetteLibrary(settings.cassette_dir, settings.cassette, mode)
-        upstream = None if mode == "replay" else httpx2.AsyncHTTPTransport()
-        transport = CassetteTransport(library, upstream)
-        return AnthropicModelClient(
-            api_key=settings.anthropic_api_key or CASSETTE_API_KEY,
-            base_url=settings.anthropic_base_url,
-            timeout_seconds=settings.model_timeout_seconds,
-            http_client=httpx2.AsyncClient(transport=transport, timeout=settings.model_timeout_seconds),
-        )
-    if backend == "anthropic":
-        return AnthropicModelClient(
-            api_key=settings.anthropic_api_key,
-            base_url=settings.anthropic_base_url,
-            timeout_seconds=settings.model_timeout_seconds,
-        )
-    # Beyond loopback the offline endpoint wants a mas API key: present the first configured one.
-    key = settings.api_keys[0] if settings.api_keys else OFFLINE_API_KEY
+    assert mode is not None  # the caller checked
+    library = cassettes or CassetteLibrary(settings.cassette_dir, settings.cassette, mode)
+    upstream = None if mode == "replay" else httpx2.AsyncHTTPTransport()
+    transport = CassetteTransport(library, upstream)
     return AnthropicModelClient(
-        api_key=key, base_url=base_url_for_offline, timeout_seconds=settings.model_timeout_seconds
+        api_key=settings.anthropic_api_key or CASSETTE_API_KEY,
+        base_url=settings.anthropic_base_url,
+        timeout_seconds=settings.model_timeout_seconds,
+        http_client=httpx2.AsyncClient(transport=transport, timeout=settings.model_timeout_seconds),
     )
 
 
@@ -158,7 +139,16 @@ def _final_message(message: Any) -> MessageComplete:
         content=content,
         stop_reason=message.stop_reason or "end_turn",
         usage=_usage(message.usage),
+        stop_details=_refusal_details(message),
     )
+
+
+def _refusal_details(message: Any) -> JsonDict | None:
+    """The part of a refusal's ``stop_details`` a session reports (no fallback-credit fields)."""
+    details = getattr(message, "stop_details", None)
+    if details is None:
+        return None
+    return {"type": "refusal", "category": details.category, "explanation": details.explanation}
 
 
 def _usage(usage: Any) -> ModelUsage:
@@ -190,23 +180,11 @@ def _status_error(exc: anthropic.APIStatusError) -> ModelError:
     status = exc.status_code
     if status < 400:
         status = _STATUS_BY_ERROR_TYPE.get(error_type or "", 400)
-    error_class = _error_class(status)
+    error_class = error_class_for(status)
     error = error_class(message, status=status, error_type=error_type, request_id=exc.request_id)
     if isinstance(error, RetryableModelError):
         error.retry_after = _retry_after(exc.response.headers.get("retry-after"))
     return error
-
-
-def _error_class(status: int) -> type[ModelError]:
-    if status == 529:
-        return ModelOverloaded
-    if status == 429:
-        return ModelRateLimited
-    if status == 408:
-        return ModelConnectionError
-    if status >= 500:
-        return ModelServerError
-    return ModelRequestFailed
 
 
 def _error_body(body: object, fallback: str) -> tuple[str | None, str]:

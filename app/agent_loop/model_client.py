@@ -99,6 +99,8 @@ class MessageComplete:
     content: list[JsonDict]
     stop_reason: str
     usage: ModelUsage
+    stop_details: JsonDict | None = None
+    """With ``stop_reason: refusal``: ``{"type": "refusal", "category", "explanation"}``."""
 
     @property
     def text(self) -> str:
@@ -154,6 +156,19 @@ class ModelConnectionError(RetryableModelError):
 
 class ModelRequestFailed(ModelError):
     """Any other 4xx (invalid request, auth, permission, too large): retrying cannot help."""
+
+
+def error_class_for(status: int) -> type[ModelError]:
+    """The loop's error class for an HTTP status of the Messages API."""
+    if status == 529:
+        return ModelOverloaded
+    if status == 429:
+        return ModelRateLimited
+    if status == 408:
+        return ModelConnectionError
+    if status >= 500:
+        return ModelServerError
+    return ModelRequestFailed
 
 
 class ModelClient(Protocol):

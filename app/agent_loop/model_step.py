@@ -112,7 +112,7 @@ class ModelStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             cost = request_cost(self.deps.settings.prices, str(agent["model"]["id"]), summary.usage)
-            row.usage = accumulate(row.usage, summary.usage, cost)  # the summary is billed too
+            transitions.charge(row, accumulate(row.usage, summary.usage, cost))  # the summary is billed too
             await events.append(
                 db,
                 self.deps.notifier,
@@ -187,7 +187,7 @@ class ModelStep:
                 client_run = await environments.config_type(db, row.environment_id) == "self_hosted"
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
             await events.append(db, self.deps.notifier, row.id, batch)
-            row.pending_action_ids = [*row.pending_action_ids, *_blocking_ids(batch)]
+            transitions.await_client(row, _blocking_ids(batch))
 
     def _response_events(
         self, row: Session, start_id: str, final: MessageComplete, preview: Preview, *, client_run: bool
@@ -210,10 +210,13 @@ class ModelStep:
         batch.extend(server_uses)
         model_id = str(agent["model"]["id"])
         cost = request_cost(self.deps.settings.prices, model_id, final.usage)
-        row.usage = accumulate(row.usage, final.usage, cost, searches=count_searches(final.content))
+        searches = count_searches(final.content)
+        transitions.charge(row, accumulate(row.usage, final.usage, cost, searches=searches))
         end = span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False)
         end["_content"] = final.content
         end["_stop_reason"] = final.stop_reason
+        if final.stop_details is not None:
+            end["_stop_details"] = final.stop_details
         batch.append(end)
         return batch + server_results
 

@@ -73,6 +73,20 @@ def needs_compaction(history: list[dict[str, Any]], settings: Settings) -> bool:
     return last_input_tokens(history) >= settings.compaction_threshold_tokens
 
 
+def compactions_in_a_row(history: list[dict[str, Any]]) -> int:
+    """Compactions at the end of the log each followed by at most one answered request: the
+    context stays over the threshold however often it is compacted."""
+    count, answered = 0, 0
+    for event in reversed(history):
+        if event["type"] == "agent.thread_context_compacted":
+            count, answered = count + 1, 0
+        elif event["type"] == "span.model_request_end" and event.get("_content") is not None:
+            answered += 1
+            if answered > 1:
+                break
+    return count
+
+
 def summary_request(agent: dict[str, Any], history: list[dict[str, Any]]) -> ModelRequest:
     messages = build_messages(history)
     ask = {"type": "text", "text": SUMMARY_INSTRUCTION}

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions
+from app.agent_loop import actions, requests
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
@@ -163,13 +163,20 @@ class SessionRunner:
             return "release"
         paused = state.last_response is not None and state.last_response.get("_stop_reason") == "pause_turn"
         if state.tool_uses or state.last_response is None or state.input_after_response or paused:
-            if state.requests_since_input >= self.deps.settings.max_tool_rounds:
+            settings = self.deps.settings
+            if state.requests_since_input >= settings.max_tool_rounds:
                 await actions.tool_limit_reached(db, self.deps.notifier, snap.row)
+                return "continue"
+            if (
+                requests.needs_compaction(snap.history, settings)
+                and requests.compactions_in_a_row(snap.history) >= settings.max_compactions_in_a_row
+            ):
+                await actions.compaction_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
                 return mcp
             return await self.model_step.prepare(db, snap.row, snap.history)
-        stop_reason = actions.stop_reason_of(state.last_response)
-        await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason)
+        stop_reason, stop_details = actions.stop_of(state.last_response)
+        await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason, stop_details)
         return "continue"

@@ -8,7 +8,10 @@ starts was cut off by a crash: it is reported to the model as an error, never ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,20 +33,12 @@ from app.shared.text import storable_blocks
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 120.0
-GRACE_S = 30.0
+INTERRUPT_POLL_SECONDS = 0.25
 
 
 def tool_request(use: dict[str, Any]) -> ToolRequest:
-    tool_input = dict(use.get("input") or {})
-    timeout = DEFAULT_TIMEOUT_S
-    if (
-        use["name"] == "bash"
-        and isinstance(tool_input.get("timeout_ms"), int)
-        and tool_input["timeout_ms"] > 0
-    ):
-        timeout = tool_input["timeout_ms"] / 1000
-    return ToolRequest(name=use["name"], input=tool_input, timeout_s=timeout + GRACE_S)
+    """The call as the sandbox runs it; its time limit is the sandbox's to compute (limits.py)."""
+    return ToolRequest(name=use["name"], input=dict(use.get("input") or {}))
 
 
 def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
@@ -91,6 +86,8 @@ class ToolStep:
     def __init__(self, deps: LoopDeps, claim: Claim) -> None:
         self.deps = deps
         self.claim = claim
+        # The worker lends this session's slot to others while its tools run (worker/slots.py).
+        self.lend_slot: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
 
     async def run(self, plan: ToolPlan) -> bool:
         """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
@@ -101,7 +98,8 @@ class ToolStep:
             except SandboxError as error:
                 await self._sandbox_failed(calls, error)
                 return True
-        outcomes = await asyncio.gather(*(self._execute(use, plan) for use in calls), return_exceptions=True)
+        async with self.lend_slot():
+            outcomes = await self._execute_until_interrupt(plan)
         failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
         if failure is not None:  # the engine failed (not the tool): the turn ends with an error
             await self._sandbox_failed(calls, failure)
@@ -110,7 +108,7 @@ class ToolStep:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, results)
-            row.inflight_tool_ids = []
+            transitions.tools_finished(row)
         return True
 
     async def prepare(self, db: AsyncSession, row: Session, state: TurnState) -> ToolPlan | None:
@@ -121,10 +119,38 @@ class ToolStep:
         if cut_off:
             await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
             return None
-        row.inflight_tool_ids = [u["id"] for u in calls]
+        transitions.tools_started(row, [u["id"] for u in calls])
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, row.agent)
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent)
+
+    async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
+        """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""
+        running: asyncio.Future[list[dict[str, Any] | BaseException]] = asyncio.gather(
+            *(self._execute(use, plan) for use in plan.calls), return_exceptions=True
+        )
+        watching: asyncio.Future[None] = asyncio.create_task(self._watch_for_interrupt())
+        try:
+            either: list[asyncio.Future[Any]] = [running, watching]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            interrupted = watching.done() and watching.exception() is None
+            while interrupted and not running.done():  # again until it lands: a call may be starting
+                await self.deps.sandbox.cancel(self.claim.session_id)
+                await asyncio.wait([running], timeout=INTERRUPT_POLL_SECONDS * 4)
+            return await running
+        finally:
+            watching.cancel()
+            if not running.done():  # this step itself was cancelled (the worker stops)
+                running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
+
+    async def _watch_for_interrupt(self) -> None:
+        while True:
+            await asyncio.sleep(INTERRUPT_POLL_SECONDS)
+            async with self.deps.database.read() as db:
+                if await events.has_queued_interrupt(db, self.claim.session_id):
+                    return
 
     async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
         """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
@@ -164,5 +190,5 @@ class ToolStep:
             await events.append(
                 db, self.deps.notifier, row.id, [{"type": "session.error", "error": session_error}]
             )
-            row.inflight_tool_ids = []
+            transitions.tools_finished(row)
             await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})

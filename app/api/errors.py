@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.context import current_request_id
-from app.errors import ApiError, AuthenticationFailed, InvalidRequest, NotFound
+from app.api.unbuilt import not_built_message
+from app.errors import ApiError, AuthenticationFailed, InvalidRequest, NotFound, RateLimited
 from app.shared.validation import join_path
 
 _STATUS_TYPES = {
@@ -32,6 +33,8 @@ def error_response(error: ApiError) -> JSONResponse:
     headers = {"request-id": request_id}
     if error.should_retry is not None:
         headers["x-should-retry"] = "true" if error.should_retry else "false"
+    if isinstance(error, RateLimited):
+        headers["retry-after"] = str(error.retry_after)
     return JSONResponse(error.body(request_id), status_code=error.status, headers=headers)
 
 
@@ -69,10 +72,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidRequest(_validation_message(exc)))
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return error_response(NotFound("Not found"))
+        return error_response(NotFound(not_built_message(request.method, request.url.path) or "Not found"))
     if exc.status_code == 401:
         return error_response(AuthenticationFailed("Authentication failed"))
     error_class = type(

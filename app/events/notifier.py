@@ -144,12 +144,17 @@ class Notifier:
         if forward and self.remote is not None:
             self.remote.forward_deleted(session_id)
 
-    def session_created(self, session_id: str) -> None:
+    def session_created(self, session_id: str, *, forward: bool = True) -> None:
+        """After commit: listeners here (the worker provisions a sandbox) and in other processes."""
         for listener in self.listeners:
             listener.session_created(session_id)
+        if forward and self.remote is not None:
+            self.remote.forward_created(session_id)
 
-    def session_deleted(self, session_id: str) -> None:
-        self.publish_deleted(session_id)
+    def session_deleted(self, session_id: str, *, forward: bool = True) -> None:
+        """After commit: streams close, and listeners here and in other processes (a separate
+        `mas worker` removes the sandbox) are told."""
+        self.publish_deleted(session_id, forward=forward)
         for listener in self.listeners:
             listener.session_deleted(session_id)
 
@@ -187,6 +192,9 @@ class RemoteChannel:
         raise NotImplementedError
 
     def forward_deleted(self, session_id: str) -> None:
+        raise NotImplementedError
+
+    def forward_created(self, session_id: str) -> None:
         raise NotImplementedError
 
     def forward_wake(self) -> None:

@@ -3,8 +3,9 @@
 Writers call `pg_notify('mas_events', '<session>:<seq>')` inside the transaction that appends the
 events, so the notification is delivered exactly when (and only if) the events are committed.
 Each process holds one listening connection; on a notification for a session it has subscribers
-for, it reads the new events from the log once and publishes them locally. Deltas and deletions
-travel as their own notifications; wake-ups reach every worker.
+for, it reads the new events from the log once and publishes them locally. Deltas and session
+lifecycle (created, deleted) travel as their own notifications, so a separate `mas worker`
+provisions and removes sandboxes; wake-ups reach every worker.
 """
 
 from __future__ import annotations
@@ -91,8 +92,11 @@ class PgListener(RemoteChannel):
     # -- incoming ------------------------------------------------------------------------------
     def _on_events(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         session_id, _, marker = payload.rpartition(":")
-        if marker == "deleted":
-            self._notifier.publish_deleted(session_id, forward=False)
+        if marker == "deleted":  # streams close; this process's worker removes the sandbox
+            self._notifier.session_deleted(session_id, forward=False)
+            return
+        if marker == "created":  # this process's worker provisions the sandbox
+            self._notifier.session_created(session_id, forward=False)
             return
         if not self._notifier.has_subscribers(session_id):
             return
@@ -129,6 +133,9 @@ class PgListener(RemoteChannel):
 
     def forward_deleted(self, session_id: str) -> None:
         self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:deleted"))
+
+    def forward_created(self, session_id: str) -> None:
+        self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:created"))
 
     def forward_wake(self) -> None:
         self._outbox.put_nowait((WAKE_CHANNEL, self._origin))

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.events.types import event_types
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -162,51 +164,7 @@ def dump_event(event: BaseModel) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
-EVENT_TYPES = frozenset(
-    {
-        "user.message",
-        "user.interrupt",
-        "user.tool_confirmation",
-        "user.custom_tool_result",
-        "agent.custom_tool_use",
-        "agent.message",
-        "agent.thinking",
-        "agent.mcp_tool_use",
-        "agent.mcp_tool_result",
-        "agent.tool_use",
-        "agent.tool_result",
-        "agent.thread_message_received",
-        "agent.thread_message_sent",
-        "agent.thread_context_compacted",
-        "session.error",
-        "session.status_rescheduled",
-        "session.status_running",
-        "session.status_idle",
-        "session.status_terminated",
-        "session.thread_created",
-        "span.outcome_evaluation_start",
-        "span.outcome_evaluation_end",
-        "span.model_request_start",
-        "span.model_request_end",
-        "span.outcome_evaluation_ongoing",
-        "user.define_outcome",
-        "session.thread_status_running",
-        "session.thread_status_idle",
-        "session.thread_status_terminated",
-        "user.tool_result",
-        "session.thread_status_rescheduled",
-        "session.updated",
-        "system.message",
-        "session.usage",
-        "workflow_run.created",
-        "workflow_run.status_running",
-        "workflow_run.status_idle",
-        "workflow_run.status_ended",
-        "workflow_run.error",
-        "workflow_run.phase_started",
-        "workflow_run.phase_ended",
-        "session.deleted",
-    }
-)
+# Every type `events.list` accepts in `types[]`: the union's 42.
+EVENT_TYPES = frozenset(event_types())
 
 DELTA_TYPES = frozenset({"agent.message", "agent.thinking"})

@@ -20,6 +20,7 @@ from app.db.models import SessionEvent
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
+from app.events.types import EVENT, Harness
 from app.ids import new_id
 from app.shared.storable import storable
 from app.wire import iso
@@ -33,15 +34,14 @@ def new_event_id() -> str:
 
 
 def to_wire(row: SessionEvent) -> Wire:
-    """The event as clients see it. Keys starting with `_` are the harness's private record
-    (e.g. the raw assistant content with thinking signatures) and never leave the server."""
-    public = {k: v for k, v in row.data.items() if not k.startswith("_")}
-    return {"id": row.id, "type": row.type, **public, "processed_at": iso(row.processed_at)}
+    """The event as clients see it (the loop's ``harness`` record never leaves the server)."""
+    return {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
 
 
 def to_record(row: SessionEvent) -> Wire:
-    """The event with its private fields, for the agent loop."""
-    return {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
+    """The event with the loop's bookkeeping as ``_`` keys, for the agent loop."""
+    private = {f"_{k}": v for k, v in (row.harness or {}).items()}
+    return {"id": row.id, "type": row.type, **row.data, **private, "processed_at": iso(row.processed_at)}
 
 
 def _now() -> datetime:
@@ -51,14 +51,27 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
+def checked(event: Mapping[str, Any]) -> tuple[Wire, Wire | None]:
+    """Hold an event to its type before it is stored: the wire fields to the union's model of its
+    ``type`` (unknown fields refused), the ``_`` bookkeeping to ``Harness``. A mismatch is a bug
+    of the code that built the event, raised where it was built. Returns (data, harness)."""
+    data = {k: v for k, v in event.items() if not k.startswith("_") and k not in RESERVED}
+    EVENT.validate_python({**data, "type": event["type"]})
+    private = {k[1:]: v for k, v in event.items() if k.startswith("_")}
+    harness = Harness.model_validate(private).model_dump(mode="json", exclude_none=True)
+    return data, harness or None
+
+
 def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> SessionEvent:
+    data, harness = checked(event)
     return SessionEvent(
         id=event.get("id") or new_event_id(),
         session_id=session_id,
         seq=seq,
         type=event["type"],
         # A tool's binary output or a model's NUL must not make the step fail to commit.
-        data=storable({k: v for k, v in event.items() if k not in RESERVED}),
+        data=storable(data),
+        harness=storable(harness),
         created_at=now,
         processed_at=now if seq is not None else None,
     )

@@ -29,7 +29,7 @@ async def _spill(sandbox: SandboxBackend, session_id: str, spec: SandboxSpec, te
     try:
         await sandbox.ensure(session_id, spec)
         written = await sandbox.execute(
-            session_id, ToolRequest(name="write", input={"file_path": path, "content": text}, timeout_s=120)
+            session_id, ToolRequest(name="write", input={"file_path": path, "content": text})
         )
         if written.is_error:
             where = "the full output could not be saved"

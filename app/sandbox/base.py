@@ -10,13 +10,10 @@ from abc import ABC, abstractmethod
 from app.config import Settings
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.interface import SandboxSpec, ToolRequest, ToolResult
+from app.sandbox.limits import KILL_GRACE_SECONDS, time_limit
 from app.sandbox.web_search import web_search
 
 log = logging.getLogger(__name__)
-
-_DEFAULT_TOOL_TIMEOUT_S = 60.0
-# The server enforces the tool's own limit; the host waits this much longer before giving up.
-_GRACE_S = 15.0
 
 
 class ChannelBackend(ABC):
@@ -55,13 +52,13 @@ class ChannelBackend(ABC):
         return channel
 
     async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
+        timeout = time_limit(self.settings, request.name, request.input)
         if request.name == "web_search":
-            return await web_search(self.settings, request)
-        timeout = self._timeout(request)
+            return await web_search(self.settings, request, timeout)
         message = {"op": "tool", "name": request.name, "input": request.input, "timeout": timeout}
         channel = await self._channel(session_id)
         try:
-            reply = await channel.call(message, timeout + _GRACE_S)
+            reply = await channel.call(message, timeout + KILL_GRACE_SECONDS)
         except ChannelClosed as exc:
             # Not retried: the call may have run (and had effects) before the server went away.
             await self._drop_channel(session_id)
@@ -69,17 +66,18 @@ class ChannelBackend(ABC):
                 f"The sandbox stopped during the call ({exc}); it restarts on the next call."
             )
         except TimeoutError:
-            waited = timeout + _GRACE_S
+            waited = timeout + KILL_GRACE_SECONDS
             return ToolResult.error(f"The {request.name} call did not answer within {waited:g} s.")
         return ToolResult(list(reply.get("content") or []), bool(reply.get("is_error")))
 
-    def _timeout(self, request: ToolRequest) -> float:
-        if request.name == "bash":
-            ms = request.input.get("timeout_ms")
-            if isinstance(ms, int | float) and ms > 0:
-                return float(ms) / 1000.0
-            return request.timeout_s or self.settings.sandbox_bash_timeout_seconds
-        return request.timeout_s or _DEFAULT_TOOL_TIMEOUT_S
+    async def cancel(self, session_id: str) -> None:
+        """Kill the session's running tool calls (every process they started); they answer at once
+        with an "interrupted" error. A sandbox that is not connected has nothing running for us."""
+        channel = self._channels.get(session_id)
+        if channel is None or channel.closed:
+            return
+        with contextlib.suppress(ChannelClosed, TimeoutError):
+            await channel.call({"op": "cancel"}, 10.0)
 
     def health(self) -> str | None:
         """Why sandboxes are unavailable right now, or None (backends without an engine: never)."""

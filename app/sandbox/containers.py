@@ -105,6 +105,7 @@ def sandbox_options(
         SPILL_DIR,
         "--make-dirs",
         OUTPUTS,
+        "--watch-runaways",  # fork bombs die between calls too, not only when the next call starts
         *plan.server_args,
     ]
     return {

@@ -24,9 +24,10 @@ class SandboxSpec:
 
 @dataclass(frozen=True)
 class ToolRequest:
+    """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
+
     name: str
     input: dict[str, Any]
-    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class SandboxBackend(Protocol):
 
     async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
         """Run one tool call; a stopped sandbox is started again first."""
+
+    async def cancel(self, session_id: str) -> None:
+        """Kill the session's running tool calls and everything they started (an interrupt)."""
 
     async def prewarm(self, spec: SandboxSpec) -> None:
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""

@@ -13,7 +13,7 @@ from app.sandbox.interface import ToolRequest, ToolResult
 _LIMIT = 100_000
 
 
-async def web_search(settings: Settings, request: ToolRequest) -> ToolResult:
+async def web_search(settings: Settings, request: ToolRequest, limit_s: float) -> ToolResult:
     """GET the endpoint with the query (`{query}` in the URL, else `?q=`); the body is the result."""
     query = request.input.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -27,7 +27,7 @@ async def web_search(settings: Settings, request: ToolRequest) -> ToolResult:
     params = None if "{query}" in url else {"q": query}
     target = url.replace("{query}", quote_plus(query))
     try:
-        async with httpx.AsyncClient(timeout=request.timeout_s or 30.0, follow_redirects=True) as client:
+        async with httpx.AsyncClient(timeout=limit_s, follow_redirects=True) as client:
             response = await client.get(target, params=params)
     except httpx.HTTPError as exc:
         return ToolResult.error(f"web_search failed: {exc}")

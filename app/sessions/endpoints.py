@@ -1,15 +1,19 @@
-"""HTTP endpoints for sessions (thin: one service call each)."""
+"""HTTP endpoints for sessions and their events (thin: one service call each)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
+from sse_starlette import EventSourceResponse
 
-from app.api.deps import NotifierDep, ReadSession, WriteSession
+from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
 from app.api.query import array_param, range_param
+from app.events.schemas import EventPage, SendEvents, SendEventsResponse
+from app.sessions import event_listing as listing
 from app.sessions import service
+from app.sessions.event_stream import open_stream
 from app.sessions.schemas import SessionCreate, SessionDeleted, SessionOut, SessionPage, SessionUpdate
 from app.shared.pagination import decode_cursor
 from app.shared.validation import INT32_MAX
@@ -79,3 +83,56 @@ async def archive_session(session_id: str, db: WriteSession, notifier: NotifierD
 async def delete_session(session_id: str, db: WriteSession, notifier: NotifierDep) -> SessionDeleted:
     """Delete a session and its event log; open streams receive `session.deleted` and close."""
     return await service.delete(db, notifier, session_id)
+
+
+# --- a session's events: send, list, and the live SSE stream -------------------------------------
+
+events_router = APIRouter(prefix="/sessions/{session_id}/events", tags=["events"])
+
+Types = Annotated[list[str] | None, Depends(array_param("types"))]
+Deltas = Annotated[list[str] | None, Depends(array_param("event_deltas"))]
+ProcessedAt = Annotated[dict[str, Any], Depends(range_param("created_at"))]
+
+
+@events_router.post("", response_model=SendEventsResponse)
+async def send_events(
+    session_id: str, params: SendEvents, db: WriteSession, notifier: NotifierDep
+) -> SendEventsResponse:
+    """Send events to a session; they are echoed back with their ids."""
+    return SendEventsResponse(data=await service.send_events(db, notifier, session_id, params.events))
+
+
+@events_router.get("", response_model=EventPage)
+async def list_events(
+    session_id: str,
+    db: ReadSession,
+    types: Types,
+    created_at: ProcessedAt,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    page: str | None = None,
+    order: Literal["asc", "desc"] = "asc",
+) -> EventPage:
+    """List a session's processed events in log order (never deltas)."""
+    return await listing.list_events(
+        db,
+        session_id,
+        limit=limit,
+        cursor=decode_cursor(page, order),
+        order=order,
+        types=types,
+        ranges=created_at,
+    )
+
+
+@events_router.get("/stream", response_class=EventSourceResponse)
+async def stream_events(
+    session_id: str,
+    database: DatabaseDep,
+    notifier: NotifierDep,
+    settings: SettingsDep,
+    event_deltas: Deltas,
+    last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
+) -> EventSourceResponse:
+    """Follow a session live over SSE (see the replay rule in the README)."""
+    frames = await open_stream(database, notifier, settings, session_id, event_deltas, last_event_id)
+    return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)

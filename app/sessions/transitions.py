@@ -3,6 +3,7 @@ caller's transaction, so the status a client reads and the log never disagree.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,15 +57,18 @@ async def go_idle(
     notifier: Notifier,
     row: Session,
     stop_reason: dict[str, Any],
+    stop_details: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """thread idle -> session.usage -> session.status_idle, as the hosted service orders them."""
+    """thread idle -> session.usage -> session.status_idle, as the hosted service orders them.
+    ``stop_details`` (a refusal's category and explanation) goes on both idle events."""
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
+    stop = {"stop_reason": stop_reason, **({"stop_details": stop_details} if stop_details else {})}
     batch: list[dict[str, Any]] = [
-        {"type": "session.thread_status_idle", **_thread(row), "stop_reason": stop_reason},
+        {"type": "session.thread_status_idle", **_thread(row), **stop},
         {"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)},
-        {"type": "session.status_idle", "stop_reason": stop_reason},
+        {"type": "session.status_idle", **stop},
     ]
     await webhooks.emit(db, "session.status_idled", row.id)
     if stop_reason.get("type") == "requires_action":
@@ -101,3 +105,39 @@ async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[
         row.id,
         [{"type": "session.thread_status_terminated", **_thread(row)}, {"type": "session.status_terminated"}],
     )
+
+
+# --- the agent loop's bookkeeping on the row: the loop asks, this module writes -----------------
+
+
+def charge(row: Session, usage: dict[str, Any]) -> None:
+    """The session's cumulative usage after a model request (the loop computes the sum)."""
+    row.usage = usage
+
+
+def tools_started(row: Session, tool_use_ids: Sequence[str]) -> None:
+    """Calls whose results are not recorded yet: after a crash they are reported, never run twice."""
+    row.inflight_tool_ids = list(tool_use_ids)
+
+
+def tools_finished(row: Session, tool_use_ids: Sequence[str] | None = None) -> None:
+    """The given calls (None: every call in flight) have their results recorded."""
+    done = set(tool_use_ids) if tool_use_ids is not None else set(row.inflight_tool_ids)
+    row.inflight_tool_ids = [i for i in row.inflight_tool_ids if i not in done]
+
+
+def await_client(row: Session, event_ids: Sequence[str]) -> None:
+    """Events the client must answer (custom tools, confirmations, client-run tools) join the
+    pending ones."""
+    row.pending_action_ids = [*row.pending_action_ids, *event_ids]
+
+
+def waiting_for(row: Session, event_ids: Sequence[str]) -> None:
+    """The complete set of events the session waits on while idle with `requires_action`."""
+    row.pending_action_ids = list(event_ids)
+
+
+def nothing_pending(row: Session) -> None:
+    """An interrupt: no call is awaited from the client or in flight any more."""
+    row.pending_action_ids = []
+    row.inflight_tool_ids = []

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -68,8 +69,10 @@ def _load_or_create(path: Path) -> str:
     with contextlib.suppress(FileNotFoundError):
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A name of its own per caller: threads of one process share a pid, so a pid-named temporary
+    # file was unlinked by one thread while another still meant to link it.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     with os.fdopen(fd, "w") as out:
         out.write(Fernet.generate_key().decode() + "\n")
     try:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-from app.agent_loop.anthropic_client import create_model_client
+from app.agent_loop.anthropic_client import AnthropicModelClient, create_cassette_client
 from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.model_client import ModelClient
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
 from app.mcp.hub import McpHub
+from app.offline.client import OfflineModelClient
+from app.offline.engine import OfflineEngine
 from app.sandbox.factory import create_backend
 from app.sessions import service as sessions
 from app.vaults.secrets import SecretBox
@@ -21,12 +24,20 @@ from app.worker.service import Worker
 log = logging.getLogger(__name__)
 
 
-def offline_base_url(settings: Settings) -> str:
-    """Where the offline model is served: this server (or MAS_PUBLIC_URL for a separate worker)."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
+def create_model_client(settings: Settings, cassettes: CassetteLibrary | None = None) -> ModelClient:
+    """Cassettes in the record/replay modes, the real API when configured (see
+    `Settings.resolved_model_backend`), else the offline model in process: a worker never needs
+    an API process to reach its model."""
+    if settings.cassette_mode() is not None:
+        return create_cassette_client(settings, cassettes)
+    if settings.resolved_model_backend() == "anthropic":
+        return AnthropicModelClient(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url,
+            timeout_seconds=settings.model_timeout_seconds,
+        )
+    engine = OfflineEngine(script_path=settings.offline_script, script_dir=settings.offline_script_dir)
+    return OfflineModelClient(engine)
 
 
 async def start_worker(
@@ -36,7 +47,7 @@ async def start_worker(
     notifier: Notifier,
     cassettes: CassetteLibrary | None = None,
 ) -> Worker:
-    model = create_model_client(settings, offline_base_url(settings), cassettes)
+    model = create_model_client(settings, cassettes)
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)

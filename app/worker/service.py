@@ -21,6 +21,7 @@ from app.agent_loop.runner import SessionRunner
 from app.db.base import utcnow
 from app.sessions import leases
 from app.sessions.leases import Claim, LeaseLost
+from app.worker.slots import Slot, Slots
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Worker:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._runners: dict[str, SessionRunner] = {}
+        self._slots = Slots(self.settings.worker_concurrency, lambda: deps.notifier.wake(forward=False))
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -68,19 +70,23 @@ class Worker:
             await self.deps.notifier.wait_for_wake(self.settings.worker_poll_seconds)
 
     async def _claim_once(self) -> None:
-        free = self.settings.worker_concurrency - len(self._running)
+        # Sessions waiting on tools hold no slot; how many may wait is bounded on its own.
+        limit = self.settings.worker_concurrency + self.settings.worker_tool_waits
+        free = min(self._slots.free(), limit - len(self._running))
         if free <= 0:
             return
         async with self.deps.database.unit_of_work() as db:
             claims = await leases.claim(db, self.owner, self.settings.worker_lease_seconds, free)
         for claim in claims:
+            slot = self._slots.claim()
             self._running[claim.session_id] = asyncio.create_task(
-                self._run(claim), name=f"session-{claim.session_id}"
+                self._run(claim, slot), name=f"session-{claim.session_id}"
             )
 
-    async def _run(self, claim: Claim) -> None:
+    async def _run(self, claim: Claim, slot: Slot) -> None:
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))
         runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim)
+        runner.tool_step.lend_slot = slot.lent
         try:
             await runner.run()
             if runner.left_work:
@@ -97,6 +103,7 @@ class Worker:
         finally:
             renewing.cancel()
             self._running.pop(claim.session_id, None)
+            await slot.release()
             self._runners.pop(claim.session_id, None)
             if not self._stopping:
                 self.deps.notifier.wake(forward=False)  # a slot is free: look for more work

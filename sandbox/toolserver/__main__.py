@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--proxy-socket", help="egress proxy socket to expose on --proxy-port")
     parser.add_argument("--proxy-port", type=int, default=3128)
     parser.add_argument("--detach", action="store_true", help="daemonize (host-process sandboxes)")
+    parser.add_argument("--watch-runaways", action="store_true", help="kill fork bombs between calls")
     args = parser.parse_args()
     if args.detach:
         _detach()
@@ -69,6 +70,8 @@ def main() -> None:
     if args.proxy_socket:
         egress.serve(args.proxy_port, args.proxy_socket)
     server = ToolServer(args.workspace, args.spill_dir)
+    if args.watch_runaways:
+        server.watch_runaways()
     # On stop, take the shell's process group down with us rather than orphan it.
     signal.signal(signal.SIGTERM, lambda *_: (server.shell.kill(), os._exit(0)))
     server.serve(args.socket)

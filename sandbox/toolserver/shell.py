@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import procs
 from output import LIMIT, Result, Spiller, error, note_and_preview, text
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -75,15 +76,23 @@ class Shell:
     def __init__(self, workspace: Path, spiller: Spiller) -> None:
         self.workspace = workspace
         self.spiller = spiller
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one command at a time
         self.proc: subprocess.Popen[bytes] | None = None
         self.scratch = Path(tempfile.mkdtemp(prefix="mas-shell-"))
+        self.server = f"{os.getpid()}.{secrets.token_hex(4)}"  # prefix of this server's call marks
+        # The running command: who asked for it (a host connection) and its mark; guarded by _state.
+        self._state = threading.Lock()
+        self._owner: object = None
+        self._mark: str | None = None
+        self._cancelled = False
 
-    def run(self, inp: dict[str, Any], timeout: float | None) -> Result:
+    def run(self, inp: dict[str, Any], timeout: float | None, owner: object = None) -> Result:
         command = inp.get("command")
         if command is not None and not isinstance(command, str):
             return error("command must be a string")
-        limit = _timeout(inp, timeout)
+        limit = timeout or _timeout(inp)
+        if inp.get("restart"):
+            self.cancel()  # a wedged command must not make the restart wait for it
         with self.lock:
             if inp.get("restart"):
                 self.kill()
@@ -91,22 +100,56 @@ class Shell:
                     return text("Shell restarted.")
             if not command:
                 return error("Missing required parameter: command")
-            return self._run(command, limit)
+            # A fork bomb left by an earlier call must not slow this one: it goes first.
+            swept = procs.kill_runaways(self.server, self.shell_pid())
+            result = self._run(command, limit, owner)
+        if not swept:
+            return result
+        note = f"[{swept} processes left running by an earlier command (a runaway swarm) were killed first]"
+        return _with_note(result, note)
 
-    def _run(self, command: str, limit: float) -> Result:
+    def shell_pid(self) -> int | None:
+        proc = self.proc
+        return proc.pid if proc is not None else None
+
+    def cancel(self, owner: object = None) -> bool:
+        """Kill the running command and everything it started (of ``owner`` only, if given).
+        It answers at once, as interrupted. Returns whether a command was running."""
+        with self._state:
+            mark = self._mark
+            if mark is None or (owner is not None and owner is not self._owner):
+                return False
+            self._cancelled = True
+            proc = self.proc
+        if proc is not None:
+            _kill_group(proc.pid)
+        procs.kill_call(self.server, mark)
+        return True
+
+    def _run(self, command: str, limit: float, owner: object) -> Result:
         proc = self._ensure()
         token = secrets.token_hex(8)
+        mark = f"{self.server}.{token}"
         script = self.scratch / f"cmd-{token}.sh"
         script.write_text(command + "\n", encoding="utf-8")
         # eval rather than source: errors then read "bash: eval: line 1: ..." without a temp path.
-        line = f"eval \"$(<{script})\" </dev/null; printf '\\n__MAS_DONE_{token}_%d__\\n' $?\n"
+        # MAS_CALL marks every process the command starts (procs.py), even ones that setsid away.
+        line = (
+            f"export {procs.MARK}={mark}; eval \"$(<{script})\" </dev/null; "
+            f"printf '\\n__MAS_DONE_{token}_%d__\\n' $?\n"
+        )
         assert proc.stdin is not None
+        with self._state:
+            self._owner, self._mark, self._cancelled = owner, mark, False
         try:
             proc.stdin.write(line.encode())
             proc.stdin.flush()
             return self._collect(proc, token, time.monotonic() + limit, limit)
         finally:
             script.unlink(missing_ok=True)
+            with self._state:
+                self._owner, self._mark = None, None
+            procs.kill_runaways(self.server, self.shell_pid())  # a swarm this call left behind goes at once
 
     def _collect(self, proc: subprocess.Popen[bytes], token: str, deadline: float, limit: float) -> Result:
         marker = re.compile(rb"\n__MAS_DONE_" + token.encode() + rb"_(\d+)__\n")
@@ -123,8 +166,12 @@ class Shell:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
+                self._kill_call()
                 out = capture.finish(len(capture.buf))
-                note = f"[command timed out after {limit:g} s; the shell was restarted]"
+                note = (
+                    f"[command timed out after {limit:g} s; it was killed with every process it "
+                    "started, and the shell was restarted]"
+                )
                 return error(f"{out}\n{note}".lstrip())
             ready, _, _ = select.select([fd], [], [], remaining)
             chunk = os.read(fd, 65536) if ready else b""
@@ -132,10 +179,22 @@ class Shell:
                 return self._died(proc, capture)
             capture.feed(chunk)
 
+    def _kill_call(self) -> None:
+        with self._state:
+            mark = self._mark
+        if mark is not None:
+            procs.kill_call(self.server, mark)
+
     def _died(self, proc: subprocess.Popen[bytes], capture: _Capture) -> Result:
         code = proc.wait()
         self.kill()
+        self._kill_call()
         out = capture.finish(len(capture.buf))
+        with self._state:
+            cancelled = self._cancelled
+        if cancelled:
+            note = "[interrupted: the command was killed with every process it started; the shell was restarted]"
+            return error(f"{out.rstrip(chr(10))}\n{note}".lstrip())
         note = f"[shell exited with code {code}; a new shell starts on the next call]"
         return text(f"{out.rstrip(chr(10))}\n{note}".lstrip(), is_error=code != 0)
 
@@ -196,11 +255,20 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def _timeout(inp: dict[str, Any], timeout: float | None) -> float:
+def _timeout(inp: dict[str, Any]) -> float:
+    """Only when no host says (the host computes the limit: app/sandbox/limits.py)."""
     ms = inp.get("timeout_ms")
-    if isinstance(ms, int | float) and ms > 0:
-        return float(ms) / 1000.0
-    return timeout or DEFAULT_TIMEOUT_S
+    if isinstance(ms, int) and ms > 0:
+        return ms / 1000.0
+    return DEFAULT_TIMEOUT_S
+
+
+def _with_note(result: Result, note: str) -> Result:
+    content, is_error = result
+    if content and content[0].get("type") == "text":
+        first = {**content[0], "text": f"{note}\n{content[0]['text']}"}
+        return [first, *content[1:]], is_error
+    return [{"type": "text", "text": note}, *content], is_error
 
 
 def _exit_result(out: str, code: int) -> Result:

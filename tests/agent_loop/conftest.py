@@ -12,7 +12,7 @@ import anthropic
 import pytest
 import uvicorn
 
-from app.agent_loop.offline.endpoints import OfflineState, create_offline_app
+from app.offline.endpoints import OfflineState, create_offline_app
 from tests.support.loop import loop_server as loop_server_on
 from tests.support.loop import sdk
 from tests.support.server import ServerThread

@@ -17,8 +17,8 @@ from app.agent_loop.cassettes import matching
 from app.agent_loop.cassettes.cassette import Cassette, CassetteError
 from app.agent_loop.cassettes.transport import CassetteLibrary, CassetteTransport
 from app.agent_loop.model_client import ModelRequest, ModelRequestFailed, complete
-from app.agent_loop.offline.endpoints import create_offline_app
 from app.config import CassetteMode
+from app.offline.endpoints import create_offline_app
 
 
 def request(text: str, *, tool_id: str = "toolu_01AbC", when: str = "2026-01-02T03:04:05Z") -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.agent_loop.anthropic_client import AnthropicModelClient, create_model_client
+from app.agent_loop.anthropic_client import AnthropicModelClient
 from app.agent_loop.model_client import (
     MessageComplete,
     ModelClient,
@@ -29,6 +29,8 @@ from app.agent_loop.model_client import (
     complete,
 )
 from app.config import Settings
+from app.offline.client import OfflineModelClient
+from app.worker.runtime import create_model_client
 from tests.agent_loop.conftest import MODEL, WEATHER_TOOL, OfflineServer, user
 
 
@@ -200,8 +202,9 @@ def _settings(**values: Any) -> Settings:
     return Settings.model_validate({"anthropic_api_key": None, "anthropic_base_url": None, **values})
 
 
-async def test_create_model_client_offline_uses_the_given_base_url(offline_server: OfflineServer) -> None:
-    model_client = create_model_client(_settings(model_backend="auto"), offline_server.url)
+async def test_create_model_client_offline_runs_the_model_in_process() -> None:
+    model_client = create_model_client(_settings(model_backend="auto"))
+    assert isinstance(model_client, OfflineModelClient)
     try:
         assert (await complete(model_client, request("via factory"))).text.endswith('"via factory"')
     finally:
@@ -211,7 +214,7 @@ async def test_create_model_client_offline_uses_the_given_base_url(offline_serve
 async def test_create_model_client_anthropic_uses_its_endpoint(offline_server: OfflineServer) -> None:
     settings = _settings(anthropic_api_key="sk-test", anthropic_base_url=offline_server.url)
     assert settings.resolved_model_backend() == "anthropic"
-    model_client = create_model_client(settings, "http://127.0.0.1:9")  # the offline URL must not be used
+    model_client = create_model_client(settings)
     try:
         assert (await complete(model_client, request("via gateway"))).text.endswith('"via gateway"')
     finally:

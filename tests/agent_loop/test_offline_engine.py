@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.agent_loop.offline.engine import OfflineEngine, OfflineError
-from app.agent_loop.offline.sse import message_frames
+from app.offline.engine import OfflineEngine, OfflineError
+from app.offline.sse import message_frames
 from tests.agent_loop.conftest import WEATHER_TOOL, body, user
 
 

@@ -49,6 +49,19 @@ def test_stream_helpers_yield_the_same_message_as_create(sdk: anthropic.Anthropi
     assert final.usage.output_tokens == plain.usage.output_tokens
 
 
+def test_refuse_directive_answers_with_stop_details(sdk: anthropic.Anthropic) -> None:
+    messages: Any = [{"role": "user", "content": "/refuse bio"}]
+    plain = sdk.messages.create(model=MODEL, max_tokens=256, messages=messages)
+    with sdk.messages.stream(model=MODEL, max_tokens=256, messages=messages) as stream:
+        final = stream.get_final_message()
+
+    for message in (plain, final):
+        assert message.stop_reason == "refusal"
+        assert message.stop_details is not None
+        assert message.stop_details.type == "refusal" and message.stop_details.category == "bio"
+    assert sdk.messages.create(model=MODEL, max_tokens=256, messages=[user("hi")]).stop_details is None  # type: ignore[list-item]
+
+
 def test_tool_use_round_trip(sdk: anthropic.Anthropic) -> None:
     prompt = '/say Let me check.\n/tool get_weather {"city": "Paris"}'
     history: Any = [{"role": "user", "content": prompt}]

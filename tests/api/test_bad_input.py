@@ -79,7 +79,7 @@ def test_forged_cursors(http: httpx.Client, ids: dict[str, str], path: str, curs
     response = http.get(path, params={"page": cursor})
     # A naive timestamp is read as UTC (an empty or short page); anything else is refused.
     if response.status_code == 200:
-        assert "T00:00:00\"" in base64.urlsafe_b64decode(cursor[5:] + "==").decode()
+        assert 'T00:00:00"' in base64.urlsafe_b64decode(cursor[5:] + "==").decode()
         return
     _assert_400(response, "page")
 

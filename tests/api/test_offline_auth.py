@@ -53,7 +53,7 @@ async def test_beyond_loopback_a_key_is_needed_and_the_worker_has_one(
                 assert keyed.status_code == 200
                 bearer = {"authorization": f"Bearer {API_KEY}"}
                 assert (await http.post("/v1/messages", json=REQUEST, headers=bearer)).status_code == 200
-            # The embedded worker reaches the offline model with the first MAS_API_KEYS key.
+            # Workers run the offline model in process: turns are unaffected by the key rule.
             async with sdk(server.url) as client:
                 session_id = await new_session(client)
                 events = await turn(client, session_id, "hello")

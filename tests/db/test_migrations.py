@@ -3,14 +3,25 @@ schema can be taken down and built again."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 
+from app.db.engine import Database
 from app.db.migrate import alembic_config
+from app.events import service as events
+from app.events.notifier import Notifier
+from tests.conftest import make_settings
+from tests.support.clients import strict_client
 from tests.support.databases import fresh_database
+from tests.support.factories import make_session
+from tests.support.server import ServerThread
 
 
 @pytest.fixture
@@ -27,3 +38,52 @@ def test_downgrade_to_base_and_upgrade_again(scratch_database: str) -> None:
     command.downgrade(config, "base")
     command.upgrade(config, "head")
     command.check(config)
+
+
+async def _event_row(url: str, event_id: str) -> dict[str, Any]:
+    database = Database(url)
+    try:
+        async with database.read() as db:
+            row = await db.execute(sa.text("SELECT * FROM session_events WHERE id = :id"), {"id": event_id})
+            return dict(row.mappings().one())
+    finally:
+        await database.dispose()
+
+
+async def _add_annotated_event(url: str, session_id: str) -> str:
+    database = Database(url)
+    try:
+        async with database.unit_of_work() as db:
+            rows = await events.append(
+                db,
+                Notifier(),
+                session_id,
+                [{"type": "agent.thread_context_compacted", "_summary": "what happened before"}],
+            )
+        return str(rows[0]["id"])
+    finally:
+        await database.dispose()
+
+
+async def test_the_loop_bookkeeping_moves_between_data_and_its_column(scratch_database: str) -> None:
+    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
+    try:
+        with strict_client(server.url) as client:
+            session_id = make_session(client).id
+    finally:
+        server.stop()
+    event_id = await _add_annotated_event(scratch_database, session_id)
+    config = alembic_config(scratch_database)
+
+    row = await _event_row(scratch_database, event_id)
+    assert _json(row["harness"]) == {"summary": "what happened before"} and _json(row["data"]) == {}
+    await asyncio.to_thread(command.downgrade, config, "-1")
+    row = await _event_row(scratch_database, event_id)
+    assert "harness" not in row and _json(row["data"]) == {"_summary": "what happened before"}
+    await asyncio.to_thread(command.upgrade, config, "head")
+    row = await _event_row(scratch_database, event_id)
+    assert _json(row["harness"]) == {"summary": "what happened before"} and _json(row["data"]) == {}
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -89,7 +89,8 @@ class ServerProcess:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
+        # Generous: importing the app took 36-64 s on a shared 2-core machine under load. Fails, never hangs.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
@@ -99,6 +100,7 @@ class ServerProcess:
                 return
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.kill()  # no process (and no Popen warning at garbage collection) outlives a failed start
         raise RuntimeError("mas did not become ready")
 
     def kill(self) -> None:

@@ -104,7 +104,7 @@ async def crash(crash_database: tuple[str, Path]) -> AsyncIterator[Crash]:
 
         api = await asyncio.to_thread(ServerProcess({**env, "MAS_EMBEDDED_WORKER": "false"}).start)
         processes.append(api)
-        worker = ServerProcess({**env, "MAS_PUBLIC_URL": api.url}, args=["worker"])
+        worker = ServerProcess(env, args=["worker"])
         processes.append(worker.start(wait_http=False))
         async with sdk(api.url) as client:
             yield Crash(client, model_session, tool_session, marker, before)

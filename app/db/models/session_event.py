@@ -17,7 +17,8 @@ class SessionEvent(Base):
 
     ``seq`` is the event's position in the log, given when it is processed (server events at
     once; client events when the agent consumes them). Queued client events have ``seq`` NULL.
-    ``pk`` orders the queue of client events by arrival.
+    ``pk`` orders the queue of client events by arrival. ``data`` holds the event's wire fields
+    (minus id, type and processed_at), ``harness`` what the agent loop records beside it.
     """
 
     __tablename__ = "session_events"
@@ -32,5 +33,7 @@ class SessionEvent(Base):
     seq: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]]
+    # The agent loop's bookkeeping beside the event (``events.types.Harness``); never on the wire.
+    harness: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from app.agent_loop.offline import replies
-from app.agent_loop.offline.directives import Directives, Fault, parse_directives
-from app.agent_loop.offline.request import request_problem
-from app.agent_loop.offline.script import (
+from app.offline import replies
+from app.offline.directives import Directives, Fault, Refusal, parse_directives
+from app.offline.request import request_problem
+from app.offline.script import (
     Script,
     ScriptError,
     ScriptLoader,
@@ -28,8 +28,8 @@ from app.agent_loop.offline.script import (
     parse_script,
     pick,
 )
-from app.agent_loop.offline.script import position as script_position
-from app.agent_loop.offline.tokens import PromptCache, as_blocks, count_blocks, prompt_units
+from app.offline.script import position as script_position
+from app.offline.tokens import PromptCache, as_blocks, count_blocks, prompt_units
 
 StreamFault = Literal["cut", "stream_overloaded"]
 _SCRIPT_PATH = re.compile(r"^#offline-script:\s*(\S.*?)\s*$", re.MULTILINE)
@@ -65,6 +65,7 @@ class _Draft:
     content: list[dict[str, Any]]
     stop_reason: str
     sleep_ms: int = 0
+    stop_details: dict[str, Any] | None = None
 
 
 class OfflineEngine:
@@ -172,6 +173,7 @@ class OfflineEngine:
             "content": draft.content,
             "stop_reason": draft.stop_reason,
             "stop_sequence": None,
+            "stop_details": draft.stop_details,
             "usage": usage,
         }
 
@@ -195,6 +197,8 @@ def _directed(body: dict[str, Any], key: str, directives: Directives) -> _Draft:
         content.append(replies.thinking_block(directives.plain_text))
     if directives.problems:
         return _text_draft(replies.problems_text(directives.problems), content, directives.sleep_ms)
+    if directives.refusal is not None:
+        return _refusal_draft(directives.refusal, directives.sleep_ms)
     known = [str(tool.get("name")) for tool in body.get("tools") or [] if isinstance(tool, dict)]
     unknown = [call.name for call in directives.tool_calls if call.name not in known]
     if unknown:
@@ -214,6 +218,17 @@ def _directed(body: dict[str, Any], key: str, directives: Directives) -> _Draft:
     return _Draft(content=content, stop_reason=stop_reason, sleep_ms=directives.sleep_ms)
 
 
+def _refusal_draft(refusal: Refusal, sleep_ms: int) -> _Draft:
+    category = refusal.category
+    details = {
+        "type": "refusal",
+        "category": category,
+        "explanation": f"Refused by the offline model ({category or 'no category'})." if category else None,
+    }
+    text = replies.text_block("I can't help with that.")
+    return _Draft(content=[text], stop_reason="refusal", sleep_ms=sleep_ms, stop_details=details)
+
+
 def _from_script(response: ScriptResponse, key: str) -> _Draft:
     content = [dict(block) for block in response.content]
     for number, block in enumerate(content, start=1):
@@ -222,7 +237,8 @@ def _from_script(response: ScriptResponse, key: str) -> _Draft:
             block.setdefault("input", {})
     has_tool_use = any(block.get("type") == "tool_use" for block in content)
     stop_reason = response.stop_reason or ("tool_use" if has_tool_use else "end_turn")
-    return _Draft(content=content, stop_reason=stop_reason, sleep_ms=response.sleep_ms)
+    details = response.stop_details
+    return _Draft(content=content, stop_reason=stop_reason, sleep_ms=response.sleep_ms, stop_details=details)
 
 
 def _limit_output(draft: _Draft, max_tokens: int) -> _Draft:

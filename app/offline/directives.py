@@ -1,7 +1,7 @@
 """Slash directives the offline model reads from the last user message.
 
 A directive is a whole line starting with a known name (`/tool`, `/say`, `/think`, `/fault`,
-`/sleep`, `/long`); any other line, including ones that merely start with `/` such as paths, is
+`/sleep`, `/long`, `/refuse`); any other line, including ones that merely start with `/` such as paths, is
 plain text that the default reply quotes.
 """
 
@@ -15,6 +15,8 @@ FaultKind: TypeAlias = Literal[
     "overloaded", "rate_limited", "server_error", "cut", "stream_overloaded", "invalid"
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
+RefusalCategory: TypeAlias = Literal["cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms"]
+REFUSAL_CATEGORIES: tuple[str, ...] = get_args(RefusalCategory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,13 @@ class Fault:
     retry_after: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Answer with ``stop_reason: refusal`` and ``stop_details`` (category None: unnamed)."""
+
+    category: RefusalCategory | None = None
+
+
 @dataclass(slots=True)
 class Directives:
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -40,6 +49,7 @@ class Directives:
     fault: Fault | None = None
     sleep_ms: int = 0
     long_chars: int | None = None
+    refusal: Refusal | None = None
     problems: list[str] = field(default_factory=list)
     plain_lines: list[str] = field(default_factory=list)
 
@@ -103,6 +113,13 @@ def _long(directives: Directives, rest: str) -> None:
     directives.long_chars = _non_negative(rest)
 
 
+def _refuse(directives: Directives, rest: str) -> None:
+    if rest and rest not in REFUSAL_CATEGORIES:
+        expected = ", ".join(REFUSAL_CATEGORIES)
+        raise ValueError(f"unknown refusal category {rest!r}; expected one of {expected}")
+    directives.refusal = Refusal(cast(RefusalCategory, rest) if rest else None)
+
+
 def _non_negative(raw: str) -> int:
     if not raw.isdigit():
         raise ValueError(f"expected a non-negative integer, got {raw!r}")
@@ -116,4 +133,5 @@ _HANDLERS = {
     "/fault": _fault,
     "/sleep": _sleep,
     "/long": _long,
+    "/refuse": _refuse,
 }

@@ -1,7 +1,8 @@
 """Scripted conversations for the offline model.
 
 A script is JSON, either a bare list of turns or an object ``{"turns": [...], "rules": [...]}``.
-A turn is a list of responses; a response is ``{"content": [blocks], "stop_reason"?, "sleep_ms"?}``
+A turn is a list of responses; a response is ``{"content": [blocks], "stop_reason"?, "stop_details"?,
+"sleep_ms"?}``
 (``stop_reason`` defaults to ``tool_use`` when a tool_use block is present, else ``end_turn``;
 tool_use blocks may omit ``id``). A rule is ``{"match": "<regex>", "responses": [...]}``.
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from app.agent_loop.offline.tokens import as_blocks
+from app.offline.tokens import as_blocks
 
 
 class ScriptError(ValueError):
@@ -34,6 +35,7 @@ class ScriptResponse(BaseModel):
 
     content: list[dict[str, Any]] = Field(min_length=1)
     stop_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
     sleep_ms: int = Field(0, ge=0)
 
 

@@ -39,7 +39,11 @@ def message_frames(message: dict[str, Any]) -> Iterator[Frame]:
     delta_usage = {
         key: value for key, value in usage.items() if key not in ("cache_creation", "service_tier")
     }
-    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+    delta = {
+        "stop_reason": message["stop_reason"],
+        "stop_sequence": message["stop_sequence"],
+        "stop_details": message.get("stop_details"),
+    }
     yield Frame("message_delta", {"type": "message_delta", "delta": delta, "usage": delta_usage})
     yield Frame("message_stop", {"type": "message_stop"})
 
@@ -59,7 +63,8 @@ def chunks(text: str) -> list[str]:
 def _started(message: dict[str, Any]) -> dict[str, Any]:
     # Like the API: no content or stop_reason yet, and output tokens only as a placeholder.
     usage = {**message["usage"], "output_tokens": 1}
-    return {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    started = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    return {**started, "stop_details": None}
 
 
 def _block_frames(index: int, block: dict[str, Any]) -> Iterator[Frame]:

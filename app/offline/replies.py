@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Any
 
-from app.agent_loop.offline.tokens import as_blocks
+from app.offline.tokens import as_blocks
 
 SNIPPET_CHARS = 100
 _SUMMARY_REQUEST = re.compile(r"\bsummari[sz]e\b.*\bconversation\b", re.IGNORECASE | re.DOTALL)

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Send
 
-from app.agent_loop.offline.engine import OfflineEngine, OfflineError, OfflineReply
-from app.agent_loop.offline.sse import error_frame, message_frames
 from app.api.context import current_request_id
 from app.config import Settings, get_settings
+from app.offline.engine import OfflineEngine, OfflineError, OfflineReply
+from app.offline.sse import error_frame, message_frames
 
 router = APIRouter(tags=["offline model"])
 

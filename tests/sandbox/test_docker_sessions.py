@@ -1,7 +1,7 @@
-"""Engine failures as a session sees them, through the SDK against a real server on the real
-engine: an injected engine error and a hung engine each end the turn with a `session.error` that
-says what failed (never "worker stopped" retries), the API keeps answering, and the next turn
-works once the engine does."""
+"""Sessions on the real Docker engine through the SDK against a real server: an injected engine
+error and a hung engine each end the turn with a `session.error` that says what failed (never
+"worker stopped" retries), the API keeps answering and the next turn works once the engine does;
+an interrupt kills a sleeping tool; long tool calls do not starve a worker's other sessions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from app.sandbox.docker_backend import DockerBackend
 from tests.sandbox.conftest import sandbox_settings
+from tests.support.hardening import interrupt_kills_a_sleeping_tool, long_tools_do_not_starve_other_sessions
 from tests.support.loop import (
     idles,
     loop_server,
@@ -33,6 +34,7 @@ from tests.support.server import ServerThread
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 SDK = anthropic.AsyncAnthropic
+SLOTS = 2
 ECHO = '/tool bash {"command": "echo from the sandbox"}'
 
 
@@ -44,7 +46,14 @@ def server(
     overrides = sandbox_settings(directory / "sandbox").model_dump(
         include={"sandbox_instance", "sandbox_network", "sandbox_egress_network", "sandbox_pids"}
     )
-    yield from loop_server("sqlite", directory, sandbox_backend="docker", sandbox_warm_pool=0, **overrides)
+    yield from loop_server(
+        "sqlite",
+        directory,
+        sandbox_backend="docker",
+        sandbox_warm_pool=0,
+        worker_concurrency=SLOTS,
+        **overrides,
+    )
 
 
 @pytest.fixture
@@ -123,3 +132,11 @@ async def test_a_hung_engine_keeps_the_api_up_reports_the_sandbox_unavailable_an
     assert result_text(of_type(events, "agent.tool_result")[-1]) == "from the sandbox"
     async with httpx.AsyncClient() as http:
         assert (await http.get(server.url + "/health")).json()["sandbox"] == "ok"
+
+
+async def test_an_interrupt_kills_a_sleeping_tool(client: SDK) -> None:
+    await interrupt_kills_a_sleeping_tool(client)
+
+
+async def test_long_tool_calls_do_not_starve_other_sessions(client: SDK) -> None:
+    await long_tools_do_not_starve_other_sessions(client, SLOTS)

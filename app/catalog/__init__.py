@@ -1,0 +1,1 @@
+"""The model catalogue: ``GET /v1/models`` lists the models this server can run agents on."""

@@ -1,0 +1,48 @@
+"""The event union (app/events/types.py) has the SDK 2.14 shape: every type, every field."""
+
+from __future__ import annotations
+
+import typing
+
+import pydantic
+import pytest
+from anthropic.types.beta.sessions.beta_managed_agents_session_event_type import (
+    BetaManagedAgentsSessionEventType,
+)
+
+from app.events import service
+from app.events.types import EVENT, ClientEvent, ServerEvent, event_types
+from tests.support.wire_check import MODELS as SDK_MODELS
+
+OURS = {
+    typing.get_args(model.model_fields["type"].annotation)[0]: model
+    for union in (ClientEvent, ServerEvent)
+    for model in typing.get_args(typing.get_args(union)[0])
+}
+
+
+def test_the_union_has_every_type_of_sdk_2_14() -> None:
+    persisted = set(typing.get_args(BetaManagedAgentsSessionEventType))
+    assert len(persisted) == 41
+    assert set(event_types()) == persisted | {"session.deleted"} == set(SDK_MODELS)
+
+
+@pytest.mark.parametrize("kind", sorted(SDK_MODELS))
+def test_each_type_has_the_sdk_fields(kind: str) -> None:
+    sdk = SDK_MODELS[kind].model_fields
+    ours = OURS[kind].model_fields
+    assert set(ours) == set(sdk) - {"id", "processed_at"}
+    required = {name for name, field in sdk.items() if field.is_required()} - {"id", "processed_at"}
+    assert {name for name, field in ours.items() if field.is_required()} == required
+
+
+def test_a_misbuilt_event_is_refused_where_it_is_written() -> None:
+    service.checked({"type": "session.status_idle", "stop_reason": {"type": "end_turn"}})
+    with pytest.raises(pydantic.ValidationError):
+        service.checked({"type": "session.status_idle", "stop_reason": {"type": "end_turn"}, "extra": 1})
+    with pytest.raises(pydantic.ValidationError):
+        service.checked({"type": "session.status_idle", "stop_reason": {"type": "done"}})
+    with pytest.raises(pydantic.ValidationError):
+        service.checked({"type": "span.model_request_start", "_unknown_bookkeeping": True})
+    with pytest.raises(pydantic.ValidationError):
+        EVENT.validate_python({"type": "agent.dance"})
