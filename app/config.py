@@ -214,6 +214,12 @@ class Settings(BaseSettings):
         "mas-sandbox-egress:bookworm-python",
         description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
     )
+    sandbox_disk_mb: int = Field(
+        4096,
+        ge=0,
+        description="Disk quota of one sandbox (MiB): workspace, /tmp, home and outputs share one "
+        "loop-mounted filesystem of this size and the root filesystem is read-only; 0 turns quotas off.",
+    )
     sandbox_host_firewall: bool = Field(
         True,
         description="Install iptables rules (through a privileged helper container) so sandboxes cannot "

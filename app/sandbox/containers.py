@@ -9,6 +9,7 @@ from typing import Any
 from docker.types import Mount
 
 from app.config import Settings
+from app.sandbox import disk
 
 SOCKET_DIR = "/run/mas"
 SOCKET_NAME = "tool.sock"
@@ -89,10 +90,25 @@ def _limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
     }
 
 
+def _disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:
+    """With a quota, every writable place is on the session's disk and the rest is read-only."""
+    if not settings.sandbox_disk_mb:
+        return {}
+    mount = disk.mount_point(session_dir)
+    return {
+        "read_only": True,
+        "tmpfs": {"/run": "size=16m,mode=0755"},
+        "mounts": [
+            Mount(target, str(mount / name), type="bind") for target, name in disk.DIRECTORIES.items()
+        ],
+    }
+
+
 def sandbox_options(
     settings: Settings, naming: Naming, session_id: str, image: str, plan: NetworkPlan
 ) -> dict[str, Any]:
-    run_dir = naming.session_dir(session_id) / "run"
+    run_dir = (naming.session_dir(session_id) / "run").resolve()  # on the session's disk, if any
+    disk_options = _disk_options(settings, naming.session_dir(session_id))
     server = settings.sandbox_assets_dir.resolve() / "toolserver"
     command = [
         "python3",
@@ -126,7 +142,9 @@ def sandbox_options(
             Mount(SOCKET_DIR, str(run_dir), type="bind"),
             Mount(SERVER_DIR, str(server), type="bind", read_only=True),
             *plan.mounts,
+            *disk_options.pop("mounts", []),
         ],
+        **disk_options,
         **_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),
     }
 

@@ -14,13 +14,20 @@ import docker
 import docker.errors
 
 from app.config import Settings
-from app.sandbox import egress
+from app.sandbox import disk, egress
 from app.sandbox.base import ChannelBackend
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.containers import WORKSPACE, Naming, sandbox_options
 from app.sandbox.engine import Engine, EngineError
 from app.sandbox.images import ImageBuilder
-from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
+from app.sandbox.interface import (
+    Progress,
+    SandboxError,
+    SandboxNotFound,
+    SandboxSpec,
+    ToolRequest,
+    ToolResult,
+)
 from app.sandbox.network import Networks
 from app.sandbox.pool import WarmPool, is_pool_key
 
@@ -77,6 +84,20 @@ class DockerBackend(ChannelBackend):
             self.pool.refill(image)
         self._start_idle_loop()
 
+    async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
+        result = await super().execute(session_id, request)
+        quota = self.settings.sandbox_disk_mb
+        texts = [block for block in result.content if block.get("type") == "text"]
+        if quota and texts and any("No space left on device" in str(block["text"]) for block in texts):
+            # Said once, in the result's last text block: the model learns what the limit is.
+            last = texts[-1]
+            content = [
+                {**block, "text": f"{block['text']}\n{disk.full_note(quota)}"} if block is last else block
+                for block in result.content
+            ]
+            return ToolResult(content, result.is_error)
+        return result
+
     async def prewarm(self, spec: SandboxSpec) -> None:
         if not egress.is_limited(spec.networking):
             self.pool.refill(await self.images.ensure(spec.packages))
@@ -125,7 +146,11 @@ class DockerBackend(ChannelBackend):
             return None
 
     def _create(self, session_id: str, spec: SandboxSpec, image: str) -> None:
-        (self.naming.session_dir(session_id) / "run").mkdir(parents=True, exist_ok=True)
+        session_dir = self.naming.session_dir(session_id)
+        if self.settings.sandbox_disk_mb:
+            disk.prepare(session_dir, self.settings.sandbox_disk_mb)
+        else:
+            (session_dir / "run").mkdir(parents=True, exist_ok=True)
         plan = self._networks.plan(session_id, spec)
         try:
             options = sandbox_options(self.settings, self.naming, session_id, image, plan)
@@ -143,6 +168,8 @@ class DockerBackend(ChannelBackend):
             raise SandboxNotFound(f"session {session_id} has no sandbox")
         self._networks.start_proxy(session_id)
         if container.status != "running":
+            if quota := self.settings.sandbox_disk_mb:  # mounts do not survive a reboot of the host
+                disk.mount_again(self.naming.state_root, self.naming.session_dir(session_id), quota)
             # A socket left by the previous run would refuse connections until the server rebinds.
             self.naming.socket_path(session_id).unlink(missing_ok=True)
             container.start()
@@ -195,10 +222,10 @@ class DockerBackend(ChannelBackend):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         self._networks.remove_proxy(session_id)
-        run = self.naming.session_dir(session_id) / "run"
-        if run.is_symlink():  # adopted from the warm pool: its directory goes too
-            shutil.rmtree(run.resolve().parent, ignore_errors=True)
-        shutil.rmtree(self.naming.session_dir(session_id), ignore_errors=True)
+        # Adopted from the warm pool: the pool's directory (and disk) goes too.
+        for directory in disk.owners(self.naming.state_root, self.naming.session_dir(session_id)):
+            disk.release(directory)
+            shutil.rmtree(directory, ignore_errors=True)
 
     async def reap_orphans(self, live_session_ids: set[str]) -> int:
         known = await self.engine.run("list sandboxes", self._known_sessions)

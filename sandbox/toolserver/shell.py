@@ -39,6 +39,7 @@ class _Capture:
         self.total = 0
         self.file: Any = None
         self.path: Path | None = None
+        self.failed: str | None = None  # why the spill file could not be written (a full disk)
 
     def feed(self, chunk: bytes) -> None:
         self.buf += chunk
@@ -49,11 +50,16 @@ class _Capture:
             del self.buf[:cut]
 
     def _to_file(self, data: bytes) -> None:
-        if self.file is None:
-            self.path = self.spiller.new_path("bash")
-            self.file = self.path.open("wb")
-        if self.file.tell() < _SPILL_CAP:
-            self.file.write(data)
+        if self.failed is not None:
+            return
+        try:
+            if self.file is None:
+                self.path = self.spiller.new_path("bash")
+                self.file = self.path.open("wb")
+            if self.file.tell() < _SPILL_CAP:
+                self.file.write(data)
+        except OSError as exc:  # the command goes on; only the saved copy of its output is lost
+            self.failed = exc.strerror or str(exc)
 
     def finish(self, end: int) -> str:
         """Cut the buffer at ``end`` (where the marker starts) and return the text for the model."""
@@ -63,10 +69,20 @@ class _Capture:
             if len(decoded) <= LIMIT:
                 return decoded
             self._to_file(b"")
-        self.file.write(body)
-        self.file.close()
-        self.file = None
+        if self.file is not None:
+            try:
+                if self.failed is None:
+                    self.file.write(body)
+                self.file.close()
+            except OSError as exc:
+                self.failed = self.failed or exc.strerror or str(exc)
+            self.file = None
         tail = body.decode("utf-8", errors="replace")
+        if self.failed is not None:
+            total = self.total - (len(self.buf) - end)
+            lost = f"the rest is lost ({self.failed})"
+            note = f"[output truncated: the last {LIMIT} of {total} characters; {lost}]"
+            return f"{note}\n{tail[-LIMIT:]}"
         assert self.path is not None
         total = self.total - (len(self.buf) - end)  # the marker is not output
         return note_and_preview(self.path, tail, total, keep_tail=True)
