@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, FastAPI
 from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agent_loop.cassettes.transport import cassette_library
 from app.agents.endpoints import router as agents_router
-from app.api.auth import KeyCache, require_api_key
+from app.api.auth import KeyCache, require_api_key, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
+from app.api.openapi import install_openapi
 from app.api.query import reject_nul
 from app.api.ratelimit import RateLimiter, enforce_rate_limit
 from app.catalog.endpoints import router as catalog_router
@@ -140,7 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health_router)
-    # The offline Messages API: served without mas API keys, like a model endpoint of its own.
-    app.include_router(offline_router)
+    # The offline Messages API: no mas API key needed while mas listens on loopback only.
+    app.include_router(offline_router, dependencies=[Depends(require_api_key_off_loopback)])
     app.include_router(build_v1_router())
+    install_openapi(app)
     return app

@@ -11,6 +11,7 @@ the credential that authenticated a request (`ApiKeyId`) is what audit records n
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Annotated
 
@@ -95,6 +96,23 @@ async def require_api_key(request: Request, settings: SettingsDep, db: DatabaseD
         return
     async with db.read() as session:
         await check_scoped(request, principal, session)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` exposes the server to this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def require_api_key_off_loopback(request: Request, settings: SettingsDep, db: DatabaseDep) -> None:
+    """The offline model's rule: any key (or none) while mas listens on loopback only, as a local
+    stand-in for the Messages API; a mas API key, as for /v1, once it listens beyond loopback."""
+    if not is_loopback(settings.host):
+        await require_api_key(request, settings, db)
 
 
 def current_api_key_id(request: Request) -> str:

@@ -12,7 +12,6 @@ import re
 
 _ID = r"[^/]+"
 _PARTS: tuple[tuple[str, str], ...] = (
-    (rf"/v1/vaults/{_ID}/credentials/{_ID}/mcp_oauth_validate", "MCP OAuth validation"),
     (rf"/v1/sessions/{_ID}/threads(/.*)?", "session threads"),
     (rf"/v1/sessions/{_ID}/resources(/.*)?", "session resources"),
     (r"/v1/user_profiles(/.*)?", "user profiles"),

@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.shared.storable import storable_json_text
+
 log = logging.getLogger(__name__)
 
 AFTER_COMMIT_KEY = "mas_after_commit"
@@ -48,7 +50,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json_text)
 
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         _sqlite_pragmas(dbapi_connection, record)
@@ -69,7 +71,14 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         _prepare_sqlite_path(url)
         return _sqlite_engine(url, immediate=True)
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Every JSON column: text PostgreSQL's jsonb (and so SQLite, alike) can hold.
+        json_serializer=storable_json_text,
+    )
 
 
 class Database:

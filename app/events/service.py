@@ -22,6 +22,7 @@ from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
 from app.events.types import EVENT, Harness
 from app.ids import new_id
+from app.shared.storable import storable
 from app.wire import iso
 
 RESERVED = ("id", "type", "processed_at")
@@ -68,8 +69,9 @@ def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | No
         session_id=session_id,
         seq=seq,
         type=event["type"],
-        data=data,
-        harness=harness,
+        # A tool's binary output or a model's NUL must not make the step fail to commit.
+        data=storable(data),
+        harness=storable(harness),
         created_at=now,
         processed_at=now if seq is not None else None,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select, tuple_, update
+from sqlalchemy import Select, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session
@@ -48,7 +48,7 @@ def list_query(
         conds.append(Session.archived_at.is_(None))
     ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
     conds.extend(getattr(Session.created_at, ops[op])(value) for op, value in ranges.items())
-    return select(Session).where(and_(*conds))
+    return select(Session).where(*conds)
 
 
 async def page(

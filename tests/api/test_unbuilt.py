@@ -11,7 +11,6 @@ import pytest
     ("method", "path", "part"),
     [
         ("POST", "/v1/messages/batches", "message batches"),
-        ("POST", "/v1/vaults/vlt_1/credentials/vcrd_1/mcp_oauth_validate", "MCP OAuth validation"),
         ("GET", "/v1/user_profiles", "user profiles"),
         ("GET", "/v1/tunnels", "tunnels"),
         ("GET", "/v1/sessions/sesn_1/threads", "session threads"),
