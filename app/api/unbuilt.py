@@ -13,7 +13,6 @@ import re
 _ID = r"[^/]+"
 _PARTS: tuple[tuple[str, str], ...] = (
     (rf"/v1/sessions/{_ID}/threads(/.*)?", "session threads"),
-    (rf"/v1/sessions/{_ID}/resources(/.*)?", "session resources"),
     (r"/v1/user_profiles(/.*)?", "user profiles"),
     (r"/v1/tunnels(/.*)?", "tunnels"),
     (r"/v1/messages/batches(/.*)?", "message batches"),

@@ -14,7 +14,6 @@ import pytest
         ("GET", "/v1/user_profiles", "user profiles"),
         ("GET", "/v1/tunnels", "tunnels"),
         ("GET", "/v1/sessions/sesn_1/threads", "session threads"),
-        ("GET", "/v1/sessions/sesn_1/resources", "session resources"),
         ("GET", "/v1/organizations/me", "the Admin API"),
     ],
 )
