@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
+# Not documented for environments: the agents' limit (behaviour §19), so 10 MB is a 400.
+Description = Annotated[str, Field(max_length=2048)]
 PackageList = list[Annotated[str, Field(min_length=1)]]
 Scope = Literal["organization", "account"]
 
@@ -50,7 +52,7 @@ class ConfigParams(Params):
 
 class EnvironmentCreate(Params):
     name: Name
-    description: str | None = None
+    description: Description | None = None
     config: ConfigParams | None = None
     metadata: dict[str, str] | None = None
     scope: Scope | None = None
@@ -60,7 +62,7 @@ class EnvironmentUpdate(Params):
     """Every field optional; ``model_fields_set`` tells an omitted field from an explicit null."""
 
     name: Name | None = None
-    description: str | None = None
+    description: Description | None = None
     config: ConfigParams | None = None
     metadata: dict[str, str | None] | None = None
     scope: Scope | None = None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.events.schemas import InitialEvent
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
+# Not documented: a title is a line of text, not a document (agent names take 256).
+Title = Annotated[str, Field(max_length=512)]
 
 
 class _Params(BaseModel):
@@ -23,7 +25,7 @@ class SessionCreate(_Params):
     initial_events: list[InitialEvent] | None = Field(None, max_length=50)
     vault_ids: list[str] | None = None
     metadata: dict[str, str] | None = None
-    title: str | None = None
+    title: Title | None = None
     budget: dict[str, Any] | None = None
 
 
@@ -35,7 +37,7 @@ class SessionAgentUpdate(_Params):
 class SessionUpdate(_Params):
     agent: SessionAgentUpdate | None = None
     metadata: dict[str, str | None] | None = None
-    title: str | None = None
+    title: Title | None = None
     vault_ids: list[str] | None = None
     budget: dict[str, Any] | None = None
 
