@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
-from app.sessions.repositories import RepoContext, Sealer
 from app.storage.blobs import BlobBackend
 
 
@@ -28,13 +27,6 @@ def get_database(request: Request) -> Database:
 def get_blobs(request: Request) -> BlobBackend:
     blobs: BlobBackend = request.app.state.blobs
     return blobs
-
-
-def get_repo_context(request: Request) -> RepoContext:
-    """How github_repository resources are checked and their tokens sealed."""
-    settings: Settings = request.app.state.settings
-    seal: Sealer = request.app.state.repo_sealer
-    return RepoContext(base_url=settings.github_base_url, seal=seal)
 
 
 def get_notifier(request: Request) -> Notifier:
@@ -56,7 +48,6 @@ async def get_read(db: Annotated[Database, Depends(get_database)]) -> AsyncItera
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-RepoContextDep = Annotated[RepoContext, Depends(get_repo_context)]
 BlobsDep = Annotated[BlobBackend, Depends(get_blobs)]
 NotifierDep = Annotated[Notifier, Depends(get_notifier)]
 # scope="function": commit before the response is sent, so a failed commit is the response.

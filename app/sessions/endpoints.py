@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse
 
-from app.api.deps import DatabaseDep, NotifierDep, ReadSession, RepoContextDep, SettingsDep, WriteSession
+from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
 from app.api.query import array_param, range_param
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.sessions import event_listing as listing
 from app.sessions import service
 from app.sessions.event_stream import open_stream
+from app.sessions.repositories import RepoContext, Sealer
 from app.sessions.resource_schemas import (
     FileResource,
     ResourceDeleted,
@@ -30,6 +31,15 @@ router = APIRouter(prefix="/sessions", tags=["sessions"])
 Statuses = Annotated[list[str] | None, Depends(array_param("statuses"))]
 CreatedAt = Annotated[dict[str, datetime], Depends(range_param("created_at"))]
 StatusName = Literal["rescheduling", "running", "idle", "terminated"]
+
+
+def get_repo_context(request: Request) -> RepoContext:
+    """How github_repository resources are checked and their tokens sealed."""
+    seal: Sealer = request.app.state.repo_sealer
+    return RepoContext(base_url=request.app.state.settings.github_base_url, seal=seal)
+
+
+RepoContextDep = Annotated[RepoContext, Depends(get_repo_context)]
 
 
 @router.post("", response_model=SessionOut)

@@ -92,7 +92,8 @@ async def test_nothing_the_sandbox_writes_lands_in_the_host_state_directory(
         if not path.is_relative_to(sandbox_disk.mount_point(session_dir)) and path.name == "planted"
     ]
     assert outside == []
-    assert sorted(p.name for p in session_dir.iterdir()) == ["disk", "disk.img", "run"]
+    # `uploads` is the server-written source of the read-only /mnt/session/uploads mount.
+    assert sorted(p.name for p in session_dir.iterdir()) == ["disk", "disk.img", "run", "uploads"]
 
 
 async def test_the_disk_is_sized_and_goes_with_the_session(
