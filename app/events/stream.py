@@ -6,9 +6,6 @@ live. With `Last-Event-ID` it resumes exactly after that event instead. So a cli
 and then connects still sees the whole turn, even with a model that answers instantly; a client
 that connects before each turn never sees a stale `session.status_idle` from the previous turn;
 and a client that drops mid-turn gets the rest on reconnect (and the full history from the list).
-
-An *observer* stream (the web console) moves neither the watermark nor this process's delivery
-mark: watching a session never changes what the session's own clients are replayed.
 """
 
 from __future__ import annotations
@@ -71,10 +68,8 @@ class SessionStream:
         fetch_after: FetchAfter,
         save_watermark: SaveWatermark,
         poll_seconds: float,
-        observer: bool = False,
     ) -> None:
         self.notifier = notifier
-        self.observer = observer
         self.session_id = session_id
         self.last = start_seq
         self.previews = _Previews(deltas)
@@ -142,13 +137,6 @@ class SessionStream:
     async def _deliver(self, event: LogEvent) -> bytes | None:
         if event.seq <= self.last:
             return None
-        if not self.observer:
-            await self._mark_delivered(event)
-        self.last = event.seq
-        self.previews.close(event.wire)
-        return event.sse
-
-    async def _mark_delivered(self, event: LogEvent) -> None:
         if (
             event.wire["type"] in TURN_END_TYPES
             and self.notifier.delivered.get(self.session_id, 0) < event.seq
@@ -158,3 +146,6 @@ class SessionStream:
             self.notifier.mark_delivered(self.session_id, event.seq)
             await self.save_watermark(event.seq)
         self.notifier.mark_delivered(self.session_id, event.seq)
+        self.last = event.seq
+        self.previews.close(event.wire)
+        return event.sse

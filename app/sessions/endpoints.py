@@ -194,10 +194,7 @@ async def stream_events(
     settings: SettingsDep,
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
-    observer: Annotated[bool, Header(alias="x-mas-observer", include_in_schema=False)] = False,
 ) -> EventSourceResponse:
     """Follow a session live over SSE (see the replay rule in the README)."""
-    frames = await open_stream(
-        database, notifier, settings, session_id, event_deltas, last_event_id, observer
-    )
+    frames = await open_stream(database, notifier, settings, session_id, event_deltas, last_event_id)
     return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)

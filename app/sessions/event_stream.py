@@ -31,15 +31,10 @@ async def open_stream(
     session_id: str,
     deltas: Sequence[str] | None,
     last_event_id: str | None,
-    observer: bool = False,
 ) -> AsyncIterator[bytes]:
-    """`observer`: a watcher such as the web console. It leaves the replay watermark alone and,
-    without `Last-Event-ID`, starts at the beginning of the log (it replays nothing to anyone)."""
     wanted = check_deltas(deltas)
     async with database.read() as db:
         start = await sessions.stream_start(db, notifier, session_id, last_event_id)
-    if observer and not last_event_id:
-        start = 0
 
     async def fetch_after(seq: int) -> list[LogEvent]:
         async with database.read() as db:
@@ -50,13 +45,6 @@ async def open_stream(
             await sessions.save_stream_watermark(db, session_id, seq)
 
     stream = SessionStream(
-        notifier,
-        session_id,
-        start,
-        wanted,
-        fetch_after,
-        save_watermark,
-        settings.stream_poll_seconds,
-        observer=observer,
+        notifier, session_id, start, wanted, fetch_after, save_watermark, settings.stream_poll_seconds
     )
     return stream.frames()
