@@ -11,10 +11,11 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.support.factories import MODEL
 from tests.support.loop import (
-    TOOLSET,
     assert_log_sane,
+    bash,
+    children,
+    coordinated_session,
     idles,
     log,
     message,
@@ -23,6 +24,7 @@ from tests.support.loop import (
     send,
     stop_reason,
     texts,
+    thread_log,
     types,
     wait_for,
     wait_idle,
@@ -30,37 +32,6 @@ from tests.support.loop import (
 from tests.support.streams import read_turn, read_until
 
 SDK = anthropic.AsyncAnthropic
-
-
-async def coordinated_session(client: SDK, *names: str) -> tuple[str, dict[str, str]]:
-    """A session whose agent coordinates agents called `names` (name -> agent id)."""
-    members = {}
-    for name in names:
-        member = await client.beta.agents.create(name=name, model=MODEL, tools=[TOOLSET])  # type: ignore[list-item]
-        members[name] = member.id
-    coordinator = await client.beta.agents.create(
-        name="lead",
-        model=MODEL,
-        tools=[TOOLSET],  # type: ignore[list-item]
-        multiagent={"type": "coordinator", "agents": list(members.values())},
-    )
-    environment = await client.beta.environments.create(name=f"env-{coordinator.id[-8:]}")
-    session = await client.beta.sessions.create(agent=coordinator.id, environment_id=environment.id)
-    return session.id, members
-
-
-def bash(command: str) -> str:
-    return "/tool bash " + json.dumps({"command": command})
-
-
-async def thread_log(client: SDK, session_id: str, thread_id: str) -> list[Any]:
-    page = client.beta.sessions.threads.events.list(thread_id, session_id=session_id, limit=1000)
-    return [e async for e in page]
-
-
-async def children(client: SDK, session_id: str) -> list[Any]:
-    listed = [t async for t in client.beta.sessions.threads.list(session_id)]
-    return [t for t in listed if t.parent_thread_id is not None]
 
 
 def thread_idles(events: list[Any], thread_id: str) -> list[Any]:
