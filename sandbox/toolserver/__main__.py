@@ -99,7 +99,11 @@ def main() -> None:
     if args.watch_runaways:
         server.watch_runaways()
     # On stop, take the shell's process group down with us rather than orphan it.
-    signal.signal(signal.SIGTERM, lambda *_: (server.shell.kill(), os._exit(0)))
+    def stop(*_: object) -> None:
+        server.shell.kill()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     if args.detach and args.pid_file:
         _exit_when_disowned(args.pid_file, server.shell.kill)
     server.serve(args.socket)

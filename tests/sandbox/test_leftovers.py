@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def _dead_pid() -> int:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 def test_scratch_of_a_dead_run_is_unmounted_and_removed(tmp_path: Path) -> None:
-    root = Path(scratch.tempfile.gettempdir())
+    root = Path(tempfile.gettempdir())
     dead = root / f"mas-test-0123456789-p{_dead_pid()}-leftover"
     alive = root / f"mas-test-9876543210-p{os.getpid()}-inuse"
     mount = dead / "local" / "sesn_x" / "disk"
@@ -119,3 +120,26 @@ def test_scratch_of_a_dead_run_is_unmounted_and_removed(tmp_path: Path) -> None:
             subprocess.run(["umount", "--lazy", str(mount)], check=False)
         shutil.rmtree(dead, ignore_errors=True)
         shutil.rmtree(alive, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_disks_in_a_dead_runs_pytest_directory_are_unmounted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A killed run's ``tmp_path`` servers leave mounted disks that pytest cannot delete."""
+    user_dir = tmp_path_factory.getbasetemp().parent
+    dead = user_dir / f"mas-reaper-test-{os.getpid()}"
+    (dead / ".lock").parent.mkdir(parents=True, exist_ok=True)
+    (dead / ".lock").write_text(str(_dead_pid()))
+    mount = dead / "server" / "sandbox" / "disk"
+    mount.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        own = tmp_path_factory.getbasetemp()  # this run's directory holds its live lock
+        scratch.reap_dead_runs()
+        assert not os.path.ismount(mount)
+        assert own.exists()
+    finally:
+        if os.path.ismount(mount):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(dead, ignore_errors=True)

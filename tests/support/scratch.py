@@ -46,6 +46,25 @@ def reap_dead_runs() -> None:
             if match and path.is_dir() and not _alive(int(match["pid"])):
                 dead.append(path)
     _remove(dead, containers={_NAME.match(p.name)["instance"] for p in dead})  # type: ignore[index]
+    _unmount_in_dead_pytest_dirs(root)
+
+
+def _unmount_in_dead_pytest_dirs(root: Path) -> None:
+    """Servers made on ``tmp_path`` keep their sandbox disks in pytest's own numbered directories;
+    pytest removes a dead run's directory later but cannot remove a mounted disk in it. A directory
+    whose ``.lock`` (pytest writes its pid there) is gone or names a dead process is not in use."""
+    dead: list[Path] = []
+    for user_dir in root.glob("pytest-of-*"):
+        with contextlib.suppress(OSError):
+            for numbered in user_dir.iterdir():
+                lock = numbered / ".lock"
+                try:
+                    owner = int(lock.read_text().strip() or "0")
+                except (OSError, ValueError):
+                    owner = 0
+                if numbered.is_dir() and not (owner and _alive(owner)):
+                    dead.append(numbered)
+    _unmount(_mounts_under(dead))
 
 
 def _alive(pid: int) -> bool:
@@ -63,12 +82,16 @@ def _remove(paths: list[Path], containers: set[str] | None = None) -> None:
         return
     if containers:
         _remove_containers(containers)
-    for mount in _mounts_under(paths):
+    _unmount(_mounts_under(paths))
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _unmount(mounts: list[str]) -> None:
+    for mount in mounts:
         # Deepest first; a mount still busy is detached lazily and freed when its last user goes.
         if subprocess.run(["umount", mount], capture_output=True).returncode != 0:
             subprocess.run(["umount", "--lazy", mount], capture_output=True)
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _mounts_under(paths: list[Path]) -> list[str]:
