@@ -19,9 +19,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('sessions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('budget', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True))
-        batch_op.add_column(sa.Column('budget_removed', sa.Boolean(), server_default=sa.false(), nullable=False))
+    # Not in batch mode (see the threads migration): plain ADD COLUMNs keep the events.
+    op.add_column('sessions', sa.Column('budget', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True))
+    op.add_column('sessions', sa.Column('budget_removed', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
