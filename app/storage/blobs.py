@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import BinaryIO, Protocol
 # Staged writes are batched to this size before a thread writes them (few thread hops per file).
 _FLUSH_BYTES = 4 * 1024 * 1024
 _READ_BYTES = 1024 * 1024
+_DIGEST = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class BlobBackend(Protocol):
     def local_path(self, sha256: str) -> Path: ...
     def remove(self, sha256: str) -> None: ...
     def read_chunks(self, sha256: str) -> Iterator[bytes]: ...
+    def placed_before(self, cutoff: float) -> Iterator[tuple[str, int]]: ...
+    def remove_staging_before(self, cutoff: float) -> int: ...
 
 
 class _DiskStaging:
@@ -165,3 +169,46 @@ class LocalDiskBackend:
         with self.local_path(sha256).open("rb") as handle:
             while chunk := handle.read(_READ_BYTES):
                 yield chunk
+
+    def placed_before(self, cutoff: float) -> Iterator[tuple[str, int]]:
+        """(digest, size) of stored content last written before ``cutoff`` (a Unix time): what
+        a sweep may check for a missing row. Names that are not digests are left alone."""
+        blobs = self.root / "blobs"
+        for outer in _subdirs(blobs):
+            for inner in _subdirs(outer):
+                with contextlib.suppress(FileNotFoundError), os.scandir(inner) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if len(name) != 64 or not _DIGEST.issuperset(name):
+                            continue
+                        if (name[:2], name[2:4]) != (outer.name, inner.name):
+                            continue
+                        with contextlib.suppress(FileNotFoundError):
+                            info = entry.stat(follow_symlinks=False)
+                            if info.st_mtime < cutoff:
+                                yield name, info.st_size
+
+    def remove_staging_before(self, cutoff: float) -> int:
+        """Remove staged content nobody finished or placed (a process that died mid-upload)."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self._tmp) as entries:
+            for entry in entries:
+                if not entry.name.startswith("stage-"):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+
+def _subdirs(parent: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(parent) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
+def cutoff(age_seconds: float) -> float:
+    """The Unix time ``age_seconds`` ago."""
+    return time.time() - age_seconds
