@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.outputs import OutputIndex
 from app.agent_loop.repositories import RepoMounter, Unsealer
+from app.agent_loop.skills import SkillMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -25,6 +26,7 @@ class LoopDeps:
     mcp: McpHub
     blobs: BlobBackend
     repos: RepoMounter
+    skills: SkillMounter
     # Opens a repository resource's sealed token: (resource id, sealed) -> token.
     unseal: Unsealer
     outputs: OutputIndex = field(default_factory=OutputIndex)

@@ -38,6 +38,8 @@ from app.sandbox.interface import (
 from app.sessions import leases, resources, transitions
 from app.sessions.leases import Claim
 from app.shared.text import storable_blocks
+from app.skills import references as skill_refs
+from app.skills.references import SessionSkill
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class ToolPlan:
     agent: dict[str, Any]
     files: list[MountedFile]
     repos: list[RepoJob]
+    skills: list[SessionSkill]
 
     @property
     def sandbox_calls(self) -> list[dict[str, Any]]:
@@ -117,6 +120,7 @@ class ToolStep:
                 await self._sandbox_failed(calls, error)
                 return True
             errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.session_id, plan.repos)
+            await self.deps.skills.mount(self.deps.sandbox, self.claim.session_id, plan.skills)
         async with self.lend_slot():
             outcomes = await self._execute_until_interrupt(plan)
         failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
@@ -150,7 +154,8 @@ class ToolStep:
         spec = sandbox_spec(row.environment_id, config, row.agent)
         repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
         files = await mounted_files(db, self.deps, row)
-        return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos)
+        listed = await skill_refs.describe(db, row.agent.get("skills") or [])
+        return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos, listed)
 
     async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
         """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""

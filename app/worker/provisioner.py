@@ -14,6 +14,7 @@ from app.agent_loop.tool_step import mounted_files, sandbox_spec
 from app.environments import service as environments
 from app.sandbox.interface import SandboxError, SandboxSpec
 from app.sessions import service as sessions
+from app.skills import references as skill_refs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Provisioner:
             row = await sessions.load(db, session_id)
             files = await mounted_files(db, self.deps, row)
             repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
+            listed = await skill_refs.describe(db, row.agent.get("skills") or [])
         if config.get("type") == "self_hosted":
             return
         spec = sandbox_spec(session.environment_id, config, session.agent)
@@ -59,6 +61,7 @@ class Provisioner:
             await self.deps.sandbox.sync_files(session_id, files)
             # Cloned ahead of the first tool call; failures are reported by the tool step.
             await self.deps.repos.mount(self.deps.sandbox, session_id, repos, report=False)
+            await self.deps.skills.mount(self.deps.sandbox, session_id, listed)
         except (SandboxError, OSError) as error:
             # Reported to the session when a tool first needs the sandbox (tool_step).
             log.warning("session %s: sandbox not ready: %s", session_id, str(error)[:500])
@@ -72,6 +75,7 @@ class Provisioner:
     async def _remove(self, session_id: str) -> None:
         self.deps.outputs.forget(session_id)
         self.deps.repos.forget(session_id)
+        self.deps.skills.forget(session_id)
         try:
             await self.deps.sandbox.remove(session_id)
         except SandboxError:

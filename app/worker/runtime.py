@@ -10,6 +10,7 @@ from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.repositories import RepoMounter
+from app.agent_loop.skills import SkillMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -61,6 +62,7 @@ async def start_worker(
     stack.push_async_callback(mcp.close)
     blobs = LocalDiskBackend(settings.storage_dir)
     repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
+    skills = SkillMounter(db, blobs, settings.storage_dir / "checkouts")
     deps = LoopDeps(
         settings=settings,
         database=db,
@@ -70,6 +72,7 @@ async def start_worker(
         mcp=mcp,
         blobs=blobs,
         repos=repos,
+        skills=skills,
         unseal=unsealer(SecretBox.from_settings(settings)),
     )
     provisioner = Provisioner(deps)
