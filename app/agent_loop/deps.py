@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.agent_loop.memory import MemoryMounter
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.outputs import OutputIndex
 from app.agent_loop.repositories import RepoMounter, Unsealer
@@ -27,6 +28,7 @@ class LoopDeps:
     blobs: BlobBackend
     repos: RepoMounter
     skills: SkillMounter
+    memory: MemoryMounter
     # Opens a repository resource's sealed token: (resource id, sealed) -> token.
     unseal: Unsealer
     outputs: OutputIndex = field(default_factory=OutputIndex)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import requests, tools
+from app.agent_loop import memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import (
@@ -41,7 +41,7 @@ from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
 from app.mcp.events import mcp_tool_use_event
-from app.sessions import leases, transitions
+from app.sessions import leases, resources, transitions
 from app.sessions.leases import Claim
 from app.skills import references as skill_refs
 
@@ -89,7 +89,9 @@ class ModelStep:
         cloud = await environments.config_type(db, row.environment_id) != "self_hosted"
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
         listed = await skill_refs.describe(db, row.agent.get("skills") or [])
-        sections = [s for s in (prompt_section(listed, cloud=cloud),) if s is not None]
+        mounted = resources.memory_mounts(row)
+        found = (prompt_section(listed, cloud=cloud), memory.prompt_section(mounted))
+        sections = [s for s in found if s is not None]
         request = requests.build(
             row.agent,
             history,

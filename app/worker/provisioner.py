@@ -8,11 +8,12 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.agent_loop import repositories
+from app.agent_loop import memory, repositories
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.tool_step import mounted_files, sandbox_spec
 from app.environments import service as environments
 from app.sandbox.interface import SandboxError, SandboxSpec
+from app.sessions import resources
 from app.sessions import service as sessions
 from app.skills import references as skill_refs
 
@@ -53,12 +54,14 @@ class Provisioner:
             files = await mounted_files(db, self.deps, row)
             repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
             listed = await skill_refs.describe(db, row.agent.get("skills") or [])
+            mounted = resources.memory_mounts(row)
         if config.get("type") == "self_hosted":
             return
-        spec = sandbox_spec(session.environment_id, config, session.agent)
+        spec = sandbox_spec(session.environment_id, config, session.agent, memory.sandbox_mounts(mounted))
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
             await self.deps.sandbox.sync_files(session_id, files)
+            await self.deps.memory.place(self.deps.sandbox, session_id, mounted)
             # Cloned ahead of the first tool call; failures are reported by the tool step.
             await self.deps.repos.mount(self.deps.sandbox, session_id, repos, report=False)
             await self.deps.skills.mount(self.deps.sandbox, session_id, listed)
@@ -76,6 +79,7 @@ class Provisioner:
         self.deps.outputs.forget(session_id)
         self.deps.repos.forget(session_id)
         self.deps.skills.forget(session_id)
+        self.deps.memory.forget(session_id)
         try:
             await self.deps.sandbox.remove(session_id)
         except SandboxError:

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from app.agent_loop.anthropic_client import AnthropicModelClient, create_cassette_client
 from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.memory import MemoryMounter
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.repositories import RepoMounter
 from app.agent_loop.skills import SkillMounter
@@ -73,6 +74,7 @@ async def start_worker(
         blobs=blobs,
         repos=repos,
         skills=skills,
+        memory=MemoryMounter(db),
         unseal=unsealer(SecretBox.from_settings(settings)),
     )
     provisioner = Provisioner(deps)
