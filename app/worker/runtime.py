@@ -24,6 +24,7 @@ from app.sessions import service as sessions
 from app.sessions.repositories import unsealer
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.secrets import SecretBox
+from app.worker.dreams import DreamRunner
 from app.worker.provisioner import Provisioner
 from app.worker.service import Worker
 
@@ -85,6 +86,9 @@ async def start_worker(
     worker = Worker(deps)
     await worker.start()
     stack.push_async_callback(worker.stop)
+    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds)
+    await dream_runner.start()
+    stack.push_async_callback(dream_runner.stop)
     return worker
 
 
