@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.db.engine import Database
+from app.errors import ApiError
 from app.memory_stores import memories, sync
 from app.memory_stores.paths import MOUNT_ROOT
 from app.memory_stores.sync import SessionWrite, SyncOutcome
@@ -120,13 +121,16 @@ class MemoryMounter:
         self, sandbox: SandboxBackend, session_id: str, mounted: Sequence[MemoryStoreResource]
     ) -> None:
         """Write each store's memories into its mount directory, unless already done."""
-        tasks = []
-        for mount in mounted:
-            key = (session_id, mount.slug)
+        keys = [(session_id, mount.slug) for mount in mounted]
+        for key, mount in zip(keys, mounted, strict=True):
             if key not in self._placing:
                 self._placing[key] = asyncio.create_task(self._place(sandbox, session_id, mount))
-            tasks.append(self._placing[key])
-        await asyncio.gather(*tasks)
+        outcomes = await asyncio.gather(*(self._placing[k] for k in keys), return_exceptions=True)
+        failures = [(k, o) for k, o in zip(keys, outcomes, strict=True) if isinstance(o, BaseException)]
+        for key, _ in failures:
+            self._placing.pop(key, None)  # the next tool step tries again
+        if failures:
+            raise failures[0][1]
 
     async def _place(self, sandbox: SandboxBackend, session_id: str, mount: MemoryStoreResource) -> None:
         manifest_path = _manifest_path(sandbox, session_id, mount.slug)
@@ -150,6 +154,8 @@ class MemoryMounter:
                 if mount.access == "read_write":
                     try:
                         notes += await self._sync(sandbox, session_id, mount)
+                    except ApiError as exc:  # e.g. the store was deleted meanwhile
+                        notes.append(f"{mount.mount_path}: changes were not saved: {exc.message}")
                     except OSError:
                         log.exception("session %s: syncing %s failed", session_id, mount.mount_path)
         return notes
