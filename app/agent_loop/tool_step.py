@@ -150,7 +150,8 @@ class ToolStep:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, [*errors, *results])
             transitions.tools_finished(row)
-        await self._collect_outputs()
+        if plan.sandbox_calls:  # only tools in the sandbox write outputs
+            await self._collect_outputs()
         return True
 
     async def _collect_outputs(self) -> None:
@@ -173,6 +174,10 @@ class ToolStep:
         config = await environments.sandbox_config(db, row.environment_id)
         mounted = resources.memory_mounts(owner)
         spec = sandbox_spec(row.environment_id, config, owner.agent, memory.sandbox_mounts(mounted))
+        if not any(u["type"] == "agent.tool_use" for u in calls):
+            # MCP calls only: they run from here, so no repository token is opened and no file
+            # mount is read (the spec stays: a large MCP result spills into the sandbox).
+            return ToolPlan(calls, spec, list(row.vault_ids), row.agent, [], [], [], mounted)
         repos = repositories.jobs(owner, self.deps.settings.github_base_url, self.deps.unseal)
         files = await mounted_files(db, self.deps, owner)
         listed = await skill_refs.describe(db, owner.agent.get("skills") or [])
