@@ -1,7 +1,7 @@
 """content_blobs: every byte on the blob backend (skill files leave the database)
 
 Revision ID: b7d4e19a2c53
-Revises: b8d4e1f2a7c3
+Revises: c3e9a7d5b2f1
 Create Date: 2026-11-30 03:50:00
 
 Skill files were the one kind of content kept in ``content_blobs.data``; they move to the blob
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import context, op
 
 revision: str = "b7d4e19a2c53"
-down_revision: str | None = "b8d4e1f2a7c3"
+down_revision: str | None = "c3e9a7d5b2f1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

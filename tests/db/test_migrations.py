@@ -117,7 +117,7 @@ async def test_skill_files_move_between_the_database_and_the_blob_backend(
     on_disk = LocalDiskBackend(settings.storage_dir).local_path(sha256)
     config = alembic_config(scratch_database, settings.storage_dir)
 
-    await asyncio.to_thread(command.downgrade, config, "b8d4e1f2a7c3")
+    await asyncio.to_thread(command.downgrade, config, "c3e9a7d5b2f1")
     assert await _blob_data(scratch_database, sha256) == script
     on_disk.unlink()  # the upgrade writes the bytes out again from the row
     await asyncio.to_thread(command.upgrade, config, "head")
