@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
-            await migrate.upgrade_async(settings.database_url)
+            await migrate.upgrade_async(settings.database_url, settings.storage_dir)
         async with AsyncExitStack() as stack:
             db = Database(settings.database_url, settings.database_pool_size)
             stack.push_async_callback(db.dispose)
