@@ -113,11 +113,19 @@ async def dispatcher(
     finally:
         stop.set()
         await asyncio.wait_for(task, 120)
-        left = Running(dispatcher, launcher, lines).containers(docker_client)
+        running = Running(dispatcher, launcher, lines)
+        # A removal the dispatcher started may still be under way in the engine (its call can time
+        # out under load while the engine goes on): wait for it before calling anything left over.
+        deadline = time.monotonic() + WAIT
+        left = running.containers(docker_client)
+        while left and time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            left = running.containers(docker_client)
         await queue.close()
         await launcher.close()
         for container in left:  # a failing test's leftovers; the assertion below reports them
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
         assert left == [], "\n".join(lines)
 
 

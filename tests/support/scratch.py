@@ -117,7 +117,8 @@ def _remove_containers(instances: set[str]) -> None:
     except docker.errors.DockerException:
         return
     try:
-        for instance in sorted(instances):
+        # `mas dispatch` labels its sandboxes with the instance plus "-dispatch".
+        for instance in sorted(instances | {f"{name}-dispatch" for name in instances}):
             for container in client.containers.list(all=True, filters={"label": f"mas.instance={instance}"}):
                 with contextlib.suppress(docker.errors.DockerException):
                     container.remove(force=True)
