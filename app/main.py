@@ -35,6 +35,7 @@ from app.events.pg_listener import PgListener
 from app.files.endpoints import router as files_router
 from app.files.sweeper import StorageSweeper
 from app.memory_stores.endpoints import router as memory_stores_router
+from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
@@ -48,14 +49,15 @@ from app.webhooks.dispatcher import start_dispatcher
 from app.webhooks.endpoints import router as webhooks_router
 from app.work.endpoints import router as work_router
 from app.worker.runtime import start_worker
+from app.worker.service import Worker
 
 log = logging.getLogger("mas")
 
 
-async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> None:
+async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> PgListener | None:
     """Across processes on PostgreSQL: LISTEN/NOTIFY; SQLite is one process (streams poll too)."""
     if db.is_sqlite:
-        return
+        return None
 
     async def fetch(session_id: str, after: int) -> list[LogEvent]:
         async with db.read() as session:
@@ -64,6 +66,22 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
     listener = PgListener(db.url, notifier, fetch)
     await listener.start()
     stack.push_async_callback(listener.close)
+    return listener
+
+
+def readiness_of(
+    settings: Settings, db: Database, listener: PgListener | None, worker: Worker | None
+) -> Readiness:
+    """What `/ready` checks in this process: the database always; the others where they run."""
+    readiness = Readiness()
+    readiness.add("database", lambda: migrate.schema_problem(db))
+    if listener is not None:
+        readiness.add("listener", sync_probe(listener.problem))
+    if worker is not None:
+        readiness.add("worker", sync_probe(worker.problem))
+        if settings.sandbox_backend == "docker":
+            readiness.add("docker", worker.deps.sandbox.probe)
+    return readiness
 
 
 def body_limits(settings: Settings) -> BodyLimits:
@@ -122,11 +140,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper = StorageSweeper(db, blobs, settings.storage_sweep_seconds)
             await sweeper.start()
             stack.push_async_callback(sweeper.stop)
-            await start_fanout(stack, db, notifier)
+            listener = await start_fanout(stack, db, notifier)
             await start_dispatcher(stack, settings, db)
             await start_scheduler(stack, settings, db, notifier)
+            worker = None
             if settings.embedded_worker:
-                app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
+                worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
+                app.state.worker = worker
+            app.state.readiness = readiness_of(settings, db, listener, worker)
             yield
 
     app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)

@@ -123,6 +123,10 @@ class ChannelBackend(ABC):
         """Why sandboxes are unavailable right now, or None (backends without an engine: never)."""
         return None
 
+    async def probe(self) -> str | None:
+        """Backends without an engine have nothing to ask."""
+        return None
+
     async def prewarm(self, spec: SandboxSpec) -> None:
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""
         return None  # backends without a warm pool have nothing to do

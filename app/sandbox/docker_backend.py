@@ -296,6 +296,14 @@ class DockerBackend(ChannelBackend):
         """Why the sandbox is unavailable (the engine did not answer), or None."""
         return self.engine.unavailable
 
+    async def probe(self) -> str | None:
+        """Ping the engine (within the engine deadline): the reason it does not answer, or None."""
+        try:
+            await self.engine.run("ping", lambda: self.engine.client.ping())
+        except EngineError as exc:
+            return str(exc)
+        return None
+
     async def close(self) -> None:
         with contextlib.suppress(EngineError):
             await self.pool.close()

@@ -44,6 +44,18 @@ class Worker:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claims")
         log.info("worker %s started (concurrency %d)", self.owner, self.settings.worker_concurrency)
 
+    def problem(self) -> str | None:
+        """Why this worker claims no work (readiness), or None."""
+        task = self._loop_task
+        if self._stopping:
+            return "stopping"
+        if task is None:
+            return "not started"
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            return f"its claim loop ended ({error!r})" if error else "its claim loop ended"
+        return None
+
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Stop gracefully: claim nothing more, let each running session finish its current step
         (for up to `grace_seconds`, then cancel it), and hand every lease back at once, so another
