@@ -64,6 +64,20 @@ class Settings(BaseSettings):
         description="Largest request body (32 MiB, as hosted); uploads have their own limits. Larger: 413.",
     )
 
+    # --- operations ---------------------------------------------------------------------------
+    metrics_enabled: bool = Field(
+        True, description="Serve /metrics and time every HTTP request by route (off: neither)."
+    )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without an API key (for a Prometheus on a trusted network)."
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus_client's standard variable: a directory every process of one deployment "
+        "shares (empty at start), so any /metrics answers for all of them.",
+    )
+
     # --- streaming ----------------------------------------------------------------------------
     stream_heartbeat_seconds: float = Field(
         10.0, description="Interval of `ping` frames on idle SSE streams."

@@ -35,6 +35,8 @@ from app.events.pg_listener import PgListener
 from app.files.endpoints import router as files_router
 from app.files.sweeper import StorageSweeper
 from app.memory_stores.endpoints import router as memory_stores_router
+from app.observability import metrics
+from app.observability.endpoints import router as metrics_router
 from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             await migrate.upgrade_async(settings.database_url)
         async with AsyncExitStack() as stack:
+            stack.callback(metrics.process_exited, settings.prometheus_multiproc_dir)
             db = Database(settings.database_url, settings.database_pool_size)
             stack.push_async_callback(db.dispose)
             notifier = Notifier()
@@ -159,9 +162,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled)
     install_error_handlers(app)
     app.include_router(health_router)
+    if settings.metrics_enabled:
+        app.include_router(metrics_router)
     # The offline Messages API: no mas API key needed while mas listens on loopback only.
     app.include_router(offline_router, dependencies=[Depends(require_api_key_off_loopback)])
     app.include_router(build_v1_router())

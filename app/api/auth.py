@@ -22,7 +22,7 @@ from app.api.deps import DatabaseDep, SettingsDep
 from app.api.scopes import Principal, check_api_key_route, check_scoped
 from app.apikeys import service as apikeys
 from app.envkeys import service as envkeys
-from app.errors import AuthenticationFailed
+from app.errors import AuthenticationFailed, PermissionDenied
 from app.work import service as work
 
 _CACHE_SECONDS = 5.0
@@ -96,6 +96,18 @@ async def require_api_key(request: Request, settings: SettingsDep, db: DatabaseD
         return
     async with db.read() as session:
         await check_scoped(request, principal, session)
+
+
+async def require_metrics_access(request: Request, settings: SettingsDep, db: DatabaseDep) -> None:
+    """`/metrics`: an API key (not a worker's scoped credential) unless `metrics_public` is set."""
+    if settings.metrics_public:
+        return
+    key = _presented_key(request)
+    principal = await _principal(request, settings, db, key) if key is not None else None
+    if principal is None:
+        raise AuthenticationFailed("Authentication failed")
+    if principal.kind != "api_key":
+        raise PermissionDenied("/metrics takes an API key")
 
 
 def is_loopback(host: str) -> bool:

@@ -360,3 +360,8 @@ async def delete_resource(db: AsyncSession, session_id: str, resource_id: str) -
     deleted = await resources.delete(db, row, resource_id)
     row.updated_at = utcnow()
     return deleted
+
+
+async def counts(db: AsyncSession) -> tuple[dict[str, int], int]:
+    """Sessions by status, and how many are due to run with no worker on them (metrics)."""
+    return await repository.count_by_status(db), await repository.count_runnable(db, utcnow())

@@ -13,6 +13,7 @@ from app.db.engine import after_commit
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.observability.metrics import TURNS, TURNS_STARTED
 from app.sessions.schemas import public_usage
 from app.webhooks import service as webhooks
 
@@ -33,6 +34,15 @@ def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
     after_commit(db, notifier.wake)
 
 
+def _count_turn_end(db: AsyncSession, row: Session, stop_reason: str) -> None:
+    """A running session stops: one turn ended, timed from when it started running (metrics,
+    once the transaction commits)."""
+    if row.running_since is None:
+        return
+    seconds = (utcnow() - row.running_since).total_seconds()
+    after_commit(db, lambda: TURNS.labels(stop_reason).observe(seconds))
+
+
 def _stop_clock(row: Session) -> None:
     if row.running_since is not None:
         row.active_seconds += (utcnow() - row.running_since).total_seconds()
@@ -40,6 +50,8 @@ def _stop_clock(row: Session) -> None:
 
 
 async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    if row.status == "idle":  # not a rescheduled turn going on
+        after_commit(db, TURNS_STARTED.inc)
     row.status = "running"
     row.running_since = row.running_since or utcnow()
     row.updated_at = utcnow()
@@ -61,6 +73,7 @@ async def go_idle(
 ) -> list[dict[str, Any]]:
     """thread idle -> session.usage -> session.status_idle, as the hosted service orders them.
     ``stop_details`` (a refusal's category and explanation) goes on both idle events."""
+    _count_turn_end(db, row, str(stop_reason.get("type")))
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
@@ -92,6 +105,7 @@ async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list
 
 
 async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    _count_turn_end(db, row, "terminated")
     _stop_clock(row)
     now = utcnow()
     row.status = "terminated"

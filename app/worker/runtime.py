@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from app.agent_loop.anthropic_client import AnthropicModelClient, create_cassette_client
 from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.metered import MeteredModelClient
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.repositories import RepoMounter
 from app.config import Settings
@@ -51,7 +52,7 @@ async def start_worker(
     notifier: Notifier,
     cassettes: CassetteLibrary | None = None,
 ) -> Worker:
-    model = create_model_client(settings, cassettes)
+    model = MeteredModelClient(create_model_client(settings, cassettes))
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)

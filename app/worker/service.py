@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.runner import SessionRunner
 from app.db.base import utcnow
+from app.observability.metrics import WORKER_LEASES
 from app.sessions import leases
 from app.sessions.leases import Claim, LeaseLost
 from app.worker.slots import Slot, Slots
@@ -98,6 +99,7 @@ class Worker:
     async def _run(self, claim: Claim, slot: Slot) -> None:
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))
         runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim)
+        WORKER_LEASES.inc()
         runner.tool_step.lend_slot = slot.lent
         try:
             await runner.run()
@@ -113,6 +115,7 @@ class Worker:
             log.exception("session %s: the agent loop failed; retrying later", claim.session_id)
             await self._release(claim, utcnow() + timedelta(seconds=CRASH_BACKOFF_SECONDS))
         finally:
+            WORKER_LEASES.dec()
             renewing.cancel()
             self._running.pop(claim.session_id, None)
             await slot.release()
