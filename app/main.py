@@ -21,6 +21,7 @@ from app.api.query import reject_nul
 from app.api.ratelimit import RateLimiter, enforce_rate_limit
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings, get_settings
+from app.console.endpoints import router as console_router
 from app.db import migrate
 from app.db.engine import Database
 from app.deployments.endpoints import router as deployments_router
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     if settings.metrics_enabled:
         app.include_router(metrics_router)
+    app.include_router(console_router)
     # The offline Messages API: no mas API key needed while mas listens on loopback only.
     app.include_router(offline_router, dependencies=[Depends(require_api_key_off_loopback)])
     app.include_router(build_v1_router())

@@ -23,6 +23,15 @@ ensure_host_tools() {
   fi
 }
 
+ensure_browser() {
+  # The web console's tests drive a real headless Chromium: Debian's package, never a browser
+  # build downloaded by Playwright (nothing but the package registries is reachable).
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing chromium from Debian packages" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  fi
+}
+
 docker_ready() {
   command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }

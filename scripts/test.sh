@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_venv
 ensure_host_tools
+ensure_browser
 export MAS_TEST_POSTGRES_URL="${MAS_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh start)}"
 if docker_ready; then
   bash sandbox/build-base.sh

@@ -1,0 +1,1 @@
+"""The web console at `/console`: static pages that use the public API with the user's key."""
