@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -33,9 +32,9 @@ cli.add_typer(files_cli, name="files")
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from app.observability import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _announce(settings: Settings, host: str, port: int) -> None:
@@ -78,7 +77,8 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # our handler formats uvicorn's lines too (see `_configure_logging`)
+        access_log=False,  # mas writes its own, with the request id: MAS_ACCESS_LOG
         timeout_graceful_shutdown=5,
     )
 

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as readable text, or JSON objects (one per line); both carry the "
+        "request, session, worker and trace ids of the line's work.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (method, path, status, duration; logger mas.access).",
+    )
     max_request_bytes: int = Field(
         32 * 1024 * 1024,
         ge=1024,

@@ -13,6 +13,7 @@ from app.agent_loop.cassettes.transport import cassette_library
 from app.agents.endpoints import router as agents_router
 from app.api.auth import KeyCache, require_api_key, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
+from app.api.context import bind_log_context
 from app.api.errors import install_error_handlers
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
@@ -104,7 +105,12 @@ def body_limits(settings: Settings) -> BodyLimits:
 def build_v1_router() -> APIRouter:
     """The /v1 API: every resource router, all behind authentication (API keys; the scoped worker
     credentials of `app.api.scopes`) and rate limits."""
-    checks = [Depends(require_api_key), Depends(enforce_rate_limit), Depends(reject_nul)]
+    checks = [
+        Depends(bind_log_context),
+        Depends(require_api_key),
+        Depends(enforce_rate_limit),
+        Depends(reject_nul),
+    ]
     router = APIRouter(prefix="/v1", dependencies=checks)
     router.include_router(agents_router)
     router.include_router(environments_router)
@@ -163,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
-    app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled)
+    app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled, access_log=settings.access_log)
     install_error_handlers(app)
     app.include_router(health_router)
     if settings.metrics_enabled:

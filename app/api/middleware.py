@@ -13,6 +13,7 @@ from app.errors import ApiError
 from app.observability.metrics import HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("mas.access")
 
 
 def route_template(scope: Scope) -> str:
@@ -36,9 +37,10 @@ class RequestIdMiddleware:
     even a bug answers in the API's format, with the request id, instead of a bare text body.
     """
 
-    def __init__(self, app: ASGIApp, metrics: bool = True) -> None:
+    def __init__(self, app: ASGIApp, metrics: bool = True, access_log: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,10 +70,27 @@ class RequestIdMiddleware:
             if not started:
                 await _send_internal_error(send_with_id, request_id)
         finally:
-            request_id_var.reset(token)
+            elapsed = time.perf_counter() - started_at
             if self.metrics:
                 labels = (scope["method"], route_template(scope), str(status))
-                HTTP_REQUESTS.labels(*labels).observe(time.perf_counter() - started_at)
+                HTTP_REQUESTS.labels(*labels).observe(elapsed)
+            if self.access_log:
+                _log_access(scope, status, elapsed)
+            request_id_var.reset(token)
+
+
+def _log_access(scope: Scope, status: int, elapsed: float) -> None:
+    session_id = (scope.get("path_params") or {}).get("session_id", "")
+    query = f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
+    access.info(
+        "%s %s%s %d %.1f ms",
+        scope["method"],
+        scope["path"],
+        query,
+        status,
+        elapsed * 1000,
+        extra={"session_id": session_id},
+    )
 
 
 async def _send_internal_error(send: Send, request_id: str) -> None:

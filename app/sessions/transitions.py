@@ -3,6 +3,7 @@ caller's transaction, so the status a client reads and the log never disagree.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from app.events.notifier import Notifier
 from app.observability.metrics import TURNS, TURNS_STARTED
 from app.sessions.schemas import public_usage
 from app.webhooks import service as webhooks
+
+log = logging.getLogger(__name__)
 
 
 def primary_thread_id(session_id: str) -> str:
@@ -34,13 +37,23 @@ def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
     after_commit(db, notifier.wake)
 
 
+def _turn_started() -> None:
+    TURNS_STARTED.inc()
+    log.info("turn started")
+
+
 def _count_turn_end(db: AsyncSession, row: Session, stop_reason: str) -> None:
     """A running session stops: one turn ended, timed from when it started running (metrics,
     once the transaction commits)."""
     if row.running_since is None:
         return
     seconds = (utcnow() - row.running_since).total_seconds()
-    after_commit(db, lambda: TURNS.labels(stop_reason).observe(seconds))
+
+    def record() -> None:
+        TURNS.labels(stop_reason).observe(seconds)
+        log.info("turn ended (%s) after %.1f s", stop_reason, seconds)
+
+    after_commit(db, record)
 
 
 def _stop_clock(row: Session) -> None:
@@ -51,7 +64,7 @@ def _stop_clock(row: Session) -> None:
 
 async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
     if row.status == "idle":  # not a rescheduled turn going on
-        after_commit(db, TURNS_STARTED.inc)
+        after_commit(db, _turn_started)
     row.status = "running"
     row.running_since = row.running_since or utcnow()
     row.updated_at = utcnow()

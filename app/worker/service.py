@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.runner import SessionRunner
 from app.db.base import utcnow
+from app.observability.context import session_id_var, worker_id_var
 from app.observability.metrics import WORKER_LEASES
 from app.sessions import leases
 from app.sessions.leases import Claim, LeaseLost
@@ -42,6 +43,7 @@ class Worker:
         self._stopping = False
 
     async def start(self) -> None:
+        worker_id_var.set(self.owner)  # inherited by the claim loop and every session it runs
         self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claims")
         log.info("worker %s started (concurrency %d)", self.owner, self.settings.worker_concurrency)
 
@@ -97,6 +99,7 @@ class Worker:
             )
 
     async def _run(self, claim: Claim, slot: Slot) -> None:
+        session_id_var.set(claim.session_id)  # this task's log lines, and its child tasks'
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))
         runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim)
         WORKER_LEASES.inc()
