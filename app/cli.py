@@ -32,9 +32,11 @@ cli.add_typer(files_cli, name="files")
 
 
 def _configure_logging(settings: Settings) -> None:
-    from app.observability import logs
+    """Logs and traces of this process (both entry points: `serve` and `worker`)."""
+    from app.observability import logs, tracing
 
     logs.configure(settings.log_level, settings.log_format)
+    tracing.configure(settings.otlp_endpoint, "mas", settings.trace_sample_ratio)
 
 
 def _announce(settings: Settings, host: str, port: int) -> None:

@@ -87,6 +87,18 @@ class Settings(BaseSettings):
         "shares (empty at start), so any /metrics answers for all of them.",
     )
 
+    otlp_endpoint: str | None = Field(
+        None,
+        description="Export OpenTelemetry traces over OTLP/HTTP to this base URL (`/v1/traces` is added), "
+        "e.g. http://localhost:4318; unset: tracing is off.",
+    )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (a continued trace follows its parent).",
+    )
+
     # --- streaming ----------------------------------------------------------------------------
     stream_heartbeat_seconds: float = Field(
         10.0, description="Interval of `ping` frames on idle SSE streams."

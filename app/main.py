@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agent_loop.cassettes.transport import cassette_library
@@ -37,7 +38,7 @@ from app.events.pg_listener import PgListener
 from app.files.endpoints import router as files_router
 from app.files.sweeper import StorageSweeper
 from app.memory_stores.endpoints import router as memory_stores_router
-from app.observability import metrics
+from app.observability import metrics, tracing
 from app.observability.endpoints import router as metrics_router
 from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate.upgrade_async(settings.database_url)
         async with AsyncExitStack() as stack:
             stack.callback(metrics.process_exited, settings.prometheus_multiproc_dir)
+            stack.callback(tracing.shutdown)
             db = Database(settings.database_url, settings.database_pool_size)
             stack.push_async_callback(db.dispose)
             notifier = Notifier()
@@ -160,7 +162,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.readiness = readiness_of(settings, db, listener, worker)
             yield
 
-    app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own telemetry stays off: mas's middleware makes the request spans (one middleware).
+    telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(
+        title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan, telemetry=telemetry
+    )
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()

@@ -183,7 +183,7 @@ class ToolStep:
 
     async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
         """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
-        with measure.tool_call(measure.tool_label(use["type"], use["name"])) as outcome:
+        with measure.tool_call(use["type"], use["name"]) as outcome:
             result = await self._run_tool(use, plan)
             outcome.value = "error" if result.get("is_error") else "ok"
         return result

@@ -10,7 +10,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import new_request_id, request_id_var
 from app.errors import ApiError
+from app.observability import tracing
 from app.observability.metrics import HTTP_REQUESTS
+from app.observability.tracing import ServerSpan
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("mas.access")
@@ -53,6 +55,7 @@ class RequestIdMiddleware:
         status = 500
 
         started = False
+        server_span = ServerSpan(scope["method"], scope["headers"]) if tracing.enabled() else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal started, status
@@ -76,6 +79,8 @@ class RequestIdMiddleware:
                 HTTP_REQUESTS.labels(*labels).observe(elapsed)
             if self.access_log:
                 _log_access(scope, status, elapsed)
+            if server_span is not None:
+                server_span.end(route_template(scope), status, request_id)
             request_id_var.reset(token)
 
 

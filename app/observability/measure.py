@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from opentelemetry.trace import Status, StatusCode
+
+from app.observability import tracing
 from app.observability.metrics import IMAGE_BUILDS, SANDBOX_STARTS, TOOL_CALLS
 
 BUILT_IN_TOOLS = frozenset({"bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web_search"})
@@ -31,13 +34,19 @@ def tool_label(event_type: str, name: str) -> str:
 
 
 @contextmanager
-def tool_call(tool: str) -> Iterator[Outcome]:
+def tool_call(event_type: str, name: str) -> Iterator[Outcome]:
+    """One tool call mas runs (``name`` as the model called it)."""
     outcome = Outcome()
     started = time.perf_counter()
-    try:
-        yield outcome
-    finally:
-        TOOL_CALLS.labels(tool, outcome.value).observe(time.perf_counter() - started)
+    attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
+    with tracing.span(f"execute_tool {name}", attributes) as span:
+        try:
+            yield outcome
+        finally:
+            elapsed = time.perf_counter() - started
+            TOOL_CALLS.labels(tool_label(event_type, name), outcome.value).observe(elapsed)
+            if outcome.value == "error":
+                span.set_status(Status(StatusCode.ERROR))
 
 
 @contextmanager
@@ -45,17 +54,26 @@ def sandbox_start() -> Iterator[Outcome]:
     """Set ``value`` to the start's kind: warm, cold or restart; a failed start is not recorded."""
     outcome = Outcome("")
     started = time.perf_counter()
-    yield outcome
-    if outcome.value:
-        SANDBOX_STARTS.labels(outcome.value).observe(time.perf_counter() - started)
+    with tracing.span("sandbox.start") as span:
+        yield outcome
+        if outcome.value:
+            SANDBOX_STARTS.labels(outcome.value).observe(time.perf_counter() - started)
+            span.set_attribute("mas.sandbox.start", outcome.value)
+
+
+@contextmanager
+def sandbox_exec(tool: str) -> Iterator[None]:
+    with tracing.span(f"sandbox.exec {tool}", {"gen_ai.tool.name": tool}):
+        yield
 
 
 @contextmanager
 def image_build() -> Iterator[None]:
     started = time.perf_counter()
     outcome = "failed"
-    try:
-        yield
-        outcome = "built"
-    finally:
-        IMAGE_BUILDS.labels(outcome).observe(time.perf_counter() - started)
+    with tracing.span("sandbox.image_build"):
+        try:
+            yield
+            outcome = "built"
+        finally:
+            IMAGE_BUILDS.labels(outcome).observe(time.perf_counter() - started)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.config import Settings
+from app.observability import measure
 from app.sandbox import outputs, uploads
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.interface import MountedFile, SandboxSpec, ToolRequest, ToolResult
@@ -98,7 +99,8 @@ class ChannelBackend(ABC):
         message = {"op": "tool", "name": request.name, "input": request.input, "timeout": timeout}
         channel = await self._channel(session_id)
         try:
-            reply = await channel.call(message, timeout + KILL_GRACE_SECONDS)
+            with measure.sandbox_exec(request.name):
+                reply = await channel.call(message, timeout + KILL_GRACE_SECONDS)
         except ChannelClosed as exc:
             # Not retried: the call may have run (and had effects) before the server went away.
             await self._drop_channel(session_id)

@@ -14,6 +14,7 @@ from app.db.engine import after_commit
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.observability import tracing
 from app.observability.metrics import TURNS, TURNS_STARTED
 from app.sessions.schemas import public_usage
 from app.webhooks import service as webhooks
@@ -34,6 +35,9 @@ def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
     now = utcnow()
     if row.wake_at is None or row.wake_at > now:
         row.wake_at = now
+    parent = tracing.traceparent()
+    if parent is not None:
+        row.trace_parent = parent
     after_commit(db, notifier.wake)
 
 

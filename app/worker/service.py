@@ -16,12 +16,16 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
+from opentelemetry.context import Context
+
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.runner import SessionRunner
 from app.db.base import utcnow
+from app.observability import tracing
 from app.observability.context import session_id_var, worker_id_var
 from app.observability.metrics import WORKER_LEASES
 from app.sessions import leases
+from app.sessions import service as sessions
 from app.sessions.leases import Claim, LeaseLost
 from app.worker.slots import Slot, Slots
 
@@ -105,7 +109,9 @@ class Worker:
         WORKER_LEASES.inc()
         runner.tool_step.lend_slot = slot.lent
         try:
-            await runner.run()
+            attributes = {"mas.session_id": claim.session_id, "mas.worker_id": self.owner}
+            with tracing.span("mas.turn", attributes, parent=await self._trace_parent(claim)):
+                await runner.run()
             if runner.left_work:
                 await self._release(claim, utcnow())
         except LeaseLost:
@@ -125,6 +131,13 @@ class Worker:
             self._runners.pop(claim.session_id, None)
             if not self._stopping:
                 self.deps.notifier.wake(forward=False)  # a slot is free: look for more work
+
+    async def _trace_parent(self, claim: Claim) -> Context | None:
+        """The trace of the request that asked for this run (read only while tracing is on)."""
+        if not tracing.enabled():
+            return None
+        async with self.deps.database.read() as db:
+            return tracing.context_of(await sessions.trace_parent(db, claim.session_id))
 
     async def _renew(self, claim: Claim, runner: asyncio.Task[None] | None) -> None:
         interval = self.settings.worker_lease_seconds / 3

@@ -53,3 +53,6 @@ class Session(Base):
     lease_token: Mapped[int] = mapped_column(BigInteger, default=0)
     deployment_id: Mapped[str | None] = mapped_column(String(64), index=True)
     lease_expires_at: Mapped[datetime | None]
+    # W3C traceparent of the request that last asked the session to run (tracing on): the
+    # worker's turn span continues that trace.
+    trace_parent: Mapped[str | None] = mapped_column(String(64))
