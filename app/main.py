@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate.upgrade_async(settings.database_url)
         async with AsyncExitStack() as stack:
             stack.callback(metrics.process_exited, settings.prometheus_multiproc_dir)
+            tracing.configure(settings.otlp_endpoint, "mas", settings.trace_sample_ratio)
             stack.callback(tracing.shutdown)
             db = Database(settings.database_url, settings.database_pool_size)
             stack.push_async_callback(db.dispose)

@@ -25,13 +25,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 log = logging.getLogger(__name__)
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_state: dict[str, Any] = {"enabled": False}
-
-tracer = trace.get_tracer("mas")
+# The process's provider and tracer once `configure` ran; mas's own (the global OpenTelemetry
+# provider is left to the embedding application).
+_state: dict[str, Any] = {"enabled": False, "tracer": trace.NoOpTracer()}
 
 
 def configure(endpoint: str | None, service_name: str, sample_ratio: float) -> None:
-    """Export spans to ``endpoint`` (an OTLP/HTTP base URL, `/v1/traces` is added), once per process."""
+    """Export spans to ``endpoint`` (an OTLP/HTTP base URL, `/v1/traces` is added)."""
     if not endpoint or _state["enabled"]:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -47,15 +47,14 @@ def configure(endpoint: str | None, service_name: str, sample_ratio: float) -> N
     url = endpoint.rstrip("/") + "/v1/traces"
     exporter = OTLPSpanExporter(endpoint=url)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
-    trace.set_tracer_provider(provider)
-    _state["enabled"] = True
-    _state["provider"] = provider
+    _state.update(enabled=True, provider=provider, tracer=provider.get_tracer("mas"))
     log.info("tracing: exporting spans to %s", url)
 
 
 def shutdown() -> None:
-    """Flush the spans still batched (the process stops)."""
-    provider = _state.get("provider")
+    """Flush the spans still batched and stop tracing (the process stops)."""
+    provider = _state.pop("provider", None)
+    _state.update(enabled=False, tracer=trace.NoOpTracer())
     if provider is not None:
         provider.shutdown()
 
@@ -91,6 +90,7 @@ def span(
     if not _state["enabled"]:
         yield trace.INVALID_SPAN
         return
+    tracer: trace.Tracer = _state["tracer"]
     with tracer.start_as_current_span(name, context=parent, attributes=attributes) as current:
         yield current
 
@@ -105,6 +105,7 @@ class ServerSpan:
         for name, value in headers:
             if name == b"traceparent":
                 parent = context_of(value.decode("latin-1"))
+        tracer: trace.Tracer = _state["tracer"]
         self.span = tracer.start_span(f"HTTP {method}", context=parent, kind=SpanKind.SERVER)
         self.span.set_attribute("http.request.method", method)
         self._token = otel_context.attach(trace.set_span_in_context(self.span))

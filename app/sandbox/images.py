@@ -65,6 +65,10 @@ class ImageBuilder:
                 await on_progress(f"Using cached environment image {tag}")
         return tag
 
+    async def exists(self, ref: str) -> bool:
+        """Whether the engine has the image ``ref``."""
+        return await self._engine.run("look up an image", self._image_id, ref) is not None
+
     def _image_id(self, ref: str) -> str | None:
         try:
             return str(self._engine.client.images.get(ref).id)

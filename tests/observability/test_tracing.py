@@ -1,11 +1,13 @@
-"""Traces: with `MAS_OTLP_ENDPOINT` set, `mas serve` exports the spans of a turn over OTLP/HTTP to
-an in-test collector, nested API request -> turn -> model request / tool call -> sandbox; log
+"""Traces: with `MAS_OTLP_ENDPOINT` set, mas exports the spans of a turn over OTLP/HTTP to an
+in-test collector, nested API request -> turn -> model request / tool call -> sandbox; log
 lines carry the trace id."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -19,18 +21,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tests.support.loop import (
-    TIMEOUT,
-    fresh_database,
-    message,
-    new_session,
-    process_environment,
-    sdk,
-    send,
-    stop_tool_servers,
-    wait_idle,
-)
-from tests.support.server import ServerProcess
+from app.observability import logs
+from tests.support.loop import TIMEOUT, loop_server, message, new_session, sdk, send, wait_idle
+from tests.support.server import ServerThread
 
 
 class Collector:
@@ -80,21 +73,24 @@ def collector() -> Iterator[Collector]:
 
 
 @pytest.fixture
-def traced_server(collector: Collector, tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
-    for url in fresh_database("sqlite", tmp_path):
-        env = {
-            **process_environment(url, tmp_path, lease_seconds=30),
-            "MAS_OTLP_ENDPOINT": collector.url,
-            "MAS_LOG_LEVEL": "info",
-            "MAS_LOG_FORMAT": "json",
-        }
-        log_file = tmp_path / "mas.log"
-        server = ServerProcess(env, stderr=log_file).start()
-        try:
-            yield server, log_file
-        finally:
-            server.stop()
-            stop_tool_servers(tmp_path / "sandbox")
+def traced_server(collector: Collector, tmp_path: Path) -> Iterator[ServerThread]:
+    yield from loop_server("sqlite", tmp_path, otlp_endpoint=collector.url)
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logs.handler("json", out)
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 async def _spans_of_the_turn(collector: Collector) -> dict[str, Any]:
@@ -115,9 +111,9 @@ async def _spans_of_the_turn(collector: Collector) -> dict[str, Any]:
 
 
 async def test_a_turn_is_one_trace_from_the_request_to_the_sandbox(
-    traced_server: tuple[ServerProcess, Path], collector: Collector
+    traced_server: ServerThread, collector: Collector, json_lines: io.StringIO
 ) -> None:
-    server, log_file = traced_server
+    server = traced_server
     async with sdk(server.url) as client:
         session_id = await new_session(client)
         await send(client, session_id, message('/tool bash {"command": "echo traced"}'))
@@ -140,6 +136,6 @@ async def test_a_turn_is_one_trace_from_the_request_to_the_sandbox(
     assert chat["gen_ai.usage.output_tokens"].int_value > 0
     # The turn's log lines name its trace.
     trace_id = request.trace_id.hex()
-    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in json_lines.getvalue().splitlines()]
     turn_lines = [x for x in lines if x.get("session_id") == session_id and "turn" in x["message"]]
     assert turn_lines and all(line["trace_id"] == trace_id for line in turn_lines)
