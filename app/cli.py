@@ -1,4 +1,4 @@
-"""The `mas` command: serve, worker, migrate, keys, env-keys, sandbox, files."""
+"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, dispatch."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from app.config import Settings, get_settings
+from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ cli.add_typer(webhooks_cli, name="webhooks")
 sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 cli.add_typer(files_cli, name="files")
+cli.command("dispatch")(dispatch)
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
     )
 
+    dispatch_environment_key: str | None = Field(
+        None,
+        description="The environment key `mas dispatch` polls with (an environment variable, so that "
+        "it stays out of the command line).",
+    )
+
     # --- webhooks ------------------------------------------------------------------------------
     webhooks_enabled: bool = Field(True, description="Send webhook deliveries from this process.")
     webhook_poll_seconds: float = Field(

@@ -103,7 +103,7 @@ class Naming:
         return self.session_dir(session_id) / "run" / SOCKET_NAME
 
 
-def _limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
+def resource_limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
     return {
         "mem_limit": f"{memory_mb}m",
         "memswap_limit": f"{memory_mb}m",  # no swap: the limit is the limit
@@ -114,7 +114,7 @@ def _limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
     }
 
 
-def _disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:
+def disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:
     """With a quota, every writable place is on the session's disk and the rest is read-only."""
     if not settings.sandbox_disk_mb:
         return {}
@@ -132,7 +132,7 @@ def sandbox_options(
     settings: Settings, naming: Naming, session_id: str, image: str, plan: NetworkPlan
 ) -> dict[str, Any]:
     run_dir = (naming.session_dir(session_id) / "run").resolve()  # on the session's disk, if any
-    disk_options = _disk_options(settings, naming.session_dir(session_id))
+    quota_options = disk_options(settings, naming.session_dir(session_id))
     server = settings.sandbox_assets_dir.resolve() / "toolserver"
     command = [
         "python3",
@@ -169,14 +169,14 @@ def sandbox_options(
             # With a disk quota the outputs are on the session's disk (its mounts below).
             *(
                 []
-                if disk_options
+                if quota_options
                 else [Mount(OUTPUTS, str(naming.session_dir(session_id) / "outputs"), type="bind")]
             ),
             *plan.mounts,
-            *disk_options.pop("mounts", []),
+            *quota_options.pop("mounts", []),
         ],
-        **disk_options,
-        **_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),
+        **quota_options,
+        **resource_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),
     }
 
 
@@ -205,5 +205,5 @@ def proxy_options(settings: Settings, naming: Naming, session_id: str, network_i
             Mount(PROXY_CONFIG_DIR, str(session_dir / "proxy"), type="bind", read_only=True),
             Mount(EGRESS_DIR, str(session_dir / "egress"), type="bind"),
         ],
-        **_limits(64, 64, 0.5),
+        **resource_limits(64, 64, 0.5),
     }

@@ -1,0 +1,246 @@
+"""`mas dispatch` on a real Docker engine: each claimed self-hosted session runs the SDK's own
+`EnvironmentWorker` in a hardened container of its own; stops and killed containers are handled.
+
+Nothing is pre-created for the dispatcher: it builds its image (the SDK layer on the base image),
+creates its network on first use and its containers per work item, and is driven only through
+the public API (the SDK in strict mode) and the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import docker
+import docker.errors
+import pytest
+
+from app.config import Settings
+from app.dispatch.queue import QueueClient
+from app.dispatch.service import FAILURE_KEY, Dispatcher, DispatchOptions
+from app.sandbox.docker_launcher import DockerLauncher
+from app.sandbox.launcher import SandboxPolicy
+from tests.sandbox.conftest import sandbox_settings
+from tests.support.loop import (
+    TOOLSET,
+    custom_tool,
+    log,
+    loop_server,
+    message,
+    of_type,
+    sdk,
+    send,
+    stop_reason,
+    texts,
+)
+from tests.support.server import ServerThread
+from tests.work.conftest import SelfHosted, self_hosted
+
+# Slow on a loaded machine: containers start, leases run out; no timing is asserted.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+
+SDK = anthropic.AsyncAnthropic
+WAIT = 240.0  # generous: containers start slowly on a loaded machine, and leases must run out
+LEASE_SECONDS = 60  # covers a sandbox's start (to the first heartbeat) at a load of 30
+
+
+@pytest.fixture(scope="module")
+def queue_server(
+    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerThread]:
+    yield from loop_server(
+        "sqlite", tmp_path_factory.mktemp("dispatch"), work_lease_ttl_seconds=LEASE_SECONDS
+    )
+
+
+@pytest.fixture(scope="module")
+def launcher_settings(state_dir: Path) -> Settings:
+    return sandbox_settings(state_dir / "dispatch")
+
+
+@pytest.fixture
+async def admin(queue_server: ServerThread) -> AsyncIterator[SDK]:
+    async with sdk(queue_server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def env(queue_server: ServerThread, admin: SDK) -> AsyncIterator[SelfHosted]:
+    setup = await self_hosted(queue_server.url, admin, TOOLSET, custom_tool())
+    try:
+        yield setup
+    finally:
+        await setup.worker.close()
+
+
+class Running:
+    def __init__(self, dispatcher: Dispatcher, launcher: DockerLauncher, lines: list[str]) -> None:
+        self.dispatcher = dispatcher
+        self.launcher = launcher
+        self.lines = lines
+
+    def containers(self, docker_client: docker.DockerClient) -> list[Any]:
+        filters = self.launcher.naming.filters("dispatch")
+        return list(docker_client.containers.list(all=True, filters=filters, ignore_removed=True))
+
+
+@pytest.fixture
+async def dispatcher(
+    env: SelfHosted,
+    queue_server: ServerThread,
+    launcher_settings: Settings,
+    docker_client: docker.DockerClient,
+) -> AsyncIterator[Running]:
+    launcher = DockerLauncher(launcher_settings, env.environment_id)
+    queue = QueueClient(queue_server.url, env.environment_id, env.key, "test-dispatcher")
+    lines: list[str] = []
+    await launcher.prepare(SandboxPolicy(max_idle_seconds=2.0))
+    options = DispatchOptions(api_url=queue_server.url, drain_seconds=5.0, stop_grace_seconds=5.0)
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        print(f"{time.strftime('%H:%M:%S')} {line}")  # shown with a failing test's output
+
+    dispatcher = Dispatcher(queue, launcher, options, echo)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        yield Running(dispatcher, launcher, lines)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 120)
+        left = Running(dispatcher, launcher, lines).containers(docker_client)
+        await queue.close()
+        await launcher.close()
+        for container in left:  # a failing test's leftovers; the assertion below reports them
+            container.remove(force=True)
+        assert left == [], "\n".join(lines)
+
+
+async def wait_until(check: Callable[[], Any], what: str, lines: list[str]) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; the dispatcher said:\n" + "\n".join(lines))
+
+
+async def ended_turn(client: SDK, session_id: str, lines: list[str]) -> list[Any]:
+    async def check() -> list[Any] | None:
+        events = await log(client, session_id)
+        idle = of_type(events, "session.status_idle")
+        return events if idle and stop_reason(idle[-1]) == {"type": "end_turn"} else None
+
+    result: list[Any] = await wait_until(check, f"{session_id} to end its turn", lines)
+    return result
+
+
+async def work_items(env: SelfHosted) -> list[Any]:
+    return [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
+
+
+async def test_a_dispatched_sandbox_runs_a_session_end_to_end(
+    env: SelfHosted, admin: SDK, dispatcher: Running, docker_client: docker.DockerClient
+) -> None:
+    session_id = await env.session(admin)
+    await send(
+        admin,
+        session_id,
+        message(
+            '/tool bash {"command": "echo from-$(hostname) as $(id -u)"}\n/tool lookup {"key": "colour"}'
+        ),
+    )
+
+    async def custom_call() -> Any:
+        calls = of_type(await log(admin, session_id), "agent.custom_tool_use")
+        return calls[0] if calls else None
+
+    call = await wait_until(custom_call, "the custom tool call", dispatcher.lines)
+
+    async def started() -> Any:
+        return dispatcher.containers(docker_client)
+
+    (container,) = await wait_until(started, "the sandbox", dispatcher.lines)
+    host = container.attrs["HostConfig"]
+    assert host["Memory"] > 0 and host["PidsLimit"] > 0 and host["NanoCpus"] > 0
+    assert host["CapDrop"] == ["ALL"] and "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True  # the disk quota holds every writable place
+    environment = "\n".join(container.attrs["Config"]["Env"])
+    assert env.key not in environment  # the sandbox holds the item's secret, never the environment key
+    await send(
+        admin,
+        session_id,
+        {
+            "type": "user.custom_tool_result",
+            "custom_tool_use_id": call.id,
+            "content": [{"type": "text", "text": "teal"}],
+        },
+    )  # the sandbox runs the toolset; the custom tool is the client's to answer
+    events = await ended_turn(admin, session_id, dispatcher.lines)
+    # Results in the order they came: the client's answer may come first.
+    assert sorted(texts(events)[-1].splitlines()) == ["Tool results:", "from-sandbox as 0", "teal"]
+    assert len(of_type(events, "user.tool_result")) == 1
+    assert not of_type(events, "agent.tool_result")  # nothing ran on the server
+
+    async def finished() -> bool:
+        items = await work_items(env)
+        return items[0].state == "stopped" and not dispatcher.containers(docker_client)
+
+    # After `max_idle` the worker stops its item itself; the dispatcher removes the container.
+    await wait_until(finished, "the worker to stop and its container to go", dispatcher.lines)
+    assert any("the worker finished" in line for line in dispatcher.lines), dispatcher.lines
+
+
+async def test_a_stop_mid_session_ends_the_sandbox(
+    env: SelfHosted, admin: SDK, dispatcher: Running, docker_client: docker.DockerClient
+) -> None:
+    session_id = await env.session(admin)
+    await send(admin, session_id, message('/tool bash {"command": "sleep 120; echo too-late"}'))
+
+    async def active() -> Any:
+        items = await work_items(env)
+        running = [c for c in dispatcher.containers(docker_client) if c.status == "running"]
+        return items[0] if items and items[0].state == "active" and running else None
+
+    item = await wait_until(active, "the sandbox to start the work", dispatcher.lines)
+    await env.worker.beta.environments.work.stop(item.id, environment_id=env.environment_id)
+
+    async def gone() -> bool:
+        return (await work_items(env))[0].state == "stopped" and not dispatcher.containers(docker_client)
+
+    await wait_until(gone, "the stopped work's sandbox to go", dispatcher.lines)
+    events = await log(admin, session_id)
+    assert not of_type(events, "user.tool_result")  # the sleep never finished
+
+
+async def test_a_container_killed_mid_tool_is_replaced(
+    env: SelfHosted, admin: SDK, dispatcher: Running, docker_client: docker.DockerClient
+) -> None:
+    session_id = await env.session(admin)
+    command = "mkdir -p /root/marks; touch /workspace/started; sleep 4; echo survived"
+    await send(admin, session_id, message('/tool bash {"command": "' + command + '"}'))
+
+    async def tool_started() -> Any:
+        for container in dispatcher.containers(docker_client):
+            with contextlib.suppress(docker.errors.APIError):
+                if container.exec_run(["test", "-e", "/workspace/started"]).exit_code == 0:
+                    return container
+        return None
+
+    doomed = await wait_until(tool_started, "the first sandbox to start the tool", dispatcher.lines)
+    doomed.kill()
+
+    events = await ended_turn(admin, session_id, dispatcher.lines)
+    (use,) = of_type(events, "agent.tool_use")
+    results = of_type(events, "user.tool_result")
+    assert [r.tool_use_id for r in results] == [use.id]  # answered once, by the replacement
+    assert texts(events)[-1] == "Tool results:\nsurvived"
+    (item,) = await work_items(env)  # the same work item went back to the queue
+    assert "killed" in item.metadata[FAILURE_KEY]
+    assert any("killed (exit status 137)" in line for line in dispatcher.lines), dispatcher.lines
