@@ -25,6 +25,7 @@ case "$what" in
   replay) exec $py bench/bench_replay.py "$@" ;;
   mcp) exec $py bench/bench_mcp.py "$@" ;;
   files) exec $py bench/bench_files.py "$@" ;;
+  observability) exec $py bench/bench_observability.py "$@" ;;
   profile)
     dir="${1:-.build/profiles}"
     mkdir -p "$dir"
@@ -32,10 +33,10 @@ case "$what" in
     exec $py bench/bench_log.py --sizes 1000,10000 --repeats 3 --profile "$dir"
     ;;
   all)
-    for b in http log concurrency queue stream sandbox session replay mcp files; do
+    for b in http log concurrency queue stream sandbox session replay mcp files observability; do
       echo "== bench_$b"
       $py "bench/bench_$b.py"
     done
     ;;
-  *) echo "usage: $0 http|log|concurrency|queue|stream|sandbox|session|replay|mcp|files|profile|all [args]" >&2; exit 2 ;;
+  *) echo "usage: $0 http|log|concurrency|queue|stream|sandbox|session|replay|mcp|files|observability|profile|all [args]" >&2; exit 2 ;;
 esac
