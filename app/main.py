@@ -44,7 +44,7 @@ from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
-from app.sessions.endpoints import events_router
+from app.sessions.endpoints import events_router, threads_router
 from app.sessions.endpoints import router as sessions_router
 from app.skills.endpoints import router as skills_router
 from app.storage.blobs import LocalDiskBackend
@@ -120,6 +120,7 @@ def build_v1_router() -> APIRouter:
     router.include_router(webhooks_router)
     router.include_router(sessions_router)
     router.include_router(events_router)
+    router.include_router(threads_router)
     router.include_router(skills_router)
     router.include_router(files_router)
     router.include_router(memory_stores_router)

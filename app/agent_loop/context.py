@@ -25,6 +25,7 @@ RESULT_KEYS = {
     "user.tool_result": "tool_use_id",
     "agent.mcp_tool_result": "mcp_tool_use_id",
 }
+THREAD_MESSAGE = "agent.thread_message_received"
 SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before this point:\n\n"
 
 
@@ -64,7 +65,7 @@ def _unanswered(events: list[Record]) -> list[Record]:
             event["type"] == "span.model_request_end" and event.get("_content")
         ):
             break
-        if event["type"] in ("user.message", "system.message"):
+        if event["type"] in ("user.message", "system.message", THREAD_MESSAGE):
             kept.append(event)
     return kept[::-1]
 
@@ -76,6 +77,10 @@ def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]
     if kind == "system.message":
         text = "\n".join(b.get("text", "") for b in event.get("content") or [])
         return [{"type": "text", "text": f"<system-message>\n{text}\n</system-message>"}]
+    if kind == THREAD_MESSAGE:
+        sender = f"{event.get('from_agent_name') or 'agent'} (thread {event.get('from_session_thread_id')})"
+        header = {"type": "text", "text": f"Message from {sender}:"}
+        return [header, *(event.get("content") or [])]
     if kind in RESULT_KEYS:
         target = tool_ids.get(str(event.get(RESULT_KEYS[kind])))
         if target is None:
@@ -96,14 +101,24 @@ def build_messages(events: list[Record]) -> list[dict[str, Any]]:
     }
     messages: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = [{"type": "text", "text": SUMMARY_PREFIX + summary}] if summary else []
+    # A message from another thread that arrived while a request ran follows that response.
+    during: list[dict[str, Any]] = []
+    requesting = False
     for event in events:
-        if event["type"] == "span.model_request_end" and event.get("_content"):
+        kind = event["type"]
+        if kind == "span.model_request_end" and event.get("_content"):
             if pending:
                 messages.append({"role": "user", "content": _results_first(pending)})
-                pending = []
             messages.append({"role": "assistant", "content": event["_content"]})
+            pending, during, requesting = during, [], False
+        elif kind in ("span.model_request_start", "span.model_request_end"):
+            requesting = kind == "span.model_request_start"
+            pending, during = pending + during, []
+        elif requesting and kind == THREAD_MESSAGE:
+            during.extend(_user_blocks(event, tool_ids))
         else:
             pending.extend(_user_blocks(event, tool_ids))
+    pending += during
     if pending:
         messages.append({"role": "user", "content": _results_first(pending)})
     return messages

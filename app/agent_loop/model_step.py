@@ -277,7 +277,7 @@ def _tool_use_event(
     event["evaluated_permission"] = permission
     if evaluation is not None:
         event["evaluation"] = evaluation
-    if client_run and permission != "deny":
+    if client_run and permission != "deny" and not tools.is_orchestration(agent, use["name"]):
         private["_client_run"] = True
     return {**event, **private}
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions, requests
+from app.agent_loop import actions, orchestration, requests, tools
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
@@ -23,7 +23,7 @@ from app.agent_loop.state import TurnState, analyse
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.events import service as events
-from app.sessions import leases, transitions
+from app.sessions import leases, threads, transitions
 from app.sessions.leases import Claim
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,12 @@ class SessionRunner:
             if mcp is not None:
                 return mcp
             return await self.model_step.prepare(db, snap.row, snap.history)
+        row = snap.row
+        if tools.coordinates(row.agent) and await threads.busy(db, row.id):
+            leases.release(row, None)  # woken by its threads' replies; running meanwhile
+            return "release"
         stop_reason, stop_details = actions.stop_of(state.last_response)
-        await transitions.go_idle(db, self.deps.notifier, snap.row, stop_reason, stop_details)
+        if row.parent_session_id is not None:
+            await orchestration.reply_to_parent(db, self.deps.notifier, row, state.last_response)
+        await transitions.go_idle(db, self.deps.notifier, row, stop_reason, stop_details)
         return "continue"

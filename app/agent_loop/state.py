@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.agent_loop.context import RESULT_KEYS, TOOL_USE_TYPES
+from app.agent_loop.context import RESULT_KEYS, THREAD_MESSAGE, TOOL_USE_TYPES
 
 Record = dict[str, Any]
 # Calls governed by permission policies: built-in tools and MCP tools (custom tools are the client's).
@@ -99,9 +99,17 @@ def analyse(events: list[Record]) -> TurnState:
     state = TurnState()
     _response_and_calls(events, state)
     after = state.last_response["id"] if state.last_response else None
+    # Messages from other threads are appended as they arrive, even during a model request: one
+    # that arrived after the latest response's request started has not been seen by the model.
+    started = state.last_response.get("model_request_start_id") if state.last_response else None
+    seen_start = started is None
     seen_response = after is None
     for event in events:
         kind = event["type"]
+        seen_start = seen_start or event["id"] == started
+        if kind == THREAD_MESSAGE:
+            state.requests_since_input = 0
+            state.input_after_response = state.input_after_response or seen_start
         if kind == "user.message":
             state.requests_since_input = 0
         elif kind == "span.model_request_start":

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions, outputs, repositories
+from app.agent_loop import actions, orchestration, outputs, repositories, tools
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
@@ -36,7 +36,7 @@ from app.sandbox.interface import (
     ToolRequest,
     ToolResult,
 )
-from app.sessions import leases, resources, transitions
+from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.shared.text import storable_blocks
 
@@ -90,7 +90,11 @@ class ToolPlan:
 
     @property
     def sandbox_calls(self) -> list[dict[str, Any]]:
-        return [u for u in self.calls if u["type"] == "agent.tool_use"]
+        return [
+            u
+            for u in self.calls
+            if u["type"] == "agent.tool_use" and not tools.is_orchestration(self.agent, u["name"])
+        ]
 
 
 async def mounted_files(db: AsyncSession, deps: LoopDeps, row: Session) -> list[MountedFile]:
@@ -112,12 +116,12 @@ class ToolStep:
         errors: list[dict[str, Any]] = []
         if plan.sandbox_calls:
             try:
-                await self.deps.sandbox.ensure(self.claim.session_id, plan.spec, self._progress)
-                await self.deps.sandbox.sync_files(self.claim.session_id, plan.files)
+                await self.deps.sandbox.ensure(self.claim.sandbox_id, plan.spec, self._progress)
+                await self.deps.sandbox.sync_files(self.claim.sandbox_id, plan.files)
             except (SandboxError, OSError) as error:
                 await self._sandbox_failed(calls, error)
                 return True
-            errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.session_id, plan.repos)
+            errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.sandbox_id, plan.repos)
         async with self.lend_slot():
             outcomes = await self._execute_until_interrupt(plan)
         failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
@@ -134,7 +138,7 @@ class ToolStep:
 
     async def _collect_outputs(self) -> None:
         try:
-            await outputs.collect(self.deps, self.deps.outputs, self.claim.session_id)
+            await outputs.collect(self.deps, self.deps.outputs, self.claim.sandbox_id)
         except Exception:  # outputs are kept on the next step's look; the turn goes on
             log.exception("session %s: collecting outputs failed", self.claim.session_id)
 
@@ -147,10 +151,12 @@ class ToolStep:
             await actions.unknown_outcomes(db, self.deps.notifier, row, cut_off)
             return None
         transitions.tools_started(row, [u["id"] for u in calls])
+        # A thread works in its session's sandbox, with the session's files and repositories.
+        owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
         config = await environments.sandbox_config(db, row.environment_id)
-        spec = sandbox_spec(row.environment_id, config, row.agent)
-        repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
-        files = await mounted_files(db, self.deps, row)
+        spec = sandbox_spec(row.environment_id, config, owner.agent)
+        repos = repositories.jobs(owner, self.deps.settings.github_base_url, self.deps.unseal)
+        files = await mounted_files(db, self.deps, owner)
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos)
 
     async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
@@ -164,7 +170,7 @@ class ToolStep:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             interrupted = watching.done() and watching.exception() is None
             while interrupted and not running.done():  # again until it lands: a call may be starting
-                await self.deps.sandbox.cancel(self.claim.session_id)
+                await self.deps.sandbox.cancel(self.claim.sandbox_id)
                 await asyncio.wait([running], timeout=INTERRUPT_POLL_SECONDS * 4)
             return await running
         finally:
@@ -189,6 +195,8 @@ class ToolStep:
         return result
 
     async def _run_tool(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
+        if use["type"] == "agent.tool_use" and tools.is_orchestration(plan.agent, use["name"]):
+            return await orchestration.execute(self.deps, self.claim, use)
         if use["type"] == "agent.mcp_tool_use":
             outcome = await self.deps.mcp.call(
                 self.claim.session_id,
@@ -199,10 +207,10 @@ class ToolStep:
                 use.get("input") or {},
             )
             content = await spill_large_text(
-                self.deps.sandbox, self.claim.session_id, plan.spec, outcome.content
+                self.deps.sandbox, self.claim.sandbox_id, plan.spec, outcome.content
             )
             return mcp_tool_result_event(use["id"], content, is_error=outcome.is_error)
-        return result_event(use, await self.deps.sandbox.execute(self.claim.session_id, tool_request(use)))
+        return result_event(use, await self.deps.sandbox.execute(self.claim.sandbox_id, tool_request(use)))
 
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())

@@ -92,7 +92,43 @@ BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+# The coordinator of a multi-agent session gets these; the server runs them (never the sandbox).
+ORCHESTRATION_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+    "list_agents": (
+        "List the agents you can delegate work to, and the threads you have started.",
+        {"type": "object", "properties": {}},
+    ),
+    "send_to_agent": (
+        "Send a message to another agent. Without `thread_id` a new thread of `agent` starts with "
+        "the message as its task; with the `thread_id` of a thread you started, the message goes "
+        "to that thread, which keeps its history. Threads run in parallel with you; each thread's "
+        "final reply comes back to you as a message from that thread.",
+        {
+            "type": "object",
+            "properties": {
+                "agent": {"type": "string", "description": "The name of an agent from list_agents."},
+                "message": {"type": "string", "description": "The task or follow-up."},
+                "thread_id": {"type": "string", "description": "A thread you started before."},
+            },
+            "required": ["message"],
+        },
+    ),
+}
+
 Permission = Literal["allow", "ask", "deny"]
+
+
+def coordinates(agent: dict[str, Any]) -> bool:
+    """Whether this agent delegates (a roster of at least one agent)."""
+    multiagent = agent.get("multiagent") or {}
+    if multiagent.get("type") == "coordinator":
+        return any(e.get("type") == "agent" for e in multiagent.get("agents") or [])
+    subagents = multiagent.get("subagents") or {}
+    return subagents.get("type") == "enabled" and bool(subagents.get("predefined_agents"))
+
+
+def is_orchestration(agent: dict[str, Any], name: str) -> bool:
+    return name in ORCHESTRATION_SCHEMAS and coordinates(agent) and name not in policies(agent)
 
 
 @dataclass(frozen=True)
@@ -146,6 +182,10 @@ def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> li
             out.append(dict(SERVER_WEB_SEARCH))
         else:
             out.append({"name": name, "description": description, "input_schema": schema})
+    if coordinates(agent):
+        for name, (description, schema) in ORCHESTRATION_SCHEMAS.items():
+            if name not in offered:
+                out.append({"name": name, "description": description, "input_schema": schema})
     for tool in agent.get("tools") or []:
         if tool.get("type") == "custom":
             out.append(
@@ -160,6 +200,8 @@ def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> li
 
 def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, dict[str, Any] | None]:
     """The permission of a built-in call and its `evaluation`; (deny, None) when not enabled."""
+    if is_orchestration(agent, name):
+        return "allow", {"type": "always_allow"}
     policy = policies(agent).get(name)
     if policy is None or policy.kind != "builtin" or not policy.enabled:
         return "deny", None

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 
-_ID = r"[^/]+"
 _PARTS: tuple[tuple[str, str], ...] = (
-    (rf"/v1/sessions/{_ID}/threads(/.*)?", "session threads"),
     (r"/v1/user_profiles(/.*)?", "user profiles"),
     (r"/v1/tunnels(/.*)?", "tunnels"),
     (r"/v1/messages/batches(/.*)?", "message batches"),

@@ -1,6 +1,6 @@
 """Slash directives the offline model reads from the last user message.
 
-A directive is a whole line starting with a known name (`/tool`, `/say`, `/think`, `/fault`,
+A directive is a whole line starting with a known name (`/tool`, `/delegate`, `/say`, `/think`, `/fault`,
 `/sleep`, `/long`, `/refuse`); any other line, including ones that merely start with `/` such as paths, is
 plain text that the default reply quotes.
 """
@@ -86,6 +86,17 @@ def _tool(directives: Directives, rest: str) -> None:
     directives.tool_calls.append(ToolCall(name=name, input=tool_input))
 
 
+def _delegate(directives: Directives, rest: str) -> None:
+    """`/delegate AGENT TASK`: the coordinator's `send_to_agent` call starting a thread of AGENT
+    with TASK (one line; use `/tool send_to_agent {...}` for more)."""
+    agent, _, task = rest.partition(" ")
+    if not agent or not task.strip():
+        raise ValueError("expected `/delegate AGENT TASK`")
+    directives.tool_calls.append(
+        ToolCall(name="send_to_agent", input={"agent": agent, "message": task.strip()})
+    )
+
+
 def _say(directives: Directives, rest: str) -> None:
     directives.say.append(rest)
 
@@ -128,6 +139,7 @@ def _non_negative(raw: str) -> int:
 
 _HANDLERS = {
     "/tool": _tool,
+    "/delegate": _delegate,
     "/say": _say,
     "/think": _think,
     "/fault": _fault,

@@ -13,7 +13,7 @@ from app.api.query import array_param, range_param
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.sessions import event_listing as listing
 from app.sessions import service
-from app.sessions.event_stream import open_stream
+from app.sessions.event_stream import open_stream, open_thread_stream
 from app.sessions.repositories import RepoContext, Sealer
 from app.sessions.resource_schemas import (
     FileResource,
@@ -23,6 +23,7 @@ from app.sessions.resource_schemas import (
     SessionResource,
 )
 from app.sessions.schemas import SessionCreate, SessionDeleted, SessionOut, SessionPage, SessionUpdate
+from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
 from app.shared.pagination import decode_cursor
 from app.shared.validation import INT32_MAX
 
@@ -197,4 +198,68 @@ async def stream_events(
 ) -> EventSourceResponse:
     """Follow a session live over SSE (see the replay rule in the README)."""
     frames = await open_stream(database, notifier, settings, session_id, event_deltas, last_event_id)
+    return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
+
+
+# --- threads of a multi-agent session ------------------------------------------------------------
+
+threads_router = APIRouter(prefix="/sessions/{session_id}/threads", tags=["threads"])
+
+
+@threads_router.get("", response_model=ThreadPage)
+async def list_threads(
+    session_id: str,
+    db: ReadSession,
+    statuses: Statuses,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    page: str | None = None,
+) -> ThreadPage:
+    """List a session's threads: the primary thread first, then child threads by creation."""
+    return await service.list_threads(
+        db, session_id, limit=limit, cursor=decode_cursor(page, "asc"), statuses=statuses
+    )
+
+
+@threads_router.get("/{thread_id}", response_model=SessionThreadOut)
+async def retrieve_thread(session_id: str, thread_id: str, db: ReadSession) -> SessionThreadOut:
+    """Retrieve a thread of a session."""
+    return await service.get_thread(db, session_id, thread_id)
+
+
+@threads_router.post("/{thread_id}/archive", response_model=SessionThreadOut)
+async def archive_thread(
+    session_id: str, thread_id: str, db: WriteSession, notifier: NotifierDep
+) -> SessionThreadOut:
+    """Archive an idle child thread: it terminates and receives no more messages."""
+    return await service.archive_thread(db, notifier, session_id, thread_id)
+
+
+@threads_router.get("/{thread_id}/events", response_model=EventPage)
+async def list_thread_events(
+    session_id: str,
+    thread_id: str,
+    db: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    page: str | None = None,
+) -> EventPage:
+    """List a thread's events in log order."""
+    return await listing.list_thread_events(
+        db, session_id, thread_id, limit=limit, cursor=decode_cursor(page, "asc")
+    )
+
+
+@threads_router.get("/{thread_id}/stream", response_class=EventSourceResponse)
+async def stream_thread_events(
+    session_id: str,
+    thread_id: str,
+    database: DatabaseDep,
+    notifier: NotifierDep,
+    settings: SettingsDep,
+    event_deltas: Deltas,
+    last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
+) -> EventSourceResponse:
+    """Follow one thread live over SSE (the replay rule of session streams applies)."""
+    frames = await open_thread_stream(
+        database, notifier, settings, session_id, thread_id, event_deltas, last_event_id
+    )
     return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)

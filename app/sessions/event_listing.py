@@ -33,8 +33,29 @@ async def list_events(
 ) -> EventPage:
     check_types(types)
     await sessions.load(db, session_id)
+    return await _page(db, session_id, limit=limit, cursor=cursor, order=order, types=types, ranges=ranges)
+
+
+async def list_thread_events(
+    db: AsyncSession, session_id: str, thread_id: str, *, limit: int, cursor: Cursor | None
+) -> EventPage:
+    """A thread's own log (the session's log for the primary thread), oldest first."""
+    log_id = await sessions.thread_log_id(db, session_id, thread_id)
+    return await _page(db, log_id, limit=limit, cursor=cursor, order="asc", types=None, ranges={})
+
+
+async def _page(
+    db: AsyncSession,
+    log_id: str,
+    *,
+    limit: int,
+    cursor: Cursor | None,
+    order: Literal["asc", "desc"],
+    types: Sequence[str] | None,
+    ranges: dict[str, datetime],
+) -> EventPage:
     data, more_after = await service.list_page(
-        db, session_id, limit=limit, after=_page_key(cursor), order=order, types=types, ranges=ranges
+        db, log_id, limit=limit, after=_page_key(cursor), order=order, types=types, ranges=ranges
     )
     next_page = encode_cursor(Cursor(order, more_after)) if more_after is not None else None
     return EventPage(data=data, next_page=next_page)

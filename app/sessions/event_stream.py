@@ -35,7 +35,33 @@ async def open_stream(
     wanted = check_deltas(deltas)
     async with database.read() as db:
         start = await sessions.stream_start(db, notifier, session_id, last_event_id)
+    return _frames(database, notifier, settings, session_id, start, wanted)
 
+
+async def open_thread_stream(
+    database: Database,
+    notifier: Notifier,
+    settings: Settings,
+    session_id: str,
+    thread_id: str,
+    deltas: Sequence[str] | None,
+    last_event_id: str | None,
+) -> AsyncIterator[bytes]:
+    """A thread's own stream (the session's stream for the primary thread)."""
+    wanted = check_deltas(deltas)
+    async with database.read() as db:
+        log_id, start = await sessions.thread_stream_start(db, notifier, session_id, thread_id, last_event_id)
+    return _frames(database, notifier, settings, log_id, start, wanted)
+
+
+def _frames(
+    database: Database,
+    notifier: Notifier,
+    settings: Settings,
+    session_id: str,
+    start: int,
+    wanted: frozenset[str],
+) -> AsyncIterator[bytes]:
     async def fetch_after(seq: int) -> list[LogEvent]:
         async with database.read() as db:
             return await service.fetch_after(db, session_id, seq)

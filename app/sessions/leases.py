@@ -25,6 +25,14 @@ class LeaseLost(Exception):
 class Claim:
     session_id: str
     token: int
+    # Set for a thread of a multi-agent session: the session it belongs to, whose sandbox,
+    # files and vaults it shares, and whose row is locked before the thread's (one lock order).
+    parent_id: str | None = None
+
+    @property
+    def sandbox_id(self) -> str:
+        """Whose sandbox the calls run in: a thread shares its session's."""
+        return self.parent_id or self.session_id
 
 
 async def claim(db: AsyncSession, owner: str, lease_seconds: float, limit: int) -> list[Claim]:
@@ -33,9 +41,9 @@ async def claim(db: AsyncSession, owner: str, lease_seconds: float, limit: int) 
     expires = now + timedelta(seconds=lease_seconds)
     claims = []
     for session_id in await repository.runnable_ids(db, now, limit):
-        token = await repository.take_lease(db, session_id, owner, now, expires)
-        if token is not None:
-            claims.append(Claim(session_id, token))
+        taken = await repository.take_lease(db, session_id, owner, now, expires)
+        if taken is not None:
+            claims.append(Claim(session_id, taken[0], taken[1]))
     return claims
 
 
@@ -46,7 +54,11 @@ async def renew(db: AsyncSession, claim: Claim, lease_seconds: float) -> bool:
 
 
 async def fence(db: AsyncSession, claim: Claim) -> Session:
-    """The session row, locked for this transaction, if this worker still holds the lease."""
+    """The session row, locked for this transaction, if this worker still holds the lease. A
+    thread's session is locked first: a thread writes to its session's log, the session's
+    steps write to its threads, and both take the locks in this order."""
+    if claim.parent_id is not None:
+        await repository.get(db, claim.parent_id, for_update=True)
     row = await repository.get(db, claim.session_id, for_update=True)
     if row is None or row.lease_token != claim.token:
         raise LeaseLost(claim.session_id)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, func, or_, select, tuple_, update
+from sqlalchemy import delete as delete_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session
@@ -46,6 +47,7 @@ def list_query(
         conds.append(Session.status.in_(statuses))
     if not include_archived:
         conds.append(Session.archived_at.is_(None))
+    conds.append(Session.parent_session_id.is_(None))  # threads are listed under their session
     ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
     conds.extend(getattr(Session.created_at, ops[op])(value) for op, value in ranges.items())
     return select(Session).where(*conds)
@@ -86,8 +88,9 @@ async def runnable_ids(db: AsyncSession, now: datetime, limit: int) -> Sequence[
 
 async def take_lease(
     db: AsyncSession, session_id: str, owner: str, now: datetime, expires: datetime
-) -> int | None:
-    """Claim the lease if it is free or expired; returns the new fencing token."""
+) -> tuple[int, str | None] | None:
+    """Claim the lease if it is free or expired; returns the new fencing token (and the parent
+    session of a thread row)."""
     result = await db.execute(
         update(Session)
         .where(
@@ -95,10 +98,10 @@ async def take_lease(
             or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
         )
         .values(lease_owner=owner, lease_token=Session.lease_token + 1, lease_expires_at=expires)
-        .returning(Session.lease_token)
+        .returning(Session.lease_token, Session.parent_session_id)
     )
-    token = result.scalar_one_or_none()
-    return int(token) if token is not None else None
+    found = result.one_or_none()
+    return (int(found[0]), found[1]) if found is not None else None
 
 
 async def extend_lease(db: AsyncSession, session_id: str, token: int, expires: datetime) -> bool:
@@ -134,3 +137,19 @@ async def count_runnable(db: AsyncSession, now: datetime) -> int:
         or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
     )
     return int(await db.scalar(stmt) or 0)
+
+
+# -- threads: child rows of a multi-agent session ------------------------------------------------
+async def children(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Sequence[Session]:
+    stmt = (
+        select(Session)
+        .where(Session.parent_session_id == session_id)
+        .order_by(Session.created_at, Session.id)
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await db.scalars(stmt)).all()
+
+
+async def delete_children(db: AsyncSession, session_id: str) -> None:
+    await db.execute(delete_(Session).where(Session.parent_session_id == session_id))

@@ -25,12 +25,13 @@ from app.events.schemas import (
     SystemMessage,
     UserCustomToolResult,
     UserDefineOutcome,
+    UserInterrupt,
     UserMessage,
     UserToolConfirmation,
     UserToolResult,
     dump_event,
 )
-from app.sessions import transitions
+from app.sessions import threads, transitions
 
 QUEUED = ("user.message", "user.interrupt", "system.message")
 SYSTEM_MESSAGE_FOLLOWS = (UserMessage, UserToolResult, UserCustomToolResult)
@@ -89,7 +90,14 @@ async def accept_client_events(
     queued_any = False
     for event in params:
         payload = dump_event(event)
-        if payload["type"] in QUEUED:
+        routed = (
+            await threads.route_interrupt(db, notifier, row, payload)
+            if isinstance(event, UserInterrupt)
+            else None
+        )
+        if routed is not None:  # for one child thread only
+            echoed += routed
+        elif payload["type"] in QUEUED:
             echoed += await events.enqueue(db, row.id, [payload])
             queued_any = True
         else:

@@ -5,6 +5,7 @@ A status change and the events announcing it are written in one transaction (see
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from app.events.notifier import Notifier
 from app.events.schemas import UserMessage, dump_event
 from app.files import service as files
 from app.ids import new_id
-from app.sessions import repository, resources, transitions
+from app.sessions import repository, resources, threads, transitions
 from app.sessions.repositories import RepoContext
 from app.sessions.resource_schemas import (
     FileResource,
@@ -42,6 +43,7 @@ from app.sessions.schemas import (
     zero_usage,
 )
 from app.sessions.sending import QUEUED, accept_client_events
+from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
 from app.vaults import service as vaults
@@ -87,7 +89,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
 
 async def load(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session:
     row = await repository.get(db, session_id, for_update=for_update)
-    if row is None:
+    if row is None or row.parent_session_id is not None:  # a thread is not a session
         raise NotFound(f"Session {session_id} not found")
     return row
 
@@ -267,6 +269,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     now = utcnow()
     row.archived_at = now
     await transitions.terminate(db, notifier, row)
+    await threads.close_children(db, row)
     await work.stop_session_work(db, session_id)
     await webhooks.emit(db, "session.archived", session_id)
     return to_out(row, now)
@@ -282,9 +285,12 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
     await files.delete_session_files(db, session_id)
     await work.stop_session_work(db, session_id)
     await webhooks.emit(db, "session.deleted", session_id)
+    child_ids = [c.id for c in await repository.children(db, session_id)]
+    await repository.delete_children(db, session_id)
     await repository.delete(db, row)
     await db.flush()
-    after_commit(db, lambda: notifier.session_deleted(session_id))
+    for log_id in [session_id, *child_ids]:  # thread streams end with their session
+        after_commit(db, functools.partial(notifier.session_deleted, log_id))
     return SessionDeleted(id=session_id)
 
 
@@ -308,7 +314,11 @@ async def stream_start(
     db: AsyncSession, notifier: Notifier, session_id: str, last_event_id: str | None
 ) -> int:
     """Where a new stream starts reading the log (the replay rule in `app.events.stream`)."""
-    row = await load(db, session_id)
+    return await _stream_start(db, notifier, await load(db, session_id), last_event_id)
+
+
+async def _stream_start(db: AsyncSession, notifier: Notifier, row: Session, last_event_id: str | None) -> int:
+    session_id = row.id
     if last_event_id:
         seq = (
             int(last_event_id)
@@ -318,6 +328,46 @@ async def stream_start(
         if seq is not None:
             return seq
     return max(row.stream_seq, notifier.delivered.get(session_id, 0))
+
+
+# --- threads (see `threads`) ----------------------------------------------------------------------
+async def list_threads(
+    db: AsyncSession,
+    session_id: str,
+    *,
+    limit: int,
+    cursor: Cursor | None,
+    statuses: Sequence[str] | None,
+) -> ThreadPage:
+    after = 0
+    if cursor is not None:
+        if len(cursor.key) != 1 or not isinstance(cursor.key[0], int):
+            raise InvalidRequest("invalid page cursor")
+        after = int(cursor.key[0])
+    session = await load(db, session_id)
+    return await threads.list_page(db, session, limit=limit, after=after, statuses=check_statuses(statuses))
+
+
+async def get_thread(db: AsyncSession, session_id: str, thread_id: str) -> SessionThreadOut:
+    return await threads.get(db, await load(db, session_id), thread_id)
+
+
+async def archive_thread(
+    db: AsyncSession, notifier: Notifier, session_id: str, thread_id: str
+) -> SessionThreadOut:
+    return await threads.archive(db, notifier, await load(db, session_id, for_update=True), thread_id)
+
+
+async def thread_log_id(db: AsyncSession, session_id: str, thread_id: str) -> str:
+    """The id of the log that holds a thread's events (the session's own for the primary)."""
+    return (await threads.resolve(db, await load(db, session_id), thread_id)).id
+
+
+async def thread_stream_start(
+    db: AsyncSession, notifier: Notifier, session_id: str, thread_id: str, last_event_id: str | None
+) -> tuple[str, int]:
+    row = await threads.resolve(db, await load(db, session_id), thread_id)
+    return row.id, await _stream_start(db, notifier, row, last_event_id)
 
 
 async def save_stream_watermark(db: AsyncSession, session_id: str, seq: int) -> None:

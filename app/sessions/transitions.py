@@ -16,6 +16,7 @@ from app.events import service as events
 from app.events.notifier import Notifier
 from app.observability import tracing
 from app.observability.metrics import TURNS, TURNS_STARTED
+from app.sessions import repository
 from app.sessions.schemas import public_usage
 from app.webhooks import service as webhooks
 
@@ -26,8 +27,37 @@ def primary_thread_id(session_id: str) -> str:
     return "sthr_" + session_id.removeprefix("sesn_")
 
 
+def thread_id_of(row: Session) -> str:
+    """A child thread's row id is its thread id; a session's own thread is its primary thread."""
+    return row.id if row.parent_session_id is not None else primary_thread_id(row.id)
+
+
 def _thread(row: Session) -> dict[str, Any]:
-    return {"session_thread_id": primary_thread_id(row.id), "agent_name": row.agent.get("name", "")}
+    return {"session_thread_id": thread_id_of(row), "agent_name": row.agent.get("name", "")}
+
+
+async def _announce(
+    db: AsyncSession, notifier: Notifier, row: Session, batch: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A session's status events go on its log. A child thread's log gets only its
+    `session.thread_status_*` event, which is cross-posted to its session's log (the primary
+    stream); a coordinator waiting on its threads is woken to look at them again."""
+    if row.parent_session_id is None:
+        return await events.append(db, notifier, row.id, batch)
+    thread_events = [e for e in batch if e["type"].startswith("session.thread_status_")]
+    own = await events.append(db, notifier, row.id, thread_events)
+    parent = await repository.get(db, row.parent_session_id, for_update=True)
+    if parent is not None:
+        await events.append(db, notifier, parent.id, thread_events)
+        settled = row.status in ("idle", "terminated")
+        if settled and parent.status == "running":
+            request_run(db, notifier, parent)
+    return own
+
+
+async def _webhook(db: AsyncSession, kind: str, row: Session) -> None:
+    if row.parent_session_id is None:  # threads are reported through their session's events
+        await webhooks.emit(db, kind, row.id)
 
 
 def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
@@ -72,11 +102,11 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
     row.status = "running"
     row.running_since = row.running_since or utcnow()
     row.updated_at = utcnow()
-    await webhooks.emit(db, "session.status_run_started", row.id)
-    return await events.append(
+    await _webhook(db, "session.status_run_started", row)
+    return await _announce(
         db,
         notifier,
-        row.id,
+        row,
         [{"type": "session.status_running"}, {"type": "session.thread_status_running", **_thread(row)}],
     )
 
@@ -100,20 +130,20 @@ async def go_idle(
         {"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)},
         {"type": "session.status_idle", **stop},
     ]
-    await webhooks.emit(db, "session.status_idled", row.id)
+    await _webhook(db, "session.status_idled", row)
     if stop_reason.get("type") == "requires_action":
-        await webhooks.emit(db, "session.requires_action", row.id)
-    return await events.append(db, notifier, row.id, batch)
+        await _webhook(db, "session.requires_action", row)
+    return await _announce(db, notifier, row, batch)
 
 
 async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
     row.status = "rescheduling"
     row.updated_at = utcnow()
-    await webhooks.emit(db, "session.status_rescheduled", row.id)
-    return await events.append(
+    await _webhook(db, "session.status_rescheduled", row)
+    return await _announce(
         db,
         notifier,
-        row.id,
+        row,
         [
             {"type": "session.status_rescheduled"},
             {"type": "session.thread_status_rescheduled", **_thread(row)},
@@ -129,11 +159,11 @@ async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[
     row.terminated_at = now
     row.updated_at = now
     row.wake_at = None
-    await webhooks.emit(db, "session.status_terminated", row.id)
-    return await events.append(
+    await _webhook(db, "session.status_terminated", row)
+    return await _announce(
         db,
         notifier,
-        row.id,
+        row,
         [{"type": "session.thread_status_terminated", **_thread(row)}, {"type": "session.status_terminated"}],
     )
 

@@ -13,7 +13,6 @@ import pytest
         ("POST", "/v1/messages/batches", "message batches"),
         ("GET", "/v1/user_profiles", "user profiles"),
         ("GET", "/v1/tunnels", "tunnels"),
-        ("GET", "/v1/sessions/sesn_1/threads", "session threads"),
         ("GET", "/v1/organizations/me", "the Admin API"),
     ],
 )
@@ -37,6 +36,6 @@ def test_unknown_path_is_a_plain_404(http: httpx.Client) -> None:
 
 def test_sdk_sees_not_found_for_an_unbuilt_resource(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError) as exc:
-        client.beta.sessions.threads.list("sesn_x")
+        client.beta.user_profiles.list()
 
     assert "not supported by this server yet" in str(exc.value)

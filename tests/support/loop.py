@@ -8,6 +8,7 @@ A loop server gets a database of its own so no other test server's worker can cl
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -179,3 +180,37 @@ def process_environment(database_url: str, directory: Path, *, lease_seconds: fl
         "MAS_RETRY_BASE_SECONDS": "0.05",
         "MAS_LOG_LEVEL": "warning",
     }
+
+
+# --- multi-agent sessions -------------------------------------------------------------------
+
+
+async def coordinated_session(client: anthropic.AsyncAnthropic, *names: str) -> tuple[str, dict[str, str]]:
+    """A session whose agent coordinates agents called `names` (name -> agent id)."""
+    members = {}
+    for name in names:
+        member = await client.beta.agents.create(name=name, model=MODEL, tools=[TOOLSET])  # type: ignore[list-item]
+        members[name] = member.id
+    coordinator = await client.beta.agents.create(
+        name="lead",
+        model=MODEL,
+        tools=[TOOLSET],  # type: ignore[list-item]
+        multiagent={"type": "coordinator", "agents": list(members.values())},
+    )
+    environment = await client.beta.environments.create(name=f"env-{coordinator.id[-8:]}")
+    session = await client.beta.sessions.create(agent=coordinator.id, environment_id=environment.id)
+    return session.id, members
+
+
+def bash(command: str) -> str:
+    return "/tool bash " + json.dumps({"command": command})
+
+
+async def thread_log(client: anthropic.AsyncAnthropic, session_id: str, thread_id: str) -> list[Any]:
+    page = client.beta.sessions.threads.events.list(thread_id, session_id=session_id, limit=1000)
+    return [e async for e in page]
+
+
+async def children(client: anthropic.AsyncAnthropic, session_id: str) -> list[Any]:
+    listed = [t async for t in client.beta.sessions.threads.list(session_id)]
+    return [t for t in listed if t.parent_thread_id is not None]

@@ -52,6 +52,9 @@ class Session(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_token: Mapped[int] = mapped_column(BigInteger, default=0)
     deployment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # A child thread of a multi-agent session is a session row of its own (its own log, lease and
+    # status) whose parent is the session; such rows are never served as sessions.
+    parent_session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     lease_expires_at: Mapped[datetime | None]
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.

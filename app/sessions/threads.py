@@ -1,0 +1,265 @@
+"""Threads of a multi-agent session: the primary thread (the session itself) and child threads.
+
+A child thread is a session row with `parent_session_id` set: it has its own log, status, usage
+and worker lease, so each thread is its own unit of work for the workers and recovers from a
+crash the way a session does. It shares its session's sandbox, files and vaults (the loop runs
+its calls in the session's sandbox). Its lifecycle events are written to its own log and
+cross-posted to the session's (the primary stream); messages between threads appear as
+`agent.thread_message_sent` on the sender's log and `agent.thread_message_received` on the
+receiver's, and the receiver is woken to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.base import utcnow
+from app.db.models import Session
+from app.errors import InvalidRequest, NotFound
+from app.events import service as events
+from app.events.notifier import Notifier
+from app.ids import new_id
+from app.sessions import repository, transitions
+from app.sessions.schemas import public_usage, zero_usage
+from app.sessions.thread_schemas import SessionThreadOut, ThreadPage, ThreadStats
+from app.shared.pagination import Cursor, encode_cursor
+
+# Child threads working at once in one session (documented limit; advisor threads are exempt).
+MAX_ACTIVE_THREADS = 25
+BUSY = ("running", "rescheduling")
+THREAD_AGENT_KEYS = (
+    "type", "id", "version", "name", "description", "system", "model", "tools", "mcp_servers", "skills",
+    "execution_identity",
+)  # fmt: skip
+
+thread_id_of = transitions.thread_id_of
+
+
+def roster(agent: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agents a coordinator may delegate to (full definitions from the session snapshot)."""
+    multiagent = agent.get("multiagent") or {}
+    if multiagent.get("type") == "coordinator":
+        entries = multiagent.get("agents") or []
+    else:
+        subagents = multiagent.get("subagents") or {}
+        entries = subagents.get("predefined_agents") or [] if subagents.get("type") == "enabled" else []
+    return [e for e in entries if e.get("type") == "agent"]
+
+
+def is_coordinator(agent: dict[str, Any]) -> bool:
+    return bool(roster(agent))
+
+
+# --- the loop's side: creating threads, delivering messages, waiting on them -------------------
+
+
+async def create_child(
+    db: AsyncSession, notifier: Notifier, parent: Session, agent: dict[str, Any]
+) -> Session:
+    """A new idle thread running `agent` (a roster entry), announced on the session's log."""
+    now = utcnow()
+    row = Session(
+        id=new_id("sthr"),
+        agent_id=str(agent["id"]),
+        agent_version=int(agent["version"]),
+        agent={**agent, "multiagent": None},  # one delegation level: a thread never delegates
+        environment_id=parent.environment_id,
+        status="idle",
+        title=None,
+        metadata_={},
+        vault_ids=list(parent.vault_ids),
+        resources=[],
+        usage=zero_usage(),
+        pending_action_ids=[],
+        inflight_tool_ids=[],
+        active_seconds=0.0,
+        created_at=now,
+        updated_at=now,
+        last_seq=0,
+        stream_seq=0,
+        lease_token=0,
+        deployment_id=None,
+        parent_session_id=parent.id,
+    )
+    repository.add(db, row)
+    await db.flush()
+    created = {"type": "session.thread_created", "session_thread_id": row.id, "agent_name": agent["name"]}
+    await events.append(db, notifier, parent.id, [created])
+    return row
+
+
+async def children_of(db: AsyncSession, session_id: str) -> Sequence[Session]:
+    return await repository.children(db, session_id)
+
+
+async def active_children(db: AsyncSession, session_id: str) -> int:
+    return sum(1 for row in await repository.children(db, session_id) if _working(row))
+
+
+def _working(row: Session) -> bool:
+    return row.archived_at is None and row.status in BUSY
+
+
+async def busy(db: AsyncSession, session_id: str) -> bool:
+    """Whether any child thread is working or about to (the coordinator waits for them)."""
+    return await active_children(db, session_id) > 0
+
+
+async def child(
+    db: AsyncSession, session_id: str, thread_id: str, *, for_update: bool = False
+) -> Session | None:
+    row = await repository.get(db, thread_id, for_update=for_update)
+    return row if row is not None and row.parent_session_id == session_id else None
+
+
+async def deliver(
+    db: AsyncSession,
+    notifier: Notifier,
+    sender: Session,
+    receiver: Session,
+    content: Sequence[dict[str, Any]],
+) -> None:
+    """A message from one thread to another: on both logs; an idle receiver starts running (one
+    waiting on its client takes the message up when it resumes)."""
+    sent = {
+        "type": "agent.thread_message_sent",
+        "to_session_thread_id": thread_id_of(receiver),
+        "content": list(content),
+        "to_agent_name": receiver.agent.get("name", ""),
+    }
+    received = {
+        "type": "agent.thread_message_received",
+        "from_session_thread_id": thread_id_of(sender),
+        "content": list(content),
+        "from_agent_name": sender.agent.get("name", ""),
+    }
+    await events.append(db, notifier, sender.id, [sent])
+    if receiver.status == "idle" and not receiver.pending_action_ids:
+        # Working from now on: a coordinator waiting on its threads sees this one busy at once.
+        await transitions.start_running(db, notifier, receiver)
+    await events.append(db, notifier, receiver.id, [received])
+    transitions.request_run(db, notifier, receiver)
+
+
+async def parent_of(db: AsyncSession, row: Session) -> Session:
+    """The session a thread belongs to (already locked by the thread's fence)."""
+    assert row.parent_session_id is not None
+    parent = await repository.get(db, row.parent_session_id, for_update=True)
+    if parent is None:
+        raise LookupError(f"thread {row.id}: its session {row.parent_session_id} is gone")
+    return parent
+
+
+# --- interrupts --------------------------------------------------------------------------------
+
+
+async def route_interrupt(
+    db: AsyncSession, notifier: Notifier, session: Session, payload: dict[str, Any]
+) -> list[dict[str, Any]] | None:
+    """Queue a `user.interrupt` on the threads it names: none named, every working thread and
+    the primary; a child's id, only that thread. Returns the echo when the primary does not take
+    it (None: queue it on the session as usual)."""
+    target = payload.get("session_thread_id")
+    if target is not None and target != transitions.primary_thread_id(session.id):
+        row = await child(db, session.id, str(target), for_update=True)
+        if row is None:
+            raise InvalidRequest(f"session_thread_id: {target} is not a thread of session {session.id}")
+        return await _interrupt(db, notifier, row, payload)
+    if target is None:
+        for row in await repository.children(db, session.id, for_update=True):
+            if _working(row):
+                await _interrupt(db, notifier, row, payload)
+    return None
+
+
+async def _interrupt(
+    db: AsyncSession, notifier: Notifier, row: Session, payload: dict[str, Any]
+) -> list[dict[str, Any]]:
+    echoed = await events.enqueue(db, row.id, [{**payload, "session_thread_id": row.id}])
+    transitions.request_run(db, notifier, row)
+    return echoed
+
+
+async def close_children(db: AsyncSession, session: Session) -> None:
+    """The session is archived: its threads end with it."""
+    for row in await repository.children(db, session.id, for_update=True):
+        if row.archived_at is None:
+            row.archived_at = utcnow()
+        row.status = "terminated"
+        row.wake_at = None
+
+
+# --- the API's side: list, retrieve, archive ---------------------------------------------------
+
+
+def to_out(row: Session, session: Session, now: datetime | None = None) -> SessionThreadOut:
+    now = now or utcnow()
+    active = row.active_seconds + ((now - row.running_since).total_seconds() if row.running_since else 0.0)
+    end = row.terminated_at or now
+    child_row = row.parent_session_id is not None
+    started = row.status != "idle" or row.running_since is not None or row.active_seconds > 0
+    return SessionThreadOut(
+        id=thread_id_of(row),
+        session_id=session.id,
+        agent={k: row.agent[k] for k in THREAD_AGENT_KEYS if k in row.agent},
+        status=row.status,
+        parent_thread_id=transitions.primary_thread_id(session.id) if child_row else None,
+        stats=_stats(active, (end - row.created_at).total_seconds()) if started else None,
+        usage=public_usage(row.usage, active) if started else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        archived_at=row.archived_at,
+    )
+
+
+def _stats(active: float, duration: float) -> ThreadStats:
+    return ThreadStats(active_seconds=round(active, 3), duration_seconds=duration)
+
+
+async def _threads(db: AsyncSession, session: Session) -> list[Session]:
+    return [session, *await repository.children(db, session.id)]
+
+
+async def resolve(db: AsyncSession, session: Session, thread_id: str, *, for_update: bool = False) -> Session:
+    """The row whose log and status are the thread's (the session itself for the primary)."""
+    if thread_id == transitions.primary_thread_id(session.id):
+        return session
+    row = await child(db, session.id, thread_id, for_update=for_update)
+    if row is None:
+        raise NotFound(f"Thread {thread_id} not found in session {session.id}")
+    return row
+
+
+async def get(db: AsyncSession, session: Session, thread_id: str) -> SessionThreadOut:
+    return to_out(await resolve(db, session, thread_id), session)
+
+
+async def list_page(
+    db: AsyncSession, session: Session, *, limit: int, after: int, statuses: Sequence[str] | None
+) -> ThreadPage:
+    """Threads in creation order (the primary first); the cursor is a position in that order."""
+    rows = [r for r in await _threads(db, session) if not statuses or r.status in statuses]
+    page = rows[after : after + limit]
+    more = after + limit < len(rows)
+    next_page = encode_cursor(Cursor("asc", (after + limit,))) if more else None
+    return ThreadPage(data=[to_out(r, session) for r in page], next_page=next_page)
+
+
+async def archive(db: AsyncSession, notifier: Notifier, session: Session, thread_id: str) -> SessionThreadOut:
+    row = await resolve(db, session, thread_id, for_update=True)
+    if row is session:
+        raise InvalidRequest("The primary thread cannot be archived; archive the session instead")
+    if row.archived_at is not None:
+        return to_out(row, session)
+    if row.status != "idle":
+        raise InvalidRequest(
+            f'Thread {thread_id} cannot be archived while its status is "{row.status}"; '
+            "only idle threads may be archived. Send an interrupt first."
+        )
+    row.archived_at = utcnow()
+    await transitions.terminate(db, notifier, row)
+    return to_out(row, session)
