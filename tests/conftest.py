@@ -7,7 +7,6 @@ test command starts one). With CI=true a missing PostgreSQL or Docker is an erro
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.db.engine import Database
-from tests.support import databases
+from tests.support import databases, scratch
 from tests.support.clients import (
     API_KEY,
     strict_async_client,
@@ -30,6 +29,14 @@ from tests.support.server import ServerThread
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Worker-free servers and the in-process turn producer (tests/events, tests/sessions).
 pytest_plugins = ["tests.support.fixtures", "tests.support.wire_check", "pytester"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    scratch.reap_dead_runs()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    scratch.reap_own()
 
 
 def _backends() -> list[str]:
@@ -58,13 +65,13 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def make_settings(database_url: str, **overrides: object) -> Settings:
     # Each test server owns its sandboxes (label + state dir), so reaping never touches another's.
     instance = f"test-{uuid.uuid4().hex[:10]}"
-    state_dir = Path(tempfile.mkdtemp(prefix=f"mas-{instance}-"))
+    state_dir = scratch.make_dir(instance)
     base: dict[str, object] = {
         "sandbox_instance": instance,
         "sandbox_state_dir": state_dir,
-        "storage_dir": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-storage-")),
+        "storage_dir": scratch.make_dir(instance, "storage"),
         # Generated on first start, as for a new user who sets no key.
-        "vault_key_file": Path(tempfile.mkdtemp(prefix=f"mas-{instance}-keys-")) / "vault.key",
+        "vault_key_file": scratch.make_dir(instance, "keys") / "vault.key",
         "database_url": database_url,
         "api_keys": [API_KEY],
         "auto_migrate": False,

@@ -66,7 +66,8 @@ def row_writes(package: str) -> list[str]:
                 targets = [node.target]
             for target in targets:
                 if isinstance(target, ast.Attribute) and ast.unparse(target.value).split(".")[-1] == "row":
-                    writes.append(f"{path.relative_to(APP)}:{node.lineno} {ast.unparse(target)}")
+                    line = getattr(node, "lineno", 0)
+                    writes.append(f"{path.relative_to(APP)}:{line} {ast.unparse(target)}")
     return writes
 
 

@@ -132,7 +132,7 @@ class EgressProxy:
             )
         except (OSError, TimeoutError) as exc:
             raise Refused(502, f"cannot resolve {host}: {exc}") from exc
-        addresses = [info[4][0] for info in infos]
+        addresses = [str(info[4][0]) for info in infos]
         usable = [address for address in addresses if not forbidden_address(address)]
         if not usable:
             raise Refused(403, f"{host} resolves to {', '.join(addresses)}, which sandboxes may not reach")

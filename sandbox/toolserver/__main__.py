@@ -11,12 +11,17 @@ import argparse
 import os
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import egress
 from server import ToolServer
+
+_DISOWNED_CHECK_S = 5.0
 
 
 def _reap_as_init() -> None:
@@ -47,6 +52,27 @@ def _detach() -> None:
         os.dup2(devnull, fd)
 
 
+def _exit_when_disowned(pid_file: Path, kill_shell: Callable[[], object]) -> None:
+    """A detached server lives as long as its pid file names it. When the state directory is
+    deleted (a test run's temporary directory, a session removed while its host process was
+    killed) or another server took the pid file over, nothing can reach this one any more:
+    it takes its shell down and exits instead of lingering for ever."""
+    me = str(os.getpid())
+
+    def watch() -> None:
+        while True:
+            time.sleep(_DISOWNED_CHECK_S)
+            try:
+                owner = pid_file.read_text().strip()
+            except OSError:
+                owner = ""
+            if owner != me:
+                kill_shell()
+                os._exit(0)
+
+    threading.Thread(target=watch, name="disowned-watch", daemon=True).start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="toolserver")
     parser.add_argument("--socket", required=True, type=Path)
@@ -73,7 +99,13 @@ def main() -> None:
     if args.watch_runaways:
         server.watch_runaways()
     # On stop, take the shell's process group down with us rather than orphan it.
-    signal.signal(signal.SIGTERM, lambda *_: (server.shell.kill(), os._exit(0)))
+    def stop(*_: object) -> None:
+        server.shell.kill()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    if args.detach and args.pid_file:
+        _exit_when_disowned(args.pid_file, server.shell.kill)
     server.serve(args.socket)
 
 

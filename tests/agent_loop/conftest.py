@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import pytest
@@ -60,7 +61,7 @@ def body(*messages: dict[str, object], **extra: object) -> dict[str, object]:
     return {"model": MODEL, "max_tokens": 1024, "messages": list(messages), **extra}
 
 
-WEATHER_TOOL = {
+WEATHER_TOOL: dict[str, Any] = {
     "name": "get_weather",
     "description": "Weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from tests.support import scratch
 from tests.support.clients import API_KEY, strict_client
 from tests.support.factories import MODEL, user_message
 from tests.support.server import ServerProcess, stop_tool_servers
@@ -35,7 +35,7 @@ TURNS = [
 
 def mas_env(tmp: Path, **extra: str) -> dict[str, str]:
     instance = f"test-{uuid.uuid4().hex[:10]}"
-    state = Path(tempfile.mkdtemp(prefix=f"mas-{instance}-"))
+    state = scratch.make_dir(instance)
     return {
         "MAS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / (instance + '.db')}",
         "MAS_API_KEYS": API_KEY,

@@ -121,7 +121,10 @@ def test_summary_instruction_appended_to_tool_results_wins_over_directives() -> 
 
 
 def test_a_summary_never_replays_the_directives_it_quotes() -> None:
-    history = [user("/tool get_weather {}\n/fault invalid"), {"role": "assistant", "content": "ok"}]
+    history: list[dict[str, object]] = [
+        user("/tool get_weather {}\n/fault invalid"),
+        {"role": "assistant", "content": "ok"},
+    ]
     message = respond(OfflineEngine(), body(*history, user("summarize the conversation")))
     summary = message["content"][0]["text"]
     assert "\n" not in summary
@@ -184,7 +187,11 @@ def test_prompt_cache_reads_a_repeated_prefix() -> None:
     first = respond(engine, body(user("a" * 40), system=system, cache_control={"type": "ephemeral"}))["usage"]
     assert first["cache_creation_input_tokens"] == 110
     assert first["cache_read_input_tokens"] == first["input_tokens"] == 0
-    follow_up = [user("a" * 40), {"role": "assistant", "content": "b" * 80}, user("c" * 40)]
+    follow_up: list[dict[str, object]] = [
+        user("a" * 40),
+        {"role": "assistant", "content": "b" * 80},
+        user("c" * 40),
+    ]
     second = respond(engine, body(*follow_up, system=system, cache_control={"type": "ephemeral"}))["usage"]
     assert second["cache_read_input_tokens"] == 110
     assert second["cache_creation_input_tokens"] == 30

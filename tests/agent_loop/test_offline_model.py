@@ -13,6 +13,8 @@ import pytest
 
 from tests.agent_loop.conftest import MODEL, WEATHER_TOOL, OfflineServer, body, user
 
+TOOLS: Any = [WEATHER_TOOL]  # the SDK's ToolParam, as wire JSON
+
 
 @pytest.fixture(scope="module")
 def sdk(offline_server: OfflineServer) -> Iterator[anthropic.Anthropic]:
@@ -65,14 +67,14 @@ def test_refuse_directive_answers_with_stop_details(sdk: anthropic.Anthropic) ->
 def test_tool_use_round_trip(sdk: anthropic.Anthropic) -> None:
     prompt = '/say Let me check.\n/tool get_weather {"city": "Paris"}'
     history: Any = [{"role": "user", "content": prompt}]
-    with sdk.messages.stream(model=MODEL, max_tokens=1024, tools=[WEATHER_TOOL], messages=history) as stream:
+    with sdk.messages.stream(model=MODEL, max_tokens=1024, tools=TOOLS, messages=history) as stream:
         first = stream.get_final_message()
     assert first.stop_reason == "tool_use"
     call = first.content[1]
     assert call.type == "tool_use" and call.name == "get_weather" and call.input == {"city": "Paris"}
     result = {"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}
     history += [{"role": "assistant", "content": first.content}, {"role": "user", "content": [result]}]
-    second = sdk.messages.create(model=MODEL, max_tokens=1024, tools=[WEATHER_TOOL], messages=history)
+    second = sdk.messages.create(model=MODEL, max_tokens=1024, tools=TOOLS, messages=history)
     assert second.content[0].text == "Tool results:\nsunny"  # type: ignore[union-attr]
 
 
@@ -143,7 +145,7 @@ def test_sdk_retries_get_past_a_transient_fault(offline_server: OfflineServer) -
 
 def test_cut_stream_drops_the_connection(sdk: anthropic.Anthropic) -> None:
     messages: Any = [{"role": "user", "content": "/fault cut\n/long 200"}]
-    seen = []
+    seen: list[str] = []
     with pytest.raises(httpx2.RemoteProtocolError):  # noqa: SIM117
         with sdk.messages.stream(model=MODEL, max_tokens=1024, messages=messages) as stream:
             seen.extend(event.type for event in stream)

@@ -14,7 +14,7 @@ AGENT: dict[str, Any] = {
     "system": None,
     "tools": [{"type": "agent_toolset_20260401", "default_config": {"enabled": True}, "configs": []}],
 }
-CONTENT = [
+CONTENT: list[dict[str, Any]] = [
     {"type": "text", "text": "Let me search."},
     {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "mas"}},
     {

@@ -14,12 +14,12 @@ from tests.skills.factories import make_skill, skill_files, unique_name
 from tests.support.factories import make_environment
 
 
-def _custom(skill_id: str, version: str | None = None) -> dict[str, Any]:
+def _custom(skill_id: str, version: str | None = None) -> Any:
     return {"type": "custom", "skill_id": skill_id, **({"version": version} if version else {})}
 
 
 def _message(exc: pytest.ExceptionInfo[anthropic.BadRequestError]) -> str:
-    return str(exc.value.body["error"]["message"])  # type: ignore[index,call-overload]
+    return str(exc.value.body["error"]["message"])  # type: ignore[index]
 
 
 def _skilled(client: anthropic.Anthropic, *skills: dict[str, Any], **params: Any) -> Any:
@@ -124,7 +124,7 @@ def test_overrides_and_roster_agents_are_pinned_too(client: anthropic.Anthropic)
     roster = session.agent.multiagent
     assert roster is not None
     member_copy = roster.agents[0]  # type: ignore[union-attr]
-    assert [(s.skill_id, s.version) for s in member_copy.skills] == [
+    assert [(s.skill_id, s.version) for s in member_copy.skills] == [  # type: ignore[union-attr]
         (member_skill.id, member_skill.latest_version_id)
     ]
 

@@ -371,8 +371,8 @@ def test_metadata_limits_raise_invalid_metadata(
     with pytest.raises(anthropic.BadRequestError) as exc:
         client.beta.agents.create(**agent_params(metadata=metadata))
 
-    assert exc.value.error_code == "invalid_metadata"  # type: ignore[attr-defined]
-    assert str(exc.value.body["error"]["message"]).startswith(message)  # type: ignore[index,call-overload]
+    assert exc.value.error_code == "invalid_metadata"
+    assert str(exc.value.body["error"]["message"]).startswith(message)  # type: ignore[index]
 
 
 def test_limits_at_the_boundary_are_accepted(client: anthropic.Anthropic) -> None:

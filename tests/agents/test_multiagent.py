@@ -11,10 +11,10 @@ from tests.agents.factories import agent_params
 
 
 def _message(exc: pytest.ExceptionInfo[anthropic.BadRequestError]) -> str:
-    return str(exc.value.body["error"]["message"])  # type: ignore[index,call-overload]
+    return str(exc.value.body["error"]["message"])  # type: ignore[index]
 
 
-def _coordinator(*agents: Any) -> dict[str, Any]:
+def _coordinator(*agents: Any) -> Any:
     return {"type": "coordinator", "agents": list(agents)}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anthropic
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import IN_CI, make_settings
 from tests.support import databases
@@ -20,6 +20,9 @@ from tests.support.clients import API_KEY, strict_client
 from tests.support.server import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
+# A shared, loaded machine: waits are generous, and no test asserts how long anything took.
+WAIT_MS = 60_000
+expect.set_options(timeout=WAIT_MS)
 ARTIFACTS = Path(os.environ.get("MAS_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "console"
 
 
@@ -69,7 +72,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 960})
     tab = context.new_page()
-    tab.set_default_timeout(60_000)  # a shared, loaded machine: generous, never a timing assertion
+    tab.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     try:

@@ -52,7 +52,7 @@ async def test_a_schedule_in_an_iana_zone_lists_its_upcoming_runs(client: SDK) -
         name="weekday mornings",
         agent=agent_id,
         environment_id=environment_id,
-        initial_events=hello(),  # type: ignore[arg-type]
+        initial_events=hello(),
         schedule={"type": "cron", "expression": "0 9 * * 1-5", "timezone": "America/New_York"},
         metadata={"team": "ops"},
     )
@@ -91,7 +91,7 @@ async def test_run_now_creates_a_session_that_carries_the_deployment(client: SDK
         name="on demand",
         agent=agent_id,
         environment_id=environment_id,
-        initial_events=hello(),  # type: ignore[arg-type]
+        initial_events=hello(),
     )
     run = await client.beta.deployments.run(deployment.id)
     assert run.type == "deployment_run" and run.error is None and run.session_id is not None
@@ -111,7 +111,7 @@ async def test_a_run_of_an_archived_agent_records_the_error(client: SDK) -> None
         name="doomed",
         agent=agent_id,
         environment_id=environment_id,
-        initial_events=hello(),  # type: ignore[arg-type]
+        initial_events=hello(),
     )
     await client.beta.agents.archive(agent_id)
     run = await client.beta.deployments.run(deployment.id)
@@ -126,12 +126,13 @@ async def test_bad_deployments_are_4xx(client: SDK) -> None:
         "environment_id": environment_id,
         "initial_events": hello(),
     }
-    for schedule in (
+    schedules: list[Any] = [
         {"type": "cron", "expression": "0 0 L * *", "timezone": "UTC"},
         {"type": "cron", "expression": "* * * * * *", "timezone": "UTC"},
         {"type": "cron", "expression": "@daily", "timezone": "UTC"},
         {"type": "cron", "expression": "0 9 * * *", "timezone": "Mars/Olympus_Mons"},
-    ):
+    ]
+    for schedule in schedules:
         with pytest.raises(anthropic.BadRequestError):
             await client.beta.deployments.create(**base, schedule=schedule)
     with pytest.raises(anthropic.BadRequestError):
@@ -175,7 +176,7 @@ async def test_a_one_minute_schedule_fires_once_per_slot_across_two_processes_on
                 name="every minute",
                 agent=agent_id,
                 environment_id=environment_id,
-                initial_events=hello(),  # type: ignore[arg-type]
+                initial_events=hello(),
                 schedule={"type": "cron", "expression": "* * * * *", "timezone": "Europe/Berlin"},
             )
             assert deployment.schedule is not None and deployment.schedule.upcoming_runs_at
@@ -183,7 +184,8 @@ async def test_a_one_minute_schedule_fires_once_per_slot_across_two_processes_on
             (run,) = await wait_for_runs(client, deployment.id, 1, within=120)
             await asyncio.sleep(3)  # both schedulers polled the slot many times meanwhile
             runs = [r async for r in client.beta.deployment_runs.list(deployment_id=deployment.id)]
-            assert len({r.trigger_context.scheduled_at for r in runs}) == len(runs)  # one per slot
+            slots = {getattr(r.trigger_context, "scheduled_at", None) for r in runs}
+            assert len(slots) == len(runs)  # one per slot
             assert run.trigger_context.type == "schedule" and run.trigger_context.scheduled_at == slot
             assert run.session_id is not None and run.error is None
             assert datetime.now(UTC) - slot < timedelta(minutes=2)

@@ -21,7 +21,7 @@ from tests.support.factories import make_session
 
 
 def _message(exc: pytest.ExceptionInfo[anthropic.APIStatusError]) -> str:
-    return str(exc.value.body["error"]["message"])  # type: ignore[index,call-overload]
+    return str(exc.value.body["error"]["message"])  # type: ignore[index]
 
 
 def _inputs(store_id: str, *session_ids: str) -> list[Any]:

@@ -13,7 +13,7 @@ from app.db.engine import Database
 from app.environments import service
 from app.errors import InvalidRequest, NotFound
 
-LIMITED = {
+LIMITED: Any = {
     "type": "limited",
     "allow_mcp_servers": True,
     "allow_package_managers": True,
@@ -32,7 +32,7 @@ EMPTY_PACKAGES = {"type": "packages", "apt": [], "cargo": [], "gem": [], "go": [
 
 
 def _message(exc: pytest.ExceptionInfo[anthropic.APIStatusError]) -> str:
-    return str(exc.value.body["error"]["message"])  # type: ignore[index,call-overload]
+    return str(exc.value.body["error"]["message"])  # type: ignore[index]
 
 
 def test_create_with_only_a_name_fills_defaults(http: httpx.Client) -> None:
@@ -81,7 +81,7 @@ def test_self_hosted(client: anthropic.Anthropic) -> None:
     assert env.config.type == "self_hosted"
     with pytest.raises(anthropic.BadRequestError) as exc:
         client.beta.environments.update(env.id, config={"type": "cloud"})
-    assert exc.value.error_code == "invalid_config_type_change"  # type: ignore[attr-defined]
+    assert exc.value.error_code == "invalid_config_type_change"
     assert _message(exc).startswith(
         "config.type: cannot change the config type from 'self_hosted' to 'cloud'"
     )
@@ -209,10 +209,8 @@ def test_create_rejects(http: httpx.Client, body: dict[str, Any], message: str, 
 def test_update_names_the_refused_entry_and_keeps_the_stored_list(
     client: anthropic.Anthropic, http: httpx.Client
 ) -> None:
-    env = client.beta.environments.create(
-        name="hosts",
-        config={"type": "cloud", "networking": {**LIMITED, "allowed_hosts": ["*.example.co.uk"]}},
-    )
+    config: Any = {"type": "cloud", "networking": {**LIMITED, "allowed_hosts": ["*.example.co.uk"]}}
+    env = client.beta.environments.create(name="hosts", config=config)
     networking = {"type": "limited", "allowed_hosts": ["10.0.0.7", "*.example.co.uk", "*.co.uk"]}
 
     refused = http.post(
@@ -246,7 +244,7 @@ def test_unknown_environment_is_a_404(client: anthropic.Anthropic, http: httpx.C
         client.beta.environments.retrieve("env_011CZkZ9X2dpNyB7HsEFoRfW")
     raw = http.delete("/v1/environments/env_missing")
 
-    assert exc.value.error_code == "environment_not_found"  # type: ignore[attr-defined]
+    assert exc.value.error_code == "environment_not_found"
     assert raw.status_code == 404 and raw.headers["request-id"] == raw.json()["request_id"]
 
 
@@ -261,7 +259,7 @@ def test_archive_and_delete(client: anthropic.Anthropic) -> None:
 
     assert archived.archived_at is not None and again.archived_at == archived.archived_at
     assert archived.model_dump()["state"] == "archived"
-    assert exc.value.error_code == "environment_archived"  # type: ignore[attr-defined]
+    assert exc.value.error_code == "environment_archived"
     assert deleted.model_dump() == {"id": env.id, "type": "environment_deleted"}
     with pytest.raises(anthropic.NotFoundError):
         client.beta.environments.retrieve(env.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 import anthropic
 import httpx
@@ -25,7 +26,7 @@ async def send(sdk: anthropic.AsyncAnthropic, session_id: str, text: str) -> str
     return sent.data[0].id
 
 
-def texts(events: list[object]) -> list[str]:
+def texts(events: Sequence[object]) -> list[str]:
     return [block.text for e in events for block in getattr(e, "content", []) if block.type == "text"]
 
 
@@ -51,7 +52,7 @@ async def test_every_frame_names_its_event_and_carries_the_json_event(
     assert [f.json["id"] for f in frames] == await history(manual_async_client, session.id)
     for f in frames:
         assert f.event == f.json["type"]
-        assert f.id == f.json["id"] and f.id.startswith("sevt_")
+        assert f.id is not None and f.id == f.json["id"] and f.id.startswith("sevt_")
         assert f.json["processed_at"]
 
 
@@ -218,5 +219,5 @@ async def test_last_event_id_resumes_right_after_that_event(
     for position in (0, len(listed) // 2, len(listed) - 2):
         headers = {"Last-Event-ID": listed[position]}
         async with await sdk.beta.sessions.events.stream(session.id, extra_headers=headers) as stream:
-            events = await read_until(stream, lambda e: e.id == listed[-1])
+            events = await read_until(stream, lambda e: getattr(e, "id", None) == listed[-1])
         assert ids(events) == listed[position + 1 :]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.docker
 
 
 async def _session(client: anthropic.AsyncAnthropic, resources: list[dict[str, object]]) -> str:
-    agent = await client.beta.agents.create(name="files", model="claude-sonnet-4-6", tools=[TOOLSET])
+    agent = await client.beta.agents.create(name="files", model="claude-sonnet-4-6", tools=[TOOLSET])  # type: ignore[list-item]
     environment = await client.beta.environments.create(name=f"files-{agent.id[-8:]}")
     session = await client.beta.sessions.create(
         agent=agent.id,

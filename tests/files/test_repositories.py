@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.files.conftest import GIT_TOKEN, GitServer, bash
+from tests.support import factories
 from tests.support.loop import log, of_type, wait_idle
 from tests.support.server import ServerThread
 
@@ -106,7 +107,7 @@ async def test_clone_failures_are_session_errors_and_the_session_goes_on(
     assert len(errors) == 1 and errors[0].error.type == kind
     assert errors[0].error.retry_status.type == "retrying" and errors[0].error.repository_url == url
     if repo == "widgets":  # a rotated token: the next tool call finds the repository
-        resource_id = (await client.beta.sessions.retrieve(session_id)).resources[0].id
+        resource_id = factories.resource_id((await client.beta.sessions.retrieve(session_id)).resources[0])
         await client.beta.sessions.resources.update(
             resource_id, session_id=session_id, authorization_token=GIT_TOKEN
         )

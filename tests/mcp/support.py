@@ -33,7 +33,7 @@ async def mcp_session(
         name=f"mcp-{uuid.uuid4().hex[:6]}",
         model=MODEL,
         mcp_servers=[{"type": "url", "name": name, "url": url} for name, url in servers.items()],
-        tools=[mcp_toolset(name, policy, **(toolset_extra or {})) for name in servers] + (extra_tools or []),  # type: ignore[list-item]
+        tools=[mcp_toolset(name, policy, **(toolset_extra or {})) for name in servers] + (extra_tools or []),  # type: ignore[arg-type]
     )
     environment = await client.beta.environments.create(name=f"env-{agent.id[-8:]}")
     session = await client.beta.sessions.create(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import anthropic
@@ -28,7 +29,7 @@ def _sha(text: str) -> str:
 
 
 def _error(exc: pytest.ExceptionInfo[anthropic.APIStatusError]) -> dict[str, object]:
-    return exc.value.body["error"]  # type: ignore[index,call-overload,no-any-return]
+    return exc.value.body["error"]  # type: ignore[index,no-any-return]
 
 
 def test_create_retrieve_views(client: anthropic.Anthropic, store: BetaManagedAgentsMemoryStore) -> None:
@@ -97,7 +98,7 @@ def test_occupied_paths_are_409_naming_the_memory(
     taken = api.create(store.id, path="/a/b.md", content="")
     other = api.create(store.id, path="/c.md", content="")
 
-    cases = [
+    cases: list[tuple[Callable[[], object], str]] = [
         (lambda: api.create(store.id, path="/a/b.md", content="x"), "/a/b.md is already taken"),
         (lambda: api.update(other.id, memory_store_id=store.id, path="/a/b.md"), "/a/b.md is already taken"),
         (lambda: api.create(store.id, path="/a/b.md/c.md", content="x"), "/a/b.md is a memory, so it cannot"),

@@ -17,7 +17,7 @@ def _name() -> str:
 
 
 def _message(exc: pytest.ExceptionInfo[anthropic.APIStatusError]) -> str:
-    return str(exc.value.body["error"]["message"])  # type: ignore[index,call-overload]
+    return str(exc.value.body["error"]["message"])  # type: ignore[index]
 
 
 def test_create_retrieve_with_defaults(client: anthropic.Anthropic) -> None:

@@ -92,7 +92,8 @@ async def test_a_stale_write_is_kept_as_a_conflict_and_never_clobbers(
     )
     assert (kept.content, kept.operation, kept.memory_id) == ("the agent's edit", "modified", memory.id)
     assert kept.created_by is not None and kept.created_by.type == "session_actor"
-    assert outcome.message is not None and outcome.memory_version_id in outcome.message
+    assert outcome.message is not None and outcome.memory_version_id is not None
+    assert outcome.memory_version_id in outcome.message
 
 
 async def test_delete_and_create_conflicts(

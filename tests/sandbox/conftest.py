@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from app.sandbox import SandboxBackend, SandboxSpec
 from app.sandbox.commands import build_base_image
 from app.sandbox.docker_backend import DockerBackend
 from app.sandbox.local_backend import LocalBackend
+from tests.support import scratch
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RUN = f"t{uuid.uuid4().hex[:8]}"
@@ -44,9 +43,7 @@ def sandbox_settings(state_dir: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def state_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=f"mas-{RUN}-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    yield scratch.make_dir(RUN)
 
 
 @pytest.fixture(scope="session")

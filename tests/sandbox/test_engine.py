@@ -167,7 +167,10 @@ async def test_a_hung_engine_times_out_is_reported_unavailable_and_recovers(
     backend = DockerBackend(sandbox_settings(tmp_path))
     backend.engine.timeout_s = 1.0  # short while the engine hangs; real calls get the default again
     answer = threading.Event()
-    backend.engine.fault = lambda _what: answer.wait(120)  # every call hangs until released
+    def hang(_what: str) -> None:  # every call hangs until released
+        answer.wait(120)
+
+    backend.engine.fault = hang
     session_id = new_id()
     try:
         with pytest.raises(EngineUnavailable) as caught:

@@ -9,10 +9,11 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from anthropic.types.beta.sessions import BetaManagedAgentsGitHubRepositoryResource as RepositoryResource
 
 from tests.conftest import make_settings
 from tests.support.clients import API_KEY, strict_client
-from tests.support.factories import MODEL
+from tests.support.factories import MODEL, resource_id
 from tests.support.server import ServerThread
 
 
@@ -126,11 +127,12 @@ def test_resource_endpoints(client: anthropic.Anthropic) -> None:
     added = client.beta.sessions.resources.add(session.id, type="file", file_id=second, mount_path="b.txt")
     assert added.mount_path == "/mnt/session/uploads/b.txt"
     listed = client.beta.sessions.resources.list(session.id)
-    assert [r.id for r in listed.data] == [session.resources[0].id, added.id] and listed.next_page is None
+    first_id = resource_id(session.resources[0])
+    assert [resource_id(r) for r in listed.data] == [first_id, added.id] and listed.next_page is None
     paged = client.beta.sessions.resources.list(session.id, limit=1)
-    assert [r.id for r in paged.data] == [session.resources[0].id] and paged.next_page
+    assert [resource_id(r) for r in paged.data] == [resource_id(session.resources[0])] and paged.next_page
     rest = client.beta.sessions.resources.list(session.id, limit=1, page=paged.next_page)
-    assert [r.id for r in rest.data] == [added.id] and rest.next_page is None
+    assert [resource_id(r) for r in rest.data] == [added.id] and rest.next_page is None
     assert client.beta.sessions.resources.retrieve(added.id, session_id=session.id) == added
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.beta.sessions.resources.update(added.id, session_id=session.id, authorization_token="t")
@@ -141,7 +143,8 @@ def test_resource_endpoints(client: anthropic.Anthropic) -> None:
 
     deleted = client.beta.sessions.resources.delete(added.id, session_id=session.id)
     assert (deleted.id, deleted.type) == (added.id, "session_resource_deleted")
-    assert [r.id for r in client.beta.sessions.retrieve(session.id).resources] == [session.resources[0].id]
+    remaining = client.beta.sessions.retrieve(session.id).resources
+    assert [resource_id(r) for r in remaining] == [resource_id(session.resources[0])]
     with pytest.raises(anthropic.NotFoundError):
         client.beta.sessions.resources.retrieve(added.id, session_id=session.id)
     with pytest.raises(anthropic.NotFoundError):
@@ -211,6 +214,7 @@ def test_repository_resources_are_echoed_without_their_token(repo_client: anthro
     rotated = repo_client.beta.sessions.resources.update(
         repo.id, session_id=session.id, authorization_token="new"
     )
+    assert isinstance(rotated, RepositoryResource) and isinstance(repo, RepositoryResource)
     assert rotated.id == repo.id and rotated.updated_at >= repo.updated_at
     with pytest.raises(anthropic.BadRequestError) as caught:
         repo_client.beta.sessions.resources.delete(repo.id, session_id=session.id)

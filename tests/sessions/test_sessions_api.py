@@ -98,7 +98,7 @@ async def test_initial_events_become_the_first_turn(manual_client: Client, produ
     session = make_session(manual_client, initial_events=[user_message("one"), user_message("two")])
     await producer.turn(session.id)
     events = list(manual_client.beta.sessions.events.list(session.id, types=["user.message"]))
-    assert [e.content[0].text for e in events] == ["one", "two"]  # type: ignore[union-attr]
+    assert [e.content[0].text for e in events] == ["one", "two"]  # type: ignore[union-attr,index]
     assert all(e.id.startswith("sevt_") and e.processed_at is not None for e in events)
 
 
@@ -219,10 +219,10 @@ def test_updating_the_agent_tools_while_idle_emits_only_that_change(client: Clie
             "input_schema": {"type": "object"},
         }
     ]
-    updated = client.beta.sessions.update(session.id, agent={"tools": tools}, title="same")  # type: ignore[list-item]
+    updated = client.beta.sessions.update(session.id, agent={"tools": tools}, title="same")  # type: ignore[arg-type]
     assert [t.name for t in updated.agent.tools] == ["get_weather"]  # type: ignore[union-attr]
     (event,) = session_updates(client, session.id)
-    assert event.agent is not None and [t.name for t in event.agent.tools] == ["get_weather"]  # type: ignore[union-attr]
+    assert event.agent is not None and [t.name for t in event.agent.tools] == ["get_weather"]
     assert event.title is None and event.metadata is None
 
 

@@ -112,7 +112,7 @@ def test_bad_upload_is_a_400_naming_the_problem(
     with pytest.raises(anthropic.BadRequestError) as exc:
         client.beta.skills.create(files=files)
 
-    error = exc.value.body["error"]  # type: ignore[index,call-overload]
+    error = exc.value.body["error"]  # type: ignore[index]
     assert error["type"] == "invalid_request_error"
     assert message in error["message"]
 
@@ -147,7 +147,7 @@ def test_size_limit_is_a_413(client: anthropic.Anthropic) -> None:
         client.beta.skills.create(files=files)
 
     assert exc.value.status_code == 413
-    assert exc.value.body["error"]["type"] == "request_too_large"  # type: ignore[index,call-overload]
+    assert exc.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
     assert "the limit is 8,388,608 bytes in all" in str(exc.value)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import anthropic
 from anthropic.types.beta import BetaEnvironment, BetaManagedAgentsAgent, BetaManagedAgentsSession
+from anthropic.types.beta.sessions import BetaManagedAgentsFileResource as FileResource
+from anthropic.types.beta.sessions import BetaManagedAgentsGitHubRepositoryResource as RepositoryResource
 
 MODEL = "claude-sonnet-4-6"
 
@@ -53,3 +55,9 @@ async def make_session_async(
     if environment_id is None:
         environment_id = (await client.beta.environments.create(name=_name("env"))).id
     return await client.beta.sessions.create(agent=agent, environment_id=environment_id, **params)  # type: ignore[arg-type]
+
+
+def resource_id(resource: object) -> str:
+    """A file or repository resource's id (memory-store resources have none in SDK 2.14)."""
+    assert isinstance(resource, FileResource | RepositoryResource), resource
+    return resource.id

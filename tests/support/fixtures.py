@@ -13,8 +13,8 @@ import anthropic
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, _database_url, make_settings
-from tests.support.clients import strict_async_client, strict_client
+from tests.conftest import _database_url, make_settings
+from tests.support.clients import API_KEY, strict_async_client, strict_client
 from tests.support.server import ServerThread
 from tests.support.turns import InProcessWorker
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import anthropic
 
-from tests.conftest import API_KEY, make_settings
-from tests.support.clients import strict_async_client
-from tests.support.databases import fresh_database
-from tests.support.factories import MODEL, text
-from tests.support.server import ServerThread, stop_tool_servers
+from tests.conftest import make_settings
+from tests.support.clients import API_KEY, strict_async_client
+from tests.support.databases import fresh_database as fresh_database
+from tests.support.factories import MODEL as MODEL
+from tests.support.factories import text
+from tests.support.server import ServerThread
+from tests.support.server import stop_tool_servers as stop_tool_servers
 
 # How long a wait may take before the test fails instead of hanging. Not a speed bound: it is
 # generous because the shared 2-core machines run several suites at once (30 s was seen to flake).
@@ -29,7 +31,7 @@ Event = Any  # an SDK event model
 TOOLSET: dict[str, Any] = {"type": "agent_toolset_20260401"}
 
 
-def loop_server(backend: str, directory: Path, **overrides: object) -> Iterator[ServerThread]:
+def loop_server(backend: str, directory: Path, **overrides: object) -> Generator[ServerThread, None, None]:
     """A server with the embedded worker and the offline model, on a database of its own."""
     for url in fresh_database(backend, directory):
         settings = make_settings(

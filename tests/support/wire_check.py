@@ -103,7 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
         CHECK.check(wire, EPHEMERAL)
         publish_ephemeral(self, session_id, wire, forward=forward)
 
-    event_service.to_wire = checked_to_wire  # type: ignore[assignment]
+    event_service.to_wire = checked_to_wire
     Notifier.publish_ephemeral = checked_publish  # type: ignore[method-assign]
 
 

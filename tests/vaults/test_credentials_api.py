@@ -25,11 +25,11 @@ def _secret() -> str:
     return f"s3cr3t-{uuid.uuid4().hex}"
 
 
-def _bearer(url: str = "https://mcp.example.com/mcp", token: str | None = None) -> dict[str, Any]:
+def _bearer(url: str = "https://mcp.example.com/mcp", token: str | None = None) -> Any:
     return {"type": "static_bearer", "token": token or _secret(), "mcp_server_url": url}
 
 
-def _oauth(**extra: Any) -> dict[str, Any]:
+def _oauth(**extra: Any) -> Any:
     return {
         "type": "mcp_oauth",
         "access_token": _secret(),
@@ -46,7 +46,7 @@ def _oauth(**extra: Any) -> dict[str, Any]:
     }
 
 
-def _env(name: str = "GITHUB_TOKEN", **extra: Any) -> dict[str, Any]:
+def _env(name: str = "GITHUB_TOKEN", **extra: Any) -> Any:
     return {
         "type": "environment_variable",
         "secret_name": name,
@@ -69,7 +69,7 @@ def test_static_bearer_is_write_only(client: anthropic.Anthropic, http: httpx.Cl
         vault_id,
         auth=auth,
         display_name="Slack",
-        metadata={"team": "a"},  # type: ignore[arg-type]
+        metadata={"team": "a"},
     )
 
     assert credential.id.startswith("vcrd_") and credential.type == "vault_credential"
@@ -86,7 +86,7 @@ def test_static_bearer_is_write_only(client: anthropic.Anthropic, http: httpx.Cl
 def test_mcp_oauth_shows_its_refresh_config_without_secrets(client: anthropic.Anthropic) -> None:
     auth = _oauth()
 
-    credential = client.beta.vaults.credentials.create(_vault(client), auth=auth)  # type: ignore[arg-type]
+    credential = client.beta.vaults.credentials.create(_vault(client), auth=auth)
 
     shown = credential.auth.model_dump(mode="json", exclude_none=True)
     assert shown["type"] == "mcp_oauth" and shown["mcp_server_url"] == auth["mcp_server_url"]
@@ -104,7 +104,7 @@ def test_mcp_oauth_shows_its_refresh_config_without_secrets(client: anthropic.An
 
 
 def test_environment_variable_defaults(client: anthropic.Anthropic) -> None:
-    credential = client.beta.vaults.credentials.create(_vault(client), auth=_env())  # type: ignore[arg-type]
+    credential = client.beta.vaults.credentials.create(_vault(client), auth=_env())
 
     assert credential.auth.model_dump() == {
         "type": "environment_variable",
@@ -146,14 +146,14 @@ async def test_secrets_are_sealed_at_rest_and_rotated(
 def test_keys_are_unique_among_active_credentials(client: anthropic.Anthropic) -> None:
     vault_id = _vault(client)
     first = client.beta.vaults.credentials.create(vault_id, auth=_bearer("https://mcp.example.com/mcp"))
-    client.beta.vaults.credentials.create(vault_id, auth=_env("API_KEY"))  # type: ignore[arg-type]
+    client.beta.vaults.credentials.create(vault_id, auth=_env("API_KEY"))
 
     # The same server, however spelt: scheme and host case, default port, trailing slash.
     for url in ("HTTPS://MCP.Example.com:443/mcp/", "https://mcp.example.com/mcp"):
         with pytest.raises(anthropic.ConflictError, match=first.id):
-            client.beta.vaults.credentials.create(vault_id, auth=_oauth(mcp_server_url=url))  # type: ignore[arg-type]
+            client.beta.vaults.credentials.create(vault_id, auth=_oauth(mcp_server_url=url))
     with pytest.raises(anthropic.ConflictError, match="API_KEY"):
-        client.beta.vaults.credentials.create(vault_id, auth=_env("API_KEY"))  # type: ignore[arg-type]
+        client.beta.vaults.credentials.create(vault_id, auth=_env("API_KEY"))
 
     # Another path or port is another server; another vault is another namespace.
     client.beta.vaults.credentials.create(vault_id, auth=_bearer("https://mcp.example.com/other"))
@@ -167,7 +167,7 @@ def test_keys_are_unique_among_active_credentials(client: anthropic.Anthropic) -
 def test_keys_and_types_cannot_change(client: anthropic.Anthropic, http: httpx.Client) -> None:
     vault_id = _vault(client)
     bearer = client.beta.vaults.credentials.create(vault_id, auth=_bearer())
-    env = client.beta.vaults.credentials.create(vault_id, auth=_env())  # type: ignore[arg-type]
+    env = client.beta.vaults.credentials.create(vault_id, auth=_env())
     path = f"/v1/vaults/{vault_id}/credentials"
 
     moved = http.post(
@@ -194,7 +194,7 @@ def test_keys_and_types_cannot_change(client: anthropic.Anthropic, http: httpx.C
 
 def test_environment_variable_update_rules(client: anthropic.Anthropic) -> None:
     vault_id = _vault(client)
-    credential = client.beta.vaults.credentials.create(vault_id, auth=_env())  # type: ignore[arg-type]
+    credential = client.beta.vaults.credentials.create(vault_id, auth=_env())
     update = client.beta.vaults.credentials.update
 
     body_too = update(
@@ -219,7 +219,7 @@ def test_environment_variable_update_rules(client: anthropic.Anthropic) -> None:
 
 def test_oauth_update_rules(client: anthropic.Anthropic) -> None:
     vault_id = _vault(client)
-    credential = client.beta.vaults.credentials.create(vault_id, auth=_oauth())  # type: ignore[arg-type]
+    credential = client.beta.vaults.credentials.create(vault_id, auth=_oauth())
     update = client.beta.vaults.credentials.update
 
     cleared = update(
@@ -237,7 +237,7 @@ def test_oauth_update_rules(client: anthropic.Anthropic) -> None:
     )
     plain = client.beta.vaults.credentials.create(
         vault_id,
-        auth=_oauth(mcp_server_url="https://plain.example.com/", refresh=None),  # type: ignore[arg-type]
+        auth=_oauth(mcp_server_url="https://plain.example.com/", refresh=None),
     )
 
     auth = cleared.auth.model_dump(mode="json")

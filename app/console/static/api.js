@@ -113,8 +113,7 @@ export async function* sse(response, signal) {
 /**
  * Follow a session's events live. `after` is the id of the last event already shown (from the
  * listed history): the stream resumes exactly after it (`Last-Event-ID`), and again after the
- * last event received whenever the connection drops. The console is an observer
- * (`x-mas-observer`): watching a session never changes what the session's own clients replay.
+ * last event received whenever the connection drops.
  */
 export function follow(sessionId, { after, onEvent, onState }) {
   const controller = new AbortController();
@@ -126,7 +125,7 @@ export function follow(sessionId, { after, onEvent, onState }) {
   (async () => {
     while (!controller.signal.aborted) {
       try {
-        const extra = { accept: "text/event-stream", "x-mas-observer": "true" };
+        const extra = { accept: "text/event-stream" };
         if (last) extra["last-event-id"] = last;
         const response = await fetch(path, { headers: headers(extra), signal: controller.signal });
         if (!response.ok) throw await failure(response);

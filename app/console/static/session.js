@@ -84,7 +84,12 @@ export async function sessionPage(root, sessionId) {
       send({ type: "user.tool_confirmation", tool_use_id: toolUseId, result, ...(result === "deny" && reason ? { deny_message: reason } : {}) }),
     onChange: (event) => {
       if (event.type in STATUS_OF) setStatus(STATUS_OF[event.type]);
-      if (event.type === "span.model_request_end" || event.type === "session.status_idle") refresh();
+      if (event.type === "session.usage") {
+        session = { ...session, usage: { ...session.usage, ...event.usage } };
+        showUsage();
+      } else if (event.type === "span.model_request_end" || event.type === "session.status_idle") {
+        refresh();
+      }
     },
   });
 

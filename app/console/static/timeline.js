@@ -3,7 +3,7 @@
 // are joined with their results and confirmations; model request spans with their timing and
 // tokens. Every event is shown once, whichever way it arrived (deduplicated by id).
 
-import { clock, count, duration, h, replace, textOf } from "./ui.js";
+import { clock, cost, count, duration, h, replace, textOf } from "./ui.js";
 
 const TOOL_USES = new Set(["agent.tool_use", "agent.mcp_tool_use", "agent.custom_tool_use"]);
 const RESULT_KEY = {
@@ -74,10 +74,21 @@ export class Timeline {
     if (follow) window.scrollTo(0, document.body.scrollHeight);
   }
 
+  /** `event` is shown inside `node` (a result in its call's card, a span's end in its start). */
+  merge(event, node) {
+    node.dataset.merged = [node.dataset.merged, event.id].filter(Boolean).join(" ");
+    this.nodes.set(event.id, node);
+    return node;
+  }
+
   put(event, node) {
     const old = event.id && this.nodes.get(event.id);
-    if (old) old.replaceWith(node);
-    else this.root.append(node);
+    // A queued message shown when it was sent moves to its place in the log once processed.
+    if (old && !old.classList.contains("pending")) old.replaceWith(node);
+    else {
+      old?.remove();
+      this.root.append(node);
+    }
     if (event.id) this.nodes.set(event.id, node);
     return node;
   }
@@ -100,6 +111,11 @@ export class Timeline {
     if (type === "span.model_request_end") return this.spanEnd(event);
     if (type === "session.status_idle") return this.idle(event);
     if (type === "session.error") return this.error(event);
+    if (type === "session.usage") return this.usage(event);
+    if (type.startsWith("session.thread_status_")) {
+      const state = type.slice("session.thread_status_".length);
+      return this.put(event, card("marker", `Thread ${event.agent_name}: ${state}`, event));
+    }
     if (type in MARKERS) return this.put(event, card("marker", MARKERS[type], event));
     return this.put(event, card("other", type, event, h("pre.json", { text: JSON.stringify(event, null, 2) })));
   }
@@ -168,7 +184,7 @@ export class Timeline {
     replace(slot, h("div.label", { text: event.is_error ? "Output (error)" : "Output" }), h(`pre.output${event.is_error ? ".err" : ""}`, { text }));
     node.classList.toggle("failed", Boolean(event.is_error));
     node.dataset.done = "true";
-    return node;
+    return this.merge(event, node);
   }
 
   confirmation(event) {
@@ -241,8 +257,7 @@ export class Timeline {
       h("span", { title: "cache creation input tokens", text: `cache write ${count(u.cache_creation_input_tokens)}` }),
     );
     span.elapsed.after(tokens);
-    this.nodes.set(event.id, node);
-    return node;
+    return this.merge(event, node);
   }
 
   tick() {
@@ -259,6 +274,13 @@ export class Timeline {
       for (const id of event.stop_reason.event_ids || []) if (this.pendingAsk.has(id)) this.askFor(id);
     }
     return node;
+  }
+
+  usage(event) {
+    const u = event.usage || {};
+    const written = (u.cache_creation?.ephemeral_5m_input_tokens || 0) + (u.cache_creation?.ephemeral_1h_input_tokens || 0);
+    const text = `Usage so far: in ${count(u.input_tokens)} · out ${count(u.output_tokens)} · cache read ${count(u.cache_read_input_tokens)} · cache write ${count(written)} · ${cost(u.list_cost)}`;
+    return this.put(event, card("marker.usage", text, event));
   }
 
   error(event) {

@@ -1,0 +1,145 @@
+"""What killed runs leave behind is reaped: a detached tool server (the local backend's host
+process) exits when its state is gone, and the test run's reaper unmounts and removes the
+scratch directories of runs that died."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import scratch
+
+SERVER = Path(__file__).resolve().parents[2] / "sandbox" / "toolserver"
+
+
+def _start(base: Path, replacing: int | None = None) -> int:
+    pid_file = base / "server.pid"
+    subprocess.run(
+        [
+            sys.executable,
+            str(SERVER),
+            "--socket",
+            str(base / "tool.sock"),
+            "--workspace",
+            str(base / "workspace"),
+            "--spill-dir",
+            str(base / "tool-output"),
+            "--pid-file",
+            str(pid_file),
+            "--detach",
+        ],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        if text and int(text) != replacing:
+            return int(text)
+        time.sleep(0.05)
+    raise AssertionError("the detached server wrote no pid file")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pid: int, seconds: float = 120) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_server_exits_when_its_state_directory_is_deleted(tmp_path: Path) -> None:
+    base = tmp_path / "session"
+    base.mkdir()
+    pid = _start(base)
+    try:
+        assert _alive(pid)
+        shutil.rmtree(base)
+        assert _wait_gone(pid), "the server outlived its deleted state directory"
+    finally:
+        if _alive(pid):
+            os.kill(pid, 9)
+
+
+def test_server_exits_when_another_takes_its_pid_file_over(tmp_path: Path) -> None:
+    base = tmp_path / "session"
+    base.mkdir()
+    first = _start(base)
+    second = _start(base, replacing=first)
+    try:
+        assert first != second
+        assert _wait_gone(first), "the replaced server kept running"
+        time.sleep(6)  # more than one check interval: the current owner stays
+        assert _alive(second)
+    finally:
+        for pid in (first, second):
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_scratch_of_a_dead_run_is_unmounted_and_removed(tmp_path: Path) -> None:
+    root = Path(tempfile.gettempdir())
+    dead = root / f"mas-test-0123456789-p{_dead_pid()}-leftover"
+    alive = root / f"mas-test-9876543210-p{os.getpid()}-inuse"
+    mount = dead / "local" / "sesn_x" / "disk"
+    mount.mkdir(parents=True)
+    alive.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "file").write_text("left behind")
+        scratch.reap_dead_runs()
+        assert not os.path.ismount(mount)
+        assert not dead.exists()
+        assert alive.exists(), "a live run's directory was reaped"
+    finally:
+        if os.path.ismount(mount):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(dead, ignore_errors=True)
+        shutil.rmtree(alive, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_disks_in_a_dead_runs_pytest_directory_are_unmounted(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A killed run's ``tmp_path`` servers leave mounted disks that pytest cannot delete."""
+    user_dir = tmp_path_factory.getbasetemp().parent
+    dead = user_dir / f"mas-reaper-test-{os.getpid()}"
+    (dead / ".lock").parent.mkdir(parents=True, exist_ok=True)
+    (dead / ".lock").write_text(str(_dead_pid()))
+    mount = dead / "server" / "sandbox" / "disk"
+    mount.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        own = tmp_path_factory.getbasetemp()  # this run's directory holds its live lock
+        scratch.reap_dead_runs()
+        assert not os.path.ismount(mount)
+        assert own.exists()
+    finally:
+        if os.path.ismount(mount):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(dead, ignore_errors=True)
