@@ -14,7 +14,7 @@ import pytest
 
 from app.observability import logs
 from app.observability.context import request_id_var, session_id_var
-from tests.conftest import API_KEY
+from tests.support.clients import API_KEY
 from tests.support.loop import loop_server, message, new_session, sdk, send, wait_idle
 from tests.support.server import ServerThread
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import API_KEY
+from tests.support.clients import API_KEY
 from tests.support.factories import MODEL
 from tests.support.loop import loop_server, message, new_session, sdk
 from tests.support.server import ServerThread
