@@ -129,8 +129,9 @@ class Settings(BaseSettings):
 
     # --- self-hosted work queue -----------------------------------------------------------
     work_lease_ttl_seconds: int = Field(
-        90, description="Lease of a claimed work item until a heartbeat asks for another TTL; "
-        "an item not heartbeaten within it goes back to the queue."
+        90,
+        description="Lease of a claimed work item until a heartbeat asks for another TTL; "
+        "an item not heartbeaten within it goes back to the queue.",
     )
     work_max_ttl_seconds: int = Field(
         3600, description="Largest `desired_ttl_seconds` a heartbeat may ask for."
@@ -331,6 +332,12 @@ class Settings(BaseSettings):
         100 * 1024**3,
         description="Total size of uploaded files kept at once (100 GB, as hosted); over it an upload "
         "is a 400 storage_quota_exceeded.",
+    )
+    files_outputs_max_bytes: int = Field(
+        4 * 1024**3,
+        ge=0,
+        description="Total size of the outputs one session keeps (what it writes under "
+        "/mnt/session/outputs; 4 GiB, the default sandbox disk); an output that would pass it is not kept.",
     )
     github_base_url: str = Field(
         "https://github.com",

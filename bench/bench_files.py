@@ -34,6 +34,28 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (its own threads; /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Cpu:
+    """CPU seconds spent by the server process and by this process around each measured step:
+    on a shared machine the wall clock mostly measures the wait for a core, the CPU does not."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.samples: dict[str, list[float]] = {"copy": [], "upload": [], "download": []}
+
+    def measure(self, what: str, fn: Callable[[], Any], *, server: bool) -> tuple[float, Any]:
+        before = _cpu_seconds(self.server_pid) if server else time.process_time()
+        seconds, value = _timed(fn)
+        after = _cpu_seconds(self.server_pid) if server else time.process_time()
+        self.samples[what].append(after - before)
+        return seconds, value
+
+
 def _random_file(path: Path, size: int) -> None:
     with path.open("wb") as handle:
         left = size
@@ -44,14 +66,14 @@ def _random_file(path: Path, size: int) -> None:
 
 
 def _one_round(
-    client: anthropic.Anthropic, work: Path, source: Path, i: int
+    client: anthropic.Anthropic, work: Path, source: Path, i: int, cpu: _Cpu
 ) -> tuple[float, str, float, float]:
     """One local copy, one upload and one download of ``source``: (upload s, file id, copy s, download s)."""
     target, fetched = work / f"copy-{i}.bin", work / f"download-{i}.bin"
-    copy_s = _timed(lambda: shutil.copyfile(source, target))[0]
+    copy_s = cpu.measure("copy", lambda: shutil.copyfile(source, target), server=False)[0]
     target.unlink()
-    upload_s, uploaded = _timed(lambda: _upload(client, source))
-    down_s = _timed(lambda: _download(client, uploaded, fetched))[0]
+    upload_s, uploaded = cpu.measure("upload", lambda: _upload(client, source), server=True)
+    down_s = cpu.measure("download", lambda: _download(client, uploaded, fetched), server=True)[0]
     if fetched.stat().st_size != source.stat().st_size:
         raise RuntimeError("download size differs from the upload")
     fetched.unlink()
@@ -88,12 +110,15 @@ def _download(client: anthropic.Anthropic, file_id: str, target: Path) -> None:
     _curl("-o", str(target), _url(client, f"/v1/files/{file_id}/content"))
 
 
-def throughput(client: anthropic.Anthropic, work: Path, size_mb: int, repeats: int) -> dict[str, Any]:
+def throughput(
+    client: anthropic.Anthropic, work: Path, size_mb: int, repeats: int, server_pid: int
+) -> dict[str, Any]:
     source = work / "source.bin"
     _random_file(source, size_mb * 1024 * 1024)
     copies, uploads, downloads = [], [], []
+    cpu = _Cpu(server_pid)
     for i in range(repeats):
-        seconds, uploaded, copy_s, down_s = _one_round(client, work, source, i)
+        seconds, uploaded, copy_s, down_s = _one_round(client, work, source, i, cpu)
         copies.append(copy_s)
         uploads.append(seconds)
         downloads.append(down_s)
@@ -108,6 +133,8 @@ def throughput(client: anthropic.Anthropic, work: Path, size_mb: int, repeats: i
         "upload_ratio": copy_s / up_s,
         "download_ratio": copy_s / down_s,
         "samples": {"copy": copies, "upload": uploads, "download": downloads},
+        "cpu_s": {what: median(values) for what, values in cpu.samples.items()},
+        "cpu_samples": cpu.samples,
     }
 
 
@@ -196,7 +223,7 @@ def main() -> None:
     try:
         server.start()
         with anthropic.Anthropic(base_url=server.url, api_key=API_KEY, max_retries=0, timeout=600) as client:
-            moved = throughput(client, work, args.size_mb, args.repeats)
+            moved = throughput(client, work, args.size_mb, args.repeats, server.pid)
             started = first_result(client, work, args.resource_mb, args.repeats)
     finally:
         server.stop()
@@ -209,6 +236,12 @@ def main() -> None:
         f"{spread(moved['samples']['upload'])}); "
         f"download {moved['download_mb_s']:.0f} MB/s ({moved['download_ratio']:.2f}x, "
         f"{spread(moved['samples']['download'])}); target >= {TARGET_RATIO}x: {verdict}"
+    )
+    cpu = moved["cpu_s"]
+    print(
+        f"CPU per {args.size_mb} MB (medians; load-independent): local copy {cpu['copy']:.3f} s; "
+        f"server upload {cpu['upload']:.3f} s ({cpu['copy'] / cpu['upload']:.2f}x); "
+        f"server download {cpu['download']:.3f} s ({cpu['copy'] / cpu['download']:.2f}x)"
     )
     print(
         f"session create -> first tool result: no resources {started['none_s']:.2f} s "

@@ -25,19 +25,41 @@ def _url() -> str:
     return str(config.attributes.get("database_url") or get_settings().database_url)
 
 
+def _sqlite_pragma(connection: Connection, pragma: str) -> list[tuple[object, ...]]:
+    """Run a PRAGMA on the DBAPI connection itself: through SQLAlchemy it would first open a
+    transaction, inside which ``foreign_keys`` cannot be changed."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _configure(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
-    with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            # Several processes (API replicas, workers) may start at once: one migrates, the
-            # others wait for it and then find nothing to do.
-            connection.execute(text("SELECT pg_advisory_xact_lock(7272741)"))
-        context.run_migrations()
+    if sqlite:
+        # A batch migration on SQLite copies a table and drops the old one; with foreign keys on,
+        # that drop deletes every row referencing it (ON DELETE CASCADE: a session's events).
+        _sqlite_pragma(connection, "foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several processes (API replicas, workers) may start at once: one migrates, the
+                # others wait for it and then find nothing to do.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7272741)"))
+            context.run_migrations()
+    finally:
+        if sqlite:
+            _sqlite_pragma(connection, "foreign_keys=ON")
+    if sqlite and (broken := _sqlite_pragma(connection, "foreign_key_check")):
+        raise RuntimeError(f"the migration left rows whose foreign key points nowhere: {broken[:5]}")
 
 
 async def _run_async() -> None:

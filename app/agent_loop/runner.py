@@ -23,7 +23,7 @@ from app.agent_loop.state import TurnState, analyse
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.events import service as events
-from app.sessions import leases, threads, transitions
+from app.sessions import budgets, leases, threads, transitions
 from app.sessions.leases import Claim
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,10 @@ class Snapshot:
         return out
 
     def last_idle_reason(self) -> str | None:
+        # A child thread's log has its own thread idles only; a session's has session idles.
+        kind = "session.thread_status_idle" if self.row.parent_session_id else "session.status_idle"
         for event in reversed(self.history):
-            if event["type"] == "session.status_idle":
+            if event["type"] == kind:
                 return str(event.get("stop_reason", {}).get("type"))
         return None
 
@@ -123,6 +125,10 @@ class SessionRunner:
             return "release"
         return await self._from_running(db, snap)
 
+    async def _budget_owner(self, db: AsyncSession, row: Session) -> Session:
+        """The row whose budget covers this one: a thread spends its session's."""
+        return await threads.parent_of(db, row) if row.parent_session_id is not None else row
+
     async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
         notifier = self.deps.notifier
         resumable = (
@@ -130,6 +136,8 @@ class SessionRunner:
             and snap.state.tool_uses
             and not snap.state.unanswered_blocking()
         )
+        if not resumable and snap.last_idle_reason() == "budget_reached":  # raised or removed since?
+            resumable = not await budgets.reached(db, await self._budget_owner(db, snap.row))
         if snap.inputs or resumable:
             await transitions.start_running(db, notifier, snap.row)
             await events.mark_processed(db, notifier, snap.row.id, [e["id"] for e in snap.inputs])
@@ -166,6 +174,9 @@ class SessionRunner:
             settings = self.deps.settings
             if state.requests_since_input >= settings.max_tool_rounds:
                 await actions.tool_limit_reached(db, self.deps.notifier, snap.row)
+                return "continue"
+            if await budgets.reached(db, await self._budget_owner(db, snap.row)):
+                await transitions.go_idle(db, self.deps.notifier, snap.row, {"type": "budget_reached"})
                 return "continue"
             if (
                 requests.needs_compaction(snap.history, settings)

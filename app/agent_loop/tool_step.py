@@ -133,7 +133,8 @@ class ToolStep:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, [*errors, *results])
             transitions.tools_finished(row)
-        await self._collect_outputs()
+        if plan.sandbox_calls:  # only tools in the sandbox write outputs
+            await self._collect_outputs()
         return True
 
     async def _collect_outputs(self) -> None:
@@ -155,6 +156,10 @@ class ToolStep:
         owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
         config = await environments.sandbox_config(db, row.environment_id)
         spec = sandbox_spec(row.environment_id, config, owner.agent)
+        if not any(u["type"] == "agent.tool_use" for u in calls):
+            # MCP calls only: they run from here, so no repository token is opened and no file
+            # mount is read (the spec stays: a large MCP result spills into the sandbox).
+            return ToolPlan(calls, spec, list(row.vault_ids), row.agent, [], [])
         repos = repositories.jobs(owner, self.deps.settings.github_base_url, self.deps.unseal)
         files = await mounted_files(db, self.deps, owner)
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos)

@@ -15,9 +15,7 @@ from app.config import get_settings
 
 files_cli = typer.Typer(help="Upload, list and download files of a running mas server.", no_args_is_help=True)
 
-Url = Annotated[
-    str | None, typer.Option(help="Server URL (default: http://MAS_HOST:MAS_PORT).")
-]
+Url = Annotated[str | None, typer.Option(help="Server URL (default: http://MAS_HOST:MAS_PORT).")]
 Key = Annotated[str | None, typer.Option(help="API key (default: the first of MAS_API_KEYS).")]
 
 

@@ -82,3 +82,12 @@ async def output_of(db: AsyncSession, session_id: str, path: str) -> StoredFile 
         StoredFile.filename == path,
     )
     return await db.scalar(query.with_for_update())
+
+
+async def output_sizes(db: AsyncSession, session_id: str) -> dict[str, int]:
+    query = select(StoredFile.filename, StoredFile.size_bytes).where(
+        StoredFile.scope_session_id == session_id,
+        StoredFile.origin == "output",
+        StoredFile.sha256.is_not(None),
+    )
+    return {path: size for path, size in await db.execute(query)}

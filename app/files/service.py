@@ -326,6 +326,11 @@ async def delete_if_exists(db: AsyncSession, file_id: str) -> None:
         await _drop(db, row)
 
 
+async def output_sizes(db: AsyncSession, session_id: str) -> dict[str, int]:
+    """The size of each output a session has kept, by its path."""
+    return await repository.output_sizes(db, session_id)
+
+
 async def record_output(
     db: AsyncSession, blobs: BlobBackend, staged: Staged, *, session_id: str, path: str
 ) -> bool:

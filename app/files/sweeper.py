@@ -1,10 +1,14 @@
 """A small background service: expired files give back their bytes, and content nobody
-references any more is removed from the blob backend (``MAS_STORAGE_SWEEP_SECONDS``)."""
+references any more is removed from the blob backend (``MAS_STORAGE_SWEEP_SECONDS``). Every
+``ORPHAN_SCAN_SECONDS`` (and at the first sweep) the backend itself is walked too, for content no
+row counts (an upload whose transaction rolled back after placing its bytes) and staged content
+never placed, older than ``storage.ORPHAN_GRACE_SECONDS``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from app.db.engine import Database
 from app.files import service
@@ -13,6 +17,8 @@ from app.storage.blobs import BlobBackend
 
 log = logging.getLogger(__name__)
 
+ORPHAN_SCAN_SECONDS = 600.0
+
 
 class StorageSweeper:
     def __init__(self, database: Database, blobs: BlobBackend, interval_seconds: float) -> None:
@@ -20,9 +26,20 @@ class StorageSweeper:
         self.blobs = blobs
         self.interval_seconds = interval_seconds
         self._task: asyncio.Task[None] | None = None
+        self._orphans_scanned: float | None = None
 
-    async def sweep_once(self) -> int:
+    async def sweep_once(self, *, orphans: bool | None = None) -> int:
+        """One sweep; ``orphans`` forces (or skips) the walk of the backend, by default it runs
+        when ``ORPHAN_SCAN_SECONDS`` have passed since the last one."""
+        now = time.monotonic()
+        if orphans is None:
+            orphans = self._orphans_scanned is None or now - self._orphans_scanned >= ORPHAN_SCAN_SECONDS
         await service.expire(self.database)
+        if orphans:
+            self._orphans_scanned = now
+            adopted = await storage.sweep_orphans(self.database, self.blobs)
+            if adopted:
+                log.info("found %d stored blobs no file references", adopted)
         return await storage.sweep(self.database, self.blobs)
 
     async def start(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import shutil
 import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import docker
 import docker.errors
@@ -39,6 +40,40 @@ log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 30.0
 _POOL_GRACE_S = 600.0
+
+
+# A copy into a sandbox gets the engine's deadline plus one second per this many bytes.
+COPY_BYTES_PER_SECOND = 8 * 1024 * 1024
+
+
+def _exists(container: Any, path: str) -> bool:
+    return bool(container.status == "running" and container.exec_run(["test", "-e", path]).exit_code == 0)
+
+
+def _archive(source: Path, path: str) -> tuple[BinaryIO, int]:
+    """A tar of ``source`` named for ``path`` under /workspace, in a temporary file (a repository
+    can be large), and its size."""
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 (the caller closes it)
+    try:
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            tar.add(source, arcname=path.removeprefix(WORKSPACE).lstrip("/"))
+        size = archive.tell()
+        archive.seek(0)
+    except BaseException:
+        archive.close()
+        raise
+    return cast(BinaryIO, archive), size
+
+
+def _put_archive(container_id: str, archive: BinaryIO, deadline: float) -> None:
+    """Stream ``archive`` into /workspace (writable, even when the root filesystem is read-only),
+    on a client whose HTTP timeout is the copy's own deadline."""
+    client = docker.from_env(timeout=max(1, math.ceil(deadline)))
+    try:
+        if not client.api.put_archive(container_id, WORKSPACE, archive):
+            raise SandboxError(f"the Docker engine refused the archive for {container_id[:12]}")
+    finally:
+        client.close()
 
 
 def _younger_than(container: Any, seconds: float) -> bool:
@@ -75,24 +110,22 @@ class DockerBackend(ChannelBackend):
         return self.naming.outputs_dir(session_id)
 
     async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
-        copied = await self.engine.run(
-            "copy a repository into the sandbox", self._put_tree, session_id, source, path
-        )
-        return bool(copied)
-
-    def _put_tree(self, session_id: str, source: Path, path: str) -> bool:
-        container = self._find(session_id)
+        container = await self.engine.run("look up the sandbox", self._find, session_id)
         if container is None:
             raise SandboxNotFound(f"session {session_id} has no sandbox")
-        if container.status == "running" and container.exec_run(["test", "-e", path]).exit_code == 0:
+        if await self.engine.run("look for a repository in the sandbox", _exists, container, path):
             return False
-        with tempfile.TemporaryFile() as archive:  # on disk: a repository can be large
-            # Extracted into /workspace (writable, even when the root filesystem is read-only).
-            with tarfile.open(fileobj=archive, mode="w") as tar:
-                tar.add(source, arcname=path.removeprefix(WORKSPACE).lstrip("/"))
-            archive.seek(0)
-            if not container.put_archive(WORKSPACE, archive):
-                raise SandboxError(f"could not copy {path} into the sandbox of {session_id}")
+        # Archived on the host first (no engine call waits on that), then sent in one call whose
+        # deadline grows with the archive: a large repository is not cut off by the deadline
+        # meant for one quick engine call.
+        archive, size = await asyncio.to_thread(_archive, source, path)
+        try:
+            deadline = self.engine.timeout_s + size / COPY_BYTES_PER_SECOND
+            await self.engine.run_within(
+                "copy a repository into the sandbox", deadline, _put_archive, container.id, archive, deadline
+            )
+        finally:
+            archive.close()
         return True
 
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:

@@ -71,12 +71,20 @@ class Engine:
         The deadline covers the wait for a free engine thread too: when the engine hangs, calls
         queue behind the hung ones and time out instead of piling up threads.
         """
+        return await self.run_within(what, self.timeout_s, fn, *args, **kwargs)
+
+    async def run_within(
+        self, what: str, seconds: float, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``run`` with a deadline of its own: for a call whose work grows with its input (copying
+        a large tree into a container), never less than the engine's deadline."""
+        seconds = max(seconds, self.timeout_s)
         loop = asyncio.get_running_loop()
         call = functools.partial(self._call, what, fn, *args, **kwargs)
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._pool, call), self.timeout_s)
+            return await asyncio.wait_for(loop.run_in_executor(self._pool, call), seconds)
         except TimeoutError:
-            message = f"the Docker engine did not answer within {self.timeout_s:g} s ({what})"
+            message = f"the Docker engine did not answer within {seconds:g} s ({what})"
             self._mark(message)
             raise EngineUnavailable(message) from None
 

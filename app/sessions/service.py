@@ -23,7 +23,7 @@ from app.events.notifier import Notifier
 from app.events.schemas import UserMessage, dump_event
 from app.files import service as files
 from app.ids import new_id
-from app.sessions import repository, resources, threads, transitions
+from app.sessions import budgets, repository, resources, threads, transitions
 from app.sessions.repositories import RepoContext
 from app.sessions.resource_schemas import (
     FileResource,
@@ -84,6 +84,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
         updated_at=row.updated_at,
         archived_at=row.archived_at,
         deployment_id=row.deployment_id,
+        budget=row.budget,
     )
 
 
@@ -99,8 +100,6 @@ async def get(db: AsyncSession, session_id: str) -> SessionOut:
 
 
 def _reject_unsupported(params: SessionCreate) -> None:
-    if params.budget is not None:
-        raise InvalidRequest("budget: session budgets are not supported by this mas build yet")
     for i, event in enumerate(params.initial_events or []):
         if not isinstance(event, UserMessage):
             raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
@@ -141,6 +140,8 @@ async def create(
         stream_seq=0,
         lease_token=0,
         deployment_id=deployment_id,
+        budget=budgets.parse(params.budget) if params.budget is not None else None,
+        budget_removed=False,
     )
     repository.add(db, row)
     await db.flush()
@@ -214,17 +215,28 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
     row = await load(db, session_id, for_update=True)
     if "vault_ids" in params.model_fields_set:
         raise InvalidRequest("vault_ids: updating vault_ids is not yet supported")
-    if "budget" in params.model_fields_set:
-        raise InvalidRequest("budget: session budgets are not supported by this mas build yet")
     if row.status == "terminated":
         raise InvalidRequest(f"Session {session_id} is terminated and cannot be updated")
     changed = _apply_update(row, params)
+    if "budget" in params.model_fields_set and await budgets.update(db, row, params.budget):
+        changed["budget"] = row.budget
+        await _resume_after_budget(db, notifier, row)
     if changed:
         row.updated_at = utcnow()
         await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
         await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
     return to_out(row)
+
+
+async def _resume_after_budget(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    """A raised or removed budget: threads paused on `budget_reached` go on (the worker checks
+    the budget again and resumes those whose turn it cut)."""
+    if await budgets.reached(db, row):
+        return
+    for paused in [row, *await repository.children(db, row.id, for_update=True)]:
+        if paused.status == "idle" and paused.archived_at is None:
+            transitions.request_run(db, notifier, paused)
 
 
 def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
@@ -302,6 +314,8 @@ async def send_events(
         raise Conflict(f"Session {session_id} is archived; it accepts no new events")
     if row.status == "terminated":
         raise InvalidRequest(f"Session {session_id} is terminated; it accepts no new events")
+    if await budgets.reached(db, row):
+        budgets.check_settle_only([str(getattr(p, "type", "")) for p in params])
     environment_type = await environments.config_type(db, row.environment_id)
     echoed = await accept_client_events(db, notifier, row, params, environment_type)
     if environment_type == "self_hosted" and any(e["type"] in QUEUED for e in echoed):

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ from typing import BinaryIO, Protocol
 
 # Staged writes are batched to this size before a thread writes them (few thread hops per file).
 _FLUSH_BYTES = 4 * 1024 * 1024
-_READ_BYTES = 1024 * 1024
+_READ_BYTES = 4 * 1024 * 1024
+_IOV_MAX = 1024
+_DIGEST = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class BlobBackend(Protocol):
     def local_path(self, sha256: str) -> Path: ...
     def remove(self, sha256: str) -> None: ...
     def read_chunks(self, sha256: str) -> Iterator[bytes]: ...
+    def placed_before(self, cutoff: float) -> Iterator[tuple[str, int]]: ...
+    def remove_staging_before(self, cutoff: float) -> int: ...
 
 
 class _DiskStaging:
@@ -60,7 +65,8 @@ class _DiskStaging:
     def __init__(self, tmp_dir: Path) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="stage-")
-        self._file: BinaryIO = os.fdopen(fd, "wb")
+        # Unbuffered: writes go straight from the received pieces to the file.
+        self._file: BinaryIO = os.fdopen(fd, "wb", buffering=0)
         self._path = Path(name)
         self._hash = hashlib.sha256()
         # The write of the previous batch, overlapped with receiving the next one.
@@ -73,14 +79,26 @@ class _DiskStaging:
     def size(self) -> int:
         return self._size
 
-    def _flush_sync(self, chunk: bytes) -> None:
-        self._hash.update(chunk)
-        self._file.write(chunk)
+    def _hash_all(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._hash.update(piece)
 
-    def _take(self) -> bytes:
-        chunk = b"".join(self._pending)
+    def _write_all(self, pieces: list[bytes]) -> None:
+        """Write the pieces as they came (one ``writev`` per batch, no joined copy)."""
+        fd = self._file.fileno()
+        views = [memoryview(piece) for piece in pieces if piece]
+        while views:
+            written = os.writev(fd, views[:_IOV_MAX])
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if written:
+                views[0] = views[0][written:]
+
+    def _take(self) -> list[bytes]:
+        pieces = self._pending
         self._pending, self._pending_bytes = [], 0
-        return chunk
+        return pieces
 
     async def write(self, data: bytes) -> None:
         self._pending.append(data)
@@ -90,10 +108,11 @@ class _DiskStaging:
             await self._wait_flushed()
             self._flushing = asyncio.ensure_future(self._flush(self._take()))
 
-    async def _flush(self, chunk: bytes) -> None:
-        """Hash and write at once (both release the GIL), overlapped with receiving more."""
+    async def _flush(self, pieces: list[bytes]) -> None:
+        """Hash and write at once in two threads (both release the GIL), overlapped with
+        receiving more."""
         await asyncio.gather(
-            asyncio.to_thread(self._hash.update, chunk), asyncio.to_thread(self._file.write, chunk)
+            asyncio.to_thread(self._hash_all, pieces), asyncio.to_thread(self._write_all, pieces)
         )
 
     async def _wait_flushed(self) -> None:
@@ -101,9 +120,9 @@ class _DiskStaging:
             flushing, self._flushing = self._flushing, None
             await flushing
 
-    def _finish_sync(self, chunk: bytes) -> None:
-        self._flush_sync(chunk)
-        self._file.flush()
+    def _finish_sync(self, pieces: list[bytes]) -> None:
+        self._hash_all(pieces)
+        self._write_all(pieces)
         os.fsync(self._file.fileno())
         self._file.close()
 
@@ -165,3 +184,46 @@ class LocalDiskBackend:
         with self.local_path(sha256).open("rb") as handle:
             while chunk := handle.read(_READ_BYTES):
                 yield chunk
+
+    def placed_before(self, cutoff: float) -> Iterator[tuple[str, int]]:
+        """(digest, size) of stored content last written before ``cutoff`` (a Unix time): what
+        a sweep may check for a missing row. Names that are not digests are left alone."""
+        blobs = self.root / "blobs"
+        for outer in _subdirs(blobs):
+            for inner in _subdirs(outer):
+                with contextlib.suppress(FileNotFoundError), os.scandir(inner) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if len(name) != 64 or not _DIGEST.issuperset(name):
+                            continue
+                        if (name[:2], name[2:4]) != (outer.name, inner.name):
+                            continue
+                        with contextlib.suppress(FileNotFoundError):
+                            info = entry.stat(follow_symlinks=False)
+                            if info.st_mtime < cutoff:
+                                yield name, info.st_size
+
+    def remove_staging_before(self, cutoff: float) -> int:
+        """Remove staged content nobody finished or placed (a process that died mid-upload)."""
+        removed = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self._tmp) as entries:
+            for entry in entries:
+                if not entry.name.startswith("stage-"):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+
+def _subdirs(parent: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(parent) if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
+def cutoff(age_seconds: float) -> float:
+    """The Unix time ``age_seconds`` ago."""
+    return time.time() - age_seconds

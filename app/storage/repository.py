@@ -58,6 +58,23 @@ async def delete_unreferenced(db: AsyncSession, sha256: str) -> None:
     )
 
 
+async def adopt(db: AsyncSession, found: list[tuple[str, int]]) -> list[str]:
+    """Count content found in the backend without a row as unreferenced backend content (a row
+    with no reference, which the sweep then removes under its lock); the digests adopted. A row
+    being written by a concurrent writer makes this wait for it, then leaves it alone."""
+    if not found:
+        return []
+    dialect = postgresql if on_postgres(db) else sqlite
+    now = utcnow()
+    statement = dialect.insert(ContentBlob).values(
+        [{"sha256": sha, "size": size, "refs": 0, "data": None, "created_at": now} for sha, size in found]
+    )
+    result = await db.execute(
+        statement.on_conflict_do_nothing(index_elements=[ContentBlob.sha256]).returning(ContentBlob.sha256)
+    )
+    return list(result.scalars())
+
+
 async def take_unreferenced_on_backend(db: AsyncSession, limit: int) -> list[str]:
     """Delete (and so lock until commit) up to ``limit`` backend rows nobody references."""
     doomed = (

@@ -3,7 +3,9 @@
 Every holder takes a reference with ``put`` and gives it back with ``release``; the bytes go
 with the last reference. References live in the caller's transaction, so a rollback leaves
 nothing behind and two processes storing and releasing the same bytes at once are serialised
-by the blob's row lock (no garbage collector, no window where a reference points at nothing).
+by the blob's row lock (no window where a reference points at nothing). Bytes placed by a
+transaction that then rolled back have no row at all: ``sweep_orphans`` finds them in the backend
+once they are older than a grace age and hands them to ``sweep``.
 
 Small content (skill files, a few MiB per version) can be kept in the row itself (``put``). Large
 content (Files API uploads, session outputs) lives in a ``BlobBackend`` (``app/storage/blobs``,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.engine import Database
 from app.storage import repository
 from app.storage.blobs import BlobBackend, Staged
+from app.storage.blobs import cutoff as blobs_cutoff
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,29 @@ async def sweep(database: Database, blobs: BlobBackend, batch: int = 200) -> int
         removed += len(doomed)
         if len(doomed) < batch:
             return removed
+
+
+# Stored content younger than this is never adopted as an orphan, and staged content younger
+# than this is never removed (an upload still streaming rewrites its staged file all the time).
+ORPHAN_GRACE_SECONDS = 3600.0
+
+
+async def sweep_orphans(
+    database: Database, blobs: BlobBackend, grace_seconds: float = ORPHAN_GRACE_SECONDS, batch: int = 500
+) -> int:
+    """Find content in the backend that no row counts (its upload's transaction rolled back after
+    placing it, or the process died in between) and staged content never placed, older than the
+    grace age; adopt the former as unreferenced (the next ``sweep`` removes it under the row lock a
+    writer of the same bytes takes, so a concurrent upload of those bytes keeps them) and remove
+    the latter. How many orphans were adopted."""
+    cutoff = blobs_cutoff(grace_seconds)
+    await asyncio.to_thread(blobs.remove_staging_before, cutoff)
+    adopted = 0
+    found = iter(await asyncio.to_thread(lambda: list(blobs.placed_before(cutoff))))
+    while chunk := list(itertools.islice(found, batch)):
+        async with database.unit_of_work() as db:
+            adopted += len(await repository.adopt(db, chunk))
+    return adopted
 
 
 async def release(db: AsyncSession, sha256: str) -> None:

@@ -17,9 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('sessions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('parent_session_id', sa.String(length=64), nullable=True))
-        batch_op.create_index(batch_op.f('ix_sessions_parent_session_id'), ['parent_session_id'], unique=False)
+    # Not in batch mode: on SQLite a batch may recreate the table, and dropping the old sessions
+    # table would cascade to their events.
+    op.add_column('sessions', sa.Column('parent_session_id', sa.String(length=64), nullable=True))
+    op.create_index(op.f('ix_sessions_parent_session_id'), 'sessions', ['parent_session_id'], unique=False)
 
 
 def downgrade() -> None:

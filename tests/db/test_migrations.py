@@ -88,3 +88,50 @@ async def test_the_loop_bookkeeping_moves_between_data_and_its_column(scratch_da
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+async def _count(url: str, sql: str, **params: Any) -> int:
+    database = Database(url)
+    try:
+        async with database.read() as db:
+            return int(await db.scalar(sa.text(sql), params) or 0)
+    finally:
+        await database.dispose()
+
+
+async def test_downgrades_keep_sessions_and_their_events(scratch_database: str) -> None:
+    """Downgrading through migrations that rebuild ``sessions`` on SQLite (batch mode copies the
+    table and drops the old one) must not cascade to the events; files on disk do not stop a
+    downgrade past the files migration either."""
+    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
+    try:
+        with strict_client(server.url) as client:
+            session_id = make_session(client).id
+            client.beta.sessions.events.send(
+                session_id, events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
+            )
+            client.beta.files.upload(file=("kept.bin", b"on disk" * 100))
+    finally:
+        server.stop()
+    await _add_annotated_event(scratch_database, session_id)
+    events_sql = "SELECT count(*) FROM session_events WHERE session_id = :id"
+    before = await _count(scratch_database, events_sql, id=session_id)
+    assert before >= 2
+    config = alembic_config(scratch_database)
+
+    # Past the repository tokens, the harness column and the deployments (each alters sessions).
+    await asyncio.to_thread(command.downgrade, config, "0e3cfcc12c22")
+    assert await _count(scratch_database, "SELECT count(*) FROM sessions WHERE id = :id", id=session_id) == 1
+    assert await _count(scratch_database, events_sql, id=session_id) == before
+    # Past the files migration, whose blobs on disk have no place in the older schema.
+    await asyncio.to_thread(command.downgrade, config, "c02e71b20da2")
+    assert await _count(scratch_database, events_sql, id=session_id) == before
+
+    await asyncio.to_thread(command.upgrade, config, "head")
+    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
+    try:
+        with strict_client(server.url) as client:
+            listed = [e.type for e in client.beta.sessions.events.list(session_id)]
+            assert "user.message" in listed and "agent.thread_context_compacted" in listed
+    finally:
+        server.stop()

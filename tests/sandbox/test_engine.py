@@ -5,10 +5,13 @@ recovery once it answers again."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ import docker
 import docker.errors
 import pytest
 
-from app.sandbox import SandboxSpec
+from app.sandbox import SandboxSpec, docker_backend
 from app.sandbox.docker_backend import DockerBackend
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.sandbox.shared import ensure_network
@@ -192,5 +195,42 @@ async def test_a_hung_engine_times_out_is_reported_unavailable_and_recovers(
         assert backend.health() is None
     finally:
         answer.set()
+        await backend.remove(session_id)
+        await backend.close()
+
+
+async def test_a_tree_copied_in_gets_a_deadline_by_its_size(
+    docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository is copied into the sandbox in one engine call: its deadline grows with the
+    archive (here 1 MiB/s on top of the engine's), so a large one is not cut off by the deadline
+    of a quick call, while the same slow engine still times out a small copy."""
+    monkeypatch.setattr(docker_backend, "COPY_BYTES_PER_SECOND", 1024 * 1024)
+    large, small = tmp_path / "large", tmp_path / "small"
+    (large / "data").mkdir(parents=True)
+    small.mkdir()
+    digest = hashlib.sha256()
+    for i in range(3):
+        chunk = os.urandom(16 * 1024 * 1024)
+        (large / "data" / f"part{i}.bin").write_bytes(chunk)
+        digest.update(chunk)
+    (small / "README").write_text("small\n")
+    backend = DockerBackend(sandbox_settings(tmp_path / "state"))
+    session_id = new_id()
+    try:
+        await backend.ensure(session_id, SandboxSpec(env_id="env_copy"))
+        backend.engine.timeout_s = 10.0
+        slow = "copy a repository into the sandbox"
+        backend.engine.fault = lambda what: time.sleep(12) if what == slow else None
+        assert await backend.put_tree(session_id, large, "/workspace/large") is True
+        with pytest.raises(EngineUnavailable):
+            await backend.put_tree(session_id, small, "/workspace/small")
+        backend.engine.fault = None
+        backend.engine.timeout_s = backend.settings.sandbox_engine_timeout_seconds
+        assert await backend.put_tree(session_id, large, "/workspace/large") is False  # there already
+        command = "cat /workspace/large/data/part0.bin /workspace/large/data/part1.bin "
+        command += "/workspace/large/data/part2.bin | sha256sum"
+        assert text(await bash(backend, session_id, command)).split()[0] == digest.hexdigest()
+    finally:
         await backend.remove(session_id)
         await backend.close()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -55,6 +55,9 @@ class Session(Base):
     # A child thread of a multi-agent session is a session row of its own (its own log, lease and
     # status) whose parent is the session; such rows are never served as sessions.
     parent_session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The spend ceiling (`{type: "limit", max_list_cost}`); a removed budget cannot come back.
+    budget: Mapped[dict[str, Any] | None]
+    budget_removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lease_expires_at: Mapped[datetime | None]
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.
