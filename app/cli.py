@@ -121,7 +121,7 @@ def worker() -> None:
 
     settings = get_settings()
     _configure_logging(settings)
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, settings.storage_dir)
     typer.echo(f"mas worker (database: {settings.database_url}, model: {settings.resolved_model_backend()})")
     asyncio.run(_run_worker(settings))
 
@@ -165,7 +165,7 @@ def migrate() -> None:
     from app.db import migrate as migrations
 
     settings = get_settings()
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, settings.storage_dir)
     typer.echo(f"migrated {settings.database_url}")
 
 
@@ -187,7 +187,7 @@ def keys_create(name: Annotated[str, typer.Option(help="A label for the key.")] 
     """Create an API key. The key is printed once and stored only as a hash."""
     from app.db import migrate as migrations
 
-    migrations.upgrade(get_settings().database_url)
+    migrations.upgrade(get_settings().database_url, get_settings().storage_dir)
     typer.echo(asyncio.run(_keys_create(name)))
 
 
@@ -297,7 +297,7 @@ def env_keys_create(
     """Create a key for a self_hosted environment; the key is printed once, on the last line."""
     from app.db import migrate as migrations
 
-    migrations.upgrade(get_settings().database_url)
+    migrations.upgrade(get_settings().database_url, get_settings().storage_dir)
     for line in _run_api_call(_env_keys_create(environment_id, name)):
         typer.echo(line)
 
@@ -340,7 +340,7 @@ def webhooks_create(
     from app.webhooks import service
     from app.webhooks.schemas import WebhookEndpointCreate
 
-    migrations.upgrade(get_settings().database_url)
+    migrations.upgrade(get_settings().database_url, get_settings().storage_dir)
     try:
         params = WebhookEndpointCreate.model_validate({"url": url, "enabled_events": event, "name": name})
     except ValidationError as exc:

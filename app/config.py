@@ -321,6 +321,9 @@ class Settings(BaseSettings):
         description="Where uploaded and produced files are kept on disk: content addressed "
         "(blobs/ab/cd/<sha256>), written to tmp/ first and renamed into place.",
     )
+    dreams_poll_seconds: float = Field(
+        2.0, description="How often a worker looks for pending dreams to run; 0: this worker runs none."
+    )
     storage_sweep_seconds: float = Field(
         30.0, description="How often content with no references left is removed from disk; 0 disables."
     )

@@ -12,15 +12,15 @@ from fastapi.telemetry import TelemetryConfig
 from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agent_loop.cassettes.transport import cassette_library
 from app.agents.endpoints import router as agents_router
-from app.api.auth import KeyCache, require_api_key, require_api_key_off_loopback
+from app.api.auth import KeyCache, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
 from app.api.context import bind_log_context
 from app.api.errors import install_error_handlers
+from app.api.guard import v1_checks
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
 from app.api.openapi import install_openapi
-from app.api.query import reject_nul
-from app.api.ratelimit import RateLimiter, enforce_rate_limit
+from app.api.ratelimit import RateLimiter
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings, get_settings
 from app.console.endpoints import router as console_router
@@ -106,13 +106,7 @@ def body_limits(settings: Settings) -> BodyLimits:
 def build_v1_router() -> APIRouter:
     """The /v1 API: every resource router, all behind authentication (API keys; the scoped worker
     credentials of `app.api.scopes`) and rate limits."""
-    checks = [
-        Depends(bind_log_context),
-        Depends(require_api_key),
-        Depends(enforce_rate_limit),
-        Depends(reject_nul),
-    ]
-    router = APIRouter(prefix="/v1", dependencies=checks)
+    router = APIRouter(prefix="/v1", dependencies=[Depends(bind_log_context), Depends(v1_checks)])
     router.include_router(agents_router)
     router.include_router(environments_router)
     router.include_router(envkeys_router)
@@ -139,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
-            await migrate.upgrade_async(settings.database_url)
+            await migrate.upgrade_async(settings.database_url, settings.storage_dir)
         async with AsyncExitStack() as stack:
             stack.callback(metrics.process_exited, settings.prometheus_multiproc_dir)
             tracing.configure(settings.otlp_endpoint, "mas", settings.trace_sample_ratio)

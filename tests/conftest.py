@@ -80,6 +80,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "anthropic_base_url": None,
         "sandbox_backend": "local",
         "port": 0,
+        # Dreams stay pending on shared test servers (tests/dreams runs them on servers of its own).
+        "dreams_poll_seconds": 0,
     }
     base.update(overrides)
     return Settings.model_validate(base)

@@ -14,6 +14,7 @@ Private fields the loop writes (never sent to clients, see `events.service.to_wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 Record = dict[str, Any]
@@ -29,9 +30,12 @@ THREAD_MESSAGE = "agent.thread_message_received"
 SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before this point:\n\n"
 
 
-def harness_system(agent: dict[str, Any], *, cloud: bool = True) -> list[dict[str, Any]]:
-    """The agent's system prompt plus the harness's own instructions, cached as one prefix. The
-    sandbox paths are told only in cloud environments (a self-hosted client runs the tools)."""
+def harness_system(
+    agent: dict[str, Any], *, cloud: bool = True, sections: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The agent's system prompt plus the harness's own instructions and the session's
+    ``sections`` (its skills, its memory mounts), cached as one prefix. The sandbox paths are
+    told only in cloud environments (a self-hosted client runs the tools)."""
     harness = "You are running as a managed agent. "
     if cloud:
         harness += (
@@ -44,6 +48,7 @@ def harness_system(agent: dict[str, Any], *, cloud: bool = True) -> list[dict[st
         "Tool outputs longer than 100,000 characters are saved to a file and you receive a preview "
         "and its path."
     )
+    harness = "\n\n".join([harness, *sections])
     blocks = [{"type": "text", "text": agent["system"]}] if agent.get("system") else []
     blocks.append({"type": "text", "text": harness, "cache_control": {"type": "ephemeral"}})
     return blocks

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.agent_loop.memory import MemoryMounter
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.outputs import OutputIndex
 from app.agent_loop.repositories import RepoMounter, Unsealer
+from app.agent_loop.skills import SkillMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -25,6 +27,8 @@ class LoopDeps:
     mcp: McpHub
     blobs: BlobBackend
     repos: RepoMounter
+    skills: SkillMounter
+    memory: MemoryMounter
     # Opens a repository resource's sealed token: (resource id, sealed) -> token.
     unseal: Unsealer
     outputs: OutputIndex = field(default_factory=OutputIndex)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import requests, tools
+from app.agent_loop import memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import (
@@ -33,6 +33,7 @@ from app.agent_loop.model_client import (
     complete,
 )
 from app.agent_loop.server_tools import count_searches, server_tool_events
+from app.agent_loop.skills import prompt_section
 from app.agent_loop.state import SERVER_RUN_TYPES, analyse
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.base import utcnow
@@ -40,8 +41,9 @@ from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
 from app.mcp.events import mcp_tool_use_event
-from app.sessions import leases, transitions
+from app.sessions import leases, resources, transitions
 from app.sessions.leases import Claim
+from app.skills import references as skill_refs
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,17 @@ class ModelStep:
         server_search = self.deps.settings.uses_real_api()
         cloud = await environments.config_type(db, row.environment_id) != "self_hosted"
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
+        listed = await skill_refs.describe(db, row.agent.get("skills") or [])
+        mounted = resources.memory_mounts(row)
+        found = (prompt_section(listed, cloud=cloud), memory.prompt_section(mounted))
+        sections = [s for s in found if s is not None]
         request = requests.build(
-            row.agent, history, server_web_search=server_search, mcp_tools=mcp_tools, cloud=cloud
+            row.agent,
+            history,
+            server_web_search=server_search,
+            mcp_tools=mcp_tools,
+            cloud=cloud,
+            sections=sections,
         )
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, request, start[0]["id"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from app.agent_loop import tools
@@ -35,8 +36,10 @@ def build(
     server_web_search: bool = False,
     mcp_tools: list[dict[str, Any]] | None = None,
     cloud: bool = True,
+    sections: Sequence[str] = (),
 ) -> ModelRequest:
-    """``mcp_tools``: the definitions of the session's connected MCP tools (see app/mcp)."""
+    """``mcp_tools``: the definitions of the session's connected MCP tools (see app/mcp);
+    ``sections``: what the system prompt tells about the session (skills, memory mounts)."""
     model = str(agent["model"]["id"])
     max_tokens, budget = limits(model)
     definitions = tools.definitions(agent, server_web_search=server_web_search) + (mcp_tools or [])
@@ -46,7 +49,7 @@ def build(
         model=model,
         messages=build_messages(history),
         max_tokens=max_tokens,
-        system=harness_system(agent, cloud=cloud),
+        system=harness_system(agent, cloud=cloud, sections=sections),
         tools=definitions,
         thinking={"type": "enabled", "budget_tokens": budget} if budget else None,
         # Automatic caching: a breakpoint at the end of the history, so each request reads the last.

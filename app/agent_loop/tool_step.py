@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions, orchestration, outputs, repositories, tools
+from app.agent_loop import actions, memory, orchestration, outputs, repositories, tools
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
@@ -30,6 +30,7 @@ from app.mcp.spill import spill_large_text
 from app.observability import measure
 from app.sandbox.interface import (
     ImageBuildError,
+    MemoryMount,
     MountedFile,
     SandboxError,
     SandboxSpec,
@@ -38,7 +39,10 @@ from app.sandbox.interface import (
 )
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
+from app.sessions.resource_schemas import MemoryStoreResource
 from app.shared.text import storable_blocks
+from app.skills import references as skill_refs
+from app.skills.references import SessionSkill
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +67,17 @@ def mcp_hosts(agent: dict[str, Any]) -> list[str]:
     return [h for h in (urlsplit(s.get("url", "")).hostname for s in agent.get("mcp_servers") or []) if h]
 
 
-def sandbox_spec(environment_id: str, config: dict[str, Any], agent: dict[str, Any]) -> SandboxSpec:
-    """What a session's sandbox is built from: its environment's config and its agent's MCP hosts."""
+def sandbox_spec(
+    environment_id: str, config: dict[str, Any], agent: dict[str, Any], memory: tuple[MemoryMount, ...] = ()
+) -> SandboxSpec:
+    """What a session's sandbox is built from: its environment's config, its agent's MCP hosts
+    and its memory mounts."""
     return SandboxSpec(
         env_id=environment_id,
         packages=config.get("packages") or {},
         networking=config.get("networking") or {"type": "unrestricted"},
         mcp_hosts=mcp_hosts(agent),
+        memory=memory,
     )
 
 
@@ -87,6 +95,8 @@ class ToolPlan:
     agent: dict[str, Any]
     files: list[MountedFile]
     repos: list[RepoJob]
+    skills: list[SessionSkill]
+    memory: list[MemoryStoreResource]
 
     @property
     def sandbox_calls(self) -> list[dict[str, Any]]:
@@ -114,14 +124,19 @@ class ToolStep:
         """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
         calls = plan.calls
         errors: list[dict[str, Any]] = []
+        notes: list[str] = []
+        sandbox, session_id = self.deps.sandbox, self.claim.sandbox_id  # threads share the parent's
         if plan.sandbox_calls:
             try:
-                await self.deps.sandbox.ensure(self.claim.sandbox_id, plan.spec, self._progress)
-                await self.deps.sandbox.sync_files(self.claim.sandbox_id, plan.files)
+                await sandbox.ensure(session_id, plan.spec, self._progress)
+                await sandbox.sync_files(session_id, plan.files)
+                await self.deps.memory.place(sandbox, session_id, plan.memory)
             except (SandboxError, OSError) as error:
                 await self._sandbox_failed(calls, error)
                 return True
-            errors = await self.deps.repos.mount(self.deps.sandbox, self.claim.sandbox_id, plan.repos)
+            errors = await self.deps.repos.mount(sandbox, session_id, plan.repos)
+            await self.deps.skills.mount(sandbox, session_id, plan.skills)
+            notes = await self.deps.memory.sync(sandbox, session_id, plan.memory)  # written since
         async with self.lend_slot():
             outcomes = await self._execute_until_interrupt(plan)
         failure = next((o for o in outcomes if isinstance(o, SandboxError)), None)
@@ -129,6 +144,9 @@ class ToolStep:
             await self._sandbox_failed(calls, failure)
             return True
         results = [_result(o) for o in outcomes]
+        if plan.sandbox_calls:  # the memory versions exist before the results are seen
+            notes += await self.deps.memory.sync(sandbox, session_id, plan.memory)
+            memory.with_notes(results, notes)
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             await events.append(db, self.deps.notifier, row.id, [*errors, *results])
@@ -155,14 +173,16 @@ class ToolStep:
         # A thread works in its session's sandbox, with the session's files and repositories.
         owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
         config = await environments.sandbox_config(db, row.environment_id)
-        spec = sandbox_spec(row.environment_id, config, owner.agent)
+        mounted = resources.memory_mounts(owner)
+        spec = sandbox_spec(row.environment_id, config, owner.agent, memory.sandbox_mounts(mounted))
         if not any(u["type"] == "agent.tool_use" for u in calls):
             # MCP calls only: they run from here, so no repository token is opened and no file
             # mount is read (the spec stays: a large MCP result spills into the sandbox).
-            return ToolPlan(calls, spec, list(row.vault_ids), row.agent, [], [])
+            return ToolPlan(calls, spec, list(row.vault_ids), row.agent, [], [], [], mounted)
         repos = repositories.jobs(owner, self.deps.settings.github_base_url, self.deps.unseal)
         files = await mounted_files(db, self.deps, owner)
-        return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos)
+        listed = await skill_refs.describe(db, owner.agent.get("skills") or [])
+        return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos, listed, mounted)
 
     async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
         """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""

@@ -18,9 +18,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import DatabaseDep, SettingsDep
 from app.api.scopes import Principal, check_api_key_route, check_scoped
 from app.apikeys import service as apikeys
+from app.config import Settings
+from app.db.engine import Database
 from app.envkeys import service as envkeys
 from app.errors import AuthenticationFailed, PermissionDenied
 from app.work import service as work
@@ -70,7 +71,7 @@ async def _stored_principal(db: AsyncSession, key: str) -> Principal | None:
     return Principal("api_key", key_id) if key_id is not None else None
 
 
-async def _principal(request: Request, settings: SettingsDep, db: DatabaseDep, key: str) -> Principal | None:
+async def _principal(request: Request, settings: Settings, db: Database, key: str) -> Principal | None:
     if apikeys.is_static_key(key, settings.api_keys):
         return Principal("api_key", apikeys.static_key_id(key))
     cache: KeyCache = request.app.state.key_cache
@@ -84,7 +85,12 @@ async def _principal(request: Request, settings: SettingsDep, db: DatabaseDep, k
     return principal
 
 
-async def require_api_key(request: Request, settings: SettingsDep, db: DatabaseDep) -> None:
+async def authenticate(request: Request) -> None:
+    """Who is calling (a 401 unless a valid credential is presented) and whether that credential
+    may call this route. Reads the settings and database from the app (no sub-dependencies: each
+    one FastAPI resolves costs a little on every request)."""
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
     key = _presented_key(request)
     principal = await _principal(request, settings, db, key) if key is not None else None
     if principal is None:
@@ -98,8 +104,10 @@ async def require_api_key(request: Request, settings: SettingsDep, db: DatabaseD
         await check_scoped(request, principal, session)
 
 
-async def require_metrics_access(request: Request, settings: SettingsDep, db: DatabaseDep) -> None:
+async def require_metrics_access(request: Request) -> None:
     """`/metrics`: an API key (not a worker's scoped credential) unless `metrics_public` is set."""
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
     if settings.metrics_public:
         return
     key = _presented_key(request)
@@ -120,15 +128,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def require_api_key_off_loopback(request: Request, settings: SettingsDep, db: DatabaseDep) -> None:
+async def require_api_key_off_loopback(request: Request) -> None:
     """The offline model's rule: any key (or none) while mas listens on loopback only, as a local
     stand-in for the Messages API; a mas API key, as for /v1, once it listens beyond loopback."""
+    settings: Settings = request.app.state.settings
     if not is_loopback(settings.host):
-        await require_api_key(request, settings, db)
+        await authenticate(request)
 
 
-def current_api_key_id(request: Request) -> str:
-    """The id of the credential this request was authenticated with (``require_api_key`` ran first)."""
+async def current_api_key_id(request: Request) -> str:
+    """The id of the credential this request was authenticated with (``authenticate`` ran first)."""
     key_id: str = request.state.api_key_id
     return key_id
 

@@ -24,7 +24,7 @@ def requested_betas(request: Request) -> set[str]:
     }
 
 
-def require_memory_beta(request: Request) -> None:
+async def require_memory_beta(request: Request) -> None:
     betas = requested_betas(request)
     if MEMORY_BETA in betas and MANAGED_AGENTS_BETA in betas:
         raise InvalidRequest(

@@ -14,22 +14,22 @@ from app.events.notifier import Notifier
 from app.storage.blobs import BlobBackend
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_blobs(request: Request) -> BlobBackend:
+async def get_blobs(request: Request) -> BlobBackend:
     blobs: BlobBackend = request.app.state.blobs
     return blobs
 
 
-def get_notifier(request: Request) -> Notifier:
+async def get_notifier(request: Request) -> Notifier:
     notifier: Notifier = request.app.state.notifier
     return notifier
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from fastapi import Request
@@ -12,10 +12,10 @@ from fastapi import Request
 from app.errors import InvalidRequest
 
 
-def array_param(name: str) -> Callable[[Request], list[str] | None]:
+def array_param(name: str) -> Callable[[Request], Awaitable[list[str] | None]]:
     """A dependency reading ``name[]`` and ``name`` as one list; None when neither was sent."""
 
-    def read(request: Request) -> list[str] | None:
+    async def read(request: Request) -> list[str] | None:
         values = request.query_params.getlist(f"{name}[]") + request.query_params.getlist(name)
         return values or None
 
@@ -32,10 +32,10 @@ def parse_datetime(value: str, field: str) -> datetime:
 
 def range_param(
     field: str, ops: tuple[str, ...] = ("gt", "gte", "lt", "lte")
-) -> Callable[[Request], dict[str, datetime]]:
+) -> Callable[[Request], Awaitable[dict[str, datetime]]]:
     """A dependency reading ``field[op]`` keys into ``{op: datetime}``."""
 
-    def read(request: Request) -> dict[str, datetime]:
+    async def read(request: Request) -> dict[str, datetime]:
         found = {}
         for op in ops:
             raw = request.query_params.get(f"{field}[{op}]")

@@ -15,8 +15,7 @@ from typing import Literal
 
 from fastapi import Request
 
-from app.api.auth import ApiKeyId
-from app.api.deps import SettingsDep
+from app.config import Settings
 from app.errors import RateLimited
 
 Kind = Literal["create", "read"]
@@ -80,8 +79,9 @@ class RateLimiter:
         return (1.0 - bucket.tokens) / rate
 
 
-async def enforce_rate_limit(request: Request, settings: SettingsDep, key_id: ApiKeyId) -> None:
-    """A dependency of every /v1 route, after authentication."""
+def enforce_rate_limit(request: Request) -> None:
+    """Spend one request of the caller's budget (after ``authenticate``); a 429 when it is spent."""
+    settings: Settings = request.app.state.settings
     if not settings.rate_limits_enabled():
         return
     route = request.scope.get("route")
@@ -90,7 +90,7 @@ async def enforce_rate_limit(request: Request, settings: SettingsDep, key_id: Ap
         settings.rate_limit_creates_per_minute if kind == "create" else settings.rate_limit_reads_per_minute
     )
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.take(key_id, kind, budget)
+    wait = limiter.take(request.state.api_key_id, kind, budget)
     if wait is not None:
         what = "create requests" if kind == "create" else "requests"
         raise RateLimited(

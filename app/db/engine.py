@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.db import inline_sqlite
 from app.shared.storable import storable_json_text
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _inline_database(url: str) -> str | None:
+    """The file a plain SQLite URL names (no query options), for the inline reader."""
+    parsed = make_url(url)
+    if parsed.query or not parsed.database or parsed.database == ":memory:":
+        return None
+    return str(Path(parsed.database).expanduser())
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json_text)
+    inline = None if immediate else _inline_database(url)
+    if inline is None:
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json_text)
+    else:
+        # Reads run inline on the event loop (see app/db/inline_sqlite.py); connections are cheap
+        # to keep, so keep enough that a burst of concurrent reads does not reconnect.
+        engine = create_async_engine(
+            url,
+            async_creator=inline_sqlite.connector(inline, timeout=30),
+            json_serializer=storable_json_text,
+            pool_size=10,
+            max_overflow=40,
+        )
 
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         _sqlite_pragmas(dbapi_connection, record)

@@ -1,4 +1,4 @@
-"""/v1/dreams: create (checked, not run by this build), list, retrieve, cancel, archive."""
+"""/v1/dreams: create (queued for a worker's dream runner), list, retrieve, cancel, archive."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ CreatedAt = Annotated[dict[str, datetime], Depends(range_param("created_at", ("g
 
 
 @router.post("", response_model=Dream)
-async def create_dream(body: DreamCreate, db: ReadSession) -> Dream:
-    """Check a dream request; this build cannot run dreams yet (400, nothing is created)."""
+async def create_dream(body: DreamCreate, db: WriteSession) -> Dream:
+    """Create a dream: it is pending until a worker runs it."""
     return await service.create(db, body)
 
 

@@ -20,6 +20,12 @@ async def get(db: AsyncSession, dream_id: str, *, lock: bool = False) -> Dream |
     return await db.scalar(query.with_for_update() if lock else query)
 
 
+async def oldest_pending(db: AsyncSession) -> Dream | None:
+    """The oldest pending dream, locked (one another worker holds is skipped on PostgreSQL)."""
+    query = select(Dream).where(Dream.status == "pending").order_by(Dream.created_at, Dream.id).limit(1)
+    return await db.scalar(query.with_for_update(skip_locked=True))
+
+
 async def active_update_of(db: AsyncSession, store_id: str, statuses: Sequence[str]) -> Dream | None:
     """A dream in one of ``statuses`` that writes into ``store_id`` in place."""
     query = select(Dream).where(Dream.update_store_id == store_id, Dream.status.in_(statuses))

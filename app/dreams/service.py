@@ -4,11 +4,9 @@ Statuses: ``pending`` -> ``running`` -> ``completed`` | ``failed``; ``cancel`` e
 running dream as ``canceled``. The three final statuses never change again (usage may still
 grow after a cancel, as on the hosted API). Only final dreams can be archived.
 
-This build stores and serves dreams but cannot run them: running one needs the agent loop's
-model client, which the dream runner will use. ``create`` therefore checks the request fully
-and then answers 400 "not supported by this build yet" without creating anything; the runner
-will call ``enqueue`` with the checked plan, then ``start``, ``record_output``, ``add_usage``
-and ``finish`` as it works.
+``create`` checks the request and queues the dream; a worker's dream runner
+(``app/worker/dreams``) claims it (``claim_next``), then calls ``record_output``, ``add_usage``
+and ``finish`` as it works, and looks at ``is_canceled`` between model requests.
 """
 
 from __future__ import annotations
@@ -46,11 +44,6 @@ from app.shared.pagination import (
     newest_first_page,
 )
 from app.shared.text import check_single_line, utf8_size
-
-NOT_SUPPORTED = (
-    "dreams: this mas build cannot run dreams yet (running one needs the agent loop's model client); "
-    "the request is valid, and nothing was created"
-)
 
 
 @dataclass(frozen=True)
@@ -166,13 +159,12 @@ async def plan(db: AsyncSession, params: DreamCreate) -> DreamPlan:
 
 
 async def create(db: AsyncSession, params: DreamCreate) -> Dream:
-    """Check the request; running dreams is not in this build (400, nothing created)."""
-    await plan(db, params)
-    raise InvalidRequest(NOT_SUPPORTED)
+    """Check the request and queue the dream (``pending`` until a worker runs it)."""
+    return await enqueue(db, await plan(db, params))
 
 
 async def enqueue(db: AsyncSession, checked: DreamPlan) -> Dream:
-    """A pending dream from a checked plan (what ``create`` will do once dreams can run)."""
+    """A pending dream from a checked plan."""
     now = utcnow()
     in_place = checked.output_behavior["type"] == "update_existing"
     row = models.Dream(
@@ -266,8 +258,42 @@ async def archive(db: AsyncSession, dream_id: str) -> Dream:
 # --- transitions the dream runner makes ----------------------------------------------------------
 
 
-async def start(db: AsyncSession, dream_id: str, session_id: str) -> bool:
-    """``pending`` -> ``running`` in session ``session_id``; False if the dream is no longer pending."""
+@dataclass(frozen=True)
+class DreamJob:
+    """A claimed dream, as the runner works on it."""
+
+    id: str
+    memory_store_id: str
+    session_ids: tuple[str, ...]
+    model: str
+    instructions: str | None
+    in_place: bool
+
+
+async def claim_next(db: AsyncSession) -> DreamJob | None:
+    """Start the oldest pending dream (``pending`` -> ``running``), if there is one."""
+    row = await repository.oldest_pending(db)
+    if row is None:
+        return None
+    row.status, row.updated_at = "running", utcnow()
+    await db.flush()
+    return DreamJob(
+        id=row.id,
+        memory_store_id=row.memory_store_id,
+        session_ids=tuple(row.session_ids),
+        model=str(row.model["id"]),
+        instructions=row.instructions,
+        in_place=row.output_behavior.get("type") == "update_existing",
+    )
+
+
+async def is_canceled(db: AsyncSession, dream_id: str) -> bool:
+    return (await _get_row(db, dream_id)).status == "canceled"
+
+
+async def start(db: AsyncSession, dream_id: str, session_id: str | None) -> bool:
+    """``pending`` -> ``running`` (in session ``session_id``, if one runs it); False if the dream
+    is no longer pending."""
     row = await _get_row(db, dream_id, lock=True)
     if row.status != "pending":
         return False

@@ -38,7 +38,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 CreatedAt = Annotated[dict[str, datetime], Depends(range_param("created_at", ("gte", "lte")))]
 
 
-def _actor(api_key_id: ApiKeyId) -> ApiActor:
+async def _actor(api_key_id: ApiKeyId) -> ApiActor:
     return ApiActor(api_key_id=api_key_id)
 
 

@@ -95,7 +95,9 @@ async def _get(
     return row
 
 
-async def create(db: AsyncSession, store_id: str, params: MemoryCreate, actor: Actor, view: View) -> Memory:
+async def create(
+    db: AsyncSession, store_id: str, params: MemoryCreate, actor: Actor | None, view: View
+) -> Memory:
     """A new memory at a free path (409 ``memory_path_conflict_error`` otherwise)."""
     path = check_path(params.path)
     content = params.content or ""
@@ -163,7 +165,7 @@ async def update(
 
 
 def apply(
-    db: AsyncSession, row: models.Memory, *, path: str, content: str, actor: Actor
+    db: AsyncSession, row: models.Memory, *, path: str, content: str, actor: Actor | None
 ) -> models.MemoryVersion:
     """Make ``path``/``content`` the memory's current state through a ``modified`` version."""
     now = utcnow()
@@ -200,6 +202,34 @@ async def delete(
     await repository.delete_memory(db, row.id)
     await db.flush()
     return MemoryDeleted(id=memory_id)
+
+
+async def put_at(db: AsyncSession, store_id: str, path: str, content: str, actor: Actor | None) -> None:
+    """Create or change the memory at ``path`` (a dream's write)."""
+    path = check_path(path)
+    check_content(content)
+    store = await writable_store(db, store_id)
+    row = await repository.memory_at(db, store.id, path)
+    if row is None:
+        await create(db, store.id, MemoryCreate(path=path, content=content), actor, "basic")
+    elif row.content != content:
+        apply(db, row, path=path, content=content, actor=actor)
+        await db.flush()
+
+
+async def delete_at(db: AsyncSession, store_id: str, path: str, actor: Actor | None) -> bool:
+    """Delete the memory at ``path``; whether there was one."""
+    store = await writable_store(db, store_id)
+    row = await repository.memory_at(db, store.id, check_path(path))
+    if row is None:
+        return False
+    versions.record(
+        db, store_id=store.id, memory_id=row.id, operation="deleted", path=row.path, content=None,
+        actor=actor, now=utcnow(),
+    )  # fmt: skip
+    await repository.delete_memory(db, row.id)
+    await db.flush()
+    return True
 
 
 # --- listing ------------------------------------------------------------------------------------

@@ -70,6 +70,12 @@ async def mounted_memories(db: AsyncSession, store_id: str, batch: int = 100) ->
         after = rows[-1].path
 
 
+async def current_content(db: AsyncSession, store_id: str, path: str) -> str | None:
+    """The content of the memory at ``path`` now (None: no memory there)."""
+    current = await repository.memory_at(db, store_id, path)
+    return current.content if current is not None else None
+
+
 async def apply_session_writes(
     db: AsyncSession, store_id: str, session_id: str, writes: Sequence[SessionWrite]
 ) -> list[SyncOutcome]:

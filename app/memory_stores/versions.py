@@ -56,11 +56,11 @@ def record(
     operation: Operation,
     path: str,
     content: str | None,
-    actor: Actor,
+    actor: Actor | None,
     now: datetime,
     conflict: bool = False,
 ) -> models.MemoryVersion:
-    """Add one version; ``content`` is None for a deletion."""
+    """Add one version; ``content`` is None for a deletion, ``actor`` None for a dream's write."""
     encoded = content.encode("utf-8") if content is not None else None
     row = models.MemoryVersion(
         id=new_id("memver"),
@@ -72,7 +72,7 @@ def record(
         content_sha256=hashlib.sha256(encoded).hexdigest() if encoded is not None else None,
         content_size_bytes=len(encoded) if encoded is not None else None,
         created_at=now,
-        created_by=actor.model_dump(),
+        created_by=actor.model_dump() if actor is not None else None,
         session_id=actor.session_id if isinstance(actor, SessionActor) else None,
         api_key_id=actor.api_key_id if isinstance(actor, ApiActor) else None,
         conflict=conflict,

@@ -1,8 +1,8 @@
 """Slash directives the offline model reads from the last user message.
 
-A directive is a whole line starting with a known name (`/tool`, `/delegate`, `/say`, `/think`, `/fault`,
-`/sleep`, `/long`, `/refuse`); any other line, including ones that merely start with `/` such as paths, is
-plain text that the default reply quotes.
+A directive is a whole line starting with a known name (`/tool`, `/delegate`, `/say`, `/think`,
+`/fault`, `/sleep`, `/long`, `/refuse`, `/system`); any other line, including ones that merely
+start with `/` such as paths, is plain text that the default reply quotes.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Directives:
     sleep_ms: int = 0
     long_chars: int | None = None
     refusal: Refusal | None = None
+    echo_system: bool = False
     problems: list[str] = field(default_factory=list)
     plain_lines: list[str] = field(default_factory=list)
 
@@ -131,6 +132,10 @@ def _refuse(directives: Directives, rest: str) -> None:
     directives.refusal = Refusal(cast(RefusalCategory, rest) if rest else None)
 
 
+def _system(directives: Directives, rest: str) -> None:
+    directives.echo_system = True
+
+
 def _non_negative(raw: str) -> int:
     if not raw.isdigit():
         raise ValueError(f"expected a non-negative integer, got {raw!r}")
@@ -145,5 +150,6 @@ _HANDLERS = {
     "/fault": _fault,
     "/sleep": _sleep,
     "/long": _long,
+    "/system": _system,
     "/refuse": _refuse,
 }

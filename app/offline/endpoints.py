@@ -57,7 +57,7 @@ class _CuttableStreamingResponse(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def get_offline_state(request: Request) -> OfflineState:
+async def get_offline_state(request: Request) -> OfflineState:
     state = getattr(request.app.state, "offline", None)
     if state is None:
         state = request.app.state.offline = OfflineState.from_settings(get_settings())

@@ -204,6 +204,8 @@ def _directed(body: dict[str, Any], key: str, directives: Directives) -> _Draft:
     if unknown:
         return _text_draft(replies.unknown_tools_text(unknown, known), content, directives.sleep_ms)
     texts = list(directives.say)
+    if directives.echo_system:
+        texts.append(_system_text(body) or "(no system prompt)")
     if directives.long_chars is not None:
         texts.append(replies.long_text(directives.long_chars))
     if not texts and not directives.tool_calls:

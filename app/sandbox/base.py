@@ -55,6 +55,10 @@ class ChannelBackend(ABC):
     def outputs_dir(self, session_id: str) -> Path:
         """The host directory the sandbox writes /mnt/session/outputs to."""
 
+    @abstractmethod
+    def memory_dir(self, session_id: str) -> Path:
+        """The host directory the sandbox sees at /mnt/memory (a directory per store)."""
+
     # --- shared ------------------------------------------------------------------------------
     async def list_outputs(self, session_id: str, limit: int) -> list[outputs.OutputFile]:
         return await asyncio.to_thread(outputs.list_files, self.outputs_dir(session_id), limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from docker.types import Mount
 
 from app.config import Settings
 from app.sandbox import disk
+from app.sandbox.interface import MemoryMount
 
 SOCKET_DIR = "/run/mas"
 SOCKET_NAME = "tool.sock"
@@ -18,6 +20,7 @@ SERVER_DIR = "/opt/mas/toolserver"
 WORKSPACE = "/workspace"
 OUTPUTS = "/mnt/session/outputs"
 UPLOADS = "/mnt/session/uploads"
+MEMORY = "/mnt/memory"
 SPILL_DIR = "/tmp/mas-tool-output"
 
 # Docker's default set minus MKNOD, NET_RAW, SETFCAP, SETPCAP, SYS_CHROOT and AUDIT_WRITE:
@@ -99,6 +102,12 @@ class Naming:
         owner = self._owner_dir(session_id)
         return disk.mount_point(owner) / "outputs" if self.disk_quota else owner / "outputs"
 
+    def memory_dir(self, session_id: str) -> Path:
+        """Host side of /mnt/memory: on the session's disk when there is a quota (the agent's
+        writes there count against it)."""
+        owner = self._owner_dir(session_id)
+        return disk.mount_point(owner) / "memory" if self.disk_quota else owner / "memory"
+
     def socket_path(self, session_id: str) -> Path:
         return self.session_dir(session_id) / "run" / SOCKET_NAME
 
@@ -128,8 +137,27 @@ def disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:
     }
 
 
+def memory_mounts(naming: Naming, session_id: str, memory: Sequence[MemoryMount]) -> list[Mount]:
+    """/mnt/memory read-only, each store's directory below it (read-only for read_only stores)."""
+    if not memory:
+        return []
+    root = naming.memory_dir(session_id)
+    return [
+        Mount(MEMORY, str(root), type="bind", read_only=True),
+        *(
+            Mount(f"{MEMORY}/{m.slug}", str(root / m.slug), type="bind", read_only=m.read_only)
+            for m in memory
+        ),
+    ]
+
+
 def sandbox_options(
-    settings: Settings, naming: Naming, session_id: str, image: str, plan: NetworkPlan
+    settings: Settings,
+    naming: Naming,
+    session_id: str,
+    image: str,
+    plan: NetworkPlan,
+    memory: Sequence[MemoryMount] = (),
 ) -> dict[str, Any]:
     run_dir = (naming.session_dir(session_id) / "run").resolve()  # on the session's disk, if any
     quota_options = disk_options(settings, naming.session_dir(session_id))
@@ -174,6 +202,7 @@ def sandbox_options(
             ),
             *plan.mounts,
             *quota_options.pop("mounts", []),
+            *memory_mounts(naming, session_id, memory),
         ],
         **quota_options,
         **resource_limits(settings.sandbox_memory_mb, settings.sandbox_pids, settings.sandbox_cpus),

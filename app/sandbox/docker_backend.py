@@ -109,6 +109,9 @@ class DockerBackend(ChannelBackend):
     def outputs_dir(self, session_id: str) -> Path:
         return self.naming.outputs_dir(session_id)
 
+    def memory_dir(self, session_id: str) -> Path:
+        return self.naming.memory_dir(session_id)
+
     async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
         container = await self.engine.run("look up the sandbox", self._find, session_id)
         if container is None:
@@ -133,7 +136,8 @@ class DockerBackend(ChannelBackend):
         if channel is not None and not channel.closed:
             return  # live: no Docker call on the hot path of every tool step
         image = await self.images.ensure(spec.packages, on_progress)
-        poolable = not egress.is_limited(spec.networking)
+        # Memory mounts are fixed at create: such a session gets a container of its own.
+        poolable = not egress.is_limited(spec.networking) and not spec.memory
         async with self._lock(session_id):
             with measure.sandbox_start() as start:
                 kind = await self._place(session_id, spec, image, poolable, on_progress)
@@ -228,9 +232,11 @@ class DockerBackend(ChannelBackend):
             (session_dir / "run").mkdir(parents=True, exist_ok=True)
             (session_dir / "outputs").mkdir(parents=True, exist_ok=True)
         (session_dir / "uploads").mkdir(parents=True, exist_ok=True)
+        for mount in spec.memory:
+            (self.naming.memory_dir(session_id) / mount.slug).mkdir(parents=True, exist_ok=True)
         plan = self._networks.plan(session_id, spec)
         try:
-            options = sandbox_options(self.settings, self.naming, session_id, image, plan)
+            options = sandbox_options(self.settings, self.naming, session_id, image, plan, spec.memory)
             self.engine.client.containers.create(**options)
         except docker.errors.NotFound:
             self._networks.forget()  # the shared network was removed under us: find it afresh

@@ -16,13 +16,23 @@ TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web
 
 
 @dataclass(frozen=True)
+class MemoryMount:
+    """A memory store mounted at /mnt/memory/<slug> (read-only for ``read_only`` stores)."""
+
+    slug: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
-    """What a session's container is built from: the environment config plus the agent's MCP hosts."""
+    """What a session's container is built from: the environment config, the agent's MCP hosts
+    and the session's memory mounts (fixed when the container is created)."""
 
     env_id: str
     packages: dict[str, list[str]] = field(default_factory=dict)
     networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
     mcp_hosts: list[str] = field(default_factory=list)
+    memory: tuple[MemoryMount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,9 @@ class SandboxBackend(Protocol):
     async def put_tree(self, session_id: str, source: Path, path: str) -> bool:
         """Copy the host directory ``source`` to ``path`` in the sandbox unless ``path`` exists
         there already (a repository the agent may have changed); whether it was copied."""
+
+    def memory_dir(self, session_id: str) -> Path:
+        """Host side of /mnt/memory: one directory per mounted store (``<slug>/``)."""
 
     async def list_outputs(self, session_id: str, limit: int) -> list[OutputFile]:
         """Regular files the sandbox holds under /mnt/session/outputs (links are not followed)."""

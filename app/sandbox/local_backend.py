@@ -52,6 +52,10 @@ class LocalBackend(ChannelBackend):
     def outputs_dir(self, session_id: str) -> Path:
         return self._dir(session_id) / "outputs"
 
+    def memory_dir(self, session_id: str) -> Path:
+        """Unisolated: there is no /mnt/memory, the stores are placed here instead."""
+        return self._dir(session_id) / "memory"
+
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
         async with self._lock(session_id):
             (self._dir(session_id) / "workspace").mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ CreatedAt = Annotated[dict[str, datetime], Depends(range_param("created_at"))]
 StatusName = Literal["rescheduling", "running", "idle", "terminated"]
 
 
-def get_repo_context(request: Request) -> RepoContext:
+async def get_repo_context(request: Request) -> RepoContext:
     """How github_repository resources are checked and their tokens sealed."""
     seal: Sealer = request.app.state.repo_sealer
     return RepoContext(base_url=request.app.state.settings.github_base_url, seal=seal)

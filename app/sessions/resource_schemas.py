@@ -39,10 +39,14 @@ class GitHubRepositoryParams(_Params):
     mount_path: str | None = None
 
 
-class MemoryStoreParams(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+MAX_INSTRUCTIONS = 4096
+
+
+class MemoryStoreParams(_Params):
     type: Literal["memory_store"]
-    memory_store_id: str
+    memory_store_id: str = Field(min_length=1)
+    access: Literal["read_write", "read_only"] | None = None
+    instructions: str | None = Field(None, max_length=MAX_INSTRUCTIONS)
 
 
 ResourceParams = Annotated[
@@ -74,7 +78,25 @@ class GitHubRepositoryResource(BaseModel):
     updated_at: datetime
 
 
-SessionResource = Annotated[FileResource | GitHubRepositoryResource, Field(discriminator="type")]
+class MemoryStoreResource(BaseModel):
+    """A mounted memory store: no id and no timestamps; name and description as at attach time."""
+
+    type: Literal["memory_store"] = "memory_store"
+    memory_store_id: str
+    access: Literal["read_write", "read_only"]
+    description: str
+    instructions: str | None = None
+    mount_path: str
+    name: str
+
+    @property
+    def slug(self) -> str:
+        return self.mount_path.rsplit("/", 1)[-1]
+
+
+SessionResource = Annotated[
+    FileResource | GitHubRepositoryResource | MemoryStoreResource, Field(discriminator="type")
+]
 
 
 class ResourcePage(BaseModel):

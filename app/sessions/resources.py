@@ -2,7 +2,9 @@
 
 Resources live in the session row (``Session.resources``, the objects clients see), so the
 sessions package stays their one owner. Each file resource holds a session-owned copy of the
-upload (its own file id, scoped to the session); removing the resource deletes that copy.
+upload (its own file id, scoped to the session); removing the resource deletes that copy. A
+memory store is attached at create only, at ``/mnt/memory/<slug of its name>``, with its name and
+description snapshotted; it has no id, so it can be listed but not retrieved or removed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from app.db.models import Session
 from app.errors import InvalidRequest, NotFound
 from app.files import service as files
 from app.ids import new_id
+from app.memory_stores import service as memory_stores
+from app.memory_stores.paths import mount_path as memory_mount_path
 from app.sessions import mount_paths
 from app.sessions import repositories as repos
 from app.sessions.repositories import RepoContext
@@ -27,6 +31,8 @@ from app.sessions.resource_schemas import (
     FileResourceParams,
     GitHubRepositoryParams,
     GitHubRepositoryResource,
+    MemoryStoreParams,
+    MemoryStoreResource,
     ResourceDeleted,
     ResourcePage,
     ResourceParams,
@@ -36,6 +42,7 @@ from app.sessions.resource_schemas import (
 from app.shared.pagination import Cursor, decode_cursor, encode_cursor
 
 MAX_FILES = 500
+MAX_MEMORY_STORES = 8
 _PARAMS: TypeAdapter[ResourceParams] = TypeAdapter(ResourceParams)
 _RESOURCE: TypeAdapter[SessionResource] = TypeAdapter(SessionResource)
 
@@ -53,9 +60,8 @@ def parse_params(raw: Sequence[dict[str, Any]], field: str = "resources") -> lis
 
 
 def _check_supported(params: ResourceParams, environment_type: str) -> None:
-    if params.type == "memory_store":
-        raise InvalidRequest("resources: memory_store resources are not supported by this mas build yet")
-    if environment_type == "self_hosted":
+    # A self-hosted client's worker mounts memory stores itself; other resources need our sandbox.
+    if environment_type == "self_hosted" and params.type != "memory_store":
         raise InvalidRequest(
             f"resources: {params.type} resources are not supported in self_hosted environments"
         )
@@ -67,6 +73,40 @@ def _resources(row: Session) -> list[SessionResource]:
 
 def repositories(row: Session) -> list[GitHubRepositoryResource]:
     return [r for r in _resources(row) if isinstance(r, GitHubRepositoryResource)]
+
+
+def memory_mounts(row: Session) -> list[MemoryStoreResource]:
+    return [r for r in _resources(row) if isinstance(r, MemoryStoreResource)]
+
+
+async def _attach_memory_store(db: AsyncSession, row: Session, params: MemoryStoreParams, where: str) -> None:
+    attached = memory_mounts(row)
+    if len(attached) >= MAX_MEMORY_STORES:
+        raise InvalidRequest(f"{where}: a session can mount at most {MAX_MEMORY_STORES} memory stores")
+    try:
+        store = await memory_stores.get(db, params.memory_store_id)
+    except NotFound as exc:
+        raise NotFound(f"{where}.memory_store_id: {exc.message}") from None
+    if store.archived_at is not None:
+        raise InvalidRequest(f"{where}.memory_store_id: memory store {store.id} is archived")
+    path = memory_mount_path(store.name)
+    for other in attached:
+        if other.memory_store_id == store.id:
+            raise InvalidRequest(f"{where}.memory_store_id: memory store {store.id} is attached twice")
+        if other.mount_path == path:
+            raise InvalidRequest(
+                f"{where}: memory stores {other.memory_store_id} and {store.id} would both mount at {path} "
+                "(the mount path is the store's name, lowercased, other characters made '-'); rename one"
+            )
+    resource = MemoryStoreResource(
+        memory_store_id=store.id,
+        access=params.access or "read_write",
+        description=store.description,
+        instructions=params.instructions,
+        mount_path=path,
+        name=store.name,
+    )
+    row.resources = [*row.resources, resource.model_dump(mode="json")]
 
 
 def _mount_paths(row: Session) -> list[str]:
@@ -99,9 +139,11 @@ async def attach_at_create(
     """The ``resources`` of a new session (checked and mounted in order; any error is a 400).
     Without a ``repo_context`` (sessions a deployment starts) repositories are refused."""
     now = utcnow()
-    for params in parse_params(raw):
+    for i, params in enumerate(parse_params(raw)):
         _check_supported(params, environment_type)
-        if isinstance(params, FileResourceParams):
+        if isinstance(params, MemoryStoreParams):
+            await _attach_memory_store(db, row, params, f"resources[{i}]")
+        elif isinstance(params, FileResourceParams):
             await _attach_file(db, row, params, now)
         elif isinstance(params, GitHubRepositoryParams):
             if repo_context is None:
@@ -124,7 +166,7 @@ async def add(db: AsyncSession, row: Session, raw: dict[str, Any], environment_t
 
 def _find(row: Session, resource_id: str) -> SessionResource:
     for resource in _resources(row):
-        if resource.id == resource_id:
+        if not isinstance(resource, MemoryStoreResource) and resource.id == resource_id:
             return resource
     raise NotFound(f"resource {resource_id!r} not found in session {row.id}")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from app.api.deps import ReadSession, SettingsDep, WriteSession
+from app.api.deps import BlobsDep, ReadSession, SettingsDep, WriteSession
 from app.api.uploads import read_multipart
 from app.config import Settings
 from app.skills import service
@@ -41,9 +41,9 @@ Upload = Annotated[service.SkillUpload, Depends(_upload)]
 
 
 @router.post("", response_model=Skill)
-async def create_skill(upload: Upload, db: WriteSession) -> Skill:
+async def create_skill(upload: Upload, db: WriteSession, blobs: BlobsDep) -> Skill:
     """Create a skill from `files[]` parts (one directory with SKILL.md at its root) and `display_name`."""
-    return await service.create_skill(db, upload)
+    return await service.create_skill(db, blobs, upload)
 
 
 @router.get("", response_model=SkillPage)
@@ -67,9 +67,9 @@ async def delete_skill(skill_id: str, db: WriteSession) -> SkillDeleted:
 
 
 @router.post("/{skill_id}/versions", response_model=SkillVersion)
-async def create_version(skill_id: str, upload: Upload, db: WriteSession) -> SkillVersion:
+async def create_version(skill_id: str, upload: Upload, db: WriteSession, blobs: BlobsDep) -> SkillVersion:
     """Upload a new version of a skill (its SKILL.md keeps the skill's name)."""
-    return await service.create_version(db, skill_id, upload)
+    return await service.create_version(db, blobs, skill_id, upload)
 
 
 @router.get("/{skill_id}/versions", response_model=SkillVersionPage)
@@ -93,9 +93,9 @@ async def delete_version(skill_id: str, version: str, db: WriteSession) -> Skill
 
 
 @router.get("/{skill_id}/versions/{version}/content", response_class=Response)
-async def download_version(skill_id: str, version: str, db: ReadSession) -> Response:
+async def download_version(skill_id: str, version: str, db: ReadSession, blobs: BlobsDep) -> Response:
     """Download a version's files as a zip whose entries sit under the skill's name."""
-    archive = await service.download(db, skill_id, version)
+    archive = await service.download(db, blobs, skill_id, version)
     return Response(
         archive.data,
         media_type="application/zip",

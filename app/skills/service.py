@@ -1,8 +1,9 @@
 """Skills: custom skills and their immutable versions. Services only flush.
 
 A skill's name is fixed by its first upload; each version holds its files in the content store
-(one reference per file). A skill always keeps at least one version: deleting the skill deletes
-them all, and its last version cannot be deleted on its own.
+(``app/storage``: one reference per file, the bytes on the blob backend like every file's). A
+skill always keeps at least one version: deleting the skill deletes them all, and its last
+version cannot be deleted on its own.
 
 Versions are addressed by id (``skill_version_...``), by their epoch-microseconds name (what
 clients sending the ``skills-2025-10-02`` beta use) or, where reading, as ``latest``.
@@ -45,6 +46,7 @@ from app.skills.schemas import (
     SkillVersionPage,
 )
 from app.storage import service as storage
+from app.storage.blobs import BlobBackend
 
 LATEST = "latest"
 FILE_FIELDS = ("files[]", "files")
@@ -137,7 +139,7 @@ async def _version_name(db: AsyncSession, skill_id: str) -> str:
 
 
 async def _add_version(
-    db: AsyncSession, skill: models.Skill, bundle: SkillBundle, now: datetime
+    db: AsyncSession, blobs: BlobBackend, skill: models.Skill, bundle: SkillBundle, now: datetime
 ) -> models.SkillVersion:
     row = models.SkillVersion(
         id=new_id("skill_version"),
@@ -152,7 +154,7 @@ async def _add_version(
     repository.add(db, row)
     await db.flush()
     for file in bundle.files:
-        ref = await storage.put(db, file.data)
+        ref = await storage.put_bytes(db, blobs, file.data)
         repository.add(
             db,
             models.SkillFile(
@@ -166,7 +168,7 @@ async def _add_version(
     return row
 
 
-async def create_skill(db: AsyncSession, upload: SkillUpload) -> Skill:
+async def create_skill(db: AsyncSession, blobs: BlobBackend, upload: SkillUpload) -> Skill:
     """A new skill from an upload; its name and default display name come from SKILL.md."""
     bundle = upload.bundle
     now = utcnow()
@@ -181,12 +183,14 @@ async def create_skill(db: AsyncSession, upload: SkillUpload) -> Skill:
     )
     repository.add(db, skill)
     await db.flush()
-    await _add_version(db, skill, bundle, now)
+    await _add_version(db, blobs, skill, bundle, now)
     await db.flush()
     return _view(skill)
 
 
-async def create_version(db: AsyncSession, skill_id: str, upload: SkillUpload) -> SkillVersion:
+async def create_version(
+    db: AsyncSession, blobs: BlobBackend, skill_id: str, upload: SkillUpload
+) -> SkillVersion:
     """A new version of ``skill_id``; its SKILL.md must keep the skill's name."""
     skill = await _get_row(db, skill_id, lock=True)
     bundle = upload.bundle
@@ -195,7 +199,7 @@ async def create_version(db: AsyncSession, skill_id: str, upload: SkillUpload) -
             f"SKILL.md: `name` is {bundle.header.name!r}, but this skill is named {skill.name!r} "
             "(a skill's name is fixed by its first version)"
         )
-    row = await _add_version(db, skill, bundle, utcnow())
+    row = await _add_version(db, blobs, skill, bundle, utcnow())
     await db.flush()
     return version_view(row)
 
@@ -278,17 +282,17 @@ async def delete_version(db: AsyncSession, skill_id: str, ref: str) -> SkillVers
     return SkillVersionDeleted(id=row.id)
 
 
-async def version_files(db: AsyncSession, version_id: str) -> list[ArchiveFile]:
+async def version_files(db: AsyncSession, blobs: BlobBackend, version_id: str) -> list[ArchiveFile]:
     """The files of a version, by path below the skill's directory (what a sandbox materialises)."""
     rows = await repository.files(db, version_id)
-    contents = await storage.read_many(db, [r.sha256 for r in rows])
+    contents = await storage.read_many(blobs, [r.sha256 for r in rows])
     return [ArchiveFile(path=r.path, data=contents[r.sha256], executable=r.executable) for r in rows]
 
 
-async def download(db: AsyncSession, skill_id: str, ref: str) -> SkillArchive:
+async def download(db: AsyncSession, blobs: BlobBackend, skill_id: str, ref: str) -> SkillArchive:
     """The version's files as ``<name>.zip`` with every entry under ``<name>/``."""
     skill = await _get_row(db, skill_id)
     row = await _get_version(db, skill, ref)
-    files = await version_files(db, row.id)
+    files = await version_files(db, blobs, row.id)
     data = await asyncio.to_thread(build_archive, row.name, files, row.created_at)
     return SkillArchive(filename=f"{row.name}.zip", data=data)

@@ -22,13 +22,11 @@ async def add_reference(db: AsyncSession, sha256: str) -> bool:
     return result.scalar_one_or_none() is not None
 
 
-async def insert_or_reference(db: AsyncSession, sha256: str, size: int, data: bytes | None) -> None:
-    """Count new content with one reference (``data`` None: its bytes are in the blob backend);
-    if a concurrent writer stored it first, count ours."""
+async def insert_or_reference(db: AsyncSession, sha256: str, size: int) -> None:
+    """Count new content (its bytes are in the blob backend) with one reference; if a concurrent
+    writer stored it first, count ours."""
     dialect = postgresql if on_postgres(db) else sqlite
-    statement = dialect.insert(ContentBlob).values(
-        sha256=sha256, size=size, refs=1, data=data, created_at=utcnow()
-    )
+    statement = dialect.insert(ContentBlob).values(sha256=sha256, size=size, refs=1, created_at=utcnow())
     await db.execute(
         statement.on_conflict_do_update(
             index_elements=[ContentBlob.sha256], set_={"refs": ContentBlob.refs + 1}
@@ -48,16 +46,6 @@ async def drop_reference(db: AsyncSession, sha256: str) -> int | None:
     return result.scalar_one_or_none()
 
 
-async def delete_unreferenced(db: AsyncSession, sha256: str) -> None:
-    """Drop content kept in the row itself once nothing references it (backend content waits for
-    the sweep, which removes the bytes and the row together)."""
-    await db.execute(
-        delete(ContentBlob).where(
-            ContentBlob.sha256 == sha256, ContentBlob.refs <= 0, ContentBlob.data.is_not(None)
-        )
-    )
-
-
 async def adopt(db: AsyncSession, found: list[tuple[str, int]]) -> list[str]:
     """Count content found in the backend without a row as unreferenced backend content (a row
     with no reference, which the sweep then removes under its lock); the digests adopted. A row
@@ -67,7 +55,7 @@ async def adopt(db: AsyncSession, found: list[tuple[str, int]]) -> list[str]:
     dialect = postgresql if on_postgres(db) else sqlite
     now = utcnow()
     statement = dialect.insert(ContentBlob).values(
-        [{"sha256": sha, "size": size, "refs": 0, "data": None, "created_at": now} for sha, size in found]
+        [{"sha256": sha, "size": size, "refs": 0, "created_at": now} for sha, size in found]
     )
     result = await db.execute(
         statement.on_conflict_do_nothing(index_elements=[ContentBlob.sha256]).returning(ContentBlob.sha256)
@@ -75,11 +63,11 @@ async def adopt(db: AsyncSession, found: list[tuple[str, int]]) -> list[str]:
     return list(result.scalars())
 
 
-async def take_unreferenced_on_backend(db: AsyncSession, limit: int) -> list[str]:
-    """Delete (and so lock until commit) up to ``limit`` backend rows nobody references."""
+async def take_unreferenced(db: AsyncSession, limit: int) -> list[str]:
+    """Delete (and so lock until commit) up to ``limit`` rows nobody references."""
     doomed = (
         select(ContentBlob.sha256)
-        .where(ContentBlob.refs <= 0, ContentBlob.data.is_(None))
+        .where(ContentBlob.refs <= 0)
         .limit(limit)
         .scalar_subquery()
     )
@@ -89,17 +77,3 @@ async def take_unreferenced_on_backend(db: AsyncSession, limit: int) -> list[str
         .returning(ContentBlob.sha256)
     )
     return list(result.scalars())
-
-
-async def read(db: AsyncSession, sha256: str) -> bytes | None:
-    data: bytes | None = await db.scalar(select(ContentBlob.data).where(ContentBlob.sha256 == sha256))
-    return data
-
-
-async def read_many(db: AsyncSession, digests: list[str]) -> dict[str, bytes]:
-    if not digests:
-        return {}
-    rows = await db.execute(
-        select(ContentBlob.sha256, ContentBlob.data).where(ContentBlob.sha256.in_(digests))
-    )
-    return {sha: data for sha, data in rows if data is not None}

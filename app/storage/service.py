@@ -7,11 +7,11 @@ by the blob's row lock (no window where a reference points at nothing). Bytes pl
 transaction that then rolled back have no row at all: ``sweep_orphans`` finds them in the backend
 once they are older than a grace age and hands them to ``sweep``.
 
-Small content (skill files, a few MiB per version) can be kept in the row itself (``put``). Large
-content (Files API uploads, session outputs) lives in a ``BlobBackend`` (``app/storage/blobs``,
-local disk by default) and only its reference count is a row (``put_staged``). Backend content
-whose last reference went is removed by ``sweep``, under the row lock writers take, and never
-inside the transaction that released it: a rollback after a release must still find the bytes.
+All content (Files API uploads, session outputs, skill files) lives in a ``BlobBackend``
+(``app/storage/blobs``, local disk by default); only its reference count is a row
+(``put_staged``, or ``put_bytes`` for content already in memory). Content whose last reference
+went is removed by ``sweep``, under the row lock writers take, and never inside the transaction
+that released it: a rollback after a release must still find the bytes.
 """
 
 from __future__ import annotations
@@ -44,21 +44,23 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def put(db: AsyncSession, data: bytes) -> ContentRef:
-    """Store ``data`` (once) and take one reference to it."""
-    sha256 = digest(data)
-    if not await repository.add_reference(db, sha256):
-        await repository.insert_or_reference(db, sha256, len(data), data)
-    return ContentRef(sha256=sha256, size=len(data))
-
-
 async def put_staged(db: AsyncSession, blobs: BlobBackend, staged: Staged) -> ContentRef:
     """Take one reference to staged content and place it under its digest (while the row lock
     is held: a sweep of the same digest either finished before or waits until we commit)."""
     if not await repository.add_reference(db, staged.sha256):
-        await repository.insert_or_reference(db, staged.sha256, staged.size, None)
+        await repository.insert_or_reference(db, staged.sha256, staged.size)
     await asyncio.to_thread(blobs.place, staged)
     return ContentRef(sha256=staged.sha256, size=staged.size)
+
+
+async def put_bytes(db: AsyncSession, blobs: BlobBackend, data: bytes) -> ContentRef:
+    """Store ``data`` (once) and take one reference to it."""
+    staged = await blobs.stage_bytes(data)
+    try:
+        return await put_staged(db, blobs, staged)
+    except BaseException:
+        await asyncio.to_thread(blobs.discard, staged)
+        raise
 
 
 async def add_reference(db: AsyncSession, sha256: str) -> None:
@@ -72,7 +74,7 @@ async def sweep(database: Database, blobs: BlobBackend, batch: int = 200) -> int
     removed = 0
     while True:
         async with database.unit_of_work() as db:
-            doomed = await repository.take_unreferenced_on_backend(db, batch)
+            doomed = await repository.take_unreferenced(db, batch)
             for sha256 in doomed:
                 await asyncio.to_thread(blobs.remove, sha256)
         removed += len(doomed)
@@ -104,23 +106,21 @@ async def sweep_orphans(
 
 
 async def release(db: AsyncSession, sha256: str) -> None:
-    """Give back one reference; the content is deleted with its last one."""
-    left = await repository.drop_reference(db, sha256)
-    if left is not None and left <= 0:
-        await repository.delete_unreferenced(db, sha256)
+    """Give back one reference; the bytes go with the sweep after the last one."""
+    await repository.drop_reference(db, sha256)
 
 
-async def read(db: AsyncSession, sha256: str) -> bytes:
-    data = await repository.read(db, sha256)
-    if data is None:
-        raise MissingContent(sha256)
-    return data
-
-
-async def read_many(db: AsyncSession, digests: Sequence[str]) -> dict[str, bytes]:
-    """The content of each digest (each read once however often it is listed)."""
-    found = await repository.read_many(db, sorted(set(digests)))
-    missing = set(digests) - set(found)
-    if missing:
-        raise MissingContent(", ".join(sorted(missing)))
+def _read_all(blobs: BlobBackend, digests: Sequence[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for sha256 in digests:
+        try:
+            found[sha256] = blobs.local_path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise MissingContent(sha256) from None
     return found
+
+
+async def read_many(blobs: BlobBackend, digests: Sequence[str]) -> dict[str, bytes]:
+    """The content of each digest (each read once however often it is listed), off the event
+    loop. Only for small content (skill files): large content is streamed from ``local_path``."""
+    return await asyncio.to_thread(_read_all, blobs, sorted(set(digests)))

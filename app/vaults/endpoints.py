@@ -29,7 +29,7 @@ router = APIRouter(prefix="/vaults", tags=["vaults"])
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def _secret_box(request: Request) -> SecretBox:
+async def _secret_box(request: Request) -> SecretBox:
     box: SecretBox = request.app.state.secret_box
     return box
 

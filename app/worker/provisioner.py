@@ -8,12 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.agent_loop import repositories
+from app.agent_loop import memory, repositories
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.tool_step import mounted_files, sandbox_spec
 from app.environments import service as environments
 from app.sandbox.interface import SandboxError, SandboxSpec
+from app.sessions import resources
 from app.sessions import service as sessions
+from app.skills import references as skill_refs
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,18 @@ class Provisioner:
             row = await sessions.load(db, session_id)
             files = await mounted_files(db, self.deps, row)
             repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
+            listed = await skill_refs.describe(db, row.agent.get("skills") or [])
+            mounted = resources.memory_mounts(row)
         if config.get("type") == "self_hosted":
             return
-        spec = sandbox_spec(session.environment_id, config, session.agent)
+        spec = sandbox_spec(session.environment_id, config, session.agent, memory.sandbox_mounts(mounted))
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
             await self.deps.sandbox.sync_files(session_id, files)
+            await self.deps.memory.place(self.deps.sandbox, session_id, mounted)
             # Cloned ahead of the first tool call; failures are reported by the tool step.
             await self.deps.repos.mount(self.deps.sandbox, session_id, repos, report=False)
+            await self.deps.skills.mount(self.deps.sandbox, session_id, listed)
         except (SandboxError, OSError) as error:
             # Reported to the session when a tool first needs the sandbox (tool_step).
             log.warning("session %s: sandbox not ready: %s", session_id, str(error)[:500])
@@ -72,6 +78,8 @@ class Provisioner:
     async def _remove(self, session_id: str) -> None:
         self.deps.outputs.forget(session_id)
         self.deps.repos.forget(session_id)
+        self.deps.skills.forget(session_id)
+        self.deps.memory.forget(session_id)
         try:
             await self.deps.sandbox.remove(session_id)
         except SandboxError:

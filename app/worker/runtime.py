@@ -8,9 +8,11 @@ from contextlib import AsyncExitStack
 from app.agent_loop.anthropic_client import AnthropicModelClient, create_cassette_client
 from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.memory import MemoryMounter
 from app.agent_loop.metered import MeteredModelClient
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.repositories import RepoMounter
+from app.agent_loop.skills import SkillMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -23,6 +25,7 @@ from app.sessions import service as sessions
 from app.sessions.repositories import unsealer
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.secrets import SecretBox
+from app.worker.dreams import DreamRunner
 from app.worker.provisioner import Provisioner
 from app.worker.service import Worker
 
@@ -62,6 +65,7 @@ async def start_worker(
     stack.push_async_callback(mcp.close)
     blobs = LocalDiskBackend(settings.storage_dir)
     repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
+    skills = SkillMounter(db, blobs, settings.storage_dir / "checkouts")
     deps = LoopDeps(
         settings=settings,
         database=db,
@@ -71,6 +75,8 @@ async def start_worker(
         mcp=mcp,
         blobs=blobs,
         repos=repos,
+        skills=skills,
+        memory=MemoryMounter(db),
         unseal=unsealer(SecretBox.from_settings(settings)),
     )
     provisioner = Provisioner(deps)
@@ -81,6 +87,9 @@ async def start_worker(
     worker = Worker(deps)
     await worker.start()
     stack.push_async_callback(worker.stop)
+    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds)
+    await dream_runner.start()
+    stack.push_async_callback(dream_runner.stop)
     return worker
 
 

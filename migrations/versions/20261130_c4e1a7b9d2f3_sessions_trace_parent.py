@@ -1,7 +1,7 @@
 """sessions: trace parent (the request that last woke the session, for the worker's turn span)
 
 Revision ID: c4e1a7b9d2f3
-Revises: c3e9a7d5b2f1
+Revises: b7d4e19a2c53
 Create Date: 2026-11-30 04:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'c4e1a7b9d2f3'
-down_revision: str | None = 'c3e9a7d5b2f1'
+down_revision: str | None = 'b7d4e19a2c53'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -64,6 +64,16 @@ def test_refuse_directive_answers_with_stop_details(sdk: anthropic.Anthropic) ->
     assert sdk.messages.create(model=MODEL, max_tokens=256, messages=[user("hi")]).stop_details is None  # type: ignore[list-item]
 
 
+def test_system_directive_answers_with_the_system_prompt(sdk: anthropic.Anthropic) -> None:
+    messages: Any = [{"role": "user", "content": "/system"}]
+    system: Any = [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Skills: none."}]
+    told = sdk.messages.create(model=MODEL, max_tokens=256, system=system, messages=messages)
+    untold = sdk.messages.create(model=MODEL, max_tokens=256, messages=messages)
+
+    assert told.content[0].text == "You are terse.\nSkills: none."  # type: ignore[union-attr]
+    assert untold.content[0].text == "(no system prompt)"  # type: ignore[union-attr]
+
+
 def test_tool_use_round_trip(sdk: anthropic.Anthropic) -> None:
     prompt = '/say Let me check.\n/tool get_weather {"city": "Paris"}'
     history: Any = [{"role": "user", "content": prompt}]

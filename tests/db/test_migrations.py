@@ -4,7 +4,10 @@ schema can be taken down and built again."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ from app.db.engine import Database
 from app.db.migrate import alembic_config
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.storage.blobs import LocalDiskBackend
 from tests.conftest import make_settings
+from tests.skills.factories import skill_files, unique_name
 from tests.support.clients import strict_client
 from tests.support.databases import fresh_database
 from tests.support.factories import make_session
@@ -84,6 +89,48 @@ async def test_the_loop_bookkeeping_moves_between_data_and_its_column(scratch_da
     await asyncio.to_thread(command.upgrade, config, "head")
     row = await _event_row(scratch_database, event_id)
     assert _json(row["harness"]) == {"summary": "what happened before"} and _json(row["data"]) == {}
+
+
+async def _blob_data(url: str, sha256: str) -> Any:
+    database = Database(url)
+    try:
+        async with database.read() as db:
+            return await db.scalar(sa.text("SELECT data FROM content_blobs WHERE sha256 = :s"), {"s": sha256})
+    finally:
+        await database.dispose()
+
+
+async def test_skill_files_move_between_the_database_and_the_blob_backend(
+    scratch_database: str, tmp_path: Path
+) -> None:
+    """The revision that moved skill files onto the blob backend, down and up again with content."""
+    settings = make_settings(scratch_database, embedded_worker=False, storage_dir=tmp_path / "storage")
+    name = unique_name()
+    script = f"#!/bin/sh\necho {name}\n".encode()
+    server = ServerThread(settings).start()
+    try:
+        with strict_client(server.url) as client:
+            skill = client.beta.skills.create(files=skill_files(name, {"run.sh": script}))
+    finally:
+        server.stop()
+    sha256 = hashlib.sha256(script).hexdigest()
+    on_disk = LocalDiskBackend(settings.storage_dir).local_path(sha256)
+    config = alembic_config(scratch_database, settings.storage_dir)
+
+    await asyncio.to_thread(command.downgrade, config, "c3e9a7d5b2f1")
+    assert await _blob_data(scratch_database, sha256) == script
+    on_disk.unlink()  # the upgrade writes the bytes out again from the row
+    await asyncio.to_thread(command.upgrade, config, "head")
+
+    assert on_disk.read_bytes() == script
+    server = ServerThread(settings).start()
+    try:
+        with strict_client(server.url) as client:
+            data = client.beta.skills.versions.download(skill.latest_version_id, skill_id=skill.id).read()
+    finally:
+        server.stop()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read(f"{name}/run.sh") == script
 
 
 def _json(value: Any) -> Any:

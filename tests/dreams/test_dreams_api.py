@@ -1,8 +1,7 @@
 """/v1/dreams through the real SDK (strict), on each backend.
 
-This build cannot run dreams: create checks the request fully and answers 400 without creating
-anything. Dreams the runner will create are made here with ``service.enqueue`` (what create will
-call), so that listing, statuses, cancel and archive are tested as clients will meet them.
+The shared test server runs no dreams (``MAS_DREAMS_POLL_SECONDS=0``), so a created dream stays
+pending; the runner's transitions are made here directly (``test_dream_runs`` runs real ones).
 """
 
 from __future__ import annotations
@@ -45,17 +44,14 @@ async def _enqueue(database: Database, store_id: str, session_ids: list[str], **
         return (await service.enqueue(db, await service.plan(db, body))).id
 
 
-def test_create_checks_the_request_then_says_this_build_cannot_run_dreams(
-    client: anthropic.Anthropic, sources: tuple[str, list[str]]
-) -> None:
+def test_create_queues_a_pending_dream(client: anthropic.Anthropic, sources: tuple[str, list[str]]) -> None:
     store_id, session_ids = sources
 
-    with pytest.raises(anthropic.BadRequestError) as exc:
-        client.beta.dreams.create(inputs=_inputs(store_id, *session_ids), model="claude-opus-4-8")
+    dream = client.beta.dreams.create(inputs=_inputs(store_id, *session_ids), model="claude-opus-4-8")
 
-    assert _message(exc).startswith("dreams: this mas build cannot run dreams yet")
-    listed = client.beta.dreams.list(include_archived=True, limit=100)
-    assert all(d.inputs[0].model_dump().get("memory_store_id") != store_id for d in listed)
+    assert (dream.status, dream.outputs, dream.session_id, dream.ended_at) == ("pending", [], None, None)
+    assert client.beta.dreams.retrieve(dream.id) == dream
+    assert dream.id in [d.id for d in client.beta.dreams.list(limit=100)]
 
 
 @pytest.mark.parametrize(
@@ -249,8 +245,9 @@ async def test_one_in_place_dream_per_store(
     ):
         client.beta.dreams.create(inputs=_inputs(store_id, *session_ids), model="m", output_behavior=in_place)  # type: ignore[arg-type]
     client.beta.dreams.cancel(dream_id)
-    with pytest.raises(anthropic.BadRequestError, match="cannot run dreams yet"):
-        client.beta.dreams.create(inputs=_inputs(store_id, *session_ids), model="m", output_behavior=in_place)  # type: ignore[arg-type]
+    inputs = _inputs(store_id, *session_ids)
+    again = client.beta.dreams.create(inputs=inputs, model="m", output_behavior=in_place)  # type: ignore[arg-type]
+    assert again.status == "pending" and again.output_behavior.type == "update_existing"
 
 
 async def test_list_filters_and_pages(

@@ -87,8 +87,8 @@ BAD = [
     ([{"type": "volume"}], 400, "resources[0]"),
     (
         [{"type": "memory_store", "memory_store_id": "memstore_x"}],
-        400,
-        "memory_store resources are not supported",
+        404,
+        "resources[0].memory_store_id: Memory store memstore_x not found.",
     ),
 ]
 

@@ -81,8 +81,8 @@ def test_usage_and_stats_are_always_present(client: Client) -> None:
     assert session.resources == [] and session.outcome_evaluations == []
 
 
-def test_resources_not_built_yet_are_refused_clearly(client: Client) -> None:
-    with pytest.raises(anthropic.BadRequestError, match="memory_store resources are not supported"):
+def test_resources_naming_nothing_are_refused_clearly(client: Client) -> None:
+    with pytest.raises(anthropic.NotFoundError, match="Memory store memstore_1 not found"):
         make_session(client, resources=[{"type": "memory_store", "memory_store_id": "memstore_1"}])
     with pytest.raises(anthropic.NotFoundError, match="file 'file_1' not found"):
         make_session(client, resources=[{"type": "file", "file_id": "file_1"}])

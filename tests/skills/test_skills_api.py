@@ -3,6 +3,7 @@ as the SDK uploads it, versions and their addressing, downloads in the worker's 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
@@ -14,11 +15,14 @@ import pytest
 from anthropic.lib import files_from_dir
 from anthropic.lib.tools._skills import download_session_skills
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import Database
 from app.db.models import ContentBlob
+from app.storage import service as storage
+from app.storage.blobs import LocalDiskBackend
 from tests.skills.factories import EXECUTABLE, REGULAR, make_skill, skill_files, skill_md, unique_name, zipped
 from tests.support.factories import MODEL
+from tests.support.server import ServerThread
 
 
 def _skill_dir(tmp_path: Path, name: str) -> Path:
@@ -149,15 +153,16 @@ def test_deleting_versions_moves_latest_and_keeps_one(client: anthropic.Anthropi
 
 
 async def test_deleting_a_skill_deletes_its_versions_and_their_content(
-    client: anthropic.Anthropic, db: AsyncSession
+    client: anthropic.Anthropic, mas_server: ServerThread, database: Database
 ) -> None:
     name = unique_name()
     unique = f"only in this skill: {name}".encode()
     skill = client.beta.skills.create(files=skill_files(name, {"notes.txt": unique}))
     client.beta.skills.versions.create(skill.id, files=skill_files(name, {"notes.txt": unique}))
-    blob = await db.scalar(select(ContentBlob).where(ContentBlob.data == unique))
-    assert blob is not None and blob.refs == 2  # stored once for both versions
-    sha256 = blob.sha256
+    sha256 = hashlib.sha256(unique).hexdigest()
+    blobs = LocalDiskBackend(mas_server.settings.storage_dir)
+    assert await _refs(database, sha256) == 2  # stored once for both versions
+    assert blobs.local_path(sha256).read_bytes() == unique
 
     deleted = client.beta.skills.delete(skill.id)
 
@@ -166,8 +171,13 @@ async def test_deleting_a_skill_deletes_its_versions_and_their_content(
         client.beta.skills.retrieve(skill.id)
     with pytest.raises(anthropic.NotFoundError):
         client.beta.skills.versions.list(skill.id)
-    await db.rollback()  # a fresh snapshot
-    assert await db.scalar(select(ContentBlob.sha256).where(ContentBlob.sha256 == sha256)) is None
+    await storage.sweep(database, blobs)
+    assert await _refs(database, sha256) is None and not blobs.exists(sha256)
+
+
+async def _refs(database: Database, sha256: str) -> int | None:
+    async with database.read() as db:
+        return await db.scalar(select(ContentBlob.refs).where(ContentBlob.sha256 == sha256))
 
 
 def test_list_newest_first_with_pages_and_source(client: anthropic.Anthropic) -> None:
@@ -196,3 +206,17 @@ def test_unknown_skill_and_version_are_404(client: anthropic.Anthropic) -> None:
     ):
         with pytest.raises(anthropic.NotFoundError):
             call()
+
+
+def test_a_skill_file_sharing_bytes_with_an_uploaded_file_stays_whole(client: anthropic.Anthropic) -> None:
+    """Skill files and Files API uploads are one content store: the same bytes stored once serve
+    both, and either going leaves the other whole."""
+    name = unique_name()
+    shared = f"shared by a skill and a file: {name}".encode()
+    uploaded = client.beta.files.upload(file=("shared.txt", shared, "text/plain"))
+    skill = client.beta.skills.create(files=skill_files(name, {"shared.txt": shared}))
+    client.beta.files.delete(uploaded.id)
+
+    download = client.beta.skills.versions.download(skill.latest_version_id, skill_id=skill.id)
+
+    assert _archive(download.read())[f"{name}/shared.txt"][0] == shared

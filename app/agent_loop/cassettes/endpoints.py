@@ -13,7 +13,7 @@ from app.agent_loop.cassettes.transport import CassetteLibrary
 router = APIRouter(prefix="/mas/cassette", tags=["testing"])
 
 
-def get_library(request: Request) -> CassetteLibrary | None:
+async def get_library(request: Request) -> CassetteLibrary | None:
     library: CassetteLibrary | None = getattr(request.app.state, "cassettes", None)
     return library
 

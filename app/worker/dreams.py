@@ -1,0 +1,215 @@
+"""The dream runner: a small background service that runs pending dreams with the model.
+
+A dream reads a memory store and the transcripts of some sessions, and writes a reorganised
+store. The runner claims the oldest pending dream, makes the output store (a new one holding a
+copy of the input's memories, or the input itself for ``update_existing``), then talks to the
+model through the same client the agent loop uses (so the offline model drives it in tests):
+the model gets the memories and the transcripts and edits the output with two tools,
+``write_memory`` and ``delete_memory``, for at most ``MAX_ROUNDS`` requests. Every request's
+tokens are added to the dream's usage; a cancel is noticed before the next request. A model error
+fails the dream (``model_error``); so does anything unexpected (``internal_error``).
+
+Memory versions a dream writes have no ``created_by`` (no session or API key wrote them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from app.agent_loop.model_client import MessageComplete, ModelClient, ModelError, ModelRequest, complete
+from app.db.engine import Database
+from app.dreams import service as dreams
+from app.dreams.schemas import DreamUsage
+from app.dreams.service import DreamJob
+from app.errors import ApiError
+from app.events import service as events
+from app.memory_stores import memories, sync
+from app.memory_stores import service as memory_stores
+from app.memory_stores.schemas import MemoryStoreCreate
+
+log = logging.getLogger(__name__)
+
+MAX_ROUNDS = 8
+MAX_TRANSCRIPT_CHARS = 200_000
+MAX_TOKENS = 8_192
+SYSTEM = (
+    "You are dreaming: you consolidate an agent's long-term memory. You get the memories of a "
+    "memory store (text files at paths) and transcripts of recent sessions. Rewrite the store so "
+    "that it holds what is worth remembering: merge duplicates, fix what the sessions showed to be "
+    "wrong or outdated, add durable facts and lessons from the sessions, and organise memories by "
+    "topic under clear paths. Keep each memory short and factual. Use write_memory to create or "
+    "replace a memory and delete_memory to remove one. When the store is in order, reply with a "
+    "one-paragraph summary of what you changed."
+)
+TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "write_memory",
+        "description": "Create the memory at `path`, or replace its content.",
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "e.g. /projects/mas.md"},
+                "content": {"type": "string", "description": "UTF-8 text, at most 100 kB"},
+            },
+            "required": ["path", "content"],
+        },
+    },
+    {
+        "name": "delete_memory",
+        "description": "Delete the memory at `path`.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}},
+            "required": ["path"],
+        },
+    },
+]
+
+
+def _transcript(session_id: str, history: Sequence[dict[str, Any]]) -> str:
+    lines = [f'<session id="{session_id}">']
+    for event in history:
+        kind = event["type"]
+        if kind in ("user.message", "agent.message"):
+            text = "".join(b.get("text", "") for b in event.get("content") or [] if b.get("type") == "text")
+            lines.append(f"{'User' if kind == 'user.message' else 'Agent'}: {text}")
+        elif kind in ("agent.tool_use", "agent.custom_tool_use", "agent.mcp_tool_use"):
+            lines.append(f"Agent used the tool {event.get('name')}")
+    lines.append("</session>")
+    return "\n".join(lines)
+
+
+def _tool_result(use: dict[str, Any], message: str, is_error: bool) -> dict[str, Any]:
+    block = {"type": "tool_result", "tool_use_id": use["id"], "content": [{"type": "text", "text": message}]}
+    return {**block, "is_error": True} if is_error else block
+
+
+def _usage(reply: MessageComplete) -> DreamUsage:
+    return DreamUsage(
+        input_tokens=reply.usage.input_tokens,
+        output_tokens=reply.usage.output_tokens,
+        cache_creation_input_tokens=reply.usage.cache_creation_input_tokens,
+        cache_read_input_tokens=reply.usage.cache_read_input_tokens,
+    )
+
+
+class DreamRunner:
+    def __init__(self, database: Database, model: ModelClient, interval_seconds: float) -> None:
+        self.database = database
+        self.model = model
+        self.interval_seconds = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.interval_seconds > 0:
+            self._task = asyncio.create_task(self._loop(), name="dream-runner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                while await self.run_next():
+                    pass
+            except Exception:
+                log.exception("the dream runner failed")
+            await asyncio.sleep(self.interval_seconds)
+
+    async def run_next(self) -> bool:
+        """Claim and run one pending dream; False when there was none."""
+        async with self.database.unit_of_work() as db:
+            job = await dreams.claim_next(db)
+        if job is None:
+            return False
+        error: tuple[str, str] | None = None
+        try:
+            await self._run(job)
+        except ModelError as exc:
+            error = ("model_error", f"the model request failed: {exc.message}"[:2000])
+        except Exception as exc:  # the dream fails; the runner goes on
+            log.exception("dream %s failed", job.id)
+            error = ("internal_error", f"the dream could not be run: {type(exc).__name__}")
+        async with self.database.unit_of_work() as db:
+            await dreams.finish(db, job.id, error)
+        return True
+
+    async def _run(self, job: DreamJob) -> None:
+        output = await self._output_store(job)
+        brief = await self._brief(job)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": brief}]}]
+        for _ in range(MAX_ROUNDS):
+            async with self.database.read() as db:
+                if await dreams.is_canceled(db, job.id):
+                    return
+            system = [{"type": "text", "text": SYSTEM}]
+            request = ModelRequest(job.model, messages, MAX_TOKENS, system=system, tools=TOOLS)
+            reply = await complete(self.model, request)
+            async with self.database.unit_of_work() as db:
+                await dreams.add_usage(db, job.id, _usage(reply))
+            uses = [b for b in reply.content if b.get("type") == "tool_use"]
+            if not uses:
+                return
+            results = [await self._apply(output, use) for use in uses]
+            messages.append({"role": "assistant", "content": reply.content})
+            messages.append({"role": "user", "content": results})
+
+    async def _output_store(self, job: DreamJob) -> str:
+        """The store the dream writes: the input itself, or a new one holding a copy of it."""
+        if job.in_place:
+            async with self.database.unit_of_work() as db:
+                await dreams.record_output(db, job.id, job.memory_store_id)
+            return job.memory_store_id
+        async with self.database.unit_of_work() as db:
+            source = await memory_stores.get(db, job.memory_store_id)
+            name = f"{source.name} (dream {job.id[-8:]})"[-255:]
+            about = f"Written by dream {job.id} from memory store {source.id}."
+            output = await memory_stores.create(db, MemoryStoreCreate(name=name, description=about))
+            async for memory in sync.mounted_memories(db, source.id):
+                await memories.put_at(db, output.id, memory.path, memory.content, None)
+            await dreams.record_output(db, job.id, output.id)
+        return output.id
+
+    async def _brief(self, job: DreamJob) -> str:
+        parts = ["<memories>"]
+        async with self.database.read() as db:
+            async for memory in sync.mounted_memories(db, job.memory_store_id):
+                parts.append(f'<memory path="{memory.path}">\n{memory.content}\n</memory>')
+            parts.append("</memories>")
+            budget = MAX_TRANSCRIPT_CHARS
+            for session_id in job.session_ids:
+                with contextlib.suppress(ApiError):
+                    text = _transcript(session_id, await events.history(db, session_id))[:budget]
+                    budget -= len(text)
+                    parts.append(text)
+        if job.instructions:
+            parts.append(job.instructions)
+        return "\n\n".join(parts)
+
+    async def _apply(self, store_id: str, use: dict[str, Any]) -> dict[str, Any]:
+        """One tool call on the output store; its tool_result (an error for bad input)."""
+        arguments = use.get("input") or {}
+        path = arguments.get("path")
+        try:
+            if not isinstance(path, str):
+                raise ValueError("`path` must be a string such as /topic/note.md")
+            async with self.database.unit_of_work() as db:
+                if use.get("name") == "write_memory":
+                    content = arguments.get("content")
+                    if not isinstance(content, str):
+                        raise ValueError("`content` must be a string")
+                    await memories.put_at(db, store_id, path, content, None)
+                    return _tool_result(use, f"wrote {path}", False)
+                if use.get("name") == "delete_memory":
+                    found = await memories.delete_at(db, store_id, path, None)
+                    return _tool_result(use, f"deleted {path}" if found else f"no memory at {path}", False)
+            return _tool_result(use, f"unknown tool {use.get('name')!r}", True)
+        except (ApiError, ValueError) as exc:
+            return _tool_result(use, str(getattr(exc, "message", exc)), True)
