@@ -153,3 +153,51 @@ def test_a_running_turn_is_interrupted(
     expect(page.locator(".ev.agent.streaming")).to_have_count(0)  # the cut preview is closed
     types = [e.type for e in sdk.beta.sessions.events.list(session_id)]
     assert "user.interrupt" in types and types[-1] == "session.status_idle"
+
+
+def test_a_custom_tool_result_is_sent_and_errors_are_shown(
+    page: Page, console_server: ServerThread, sdk: anthropic.Anthropic
+) -> None:
+    lookup = {
+        "type": "custom",
+        "name": "lookup",
+        "description": "Look a word up.",
+        "input_schema": {"type": "object", "properties": {"word": {"type": "string"}}},
+    }
+    session_id = new_session(sdk, [lookup], "custom tool")
+    sign_in(page, console_server.url, route=f"#/sessions/{session_id}")
+
+    send(page, "/tool lookup " + json.dumps({"word": "console"}))
+    card = page.locator(".ev.tool[data-tool=lookup]")
+    expect(card).to_contain_text("Custom tool: lookup")
+    card.locator("textarea[name=tool-result]").fill("a desk of dials")
+    card.locator("button[data-action=answer]").click()
+    expect(card.locator("pre.output")).to_have_text("a desk of dials")
+    expect(page.locator(".ev.agent").last).to_contain_text("Tool results:\na desk of dials")
+    status(page, "idle")
+
+    # A model error is shown with its type and retry status, and the turn ends.
+    send(page, "/fault invalid")
+    error = page.locator(".ev.error")
+    expect(error).to_contain_text("model_request_failed_error (exhausted)")
+    expect(error).to_contain_text("Invalid request (offline fault injection)")
+    status(page, "idle")
+    results = [e for e in sdk.beta.sessions.events.list(session_id) if e.type == "user.custom_tool_result"]
+    assert [r.content[0].text for r in results if r.content] == ["a desk of dials"]  # type: ignore[union-attr]
+
+
+def test_a_session_is_started_from_an_agent_page(
+    page: Page, console_server: ServerThread, sdk: anthropic.Anthropic
+) -> None:
+    env = sdk.beta.environments.create(name=f"start-{uuid.uuid4().hex[:6]}")
+    agent = sdk.beta.agents.create(name=f"start-{uuid.uuid4().hex[:6]}", model="claude-sonnet-4-6")
+    sign_in(page, console_server.url, route=f"#/agents/{agent.id}")
+    page.select_option("#new-session select[name=environment]", env.id)
+    page.fill("#new-session input[name=title]", "started in the console")
+    page.click("#new-session button[type=submit]")
+    expect(page.locator("h1")).to_have_text("started in the console")
+    session_id = page.url.rsplit("/", 1)[-1]
+    session = sdk.beta.sessions.retrieve(session_id)
+    assert session.agent.id == agent.id and session.environment_id == env.id
+    send(page, "hello from the console")
+    expect(page.locator(".ev.agent").last).to_contain_text('Offline model reply to: "hello from the console"')

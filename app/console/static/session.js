@@ -82,6 +82,12 @@ export async function sessionPage(root, sessionId) {
   const timeline = new Timeline(events, {
     onConfirm: (toolUseId, result, reason) =>
       send({ type: "user.tool_confirmation", tool_use_id: toolUseId, result, ...(result === "deny" && reason ? { deny_message: reason } : {}) }),
+    onAnswer: (useId, custom, text, isError) =>
+      send({
+        ...(custom ? { type: "user.custom_tool_result", custom_tool_use_id: useId } : { type: "user.tool_result", tool_use_id: useId }),
+        content: [{ type: "text", text }],
+        ...(isError ? { is_error: true } : {}),
+      }),
     onChange: (event) => {
       if (event.type in STATUS_OF) setStatus(STATUS_OF[event.type]);
       if (event.type === "session.usage") {

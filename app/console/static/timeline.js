@@ -36,9 +36,10 @@ function resultText(content) {
 }
 
 export class Timeline {
-  constructor(root, { onConfirm, onChange }) {
+  constructor(root, { onConfirm, onAnswer, onChange }) {
     this.root = root;
     this.onConfirm = onConfirm;
+    this.onAnswer = onAnswer;
     this.onChange = onChange || (() => {});
     this.nodes = new Map(); // event id -> element (tool cards and spans by their own event id)
     this.previews = new Map(); // preview id -> {node, blocks: [text node]}
@@ -200,7 +201,7 @@ export class Timeline {
   }
 
   clearConfirm(useId) {
-    this.nodes.get(useId)?.querySelector(".confirm")?.remove();
+    for (const box of this.nodes.get(useId)?.querySelectorAll(".confirm") || []) box.remove();
   }
 
   askFor(useId) {
@@ -224,6 +225,37 @@ export class Timeline {
     );
     const box = h("div.confirm", {}, h("span.what", { text: "The agent asks to run this tool." }), reason, ...buttons);
     node.append(box);
+  }
+
+  /** A custom tool's call, or a built-in one of a self-hosted environment, waits for its result. */
+  answerFor(useId) {
+    const node = this.nodes.get(useId);
+    if (!node || !node.classList.contains("tool") || node.querySelector(".answer") || this.answered.has(useId)) return;
+    const custom = node.dataset.type === "agent.custom_tool_use";
+    const text = h("textarea", { name: "tool-result", placeholder: "The tool's result, as text" });
+    const failed = h("input", { type: "checkbox", name: "is-error" });
+    const button = h("button.btn.primary", { "data-action": "answer", type: "submit", text: "Send result" });
+    const form = h(
+      "form.confirm.answer",
+      {
+        onsubmit: async (event) => {
+          event.preventDefault();
+          button.disabled = true;
+          try {
+            await this.onAnswer(useId, custom, text.value, failed.checked);
+            form.replaceChildren(h("span.what", { text: "Sent, waiting for the agent…" }));
+          } catch (error) {
+            button.disabled = false;
+            form.append(h("span.small", { text: error.message }));
+          }
+        },
+      },
+      h("span.what", { text: custom ? "The agent waits for this custom tool's result." : "The agent waits for this tool's result (self-hosted)." }),
+      text,
+      h("label.field.check", {}, failed, "is an error"),
+      button,
+    );
+    node.append(form);
   }
 
   // --- spans and status -----------------------------------------------------------------------
@@ -271,7 +303,10 @@ export class Timeline {
     const label = { end_turn: "Idle: turn ended", requires_action: "Waiting for you", retries_exhausted: "Idle: retries exhausted", refusal: "Idle: the model refused" }[reason] || `Idle: ${reason}`;
     const node = this.put(event, card("marker", label, event));
     if (reason === "requires_action") {
-      for (const id of event.stop_reason.event_ids || []) if (this.pendingAsk.has(id)) this.askFor(id);
+      for (const id of event.stop_reason.event_ids || []) {
+        if (this.pendingAsk.has(id)) this.askFor(id);
+        else this.answerFor(id);
+      }
     }
     return node;
   }

@@ -1,7 +1,7 @@
 // Pages of the console other than the live session: agents and their versions, environments,
 // and sessions with filters.
 
-import { get, getAll } from "./api.js";
+import { get, getAll, post } from "./api.js";
 import { badge, count, cost, errorBox, h, idLink, json, replace, statusBadge, table, when } from "./ui.js";
 
 const go = (hash) => {
@@ -81,7 +81,11 @@ export async function agentPage(root, agentId) {
   replace(
     root,
     h("div.crumbs", {}, h("a", { href: "#/agents", text: "Agents" }), " / ", agent.id),
-    pageHead(agent.name, [badge(`v${agent.version}`), " ", agent.archived_at && badge("archived", "archived")]),
+    pageHead(
+      agent.name,
+      [badge(`v${agent.version}`), " ", agent.archived_at && badge("archived", "archived")],
+      agent.archived_at ? null : await newSessionForm(agent),
+    ),
     h(
       "div.grid2",
       {},
@@ -113,6 +117,36 @@ export async function agentPage(root, agentId) {
     ),
   );
   show(versions[0] || agent);
+}
+
+async function newSessionForm(agent) {
+  const envs = (await getAll("/v1/environments", { limit: 100 })).filter((e) => !e.archived_at);
+  const problem = h("div");
+  const env = h("select", { name: "environment" }, envs.map((e) => h("option", { value: e.id, text: e.name })));
+  const title = h("input", { type: "text", name: "title", placeholder: "Title (optional)" });
+  const button = h("button.btn.primary", { type: "submit", text: "Start a session", disabled: !envs.length });
+  return h(
+    "form.new-session",
+    {
+      id: "new-session",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        button.disabled = true;
+        try {
+          const body = { agent: agent.id, environment_id: env.value, ...(title.value.trim() ? { title: title.value.trim() } : {}) };
+          const session = await post("/v1/sessions", body);
+          go(`#/sessions/${session.id}`);
+        } catch (error) {
+          replace(problem, errorBox(error));
+          button.disabled = false;
+        }
+      },
+    },
+    envs.length ? env : h("span.small.muted", { text: "No environment to run in yet" }),
+    title,
+    button,
+    problem,
+  );
 }
 
 // --- environments ---------------------------------------------------------------------------
