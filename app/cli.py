@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -35,9 +34,9 @@ cli.command("dispatch")(dispatch)
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from app.observability import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _announce(settings: Settings, host: str, port: int) -> None:
@@ -80,7 +79,8 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # our handler formats uvicorn's lines too (see `_configure_logging`)
+        access_log=False,  # mas writes its own, with the request id: MAS_ACCESS_LOG
         timeout_graceful_shutdown=5,
     )
 
@@ -92,10 +92,13 @@ async def _run_worker(settings: Settings) -> None:
     from app.deployments.scheduler import start_scheduler
     from app.events.notifier import Notifier
     from app.main import start_fanout
+    from app.observability import tracing
     from app.webhooks.dispatcher import start_dispatcher
     from app.worker.runtime import start_worker
 
     async with AsyncExitStack() as stack:
+        tracing.configure(settings.otlp_endpoint, "mas", settings.trace_sample_ratio)
+        stack.callback(tracing.shutdown)
         db = Database(settings.database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
         notifier = Notifier()
@@ -121,6 +124,39 @@ def worker() -> None:
     migrations.upgrade(settings.database_url, settings.storage_dir)
     typer.echo(f"mas worker (database: {settings.database_url}, model: {settings.resolved_model_backend()})")
     asyncio.run(_run_worker(settings))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"mas {version('mas')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """mas: the Managed Agents Server."""
+
+
+@cli.command()
+def doctor() -> None:
+    """Check what mas needs here (database, Docker, sandbox images, disk) and say what to do."""
+    from app.doctor import examine
+
+    findings = examine(get_settings())
+    for finding in findings:
+        if finding.ok:
+            typer.echo(f"ok    {finding.check}")
+        else:
+            typer.echo(f"FAIL  {finding.check}: {finding.problem}\n      -> {finding.advice}")
+    failed = [f for f in findings if not f.ok]
+    typer.echo("all good" if not failed else f"{len(failed)} problem(s)")
+    raise typer.Exit(1 if failed else 0)
 
 
 @cli.command()

@@ -58,10 +58,45 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(True, description="Apply Alembic migrations when `mas serve` starts.")
     log_level: str = Field("info", description="Log level for mas and uvicorn.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as readable text, or JSON objects (one per line); both carry the "
+        "request, session, worker and trace ids of the line's work.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request (method, path, status, duration; logger mas.access).",
+    )
     max_request_bytes: int = Field(
         32 * 1024 * 1024,
         ge=1024,
         description="Largest request body (32 MiB, as hosted); uploads have their own limits. Larger: 413.",
+    )
+
+    # --- operations ---------------------------------------------------------------------------
+    metrics_enabled: bool = Field(
+        True, description="Serve /metrics and time every HTTP request by route (off: neither)."
+    )
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without an API key (for a Prometheus on a trusted network)."
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus_client's standard variable: a directory every process of one deployment "
+        "shares (empty at start), so any /metrics answers for all of them.",
+    )
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="Export OpenTelemetry traces over OTLP/HTTP to this base URL (`/v1/traces` is added), "
+        "e.g. http://localhost:4318; unset: tracing is off.",
+    )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (a continued trace follows its parent).",
     )
 
     # --- streaming ----------------------------------------------------------------------------

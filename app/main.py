@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agent_loop.cassettes.transport import cassette_library
 from app.agents.endpoints import router as agents_router
 from app.api.auth import KeyCache, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
+from app.api.context import bind_log_context
 from app.api.errors import install_error_handlers
 from app.api.guard import v1_checks
 from app.api.health import router as health_router
@@ -36,6 +38,9 @@ from app.events.pg_listener import PgListener
 from app.files.endpoints import router as files_router
 from app.files.sweeper import StorageSweeper
 from app.memory_stores.endpoints import router as memory_stores_router
+from app.observability import metrics, tracing
+from app.observability.endpoints import router as metrics_router
+from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
@@ -49,14 +54,15 @@ from app.webhooks.dispatcher import start_dispatcher
 from app.webhooks.endpoints import router as webhooks_router
 from app.work.endpoints import router as work_router
 from app.worker.runtime import start_worker
+from app.worker.service import Worker
 
 log = logging.getLogger("mas")
 
 
-async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> None:
+async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> PgListener | None:
     """Across processes on PostgreSQL: LISTEN/NOTIFY; SQLite is one process (streams poll too)."""
     if db.is_sqlite:
-        return
+        return None
 
     async def fetch(session_id: str, after: int) -> list[LogEvent]:
         async with db.read() as session:
@@ -65,6 +71,22 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
     listener = PgListener(db.url, notifier, fetch)
     await listener.start()
     stack.push_async_callback(listener.close)
+    return listener
+
+
+def readiness_of(
+    settings: Settings, db: Database, listener: PgListener | None, worker: Worker | None
+) -> Readiness:
+    """What `/ready` checks in this process: the database always; the others where they run."""
+    readiness = Readiness()
+    readiness.add("database", lambda: migrate.schema_problem(db))
+    if listener is not None:
+        readiness.add("listener", sync_probe(listener.problem))
+    if worker is not None:
+        readiness.add("worker", sync_probe(worker.problem))
+        if settings.sandbox_backend == "docker":
+            readiness.add("docker", worker.deps.sandbox.probe)
+    return readiness
 
 
 def body_limits(settings: Settings) -> BodyLimits:
@@ -84,7 +106,7 @@ def body_limits(settings: Settings) -> BodyLimits:
 def build_v1_router() -> APIRouter:
     """The /v1 API: every resource router, all behind authentication (API keys; the scoped worker
     credentials of `app.api.scopes`) and rate limits."""
-    router = APIRouter(prefix="/v1", dependencies=[Depends(v1_checks)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(bind_log_context), Depends(v1_checks)])
     router.include_router(agents_router)
     router.include_router(environments_router)
     router.include_router(envkeys_router)
@@ -113,6 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auto_migrate:
             await migrate.upgrade_async(settings.database_url, settings.storage_dir)
         async with AsyncExitStack() as stack:
+            stack.callback(metrics.process_exited, settings.prometheus_multiproc_dir)
+            tracing.configure(settings.otlp_endpoint, "mas", settings.trace_sample_ratio)
+            stack.callback(tracing.shutdown)
             db = Database(settings.database_url, settings.database_pool_size)
             stack.push_async_callback(db.dispose)
             notifier = Notifier()
@@ -123,14 +148,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper = StorageSweeper(db, blobs, settings.storage_sweep_seconds)
             await sweeper.start()
             stack.push_async_callback(sweeper.stop)
-            await start_fanout(stack, db, notifier)
+            listener = await start_fanout(stack, db, notifier)
             await start_dispatcher(stack, settings, db)
             await start_scheduler(stack, settings, db, notifier)
+            worker = None
             if settings.embedded_worker:
-                app.state.worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
+                worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
+                app.state.worker = worker
+            app.state.readiness = readiness_of(settings, db, listener, worker)
             yield
 
-    app = FastAPI(title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own telemetry stays off: mas's middleware makes the request spans (one middleware).
+    telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(
+        title="mas — Managed Agents Server", version="0.1.0", lifespan=lifespan, telemetry=telemetry
+    )
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()
@@ -139,9 +171,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled, access_log=settings.access_log)
     install_error_handlers(app)
     app.include_router(health_router)
+    if settings.metrics_enabled:
+        app.include_router(metrics_router)
     app.include_router(console_router)
     # The offline Messages API: no mas API key needed while mas listens on loopback only.
     app.include_router(offline_router, dependencies=[Depends(require_api_key_off_loopback)])

@@ -25,6 +25,7 @@ case "$what" in
   replay) exec $py bench/bench_replay.py "$@" ;;
   mcp) exec $py bench/bench_mcp.py "$@" ;;
   files) exec $py bench/bench_files.py "$@" ;;
+  observability) exec $py bench/bench_observability.py "$@" ;;
   threads) exec $py bench/bench_threads.py "$@" ;;
   profile)
     dir="${1:-.build/profiles}"
@@ -33,10 +34,10 @@ case "$what" in
     exec $py bench/bench_log.py --sizes 1000,10000 --repeats 3 --profile "$dir"
     ;;
   all)
-    for b in http log concurrency queue stream sandbox session replay mcp files threads; do
+    for b in http log concurrency queue stream sandbox session replay mcp files threads observability; do
       echo "== bench_$b"
       $py "bench/bench_$b.py"
     done
     ;;
-  *) echo "usage: $0 http|log|concurrency|queue|stream|sandbox|session|replay|mcp|files|threads|profile|all [args]" >&2; exit 2 ;;
+  *) echo "usage: $0 http|log|concurrency|queue|stream|sandbox|session|replay|mcp|files|threads|observability|profile|all [args]" >&2; exit 2 ;;
 esac

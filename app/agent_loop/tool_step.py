@@ -27,6 +27,7 @@ from app.environments import service as environments
 from app.events import service as events
 from app.mcp.events import mcp_tool_result_event
 from app.mcp.spill import spill_large_text
+from app.observability import measure
 from app.sandbox.interface import (
     ImageBuildError,
     MemoryMount,
@@ -213,6 +214,12 @@ class ToolStep:
 
     async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
         """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
+        with measure.tool_call(use["type"], use["name"]) as outcome:
+            result = await self._run_tool(use, plan)
+            outcome.value = "error" if result.get("is_error") else "ok"
+        return result
+
+    async def _run_tool(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
         if use["type"] == "agent.tool_use" and tools.is_orchestration(plan.agent, use["name"]):
             return await orchestration.execute(self.deps, self.claim, use)
         if use["type"] == "agent.mcp_tool_use":

@@ -23,7 +23,7 @@ from app.apikeys import service as apikeys
 from app.config import Settings
 from app.db.engine import Database
 from app.envkeys import service as envkeys
-from app.errors import AuthenticationFailed
+from app.errors import AuthenticationFailed, PermissionDenied
 from app.work import service as work
 
 _CACHE_SECONDS = 5.0
@@ -102,6 +102,20 @@ async def authenticate(request: Request) -> None:
         return
     async with db.read() as session:
         await check_scoped(request, principal, session)
+
+
+async def require_metrics_access(request: Request) -> None:
+    """`/metrics`: an API key (not a worker's scoped credential) unless `metrics_public` is set."""
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    if settings.metrics_public:
+        return
+    key = _presented_key(request)
+    principal = await _principal(request, settings, db, key) if key is not None else None
+    if principal is None:
+        raise AuthenticationFailed("Authentication failed")
+    if principal.kind != "api_key":
+        raise PermissionDenied("/metrics takes an API key")
 
 
 def is_loopback(host: str) -> bool:

@@ -54,6 +54,14 @@ class PgListener(RemoteChannel):
         self._notifier.remote = self
         self._tasks = [asyncio.create_task(self._send_loop(), name="pg-notify-sender")]
 
+    def problem(self) -> str | None:
+        """Why this process hears no notifications from other processes (readiness), or None."""
+        if self._closed:
+            return "closed"
+        if self._conn is None or self._conn.is_closed():
+            return "disconnected from PostgreSQL (reconnecting): streams fall back to polling"
+        return None
+
     async def close(self) -> None:
         self._closed = True
         self._notifier.remote = None

@@ -18,6 +18,7 @@ from typing import Any
 from app.db.base import utcnow
 from app.events.notifier import Deleted, Ephemeral, Item, LogEvent, Notifier, Subscription, sse_frame
 from app.ids import new_id
+from app.observability.metrics import observe_event_delivery
 from app.wire import iso
 
 # Delivering one of these ends a client's read loop, so the watermark is saved before it is sent.
@@ -104,12 +105,14 @@ class SessionStream:
         """`first` and every contiguous event already queued behind it, as one chunk: when the
         stream falls behind (many subscribers, a burst), it catches up in fewer, larger writes."""
         chunks = [await self._deliver(first) or b""]
+        observe_event_delivery(first.wire.get("processed_at"))
         while not sub.queue.empty():
             item = sub.queue.get_nowait()
             if not isinstance(item, LogEvent) or item.seq != self.last + 1:
                 self._stash = item  # handled by the next turn of the loop
                 break
             chunks.append(await self._deliver(item) or b"")
+            observe_event_delivery(item.wire.get("processed_at"))
         return b"".join(chunks)
 
     async def _next(self, sub: Subscription) -> Item | None:

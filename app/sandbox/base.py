@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.config import Settings
+from app.observability import measure
 from app.sandbox import outputs, uploads
 from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.interface import MountedFile, SandboxSpec, ToolRequest, ToolResult
@@ -102,7 +103,8 @@ class ChannelBackend(ABC):
         message = {"op": "tool", "name": request.name, "input": request.input, "timeout": timeout}
         channel = await self._channel(session_id)
         try:
-            reply = await channel.call(message, timeout + KILL_GRACE_SECONDS)
+            with measure.sandbox_exec(request.name):
+                reply = await channel.call(message, timeout + KILL_GRACE_SECONDS)
         except ChannelClosed as exc:
             # Not retried: the call may have run (and had effects) before the server went away.
             await self._drop_channel(session_id)
@@ -125,6 +127,10 @@ class ChannelBackend(ABC):
 
     def health(self) -> str | None:
         """Why sandboxes are unavailable right now, or None (backends without an engine: never)."""
+        return None
+
+    async def probe(self) -> str | None:
+        """Backends without an engine have nothing to ask."""
         return None
 
     async def prewarm(self, spec: SandboxSpec) -> None:

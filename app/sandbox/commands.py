@@ -92,3 +92,24 @@ def remove_instance_sandboxes(settings: Settings) -> int:
             await backend.close()
 
     return asyncio.run(remove())
+
+
+def engine_findings(settings: Settings) -> list[tuple[str, str | None, str]]:
+    """`mas doctor`'s Docker checks: (check, problem or None, what to do), the engine first."""
+    from app.sandbox.docker_backend import DockerBackend
+
+    async def check() -> list[tuple[str, str | None, str]]:
+        backend = DockerBackend(settings)
+        try:
+            problem = await backend.probe()
+            findings = [("docker", problem, "start the Docker engine, or check DOCKER_HOST and permissions")]
+            if problem is not None:
+                return findings
+            for image in (settings.sandbox_base_image, settings.sandbox_proxy_image):
+                missing = None if await backend.images.exists(image) else f"{image} is not built"
+                findings.append((f"image {image}", missing, "run `mas sandbox base`"))
+            return findings
+        finally:
+            await backend.close()
+
+    return asyncio.run(check())

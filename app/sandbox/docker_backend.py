@@ -18,6 +18,7 @@ import docker
 import docker.errors
 
 from app.config import Settings
+from app.observability import measure
 from app.sandbox import disk, egress
 from app.sandbox.base import ChannelBackend
 from app.sandbox.channel import ChannelClosed, ToolChannel
@@ -138,18 +139,29 @@ class DockerBackend(ChannelBackend):
         # Memory mounts are fixed at create: such a session gets a container of its own.
         poolable = not egress.is_limited(spec.networking) and not spec.memory
         async with self._lock(session_id):
-            if await self.engine.run("look up the sandbox", self._find, session_id) is None and not (
-                poolable and await self._adopt(session_id, image)
-            ):
-                if on_progress is not None:
-                    await on_progress("Creating sandbox container")
-                await self.engine.run("create the sandbox container", self._create, session_id, spec, image)
-            channel = self._channels.get(session_id)
-            if channel is None or channel.closed:
-                self._channels[session_id] = await self._start_and_connect(session_id)
+            with measure.sandbox_start() as start:
+                kind = await self._place(session_id, spec, image, poolable, on_progress)
+                channel = self._channels.get(session_id)
+                if channel is None or channel.closed:
+                    self._channels[session_id] = await self._start_and_connect(session_id)
+                    start.value = kind
         if poolable:
             self.pool.refill(image)
         self._start_idle_loop()
+
+    async def _place(
+        self, session_id: str, spec: SandboxSpec, image: str, poolable: bool, on_progress: Progress | None
+    ) -> str:
+        """Make sure the session's container exists: `restart` (it did), `warm` (adopted from the
+        pool) or `cold` (created now)."""
+        if await self.engine.run("look up the sandbox", self._find, session_id) is not None:
+            return "restart"
+        if poolable and await self._adopt(session_id, image):
+            return "warm"
+        if on_progress is not None:
+            await on_progress("Creating sandbox container")
+        await self.engine.run("create the sandbox container", self._create, session_id, spec, image)
+        return "cold"
 
     async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
         result = await super().execute(session_id, request)
@@ -334,6 +346,14 @@ class DockerBackend(ChannelBackend):
     def health(self) -> str | None:
         """Why the sandbox is unavailable (the engine did not answer), or None."""
         return self.engine.unavailable
+
+    async def probe(self) -> str | None:
+        """Ping the engine (within the engine deadline): the reason it does not answer, or None."""
+        try:
+            await self.engine.run("ping", lambda: self.engine.client.ping())
+        except EngineError as exc:
+            return str(exc)
+        return None
 
     async def close(self) -> None:
         with contextlib.suppress(EngineError):

@@ -13,6 +13,7 @@ import docker
 import docker.errors
 
 from app.config import Settings
+from app.observability import measure
 from app.sandbox.build_steps import BuildStep, Mirrors, build_steps, dockerfile, image_tag, normalize
 from app.sandbox.engine import Engine, EngineError
 from app.sandbox.interface import ImageBuildError, Progress, SandboxError
@@ -58,10 +59,15 @@ class ImageBuilder:
         # One build per tag in this process; the tag check inside the lock skips repeats.
         async with self._locks.setdefault(tag, asyncio.Lock()):
             if await self._engine.run("look up the environment image", self._image_id, tag) is None:
-                await self._build(tag, base_id, packages, on_progress)
+                with measure.image_build():
+                    await self._build(tag, base_id, packages, on_progress)
             elif on_progress is not None:
                 await on_progress(f"Using cached environment image {tag}")
         return tag
+
+    async def exists(self, ref: str) -> bool:
+        """Whether the engine has the image ``ref``."""
+        return await self._engine.run("look up an image", self._image_id, ref) is not None
 
     def _image_id(self, ref: str) -> str | None:
         try:

@@ -124,6 +124,9 @@ class SandboxBackend(Protocol):
     def health(self) -> str | None:
         """Why sandboxes are unavailable right now (e.g. the engine does not answer), or None."""
 
+    async def probe(self) -> str | None:
+        """Ask the engine now (readiness): why sandboxes cannot start, or None."""
+
     def workspace(self, session_id: str) -> str:
         """The directory relative tool paths resolve against (``/workspace`` in a container)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select, tuple_, update
+from sqlalchemy import Select, func, or_, select, tuple_, update
 from sqlalchemy import delete as delete_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -122,6 +122,21 @@ async def advance_stream_seq(db: AsyncSession, session_id: str, seq: int) -> Non
 
 async def all_ids(db: AsyncSession) -> Sequence[str]:
     return (await db.scalars(select(Session.id))).all()
+
+
+async def count_by_status(db: AsyncSession) -> dict[str, int]:
+    rows = await db.execute(select(Session.status, func.count()).group_by(Session.status))
+    return {status: int(count) for status, count in rows}
+
+
+async def count_runnable(db: AsyncSession, now: datetime) -> int:
+    """Sessions due to run that no worker holds (what `runnable_ids` would offer)."""
+    stmt = select(func.count()).where(
+        Session.wake_at.is_not(None),
+        Session.wake_at <= now,
+        or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
+    )
+    return int(await db.scalar(stmt) or 0)
 
 
 # -- threads: child rows of a multi-agent session ------------------------------------------------

@@ -424,3 +424,14 @@ async def delete_resource(db: AsyncSession, session_id: str, resource_id: str) -
     deleted = await resources.delete(db, row, resource_id)
     row.updated_at = utcnow()
     return deleted
+
+
+async def counts(db: AsyncSession) -> tuple[dict[str, int], int]:
+    """Sessions by status, and how many are due to run with no worker on them (metrics)."""
+    return await repository.count_by_status(db), await repository.count_runnable(db, utcnow())
+
+
+async def trace_parent(db: AsyncSession, session_id: str) -> str | None:
+    """The traceparent of the request that last asked the session to run (tracing)."""
+    row = await repository.get(db, session_id)
+    return row.trace_parent if row is not None else None

@@ -3,6 +3,7 @@ caller's transaction, so the status a client reads and the log never disagree.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +14,13 @@ from app.db.engine import after_commit
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.observability import tracing
+from app.observability.metrics import TURNS, TURNS_STARTED
 from app.sessions import repository
 from app.sessions.schemas import public_usage
 from app.webhooks import service as webhooks
+
+log = logging.getLogger(__name__)
 
 
 def primary_thread_id(session_id: str) -> str:
@@ -60,7 +65,29 @@ def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
     now = utcnow()
     if row.wake_at is None or row.wake_at > now:
         row.wake_at = now
+    parent = tracing.traceparent()
+    if parent is not None:
+        row.trace_parent = parent
     after_commit(db, notifier.wake)
+
+
+def _turn_started() -> None:
+    TURNS_STARTED.inc()
+    log.info("turn started")
+
+
+def _count_turn_end(db: AsyncSession, row: Session, stop_reason: str) -> None:
+    """A running session stops: one turn ended, timed from when it started running (metrics,
+    once the transaction commits)."""
+    if row.running_since is None:
+        return
+    seconds = (utcnow() - row.running_since).total_seconds()
+
+    def record() -> None:
+        TURNS.labels(stop_reason).observe(seconds)
+        log.info("turn ended (%s) after %.1f s", stop_reason, seconds)
+
+    after_commit(db, record)
 
 
 def _stop_clock(row: Session) -> None:
@@ -70,6 +97,8 @@ def _stop_clock(row: Session) -> None:
 
 
 async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    if row.status == "idle":  # not a rescheduled turn going on
+        after_commit(db, _turn_started)
     row.status = "running"
     row.running_since = row.running_since or utcnow()
     row.updated_at = utcnow()
@@ -91,6 +120,7 @@ async def go_idle(
 ) -> list[dict[str, Any]]:
     """thread idle -> session.usage -> session.status_idle, as the hosted service orders them.
     ``stop_details`` (a refusal's category and explanation) goes on both idle events."""
+    _count_turn_end(db, row, str(stop_reason.get("type")))
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
@@ -122,6 +152,7 @@ async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list
 
 
 async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+    _count_turn_end(db, row, "terminated")
     _stop_clock(row)
     now = utcnow()
     row.status = "terminated"

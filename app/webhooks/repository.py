@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import WebhookDelivery, WebhookEndpoint
@@ -80,3 +80,8 @@ async def cancel_pending(db: AsyncSession, endpoint_id: str, now: datetime, reas
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
         .values(status="canceled", last_error=reason, last_attempt_at=now)
     )
+
+
+async def count_pending(db: AsyncSession) -> int:
+    query = select(func.count()).where(WebhookDelivery.status == "pending")
+    return int(await db.scalar(query) or 0)

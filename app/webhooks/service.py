@@ -345,3 +345,8 @@ def signature_headers(send: Send, timestamp: int) -> dict[str, str]:
         "content-type": "application/json",
         "user-agent": "mas-webhooks/1",
     }
+
+
+async def pending_count(db: AsyncSession) -> int:
+    """Deliveries not yet delivered, failed or canceled (metrics)."""
+    return await repository.count_pending(db)

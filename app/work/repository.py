@@ -147,3 +147,7 @@ async def list_page(
         query = query.where(tuple_(WorkItem.created_at, WorkItem.id) < after)
     query = query.order_by(WorkItem.created_at.desc(), WorkItem.id.desc()).limit(limit)
     return (await db.scalars(query)).all()
+
+
+async def count_queued(db: AsyncSession) -> int:
+    return int(await db.scalar(select(func.count()).where(WorkItem.state == "queued")) or 0)

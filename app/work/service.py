@@ -302,3 +302,8 @@ async def token_holder(db: AsyncSession, token: str) -> WorkItem | None:
         return None
     row = await repository.by_token_hash(db, hash_key(token))
     return row if row is not None and row.state in repository.LIVE else None
+
+
+async def queued_count(db: AsyncSession) -> int:
+    """Work items of every self-hosted environment waiting for a worker (metrics)."""
+    return await repository.count_queued(db)

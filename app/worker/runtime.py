@@ -9,6 +9,7 @@ from app.agent_loop.anthropic_client import AnthropicModelClient, create_cassett
 from app.agent_loop.cassettes.transport import CassetteLibrary
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.memory import MemoryMounter
+from app.agent_loop.metered import MeteredModelClient
 from app.agent_loop.model_client import ModelClient
 from app.agent_loop.repositories import RepoMounter
 from app.agent_loop.skills import SkillMounter
@@ -54,7 +55,7 @@ async def start_worker(
     notifier: Notifier,
     cassettes: CassetteLibrary | None = None,
 ) -> Worker:
-    model = create_model_client(settings, cassettes)
+    model = MeteredModelClient(create_model_client(settings, cassettes))
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)

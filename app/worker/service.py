@@ -16,10 +16,16 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
+from opentelemetry.context import Context
+
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.runner import SessionRunner
 from app.db.base import utcnow
+from app.observability import tracing
+from app.observability.context import session_id_var, worker_id_var
+from app.observability.metrics import WORKER_LEASES
 from app.sessions import leases
+from app.sessions import service as sessions
 from app.sessions.leases import Claim, LeaseLost
 from app.worker.slots import Slot, Slots
 
@@ -41,8 +47,21 @@ class Worker:
         self._stopping = False
 
     async def start(self) -> None:
+        worker_id_var.set(self.owner)  # inherited by the claim loop and every session it runs
         self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claims")
         log.info("worker %s started (concurrency %d)", self.owner, self.settings.worker_concurrency)
+
+    def problem(self) -> str | None:
+        """Why this worker claims no work (readiness), or None."""
+        task = self._loop_task
+        if self._stopping:
+            return "stopping"
+        if task is None:
+            return "not started"
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            return f"its claim loop ended ({error!r})" if error else "its claim loop ended"
+        return None
 
     async def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         """Stop gracefully: claim nothing more, let each running session finish its current step
@@ -84,11 +103,15 @@ class Worker:
             )
 
     async def _run(self, claim: Claim, slot: Slot) -> None:
+        session_id_var.set(claim.session_id)  # this task's log lines, and its child tasks'
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))
         runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim)
+        WORKER_LEASES.inc()
         runner.tool_step.lend_slot = slot.lent
         try:
-            await runner.run()
+            attributes = {"mas.session_id": claim.session_id, "mas.worker_id": self.owner}
+            with tracing.span("mas.turn", attributes, parent=await self._trace_parent(claim)):
+                await runner.run()
             if runner.left_work:
                 await self._release(claim, utcnow())
         except LeaseLost:
@@ -101,12 +124,20 @@ class Worker:
             log.exception("session %s: the agent loop failed; retrying later", claim.session_id)
             await self._release(claim, utcnow() + timedelta(seconds=CRASH_BACKOFF_SECONDS))
         finally:
+            WORKER_LEASES.dec()
             renewing.cancel()
             self._running.pop(claim.session_id, None)
             await slot.release()
             self._runners.pop(claim.session_id, None)
             if not self._stopping:
                 self.deps.notifier.wake(forward=False)  # a slot is free: look for more work
+
+    async def _trace_parent(self, claim: Claim) -> Context | None:
+        """The trace of the request that asked for this run (read only while tracing is on)."""
+        if not tracing.enabled():
+            return None
+        async with self.deps.database.read() as db:
+            return tracing.context_of(await sessions.trace_parent(db, claim.session_id))
 
     async def _renew(self, claim: Claim, runner: asyncio.Task[None] | None) -> None:
         interval = self.settings.worker_lease_seconds / 3

@@ -118,7 +118,10 @@ async def test_a_hung_engine_keeps_the_api_up_reports_the_sandbox_unavailable_an
         assert (await client.beta.sessions.retrieve(session_id)).status == "idle"
         async with httpx.AsyncClient() as http:
             health = (await http.get(server.url + "/health")).json()
+            ready = await http.get(server.url + "/ready", timeout=60)
         assert health["status"] == "ok" and "did not answer" in health["sandbox"]
+        assert ready.status_code == 503 and ready.json()["failed"] == ["docker"]
+        assert "did not answer within 2 s (ping)" in ready.json()["checks"]["docker"]
     finally:
         answer.set()
         engine.fault = None
@@ -132,6 +135,8 @@ async def test_a_hung_engine_keeps_the_api_up_reports_the_sandbox_unavailable_an
     assert result_text(of_type(events, "agent.tool_result")[-1]) == "from the sandbox"
     async with httpx.AsyncClient() as http:
         assert (await http.get(server.url + "/health")).json()["sandbox"] == "ok"
+        ready = await http.get(server.url + "/ready", timeout=60)
+    assert ready.status_code == 200 and ready.json()["checks"]["docker"] == "ok"
 
 
 async def test_an_interrupt_kills_a_sleeping_tool(client: SDK) -> None:

@@ -74,8 +74,13 @@ class ServerProcess:
     """`mas serve` (or `mas worker`) as a child process, for crash and cross-process tests."""
 
     def __init__(
-        self, env: Mapping[str, str], args: list[str] | None = None, port: int | None = None
+        self,
+        env: Mapping[str, str],
+        args: list[str] | None = None,
+        port: int | None = None,
+        stderr: Path | None = None,
     ) -> None:
+        self.stderr = stderr  # where the process's log goes (default: the test run's stderr)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args or ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -83,7 +88,12 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_http: bool = True) -> ServerProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "app", *self.args], env=self.env, cwd=ROOT)
+        command = [sys.executable, "-m", "app", *self.args]
+        if self.stderr is None:
+            self.proc = subprocess.Popen(command, env=self.env, cwd=ROOT)
+        else:
+            with self.stderr.open("ab") as log:
+                self.proc = subprocess.Popen(command, env=self.env, cwd=ROOT, stderr=log)
         if wait_http:
             self._wait_ready()
         return self

@@ -59,3 +59,6 @@ class Session(Base):
     budget: Mapped[dict[str, Any] | None]
     budget_removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lease_expires_at: Mapped[datetime | None]
+    # W3C traceparent of the request that last asked the session to run (tracing on): the
+    # worker's turn span continues that trace.
+    trace_parent: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Operating mas: readiness probes, metrics, structured logs and traces."""
