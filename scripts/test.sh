@@ -16,7 +16,7 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 fi
 echo "== ruff"; .venv/bin/ruff check app tests bench
-echo "== mypy"; .venv/bin/mypy app && .venv/bin/mypy bench
+echo "== mypy"; .venv/bin/mypy app && .venv/bin/mypy bench && .venv/bin/mypy --strict tests sandbox/toolserver
 echo "== alembic check"
 tmp=$(mktemp -d)
 MAS_DATABASE_URL="sqlite+aiosqlite:///$tmp/check.db" .venv/bin/python -m app migrate >/dev/null

@@ -39,7 +39,7 @@ async def budgeted_session(client: SDK, cents: str | None) -> str:
 
 
 def message_error(exc: pytest.ExceptionInfo[anthropic.BadRequestError]) -> str:
-    return str(exc.value.body["error"]["message"])  # type: ignore[index,call-overload]
+    return str(exc.value.body["error"]["message"])  # type: ignore[index]
 
 
 async def test_a_budget_stops_a_turn_and_raising_it_resumes(loop: SDK) -> None:
@@ -71,7 +71,7 @@ async def test_a_budget_stops_a_turn_and_raising_it_resumes(loop: SDK) -> None:
     assert stop_reason(idles(events)[-1]) == {"type": "end_turn"}
     assert texts(events)[-1] == "Tool results:\nafter-the-budget"
     changed = of_type(events, "session.updated")
-    assert [c.budget.model_dump() for c in changed] == [budget("1000")]  # type: ignore[union-attr]
+    assert [c.budget.model_dump() for c in changed] == [budget("1000")]
 
 
 async def test_removing_the_budget_resumes_and_is_for_good(loop: SDK) -> None:

@@ -48,7 +48,7 @@ async def test_a_coordinator_delegates_to_two_agents_in_parallel_threads(loop: S
         streamed = await read_turn(stream)
 
     events = await log(loop, session_id)
-    assert [e.id for e in streamed] == [e.id for e in events]
+    assert [getattr(e, "id", None) for e in streamed] == [e.id for e in events]
     assert_log_sane(events)
     uses = of_type(events, "agent.tool_use")
     assert [u.name for u in uses] == ["send_to_agent", "send_to_agent"]
@@ -114,7 +114,7 @@ async def test_thread_streams_and_logs_agree(loop: SDK) -> None:
     )
     async with stream:
         replayed = await read_until(stream, lambda e: e.type == "session.thread_status_idle")
-    assert [e.id for e in replayed] == [e.id for e in own]
+    assert [getattr(e, "id", None) for e in replayed] == [e.id for e in own]
 
     primary = f"sthr_{session_id.removeprefix('sesn_')}"
     primary_log = await thread_log(loop, session_id, primary)

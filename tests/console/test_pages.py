@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import anthropic
 import httpx
@@ -17,7 +18,7 @@ from tests.support.server import ServerThread
 
 pytestmark = pytest.mark.browser
 
-TOOLSET = [{"type": "agent_toolset_20260401"}]
+TOOLSET: Any = [{"type": "agent_toolset_20260401"}]
 
 
 def unique(prefix: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import anthropic
 import pytest
@@ -20,10 +21,10 @@ TOOLSET = {"type": "agent_toolset_20260401"}
 ASKING_TOOLSET = {**TOOLSET, "default_config": {"permission_policy": {"type": "always_ask"}}}
 
 
-def new_session(sdk: anthropic.Anthropic, tools: list[dict[str, object]], title: str) -> str:
+def new_session(sdk: anthropic.Anthropic, tools: list[Any], title: str) -> str:
     env = sdk.beta.environments.create(name=f"console-{uuid.uuid4().hex[:6]}")
     name = f"console-{uuid.uuid4().hex[:6]}"
-    agent = sdk.beta.agents.create(name=name, model="claude-sonnet-4-6", tools=tools)  # type: ignore[arg-type]
+    agent = sdk.beta.agents.create(name=name, model="claude-sonnet-4-6", tools=tools)
     return sdk.beta.sessions.create(agent=agent.id, environment_id=env.id, title=title).id
 
 
@@ -74,7 +75,9 @@ def test_a_live_turn_appears_as_it_happens(
     expect(page.locator("#usage-requests")).to_have_text("2")
     usage = sdk.beta.sessions.retrieve(session_id).usage
     assert usage is not None and usage.output_tokens and usage.cache_creation is not None
-    written = usage.cache_creation.ephemeral_5m_input_tokens + usage.cache_creation.ephemeral_1h_input_tokens
+    written = (usage.cache_creation.ephemeral_5m_input_tokens or 0) + (
+        usage.cache_creation.ephemeral_1h_input_tokens or 0
+    )
     expect(page.locator("#usage-output")).to_have_text(f"{usage.output_tokens:,}")
     expect(page.locator("#usage-input")).to_have_text(f"{usage.input_tokens or 0:,}")
     expect(page.locator("#usage-cache-read")).to_have_text(f"{usage.cache_read_input_tokens or 0:,}")

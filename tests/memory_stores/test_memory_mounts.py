@@ -19,7 +19,7 @@ pytestmark = pytest.mark.docker
 
 
 async def _session(client: anthropic.AsyncAnthropic, *resources: dict[str, Any]) -> str:
-    agent = await client.beta.agents.create(name="remembers", model=MODEL, tools=[TOOLSET])
+    agent = await client.beta.agents.create(name="remembers", model=MODEL, tools=[TOOLSET])  # type: ignore[list-item]
     environment = await client.beta.environments.create(name=f"memory-{agent.id[-8:]}")
     session = await client.beta.sessions.create(
         agent=agent.id,

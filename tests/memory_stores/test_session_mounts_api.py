@@ -9,6 +9,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from anthropic.types.beta.sessions import BetaManagedAgentsMemoryStoreResource
 
 from tests.support.factories import MODEL
 
@@ -37,7 +38,7 @@ def test_the_resource_snapshots_the_store_and_lists_without_an_id(client: anthro
 
     (listed,) = client.beta.sessions.resources.list(session.id).data
     for resource in (session.resources[0], listed):
-        assert resource.type == "memory_store"
+        assert isinstance(resource, BetaManagedAgentsMemoryStoreResource)
         assert resource.mount_path == f"/mnt/memory/user-preferences-{suffix}-"
         assert (resource.name, resource.description) == (f"User Preferences {suffix}!", "")
         assert (resource.access, resource.instructions) == ("read_write", "Keep it short.")

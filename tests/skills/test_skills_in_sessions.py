@@ -22,7 +22,7 @@ async def _session(client: anthropic.AsyncAnthropic, skills: list[dict[str, str]
     agent = await client.beta.agents.create(
         name="skilled",
         model=MODEL,
-        tools=[TOOLSET],
+        tools=[TOOLSET],  # type: ignore[list-item]
         skills=skills,  # type: ignore[arg-type]
     )
     environment = await client.beta.environments.create(name=f"skills-{agent.id[-8:]}")
