@@ -23,4 +23,9 @@ MAS_DATABASE_URL="sqlite+aiosqlite:///$tmp/check.db" .venv/bin/python -m app mig
 MAS_DATABASE_URL="sqlite+aiosqlite:///$tmp/check.db" .venv/bin/alembic -c migrations/alembic.ini check
 rm -rf "$tmp"
 echo "== pytest"
+# The whole suite (no arguments: CI and the README's command) runs in several processes, a test file
+# per process at a time: most of its time is spent waiting on sandboxes, workers and streams. With
+# arguments (a directory, -x, -k) one process, unless MAS_TEST_PROCESSES says otherwise.
+if [ $# -eq 0 ]; then processes="${MAS_TEST_PROCESSES:-4}"; else processes="${MAS_TEST_PROCESSES:-1}"; fi
+if [ "$processes" -gt 1 ]; then set -- -n "$processes" --dist loadfile "$@"; fi
 exec .venv/bin/pytest "$@"

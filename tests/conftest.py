@@ -32,7 +32,9 @@ pytest_plugins = ["tests.support.fixtures", "tests.support.wire_check", "pyteste
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    scratch.reap_dead_runs()
+    # Once per run: the controller reaps before its xdist workers start (theirs are alive anyway).
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        scratch.reap_dead_runs()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select, tuple_, update
 from sqlalchemy import delete as delete_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.base import utcnow
 from app.db.models import Session
+from app.sessions.schemas import zero_usage
 
 
 async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:
@@ -17,6 +20,50 @@ async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) ->
     if for_update:  # rendered on PostgreSQL; SQLite has one writer and SQLAlchemy omits it
         stmt = stmt.with_for_update()
     return await db.scalar(stmt)
+
+
+def new_row(
+    *,
+    id: str,
+    agent_id: str,
+    agent_version: int,
+    agent: dict[str, Any],
+    environment_id: str,
+    vault_ids: list[str],
+    **fields: Any,
+) -> Session:
+    """A new idle session or thread row with every counter and list at its start value; `fields`
+    sets the optional columns (title, metadata_, deployment_id, budget, parent_session_id...)."""
+    now = utcnow()
+    start: dict[str, Any] = {
+        "status": "idle",
+        "title": None,
+        "metadata_": {},
+        "resources": [],
+        "usage": zero_usage(),
+        "pending_action_ids": [],
+        "inflight_tool_ids": [],
+        "active_seconds": 0.0,
+        "created_at": now,
+        "updated_at": now,
+        "last_seq": 0,
+        "stream_seq": 0,
+        "lease_token": 0,
+        "deployment_id": None,
+        "budget": None,
+        "budget_removed": False,
+        "parent_session_id": None,
+    }
+    start.update(fields)
+    return Session(
+        id=id,
+        agent_id=agent_id,
+        agent_version=agent_version,
+        agent=agent,
+        environment_id=environment_id,
+        vault_ids=vault_ids,
+        **start,
+    )
 
 
 def add(db: AsyncSession, row: Session) -> None:

@@ -40,7 +40,6 @@ from app.sessions.schemas import (
     SessionStats,
     SessionUpdate,
     public_usage,
-    zero_usage,
 )
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
@@ -118,31 +117,19 @@ async def create(
     environment = await environments.get_for_session(db, params.environment_id)
     agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
     vault_ids = await vaults.check_session_vaults(db, params.vault_ids or [])
-    now = utcnow()
-    row = Session(
+    row = repository.new_row(
         id=new_id("sesn"),
         agent_id=agent_id,
         agent_version=version,
         agent=snapshot,
         environment_id=environment.id,
-        status="idle",
+        vault_ids=vault_ids,
         title=params.title,
         metadata_=dict(params.metadata or {}),
-        vault_ids=vault_ids,
-        resources=[],
-        usage=zero_usage(),
-        pending_action_ids=[],
-        inflight_tool_ids=[],
-        active_seconds=0.0,
-        created_at=now,
-        updated_at=now,
-        last_seq=0,
-        stream_seq=0,
-        lease_token=0,
         deployment_id=deployment_id,
         budget=budgets.parse(params.budget) if params.budget is not None else None,
-        budget_removed=False,
     )
+    now = row.created_at
     repository.add(db, row)
     await db.flush()
     if params.resources:

@@ -24,7 +24,7 @@ from app.events import service as events
 from app.events.notifier import Notifier
 from app.ids import new_id
 from app.sessions import repository, transitions
-from app.sessions.schemas import public_usage, zero_usage
+from app.sessions.schemas import public_usage
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage, ThreadStats
 from app.shared.pagination import Cursor, encode_cursor
 
@@ -61,28 +61,13 @@ async def create_child(
     db: AsyncSession, notifier: Notifier, parent: Session, agent: dict[str, Any]
 ) -> Session:
     """A new idle thread running `agent` (a roster entry), announced on the session's log."""
-    now = utcnow()
-    row = Session(
+    row = repository.new_row(
         id=new_id("sthr"),
         agent_id=str(agent["id"]),
         agent_version=int(agent["version"]),
         agent={**agent, "multiagent": None},  # one delegation level: a thread never delegates
         environment_id=parent.environment_id,
-        status="idle",
-        title=None,
-        metadata_={},
         vault_ids=list(parent.vault_ids),
-        resources=[],
-        usage=zero_usage(),
-        pending_action_ids=[],
-        inflight_tool_ids=[],
-        active_seconds=0.0,
-        created_at=now,
-        updated_at=now,
-        last_seq=0,
-        stream_seq=0,
-        lease_token=0,
-        deployment_id=None,
         parent_session_id=parent.id,
     )
     repository.add(db, row)

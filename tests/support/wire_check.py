@@ -118,6 +118,18 @@ def _events_match_the_sdk() -> Iterator[None]:
         )
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its counts to the controller, which prints the run's total."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["wire_check"] = dict(CHECK.checked)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    CHECK.checked.update(getattr(node, "workeroutput", {}).get("wire_check", {}))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     total = sum(CHECK.checked.values())
     if total:

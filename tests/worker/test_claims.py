@@ -45,7 +45,9 @@ def two_servers(
             sandbox_state_dir=directory / "sandbox",
             worker_concurrency=3,
             worker_poll_seconds=0.2,
-            worker_lease_seconds=5.0,
+            # Long enough that a busy test process never lets a lease lapse: this test is about
+            # exclusive claims, not expiry (tests/worker/test_crash_recovery.py covers that).
+            worker_lease_seconds=20.0,
         )
         servers = [ServerThread(settings).start(), ServerThread(settings).start()]
         try:
