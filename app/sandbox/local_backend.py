@@ -23,6 +23,7 @@ from app.sandbox.containers import WORKSPACE
 from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
 
 _START_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 10.0
 
 
 class LocalBackend(ChannelBackend):
@@ -116,9 +117,13 @@ class LocalBackend(ChannelBackend):
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
             return
-        for _ in range(200):  # the server takes its shell down, then exits
-            if not _alive(pid):
-                break
+        # From here on nothing may connect to the dying server (a busy machine can take seconds to
+        # run its handler): the next call starts a new one instead of losing its connection.
+        self._socket(session_id).unlink(missing_ok=True)
+        # The server takes its shell down, then exits. One that is still going when we give up sees
+        # its pid file gone and does the same (toolserver's disowned watch).
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         pid_file.unlink(missing_ok=True)
 
