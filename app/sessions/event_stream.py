@@ -62,9 +62,9 @@ def _frames(
     start: int,
     wanted: frozenset[str],
 ) -> AsyncIterator[bytes]:
-    async def fetch_after(seq: int) -> list[LogEvent]:
+    async def fetch_after(seq: int, limit: int) -> list[LogEvent]:
         async with database.read() as db:
-            return await service.fetch_after(db, session_id, seq)
+            return await service.fetch_after(db, session_id, seq, limit)
 
     async def save_watermark(seq: int) -> None:
         async with database.unit_of_work() as db:
