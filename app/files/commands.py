@@ -4,13 +4,14 @@ for large files (streamed both ways: a 500 MB file is never held in memory)."""
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import httpx
 import typer
 
+from app.cli_output import Json, emit
 from app.config import get_settings
 
 files_cli = typer.Typer(help="Upload, list and download files of a running mas server.", no_args_is_help=True)
@@ -79,16 +80,21 @@ def list_files(
     url: Url = None,
     api_key: Key = None,
     scope_id: Annotated[str | None, typer.Option(help="Only a session's files (its id).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size (every page is listed).")] = 100,
+    as_json: Json = False,
 ) -> None:
     """List files, newest first."""
     params: dict[str, Any] = {"limit": limit}
     if scope_id:
         params["scope_id"] = scope_id
     with _client(url, api_key) as client:
-        for item in _pages(client, params):
-            flag = "downloadable" if item.get("downloadable") else "-"
-            typer.echo(f"{item['id']}  {item['size_bytes']:>12}  {flag:<12}  {item['filename']}")
+        items = _pages(client, params)
+        emit(items, as_json, _file_line)
+
+
+def _file_line(item: Mapping[str, Any]) -> str:
+    flag = "downloadable" if item.get("downloadable") else "-"
+    return f"{item['id']}  {item['size_bytes']:>12}  {flag:<12}  {item['filename']}"
 
 
 def _pages(client: httpx.Client, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
