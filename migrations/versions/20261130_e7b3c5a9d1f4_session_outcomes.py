@@ -1,7 +1,7 @@
 """sessions: outcome evaluations (one entry per user.define_outcome)
 
 Revision ID: e7b3c5a9d1f4
-Revises: c4e1a7b9d2f3
+Revises: e2b7c4d9a1f6
 Create Date: 2026-11-30 07:30:00
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision: str = 'e7b3c5a9d1f4'
-down_revision: str | None = 'c4e1a7b9d2f3'
+down_revision: str | None = 'e2b7c4d9a1f6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
