@@ -1,4 +1,5 @@
-"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, dispatch."""
+"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, sessions,
+dispatch."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from app.cli_output import Json, emit
 from app.config import Settings, get_settings
 from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
+from app.sessions.commands import sessions_cli
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +33,7 @@ cli.add_typer(webhooks_cli, name="webhooks")
 sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 cli.add_typer(files_cli, name="files")
+cli.add_typer(sessions_cli, name="sessions")
 cli.command("dispatch")(dispatch)
 
 

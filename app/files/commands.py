@@ -11,34 +11,11 @@ from typing import Annotated, Any, BinaryIO
 import httpx
 import typer
 
+from app.cli_client import Key, Url, checked
+from app.cli_client import api_client as _client
 from app.cli_output import Json, emit
-from app.config import get_settings
 
 files_cli = typer.Typer(help="Upload, list and download files of a running mas server.", no_args_is_help=True)
-
-Url = Annotated[str | None, typer.Option(help="Server URL (default: http://MAS_HOST:MAS_PORT).")]
-Key = Annotated[str | None, typer.Option(help="API key (default: the first of MAS_API_KEYS).")]
-
-
-def _client(url: str | None, api_key: str | None) -> httpx.Client:
-    settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
-    key = api_key or (settings.api_keys[0] if settings.api_keys else None)
-    if key is None:
-        raise typer.BadParameter("no API key: pass --api-key or set MAS_API_KEYS")
-    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-    return httpx.Client(base_url=base.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10))
-
-
-def _checked(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        typer.echo(f"error {response.status_code}: {message}", err=True)
-        raise typer.Exit(1)
-    return response.json()
 
 
 class _Progress:
@@ -71,7 +48,7 @@ def upload(
         typer.progressbar(length=size, label=f"uploading {path.name}") as bar,
     ):
         files = {"file": (path.name, _Progress(handle, bar), mime)}
-        body = _checked(client.post("/v1/files", files=files, data=data))  # type: ignore[arg-type]
+        body = checked(client.post("/v1/files", files=files, data=data))  # type: ignore[arg-type]
     typer.echo(f"{body['id']}  {body['size_bytes']} bytes  {body['mime_type']}  {body['filename']}")
 
 
@@ -99,7 +76,7 @@ def _file_line(item: Mapping[str, Any]) -> str:
 
 def _pages(client: httpx.Client, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
     while True:
-        body = _checked(client.get("/v1/files", params=params))
+        body = checked(client.get("/v1/files", params=params))
         yield from body["data"]
         if not body.get("next_page"):
             return
@@ -117,12 +94,12 @@ def download(
 ) -> None:
     """Download a file's content."""
     with _client(url, api_key) as client:
-        meta = _checked(client.get(f"/v1/files/{file_id}"))
+        meta = checked(client.get(f"/v1/files/{file_id}"))
         target = output or Path(Path(meta["filename"]).name)
         with client.stream("GET", f"/v1/files/{file_id}/content") as response:
             if response.status_code >= 400:
                 response.read()
-                _checked(response)
+                checked(response)
             partial = target.with_name(target.name + ".part")
             with (
                 partial.open("wb") as handle,
