@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         64, ge=0, description="Sessions one worker may have waiting on tool calls besides those it works on."
     )
     worker_lease_seconds: float = Field(
-        30.0, description="Lease a worker holds on a session; renewed while it runs."
+        30.0, description="Lease a worker holds on a session or a dream; renewed while it runs."
     )
     worker_poll_seconds: float = Field(1.0, description="Fallback poll interval when no wake-up arrives.")
     max_model_retries: int = Field(

@@ -4,6 +4,7 @@ their environment (a key of one environment reads nothing of another)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -68,6 +69,20 @@ async def test_the_cli_prints_a_working_key_on_its_last_line(
     )
     key = result.stdout.strip().splitlines()[-1]
     assert key.startswith("sk-mas-env-")
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "env-keys", "list", env.environment_id, "--json"],
+        env={**os.environ, "MAS_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    ci_keys = [k for k in json.loads(listed.stdout) if k["name"] == "ci"]
+    assert [(k["environment_id"], k["state"], k["revoked_at"]) for k in ci_keys] == [
+        (env.environment_id, "active", None)
+    ]
+    assert key not in listed.stdout and key.endswith(ci_keys[0]["hint"][-4:])
     async with bearer_async_client(mas_server.url, key) as worker:
         assert (await worker.beta.environments.work.stats(env.environment_id)).type == "work_queue_stats"
     failed = await asyncio.to_thread(
