@@ -1,17 +1,20 @@
-"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, dispatch."""
+"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, sessions,
+dispatch."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from app.cli_output import Json, emit
 from app.config import Settings, get_settings
 from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
+from app.sessions.commands import sessions_cli
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +33,7 @@ cli.add_typer(webhooks_cli, name="webhooks")
 sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 cli.add_typer(files_cli, name="files")
+cli.add_typer(sessions_cli, name="sessions")
 cli.command("dispatch")(dispatch)
 
 
@@ -48,7 +52,11 @@ def _announce(settings: Settings, host: str, port: int) -> None:
             "Set ANTHROPIC_API_KEY to use the real Messages API."
         )
     elif settings.cassette_mode() is not None:
-        upstream = "no upstream" if backend == "replay" else settings.anthropic_base_url or "https://api.anthropic.com"
+        upstream = (
+            "no upstream"
+            if backend == "replay"
+            else settings.anthropic_base_url or "https://api.anthropic.com"
+        )
         cassette = settings.cassette_dir / f"{settings.cassette}.json"
         typer.echo(f"model: {backend} with cassette {cassette} ({upstream})")
     else:
@@ -195,7 +203,7 @@ def _state(revoked_at: object) -> str:
     return "revoked" if revoked_at else "active"
 
 
-async def _keys_list() -> list[str]:
+async def _keys_list() -> list[dict[str, Any]]:
     from app.apikeys import service
     from app.db.engine import Database
 
@@ -204,17 +212,28 @@ async def _keys_list() -> list[str]:
         async with db.read() as session:
             rows = await service.list_keys(session)
         return [
-            f"{r.id}\t{r.name}\t{r.hint}\t{r.created_at.isoformat()}\t{_state(r.revoked_at)}" for r in rows
+            {
+                "id": r.id,
+                "name": r.name,
+                "hint": r.hint,
+                "created_at": r.created_at.isoformat(),
+                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                "state": _state(r.revoked_at),
+            }
+            for r in rows
         ]
     finally:
         await db.dispose()
 
 
 @keys_cli.command("list")
-def keys_list() -> None:
+def keys_list(as_json: Json = False) -> None:
     """List API keys (never the keys themselves)."""
-    for line in asyncio.run(_keys_list()):
-        typer.echo(line)
+    emit(
+        asyncio.run(_keys_list()),
+        as_json,
+        lambda k: f"{k['id']}\t{k['name']}\t{k['hint']}\t{k['created_at']}\t{k['state']}",
+    )
 
 
 async def _keys_revoke(key_id: str) -> None:
@@ -250,18 +269,23 @@ async def _env_keys_create(environment_id: str, name: str) -> list[str]:
         await db.dispose()
 
 
-async def _env_keys_list(environment_id: str) -> list[str]:
+async def _env_keys_list(environment_id: str) -> list[dict[str, Any]]:
     from app.db.engine import Database
     from app.envkeys import service
 
     db = Database(get_settings().database_url)
+    keys: list[dict[str, Any]] = []
     try:
         async with db.read() as session:
-            page = await service.list_keys(session, environment_id, limit=100, page=None)
-        return [
-            f"{k.id}\t{k.name}\t{k.hint}\t{k.created_at:%Y-%m-%dT%H:%M:%SZ}\t{_state(k.revoked_at)}"
-            for k in page.data
-        ]
+            page: str | None = None
+            while True:
+                listed = await service.list_keys(session, environment_id, limit=100, page=page)
+                keys += [
+                    {**k.model_dump(mode="json", exclude={"key"}), "state": _state(k.revoked_at)}
+                    for k in listed.data
+                ]
+                if not (page := listed.next_page):
+                    return keys
     finally:
         await db.dispose()
 
@@ -303,10 +327,13 @@ def env_keys_create(
 
 
 @env_keys_cli.command("list")
-def env_keys_list(environment_id: str) -> None:
+def env_keys_list(environment_id: str, as_json: Json = False) -> None:
     """List an environment's keys (never the keys themselves)."""
-    for line in _run_api_call(_env_keys_list(environment_id)):
-        typer.echo(line)
+    emit(
+        _run_api_call(_env_keys_list(environment_id)),
+        as_json,
+        lambda k: f"{k['id']}\t{k['name']}\t{k['hint']}\t{k['created_at']}\t{k['state']}",
+    )
 
 
 @env_keys_cli.command("revoke")
@@ -351,20 +378,42 @@ def webhooks_create(
     typer.echo(f"{created.id}\t{created.signing_secret}")
 
 
-@webhooks_cli.command("list")
-def webhooks_list() -> None:
-    """List endpoints: id, state, URL, events, why it was disabled."""
+async def _all_endpoints(db: AsyncSession) -> list[dict[str, Any]]:
     from app.webhooks import service
 
-    listing = _with_database(lambda db: service.list_endpoints(db, limit=100, page=None), write=False)
-    page = _run_api_call(listing)
-    for e in page.data:
-        typer.echo(f"{e.id}\t{e.state}\t{e.url}\t{','.join(e.enabled_events)}\t{e.disabled_reason}")
+    endpoints: list[dict[str, Any]] = []
+    page: str | None = None
+    while True:
+        listed = await service.list_endpoints(db, limit=100, page=page)
+        endpoints += [e.model_dump(mode="json") for e in listed.data]
+        if not (page := listed.next_page):
+            return endpoints
+
+
+@webhooks_cli.command("list")
+def webhooks_list(as_json: Json = False) -> None:
+    """List endpoints: id, state, URL, events, why it was disabled."""
+    endpoints = _run_api_call(_with_database(_all_endpoints, write=False))
+    emit(
+        endpoints,
+        as_json,
+        lambda e: (
+            f"{e['id']}\t{e['state']}\t{e['url']}\t{','.join(e['enabled_events'])}\t{e['disabled_reason']}"
+        ),
+    )
+
+
+def _delivery_line(d: Mapping[str, Any]) -> str:
+    answer = d["last_status_code"] if d["last_status_code"] is not None else (d["last_error"] or "-")
+    created = str(d["created_at"])[:19]
+    return f"{created}Z\t{d['event_type']}\t{d['event_id']}\t{d['status']}\t{d['attempts']}\t{answer}"
 
 
 @webhooks_cli.command("deliveries")
 def webhooks_deliveries(
-    endpoint_id: str, limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50
+    endpoint_id: str,
+    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000)] = 50,
+    as_json: Json = False,
 ) -> None:
     """The delivery log of an endpoint: time, event, status, attempts, last response."""
     from app.webhooks import service
@@ -373,11 +422,7 @@ def webhooks_deliveries(
         lambda db: service.list_deliveries(db, endpoint_id, limit=limit, page=None), write=False
     )
     page = _run_api_call(log)
-    for d in page.data:
-        answer = d.last_status_code if d.last_status_code is not None else (d.last_error or "-")
-        typer.echo(
-            f"{d.created_at:%Y-%m-%dT%H:%M:%S}Z\t{d.event_type}\t{d.event_id}\t{d.status}\t{d.attempts}\t{answer}"
-        )
+    emit([d.model_dump(mode="json") for d in page.data], as_json, _delivery_line)
 
 
 def _set_state(endpoint_id: str, state: str) -> None:

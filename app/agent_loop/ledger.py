@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agent_loop import grader
 from app.agent_loop.context import RESULT_KEYS, THREAD_MESSAGE, TOOL_USE_TYPES, build_messages
 from app.agent_loop.state import TurnState, analyse
 from app.db.models import Session
@@ -90,11 +91,11 @@ class TurnFold:
         state = self.state
         kind = event["type"]
         self._start_seen = self._start_seen or event["id"] == self._start
-        if kind == THREAD_MESSAGE:
+        if kind in (THREAD_MESSAGE, grader.DEFINE):  # may arrive while a request runs
             self._last_thread_message = position
             state.requests_since_input = 0
             state.input_after_response = state.input_after_response or self._start_seen
-        elif kind == "user.message":
+        elif kind == "user.message" or grader.is_agent_input(event):
             state.requests_since_input = 0
             state.input_after_response = True
             state.retries = 0

@@ -6,6 +6,10 @@ live. With `Last-Event-ID` it resumes exactly after that event instead. So a cli
 and then connects still sees the whole turn, even with a model that answers instantly; a client
 that connects before each turn never sees a stale `session.status_idle` from the previous turn;
 and a client that drops mid-turn gets the rest on reconnect (and the full history from the list).
+
+An *observer* stream (the console, `mas sessions tail`: header `x-mas-observer: 1`) reads the
+same way but never moves the watermark: watching a session takes no turn's replay away from the
+client that sent it.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class SessionStream:
         fetch_after: FetchAfter,
         save_watermark: SaveWatermark,
         poll_seconds: float,
+        observer: bool = False,
     ) -> None:
         self.notifier = notifier
         self.session_id = session_id
@@ -81,6 +86,7 @@ class SessionStream:
         self.fetch_after = fetch_after
         self.save_watermark = save_watermark
         self.poll_seconds = poll_seconds
+        self.observer = observer
         self._stash: Item | None = None  # taken off the queue while batching, not yet handled
 
     async def frames(self) -> AsyncGenerator[bytes, None]:
@@ -149,6 +155,13 @@ class SessionStream:
     async def _deliver(self, event: LogEvent) -> bytes | None:
         if event.seq <= self.last:
             return None
+        if not self.observer:
+            await self._advance_watermark(event)
+        self.last = event.seq
+        self.previews.close(event.wire)
+        return event.sse
+
+    async def _advance_watermark(self, event: LogEvent) -> None:
         if (
             event.wire["type"] in TURN_END_TYPES
             and self.notifier.delivered.get(self.session_id, 0) < event.seq
@@ -158,6 +171,3 @@ class SessionStream:
             self.notifier.mark_delivered(self.session_id, event.seq)
             await self.save_watermark(event.seq)
         self.notifier.mark_delivered(self.session_id, event.seq)
-        self.last = event.seq
-        self.previews.close(event.wire)
-        return event.sse

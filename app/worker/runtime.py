@@ -87,7 +87,7 @@ async def start_worker(
     worker = Worker(deps)
     await worker.start()
     stack.push_async_callback(worker.stop)
-    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds)
+    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds, settings.worker_lease_seconds)
     await dream_runner.start()
     stack.push_async_callback(dream_runner.stop)
     return worker

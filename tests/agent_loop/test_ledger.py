@@ -48,6 +48,8 @@ OPS = (
     "exhausted",
     "compaction",
     "status",
+    "define_outcome",
+    "verdict",
 )
 USE_TYPES = ("agent.tool_use", "agent.custom_tool_use", "agent.mcp_tool_use")
 RESULT_TYPES = (
@@ -76,15 +78,7 @@ class LogBuilder:
 
     def add(self, op: str, n: int) -> None:
         event: Record = {"id": self._id(), "processed_at": "2026-11-30T00:00:00.000Z"}
-        text = [{"type": "text", "text": f"{op} {n}"}]
-        if op == "user":
-            event |= {"type": "user.message", "content": text}
-        elif op == "system":
-            event |= {"type": "system.message", "content": text}
-        elif op == "thread":
-            event |= {"type": "agent.thread_message_received", "content": text, "from_agent_name": "helper"}
-            event["from_session_thread_id"] = f"sthr_{n}"
-        elif op == "start":
+        if op == "start":
             event |= {"type": "span.model_request_start"}
             self.starts.append(event["id"])
         elif op in ("end", "failed_end"):
@@ -102,19 +96,50 @@ class LogBuilder:
             self.uses.append(event["id"])
         elif op == "result":
             kind, key = RESULT_TYPES[n % 4]
-            event |= {"type": kind, key: self._pick(self.uses, n), "content": text}
+            event |= {
+                "type": kind,
+                key: self._pick(self.uses, n),
+                "content": [{"type": "text", "text": "out"}],
+            }
             if n % 3 == 0:
                 event["is_error"] = True
         elif op == "confirmation":
             event |= {"type": "user.tool_confirmation", "tool_use_id": self._pick(self.uses, n)}
             event["result"] = "allow" if n % 2 else "deny"
-        elif op in ("retrying", "exhausted"):
-            event |= {"type": "session.error", "error": {"type": "x", "retry_status": {"type": op}}}
-        elif op == "compaction":
-            event |= {"type": "agent.thread_context_compacted", "_summary": f"summary {n}"}
         else:
-            event |= {"type": ("session.status_running", "session.status_idle")[n % 2]}
+            event |= other_event(op, n)
         self.log.append(event)
+
+
+def other_event(op: str, n: int) -> Record:
+    """Inputs, errors, compactions, statuses and outcome events (they refer to no other event)."""
+    text = [{"type": "text", "text": f"{op} {n}"}]
+    if op in ("user", "system"):
+        return {"type": f"{op}.message", "content": text}
+    if op == "thread":
+        return {
+            "type": "agent.thread_message_received",
+            "content": text,
+            "from_agent_name": "helper",
+            "from_session_thread_id": f"sthr_{n}",
+        }
+    if op in ("retrying", "exhausted"):
+        return {"type": "session.error", "error": {"type": "x", "retry_status": {"type": op}}}
+    if op == "compaction":
+        return {"type": "agent.thread_context_compacted", "_summary": f"summary {n}"}
+    if op == "define_outcome":
+        rubric = {"type": "text", "content": "all tests pass"}
+        return {
+            "type": "user.define_outcome",
+            "outcome_id": f"outc_{n % 3}",
+            "description": "do",
+            "rubric": rubric,
+        }
+    if op == "verdict":
+        result = ("needs_revision", "max_iterations_reached", "satisfied", "interrupted")[n % 4]
+        end = {"type": "span.outcome_evaluation_end", "outcome_id": f"outc_{n % 3}", "iteration": n}
+        return {**end, "result": result, "explanation": f"verdict {n}"}
+    return {"type": ("session.status_running", "session.status_idle")[n % 2]}
 
 
 picks = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 60)), max_size=70)

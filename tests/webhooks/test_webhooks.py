@@ -285,5 +285,15 @@ async def test_the_cli_registers_endpoints_and_shows_the_delivery_log(
     log = await asyncio.to_thread(mas, "deliveries", endpoint_id)
     assert "session.created" in log and "delivered" in log
     assert endpoint_id in await asyncio.to_thread(mas, "list")
+    # --json: the API's own shapes, parseable by scripts; never the signing secret.
+    (entry,) = json.loads(await asyncio.to_thread(mas, "deliveries", endpoint_id, "--json"))
+    assert entry["endpoint_id"] == endpoint_id and entry["event_type"] == "session.created"
+    assert entry["status"] == "delivered" and entry["attempts"] == 1 and entry["last_status_code"] == 200
+    listed = await asyncio.to_thread(mas, "list", "--json")
+    mine = [e for e in json.loads(listed) if e["id"] == endpoint_id]
+    assert [(e["url"], e["enabled_events"], e["state"]) for e in mine] == [
+        (receiver.url, ["session.created"], "enabled")
+    ]
+    assert secret not in listed
     await asyncio.to_thread(mas, "disable", endpoint_id)
     await delete(server.url, endpoint_id)
