@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import AsyncExitStack
 
@@ -66,6 +67,9 @@ async def start_worker(
     blobs = LocalDiskBackend(settings.storage_dir)
     repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
     skills = SkillMounter(db, blobs, settings.storage_dir / "checkouts")
+    memory = MemoryMounter(db)
+    # A sandbox stopping (idle, deleted, reaped) has its memory mounts synced a last time.
+    sandbox.on_stopped(functools.partial(memory.flush, sandbox))
     deps = LoopDeps(
         settings=settings,
         database=db,
@@ -76,7 +80,7 @@ async def start_worker(
         blobs=blobs,
         repos=repos,
         skills=skills,
-        memory=MemoryMounter(db),
+        memory=memory,
         unseal=unsealer(SecretBox.from_settings(settings)),
     )
     provisioner = Provisioner(deps)
