@@ -22,6 +22,7 @@ from app.agent_loop.grade_step import GradePlan, GradeStep
 from app.agent_loop.ledger import Ledger, Ledgers
 from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
+from app.agent_loop.skill_scan import SkillScanPlan, SkillScanStep
 from app.agent_loop.state import TurnState
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
@@ -32,7 +33,8 @@ from app.sessions.leases import Claim
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-Plan = str | ToolPlan | ModelPlan | McpPlan | GradePlan
+Decision = str | ToolPlan | ModelPlan | McpPlan | SkillScanPlan
+Plan = Decision | GradePlan
 
 
 @dataclass
@@ -73,6 +75,7 @@ class SessionRunner:
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
         self.mcp_step = McpStep(deps, claim)
+        self.skill_scan = SkillScanStep(deps, claim)
         self.grade_step = GradeStep(deps, claim)
         # The log is append-only: read it once (or take up the ledger an earlier claim left), then
         # only what was appended since (by this worker, clients, threads or another worker).
@@ -126,6 +129,8 @@ class SessionRunner:
             return await self.tool_step.run(outcome)
         if isinstance(outcome, McpPlan):
             return await self.mcp_step.run(outcome)
+        if isinstance(outcome, SkillScanPlan):
+            return await self.skill_scan.run(outcome)
         if isinstance(outcome, GradePlan):
             return await self.grade_step.run(outcome)
         return outcome == "continue"
@@ -204,6 +209,9 @@ class SessionRunner:
             ):
                 await actions.compaction_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
+            scan = await self.skill_scan.plan(db, snap.row)
+            if scan is not None:  # the repositories' skills are listed from the first request on
+                return scan
             outcomes.begin_work(snap.row)
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
