@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     max_tool_rounds: int = Field(
         200, description="Model requests per turn before tool_use_limit_reached_error."
     )
+    outcome_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Interval of `span.outcome_evaluation_ongoing` heartbeats while the outcome "
+        "grader scores an iteration (one is sent as grading starts).",
+    )
 
     # --- self-hosted work queue -----------------------------------------------------------
     work_lease_ttl_seconds: int = Field(

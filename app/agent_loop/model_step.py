@@ -33,6 +33,7 @@ from app.agent_loop.model_client import (
     complete,
 )
 from app.agent_loop.server_tools import count_searches, server_tool_events
+from app.agent_loop.skill_scan import can_list
 from app.agent_loop.skills import prompt_section
 from app.agent_loop.state import SERVER_RUN_TYPES, analyse
 from app.agent_loop.usage import accumulate, request_cost, span_usage
@@ -41,9 +42,10 @@ from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
 from app.mcp.events import mcp_tool_use_event
-from app.sessions import leases, resources, transitions
+from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.skills import references as skill_refs
+from app.skills.discovery import RepoSkills
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ class ModelStep:
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
         listed = await skill_refs.describe(db, row.agent.get("skills") or [])
         mounted = resources.memory_mounts(row)
-        found = (prompt_section(listed, cloud=cloud), memory.prompt_section(mounted))
+        repo = await self._repo_skills(db, row)
+        found = (prompt_section(listed, cloud=cloud, repo=repo), memory.prompt_section(mounted))
         sections = [s for s in found if s is not None]
         request = requests.build(
             row.agent,
@@ -102,6 +105,14 @@ class ModelStep:
         )
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, request, start[0]["id"])
+
+    async def _repo_skills(self, db: AsyncSession, row: Session) -> RepoSkills | None:
+        """The skills found in the session's repositories (a thread's: its session's), if the
+        row's agent can read skills."""
+        if not can_list(row):
+            return None
+        owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
+        return resources.repo_skills(owner)
 
     async def run(self, plan: ModelPlan) -> bool:
         if plan.request is None or plan.start_id is None:

@@ -17,18 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions, orchestration, requests, tools
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.grade_step import GradePlan, GradeStep
 from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
+from app.agent_loop.skill_scan import SkillScanPlan, SkillScanStep
 from app.agent_loop.state import TurnState, analyse
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.events import service as events
-from app.sessions import budgets, leases, threads, transitions
+from app.sessions import budgets, leases, outcomes, threads, transitions
 from app.sessions.leases import Claim
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+Decision = str | ToolPlan | ModelPlan | McpPlan | SkillScanPlan
+Plan = Decision | GradePlan
 
 
 @dataclass
@@ -68,6 +72,8 @@ class SessionRunner:
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
         self.mcp_step = McpStep(deps, claim)
+        self.skill_scan = SkillScanStep(deps, claim)
+        self.grade_step = GradeStep(deps, claim)
         # The log is append-only and this worker holds the lease: read it once, then only what
         # was appended since (by this worker or by clients answering tool calls).
         self._history: list[Record] = []
@@ -109,14 +115,16 @@ class SessionRunner:
             return await self.tool_step.run(outcome)
         if isinstance(outcome, McpPlan):
             return await self.mcp_step.run(outcome)
+        if isinstance(outcome, SkillScanPlan):
+            return await self.skill_scan.run(outcome)
+        if isinstance(outcome, GradePlan):
+            return await self.grade_step.run(outcome)
         return outcome == "continue"
 
-    async def _decide_and_write(
-        self, db: AsyncSession, snap: Snapshot
-    ) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier = self.deps.notifier
         if snap.interrupt is not None:
-            await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt)
+            await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt, snap.history)
             return "continue"
         if snap.row.status == "idle":
             return await self._from_idle(db, snap)
@@ -129,7 +137,7 @@ class SessionRunner:
         """The row whose budget covers this one: a thread spends its session's."""
         return await threads.parent_of(db, row) if row.parent_session_id is not None else row
 
-    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier = self.deps.notifier
         resumable = (
             snap.last_idle_reason() == "requires_action"
@@ -138,18 +146,21 @@ class SessionRunner:
         )
         if not resumable and snap.last_idle_reason() == "budget_reached":  # raised or removed since?
             resumable = not await budgets.reached(db, await self._budget_owner(db, snap.row))
-        if snap.inputs or resumable:
+        if snap.inputs or resumable or _outcome(snap.row, "pending") is not None:
             await transitions.start_running(db, notifier, snap.row)
             await events.mark_processed(db, notifier, snap.row.id, [e["id"] for e in snap.inputs])
             return "continue"
         leases.release(snap.row, None)
         return "release"
 
-    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier, row, state = self.deps.notifier, snap.row, snap.state
         if row.status == "rescheduling":
             await transitions.start_running(db, notifier, row)
             return "continue"
+        grading = _outcome(row, "evaluating")
+        if grading is not None:  # a worker stopped mid-grading: grade that iteration again
+            return await self.grade_step.prepare(db, row, snap.history, grading)
         if state.open_request is not None:
             await actions.close_open_request(db, notifier, row, state.open_request)
             return "continue"
@@ -163,7 +174,7 @@ class SessionRunner:
             return "continue"
         return await self._after_tools(db, snap)
 
-    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> Plan:
         state = snap.state
         blocking = state.unanswered_blocking()
         if blocking:
@@ -184,6 +195,10 @@ class SessionRunner:
             ):
                 await actions.compaction_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
+            scan = await self.skill_scan.plan(db, snap.row)
+            if scan is not None:  # the repositories' skills are listed from the first request on
+                return scan
+            outcomes.begin_work(snap.row)
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
                 return mcp
@@ -192,8 +207,20 @@ class SessionRunner:
         if tools.coordinates(row.agent) and await threads.busy(db, row.id):
             leases.release(row, None)  # woken by its threads' replies; running meanwhile
             return "release"
+        working = _outcome(row, "running")
+        if working is not None:  # the agent ended an iteration of an outcome: grade it
+            if await budgets.reached(db, row):
+                await transitions.go_idle(db, self.deps.notifier, row, {"type": "budget_reached"})
+                return "continue"
+            return await self.grade_step.prepare(db, row, snap.history, working)
         stop_reason, stop_details = actions.stop_of(state.last_response)
         if row.parent_session_id is not None:
             await orchestration.reply_to_parent(db, self.deps.notifier, row, state.last_response)
         await transitions.go_idle(db, self.deps.notifier, row, stop_reason, stop_details)
         return "continue"
+
+
+def _outcome(row: Session, result: str) -> Record | None:
+    """The session's outcome in progress if it stands at ``result`` (threads have none)."""
+    current = outcomes.active(row) if row.parent_session_id is None else None
+    return current if current is not None and current["result"] == result else None

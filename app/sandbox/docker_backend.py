@@ -296,6 +296,7 @@ class DockerBackend(ChannelBackend):
     async def remove(self, session_id: str) -> None:
         async with self._lock(session_id):
             await self._drop_channel(session_id)
+            await self._halt_before_removal(session_id)
             await self.engine.run("remove the sandbox", self._remove, session_id)
             self._forget_files(session_id)
         self._locks.pop(session_id, None)

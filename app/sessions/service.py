@@ -20,10 +20,10 @@ from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
-from app.events.schemas import UserMessage, dump_event
+from app.events.schemas import UserDefineOutcome, dump_event
 from app.files import service as files
 from app.ids import new_id
-from app.sessions import budgets, repository, resources, threads, transitions
+from app.sessions import budgets, outcomes, repository, resources, threads, transitions
 from app.sessions.repositories import RepoContext
 from app.sessions.resource_schemas import (
     FileResource,
@@ -75,7 +75,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
         metadata=row.metadata_,
         resources=row.resources,
         vault_ids=row.vault_ids,
-        outcome_evaluations=[],
+        outcome_evaluations=outcomes.public(row),
         stats=SessionStats(
             active_seconds=round(active, 3), duration_seconds=(end - row.created_at).total_seconds()
         ),
@@ -99,12 +99,6 @@ async def get(db: AsyncSession, session_id: str) -> SessionOut:
     return to_out(await load(db, session_id))
 
 
-def _reject_unsupported(params: SessionCreate) -> None:
-    for i, event in enumerate(params.initial_events or []):
-        if not isinstance(event, UserMessage):
-            raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
-
-
 async def create(
     db: AsyncSession,
     notifier: Notifier,
@@ -113,7 +107,6 @@ async def create(
     *,
     deployment_id: str | None = None,
 ) -> SessionOut:
-    _reject_unsupported(params)
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
     agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
@@ -142,6 +135,7 @@ async def create(
         deployment_id=deployment_id,
         budget=budgets.parse(params.budget) if params.budget is not None else None,
         budget_removed=False,
+        outcome_evaluations=[],
     )
     repository.add(db, row)
     await db.flush()
@@ -152,12 +146,23 @@ async def create(
     if environment.config.get("type") == "self_hosted":
         await work.enqueue(db, environment.id, row.id)
     if params.initial_events:
-        # Persisted before the response returns; the session starts running at once.
-        await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
+        await _initial_events(db, notifier, row, params.initial_events)
         await transitions.start_running(db, notifier, row)
         transitions.request_run(db, notifier, row)
     after_commit(db, lambda: notifier.session_created(row.id))
     return to_out(row, now)
+
+
+async def _initial_events(db: AsyncSession, notifier: Notifier, row: Session, initial: Sequence[Any]) -> None:
+    """Persisted before the response returns, in order; the session starts running at once.
+    Messages are queued for the agent; an outcome is processed on receipt (see `sending`)."""
+    defined = [(f"initial_events[{i}]", e) for i, e in enumerate(initial) if isinstance(e, UserDefineOutcome)]
+    await outcomes.check(db, row, defined)
+    for event in initial:
+        if isinstance(event, UserDefineOutcome):
+            await events.append(db, notifier, row.id, [outcomes.define(row, event)])
+        else:
+            await events.enqueue(db, row.id, [dump_event(event)])
 
 
 async def list_sessions(
