@@ -86,7 +86,8 @@ class ModelStep:
         self.session_id = claim.session_id
 
     async def prepare(self, db: AsyncSession, row: Session, history: list[dict[str, Any]]) -> ModelPlan:
-        """In the deciding step's transaction: open the request's span (or plan a compaction)."""
+        """In the deciding step's transaction: open the request's span (or plan a compaction).
+        ``history``: the log, or the part of it from where the model's context starts."""
         if requests.needs_compaction(history, self.deps.settings):
             return ModelPlan(row.agent, history, None, None)
         server_search = self.deps.settings.uses_real_api()
