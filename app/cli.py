@@ -1,22 +1,22 @@
-"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, dispatch."""
+"""The `mas` command: serve, worker, migrate, keys, env-keys, webhooks, sandbox, files, sessions,
+dispatch."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from app.cli_db import run_api_call as _run_api_call
+from app.cli_output import Json, emit
+from app.cli_sandbox import sandbox_cli
+from app.cli_webhooks import webhooks_cli
 from app.config import Settings, get_settings
 from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-T = TypeVar("T")
+from app.sessions.commands import sessions_cli
 
 cli = typer.Typer(help="mas: the Managed Agents Server.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
@@ -25,11 +25,10 @@ env_keys_cli = typer.Typer(
     help="Manage environment keys: a self-hosted worker's credential (stored hashed).", no_args_is_help=True
 )
 cli.add_typer(env_keys_cli, name="env-keys")
-webhooks_cli = typer.Typer(help="Manage webhook endpoints and read their delivery log.", no_args_is_help=True)
 cli.add_typer(webhooks_cli, name="webhooks")
-sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 cli.add_typer(files_cli, name="files")
+cli.add_typer(sessions_cli, name="sessions")
 cli.command("dispatch")(dispatch)
 
 
@@ -48,7 +47,11 @@ def _announce(settings: Settings, host: str, port: int) -> None:
             "Set ANTHROPIC_API_KEY to use the real Messages API."
         )
     elif settings.cassette_mode() is not None:
-        upstream = "no upstream" if backend == "replay" else settings.anthropic_base_url or "https://api.anthropic.com"
+        upstream = (
+            "no upstream"
+            if backend == "replay"
+            else settings.anthropic_base_url or "https://api.anthropic.com"
+        )
         cassette = settings.cassette_dir / f"{settings.cassette}.json"
         typer.echo(f"model: {backend} with cassette {cassette} ({upstream})")
     else:
@@ -195,7 +198,7 @@ def _state(revoked_at: object) -> str:
     return "revoked" if revoked_at else "active"
 
 
-async def _keys_list() -> list[str]:
+async def _keys_list() -> list[dict[str, Any]]:
     from app.apikeys import service
     from app.db.engine import Database
 
@@ -204,17 +207,28 @@ async def _keys_list() -> list[str]:
         async with db.read() as session:
             rows = await service.list_keys(session)
         return [
-            f"{r.id}\t{r.name}\t{r.hint}\t{r.created_at.isoformat()}\t{_state(r.revoked_at)}" for r in rows
+            {
+                "id": r.id,
+                "name": r.name,
+                "hint": r.hint,
+                "created_at": r.created_at.isoformat(),
+                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+                "state": _state(r.revoked_at),
+            }
+            for r in rows
         ]
     finally:
         await db.dispose()
 
 
 @keys_cli.command("list")
-def keys_list() -> None:
+def keys_list(as_json: Json = False) -> None:
     """List API keys (never the keys themselves)."""
-    for line in asyncio.run(_keys_list()):
-        typer.echo(line)
+    emit(
+        asyncio.run(_keys_list()),
+        as_json,
+        lambda k: f"{k['id']}\t{k['name']}\t{k['hint']}\t{k['created_at']}\t{k['state']}",
+    )
 
 
 async def _keys_revoke(key_id: str) -> None:
@@ -250,18 +264,23 @@ async def _env_keys_create(environment_id: str, name: str) -> list[str]:
         await db.dispose()
 
 
-async def _env_keys_list(environment_id: str) -> list[str]:
+async def _env_keys_list(environment_id: str) -> list[dict[str, Any]]:
     from app.db.engine import Database
     from app.envkeys import service
 
     db = Database(get_settings().database_url)
+    keys: list[dict[str, Any]] = []
     try:
         async with db.read() as session:
-            page = await service.list_keys(session, environment_id, limit=100, page=None)
-        return [
-            f"{k.id}\t{k.name}\t{k.hint}\t{k.created_at:%Y-%m-%dT%H:%M:%SZ}\t{_state(k.revoked_at)}"
-            for k in page.data
-        ]
+            page: str | None = None
+            while True:
+                listed = await service.list_keys(session, environment_id, limit=100, page=page)
+                keys += [
+                    {**k.model_dump(mode="json", exclude={"key"}), "state": _state(k.revoked_at)}
+                    for k in listed.data
+                ]
+                if not (page := listed.next_page):
+                    return keys
     finally:
         await db.dispose()
 
@@ -278,17 +297,6 @@ async def _env_keys_revoke(environment_id: str, key_id: str) -> None:
         await db.dispose()
 
 
-def _run_api_call(call: Coroutine[Any, Any, T]) -> T:
-    """Run a service call for the CLI: an API error is a message and exit status 1, not a trace."""
-    from app.errors import ApiError
-
-    try:
-        return asyncio.run(call)
-    except ApiError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-
-
 @env_keys_cli.command("create")
 def env_keys_create(
     environment_id: str,
@@ -303,10 +311,13 @@ def env_keys_create(
 
 
 @env_keys_cli.command("list")
-def env_keys_list(environment_id: str) -> None:
+def env_keys_list(environment_id: str, as_json: Json = False) -> None:
     """List an environment's keys (never the keys themselves)."""
-    for line in _run_api_call(_env_keys_list(environment_id)):
-        typer.echo(line)
+    emit(
+        _run_api_call(_env_keys_list(environment_id)),
+        as_json,
+        lambda k: f"{k['id']}\t{k['name']}\t{k['hint']}\t{k['created_at']}\t{k['state']}",
+    )
 
 
 @env_keys_cli.command("revoke")
@@ -314,132 +325,6 @@ def env_keys_revoke(environment_id: str, key_id: str) -> None:
     """Revoke an environment key: its workers are refused within seconds."""
     _run_api_call(_env_keys_revoke(environment_id, key_id))
     typer.echo(f"revoked {key_id}")
-
-
-async def _with_database(call: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
-    from app.db.engine import Database
-
-    db = Database(get_settings().database_url)
-    try:
-        async with db.unit_of_work() if write else db.read() as session:
-            return await call(session)
-    finally:
-        await db.dispose()
-
-
-@webhooks_cli.command("create")
-def webhooks_create(
-    url: str,
-    event: Annotated[list[str], typer.Option(help="An event type to deliver (repeatable).")],
-    name: Annotated[str, typer.Option(help="A label for the endpoint.")] = "",
-) -> None:
-    """Register an endpoint; prints `ID<TAB>SIGNING_SECRET` on the last line (the secret is shown once)."""
-    from pydantic import ValidationError
-
-    from app.db import migrate as migrations
-    from app.webhooks import service
-    from app.webhooks.schemas import WebhookEndpointCreate
-
-    migrations.upgrade(get_settings().database_url, get_settings().storage_dir)
-    try:
-        params = WebhookEndpointCreate.model_validate({"url": url, "enabled_events": event, "name": name})
-    except ValidationError as exc:
-        typer.echo(f"error: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})", err=True)
-        raise typer.Exit(1) from None
-    created = _run_api_call(_with_database(lambda db: service.create_endpoint(db, params), write=True))
-    typer.echo(f"created {created.id} -> {created.url} ({', '.join(created.enabled_events)})")
-    typer.echo(f"{created.id}\t{created.signing_secret}")
-
-
-@webhooks_cli.command("list")
-def webhooks_list() -> None:
-    """List endpoints: id, state, URL, events, why it was disabled."""
-    from app.webhooks import service
-
-    listing = _with_database(lambda db: service.list_endpoints(db, limit=100, page=None), write=False)
-    page = _run_api_call(listing)
-    for e in page.data:
-        typer.echo(f"{e.id}\t{e.state}\t{e.url}\t{','.join(e.enabled_events)}\t{e.disabled_reason}")
-
-
-@webhooks_cli.command("deliveries")
-def webhooks_deliveries(
-    endpoint_id: str, limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50
-) -> None:
-    """The delivery log of an endpoint: time, event, status, attempts, last response."""
-    from app.webhooks import service
-
-    log = _with_database(
-        lambda db: service.list_deliveries(db, endpoint_id, limit=limit, page=None), write=False
-    )
-    page = _run_api_call(log)
-    for d in page.data:
-        answer = d.last_status_code if d.last_status_code is not None else (d.last_error or "-")
-        typer.echo(
-            f"{d.created_at:%Y-%m-%dT%H:%M:%S}Z\t{d.event_type}\t{d.event_id}\t{d.status}\t{d.attempts}\t{answer}"
-        )
-
-
-def _set_state(endpoint_id: str, state: str) -> None:
-    from app.webhooks import service
-    from app.webhooks.schemas import WebhookEndpointUpdate
-
-    params = WebhookEndpointUpdate.model_validate({"state": state})
-    _run_api_call(_with_database(lambda db: service.update_endpoint(db, endpoint_id, params), write=True))
-    typer.echo(f"{endpoint_id} {state}")
-
-
-@webhooks_cli.command("enable")
-def webhooks_enable(endpoint_id: str) -> None:
-    """Enable an endpoint (clears the reason it was disabled)."""
-    _set_state(endpoint_id, "enabled")
-
-
-@webhooks_cli.command("disable")
-def webhooks_disable(endpoint_id: str) -> None:
-    """Disable an endpoint; its pending deliveries are canceled."""
-    _set_state(endpoint_id, "disabled")
-
-
-@sandbox_cli.command("base")
-def sandbox_base(
-    force: Annotated[bool, typer.Option(help="Rebuild even if the image exists.")] = False,
-) -> None:
-    """Build the sandbox base and egress-proxy images from Debian packages (no registry needed)."""
-    from app.sandbox.commands import build_base_image
-
-    raise typer.Exit(build_base_image(get_settings(), force=force, echo=typer.echo))
-
-
-@sandbox_cli.command("clean")
-def sandbox_clean() -> None:
-    """Remove every sandbox of this instance (MAS_SANDBOX_INSTANCE); run it when its server is stopped."""
-    from app.sandbox.commands import remove_instance_sandboxes
-
-    typer.echo(f"removed {remove_instance_sandboxes(get_settings())} sandboxes")
-
-
-@sandbox_cli.command("build")
-def sandbox_build(
-    apt: Annotated[list[str] | None, typer.Option(help="apt package (repeatable).")] = None,
-    cargo: Annotated[list[str] | None, typer.Option(help="cargo crate.")] = None,
-    gem: Annotated[list[str] | None, typer.Option(help="Ruby gem.")] = None,
-    go: Annotated[list[str] | None, typer.Option(help="Go module path@version.")] = None,
-    npm: Annotated[list[str] | None, typer.Option(help="npm package.")] = None,
-    pip: Annotated[list[str] | None, typer.Option(help="pip requirement.")] = None,
-) -> None:
-    """Build (or reuse) the image of an environment's package spec, with a progress bar."""
-    from app.sandbox.commands import build_environment_image
-
-    packages = {
-        "apt": apt or [],
-        "cargo": cargo or [],
-        "gem": gem or [],
-        "go": go or [],
-        "npm": npm or [],
-        "pip": pip or [],
-    }
-    typer.echo(build_environment_image(get_settings(), packages))
 
 
 def main() -> None:

@@ -116,15 +116,32 @@ class Settings(BaseSettings):
         64, ge=0, description="Sessions one worker may have waiting on tool calls besides those it works on."
     )
     worker_lease_seconds: float = Field(
-        30.0, description="Lease a worker holds on a session; renewed while it runs."
+        30.0, description="Lease a worker holds on a session or a dream; renewed while it runs."
     )
     worker_poll_seconds: float = Field(1.0, description="Fallback poll interval when no wake-up arrives.")
+    worker_ledgers: int = Field(
+        64,
+        ge=0,
+        description="Sessions whose log a worker keeps read and analysed between claims, so their next "
+        "turn reads only what is new (least recently run dropped first; 0: read each claim's log anew).",
+    )
+    ledger_verify: bool = Field(
+        False,
+        description="Check aid: every step also rebuilds the turn from the full log and compares "
+        "(slow; the test-suite turns it on).",
+    )
     max_model_retries: int = Field(
         4, description="Retries of a failed model request before retries_exhausted."
     )
     retry_base_seconds: float = Field(1.0, description="First retry backoff; doubles each retry.")
     max_tool_rounds: int = Field(
         200, description="Model requests per turn before tool_use_limit_reached_error."
+    )
+    outcome_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Interval of `span.outcome_evaluation_ongoing` heartbeats while the outcome "
+        "grader scores an iteration (one is sent as grading starts).",
     )
 
     # --- self-hosted work queue -----------------------------------------------------------

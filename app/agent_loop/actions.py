@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agent_loop import grader
 from app.agent_loop.model_client import ModelUsage
 from app.agent_loop.state import TurnState
 from app.agent_loop.usage import span_usage
@@ -13,7 +14,7 @@ from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.mcp.events import mcp_tool_result_event
-from app.sessions import leases, transitions
+from app.sessions import leases, outcomes, transitions
 
 INTERRUPTED = "Tool execution was interrupted before completion. Please retry."
 UNKNOWN_OUTCOME = (
@@ -31,15 +32,22 @@ def error_result(use: dict[str, Any], message: str) -> dict[str, Any]:
 
 
 async def interrupt(
-    db: AsyncSession, notifier: Notifier, row: Session, state: TurnState, event: dict[str, Any]
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    state: TurnState,
+    event: dict[str, Any],
+    history: list[dict[str, Any]],
 ) -> None:
-    """Close every call of the current response that has no result, record the interrupt, and end
-    the turn with `end_turn` (a no-op on an idle session with nothing pending)."""
+    """Close every call of the current response that has no result, record the interrupt, end an
+    outcome in progress as `interrupted`, and end the turn with `end_turn` (a no-op on an idle
+    session with nothing pending)."""
     open_calls = [u for u in state.tool_uses if u["id"] not in state.results]
     if state.open_request is not None:
         await close_open_request(db, notifier, row, state.open_request)
     await events.append(db, notifier, row.id, [error_result(u, INTERRUPTED) for u in open_calls])
     await events.mark_processed(db, notifier, row.id, [event["id"]])
+    await _interrupt_outcome(db, notifier, row, history)
     was_waiting = bool(row.pending_action_ids)
     transitions.nothing_pending(row)
     if row.status != "idle" or was_waiting:
@@ -72,6 +80,11 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
             message = "The user denied this tool call."
             if confirmation.get("deny_message"):
                 message += f" Reason: {confirmation['deny_message']}"
+        elif (use.get("evaluation") or {}).get("type") == "auto":
+            reason = use["evaluation"]["evaluated_permission"].get("reason_code", "indeterminate")
+            message = (
+                f"The server's permission judge (auto policy) denied this call ({reason}); it did not run."
+            )
         else:
             message = f"Tool {use.get('name')!r} is not enabled for this agent."
         results.append(error_result(use, message))
@@ -118,3 +131,27 @@ async def unknown_outcomes(
     await events.append(db, notifier, row.id, [error_result(u, UNKNOWN_OUTCOME) for u in uses])
     ids = {u["id"] for u in uses}
     transitions.tools_finished(row, list(ids))
+
+
+async def _interrupt_outcome(
+    db: AsyncSession, notifier: Notifier, row: Session, history: list[dict[str, Any]]
+) -> None:
+    """The outcome in progress ends `interrupted`: its open evaluation is closed, or, while the
+    agent was working, an evaluation end with an empty start id is recorded."""
+    current = outcomes.active(row) if row.parent_session_id is None else None
+    if current is None:
+        return
+    outcome_id = str(current["outcome_id"])
+    start = grader.open_start(history, outcome_id)
+    explanation = "The user interrupted the session before the outcome was evaluated as met."
+    end = {
+        "type": grader.END,
+        "outcome_evaluation_start_id": str(start["id"]) if start is not None else "",
+        "outcome_id": outcome_id,
+        "iteration": int(current["iteration"]),
+        "result": "interrupted",
+        "explanation": explanation,
+        "usage": span_usage(ModelUsage(), None),
+    }
+    await events.append(db, notifier, row.id, [end])
+    await outcomes.interrupted(db, row, outcome_id, explanation)

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.agent_loop import grader
+
 Record = dict[str, Any]
 
 TOOL_USE_TYPES = ("agent.tool_use", "agent.custom_tool_use", "agent.mcp_tool_use")
@@ -70,7 +72,12 @@ def _unanswered(events: list[Record]) -> list[Record]:
             event["type"] == "span.model_request_end" and event.get("_content")
         ):
             break
-        if event["type"] in ("user.message", "system.message", THREAD_MESSAGE):
+        if event["type"] in (
+            "user.message",
+            "system.message",
+            THREAD_MESSAGE,
+            grader.DEFINE,
+        ) or grader.is_agent_input(event):
             kept.append(event)
     return kept[::-1]
 
@@ -86,6 +93,10 @@ def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]
         sender = f"{event.get('from_agent_name') or 'agent'} (thread {event.get('from_session_thread_id')})"
         header = {"type": "text", "text": f"Message from {sender}:"}
         return [header, *(event.get("content") or [])]
+    if kind == grader.DEFINE:
+        return [{"type": "text", "text": grader.outcome_text(event)}]
+    if kind == grader.END:
+        return [{"type": "text", "text": grader.verdict_text(event)}]
     if kind in RESULT_KEYS:
         target = tool_ids.get(str(event.get(RESULT_KEYS[kind])))
         if target is None:
@@ -119,7 +130,7 @@ def build_messages(events: list[Record]) -> list[dict[str, Any]]:
         elif kind in ("span.model_request_start", "span.model_request_end"):
             requesting = kind == "span.model_request_start"
             pending, during = pending + during, []
-        elif requesting and kind == THREAD_MESSAGE:
+        elif requesting and kind in (THREAD_MESSAGE, grader.DEFINE):
             during.extend(_user_blocks(event, tool_ids))
         else:
             pending.extend(_user_blocks(event, tool_ids))

@@ -10,7 +10,10 @@ overwritten unseen. Files a memory cannot hold (over 100 kB, not UTF-8 text, a b
 reported to the agent and left alone until changed again.
 
 What was synced is remembered per store in a small manifest next to the mount directory (not
-visible in the sandbox), so a restarted worker reads only files changed since.
+visible in the sandbox), so a restarted worker reads only files changed since. The mount itself
+(store id, access) is recorded there too, so a sandbox that stops (idle stop, or the session's
+deletion, even after its row is gone) is synced a last time once its processes are gone
+(``flush``): a write made outside a tool call, e.g. by a background process, is never lost.
 """
 
 from __future__ import annotations
@@ -85,8 +88,29 @@ class _Manifest:
         os.replace(temporary, path)
 
 
+def _sync_dir(sandbox: SandboxBackend, session_id: str) -> Path:
+    return sandbox.memory_dir(session_id).parent / "memory-sync"
+
+
 def _manifest_path(sandbox: SandboxBackend, session_id: str, slug: str) -> Path:
-    return sandbox.memory_dir(session_id).parent / "memory-sync" / f"{slug}.json"
+    return _sync_dir(sandbox, session_id) / f"{slug}.json"
+
+
+def _save_mount(directory: Path, mount: MemoryStoreResource) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{mount.slug}.mount").write_text(mount.model_dump_json())
+
+
+def _load_mounts(directory: Path) -> list[MemoryStoreResource]:
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.glob("*.mount")):
+        try:
+            found.append(MemoryStoreResource.model_validate_json(path.read_text()))
+        except (OSError, ValueError):
+            log.warning("unreadable memory mount record %s", path)
+    return found
 
 
 def _writes(scan: fs.Scan, known: dict[str, Synced], notes: list[str], mount: str) -> list[SessionWrite]:
@@ -141,6 +165,7 @@ class MemoryMounter:
             files = [(m.path, m.content.encode("utf-8")) async for m in stored]
         root = sandbox.memory_dir(session_id) / mount.slug
         placed = await asyncio.to_thread(fs.populate, root, files)
+        await asyncio.to_thread(_save_mount, manifest_path.parent, mount)
         await asyncio.to_thread(_Manifest(placed).save, manifest_path)
 
     async def sync(
@@ -221,6 +246,14 @@ class MemoryMounter:
             known.pop(path, None)
         else:
             known[path] = await asyncio.to_thread(fs.write, root, path, current.encode("utf-8"))
+
+    async def flush(self, sandbox: SandboxBackend, session_id: str) -> None:
+        """The last sync of a stopped sandbox, from the mounts recorded when they were placed
+        (the session row may be gone); nobody is left to tell, so problems are logged (a conflict
+        is kept as a version all the same)."""
+        mounted = await asyncio.to_thread(_load_mounts, _sync_dir(sandbox, session_id))
+        for note in await self.sync(sandbox, session_id, mounted):
+            log.warning("session %s: memory sync when its sandbox stopped: %s", session_id, note[:500])
 
     def forget(self, session_id: str) -> None:
         for key in [k for k in self._placing if k[0] == session_id]:

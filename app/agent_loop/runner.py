@@ -1,7 +1,8 @@
 """Runs a claimed session one step at a time until it has nothing left to do.
 
-Each step opens a unit of work, fences on the lease, reads the log, decides the next action
-(`decide`) and carries it out. Model calls and tool executions happen outside any transaction:
+Each step opens a unit of work, fences on the lease, reads what was appended to the log since the
+last step (into the session's `Ledger`, which the worker keeps between claims), decides the next
+action (`decide`) and carries it out. Model calls and tool executions happen outside any transaction:
 one step records that they start, another records what came of them. Because the decision is
 made from the log alone, a worker that crashes anywhere leaves a log from which the next worker
 resumes (see `state.py`).
@@ -17,24 +18,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions, orchestration, requests, tools
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.grade_step import GradePlan, GradeStep
+from app.agent_loop.ledger import Ledger, Ledgers
 from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
-from app.agent_loop.state import TurnState, analyse
+from app.agent_loop.skill_scan import SkillScanPlan, SkillScanStep
+from app.agent_loop.state import TurnState
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.events import service as events
-from app.sessions import budgets, leases, threads, transitions
+from app.sessions import budgets, leases, outcomes, threads, transitions
 from app.sessions.leases import Claim
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+Decision = str | ToolPlan | ModelPlan | McpPlan | SkillScanPlan
+Plan = Decision | GradePlan
 
 
 @dataclass
 class Snapshot:
     row: Session
-    history: list[Record]
+    history: list[Record]  # the whole log (the ledger's: read it, never change it)
+    window: list[Record]  # the part of the log the model can still see (see `Ledger.window`)
     queued: list[Record]
     state: TurnState
 
@@ -62,16 +69,18 @@ class Snapshot:
 
 
 class SessionRunner:
-    def __init__(self, deps: LoopDeps, claim: Claim) -> None:
+    def __init__(self, deps: LoopDeps, claim: Claim, ledgers: Ledgers | None = None) -> None:
         self.deps = deps
         self.claim = claim
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
         self.mcp_step = McpStep(deps, claim)
-        # The log is append-only and this worker holds the lease: read it once, then only what
-        # was appended since (by this worker or by clients answering tool calls).
-        self._history: list[Record] = []
-        self._seen_seq = 0
+        self.skill_scan = SkillScanStep(deps, claim)
+        self.grade_step = GradeStep(deps, claim)
+        # The log is append-only: read it once (or take up the ledger an earlier claim left), then
+        # only what was appended since (by this worker, clients, threads or another worker).
+        self.ledgers = ledgers if ledgers is not None else Ledgers(0)
+        self._ledger: Ledger | None = None
         self._stopping = False
         self.left_work = False  # run() returned because the worker stops, not because it is done
 
@@ -89,14 +98,25 @@ class SessionRunner:
                 return
         log.error("session %s: step limit reached", self.claim.session_id)
 
+    def keep_ledger(self) -> None:
+        """The run ended without a fault: leave the ledger for this session's next claim."""
+        if self._ledger is not None:
+            self.ledgers.keep(self._ledger)
+
+    async def _take_ledger(self, db: AsyncSession, row: Session) -> Ledger:
+        if self._ledger is None:
+            kept = self.ledgers.take(row.id)
+            self._ledger = kept if kept is not None and await kept.matches(db, row) else Ledger(row.id)
+        return self._ledger
+
     async def _snapshot(self, db: AsyncSession) -> Snapshot:
         row = await leases.fence(db, self.claim)
-        for seq, record in await events.records_after(db, row.id, self._seen_seq):
-            self._history.append(record)
-            self._seen_seq = seq
+        ledger = await self._take_ledger(db, row)
+        ledger.extend(await events.records_after(db, row.id, ledger.last_seq))
+        if self.deps.settings.ledger_verify:
+            ledger = self._ledger = await ledger.verify(db)
         queued = await events.queued(db, row.id)
-        history = list(self._history)
-        return Snapshot(row, history, queued, analyse(history))
+        return Snapshot(row, ledger.history, ledger.window, queued, ledger.state())
 
     async def step(self) -> bool:
         """One decision. Returns False when the session should be released."""
@@ -109,14 +129,16 @@ class SessionRunner:
             return await self.tool_step.run(outcome)
         if isinstance(outcome, McpPlan):
             return await self.mcp_step.run(outcome)
+        if isinstance(outcome, SkillScanPlan):
+            return await self.skill_scan.run(outcome)
+        if isinstance(outcome, GradePlan):
+            return await self.grade_step.run(outcome)
         return outcome == "continue"
 
-    async def _decide_and_write(
-        self, db: AsyncSession, snap: Snapshot
-    ) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier = self.deps.notifier
         if snap.interrupt is not None:
-            await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt)
+            await actions.interrupt(db, notifier, snap.row, snap.state, snap.interrupt, snap.history)
             return "continue"
         if snap.row.status == "idle":
             return await self._from_idle(db, snap)
@@ -129,7 +151,7 @@ class SessionRunner:
         """The row whose budget covers this one: a thread spends its session's."""
         return await threads.parent_of(db, row) if row.parent_session_id is not None else row
 
-    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _from_idle(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier = self.deps.notifier
         resumable = (
             snap.last_idle_reason() == "requires_action"
@@ -138,18 +160,21 @@ class SessionRunner:
         )
         if not resumable and snap.last_idle_reason() == "budget_reached":  # raised or removed since?
             resumable = not await budgets.reached(db, await self._budget_owner(db, snap.row))
-        if snap.inputs or resumable:
+        if snap.inputs or resumable or _outcome(snap.row, "pending") is not None:
             await transitions.start_running(db, notifier, snap.row)
             await events.mark_processed(db, notifier, snap.row.id, [e["id"] for e in snap.inputs])
             return "continue"
         leases.release(snap.row, None)
         return "release"
 
-    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _from_running(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier, row, state = self.deps.notifier, snap.row, snap.state
         if row.status == "rescheduling":
             await transitions.start_running(db, notifier, row)
             return "continue"
+        grading = _outcome(row, "evaluating")
+        if grading is not None:  # a worker stopped mid-grading: grade that iteration again
+            return await self.grade_step.prepare(db, row, snap.history, grading)
         if state.open_request is not None:
             await actions.close_open_request(db, notifier, row, state.open_request)
             return "continue"
@@ -163,7 +188,7 @@ class SessionRunner:
             return "continue"
         return await self._after_tools(db, snap)
 
-    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> str | ToolPlan | ModelPlan | McpPlan:
+    async def _after_tools(self, db: AsyncSession, snap: Snapshot) -> Plan:
         state = snap.state
         blocking = state.unanswered_blocking()
         if blocking:
@@ -184,16 +209,32 @@ class SessionRunner:
             ):
                 await actions.compaction_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
+            scan = await self.skill_scan.plan(db, snap.row)
+            if scan is not None:  # the repositories' skills are listed from the first request on
+                return scan
+            outcomes.begin_work(snap.row)
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
                 return mcp
-            return await self.model_step.prepare(db, snap.row, snap.history)
+            return await self.model_step.prepare(db, snap.row, snap.window)
         row = snap.row
         if tools.coordinates(row.agent) and await threads.busy(db, row.id):
             leases.release(row, None)  # woken by its threads' replies; running meanwhile
             return "release"
+        working = _outcome(row, "running")
+        if working is not None:  # the agent ended an iteration of an outcome: grade it
+            if await budgets.reached(db, row):
+                await transitions.go_idle(db, self.deps.notifier, row, {"type": "budget_reached"})
+                return "continue"
+            return await self.grade_step.prepare(db, row, snap.history, working)
         stop_reason, stop_details = actions.stop_of(state.last_response)
         if row.parent_session_id is not None:
             await orchestration.reply_to_parent(db, self.deps.notifier, row, state.last_response)
         await transitions.go_idle(db, self.deps.notifier, row, stop_reason, stop_details)
         return "continue"
+
+
+def _outcome(row: Session, result: str) -> Record | None:
+    """The session's outcome in progress if it stands at ``result`` (threads have none)."""
+    current = outcomes.active(row) if row.parent_session_id is None else None
+    return current if current is not None and current["result"] == result else None

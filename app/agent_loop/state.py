@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.agent_loop import grader
 from app.agent_loop.context import RESULT_KEYS, THREAD_MESSAGE, TOOL_USE_TYPES
 
 Record = dict[str, Any]
@@ -107,10 +108,10 @@ def analyse(events: list[Record]) -> TurnState:
     for event in events:
         kind = event["type"]
         seen_start = seen_start or event["id"] == started
-        if kind == THREAD_MESSAGE:
+        if kind in (THREAD_MESSAGE, grader.DEFINE):  # may arrive while a request runs
             state.requests_since_input = 0
             state.input_after_response = state.input_after_response or seen_start
-        if kind == "user.message":
+        if kind == "user.message" or grader.is_agent_input(event):
             state.requests_since_input = 0
         elif kind == "span.model_request_start":
             state.requests_since_input += 1
@@ -121,7 +122,7 @@ def analyse(events: list[Record]) -> TurnState:
         if not seen_response:
             seen_response = event["id"] == after
             continue
-        if kind == "user.message":
+        if kind == "user.message" or grader.is_agent_input(event):
             state.input_after_response = True
             state.retries = 0
         elif (

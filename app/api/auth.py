@@ -143,3 +143,12 @@ async def current_api_key_id(request: Request) -> str:
 
 
 ApiKeyId = Annotated[str, Depends(current_api_key_id)]
+
+
+async def current_principal(request: Request) -> Principal:
+    """The credential this request was authenticated with (``authenticate`` ran first)."""
+    principal: Principal = request.state.principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

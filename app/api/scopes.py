@@ -4,7 +4,9 @@ only what a self-hosted worker needs, and only for their own environment:
 * an **environment key**: its environment's work queue, and the sessions of that environment
   (retrieve, events list/stream/send);
 * a **sessions token** (from a work item's `secret`): its own work item (retrieve, heartbeat,
-  stop), its session, and the skills that session's agent uses.
+  stop), its session, the skills that session's agent uses, and the memories of the memory stores
+  attached to that session (the SDK worker's memory sync: list, retrieve, create, update, delete;
+  a store attached `read_only` only reads, a write is 403).
 
 Anything else is 403; another environment's or session's resources are 404, as if they did not
 exist. Default deny: a route not listed here is refused to scoped credentials.
@@ -51,7 +53,14 @@ ENVIRONMENT_KEY_ROUTES = SESSION_ROUTES | {
     ("POST", WORK + "/{work_id}/heartbeat"),
     ("POST", WORK + "/{work_id}/stop"),
 }
-WORK_TOKEN_ROUTES = SESSION_ROUTES | {
+MEMORIES = "/memory_stores/{memory_store_id}/memories"
+MEMORY_READS = {("GET", MEMORIES), ("GET", MEMORIES + "/{memory_id}")}
+MEMORY_WRITES = {
+    ("POST", MEMORIES),
+    ("POST", MEMORIES + "/{memory_id}"),
+    ("DELETE", MEMORIES + "/{memory_id}"),
+}
+WORK_TOKEN_ROUTES = SESSION_ROUTES | MEMORY_READS | MEMORY_WRITES | {
     ("GET", WORK + "/{work_id}"),
     ("POST", WORK + "/{work_id}/heartbeat"),
     ("POST", WORK + "/{work_id}/stop"),
@@ -79,6 +88,8 @@ async def check_scoped(request: Request, principal: Principal, db: AsyncSession)
     if route not in allowed:
         raise PermissionDenied(f"A {principal.kind.replace('_', ' ')} cannot call {route[0]} {route[1]}")
     await _check_ids(request.path_params, principal, db)
+    if "memory_store_id" in request.path_params:
+        await _check_memory_store(db, request.path_params["memory_store_id"], principal, route)
 
 
 async def _check_ids(params: dict[str, str], principal: Principal, db: AsyncSession) -> None:
@@ -110,3 +121,21 @@ async def _check_skill(db: AsyncSession, skill_id: str, principal: Principal) ->
     used = {str(s.get("skill_id")) for s in row.agent.get("skills") or []}
     if skill_id not in used:
         raise NotFound(f"Skill {skill_id} not found")
+
+
+
+async def _check_memory_store(
+    db: AsyncSession, store_id: str, principal: Principal, route: tuple[str, str]
+) -> None:
+    """A sessions token reaches the memory stores attached to its session (writes only those
+    attached `read_write`), nothing else."""
+    row = await sessions.load(db, principal.session_id or "")
+    access = {
+        str(r.get("memory_store_id")): str(r.get("access") or "read_write")
+        for r in row.resources
+        if r.get("type") == "memory_store"
+    }
+    if store_id not in access:
+        raise NotFound(f"Memory store {store_id} not found")
+    if route in MEMORY_WRITES and access[store_id] == "read_only":
+        raise PermissionDenied(f"Memory store {store_id} is attached to this session read_only")

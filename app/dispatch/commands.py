@@ -30,7 +30,8 @@ def default_api_url(settings: Settings) -> str:
 def dispatch(
     environment: Annotated[str, typer.Option(help="The self_hosted environment whose queue to serve.")],
     api_url: Annotated[
-        str | None, typer.Option(help="The mas API (default: http://MAS_HOST:MAS_PORT).")
+        str | None,
+        typer.Option("--url", "--api-url", help="The mas API (default: http://MAS_HOST:MAS_PORT)."),
     ] = None,
     image: Annotated[
         str | None, typer.Option(help="Run sandboxes from this image instead of the base image + packages.")

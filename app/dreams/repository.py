@@ -20,9 +20,14 @@ async def get(db: AsyncSession, dream_id: str, *, lock: bool = False) -> Dream |
     return await db.scalar(query.with_for_update() if lock else query)
 
 
-async def oldest_pending(db: AsyncSession) -> Dream | None:
-    """The oldest pending dream, locked (one another worker holds is skipped on PostgreSQL)."""
-    query = select(Dream).where(Dream.status == "pending").order_by(Dream.created_at, Dream.id).limit(1)
+async def claimable(db: AsyncSession, now: datetime) -> Dream | None:
+    """The oldest dream a worker may take, locked: pending, or running under a lease that expired
+    (its worker died). One another worker holds is skipped on PostgreSQL."""
+    expired = and_(
+        Dream.status == "running", Dream.lease_expires_at.is_not(None), Dream.lease_expires_at < now
+    )
+    query = select(Dream).where(or_(Dream.status == "pending", expired))
+    query = query.order_by(Dream.created_at, Dream.id).limit(1)
     return await db.scalar(query.with_for_update(skip_locked=True))
 
 

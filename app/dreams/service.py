@@ -5,8 +5,9 @@ running dream as ``canceled``. The three final statuses never change again (usag
 grow after a cancel, as on the hosted API). Only final dreams can be archived.
 
 ``create`` checks the request and queues the dream; a worker's dream runner
-(``app/worker/dreams``) claims it (``claim_next``), then calls ``record_output``, ``add_usage``
-and ``finish`` as it works, and looks at ``is_canceled`` between model requests.
+(``app/worker/dreams``) claims it under a lease (``app/dreams/leases``), then calls
+``record_output``, ``add_usage`` and ``finish`` as it works (each after ``leases.fence``), and
+looks at ``is_canceled`` between model requests.
 """
 
 from __future__ import annotations
@@ -256,35 +257,6 @@ async def archive(db: AsyncSession, dream_id: str) -> Dream:
 
 
 # --- transitions the dream runner makes ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DreamJob:
-    """A claimed dream, as the runner works on it."""
-
-    id: str
-    memory_store_id: str
-    session_ids: tuple[str, ...]
-    model: str
-    instructions: str | None
-    in_place: bool
-
-
-async def claim_next(db: AsyncSession) -> DreamJob | None:
-    """Start the oldest pending dream (``pending`` -> ``running``), if there is one."""
-    row = await repository.oldest_pending(db)
-    if row is None:
-        return None
-    row.status, row.updated_at = "running", utcnow()
-    await db.flush()
-    return DreamJob(
-        id=row.id,
-        memory_store_id=row.memory_store_id,
-        session_ids=tuple(row.session_ids),
-        model=str(row.model["id"]),
-        instructions=row.instructions,
-        in_place=row.output_behavior.get("type") == "update_existing",
-    )
 
 
 async def is_canceled(db: AsyncSession, dream_id: str) -> bool:

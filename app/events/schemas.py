@@ -121,11 +121,25 @@ class UserToolResult(_Strict):
     is_error: bool | None = None
 
 
+MAX_RUBRIC_CHARS = 262_144
+MAX_OUTCOME_ITERATIONS = 20
+
+
+class TextRubric(_Strict):
+    type: Literal["text"]
+    content: str = Field(min_length=1, max_length=MAX_RUBRIC_CHARS)
+
+
+class FileRubric(_Strict):
+    type: Literal["file"]
+    file_id: str = Field(min_length=1)
+
+
 class UserDefineOutcome(_Strict):
     type: Literal["user.define_outcome"]
-    description: str
-    rubric: dict[str, Any]
-    max_iterations: int | None = Field(None, ge=1, le=20)
+    description: str = Field(min_length=1)
+    rubric: Annotated[TextRubric | FileRubric, Field(discriminator="type")]
+    max_iterations: int | None = Field(None, ge=1, le=MAX_OUTCOME_ITERATIONS)
 
 
 class SystemMessage(_Strict):

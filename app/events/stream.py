@@ -6,12 +6,16 @@ live. With `Last-Event-ID` it resumes exactly after that event instead. So a cli
 and then connects still sees the whole turn, even with a model that answers instantly; a client
 that connects before each turn never sees a stale `session.status_idle` from the previous turn;
 and a client that drops mid-turn gets the rest on reconnect (and the full history from the list).
+
+An *observer* stream (the console, `mas sessions tail`: header `x-mas-observer: 1`) reads the
+same way but never moves the watermark: watching a session takes no turn's replay away from the
+client that sent it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +28,12 @@ from app.wire import iso
 # Delivering one of these ends a client's read loop, so the watermark is saved before it is sent.
 TURN_END_TYPES = frozenset({"session.status_idle", "session.status_terminated"})
 PREVIEW_TYPES = frozenset({"agent.message", "agent.thinking"})
+# The backlog is read and sent page by page: a small first page so the first frame leaves soon
+# whatever the log's size, then larger ones. Memory stays bounded by one page.
+FIRST_PAGE = 100
+PAGE = 1000
 
-FetchAfter = Callable[[int], Awaitable[list[LogEvent]]]
+FetchAfter = Callable[[int, int], Awaitable[list[LogEvent]]]
 SaveWatermark = Callable[[int], Awaitable[None]]
 
 
@@ -69,6 +77,7 @@ class SessionStream:
         fetch_after: FetchAfter,
         save_watermark: SaveWatermark,
         poll_seconds: float,
+        observer: bool = False,
     ) -> None:
         self.notifier = notifier
         self.session_id = session_id
@@ -77,12 +86,13 @@ class SessionStream:
         self.fetch_after = fetch_after
         self.save_watermark = save_watermark
         self.poll_seconds = poll_seconds
+        self.observer = observer
         self._stash: Item | None = None  # taken off the queue while batching, not yet handled
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    async def frames(self) -> AsyncGenerator[bytes, None]:
         sub = self.notifier.subscribe(self.session_id)  # before the backfill: nothing falls between
         try:
-            for chunk in await self._catch_up():
+            async for chunk in self._catch_up():
                 yield chunk
             while True:
                 item = await self._next(sub)
@@ -94,7 +104,7 @@ class SessionStream:
                         yield sse_frame(item.wire)
                 elif item is None or sub.overflowed or item.seq > self.last + 1:
                     sub.overflowed = False  # a gap, an overflow or a quiet spell: read the log
-                    for chunk in await self._catch_up():
+                    async for chunk in self._catch_up():
                         yield chunk
                 elif item.seq == self.last + 1:
                     yield await self._deliver_run(item, sub)
@@ -126,20 +136,32 @@ class SessionStream:
         except TimeoutError:
             return None  # safety net: re-read the log (a notification may have been lost)
 
-    async def _catch_up(self) -> list[bytes]:
-        chunks: list[bytes] = []
+    async def _catch_up(self) -> AsyncIterator[bytes]:
+        """The log after `self.last`, one chunk per page, each sent before the next is read."""
+        size = FIRST_PAGE
         while True:
-            batch = await self.fetch_after(self.last)
+            batch = await self.fetch_after(self.last, size)
+            chunks = []
             for event in batch:
                 chunk = await self._deliver(event)
                 if chunk is not None:
                     chunks.append(chunk)
-            if len(batch) < 1000:
-                return chunks
+            if chunks:
+                yield b"".join(chunks)
+            if len(batch) < size:
+                return
+            size = PAGE
 
     async def _deliver(self, event: LogEvent) -> bytes | None:
         if event.seq <= self.last:
             return None
+        if not self.observer:
+            await self._advance_watermark(event)
+        self.last = event.seq
+        self.previews.close(event.wire)
+        return event.sse
+
+    async def _advance_watermark(self, event: LogEvent) -> None:
         if (
             event.wire["type"] in TURN_END_TYPES
             and self.notifier.delivered.get(self.session_id, 0) < event.seq
@@ -149,6 +171,3 @@ class SessionStream:
             self.notifier.mark_delivered(self.session_id, event.seq)
             await self.save_watermark(event.seq)
         self.notifier.mark_delivered(self.session_id, event.seq)
-        self.last = event.seq
-        self.previews.close(event.wire)
-        return event.sse

@@ -4,40 +4,18 @@ for large files (streamed both ways: a 500 MB file is never held in memory)."""
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 import httpx
 import typer
 
-from app.config import get_settings
+from app.cli_client import Key, Url, checked
+from app.cli_client import api_client as _client
+from app.cli_output import Json, emit
 
 files_cli = typer.Typer(help="Upload, list and download files of a running mas server.", no_args_is_help=True)
-
-Url = Annotated[str | None, typer.Option(help="Server URL (default: http://MAS_HOST:MAS_PORT).")]
-Key = Annotated[str | None, typer.Option(help="API key (default: the first of MAS_API_KEYS).")]
-
-
-def _client(url: str | None, api_key: str | None) -> httpx.Client:
-    settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
-    key = api_key or (settings.api_keys[0] if settings.api_keys else None)
-    if key is None:
-        raise typer.BadParameter("no API key: pass --api-key or set MAS_API_KEYS")
-    headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
-    return httpx.Client(base_url=base.rstrip("/"), headers=headers, timeout=httpx.Timeout(600, connect=10))
-
-
-def _checked(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
-        typer.echo(f"error {response.status_code}: {message}", err=True)
-        raise typer.Exit(1)
-    return response.json()
 
 
 class _Progress:
@@ -70,7 +48,7 @@ def upload(
         typer.progressbar(length=size, label=f"uploading {path.name}") as bar,
     ):
         files = {"file": (path.name, _Progress(handle, bar), mime)}
-        body = _checked(client.post("/v1/files", files=files, data=data))  # type: ignore[arg-type]
+        body = checked(client.post("/v1/files", files=files, data=data))  # type: ignore[arg-type]
     typer.echo(f"{body['id']}  {body['size_bytes']} bytes  {body['mime_type']}  {body['filename']}")
 
 
@@ -79,21 +57,26 @@ def list_files(
     url: Url = None,
     api_key: Key = None,
     scope_id: Annotated[str | None, typer.Option(help="Only a session's files (its id).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size (every page is listed).")] = 100,
+    as_json: Json = False,
 ) -> None:
     """List files, newest first."""
     params: dict[str, Any] = {"limit": limit}
     if scope_id:
         params["scope_id"] = scope_id
     with _client(url, api_key) as client:
-        for item in _pages(client, params):
-            flag = "downloadable" if item.get("downloadable") else "-"
-            typer.echo(f"{item['id']}  {item['size_bytes']:>12}  {flag:<12}  {item['filename']}")
+        items = _pages(client, params)
+        emit(items, as_json, _file_line)
+
+
+def _file_line(item: Mapping[str, Any]) -> str:
+    flag = "downloadable" if item.get("downloadable") else "-"
+    return f"{item['id']}  {item['size_bytes']:>12}  {flag:<12}  {item['filename']}"
 
 
 def _pages(client: httpx.Client, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
     while True:
-        body = _checked(client.get("/v1/files", params=params))
+        body = checked(client.get("/v1/files", params=params))
         yield from body["data"]
         if not body.get("next_page"):
             return
@@ -111,12 +94,12 @@ def download(
 ) -> None:
     """Download a file's content."""
     with _client(url, api_key) as client:
-        meta = _checked(client.get(f"/v1/files/{file_id}"))
+        meta = checked(client.get(f"/v1/files/{file_id}"))
         target = output or Path(Path(meta["filename"]).name)
         with client.stream("GET", f"/v1/files/{file_id}/content") as response:
             if response.status_code >= 400:
                 response.read()
-                _checked(response)
+                checked(response)
             partial = target.with_name(target.name + ".part")
             with (
                 partial.open("wb") as handle,

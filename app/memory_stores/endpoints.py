@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.auth import ApiKeyId
+from app.api.auth import CurrentPrincipal
 from app.api.betas import require_memory_beta
 from app.api.deps import ReadSession, WriteSession
 from app.api.query import range_param
@@ -27,6 +27,7 @@ from app.memory_stores.schemas import (
     MemoryUpdate,
     MemoryVersion,
     MemoryVersionPage,
+    SessionActor,
     View,
 )
 
@@ -38,11 +39,15 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 CreatedAt = Annotated[dict[str, datetime], Depends(range_param("created_at", ("gte", "lte")))]
 
 
-async def _actor(api_key_id: ApiKeyId) -> ApiActor:
-    return ApiActor(api_key_id=api_key_id)
+async def _actor(principal: CurrentPrincipal) -> ApiActor | SessionActor:
+    """Who a write is attributed to: the API key, or the session whose worker (its sessions
+    token) synced the agent's change back."""
+    if principal.kind == "work_token" and principal.session_id is not None:
+        return SessionActor(session_id=principal.session_id)
+    return ApiActor(api_key_id=principal.id)
 
 
-Actor = Annotated[ApiActor, Depends(_actor)]
+Actor = Annotated[ApiActor | SessionActor, Depends(_actor)]
 
 
 # --- stores -------------------------------------------------------------------------------------

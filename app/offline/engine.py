@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from app.offline import replies
+from app.offline import grading, judging, replies
 from app.offline.directives import Directives, Fault, Refusal, parse_directives
 from app.offline.request import request_problem
 from app.offline.script import (
@@ -86,9 +86,19 @@ class OfflineEngine:
     def respond(self, body: dict[str, Any]) -> OfflineReply:
         validate(body)
         key = request_key(body)
-        directives = parse_directives(_last_user_text(body))
+        graded = grading.grader_input(body)
+        judged = judging.judge_input(body)
+        # A grader request follows its rubric's directives only (see `grading`); a judge, none.
+        directives = parse_directives(
+            graded.rubric if graded else "" if judged is not None else _last_user_text(body)
+        )
         stream_fault = self._injected_fault(key, directives.fault)
-        draft = self._draft(body, key, directives)
+        if graded is not None:
+            draft = _text_draft(grading.answer(graded), sleep_ms=directives.sleep_ms)
+        elif judged is not None:
+            draft = _text_draft(judging.answer(judged))
+        else:
+            draft = self._draft(body, key, directives)
         draft = _limit_output(draft, int(body["max_tokens"]))
         message = self._message(body, key, draft)
         sleep_ms = draft.sleep_ms or directives.sleep_ms

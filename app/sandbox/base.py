@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from app.config import Settings
@@ -19,6 +19,9 @@ from app.sandbox.web_search import web_search
 
 log = logging.getLogger(__name__)
 
+# Called with a session id once its sandbox's processes are stopped, before its files may go.
+StopHook = Callable[[str], Awaitable[None]]
+
 
 class ChannelBackend(ABC):
     def __init__(self, settings: Settings) -> None:
@@ -29,6 +32,7 @@ class ChannelBackend(ABC):
         # What each session's uploads directory holds (path -> digest), known since this process
         # placed it; unknown sessions are scanned once.
         self._mounted: dict[str, dict[str, str]] = {}
+        self._stop_hooks: list[StopHook] = []
 
     # --- what a backend provides -------------------------------------------------------------
     @abstractmethod
@@ -137,10 +141,29 @@ class ChannelBackend(ABC):
         """Get sandboxes of `spec` ready ahead of the sessions that will need them (optional)."""
         return None  # backends without a warm pool have nothing to do
 
+    def on_stopped(self, hook: StopHook) -> None:
+        """Run ``hook`` whenever a sandbox is stopped (idle stop, removal, reaping), after its
+        processes are gone and before its files are: nothing written in it can come later."""
+        self._stop_hooks.append(hook)
+
+    async def _stopped(self, session_id: str) -> None:
+        for hook in self._stop_hooks:
+            try:
+                await hook(session_id)
+            except Exception:  # one failing hook must not keep the sandbox (or other hooks) alive
+                log.exception("session %s: a stop hook failed", session_id)
+
+    async def _halt_before_removal(self, session_id: str) -> None:
+        """Stop the processes first when someone must see the files they leave (stop hooks)."""
+        if self._stop_hooks:
+            await self._halt(session_id)
+            await self._stopped(session_id)
+
     async def stop(self, session_id: str) -> None:
         async with self._lock(session_id):
             await self._drop_channel(session_id)
             await self._halt(session_id)
+            await self._stopped(session_id)
 
     async def _drop_channel(self, session_id: str) -> None:
         channel = self._channels.pop(session_id, None)

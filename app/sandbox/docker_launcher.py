@@ -27,7 +27,14 @@ from docker.types import Mount
 from app.config import Settings
 from app.sandbox import disk, sdk_bundle
 from app.sandbox.api_relay import ApiRelay
-from app.sandbox.containers import CAPABILITIES, WORKSPACE, Naming, disk_options, resource_limits
+from app.sandbox.containers import (
+    CAPABILITIES,
+    MEMORY,
+    WORKSPACE,
+    Naming,
+    disk_options,
+    resource_limits,
+)
 from app.sandbox.engine import Engine, EngineError
 from app.sandbox.images import ImageBuilder
 from app.sandbox.interface import Progress, SandboxError, SandboxSpec
@@ -151,8 +158,11 @@ class DockerLauncher:
             return
         session_dir = self.naming.session_dir(key)
         quota = self.settings.sandbox_disk_mb
-        if quota:
-            disk.prepare(session_dir, quota)
+        # The SDK worker makes each attached memory store's folder at its mount_path (under
+        # /mnt/memory) itself, so that parent is writable here, on the session's disk when there
+        # is a quota (the root filesystem is read-only then).
+        memory = (disk.prepare(session_dir, quota) if quota else session_dir) / "memory"
+        memory.mkdir(parents=True, exist_ok=True)
         spec = SandboxSpec(env_id=launch.environment_id, networking=self._policy.networking)
         plan = self._networks.plan(key, spec)
         environment = {
@@ -173,6 +183,7 @@ class DockerLauncher:
         mounts = [
             Mount(API_DIR, str(session_dir / "api"), type="bind", read_only=True),
             self._bundle_mount(bundle),
+            Mount(MEMORY, str(memory), type="bind"),
             *plan.mounts,
             *options.pop("mounts", [Mount(WORKSPACE, str(session_dir / "workspace"), type="bind")]),
         ]

@@ -115,6 +115,10 @@ class SandboxBackend(Protocol):
     async def stop(self, session_id: str) -> None:
         """Stop the sandbox, keeping its files."""
 
+    def on_stopped(self, hook: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``hook(session_id)`` whenever a sandbox stops (idle stop, removal, reaping), after
+        its processes are gone and before its files are."""
+
     async def remove(self, session_id: str) -> None:
         """Delete the sandbox and everything in it."""
 

@@ -132,6 +132,7 @@ class LocalBackend(ChannelBackend):
             await self._drop_channel(session_id)
             self._forget_files(session_id)
             await asyncio.to_thread(self._kill, session_id)
+            await self._stopped(session_id)
             await asyncio.to_thread(shutil.rmtree, self._dir(session_id), True)
         self._locks.pop(session_id, None)
 

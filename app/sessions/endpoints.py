@@ -154,6 +154,8 @@ events_router = APIRouter(prefix="/sessions/{session_id}/events", tags=["events"
 
 Types = Annotated[list[str] | None, Depends(array_param("types"))]
 Deltas = Annotated[list[str] | None, Depends(array_param("event_deltas"))]
+# A watcher (the console, `mas sessions tail`): reads like any stream, never moves the watermark.
+Observer = Annotated[bool, Header(alias="x-mas-observer")]
 ProcessedAt = Annotated[dict[str, Any], Depends(range_param("created_at"))]
 
 
@@ -195,9 +197,12 @@ async def stream_events(
     settings: SettingsDep,
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
+    observer: Observer = False,
 ) -> EventSourceResponse:
     """Follow a session live over SSE (see the replay rule in the README)."""
-    frames = await open_stream(database, notifier, settings, session_id, event_deltas, last_event_id)
+    frames = await open_stream(
+        database, notifier, settings, session_id, event_deltas, last_event_id, observer
+    )
     return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
 
 
@@ -257,9 +262,10 @@ async def stream_thread_events(
     settings: SettingsDep,
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
+    observer: Observer = False,
 ) -> EventSourceResponse:
     """Follow one thread live over SSE (the replay rule of session streams applies)."""
     frames = await open_thread_stream(
-        database, notifier, settings, session_id, thread_id, event_deltas, last_event_id
+        database, notifier, settings, session_id, thread_id, event_deltas, last_event_id, observer
     )
     return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)

@@ -31,11 +31,13 @@ async def open_stream(
     session_id: str,
     deltas: Sequence[str] | None,
     last_event_id: str | None,
+    observer: bool = False,
 ) -> AsyncIterator[bytes]:
+    """`observer`: a watcher (the console, `mas sessions tail`) that never moves the watermark."""
     wanted = check_deltas(deltas)
     async with database.read() as db:
         start = await sessions.stream_start(db, notifier, session_id, last_event_id)
-    return _frames(database, notifier, settings, session_id, start, wanted)
+    return _frames(database, notifier, settings, session_id, start, wanted, observer)
 
 
 async def open_thread_stream(
@@ -46,12 +48,13 @@ async def open_thread_stream(
     thread_id: str,
     deltas: Sequence[str] | None,
     last_event_id: str | None,
+    observer: bool = False,
 ) -> AsyncIterator[bytes]:
     """A thread's own stream (the session's stream for the primary thread)."""
     wanted = check_deltas(deltas)
     async with database.read() as db:
         log_id, start = await sessions.thread_stream_start(db, notifier, session_id, thread_id, last_event_id)
-    return _frames(database, notifier, settings, log_id, start, wanted)
+    return _frames(database, notifier, settings, log_id, start, wanted, observer)
 
 
 def _frames(
@@ -61,16 +64,24 @@ def _frames(
     session_id: str,
     start: int,
     wanted: frozenset[str],
+    observer: bool,
 ) -> AsyncIterator[bytes]:
-    async def fetch_after(seq: int) -> list[LogEvent]:
+    async def fetch_after(seq: int, limit: int) -> list[LogEvent]:
         async with database.read() as db:
-            return await service.fetch_after(db, session_id, seq)
+            return await service.fetch_after(db, session_id, seq, limit)
 
     async def save_watermark(seq: int) -> None:
         async with database.unit_of_work() as db:
             await sessions.save_stream_watermark(db, session_id, seq)
 
     stream = SessionStream(
-        notifier, session_id, start, wanted, fetch_after, save_watermark, settings.stream_poll_seconds
+        notifier,
+        session_id,
+        start,
+        wanted,
+        fetch_after,
+        save_watermark,
+        settings.stream_poll_seconds,
+        observer=observer,
     )
     return stream.frames()

@@ -53,6 +53,7 @@ def new_row(
         "budget": None,
         "budget_removed": False,
         "parent_session_id": None,
+        "outcome_evaluations": [],
     }
     start.update(fields)
     return Session(
@@ -169,6 +170,12 @@ async def advance_stream_seq(db: AsyncSession, session_id: str, seq: int) -> Non
 
 async def all_ids(db: AsyncSession) -> Sequence[str]:
     return (await db.scalars(select(Session.id))).all()
+
+
+async def unterminated(db: AsyncSession) -> Sequence[tuple[str, str]]:
+    """(id, environment_id) of every session that may still run."""
+    rows = await db.execute(select(Session.id, Session.environment_id).where(Session.status != "terminated"))
+    return [(str(session_id), str(environment_id)) for session_id, environment_id in rows]
 
 
 async def count_by_status(db: AsyncSession) -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 * `user.message`, `user.interrupt`, `system.message`: queued (`processed_at` null) until the
   agent takes them; the session is made runnable.
+* `user.define_outcome`: processed on receipt, echoed with its `outcome_id`; the agent begins
+  work at once (see `outcomes`).
 * `user.tool_confirmation`, `user.custom_tool_result`, `user.tool_result`: processed on receipt.
   Each must answer a tool use the session is waiting on (`Session.pending_action_ids`). While
   the session is idle on `requires_action`, answering the last one resumes it; answering only
@@ -31,7 +33,7 @@ from app.events.schemas import (
     UserToolResult,
     dump_event,
 )
-from app.sessions import threads, transitions
+from app.sessions import outcomes, threads, transitions
 
 QUEUED = ("user.message", "user.interrupt", "system.message")
 SYSTEM_MESSAGE_FOLLOWS = (UserMessage, UserToolResult, UserCustomToolResult)
@@ -64,10 +66,6 @@ def _check_system_message(params: Sequence[Any]) -> None:
 def _check_answers(row: Session, params: Sequence[Any], environment_type: str) -> None:
     pending = set(row.pending_action_ids)
     for i, event in enumerate(params):
-        if isinstance(event, UserDefineOutcome):
-            raise InvalidRequest(
-                f"events[{i}]: user.define_outcome (outcomes) is not supported by this mas build yet"
-            )
         if isinstance(event, UserToolResult) and environment_type != "self_hosted":
             raise InvalidRequest(f"events[{i}]: user.tool_result is only valid on self_hosted environments")
         answer = _answer_id(event)
@@ -86,6 +84,8 @@ async def accept_client_events(
 ) -> list[dict[str, Any]]:
     _check_system_message(params)
     _check_answers(row, params, environment_type)
+    defined = [(f"events[{i}]", e) for i, e in enumerate(params) if isinstance(e, UserDefineOutcome)]
+    await outcomes.check(db, row, defined)
     echoed: list[dict[str, Any]] = []
     queued_any = False
     for event in params:
@@ -97,6 +97,11 @@ async def accept_client_events(
         )
         if routed is not None:  # for one child thread only
             echoed += routed
+        elif isinstance(event, UserDefineOutcome):
+            echoed += await events.append(db, notifier, row.id, [outcomes.define(row, event)])
+            if row.status == "idle":  # the agent begins work on receipt
+                await transitions.start_running(db, notifier, row)
+            queued_any = True
         elif payload["type"] in QUEUED:
             echoed += await events.enqueue(db, row.id, [payload])
             queued_any = True

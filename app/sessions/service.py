@@ -20,10 +20,10 @@ from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
-from app.events.schemas import UserMessage, dump_event
+from app.events.schemas import UserDefineOutcome, dump_event
 from app.files import service as files
 from app.ids import new_id
-from app.sessions import budgets, repository, resources, threads, transitions
+from app.sessions import budgets, outcomes, repository, resources, threads, transitions
 from app.sessions.repositories import RepoContext
 from app.sessions.resource_schemas import (
     FileResource,
@@ -74,7 +74,7 @@ def to_out(row: Session, now: datetime | None = None) -> SessionOut:
         metadata=row.metadata_,
         resources=row.resources,
         vault_ids=row.vault_ids,
-        outcome_evaluations=[],
+        outcome_evaluations=outcomes.public(row),
         stats=SessionStats(
             active_seconds=round(active, 3), duration_seconds=(end - row.created_at).total_seconds()
         ),
@@ -98,12 +98,6 @@ async def get(db: AsyncSession, session_id: str) -> SessionOut:
     return to_out(await load(db, session_id))
 
 
-def _reject_unsupported(params: SessionCreate) -> None:
-    for i, event in enumerate(params.initial_events or []):
-        if not isinstance(event, UserMessage):
-            raise InvalidRequest(f"initial_events[{i}]: outcomes are not supported by this mas build yet")
-
-
 async def create(
     db: AsyncSession,
     notifier: Notifier,
@@ -112,7 +106,6 @@ async def create(
     *,
     deployment_id: str | None = None,
 ) -> SessionOut:
-    _reject_unsupported(params)
     validate_metadata(params.metadata or {}, "metadata")
     environment = await environments.get_for_session(db, params.environment_id)
     agent_id, version, snapshot = await agents.resolve_session_agent(db, params.agent)
@@ -139,12 +132,23 @@ async def create(
     if environment.config.get("type") == "self_hosted":
         await work.enqueue(db, environment.id, row.id)
     if params.initial_events:
-        # Persisted before the response returns; the session starts running at once.
-        await events.enqueue(db, row.id, [dump_event(e) for e in params.initial_events])
+        await _initial_events(db, notifier, row, params.initial_events)
         await transitions.start_running(db, notifier, row)
         transitions.request_run(db, notifier, row)
     after_commit(db, lambda: notifier.session_created(row.id))
     return to_out(row, now)
+
+
+async def _initial_events(db: AsyncSession, notifier: Notifier, row: Session, initial: Sequence[Any]) -> None:
+    """Persisted before the response returns, in order; the session starts running at once.
+    Messages are queued for the agent; an outcome is processed on receipt (see `sending`)."""
+    defined = [(f"initial_events[{i}]", e) for i, e in enumerate(initial) if isinstance(e, UserDefineOutcome)]
+    await outcomes.check(db, row, defined)
+    for event in initial:
+        if isinstance(event, UserDefineOutcome):
+            await events.append(db, notifier, row.id, [outcomes.define(row, event)])
+        else:
+            await events.enqueue(db, row.id, [dump_event(event)])
 
 
 async def list_sessions(
@@ -378,6 +382,12 @@ async def save_stream_watermark(db: AsyncSession, session_id: str, seq: int) -> 
 async def live_ids(db: AsyncSession) -> set[str]:
     """Ids of every session that exists (sandboxes of any other session are orphans)."""
     return set(await repository.all_ids(db))
+
+
+async def sandbox_needs(db: AsyncSession) -> dict[str, str]:
+    """Session id -> environment id of every session that may still use its sandbox (all but
+    the terminated): what `mas sandbox prune` keeps."""
+    return dict(await repository.unterminated(db))
 
 
 # --- resources (the session row holds them; see `resources`) ------------------------------------

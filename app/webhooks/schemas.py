@@ -20,6 +20,7 @@ EventType = Literal[
     "session.status_rescheduled",
     "session.status_terminated",
     "session.updated",
+    "session.outcome_evaluation_ended",
     "session.archived",
     "session.deleted",
     "deployment.created",

@@ -9,6 +9,10 @@ the model gets the memories and the transcripts and edits the output with two to
 tokens are added to the dream's usage; a cancel is noticed before the next request. A model error
 fails the dream (``model_error``); so does anything unexpected (``internal_error``).
 
+The runner holds a lease on the dream and renews it while it works (``app/dreams/leases``): a
+dream whose worker died is taken again by another runner once the lease expires, and every write
+is fenced by the lease's token, so a runner that lost its lease stops instead of writing on.
+
 Memory versions a dream writes have no ``created_by`` (no session or API key wrote them).
 """
 
@@ -17,14 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from app.agent_loop.model_client import MessageComplete, ModelClient, ModelError, ModelRequest, complete
 from app.db.engine import Database
+from app.dreams import leases
 from app.dreams import service as dreams
+from app.dreams.leases import DreamJob, DreamLeaseLost
 from app.dreams.schemas import DreamUsage
-from app.dreams.service import DreamJob
 from app.errors import ApiError
 from app.events import service as events
 from app.memory_stores import memories, sync
@@ -98,10 +106,14 @@ def _usage(reply: MessageComplete) -> DreamUsage:
 
 
 class DreamRunner:
-    def __init__(self, database: Database, model: ModelClient, interval_seconds: float) -> None:
+    def __init__(
+        self, database: Database, model: ModelClient, interval_seconds: float, lease_seconds: float = 30.0
+    ) -> None:
         self.database = database
         self.model = model
         self.interval_seconds = interval_seconds
+        self.lease_seconds = lease_seconds
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-dreams-{uuid.uuid4().hex[:6]}"
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -124,22 +136,66 @@ class DreamRunner:
             await asyncio.sleep(self.interval_seconds)
 
     async def run_next(self) -> bool:
-        """Claim and run one pending dream; False when there was none."""
+        """Claim and run one dream (pending, or left by a dead worker); False when there was none."""
         async with self.database.unit_of_work() as db:
-            job = await dreams.claim_next(db)
+            job = await leases.claim(db, self.owner, self.lease_seconds)
         if job is None:
             return False
-        error: tuple[str, str] | None = None
+        if job.attempt > 1:
+            log.warning("dream %s: its worker died; running it again (attempt %d)", job.id, job.attempt)
+        running = asyncio.create_task(self._outcome(job))
+        renewing = asyncio.create_task(self._renew(job, running))
+        try:
+            error = await running
+        except asyncio.CancelledError:
+            if not renewing.done():  # this runner itself is stopping: the next one takes over
+                await asyncio.shield(self._give_back(job))
+                raise
+            log.warning("dream %s: lease lost; another worker runs it now", job.id)
+            return True
+        except DreamLeaseLost:
+            log.warning("dream %s: lease lost; another worker runs it now", job.id)
+            return True
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+        with contextlib.suppress(DreamLeaseLost):
+            async with self.database.unit_of_work() as db:
+                await leases.fence(db, job)
+                await dreams.finish(db, job.id, error)
+        return True
+
+    async def _outcome(self, job: DreamJob) -> tuple[str, str] | None:
+        """Run the dream; how it failed (None: it did not)."""
         try:
             await self._run(job)
+        except DreamLeaseLost:
+            raise
         except ModelError as exc:
-            error = ("model_error", f"the model request failed: {exc.message}"[:2000])
+            return ("model_error", f"the model request failed: {exc.message}"[:2000])
         except Exception as exc:  # the dream fails; the runner goes on
             log.exception("dream %s failed", job.id)
-            error = ("internal_error", f"the dream could not be run: {type(exc).__name__}")
-        async with self.database.unit_of_work() as db:
-            await dreams.finish(db, job.id, error)
-        return True
+            return ("internal_error", f"the dream could not be run: {type(exc).__name__}")
+        return None
+
+    async def _give_back(self, job: DreamJob) -> None:
+        with contextlib.suppress(Exception):  # not given back: it is taken again when it expires
+            async with self.database.unit_of_work() as db:
+                await leases.release(db, job)
+
+    async def _renew(self, job: DreamJob, running: asyncio.Task[tuple[str, str] | None]) -> None:
+        """Renew the lease while the dream runs; cancel the run if it was lost."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                async with self.database.unit_of_work() as db:
+                    kept = await leases.renew(db, job, self.lease_seconds)
+            except Exception:  # e.g. the database restarting: try again before the lease ends
+                log.exception("dream %s: renewing its lease failed", job.id)
+                continue
+            if not kept:
+                running.cancel()
+                return
 
     async def _run(self, job: DreamJob) -> None:
         output = await self._output_store(job)
@@ -153,21 +209,27 @@ class DreamRunner:
             request = ModelRequest(job.model, messages, MAX_TOKENS, system=system, tools=TOOLS)
             reply = await complete(self.model, request)
             async with self.database.unit_of_work() as db:
+                await leases.fence(db, job)
                 await dreams.add_usage(db, job.id, _usage(reply))
             uses = [b for b in reply.content if b.get("type") == "tool_use"]
             if not uses:
                 return
-            results = [await self._apply(output, use) for use in uses]
+            results = [await self._apply(job, output, use) for use in uses]
             messages.append({"role": "assistant", "content": reply.content})
             messages.append({"role": "user", "content": results})
 
     async def _output_store(self, job: DreamJob) -> str:
-        """The store the dream writes: the input itself, or a new one holding a copy of it."""
+        """The store the dream writes: the input itself, or a new one holding a copy of it (made
+        by an earlier attempt if there was one)."""
+        if job.output_store_id is not None:
+            return job.output_store_id
         if job.in_place:
             async with self.database.unit_of_work() as db:
+                await leases.fence(db, job)
                 await dreams.record_output(db, job.id, job.memory_store_id)
             return job.memory_store_id
         async with self.database.unit_of_work() as db:
+            await leases.fence(db, job)
             source = await memory_stores.get(db, job.memory_store_id)
             name = f"{source.name} (dream {job.id[-8:]})"[-255:]
             about = f"Written by dream {job.id} from memory store {source.id}."
@@ -193,7 +255,7 @@ class DreamRunner:
             parts.append(job.instructions)
         return "\n\n".join(parts)
 
-    async def _apply(self, store_id: str, use: dict[str, Any]) -> dict[str, Any]:
+    async def _apply(self, job: DreamJob, store_id: str, use: dict[str, Any]) -> dict[str, Any]:
         """One tool call on the output store; its tool_result (an error for bad input)."""
         arguments = use.get("input") or {}
         path = arguments.get("path")
@@ -201,6 +263,7 @@ class DreamRunner:
             if not isinstance(path, str):
                 raise ValueError("`path` must be a string such as /topic/note.md")
             async with self.database.unit_of_work() as db:
+                await leases.fence(db, job)
                 if use.get("name") == "write_memory":
                     content = arguments.get("content")
                     if not isinstance(content, str):

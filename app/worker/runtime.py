@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import AsyncExitStack
 
@@ -23,6 +24,7 @@ from app.sandbox.factory import create_backend
 from app.sandbox.git import RepoCache
 from app.sessions import service as sessions
 from app.sessions.repositories import unsealer
+from app.skills.bundle import Limits
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.secrets import SecretBox
 from app.worker.dreams import DreamRunner
@@ -64,8 +66,13 @@ async def start_worker(
     notifier.listeners.append(mcp)
     stack.push_async_callback(mcp.close)
     blobs = LocalDiskBackend(settings.storage_dir)
-    repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
+    skill_limits = Limits(max_bytes=settings.skills_max_upload_bytes, max_files=settings.skills_max_files)
+    checkouts = settings.storage_dir / "checkouts"
+    repos = RepoMounter(RepoCache(settings.storage_dir / "git"), checkouts, skill_limits)
     skills = SkillMounter(db, blobs, settings.storage_dir / "checkouts")
+    memory = MemoryMounter(db)
+    # A sandbox stopping (idle, deleted, reaped) has its memory mounts synced a last time.
+    sandbox.on_stopped(functools.partial(memory.flush, sandbox))
     deps = LoopDeps(
         settings=settings,
         database=db,
@@ -76,7 +83,7 @@ async def start_worker(
         blobs=blobs,
         repos=repos,
         skills=skills,
-        memory=MemoryMounter(db),
+        memory=memory,
         unseal=unsealer(SecretBox.from_settings(settings)),
     )
     provisioner = Provisioner(deps)
@@ -87,7 +94,7 @@ async def start_worker(
     worker = Worker(deps)
     await worker.start()
     stack.push_async_callback(worker.stop)
-    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds)
+    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds, settings.worker_lease_seconds)
     await dream_runner.start()
     stack.push_async_callback(dream_runner.stop)
     return worker

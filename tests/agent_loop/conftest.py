@@ -73,9 +73,14 @@ WEATHER_TOOL: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def loop_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    """Fast retries (2 at most, 50 ms apart) so the error paths finish quickly."""
+    """Fast retries (2 at most, 50 ms apart) so the error paths finish quickly; outcome
+    heartbeats every 200 ms so a test sees several while a grader works."""
     yield from loop_server_on(
-        backend, tmp_path_factory.mktemp(f"loop-{backend}"), retry_base_seconds=0.05, max_model_retries=2
+        backend,
+        tmp_path_factory.mktemp(f"loop-{backend}"),
+        retry_base_seconds=0.05,
+        max_model_retries=2,
+        outcome_heartbeat_seconds=0.2,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.console.conftest import ARTIFACTS, sign_in
+from tests.support.factories import user_message
 from tests.support.server import ServerThread
 
 pytestmark = pytest.mark.browser
@@ -204,3 +205,31 @@ def test_a_session_is_started_from_an_agent_page(
     assert session.agent.id == agent.id and session.environment_id == env.id
     send(page, "hello from the console")
     expect(page.locator(".ev.agent").last).to_contain_text('Offline model reply to: "hello from the console"')
+
+
+def test_watching_in_the_console_leaves_a_turn_to_the_client_that_sent(
+    page: Page, console_server: ServerThread, sdk: anthropic.Anthropic
+) -> None:
+    """The console's stream is an observer's: a turn it showed is still replayed to a client that
+    sends and then opens a stream without `Last-Event-ID` (the SDK examples' pattern)."""
+    session_id = new_session(sdk, [], "watched")
+    with page.expect_request(lambda r: "/events/stream" in r.url) as opened:
+        sign_in(page, console_server.url, route=f"#/sessions/{session_id}")
+    assert opened.value.all_headers().get("x-mas-observer") == "1"
+    expect(page.locator("#live")).to_have_text("live")
+
+    watched = [user_message("watched in the console")]
+    sent = sdk.beta.sessions.events.send(session_id, events=watched)  # type: ignore[arg-type]
+    assert sent.data is not None
+    expect(page.locator(".ev.agent").last).to_contain_text('reply to: "watched in the console"')
+    expect(page.locator(".ev[data-type='session.status_idle']")).to_have_count(1)
+
+    own = [user_message("sent by a script")]
+    sdk.beta.sessions.events.send(session_id, events=own)  # type: ignore[arg-type]
+    seen: list[str] = []
+    with sdk.beta.sessions.events.stream(session_id) as stream:
+        for event in stream:
+            seen.append(getattr(event, "id", ""))
+            if event.type == "session.status_idle":
+                break
+    assert sent.data[0].id in seen, "the console's stream took the watched turn's replay away"

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anthropic
 import docker
@@ -22,7 +27,8 @@ import pytest
 from app.config import Settings
 from app.dispatch.queue import QueueClient
 from app.dispatch.service import FAILURE_KEY, Dispatcher, DispatchOptions
-from app.sandbox.docker_launcher import DockerLauncher
+from app.sandbox.containers import Naming
+from app.sandbox.docker_launcher import DockerLauncher, dispatch_settings
 from app.sandbox.launcher import SandboxPolicy
 from tests.sandbox.conftest import sandbox_settings
 from tests.support.loop import (
@@ -37,7 +43,7 @@ from tests.support.loop import (
     stop_reason,
     texts,
 )
-from tests.support.server import ServerThread
+from tests.support.server import ROOT, ServerThread
 from tests.work.conftest import SelfHosted, self_hosted
 
 # Slow on a loaded machine: containers start, leases run out; no timing is asserted.
@@ -46,6 +52,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 SDK = anthropic.AsyncAnthropic
 WAIT = 240.0  # generous: containers start slowly on a loaded machine, and leases must run out
 LEASE_SECONDS = 60  # covers a sandbox's start (to the first heartbeat) at a load of 30
+MAX_IDLE = 2.0  # the worker's wait for new input after a turn ends
 
 
 @pytest.fixture(scope="module")
@@ -88,17 +95,18 @@ class Running:
         return list(docker_client.containers.list(all=True, filters=filters, ignore_removed=True))
 
 
-@pytest.fixture
-async def dispatcher(
+@contextlib.asynccontextmanager
+async def dispatching(
     env: SelfHosted,
     queue_server: ServerThread,
     launcher_settings: Settings,
     docker_client: docker.DockerClient,
 ) -> AsyncIterator[Running]:
+    """A dispatcher serving ``env`` until the block ends; then no container of it may be left."""
     launcher = DockerLauncher(launcher_settings, env.environment_id)
     queue = QueueClient(queue_server.url, env.environment_id, env.key, "test-dispatcher")
     lines: list[str] = []
-    await launcher.prepare(SandboxPolicy(max_idle_seconds=2.0))
+    await launcher.prepare(SandboxPolicy(max_idle_seconds=MAX_IDLE))
     options = DispatchOptions(api_url=queue_server.url, drain_seconds=5.0, stop_grace_seconds=5.0)
 
     def echo(line: str) -> None:
@@ -129,6 +137,17 @@ async def dispatcher(
         assert left == [], "\n".join(lines)
 
 
+@pytest.fixture
+async def dispatcher(
+    env: SelfHosted,
+    queue_server: ServerThread,
+    launcher_settings: Settings,
+    docker_client: docker.DockerClient,
+) -> AsyncIterator[Running]:
+    async with dispatching(env, queue_server, launcher_settings, docker_client) as running:
+        yield running
+
+
 async def wait_until(check: Callable[[], Any], what: str, lines: list[str]) -> Any:
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
@@ -156,13 +175,21 @@ async def work_items(env: SelfHosted) -> list[Any]:
 async def test_a_dispatched_sandbox_runs_a_session_end_to_end(
     env: SelfHosted, admin: SDK, dispatcher: Running, docker_client: docker.DockerClient
 ) -> None:
-    session_id = await env.session(admin)
+    store = await admin.beta.memory_stores.create(name=f"notes {uuid.uuid4().hex[:8]}")
+    await admin.beta.memory_stores.memories.create(store.id, path="/facts.md", content="the sky is teal")
+    session = await admin.beta.sessions.create(
+        agent=env.agent_id,
+        environment_id=env.environment_id,
+        resources=[{"type": "memory_store", "memory_store_id": store.id}],
+    )
+    session_id = session.id
+    (mounted,) = [r.mount_path for r in session.resources if r.type == "memory_store"]
+    # The worker in the sandbox mounts the store: the agent reads a memory and writes one with bash.
+    command = f"echo from-$(hostname) as $(id -u): $(cat {mounted}/facts.md); echo violet > {mounted}/new.md"
     await send(
         admin,
         session_id,
-        message(
-            '/tool bash {"command": "echo from-$(hostname) as $(id -u)"}\n/tool lookup {"key": "colour"}'
-        ),
+        message('/tool bash {"command": "' + command + '"}\n/tool lookup {"key": "colour"}'),
     )
 
     async def custom_call() -> Any:
@@ -192,7 +219,11 @@ async def test_a_dispatched_sandbox_runs_a_session_end_to_end(
     )  # the sandbox runs the toolset; the custom tool is the client's to answer
     events = await ended_turn(admin, session_id, dispatcher.lines)
     # Results in the order they came: the client's answer may come first.
-    assert sorted(texts(events)[-1].splitlines()) == ["Tool results:", "from-sandbox as 0", "teal"]
+    assert sorted(texts(events)[-1].splitlines()) == [
+        "Tool results:",
+        "from-sandbox as 0: the sky is teal",
+        "teal",
+    ]
     assert len(of_type(events, "user.tool_result")) == 1
     assert not of_type(events, "agent.tool_result")  # nothing ran on the server
 
@@ -203,6 +234,17 @@ async def test_a_dispatched_sandbox_runs_a_session_end_to_end(
     # After `max_idle` the worker stops its item itself; the dispatcher removes the container.
     await wait_until(finished, "the worker to stop and its container to go", dispatcher.lines)
     assert any("the worker finished" in line for line in dispatcher.lines), dispatcher.lines
+    # The worker synced the agent's write back before it stopped the item, as the session's.
+    memories = [m async for m in admin.beta.memory_stores.memories.list(store.id, view="full")]
+    assert {(m.path, m.content) for m in memories if m.type == "memory"} == {
+        ("/facts.md", "the sky is teal"),
+        ("/new.md", "violet\n"),
+    }
+    (version,) = [
+        v async for v in admin.beta.memory_stores.memory_versions.list(store.id) if v.path == "/new.md"
+    ]
+    assert version.created_by is not None and version.created_by.type == "session_actor"
+    assert version.created_by.session_id == session_id
 
 
 async def test_a_stop_mid_session_ends_the_sandbox(
@@ -252,3 +294,84 @@ async def test_a_container_killed_mid_tool_is_replaced(
     (item,) = await work_items(env)  # the same work item went back to the queue
     assert "killed" in item.metadata[FAILURE_KEY]
     assert any("killed (exit status 137)" in line for line in dispatcher.lines), dispatcher.lines
+
+
+def start_dispatch_process(
+    url: str, env: SelfHosted, settings: Settings, output: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """`mas dispatch` as a user runs it, configured like the in-process dispatchers (same instance,
+    state directory and networks), so that another dispatcher can take over its sandboxes."""
+    names = ["sandbox_instance", "sandbox_state_dir", "sandbox_network", "sandbox_egress_network"]
+    names += ["sandbox_memory_mb", "sandbox_pids", "sandbox_disk_mb"]
+    configured = {f"MAS_{name.upper()}": str(getattr(settings, name)) for name in names}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("MAS_", "ANTHROPIC_"))}
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "app", "dispatch"),
+            *("--environment", env.environment_id, "--url", url, "--max-idle", f"{MAX_IDLE:g}"),
+        ],
+        cwd=ROOT,
+        env={**environment, **configured, "MAS_DISPATCH_ENVIRONMENT_KEY": env.key},
+        start_new_session=True,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def test_a_restarted_dispatcher_adopts_the_sandbox_of_one_that_died(
+    env: SelfHosted,
+    admin: SDK,
+    queue_server: ServerThread,
+    launcher_settings: Settings,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    """A dispatcher killed mid-tool leaves its sandbox running; the next one adopts it (relaying
+    its API socket again) instead of starting a second sandbox for the session, and removes it
+    when its worker is done."""
+    session_id = await env.session(admin)
+    output_path = tmp_path / "dead-dispatcher.log"
+    naming = Naming(dispatch_settings(launcher_settings))
+    filters = naming.filters("dispatch")
+    filters["label"].append(f"mas.environment={env.environment_id}")
+    with output_path.open("wb") as output:  # kept for a failing run's post-mortem
+        dead = start_dispatch_process(queue_server.url, env, launcher_settings, output)
+        try:
+            command = "echo run >> /workspace/started; sleep 5; echo survived"
+            await send(admin, session_id, message('/tool bash {"command": "' + command + '"}'))
+
+            async def tool_started() -> Any:
+                if dead.poll() is not None:
+                    raise AssertionError(f"mas dispatch exited: {output_path.read_text()}")
+                for container in docker_client.containers.list(filters=filters):
+                    with contextlib.suppress(docker.errors.APIError):
+                        if container.exec_run(["test", "-e", "/workspace/started"]).exit_code == 0:
+                            return container
+                return None
+
+            lines = [f"(the first dispatcher's output is in {output_path})"]
+            orphan = await wait_until(tool_started, "the first dispatcher's sandbox to start the tool", lines)
+        finally:
+            os.killpg(dead.pid, signal.SIGKILL)
+            await asyncio.to_thread(dead.wait, 30)
+    orphan.reload()
+    assert orphan.status == "running"  # a dispatcher's death leaves its sandboxes running
+
+    async with dispatching(env, queue_server, launcher_settings, docker_client) as running:
+        async def adopted() -> bool:
+            return any(f"adopted the running sandbox of {session_id}" in line for line in running.lines)
+
+        await wait_until(adopted, "the new dispatcher to adopt the sandbox", running.lines)
+        events = await ended_turn(admin, session_id, running.lines)
+        (use,) = of_type(events, "agent.tool_use")
+        assert [r.tool_use_id for r in of_type(events, "user.tool_result")] == [use.id]
+        assert texts(events)[-1] == "Tool results:\nsurvived"
+
+        async def finished() -> bool:
+            items = await work_items(env)
+            return items[0].state == "stopped" and not running.containers(docker_client)
+
+        await wait_until(finished, "the adopted worker to stop and its container to go", running.lines)
+        (item,) = await work_items(env)
+        assert FAILURE_KEY not in item.metadata  # the adopted sandbox finished the work itself
+        assert not any("started a sandbox" in line for line in running.lines), running.lines

@@ -101,8 +101,14 @@ async def test_a_user_message_takes_its_place_in_the_log_when_processed(
         ([{"type": "user.custom_tool_result", "custom_tool_use_id": "sevt_x"}], "waiting on"),
         ([{"type": "user.tool_result", "tool_use_id": "sevt_x"}], "self_hosted"),
         (
-            [{"type": "user.define_outcome", "description": "d", "rubric": {"type": "text", "content": "r"}}],
-            "outcome",
+            [
+                {
+                    "type": "user.define_outcome",
+                    "description": "d",
+                    "rubric": {"type": "file", "file_id": "file_gone"},
+                }
+            ],
+            "file_gone",
         ),
     ],
 )

@@ -11,6 +11,8 @@ import anthropic
 import httpx
 import pytest
 
+from app.events.notifier import LogEvent, Notifier
+from app.events.stream import FIRST_PAGE, PAGE, SessionStream
 from tests.support.factories import make_session_async, user_message
 from tests.support.streams import TIMEOUT, ids, is_idle_frame, read_turn, read_until, sse_frames
 from tests.support.turns import InProcessWorker
@@ -221,3 +223,111 @@ async def test_last_event_id_resumes_right_after_that_event(
         async with await sdk.beta.sessions.events.stream(session.id, extra_headers=headers) as stream:
             events = await read_until(stream, lambda e: getattr(e, "id", None) == listed[-1])
         assert ids(events) == listed[position + 1 :]
+
+
+async def test_a_long_backlog_is_replayed_whole_and_in_order_across_pages(
+    manual_async_client: anthropic.AsyncAnthropic, producer: InProcessWorker
+) -> None:
+    sdk = manual_async_client
+    session = await make_session_async(sdk)
+    # More than the small first page plus one full page, and not a multiple of either.
+    count = FIRST_PAGE + PAGE + 37
+    for start in range(0, count, 500):
+        batch = [
+            {"type": "agent.message", "content": [{"type": "text", "text": f"line {i}"}]}
+            for i in range(start, min(count, start + 500))
+        ]
+        await producer.append(session.id, batch)
+    listed = await history(sdk, session.id)
+    assert len(listed) == count
+    headers = {"Last-Event-ID": listed[0]}
+    async with await sdk.beta.sessions.events.stream(session.id, extra_headers=headers) as stream:
+        events = await read_until(stream, lambda e: getattr(e, "id", None) == listed[-1])
+    assert ids(events) == listed[1:]
+    assert texts(events)[:2] == ["line 1", "line 2"] and texts(events)[-1] == f"line {count - 1}"
+
+
+async def test_the_first_page_of_a_backlog_is_sent_before_the_next_is_read() -> None:
+    """Bounded memory and a prompt first frame: the stream reads one page, sends it, then reads
+    the next; nothing of the backlog is read ahead of what was sent."""
+    backlog = [LogEvent(seq, {"id": f"sevt_{seq}", "type": "agent.message"}) for seq in range(1, 2501)]
+    reads: list[tuple[int, int]] = []
+
+    async def fetch_after(seq: int, limit: int) -> list[LogEvent]:
+        reads.append((seq, limit))
+        return backlog[seq : seq + limit]
+
+    async def save_watermark(seq: int) -> None:
+        return None
+
+    stream = SessionStream(Notifier(), "sesn_paged", 0, frozenset(), fetch_after, save_watermark, 30.0)
+    frames = stream.frames()
+    first = await anext(frames)
+    assert reads == [(0, FIRST_PAGE)]
+    assert first.count(b"event: agent.message") == FIRST_PAGE
+    sent = first.count(b"event: agent.message")
+    while sent < len(backlog):
+        chunk = await anext(frames)
+        sent += chunk.count(b"event: agent.message")
+        assert sent == min(len(backlog), reads[-1][0] + reads[-1][1])
+    await frames.aclose()
+    assert reads == [(0, FIRST_PAGE), *((FIRST_PAGE + i * PAGE, PAGE) for i in range(3))]
+
+
+# -- observers (the console, `mas sessions tail`) ------------------------------------------------
+
+
+@pytest.mark.parametrize("observer", [True, False])
+async def test_an_observer_stream_leaves_the_turn_to_the_client_that_sent(
+    manual_async_client: anthropic.AsyncAnthropic, producer: InProcessWorker, observer: bool
+) -> None:
+    """A watcher follows a whole turn; then a send-then-stream client connects without
+    `Last-Event-ID`. An observer (`x-mas-observer: 1`) leaves the turn to be replayed to that
+    client; an ordinary stream counts as the client's and moves the watermark past it."""
+    sdk = manual_async_client
+    session = await make_session_async(sdk)
+    headers = {"x-mas-observer": "1"} if observer else {}
+    async with await sdk.beta.sessions.events.stream(session.id, extra_headers=headers) as watcher:
+        first = await send(sdk, session.id, "watched question")
+        await producer.turn(session.id, replies=["watched answer"])
+        watched = await read_turn(watcher)
+    assert first in ids(watched)
+
+    # The sender's pattern: send, then stream and read until idle. Its own turn follows the
+    # watched one, so the read ends either way; which idle comes first tells the paths apart.
+    second = await send(sdk, session.id, "own question")
+    await producer.turn(session.id, replies=["own answer"])
+    async with await sdk.beta.sessions.events.stream(session.id) as stream:
+        events = await read_turn(stream)
+    if observer:
+        assert ids(events) == ids(watched), "the observer took the watched turn's replay away"
+    else:
+        assert texts(events) == ["own question", "own answer"]
+        assert second in ids(events)
+
+
+async def test_an_observer_never_moves_the_watermark_across_reconnects(
+    manual_async_client: anthropic.AsyncAnthropic, producer: InProcessWorker
+) -> None:
+    """Observers resuming with `Last-Event-ID` (as the console does) move nothing either."""
+    sdk = manual_async_client
+    session = await make_session_async(sdk)
+    await send(sdk, session.id, "one")
+    await producer.turn(session.id, replies=["answer one"])
+    listed = await history(sdk, session.id)
+    headers = {"x-mas-observer": "1", "Last-Event-ID": listed[0]}
+    async with await sdk.beta.sessions.events.stream(session.id, extra_headers=headers) as watcher:
+        assert ids(await read_turn(watcher)) == listed[1:]
+    async with await sdk.beta.sessions.events.stream(session.id) as stream:
+        assert ids(await read_turn(stream)) == listed
+
+
+async def test_a_malformed_observer_header_is_a_400_in_the_envelope(
+    manual_async_client: anthropic.AsyncAnthropic, manual_http: httpx.AsyncClient
+) -> None:
+    session = await make_session_async(manual_async_client)
+    response = await manual_http.get(
+        f"/v1/sessions/{session.id}/events/stream", headers={"x-mas-observer": "perhaps"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"

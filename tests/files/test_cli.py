@@ -3,6 +3,7 @@ and server errors shown as the API's message with a failing exit code."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,12 @@ def test_upload_list_download_round_trip(downloadable_server: ServerThread, tmp_
 
     code, out = _run(downloadable_server, "files", "list", "--limit", "1000")
     assert code == 0 and file_id in out and "data.bin" in out
+    # --json pages through everything (a page of one here) and keeps the API's shape.
+    code, out = _run(downloadable_server, "files", "list", "--limit", "1", "--json")
+    assert code == 0, out
+    listed = {f["id"]: f for f in json.loads(out)}
+    assert listed[file_id]["size_bytes"] == len(data) and listed[file_id]["filename"] == "data.bin"
+    assert len(listed) >= 1 and all(f["type"] == "file" for f in listed.values())
 
     target = tmp_path / "back.bin"
     code, out = _run(downloadable_server, "files", "download", file_id, "-o", str(target))

@@ -107,7 +107,11 @@ async def test_initial_events_become_the_first_turn(manual_client: Client, produ
     [
         {"type": "user.interrupt"},
         {"type": "user.message", "content": [{"type": "redacted"}]},
-        {"type": "user.define_outcome", "description": "d", "rubric": {"type": "text", "content": "r"}},
+        {
+            "type": "user.define_outcome",
+            "description": "d",
+            "rubric": {"type": "file", "file_id": "file_gone"},
+        },
     ],
 )
 def test_initial_events_are_all_or_nothing(client: Client, bad: dict[str, Any]) -> None:

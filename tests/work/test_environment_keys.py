@@ -4,9 +4,11 @@ their environment (a key of one environment reads nothing of another)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable
 
 import anthropic
 import httpx
@@ -67,6 +69,20 @@ async def test_the_cli_prints_a_working_key_on_its_last_line(
     )
     key = result.stdout.strip().splitlines()[-1]
     assert key.startswith("sk-mas-env-")
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "env-keys", "list", env.environment_id, "--json"],
+        env={**os.environ, "MAS_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    ci_keys = [k for k in json.loads(listed.stdout) if k["name"] == "ci"]
+    assert [(k["environment_id"], k["state"], k["revoked_at"]) for k in ci_keys] == [
+        (env.environment_id, "active", None)
+    ]
+    assert key not in listed.stdout and key.endswith(ci_keys[0]["hint"][-4:])
     async with bearer_async_client(mas_server.url, key) as worker:
         assert (await worker.beta.environments.work.stats(env.environment_id)).type == "work_queue_stats"
     failed = await asyncio.to_thread(
@@ -131,3 +147,71 @@ async def test_a_sessions_token_reaches_its_own_session_and_work_item_only(
             item.id, environment_id=env.environment_id, expected_last_heartbeat="NO_HEARTBEAT"
         )
         assert beat.state == "active"
+
+
+async def test_a_sessions_token_reaches_the_memory_stores_of_its_session_only(
+    mas_server: ServerThread, env: SelfHosted, async_client: SDK
+) -> None:
+    """The SDK worker's memory sync rides the sessions token: the stores attached to its session
+    (writes only where attached read_write, attributed to the session), nothing else."""
+    writable = await async_client.beta.memory_stores.create(name="writable")
+    readable = await async_client.beta.memory_stores.create(name="readable")
+    elsewhere = await async_client.beta.memory_stores.create(name="elsewhere")
+    kept = await async_client.beta.memory_stores.memories.create(readable.id, path="/kept.md", content="a")
+    foreign = await async_client.beta.memory_stores.memories.create(elsewhere.id, path="/x.md", content="b")
+    mine = await env.session(
+        async_client,
+        resources=[
+            {"type": "memory_store", "memory_store_id": writable.id},
+            {"type": "memory_store", "memory_store_id": readable.id, "access": "read_only"},
+        ],
+    )
+    neighbour = await env.session(
+        async_client, resources=[{"type": "memory_store", "memory_store_id": elsewhere.id}]
+    )
+    first, second = await claim(env), await claim(env)
+    assert (first.data.id, second.data.id) == (mine, neighbour)
+    async with (
+        bearer_async_client(mas_server.url, sessions_token(first.secret)) as token,
+        bearer_async_client(mas_server.url, sessions_token(second.secret)) as other_token,
+    ):
+        memories = token.beta.memory_stores.memories
+        made = await memories.create(writable.id, path="/new.md", content="written by the worker")
+        changed = await memories.update(made.id, memory_store_id=writable.id, content="changed")
+        assert (await memories.retrieve(made.id, memory_store_id=writable.id)).content == "changed"
+        assert [m.id async for m in memories.list(readable.id) if m.type == "memory"] == [kept.id]
+        assert (await memories.retrieve(kept.id, memory_store_id=readable.id)).content == "a"
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await memories.create(readable.id, path="/new.md", content="no")
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await memories.update(kept.id, memory_store_id=readable.id, content="no")
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await memories.delete(kept.id, memory_store_id=readable.id)
+        calls: list[Awaitable[object]] = [
+            memories.list(elsewhere.id),
+            memories.retrieve(foreign.id, memory_store_id=elsewhere.id),
+            memories.create(elsewhere.id, path="/y.md", content="no"),
+            memories.delete(foreign.id, memory_store_id=elsewhere.id),
+            other_token.beta.memory_stores.memories.retrieve(made.id, memory_store_id=writable.id),
+        ]
+        for call in calls:
+            with pytest.raises(anthropic.NotFoundError):
+                await call
+        with pytest.raises(anthropic.PermissionDeniedError):  # only the memories routes
+            await token.beta.memory_stores.retrieve(writable.id)
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await token.beta.memory_stores.memory_versions.list(writable.id)
+        await memories.delete(made.id, memory_store_id=writable.id)
+    with pytest.raises(anthropic.PermissionDeniedError):  # the environment key has no memory access
+        await env.worker.beta.memory_stores.memories.list(writable.id)
+    async with bearer_async_client(mas_server.url, "sk-mas-work-not-a-token") as stranger:
+        with pytest.raises(anthropic.AuthenticationError):
+            await stranger.beta.memory_stores.memories.list(writable.id)
+    versions = [v async for v in async_client.beta.memory_stores.memory_versions.list(writable.id)]
+    assert {v.operation for v in versions} == {"created", "modified", "deleted"}
+    for version in versions:
+        assert version.created_by is not None and version.created_by.type == "session_actor"
+        assert version.created_by.session_id == mine
+    assert changed.content_sha256 != made.content_sha256
+    still = [m async for m in async_client.beta.memory_stores.memories.list(elsewhere.id)]
+    assert [m.id for m in still if m.type == "memory"] == [foreign.id]

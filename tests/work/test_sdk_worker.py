@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,8 @@ from typing import IO, Any
 import anthropic
 import pytest
 
+from tests.skills.factories import skill_files
+from tests.support.factories import MODEL
 from tests.support.loop import (
     TOOLSET,
     custom_tool,
@@ -25,6 +28,7 @@ from tests.support.loop import (
     loop_server,
     message,
     of_type,
+    result_text,
     sdk,
     send,
     stop_reason,
@@ -160,3 +164,76 @@ async def test_a_worker_killed_mid_tool_is_replaced_after_its_lease_runs_out(
     assert marker.read_text().splitlines() == ["run", "run"]  # the killed run, then the replacement's
     items = [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
     assert len(items) == 1  # the same work item went back to the queue
+
+
+async def test_the_sdk_worker_syncs_memory_stores_and_downloads_skills(
+    env: SelfHosted, admin: SDK, tmp_path: Path
+) -> None:
+    """The worker mounts the session's stores at their `mount_path` with the sessions token: the
+    agent reads a memory that exists, writes a new one (attributed to the session), cannot write a
+    read_only store; the agent's skill is downloaded into the workdir through the same token."""
+    suffix = uuid.uuid4().hex[:8]
+    notes = await admin.beta.memory_stores.create(name=f"notes {suffix}")
+    rules = await admin.beta.memory_stores.create(name=f"rules {suffix}")
+    await admin.beta.memory_stores.memories.create(notes.id, path="/facts.md", content="the sky is teal")
+    await admin.beta.memory_stores.memories.create(rules.id, path="/rule.md", content="be brief")
+    skill = await admin.beta.skills.create(files=skill_files(f"greeting-{suffix}"))
+    agent = await admin.beta.agents.create(
+        name="remembers",
+        model=MODEL,
+        tools=[TOOLSET],  # type: ignore[list-item]
+        skills=[{"type": "custom", "skill_id": skill.id}],
+    )
+    session = await admin.beta.sessions.create(
+        agent=agent.id,
+        environment_id=env.environment_id,
+        resources=[
+            {"type": "memory_store", "memory_store_id": notes.id},
+            {"type": "memory_store", "memory_store_id": rules.id, "access": "read_only"},
+        ],
+    )
+    mounts = {r.memory_store_id: r.mount_path for r in session.resources if r.type == "memory_store"}
+    notes_dir, rules_dir = mounts[notes.id], mounts[rules.id]
+    assert notes_dir and rules_dir
+    write = '/tool write {{"file_path": "{}", "content": "{}"}}'
+    prompt = "\n".join(
+        [
+            '/tool bash {"command": "cat ' + f'{notes_dir}/facts.md {rules_dir}/rule.md '
+            f'skills/greeting-{suffix}/SKILL.md | head -4"' + "}",
+            write.format(f"{notes_dir}/learned.md", "the grass is violet"),
+            write.format(f"{rules_dir}/rule.md", "be verbose"),
+        ]
+    )
+    async with running(worker(admin, env.environment_id, env.key, tmp_path).run):
+        await send(admin, session.id, message(prompt))
+        events = await ended_turn(admin, session.id)
+
+        async def stopped() -> bool:
+            items = [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
+            return len(items) == 1 and items[0].state == "stopped"
+
+        # The final sync runs when the worker ends the item (after `max_idle`).
+        await wait_until(stopped, "the worker to sync and stop its work item")
+
+    results = [result_text(e) for e in of_type(events, "user.tool_result")]
+    assert "the sky is teal" in results[0] and "be brief" in results[0]
+    assert "---" in results[0] and f"name: greeting-{suffix}" in results[0]  # the skill's SKILL.md
+    assert "wrote" in results[1]
+    assert "read-only" in results[2] and of_type(events, "user.tool_result")[2].is_error
+    learned = [m async for m in admin.beta.memory_stores.memories.list(notes.id, view="full")]
+    assert {(m.path, m.content) for m in learned if m.type == "memory"} == {
+        ("/facts.md", "the sky is teal"),
+        ("/learned.md", "the grass is violet"),
+    }
+    (version,) = [
+        v
+        async for v in admin.beta.memory_stores.memory_versions.list(notes.id)
+        if v.path == "/learned.md"
+    ]
+    assert version.operation == "created"
+    assert version.created_by is not None and version.created_by.type == "session_actor"
+    assert version.created_by.session_id == session.id
+    rules_now = [m async for m in admin.beta.memory_stores.memories.list(rules.id, view="full")]
+    assert [m.content for m in rules_now if m.type == "memory"] == ["be brief"]  # read_only: unchanged
+    left = await asyncio.to_thread(lambda: [p for p in (notes_dir, rules_dir) if Path(p).exists()])
+    assert left == []  # the worker removed the folders it made

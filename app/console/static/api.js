@@ -113,7 +113,8 @@ export async function* sse(response, signal) {
 /**
  * Follow a session's events live. `after` is the id of the last event already shown (from the
  * listed history): the stream resumes exactly after it (`Last-Event-ID`), and again after the
- * last event received whenever the connection drops.
+ * last event received whenever the connection drops. It is an observer stream: it never takes a
+ * turn's replay away from a client that sends and then streams.
  */
 export function follow(sessionId, { after, onEvent, onState }) {
   const controller = new AbortController();
@@ -125,7 +126,8 @@ export function follow(sessionId, { after, onEvent, onState }) {
   (async () => {
     while (!controller.signal.aborted) {
       try {
-        const extra = { accept: "text/event-stream" };
+        // An observer: watching never moves the session's replay watermark (README: the replay rule).
+        const extra = { accept: "text/event-stream", "x-mas-observer": "1" };
         if (last) extra["last-event-id"] = last;
         const response = await fetch(path, { headers: headers(extra), signal: controller.signal });
         if (!response.ok) throw await failure(response);

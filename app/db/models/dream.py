@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -35,3 +35,9 @@ class Dream(Base):
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     archived_at: Mapped[datetime | None]
+    # The worker running the dream holds a lease it renews; a running dream whose lease expired
+    # (its worker died) is claimed again, up to a bounded number of attempts.
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -58,6 +58,12 @@ class Session(Base):
     # The spend ceiling (`{type: "limit", max_list_cost}`); a removed budget cannot come back.
     budget: Mapped[dict[str, Any] | None]
     budget_removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # One entry per `user.define_outcome`, as `Session.outcome_evaluations` shows it (see
+    # `sessions.outcomes`); null on sessions created before outcomes existed.
+    outcome_evaluations: Mapped[list[Any] | None]
+    # Skills found in the repository resources' `.claude/skills` (`skills.discovery.RepoSkills`),
+    # scanned once before the first model request; null: not scanned (yet).
+    repo_skills: Mapped[dict[str, Any] | None]
     lease_expires_at: Mapped[datetime | None]
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.

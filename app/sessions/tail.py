@@ -1,0 +1,166 @@
+"""`mas sessions tail`'s rendering: one session event as a few readable terminal lines.
+
+Messages in full, tool calls with a preview of their input and output, errors with their type and
+retry status, model requests with their duration and tokens (a span's end is timed against its
+start, which the renderer remembers), status changes with their reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+PREVIEW_CHARS = 300
+PREVIEW_LINES = 8
+INDENT = "    "
+
+
+def text_of(content: list[dict[str, Any]] | None) -> str:
+    parts = []
+    for block in content or []:
+        if block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        else:
+            parts.append(f"[{block.get('type', 'block')}]")
+    return "\n".join(parts)
+
+
+def preview(text: str) -> str:
+    """At most PREVIEW_LINES lines and PREVIEW_CHARS characters, saying how much was cut."""
+    lines = text.splitlines() or [""]
+    shown = "\n".join(lines[:PREVIEW_LINES])
+    if len(shown) > PREVIEW_CHARS:
+        shown = shown[:PREVIEW_CHARS]
+    cut = len(text) - len(shown)
+    return shown + (f" … (+{cut} chars)" if cut > 0 else "")
+
+
+def indented(text: str) -> str:
+    return "\n".join(INDENT + line for line in text.splitlines() or [""])
+
+
+def _input_preview(name: str, tool_input: dict[str, Any]) -> str:
+    if name == "bash" and isinstance(tool_input.get("command"), str):
+        return preview(str(tool_input["command"]))
+    return preview(json.dumps(tool_input, ensure_ascii=False))
+
+
+def _time(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class Renderer:
+    """Turns events into lines; stateful only to time model requests (start → end)."""
+
+    def __init__(self) -> None:
+        self.request_started: dict[str, datetime] = {}
+
+    def render(self, event: dict[str, Any]) -> str | None:
+        kind = str(event.get("type", "?"))
+        stamp = str(event.get("processed_at") or "")[11:19]
+        body = self._body(kind, event)
+        return None if body is None else f"{stamp} {body}"
+
+    def _body(self, kind: str, event: dict[str, Any]) -> str | None:
+        method = getattr(self, "_" + kind.replace(".", "_"), None)
+        if method is not None:
+            result: str | None = method(event)
+            return result
+        return kind  # a kind without its own rendering still shows that it happened
+
+    def _user_message(self, event: dict[str, Any]) -> str:
+        return "user\n" + indented(text_of(event.get("content")))
+
+    def _agent_message(self, event: dict[str, Any]) -> str:
+        return "agent\n" + indented(text_of(event.get("content")))
+
+    def _system_message(self, event: dict[str, Any]) -> str:
+        return "system\n" + indented(preview(text_of(event.get("content"))))
+
+    def _agent_thinking(self, event: dict[str, Any]) -> str:
+        return "agent is thinking"
+
+    def _agent_tool_use(self, event: dict[str, Any]) -> str:
+        name = str(event.get("name"))
+        ask = " (waiting for confirmation)" if event.get("evaluated_permission") == "ask" else ""
+        return f"tool {name}{ask}\n" + indented(_input_preview(name, event.get("input") or {}))
+
+    def _agent_mcp_tool_use(self, event: dict[str, Any]) -> str:
+        name = f"{event.get('mcp_server_name')}/{event.get('name')}"
+        return f"mcp tool {name}\n" + indented(_input_preview(name, event.get("input") or {}))
+
+    def _agent_custom_tool_use(self, event: dict[str, Any]) -> str:
+        name = str(event.get("name"))
+        return f"custom tool {name} (waiting for its result)\n" + indented(
+            _input_preview(name, event.get("input") or {})
+        )
+
+    def _result(self, label: str, event: dict[str, Any]) -> str:
+        flag = " (error)" if event.get("is_error") else ""
+        return f"{label}{flag}\n" + indented(preview(text_of(event.get("content")) or "(no output)"))
+
+    def _agent_tool_result(self, event: dict[str, Any]) -> str:
+        return self._result("tool result", event)
+
+    def _agent_mcp_tool_result(self, event: dict[str, Any]) -> str:
+        return self._result("mcp tool result", event)
+
+    def _user_custom_tool_result(self, event: dict[str, Any]) -> str:
+        return self._result("custom tool result", event)
+
+    def _user_tool_result(self, event: dict[str, Any]) -> str:
+        return self._result("tool result (self-hosted)", event)
+
+    def _user_tool_confirmation(self, event: dict[str, Any]) -> str:
+        why = f": {event['deny_message']}" if event.get("deny_message") else ""
+        return f"user answered {event.get('result')}{why}"
+
+    def _user_interrupt(self, event: dict[str, Any]) -> str:
+        return "user interrupted"
+
+    def _session_status_running(self, event: dict[str, Any]) -> str:
+        return "-- running"
+
+    def _session_status_idle(self, event: dict[str, Any]) -> str:
+        reason = (event.get("stop_reason") or {}).get("type", "end_turn")
+        return f"-- idle ({reason})"
+
+    def _session_status_rescheduled(self, event: dict[str, Any]) -> str:
+        return "-- rescheduled (a retry after a transient failure)"
+
+    def _session_status_terminated(self, event: dict[str, Any]) -> str:
+        return "-- terminated"
+
+    def _session_deleted(self, event: dict[str, Any]) -> str:
+        return "-- session deleted"
+
+    def _session_error(self, event: dict[str, Any]) -> str:
+        error = event.get("error") or {}
+        retry = (error.get("retry_status") or {}).get("type", "?")
+        return f"ERROR {error.get('type')} ({retry}): {error.get('message')}"
+
+    def _session_usage(self, event: dict[str, Any]) -> str:
+        usage = event.get("usage") or {}
+        return f"usage: in {usage.get('input_tokens', 0)} · out {usage.get('output_tokens', 0)}"
+
+    def _span_model_request_start(self, event: dict[str, Any]) -> None:
+        started = _time(event.get("processed_at"))
+        if started is not None:
+            self.request_started[str(event.get("id"))] = started
+        return None  # shown once, with its duration, when it ends
+
+    def _span_model_request_end(self, event: dict[str, Any]) -> str:
+        started = self.request_started.pop(str(event.get("model_request_start_id")), None)
+        ended = _time(event.get("processed_at"))
+        took = f"{(ended - started).total_seconds():.2f}s" if started and ended else "?s"
+        usage = event.get("model_usage") or {}
+        tokens = (
+            f"in {usage.get('input_tokens', 0)} · out {usage.get('output_tokens', 0)}"
+            f" · cache read {usage.get('cache_read_input_tokens', 0)}"
+            f" · cache write {usage.get('cache_creation_input_tokens', 0)}"
+        )
+        failed = " FAILED" if event.get("is_error") else ""
+        return f"model request{failed} {took} ({tokens})"
