@@ -38,6 +38,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         scratch.reap_dead_runs()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a `slow` test run first, so that in several processes (scripts/test.sh) the
+    longest files do not start last and hold the run up; the order within a file is kept."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     scratch.reap_own()
 

@@ -94,7 +94,7 @@ async def backends(
     for backend in (mine, neighbour):
         await backend.close()
         label = {"label": f"mas.instance={backend.naming.instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
+        for container in docker_client.containers.list(all=True, filters=label, ignore_removed=True):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         for network in docker_client.networks.list(filters=label):

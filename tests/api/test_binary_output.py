@@ -39,7 +39,7 @@ def docker_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         client = docker.from_env()
         try:
             label = f"mas.instance={server.settings.sandbox_instance}"
-            for container in client.containers.list(all=True, filters={"label": label}):
+            for container in client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
                 container.remove(force=True)
         finally:
             client.close()

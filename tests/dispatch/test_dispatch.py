@@ -343,7 +343,7 @@ async def test_a_restarted_dispatcher_adopts_the_sandbox_of_one_that_died(
             async def tool_started() -> Any:
                 if dead.poll() is not None:
                     raise AssertionError(f"mas dispatch exited: {output_path.read_text()}")
-                for container in docker_client.containers.list(filters=filters):
+                for container in docker_client.containers.list(filters=filters, ignore_removed=True):
                     with contextlib.suppress(docker.errors.APIError):
                         if container.exec_run(["test", "-e", "/workspace/started"]).exit_code == 0:
                             return container

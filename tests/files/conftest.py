@@ -60,7 +60,7 @@ def docker_server(
         with contextlib.suppress(StopIteration):
             next(servers)
         label = {"label": f"mas.instance={server.settings.sandbox_instance}"}
-        for container in engine.containers.list(all=True, filters=label):
+        for container in engine.containers.list(all=True, filters=label, ignore_removed=True):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         engine.close()

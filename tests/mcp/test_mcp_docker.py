@@ -78,7 +78,7 @@ def docker_mcp_server(
             with contextlib.suppress(StopIteration):
                 next(servers)
             instance = {"label": f"mas.instance={server.settings.sandbox_instance}"}
-            for container in engine.containers.list(all=True, filters=instance):
+            for container in engine.containers.list(all=True, filters=instance, ignore_removed=True):
                 with contextlib.suppress(docker.errors.NotFound):
                     container.remove(force=True)
         with contextlib.suppress(docker.errors.NotFound):
@@ -99,7 +99,7 @@ async def client(docker_mcp_server: ServerThread) -> AsyncIterator[anthropic.Asy
 def _sandbox(engine: docker.DockerClient, server: ServerThread, session_id: str) -> Any:
     filters = {"label": [f"mas.instance={server.settings.sandbox_instance}", f"mas.session={session_id}"]}
     found = [
-        c for c in engine.containers.list(all=True, filters=filters) if c.labels.get("mas.role") == "sandbox"
+        c for c in engine.containers.list(all=True, filters=filters, ignore_removed=True) if c.labels.get("mas.role") == "sandbox"
     ]
     assert len(found) == 1, found
     return found[0]

@@ -51,7 +51,7 @@ def idle_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with contextlib.suppress(StopIteration):
             next(servers)
         label = {"label": f"mas.instance={server.settings.sandbox_instance}"}
-        for container in engine.containers.list(all=True, filters=label):
+        for container in engine.containers.list(all=True, filters=label, ignore_removed=True):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         engine.close()

@@ -66,7 +66,7 @@ def docker_client(state_dir: Path) -> Iterator[docker.DockerClient]:
 def _cleanup(client: docker.DockerClient) -> None:
     """Everything this run created carries its instance label (images are kept: they are caches)."""
     label = {"label": f"mas.instance={RUN}"}
-    for container in client.containers.list(all=True, filters=label):
+    for container in client.containers.list(all=True, filters=label, ignore_removed=True):
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
     for network in client.networks.list(filters=label):

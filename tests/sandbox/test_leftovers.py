@@ -127,7 +127,9 @@ def test_disks_in_a_dead_runs_pytest_directory_are_unmounted(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """A killed run's ``tmp_path`` servers leave mounted disks that pytest cannot delete."""
-    user_dir = tmp_path_factory.getbasetemp().parent
+    # pytest-of-<user>/pytest-N[/popen-gwK under xdist]: numbered run directories sit in the user's.
+    base = tmp_path_factory.getbasetemp()
+    user_dir = next(p for p in base.parents if p.name.startswith("pytest-of-"))
     dead = user_dir / f"mas-reaper-test-{os.getpid()}"
     (dead / ".lock").parent.mkdir(parents=True, exist_ok=True)
     (dead / ".lock").write_text(str(_dead_pid()))

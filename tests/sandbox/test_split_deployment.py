@@ -80,7 +80,9 @@ async def split(docker_client: docker.DockerClient, split_database: tuple[str, P
 
 def containers_of(client: docker.DockerClient, session_id: str) -> list[str]:
     labels = ["mas.managed=1", f"mas.instance={RUN}", f"mas.session={session_id}"]
-    return [c.name for c in client.containers.list(all=True, filters={"label": labels})]
+    # ignore_removed: the list inspects each container, and delete may remove one in between.
+    found = client.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
+    return [c.name for c in found]
 
 
 async def wait_until(check: object, what: str) -> None:

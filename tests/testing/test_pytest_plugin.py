@@ -135,7 +135,7 @@ def plugin_sandboxes() -> set[str]:
             pytest.fail(f"CI=true but Docker is unreachable: {exc}")
         pytest.skip(f"Docker is unreachable: {exc}")
     try:
-        containers = client.containers.list(all=True, filters={"label": "mas.managed=1"})
+        containers = client.containers.list(all=True, filters={"label": "mas.managed=1"}, ignore_removed=True)
         return {c.name for c in containers if c.labels.get("mas.instance", "").startswith("pytest-")}
     finally:
         client.close()
