@@ -119,6 +119,17 @@ class Settings(BaseSettings):
         30.0, description="Lease a worker holds on a session or a dream; renewed while it runs."
     )
     worker_poll_seconds: float = Field(1.0, description="Fallback poll interval when no wake-up arrives.")
+    worker_ledgers: int = Field(
+        64,
+        ge=0,
+        description="Sessions whose log a worker keeps read and analysed between claims, so their next "
+        "turn reads only what is new (least recently run dropped first; 0: read each claim's log anew).",
+    )
+    ledger_verify: bool = Field(
+        False,
+        description="Check aid: every step also rebuilds the turn from the full log and compares "
+        "(slow; the test-suite turns it on).",
+    )
     max_model_retries: int = Field(
         4, description="Retries of a failed model request before retries_exhausted."
     )

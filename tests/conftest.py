@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agent_loop import ledger
 from app.config import Settings
 from app.db.engine import Database
 from tests.support import databases, scratch
@@ -41,6 +42,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _backends() -> list[str]:
     return ["sqlite", "postgres"]
+
+
+@pytest.fixture(autouse=True)
+def no_ledger_mismatch() -> Iterator[None]:
+    """Fails a test during which a worker's ledger differed from its session's full log."""
+    before = len(ledger.MISMATCHES)
+    yield
+    found = ledger.MISMATCHES[before:]
+    assert not found, "\n".join(found)
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +92,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "port": 0,
         # Dreams stay pending on shared test servers (tests/dreams runs them on servers of its own).
         "dreams_poll_seconds": 0,
+        # Every step of every loop also rebuilds its state from the full log and compares.
+        "ledger_verify": True,
     }
     base.update(overrides)
     return Settings.model_validate(base)

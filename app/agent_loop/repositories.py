@@ -2,6 +2,10 @@
 into its sandbox before the first tool runs (the provisioner starts it as soon as the session
 exists, so it is usually done by then).
 
+Each checkout is also scanned for skills in ``.claude/skills/`` (``app/skills/discovery``) before it
+is copied: the session's first model request waits for that scan (the repositories are cloned
+before the agent starts, as documented), and its result is recorded on the session once.
+
 A failure becomes one ``session.error`` (``repository_not_found_error``,
 ``repository_authentication_error``, ``repository_forbidden_error``, ``repository_checkout_error``
 or ``repository_clone_error``, ``retry_status: retrying``) and the session goes on without that
@@ -25,6 +29,9 @@ from app.sandbox.git import Checkout, GitError, RepoCache
 from app.sandbox.interface import SandboxBackend, SandboxError
 from app.sessions import repositories as repo_urls
 from app.sessions import resources
+from app.skills import discovery
+from app.skills.bundle import Limits
+from app.skills.discovery import RepoSkills
 
 log = logging.getLogger(__name__)
 
@@ -74,29 +81,70 @@ def error_event(job: RepoJob, error: GitError) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Checkout:
+    """A repository checked out on the host (``path`` until it is copied) and its skills."""
+
+    path: Path | None
+    error: GitError | None
+    skills: RepoSkills
+
+
 @dataclass
 class RepoMounter:
-    """Per process: one clone per (session, repository, token), shared by the provisioner and
-    the tool step; each failure reported once."""
+    """Per process: one clone per (session, repository, token), shared by the provisioner, the
+    skill scan and the tool step; each failure reported once."""
 
     cache: RepoCache
     work_root: Path
+    skill_limits: Limits
+    _checkouts: dict[tuple[str, str], asyncio.Task[_Checkout]] = field(default_factory=dict)
     _tasks: dict[tuple[str, str], asyncio.Task[GitError | None]] = field(default_factory=dict)
     _reported: set[tuple[str, str]] = field(default_factory=set)
 
-    async def _mount(self, sandbox: SandboxBackend, session_id: str, job: RepoJob) -> GitError | None:
+    async def _checkout(self, session_id: str, job: RepoJob) -> _Checkout:
         target = self.work_root / f"{session_id}-{job.resource_id}-{uuid.uuid4().hex[:8]}"
         try:
             await self.cache.materialize(job.checkout, target)
-            await sandbox.put_tree(session_id, target, job.mount_path)
+            limits = self.skill_limits
+            found = await asyncio.to_thread(
+                discovery.scan, target, job.mount_path, max_bytes=limits.max_bytes, max_files=limits.max_files
+            )
         except GitError as error:
             log.info("session %s: %s: %s", session_id, job.url, error.message[:300])
-            return error
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            return _Checkout(None, error, RepoSkills())
+        except OSError as error:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+            failed = GitError("clone", f"could not check the repository out: {error}")
+            return _Checkout(None, failed, RepoSkills())
+        return _Checkout(target, None, found)
+
+    def _checked_out(self, session_id: str, job: RepoJob) -> asyncio.Task[_Checkout]:
+        key = (session_id, job.key)
+        if key not in self._checkouts:
+            self._checkouts[key] = asyncio.create_task(self._checkout(session_id, job))
+        return self._checkouts[key]
+
+    async def _mount(self, sandbox: SandboxBackend, session_id: str, job: RepoJob) -> GitError | None:
+        checkout = await self._checked_out(session_id, job)
+        if checkout.error is not None or checkout.path is None:
+            return checkout.error
+        try:
+            await sandbox.put_tree(session_id, checkout.path, job.mount_path)
         except (SandboxError, OSError) as error:
             return GitError("clone", f"could not copy the repository into the sandbox: {error}")
         finally:
-            await asyncio.to_thread(shutil.rmtree, target, True)
+            await asyncio.to_thread(shutil.rmtree, checkout.path, True)
         return None
+
+    async def skills(self, session_id: str, repos: Sequence[RepoJob]) -> RepoSkills:
+        """The skills in the repositories' ``.claude/skills/`` (cloning them first if need be; a
+        repository that cannot be cloned has none)."""
+        found = RepoSkills()
+        for checkout in await asyncio.gather(*(self._checked_out(session_id, job) for job in repos)):
+            found = found.merged(checkout.skills)
+        return found
 
     async def mount(
         self, sandbox: SandboxBackend, session_id: str, repos: Sequence[RepoJob], *, report: bool = True
@@ -118,7 +166,13 @@ class RepoMounter:
                 events.append(error_event(job, error))
         return events
 
-    def forget(self, session_id: str) -> None:
+    async def forget(self, session_id: str) -> None:
         for key in [k for k in self._tasks if k[0] == session_id]:
             self._tasks.pop(key)
+        for key in [k for k in self._checkouts if k[0] == session_id]:
+            checkout = self._checkouts.pop(key)
+            if not checkout.done() or checkout.cancelled() or checkout.exception() is not None:
+                continue
+            if (path := checkout.result().path) is not None:  # scanned, never copied
+                await asyncio.to_thread(shutil.rmtree, path, True)
         self._reported = {k for k in self._reported if k[0] != session_id}

@@ -1,7 +1,8 @@
 """Runs a claimed session one step at a time until it has nothing left to do.
 
-Each step opens a unit of work, fences on the lease, reads the log, decides the next action
-(`decide`) and carries it out. Model calls and tool executions happen outside any transaction:
+Each step opens a unit of work, fences on the lease, reads what was appended to the log since the
+last step (into the session's `Ledger`, which the worker keeps between claims), decides the next
+action (`decide`) and carries it out. Model calls and tool executions happen outside any transaction:
 one step records that they start, another records what came of them. Because the decision is
 made from the log alone, a worker that crashes anywhere leaves a log from which the next worker
 resumes (see `state.py`).
@@ -18,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agent_loop import actions, orchestration, requests, tools
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.grade_step import GradePlan, GradeStep
+from app.agent_loop.ledger import Ledger, Ledgers
 from app.agent_loop.mcp_step import McpPlan, McpStep
 from app.agent_loop.model_step import ModelPlan, ModelStep
-from app.agent_loop.state import TurnState, analyse
+from app.agent_loop.skill_scan import SkillScanPlan, SkillScanStep
+from app.agent_loop.state import TurnState
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.events import service as events
@@ -30,13 +33,15 @@ from app.sessions.leases import Claim
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-Plan = str | ToolPlan | ModelPlan | McpPlan | GradePlan
+Decision = str | ToolPlan | ModelPlan | McpPlan | SkillScanPlan
+Plan = Decision | GradePlan
 
 
 @dataclass
 class Snapshot:
     row: Session
-    history: list[Record]
+    history: list[Record]  # the whole log (the ledger's: read it, never change it)
+    window: list[Record]  # the part of the log the model can still see (see `Ledger.window`)
     queued: list[Record]
     state: TurnState
 
@@ -64,17 +69,18 @@ class Snapshot:
 
 
 class SessionRunner:
-    def __init__(self, deps: LoopDeps, claim: Claim) -> None:
+    def __init__(self, deps: LoopDeps, claim: Claim, ledgers: Ledgers | None = None) -> None:
         self.deps = deps
         self.claim = claim
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
         self.mcp_step = McpStep(deps, claim)
+        self.skill_scan = SkillScanStep(deps, claim)
         self.grade_step = GradeStep(deps, claim)
-        # The log is append-only and this worker holds the lease: read it once, then only what
-        # was appended since (by this worker or by clients answering tool calls).
-        self._history: list[Record] = []
-        self._seen_seq = 0
+        # The log is append-only: read it once (or take up the ledger an earlier claim left), then
+        # only what was appended since (by this worker, clients, threads or another worker).
+        self.ledgers = ledgers if ledgers is not None else Ledgers(0)
+        self._ledger: Ledger | None = None
         self._stopping = False
         self.left_work = False  # run() returned because the worker stops, not because it is done
 
@@ -92,14 +98,25 @@ class SessionRunner:
                 return
         log.error("session %s: step limit reached", self.claim.session_id)
 
+    def keep_ledger(self) -> None:
+        """The run ended without a fault: leave the ledger for this session's next claim."""
+        if self._ledger is not None:
+            self.ledgers.keep(self._ledger)
+
+    async def _take_ledger(self, db: AsyncSession, row: Session) -> Ledger:
+        if self._ledger is None:
+            kept = self.ledgers.take(row.id)
+            self._ledger = kept if kept is not None and await kept.matches(db, row) else Ledger(row.id)
+        return self._ledger
+
     async def _snapshot(self, db: AsyncSession) -> Snapshot:
         row = await leases.fence(db, self.claim)
-        for seq, record in await events.records_after(db, row.id, self._seen_seq):
-            self._history.append(record)
-            self._seen_seq = seq
+        ledger = await self._take_ledger(db, row)
+        ledger.extend(await events.records_after(db, row.id, ledger.last_seq))
+        if self.deps.settings.ledger_verify:
+            ledger = self._ledger = await ledger.verify(db)
         queued = await events.queued(db, row.id)
-        history = list(self._history)
-        return Snapshot(row, history, queued, analyse(history))
+        return Snapshot(row, ledger.history, ledger.window, queued, ledger.state())
 
     async def step(self) -> bool:
         """One decision. Returns False when the session should be released."""
@@ -112,6 +129,8 @@ class SessionRunner:
             return await self.tool_step.run(outcome)
         if isinstance(outcome, McpPlan):
             return await self.mcp_step.run(outcome)
+        if isinstance(outcome, SkillScanPlan):
+            return await self.skill_scan.run(outcome)
         if isinstance(outcome, GradePlan):
             return await self.grade_step.run(outcome)
         return outcome == "continue"
@@ -190,11 +209,14 @@ class SessionRunner:
             ):
                 await actions.compaction_limit_reached(db, self.deps.notifier, snap.row)
                 return "continue"
+            scan = await self.skill_scan.plan(db, snap.row)
+            if scan is not None:  # the repositories' skills are listed from the first request on
+                return scan
             outcomes.begin_work(snap.row)
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
                 return mcp
-            return await self.model_step.prepare(db, snap.row, snap.history)
+            return await self.model_step.prepare(db, snap.row, snap.window)
         row = snap.row
         if tools.coordinates(row.agent) and await threads.busy(db, row.id):
             leases.release(row, None)  # woken by its threads' replies; running meanwhile

@@ -25,6 +25,7 @@ from app.sandbox.containers import WORKSPACE
 from app.sandbox.interface import SandboxBackend, SandboxError
 from app.skills import service as skills
 from app.skills.archive import ArchiveFile
+from app.skills.discovery import RepoSkills
 from app.skills.references import SessionSkill
 from app.storage.blobs import BlobBackend
 from app.storage.service import MissingContent
@@ -40,20 +41,35 @@ SKILLS_INTRO = (
 )
 
 
+SKIPPED_INTRO = (
+    "These skill directories in the session's repositories were skipped (not usable as skills); "
+    "tell the user if they ask about them:"
+)
+
+
 def skill_path(skill: SessionSkill, *, cloud: bool) -> str:
     """Where the agent finds the skill: in the sandbox, or (self-hosted) below the working
     directory the client's worker downloads skills into."""
     return f"{SKILLS_DIR}/{skill.name}" if cloud else f"skills/{skill.name}"
 
 
-def prompt_section(listed: Sequence[SessionSkill], *, cloud: bool) -> str | None:
-    """The system prompt's skills section (None without skills)."""
-    if not listed:
-        return None
+def prompt_section(
+    listed: Sequence[SessionSkill], *, cloud: bool, repo: RepoSkills | None = None
+) -> str | None:
+    """The system prompt's skills section (None without skills): the session's skills, then
+    those found in its repositories, then the repository skills that were skipped and why."""
+    repo = repo or RepoSkills()
     lines = [
         f"- {s.name}: {s.description} (instructions: {skill_path(s, cloud=cloud)}/SKILL.md)" for s in listed
     ]
-    return "\n".join([SKILLS_INTRO, "", *lines])
+    lines += [f"- {s.name}: {s.description} (instructions: {s.directory}/SKILL.md)" for s in repo.skills]
+    parts = [SKILLS_INTRO, "", *lines] if lines else []
+    if repo.skipped:
+        if parts:
+            parts.append("")
+        parts.append(SKIPPED_INTRO)
+        parts += [f"- {note}" for note in repo.skipped]
+    return "\n".join(parts) if parts else None
 
 
 def _write_tree(target: Path, files: Sequence[ArchiveFile]) -> None:

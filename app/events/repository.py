@@ -56,6 +56,11 @@ async def by_ids(db: AsyncSession, session_id: str, ids: Sequence[str]) -> Seque
     return (await db.scalars(stmt)).all()
 
 
+async def id_at(db: AsyncSession, session_id: str, seq: int) -> str | None:
+    stmt = select(SessionEvent.id).where(SessionEvent.session_id == session_id, SessionEvent.seq == seq)
+    return await db.scalar(stmt)
+
+
 async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None:
     stmt = select(SessionEvent.seq).where(SessionEvent.session_id == session_id, SessionEvent.id == event_id)
     return await db.scalar(stmt)

@@ -149,6 +149,11 @@ async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 
     return [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
 
 
+async def id_at(db: AsyncSession, session_id: str, seq: int) -> str | None:
+    """The id of the event at position `seq` of the log, if there is one."""
+    return await repository.id_at(db, session_id, seq)
+
+
 async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None:
     return await repository.seq_of(db, session_id, event_id)
 

@@ -40,6 +40,7 @@ from app.sessions.resource_schemas import (
     SessionResource,
 )
 from app.shared.pagination import Cursor, decode_cursor, encode_cursor
+from app.skills.discovery import RepoSkills
 
 MAX_FILES = 500
 MAX_MEMORY_STORES = 8
@@ -77,6 +78,17 @@ def repositories(row: Session) -> list[GitHubRepositoryResource]:
 
 def memory_mounts(row: Session) -> list[MemoryStoreResource]:
     return [r for r in _resources(row) if isinstance(r, MemoryStoreResource)]
+
+
+def repo_skills(row: Session) -> RepoSkills | None:
+    """The skills found in the session's repositories (None: not scanned yet)."""
+    return RepoSkills.model_validate(row.repo_skills) if row.repo_skills is not None else None
+
+
+def record_repo_skills(row: Session, found: RepoSkills) -> None:
+    """Keep the first scan: what the system prompt lists never changes during the session."""
+    if row.repo_skills is None:
+        row.repo_skills = found.model_dump()
 
 
 async def _attach_memory_store(db: AsyncSession, row: Session, params: MemoryStoreParams, where: str) -> None:

@@ -99,7 +99,9 @@ async def accept_client_events(
             echoed += routed
         elif isinstance(event, UserDefineOutcome):
             echoed += await events.append(db, notifier, row.id, [outcomes.define(row, event)])
-            queued_any = True  # the agent begins work on receipt
+            if row.status == "idle":  # the agent begins work on receipt
+                await transitions.start_running(db, notifier, row)
+            queued_any = True
         elif payload["type"] in QUEUED:
             echoed += await events.enqueue(db, row.id, [payload])
             queued_any = True

@@ -77,7 +77,7 @@ class Provisioner:
 
     async def _remove(self, session_id: str) -> None:
         self.deps.outputs.forget(session_id)
-        self.deps.repos.forget(session_id)
+        await self.deps.repos.forget(session_id)
         self.deps.skills.forget(session_id)
         self.deps.memory.forget(session_id)
         try:

@@ -24,6 +24,7 @@ from app.sandbox.factory import create_backend
 from app.sandbox.git import RepoCache
 from app.sessions import service as sessions
 from app.sessions.repositories import unsealer
+from app.skills.bundle import Limits
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.secrets import SecretBox
 from app.worker.dreams import DreamRunner
@@ -65,7 +66,9 @@ async def start_worker(
     notifier.listeners.append(mcp)
     stack.push_async_callback(mcp.close)
     blobs = LocalDiskBackend(settings.storage_dir)
-    repos = RepoMounter(RepoCache(settings.storage_dir / "git"), settings.storage_dir / "checkouts")
+    skill_limits = Limits(max_bytes=settings.skills_max_upload_bytes, max_files=settings.skills_max_files)
+    checkouts = settings.storage_dir / "checkouts"
+    repos = RepoMounter(RepoCache(settings.storage_dir / "git"), checkouts, skill_limits)
     skills = SkillMounter(db, blobs, settings.storage_dir / "checkouts")
     memory = MemoryMounter(db)
     # A sandbox stopping (idle, deleted, reaped) has its memory mounts synced a last time.

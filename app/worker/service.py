@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from opentelemetry.context import Context
 
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.ledger import Ledgers
 from app.agent_loop.runner import SessionRunner
 from app.db.base import utcnow
 from app.observability import tracing
@@ -42,6 +43,7 @@ class Worker:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._runners: dict[str, SessionRunner] = {}
+        self.ledgers = Ledgers(self.settings.worker_ledgers)
         self._slots = Slots(self.settings.worker_concurrency, lambda: deps.notifier.wake(forward=False))
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -50,6 +52,10 @@ class Worker:
         worker_id_var.set(self.owner)  # inherited by the claim loop and every session it runs
         self._loop_task = asyncio.create_task(self._claim_loop(), name="worker-claims")
         log.info("worker %s started (concurrency %d)", self.owner, self.settings.worker_concurrency)
+
+    def running_sessions(self) -> set[str]:
+        """The sessions this worker runs right now."""
+        return set(self._running)
 
     def problem(self) -> str | None:
         """Why this worker claims no work (readiness), or None."""
@@ -105,7 +111,7 @@ class Worker:
     async def _run(self, claim: Claim, slot: Slot) -> None:
         session_id_var.set(claim.session_id)  # this task's log lines, and its child tasks'
         renewing = asyncio.create_task(self._renew(claim, asyncio.current_task()))
-        runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim)
+        runner = self._runners[claim.session_id] = SessionRunner(self.deps, claim, self.ledgers)
         WORKER_LEASES.inc()
         runner.tool_step.lend_slot = slot.lent
         try:
@@ -114,8 +120,10 @@ class Worker:
                 await runner.run()
             if runner.left_work:
                 await self._release(claim, utcnow())
+            runner.keep_ledger()
         except LeaseLost:
             log.warning("session %s: lease lost; another worker owns it now", claim.session_id)
+            runner.keep_ledger()  # what it read was committed: a later claim checks it against the log
         except asyncio.CancelledError:
             if self._stopping:  # cut mid-step by stop(): the next worker recovers from the log
                 await asyncio.shield(self._release(claim, utcnow()))

@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import anthropic
 import docker
@@ -24,6 +25,7 @@ GIT_TOKEN = "ghp_files_test_token"
 class GitServer:
     url: str
     commits: dict[str, str]
+    root: Path  # where the served bare repositories are (tests may add their own)
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +34,7 @@ def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     root = tmp_path_factory.mktemp("git-repos")
     commits = make_repository(root, "acme", "widgets")
     with git_http_server(root, token=GIT_TOKEN) as url:
-        yield GitServer(url, commits)
+        yield GitServer(url, commits, root)
 
 
 @pytest.fixture(scope="session")

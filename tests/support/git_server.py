@@ -130,3 +130,33 @@ def make_repository(root: Path, owner: str, name: str) -> dict[str, str]:
     bare.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
     return {"first": first, "main": main, "feature": feature}
+
+
+def add_repository(root: Path, owner: str, name: str, files: dict[str, bytes]) -> str:
+    """A bare repository ``root/owner/name`` whose one commit on ``main`` holds ``files`` (path ->
+    bytes; a path ending in ``@`` is a symlink whose target is the bytes); returns the commit id."""
+    work = root / "_work" / owner / name
+    work.mkdir(parents=True)
+    for path, data in files.items():
+        if path.endswith("@"):
+            (work / path[:-1]).parent.mkdir(parents=True, exist_ok=True)
+            (work / path[:-1]).symlink_to(data.decode())
+            continue
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_bytes(data)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "files"]):
+        subprocess.run(["git", *args], cwd=work, env=env, check=True, capture_output=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    bare = root / owner / name
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return commit

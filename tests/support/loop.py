@@ -181,6 +181,7 @@ def process_environment(database_url: str, directory: Path, *, lease_seconds: fl
         "MAS_WORKER_POLL_SECONDS": "0.2",
         "MAS_RETRY_BASE_SECONDS": "0.05",
         "MAS_LOG_LEVEL": "warning",
+        "MAS_LEDGER_VERIFY": "true",
     }
 
 

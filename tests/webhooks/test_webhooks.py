@@ -151,6 +151,30 @@ async def test_deliveries_verify_with_the_sdk_and_carry_thin_payloads(
     await delete(server.url, endpoint["id"])
 
 
+async def test_each_outcome_evaluation_end_is_a_webhook(
+    server: ServerThread, client: anthropic.AsyncAnthropic, receiver: Receiver
+) -> None:
+    receiver.start()
+    endpoint = await register(server.url, receiver.url, "session.outcome_evaluation_ended")
+    agent = await client.beta.agents.create(name="graded", model=MODEL)
+    environment = await client.beta.environments.create(name="graded")
+    rubric = {"type": "text", "content": "/grade needs_revision satisfied"}
+    outcome = {"type": "user.define_outcome", "description": "Draft it.", "rubric": rubric}
+    session = await client.beta.sessions.create(
+        agent=agent.id,
+        environment_id=environment.id,
+        initial_events=[outcome],  # type: ignore[list-item]
+    )
+
+    async def both() -> list[Any] | None:
+        got = events_about(receiver, client, endpoint["signing_secret"], session.id)
+        return got if len(got) >= 2 else None
+
+    got = await wait_until(both, "two outcome evaluation webhooks")
+    assert [e.data.type for e in got] == ["session.outcome_evaluation_ended"] * 2  # parsed by the SDK
+    await delete(server.url, endpoint["id"])
+
+
 async def delete(base_url: str, endpoint_id: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=30) as http:
         assert (await http.delete(f"/v1/webhooks/{endpoint_id}")).status_code == 200

@@ -61,6 +61,9 @@ class Session(Base):
     # One entry per `user.define_outcome`, as `Session.outcome_evaluations` shows it (see
     # `sessions.outcomes`); null on sessions created before outcomes existed.
     outcome_evaluations: Mapped[list[Any] | None]
+    # Skills found in the repository resources' `.claude/skills` (`skills.discovery.RepoSkills`),
+    # scanned once before the first model request; null: not scanned (yet).
+    repo_skills: Mapped[dict[str, Any] | None]
     lease_expires_at: Mapped[datetime | None]
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.
