@@ -281,3 +281,23 @@ def test_the_offline_model_recognises_the_harness_grader_request() -> None:
 )
 def test_the_grader_answer_is_read_strictly(answer: str, expected: tuple[str, str]) -> None:
     assert grader.read_verdict(answer) == expected
+
+
+async def test_a_budget_reached_before_grading_pauses_the_outcome_until_raised(loop: SDK) -> None:
+    agent = await loop.beta.agents.create(name="graded-spender", model="claude-sonnet-4-6", tools=[TOOLSET])  # type: ignore[list-item]
+    environment = await loop.beta.environments.create(name=f"env-{agent.id[-8:]}")
+    cap = {"type": "limit", "max_list_cost": {"amount": "1", "currency": "USD"}}
+    session = await loop.beta.sessions.create(agent=agent.id, environment_id=environment.id, budget=cap)  # type: ignore[arg-type]
+    # ~1,000 output tokens (1.5 cents at sonnet list prices): the budget is spent before grading.
+    await send(loop, session.id, outcome("/long 4000", "/grade satisfied"))
+    events = await wait_idle(loop, session.id)
+    assert stop_reason(idles(events)[0]) == {"type": "budget_reached"}
+    assert of_type(events, SPANS[0]) == []  # the grader did not run on the spent budget
+    assert [e.result for e in await evaluations(loop, session.id)] == ["running"]
+
+    raised = {"type": "limit", "max_list_cost": {"amount": "1000", "currency": "USD"}}
+    await loop.beta.sessions.update(session.id, budget=raised)  # type: ignore[arg-type]
+    events = await wait_idle(loop, session.id, 2)
+    assert [e.result for e in of_type(events, SPANS[2])] == ["satisfied"]
+    assert stop_reason(idles(events)[-1]) == {"type": "end_turn"}
+    assert [e.result for e in await evaluations(loop, session.id)] == ["satisfied"]
