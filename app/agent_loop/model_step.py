@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agent_loop import memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.ledger import Ledger
 from app.agent_loop.model_client import (
     MessageComplete,
     ModelError,
@@ -82,6 +83,8 @@ class ModelStep:
         self.deps = deps
         self.claim = claim
         self.session_id = claim.session_id
+        # The runner's ledger of this session (set at each step), for the failure path's count.
+        self.ledger: Ledger | None = None
 
     async def prepare(self, db: AsyncSession, row: Session, history: list[dict[str, Any]]) -> ModelPlan:
         """In the deciding step's transaction: open the request's span (or plan a compaction).
@@ -246,13 +249,21 @@ class ModelStep:
         batch.append(end)
         return batch + server_results
 
+    async def _retries(self, db: AsyncSession, session_id: str) -> int:
+        """Retrying errors since the latest response: the ledger's count carried over what was
+        appended after it (this transaction's failed span end included), or the whole log's."""
+        if self.ledger is None:
+            return analyse(await events.history(db, session_id)).retries
+        more = await events.records_after(db, session_id, self.ledger.last_seq)
+        return self.ledger.fold.retries_after(record for _, record in more)
+
     async def _record_failure(self, start_id: str | None, error: ModelError) -> bool:
         """`start_id` is None for a compaction request, which has no span of its own."""
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if start_id is not None:
                 await events.append(db, self.deps.notifier, row.id, [span_end(start_id, is_error=True)])
-            retries = analyse(await events.history(db, row.id)).retries + 1
+            retries = await self._retries(db, row.id) + 1
             if isinstance(error, RetryableModelError) and retries <= self.deps.settings.max_model_retries:
                 await self._retry_later(db, row, error, retries)
                 return False

@@ -115,6 +115,7 @@ class SessionRunner:
         ledger.extend(await events.records_after(db, row.id, ledger.last_seq))
         if self.deps.settings.ledger_verify:
             ledger = self._ledger = await ledger.verify(db)
+        self.model_step.ledger = ledger
         queued = await events.queued(db, row.id)
         return Snapshot(row, ledger.history, ledger.window, queued, ledger.state())
 
