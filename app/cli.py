@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from app.cli_db import run_api_call as _run_api_call
 from app.cli_output import Json, emit
+from app.cli_sandbox import sandbox_cli
+from app.cli_webhooks import webhooks_cli
 from app.config import Settings, get_settings
 from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
 from app.sessions.commands import sessions_cli
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-T = TypeVar("T")
 
 cli = typer.Typer(help="mas: the Managed Agents Server.", no_args_is_help=True, add_completion=False)
 keys_cli = typer.Typer(help="Manage API keys (stored hashed).", no_args_is_help=True)
@@ -28,9 +25,7 @@ env_keys_cli = typer.Typer(
     help="Manage environment keys: a self-hosted worker's credential (stored hashed).", no_args_is_help=True
 )
 cli.add_typer(env_keys_cli, name="env-keys")
-webhooks_cli = typer.Typer(help="Manage webhook endpoints and read their delivery log.", no_args_is_help=True)
 cli.add_typer(webhooks_cli, name="webhooks")
-sandbox_cli = typer.Typer(help="Build sandbox images.", no_args_is_help=True)
 cli.add_typer(sandbox_cli, name="sandbox")
 cli.add_typer(files_cli, name="files")
 cli.add_typer(sessions_cli, name="sessions")
@@ -302,17 +297,6 @@ async def _env_keys_revoke(environment_id: str, key_id: str) -> None:
         await db.dispose()
 
 
-def _run_api_call(call: Coroutine[Any, Any, T]) -> T:
-    """Run a service call for the CLI: an API error is a message and exit status 1, not a trace."""
-    from app.errors import ApiError
-
-    try:
-        return asyncio.run(call)
-    except ApiError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-
-
 @env_keys_cli.command("create")
 def env_keys_create(
     environment_id: str,
@@ -341,150 +325,6 @@ def env_keys_revoke(environment_id: str, key_id: str) -> None:
     """Revoke an environment key: its workers are refused within seconds."""
     _run_api_call(_env_keys_revoke(environment_id, key_id))
     typer.echo(f"revoked {key_id}")
-
-
-async def _with_database(call: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
-    from app.db.engine import Database
-
-    db = Database(get_settings().database_url)
-    try:
-        async with db.unit_of_work() if write else db.read() as session:
-            return await call(session)
-    finally:
-        await db.dispose()
-
-
-@webhooks_cli.command("create")
-def webhooks_create(
-    url: str,
-    event: Annotated[list[str], typer.Option(help="An event type to deliver (repeatable).")],
-    name: Annotated[str, typer.Option(help="A label for the endpoint.")] = "",
-) -> None:
-    """Register an endpoint; prints `ID<TAB>SIGNING_SECRET` on the last line (the secret is shown once)."""
-    from pydantic import ValidationError
-
-    from app.db import migrate as migrations
-    from app.webhooks import service
-    from app.webhooks.schemas import WebhookEndpointCreate
-
-    migrations.upgrade(get_settings().database_url, get_settings().storage_dir)
-    try:
-        params = WebhookEndpointCreate.model_validate({"url": url, "enabled_events": event, "name": name})
-    except ValidationError as exc:
-        typer.echo(f"error: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})", err=True)
-        raise typer.Exit(1) from None
-    created = _run_api_call(_with_database(lambda db: service.create_endpoint(db, params), write=True))
-    typer.echo(f"created {created.id} -> {created.url} ({', '.join(created.enabled_events)})")
-    typer.echo(f"{created.id}\t{created.signing_secret}")
-
-
-async def _all_endpoints(db: AsyncSession) -> list[dict[str, Any]]:
-    from app.webhooks import service
-
-    endpoints: list[dict[str, Any]] = []
-    page: str | None = None
-    while True:
-        listed = await service.list_endpoints(db, limit=100, page=page)
-        endpoints += [e.model_dump(mode="json") for e in listed.data]
-        if not (page := listed.next_page):
-            return endpoints
-
-
-@webhooks_cli.command("list")
-def webhooks_list(as_json: Json = False) -> None:
-    """List endpoints: id, state, URL, events, why it was disabled."""
-    endpoints = _run_api_call(_with_database(_all_endpoints, write=False))
-    emit(
-        endpoints,
-        as_json,
-        lambda e: (
-            f"{e['id']}\t{e['state']}\t{e['url']}\t{','.join(e['enabled_events'])}\t{e['disabled_reason']}"
-        ),
-    )
-
-
-def _delivery_line(d: Mapping[str, Any]) -> str:
-    answer = d["last_status_code"] if d["last_status_code"] is not None else (d["last_error"] or "-")
-    created = str(d["created_at"])[:19]
-    return f"{created}Z\t{d['event_type']}\t{d['event_id']}\t{d['status']}\t{d['attempts']}\t{answer}"
-
-
-@webhooks_cli.command("deliveries")
-def webhooks_deliveries(
-    endpoint_id: str,
-    limit: Annotated[int, typer.Option(help="How many, newest first.", min=1, max=1000)] = 50,
-    as_json: Json = False,
-) -> None:
-    """The delivery log of an endpoint: time, event, status, attempts, last response."""
-    from app.webhooks import service
-
-    log = _with_database(
-        lambda db: service.list_deliveries(db, endpoint_id, limit=limit, page=None), write=False
-    )
-    page = _run_api_call(log)
-    emit([d.model_dump(mode="json") for d in page.data], as_json, _delivery_line)
-
-
-def _set_state(endpoint_id: str, state: str) -> None:
-    from app.webhooks import service
-    from app.webhooks.schemas import WebhookEndpointUpdate
-
-    params = WebhookEndpointUpdate.model_validate({"state": state})
-    _run_api_call(_with_database(lambda db: service.update_endpoint(db, endpoint_id, params), write=True))
-    typer.echo(f"{endpoint_id} {state}")
-
-
-@webhooks_cli.command("enable")
-def webhooks_enable(endpoint_id: str) -> None:
-    """Enable an endpoint (clears the reason it was disabled)."""
-    _set_state(endpoint_id, "enabled")
-
-
-@webhooks_cli.command("disable")
-def webhooks_disable(endpoint_id: str) -> None:
-    """Disable an endpoint; its pending deliveries are canceled."""
-    _set_state(endpoint_id, "disabled")
-
-
-@sandbox_cli.command("base")
-def sandbox_base(
-    force: Annotated[bool, typer.Option(help="Rebuild even if the image exists.")] = False,
-) -> None:
-    """Build the sandbox base and egress-proxy images from Debian packages (no registry needed)."""
-    from app.sandbox.commands import build_base_image
-
-    raise typer.Exit(build_base_image(get_settings(), force=force, echo=typer.echo))
-
-
-@sandbox_cli.command("clean")
-def sandbox_clean() -> None:
-    """Remove every sandbox of this instance (MAS_SANDBOX_INSTANCE); run it when its server is stopped."""
-    from app.sandbox.commands import remove_instance_sandboxes
-
-    typer.echo(f"removed {remove_instance_sandboxes(get_settings())} sandboxes")
-
-
-@sandbox_cli.command("build")
-def sandbox_build(
-    apt: Annotated[list[str] | None, typer.Option(help="apt package (repeatable).")] = None,
-    cargo: Annotated[list[str] | None, typer.Option(help="cargo crate.")] = None,
-    gem: Annotated[list[str] | None, typer.Option(help="Ruby gem.")] = None,
-    go: Annotated[list[str] | None, typer.Option(help="Go module path@version.")] = None,
-    npm: Annotated[list[str] | None, typer.Option(help="npm package.")] = None,
-    pip: Annotated[list[str] | None, typer.Option(help="pip requirement.")] = None,
-) -> None:
-    """Build (or reuse) the image of an environment's package spec, with a progress bar."""
-    from app.sandbox.commands import build_environment_image
-
-    packages = {
-        "apt": apt or [],
-        "cargo": cargo or [],
-        "gem": gem or [],
-        "go": go or [],
-        "npm": npm or [],
-        "pip": pip or [],
-    }
-    typer.echo(build_environment_image(get_settings(), packages))
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`mas keys list`: readable lines, and `--json` that scripts can parse (never the keys)."""
+"""`mas keys list`: readable lines, and `--json` that scripts can parse (never the keys); `mas sandbox
+prune` says what it needs."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def test_keys_list_as_text_and_as_json(tmp_path: Path) -> None:
     text = mas("keys", "list", **env).stdout.strip().splitlines()
     assert sorted(line.split("\t")[0] for line in text) == sorted([kept_id, gone_id])
     assert any(line.startswith(gone_id) and line.endswith("\trevoked") for line in text)
+
+
+def test_prune_needs_the_docker_backend(tmp_path: Path) -> None:
+    env = {"MAS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'mas.db'}", "MAS_SANDBOX_BACKEND": "local"}
+    done = mas("sandbox", "prune", "--dry-run", **env)
+    assert done.returncode == 1 and "works on the Docker backend" in done.stderr

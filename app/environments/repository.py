@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,14 @@ from app.db.models import Environment
 async def get(db: AsyncSession, environment_id: str, *, lock: bool = False) -> Environment | None:
     query = select(Environment).where(Environment.id == environment_id)
     return await db.scalar(query.with_for_update() if lock else query)
+
+
+async def configs(db: AsyncSession, *, live_or: set[str]) -> Sequence[dict[str, Any]]:
+    """The configs of environments not archived, and of those in `live_or` even if archived."""
+    query = select(Environment.config).where(
+        or_(Environment.archived_at.is_(None), Environment.id.in_(sorted(live_or)))
+    )
+    return [dict(config) for config in (await db.scalars(query)).all()]
 
 
 def add(db: AsyncSession, row: Environment) -> None:

@@ -165,6 +165,13 @@ async def sandbox_config(db: AsyncSession, environment_id: str) -> dict[str, Any
     return dict(row.config)
 
 
+async def needed_packages(db: AsyncSession, in_use: set[str]) -> list[dict[str, list[str]]]:
+    """The package specs whose images are still needed: of every environment not archived, and
+    of the archived ones in `in_use` (their sessions may still start a sandbox)."""
+    configs = await repository.configs(db, live_or=in_use)
+    return [dict(config.get("packages") or {}) for config in configs]
+
+
 async def config_type(db: AsyncSession, environment_id: str) -> str:
     """`cloud` or `self_hosted` (`cloud` once the environment is deleted)."""
     return str((await sandbox_config(db, environment_id)).get("type", "cloud"))

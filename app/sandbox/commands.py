@@ -10,10 +10,13 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
 from app.config import Settings
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_BAR = 30
+_WHAT = 60
 
 
 def build_base_image(settings: Settings, force: bool = False, echo: Callable[[str], None] = print) -> int:
@@ -40,27 +43,54 @@ def build_base_image(settings: Settings, force: bool = False, echo: Callable[[st
 
 
 class ProgressBar:
-    """Renders `Step N/M` lines of an image build as one updating bar (plain lines off a tty)."""
+    """Shows an image build. On a terminal (stdout is a TTY): one rich progress bar driven by the
+    `Step N/M` lines of the build, with the current step (or phase) and the elapsed time. Anywhere
+    else (a pipe, CI): every line, plainly, on `stream`."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO = sys.stderr, interactive: bool | None = None) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
+        self.tty = sys.stdout.isatty() if interactive is None else interactive
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self.tail: list[str] = []  # the last lines, for the message of a failed build
 
     async def __call__(self, line: str) -> None:
+        self.feed(line)
+
+    def feed(self, line: str) -> None:
+        self.tail = [*self.tail[-39:], line]
+        if not self.tty:
+            self.stream.write(f"  {line}\n")
+            self.stream.flush()
+            return
+        bar, task = self._started()
         match = _STEP.match(line)
         if match is None:
-            if not self.tty:
-                self.stream.write(f"  {line}\n")
+            bar.update(task, what=line.strip()[:_WHAT])
             return
-        done, total, what = int(match.group(1)), int(match.group(2)), match.group(3)
-        filled = _BAR * done // total
-        bar = f"[{'#' * filled}{'-' * (_BAR - filled)}] {done}/{total} {what[:60]}"
-        self.stream.write(f"\r{bar}\033[K" if self.tty else f"{bar}\n")
-        self.stream.flush()
+        done, total = int(match.group(1)), int(match.group(2))
+        bar.update(task, completed=done - 1, total=total, what=match.group(3)[:_WHAT])
+
+    def _started(self) -> tuple[Progress, TaskID]:
+        if self._bar is None or self._task is None:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            console = Console(file=self.stream, force_terminal=True)
+            self._bar = Progress(*columns, TextColumn("{task.fields[what]}"), console=console)
+            self._task = self._bar.add_task("building", total=None, what="")
+            self._bar.start()
+        return self._bar, self._task
 
     def finish(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+        if self._bar is not None and self._task is not None:
+            total = self._bar.tasks[0].total
+            if total is not None:
+                self._bar.update(self._task, completed=total)
+            self._bar.stop()
 
 
 def build_environment_image(settings: Settings, packages: dict[str, list[str]]) -> str:

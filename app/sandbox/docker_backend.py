@@ -39,7 +39,7 @@ from app.sandbox.pool import WarmPool, is_pool_key
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 30.0
-_POOL_GRACE_S = 600.0
+POOL_GRACE_S = 600.0
 
 
 # A copy into a sandbox gets the engine's deadline plus one second per this many bytes.
@@ -76,7 +76,7 @@ def _put_archive(container_id: str, archive: BinaryIO, deadline: float) -> None:
         client.close()
 
 
-def _younger_than(container: Any, seconds: float) -> bool:
+def younger_than(container: Any, seconds: float) -> bool:
     created = datetime.fromisoformat(container.attrs["Created"][:26].rstrip("Z") + "+00:00")
     return (datetime.now(UTC) - created).total_seconds() < seconds
 
@@ -331,7 +331,7 @@ class DockerBackend(ChannelBackend):
         known = set()
         for container in containers:
             key = self.naming.session_of(container.name)
-            if key is not None and not (is_pool_key(key) and _younger_than(container, _POOL_GRACE_S)):
+            if key is not None and not (is_pool_key(key) and younger_than(container, POOL_GRACE_S)):
                 known.add(key)
         return known
 

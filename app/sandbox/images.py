@@ -111,7 +111,12 @@ class ImageBuilder:
             forcerm=True,
             decode=True,
             pull=False,
-            labels={"mas.managed": "1", "mas.role": "env-image"},
+            # The instance that built it: `mas sandbox prune` removes only its own instance's.
+            labels={
+                "mas.managed": "1",
+                "mas.role": "env-image",
+                "mas.instance": self._settings.sandbox_instance,
+            },
         )
         failure: str | None = None
         # Read to the end even after an error, so the daemon's response (and socket) is closed.

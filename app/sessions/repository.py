@@ -124,6 +124,12 @@ async def all_ids(db: AsyncSession) -> Sequence[str]:
     return (await db.scalars(select(Session.id))).all()
 
 
+async def unterminated(db: AsyncSession) -> Sequence[tuple[str, str]]:
+    """(id, environment_id) of every session that may still run."""
+    rows = await db.execute(select(Session.id, Session.environment_id).where(Session.status != "terminated"))
+    return [(str(session_id), str(environment_id)) for session_id, environment_id in rows]
+
+
 async def count_by_status(db: AsyncSession) -> dict[str, int]:
     rows = await db.execute(select(Session.status, func.count()).group_by(Session.status))
     return {status: int(count) for status, count in rows}

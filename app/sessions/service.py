@@ -398,6 +398,12 @@ async def live_ids(db: AsyncSession) -> set[str]:
     return set(await repository.all_ids(db))
 
 
+async def sandbox_needs(db: AsyncSession) -> dict[str, str]:
+    """Session id -> environment id of every session that may still use its sandbox (all but
+    the terminated): what `mas sandbox prune` keeps."""
+    return dict(await repository.unterminated(db))
+
+
 # --- resources (the session row holds them; see `resources`) ------------------------------------
 async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, Any]) -> FileResource:
     row = await load(db, session_id, for_update=True)
