@@ -71,7 +71,8 @@ class ModelPlan:
     """A request ready to stream (its span opened), or, without a request, a compaction to run."""
 
     agent: dict[str, Any]
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]]  # the whole log (the permission judge reads what was asked)
+    window: list[dict[str, Any]]  # the part of it the model can still see (see `Ledger.window`)
     request: ModelRequest | None
     start_id: str | None
 
@@ -88,11 +89,19 @@ class ModelStep:
         # The runner's ledger of this session (set at each step), for the failure path's count.
         self.ledger: Ledger | None = None
 
-    async def prepare(self, db: AsyncSession, row: Session, history: list[dict[str, Any]]) -> ModelPlan:
+    async def prepare(
+        self,
+        db: AsyncSession,
+        row: Session,
+        history: list[dict[str, Any]],
+        window: list[dict[str, Any]] | None = None,
+    ) -> ModelPlan:
         """In the deciding step's transaction: open the request's span (or plan a compaction).
-        ``history``: the log, or the part of it from where the model's context starts."""
-        if requests.needs_compaction(history, self.deps.settings):
-            return ModelPlan(row.agent, history, None, None)
+        ``window``: the part of ``history`` from where the model's context starts (all of it when
+        not given); the request is built from it."""
+        window = history if window is None else window
+        if requests.needs_compaction(window, self.deps.settings):
+            return ModelPlan(row.agent, history, window, None, None)
         server_search = self.deps.settings.uses_real_api()
         cloud = await environments.config_type(db, row.environment_id) != "self_hosted"
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
@@ -103,14 +112,14 @@ class ModelStep:
         sections = [s for s in found if s is not None]
         request = requests.build(
             row.agent,
-            history,
+            window,
             server_web_search=server_search,
             mcp_tools=mcp_tools,
             cloud=cloud,
             sections=sections,
         )
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
-        return ModelPlan(row.agent, history, request, start[0]["id"])
+        return ModelPlan(row.agent, history, window, request, start[0]["id"])
 
     async def _repo_skills(self, db: AsyncSession, row: Session) -> RepoSkills | None:
         """The skills found in the session's repositories (a thread's: its session's), if the
@@ -123,7 +132,7 @@ class ModelStep:
     async def run(self, plan: ModelPlan) -> bool:
         if plan.request is None or plan.start_id is None:
             try:
-                await self._compact(plan.agent, plan.history)
+                await self._compact(plan.agent, plan.window)
             except ModelError as error:  # retried or given up like any model request
                 return await self._record_failure(None, error)
             return True  # decide again from the compacted log

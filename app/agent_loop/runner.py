@@ -217,7 +217,7 @@ class SessionRunner:
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
                 return mcp
-            return await self.model_step.prepare(db, snap.row, snap.window)
+            return await self.model_step.prepare(db, snap.row, snap.history, snap.window)
         row = snap.row
         if tools.coordinates(row.agent) and await threads.busy(db, row.id):
             leases.release(row, None)  # woken by its threads' replies; running meanwhile
