@@ -80,6 +80,11 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
             message = "The user denied this tool call."
             if confirmation.get("deny_message"):
                 message += f" Reason: {confirmation['deny_message']}"
+        elif (use.get("evaluation") or {}).get("type") == "auto":
+            reason = use["evaluation"]["evaluated_permission"].get("reason_code", "indeterminate")
+            message = (
+                f"The server's permission judge (auto policy) denied this call ({reason}); it did not run."
+            )
         else:
             message = f"Tool {use.get('name')!r} is not enabled for this agent."
         results.append(error_result(use, message))

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import memory, requests, tools
+from app.agent_loop import judge, memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import (
@@ -26,6 +26,7 @@ from app.agent_loop.model_client import (
     ModelOverloaded,
     ModelRateLimited,
     ModelRequest,
+    ModelUsage,
     RetryableModelError,
     TextDelta,
     TextStart,
@@ -41,6 +42,7 @@ from app.db.base import utcnow
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.mcp import tools as mcp_tools
 from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
@@ -130,8 +132,39 @@ class ModelStep:
             return True  # the next step applies the interrupt
         except ModelError as error:
             return await self._record_failure(plan.start_id, error)
-        await self._record_end(plan.start_id, (final, preview))
+        judged = await self._judge(plan, final)
+        await self._record_end(plan.start_id, (final, preview, judged))
         return True
+
+    async def _judge(
+        self, plan: ModelPlan, final: MessageComplete
+    ) -> dict[str, tuple[dict[str, Any], ModelUsage]]:
+        """The `auto` policy's judgement of each call under it, by the model's tool-use id (see
+        `judge`). A judge that cannot be reached is no judgement (`ask`, indeterminate)."""
+        judged: dict[str, tuple[dict[str, Any], ModelUsage]] = {}
+        for use in final.tool_uses:
+            if not self._auto(plan.agent, use["name"]):
+                continue
+            request = judge.request(
+                str(plan.agent["model"]["id"]), use["name"], use.get("input") or {}, plan.history
+            )
+            try:
+                answer = await complete(self.deps.model, request)
+            except ModelError as error:
+                log.warning("session %s: permission judge failed: %s", self.session_id, error.message)
+                judged[use["id"]] = (dict(judge.INDETERMINATE), ModelUsage())
+                continue
+            judged[use["id"]] = (judge.read_judgement(answer.text), answer.usage)
+        return judged
+
+    def _auto(self, agent: dict[str, Any], name: str) -> bool:
+        if tools.is_custom(agent, name):
+            return False
+        mcp_tool = self.deps.mcp.lookup(self.session_id, agent, name)
+        if mcp_tool is not None:
+            found = mcp_tools.config(agent, *mcp_tool)
+            return found.enabled and found.policy == "auto"
+        return tools.judged_by_server(agent, name)
 
     async def _compact(self, agent: dict[str, Any], history: list[dict[str, Any]]) -> None:
         summary = await complete(self.deps.model, requests.summary_request(agent, history))
@@ -204,7 +237,11 @@ class ModelStep:
             )
 
     # -- recording -----------------------------------------------------------------------------
-    async def _record_end(self, start_id: str, result: tuple[MessageComplete, Preview] | None) -> None:
+    async def _record_end(
+        self,
+        start_id: str,
+        result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
+    ) -> None:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
@@ -216,7 +253,14 @@ class ModelStep:
             transitions.await_client(row, _blocking_ids(batch))
 
     def _response_events(
-        self, row: Session, start_id: str, final: MessageComplete, preview: Preview, *, client_run: bool
+        self,
+        row: Session,
+        start_id: str,
+        final: MessageComplete,
+        preview: Preview,
+        judged: dict[str, tuple[dict[str, Any], ModelUsage]],
+        *,
+        client_run: bool,
     ) -> list[dict[str, Any]]:
         agent = row.agent
         batch: list[dict[str, Any]] = []
@@ -231,13 +275,21 @@ class ModelStep:
                 if tools.is_custom(agent, use["name"])
                 else self.deps.mcp.lookup(row.id, agent, use["name"])
             )
-            batch.append(_tool_use_event(agent, use, start_id, client_run, mcp_tool))
+            event = _tool_use_event(agent, use, start_id, client_run, mcp_tool)
+            if use["id"] in judged:
+                event = judge.apply(event, judged[use["id"]][0])
+            batch.append(event)
         server_uses, server_results = server_tool_events(final.content, start_id)
         batch.extend(server_uses)
         model_id = str(agent["model"]["id"])
         cost = request_cost(self.deps.settings.prices, model_id, final.usage)
         searches = count_searches(final.content)
-        transitions.charge(row, accumulate(row.usage, final.usage, cost, searches=searches))
+        usage = accumulate(row.usage, final.usage, cost, searches=searches)
+        for _, judge_usage in judged.values():  # the judge's requests are billed too
+            usage = accumulate(
+                usage, judge_usage, request_cost(self.deps.settings.prices, model_id, judge_usage)
+            )
+        transitions.charge(row, usage)
         end = span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False)
         end["_content"] = final.content
         end["_stop_reason"] = final.stop_reason

@@ -135,7 +135,7 @@ def is_orchestration(agent: dict[str, Any], name: str) -> bool:
 class ToolPolicy:
     kind: Literal["builtin", "custom"]
     enabled: bool
-    policy: str  # always_allow | always_ask
+    policy: str  # always_allow | always_ask | auto
 
 
 def _toolset_policies(toolset: dict[str, Any]) -> dict[str, ToolPolicy]:
@@ -207,7 +207,18 @@ def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, dict[str, An
         return "deny", None
     if policy.policy == "always_ask":
         return "ask", {"type": "always_ask"}
+    if policy.policy == "auto":  # until judged (see `judge`): held for the client
+        return "ask", {
+            "type": "auto",
+            "evaluated_permission": {"type": "ask", "reason_code": "indeterminate"},
+        }
     return "allow", {"type": "always_allow"}
+
+
+def judged_by_server(agent: dict[str, Any], name: str) -> bool:
+    """Whether a built-in call falls under the `auto` policy (the server judges it)."""
+    policy = policies(agent).get(name)
+    return policy is not None and policy.kind == "builtin" and policy.enabled and policy.policy == "auto"
 
 
 def is_custom(agent: dict[str, Any], name: str) -> bool:

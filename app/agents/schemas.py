@@ -65,7 +65,7 @@ ModelParam = Annotated[ModelParams, BeforeValidator(_model_object)]
 
 
 class PermissionPolicy(Params):
-    type: Literal["always_allow", "always_ask"]
+    type: Literal["always_allow", "always_ask", "auto"]
 
 
 class ToolDefaults(Params):

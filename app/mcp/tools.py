@@ -88,4 +88,9 @@ def evaluate(agent: dict[str, Any], server: str, tool: str) -> tuple[Permission,
         return "deny", None
     if found.policy == "always_allow":
         return "allow", {"type": "always_allow"}
+    if found.policy == "auto":  # until judged by the agent loop: held for the client
+        return "ask", {
+            "type": "auto",
+            "evaluated_permission": {"type": "ask", "reason_code": "indeterminate"},
+        }
     return "ask", {"type": "always_ask"}

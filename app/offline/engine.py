@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from app.offline import grading, replies
+from app.offline import grading, judging, replies
 from app.offline.directives import Directives, Fault, Refusal, parse_directives
 from app.offline.request import request_problem
 from app.offline.script import (
@@ -87,11 +87,16 @@ class OfflineEngine:
         validate(body)
         key = request_key(body)
         graded = grading.grader_input(body)
-        # A grader request follows its rubric's directives only (see `grading`).
-        directives = parse_directives(graded.rubric if graded else _last_user_text(body))
+        judged = judging.judge_input(body)
+        # A grader request follows its rubric's directives only (see `grading`); a judge, none.
+        directives = parse_directives(
+            graded.rubric if graded else "" if judged is not None else _last_user_text(body)
+        )
         stream_fault = self._injected_fault(key, directives.fault)
         if graded is not None:
             draft = _text_draft(grading.answer(graded), sleep_ms=directives.sleep_ms)
+        elif judged is not None:
+            draft = _text_draft(judging.answer(judged))
         else:
             draft = self._draft(body, key, directives)
         draft = _limit_output(draft, int(body["max_tokens"]))

@@ -27,8 +27,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "policy type",
-        {"tools": [toolset_with({"name": "bash", "permission_policy": {"type": "auto"}})]},
-        "tools[0].configs[0].permission_policy.type: Input should be 'always_allow' or 'always_ask'",
+        {"tools": [toolset_with({"name": "bash", "permission_policy": {"type": "never"}})]},
+        "tools[0].configs[0].permission_policy.type: Input should be 'always_allow', 'always_ask' or 'auto'",
     ),
     (
         "default policy type",

@@ -160,3 +160,22 @@ async def test_connections_are_reused_across_turns_and_closed_with_the_session(
     # A new connection would cost a handshake and a tools listing; the reused one, the call alone.
     assert reused == 1
     assert connected == ["calc"] and hub.connected(session_id) == []  # closed with the session
+
+
+async def test_the_auto_policy_judges_each_mcp_call(loop: SDK, calc: McpTestServer) -> None:
+    session_id = await mcp_session(loop, {"calc": calc.url}, policy="auto")
+    before = list(calc.stats.calls)
+
+    prompt = call("calc", "add", a=2, b=3) + "\n" + call("calc", "add", a=1, b=1, note="#deny")
+    events = await turn(loop, session_id, prompt)
+    allowed, denied = of_type(events, "agent.mcp_tool_use")
+
+    assert allowed.evaluated_permission == "allow" and allowed.evaluation.type == "auto"
+    assert allowed.evaluation.evaluated_permission.type == "allow"
+    assert denied.evaluated_permission == "deny"
+    assert denied.evaluation.evaluated_permission.reason_code == "high_risk"
+    results = {r.mcp_tool_use_id: r for r in of_type(events, "agent.mcp_tool_result")}
+    assert (text_of(results[allowed.id]), results[allowed.id].is_error) == ("5", False)
+    assert results[denied.id].is_error and "denied" in text_of(results[denied.id])
+    assert calc.stats.calls == [*before, "add"]  # the denied call never reached the server
+    assert stop_reason(of_type(events, "session.status_idle")[-1]) == {"type": "end_turn"}

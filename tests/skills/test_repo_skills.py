@@ -85,3 +85,28 @@ async def test_without_the_read_tool_no_repository_skill_is_listed(
     (system,) = texts(await turn(docker_sdk, session_id, "/system"))
 
     assert ".claude/skills" not in system and "deploy" not in system
+
+
+async def test_a_thread_lists_its_sessions_repository_skills(
+    docker_sdk: anthropic.AsyncAnthropic, git_server: GitServer
+) -> None:
+    client = docker_sdk
+    url, mount = _repository(git_server)
+    helper = await client.beta.agents.create(name="helper", model=MODEL, tools=[TOOLSET])  # type: ignore[list-item]
+    lead = await client.beta.agents.create(
+        name="lead",
+        model=MODEL,
+        tools=[TOOLSET],  # type: ignore[list-item]
+        multiagent={"type": "coordinator", "agents": [helper.id]},
+    )
+    environment = await client.beta.environments.create(name=f"repo-skills-{lead.id[-8:]}")
+    repository = {"type": "github_repository", "url": url, "authorization_token": GIT_TOKEN}
+    session = await client.beta.sessions.create(
+        agent=lead.id, environment_id=environment.id, resources=[repository]  # type: ignore[list-item]
+    )
+
+    events = await turn(client, session.id, "/delegate helper /system")
+
+    (reply,) = of_type(events, "agent.thread_message_received")
+    line = f"- deploy: {DESCRIPTION} (instructions: {mount}/.claude/skills/deploy/SKILL.md)"
+    assert line in result_text(reply).splitlines()
