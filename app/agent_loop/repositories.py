@@ -128,6 +128,9 @@ class RepoMounter:
 
     async def _mount(self, sandbox: SandboxBackend, session_id: str, job: RepoJob) -> GitError | None:
         checkout = await self._checked_out(session_id, job)
+        if checkout.path is not None and not await asyncio.to_thread(checkout.path.exists):
+            self._checkouts.pop((session_id, job.key), None)  # scanned, then dropped: again
+            checkout = await self._checked_out(session_id, job)
         if checkout.error is not None or checkout.path is None:
             return checkout.error
         try:
@@ -142,8 +145,13 @@ class RepoMounter:
         """The skills in the repositories' ``.claude/skills/`` (cloning them first if need be; a
         repository that cannot be cloned has none)."""
         found = RepoSkills()
-        for checkout in await asyncio.gather(*(self._checked_out(session_id, job) for job in repos)):
+        checkouts = await asyncio.gather(*(self._checked_out(session_id, job) for job in repos))
+        for job, checkout in zip(repos, checkouts, strict=True):
             found = found.merged(checkout.skills)
+            if (session_id, job.key) not in self._tasks and checkout.path is not None:
+                # No copy into the sandbox is under way here (another process made it, or none
+                # will): the checkout is not kept on disk for one that may never come.
+                await asyncio.to_thread(shutil.rmtree, checkout.path, True)
         return found
 
     async def mount(
