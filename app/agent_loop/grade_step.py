@@ -119,9 +119,13 @@ class GradeStep:
         return found[plan.rubric_digest].decode("utf-8", errors="replace")[:MAX_RUBRIC_CHARS]
 
     async def _outputs(self, plan: GradePlan) -> list[tuple[str, bytes, int]]:
-        """The head of each output file (files gone from the store are left out)."""
-        found = []
+        """The head of each output file (files gone from the store are left out); once the
+        grader's share is read, later files are only named."""
+        found: list[tuple[str, bytes, int]] = []
         for path, digest, size in plan.outputs:
+            if sum(len(c) for _, c, _ in found) >= grader.MAX_DELIVERABLE_CHARS:
+                found.append((path, b"", size))
+                continue
             try:
                 content = await asyncio.to_thread(
                     _head, self.deps.blobs.local_path(digest), grader.MAX_DELIVERABLE_READ
