@@ -4,9 +4,11 @@ sandbox layer remove the rest of this instance's containers and environment imag
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.agent_loop.memory import MemoryMounter
 from app.config import Settings
 from app.db.engine import Database
 from app.environments import service as environments
@@ -44,6 +46,10 @@ def prune(
     async def run() -> PruneResult:
         specs, live = await _needs(settings)
         backend = DockerBackend(settings)
+        # A pruned session's memory mounts are synced a last time before its files go (a write
+        # its container made after the last sync, e.g. before it died, is not lost).
+        database = Database(settings.database_url, 1)
+        backend.on_stopped(functools.partial(MemoryMounter(database).flush, backend))
         try:
             pruner = Pruner(backend)
             result = PruneResult(await pruner.plan(specs, live))
@@ -59,5 +65,6 @@ def prune(
             return result
         finally:
             await backend.close()
+            await database.dispose()
 
     return asyncio.run(run())

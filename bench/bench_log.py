@@ -132,8 +132,8 @@ def replay(server: MasServer, session_id: str, after_id: str, last_id: str) -> t
 def replay_memory(server: MasServer, session_id: str, first_id: str, last_id: str) -> float:
     """Peak RSS growth (MiB) of a replay in a fresh `mas serve` on the same database (no worker).
     In the long-running server the growth hides in memory freed by earlier turns (each of which
-    reads the whole log today), so it is measured where nothing else has run yet; a one-event
-    replay first takes imports and first-request costs out."""
+    read the whole log before the worker kept ledgers), so it is measured where nothing else has
+    run yet; a one-event replay first takes imports and first-request costs out."""
     with api(server.url) as http:
         page = checked(http.get(f"/v1/sessions/{session_id}/events", params={"order": "desc", "limit": 2}))
     before_last = str(page["data"][1]["id"])

@@ -13,7 +13,11 @@
    minus the payload's `created_at` (stamped in the transaction that commits the session), p50/p99,
    next to a plain POST to the same receiver from this process (the floor).
 
-    python bench/bench_queue.py [--samples 20] [--webhooks 50] [--json FILE]
+3. **`mas dispatch`**: the same sessions served by `mas dispatch` (a process of its own, Docker):
+   each gets a hardened container running the SDK worker, so its "ack → result" holds a
+   container's start (`--dispatch-samples`, default 5; 0 skips it when there is no Docker).
+
+    python bench/bench_queue.py [--samples 20] [--webhooks 50] [--dispatch-samples 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import argparse
 import asyncio
 import base64
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -34,7 +40,7 @@ from typing import Any
 import anthropic
 import httpx
 from anthropic.lib.environments import EnvironmentWorker
-from harness import HEADERS, MasServer, dump_json, free_port, header, message, num, percentile
+from harness import HEADERS, MasServer, dump_json, free_port, header, mas_command, message, num, percentile
 
 TOOLSET = {"type": "agent_toolset_20260401"}
 PROMPT = '/tool bash {"command": "echo from-the-tool"}'
@@ -144,15 +150,42 @@ async def wait_event_as(
         await asyncio.sleep(0.01)
 
 
+async def self_hosted_environment(http: httpx.AsyncClient, name: str) -> tuple[str, str]:
+    """A new self_hosted environment and an environment key of it."""
+    body = {"name": name, "config": {"type": "self_hosted"}}
+    env: str = (await http.post("/v1/environments", json=body)).json()["id"]
+    key: str = (await http.post(f"/v1/environments/{env}/keys", json={"name": "bench"})).json()["key"]
+    return env, key
+
+
+async def measure(
+    http: httpx.AsyncClient, agent_id: str, env: str, samples: int, within: float = 120
+) -> dict[str, list[float]]:
+    """One new session at a time, each asking for one bash call that a queue client answers."""
+    out: dict[str, list[float]] = {
+        "create_to_result": [],
+        "queue_wait": [],
+        "ack_to_result": [],
+        "use_to_result": [],
+    }
+    for _ in range(samples):
+        session_id, started = await new_session(http, agent_id, env)
+        result = await wait_event(http, session_id, "user.tool_result", within=within)
+        use = await wait_event(http, session_id, "agent.tool_use")
+        items = (await http.get(f"/v1/environments/{env}/work", params={"limit": 100})).json()["data"]
+        item = next(i for i in items if i["data"]["id"] == session_id)
+        done = ts(result["processed_at"])
+        out["create_to_result"].append(done - started)
+        out["queue_wait"].append(ts(item["acknowledged_at"]) - ts(item["created_at"]))
+        out["ack_to_result"].append(done - ts(item["acknowledged_at"]))
+        out["use_to_result"].append(done - ts(use["processed_at"]))
+    return out
+
+
 async def queue_samples(
     http: httpx.AsyncClient, base_url: str, agent_id: str, samples: int, client_kind: str, workdir: Path
 ) -> dict[str, list[float]]:
-    env = (
-        await http.post(
-            "/v1/environments", json={"name": f"bench-{client_kind}", "config": {"type": "self_hosted"}}
-        )
-    ).json()["id"]
-    key = (await http.post(f"/v1/environments/{env}/keys", json={"name": "bench"})).json()["key"]
+    env, key = await self_hosted_environment(http, f"bench-{client_kind}")
     stop = asyncio.Event()
     if client_kind == "tight":
         runner = asyncio.create_task(tight_poller(base_url, env, key, stop))
@@ -162,36 +195,63 @@ async def queue_samples(
             sdk, environment_id=env, environment_key=key, workdir=workdir, max_idle=0.5
         )
         runner = asyncio.create_task(worker.run())
-    out: dict[str, list[float]] = {
-        "create_to_result": [],
-        "queue_wait": [],
-        "ack_to_result": [],
-        "use_to_result": [],
-    }
     try:
-        for _ in range(samples):
-            session_id, started = await new_session(http, agent_id, env)
-            result = await wait_event(http, session_id, "user.tool_result")
-            use = await wait_event(http, session_id, "agent.tool_use")
-            items = (await http.get(f"/v1/environments/{env}/work", params={"limit": 100})).json()["data"]
-            item = next(i for i in items if i["data"]["id"] == session_id)
-            done = ts(result["processed_at"])
-            out["create_to_result"].append(done - started)
-            out["queue_wait"].append(ts(item["acknowledged_at"]) - ts(item["created_at"]))
-            out["ack_to_result"].append(done - ts(item["acknowledged_at"]))
-            out["use_to_result"].append(done - ts(use["processed_at"]))
+        return await measure(http, agent_id, env, samples)
     finally:
         stop.set()
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
-    return out
 
 
-async def until(check: Any, within: float) -> None:
+def start_process(command: list[str], environment: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+async def dispatch_samples(
+    http: httpx.AsyncClient, base_url: str, agent_id: str, samples: int, workdir: Path
+) -> dict[str, list[float]]:
+    """`mas dispatch` as a user runs it (a process of its own, Docker, the sandbox base image):
+    every session gets a hardened container whose SDK worker answers the tool call, so "ack →
+    result" includes the container's start."""
+    env, key = await self_hosted_environment(http, "bench-dispatch")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("MAS_", "ANTHROPIC_"))}
+    environment |= {
+        "MAS_DISPATCH_ENVIRONMENT_KEY": key,
+        "MAS_SANDBOX_STATE_DIR": str(workdir / "dispatch-state"),
+        "MAS_SANDBOX_INSTANCE": f"bench-queue-{os.getpid()}",
+        "MAS_LOG_LEVEL": "warning",
+    }
+    log_path = workdir / "dispatch.log"
+    command = [*mas_command(), "dispatch", "--environment", env, "--url", base_url]
+    command += ["--max-idle", "0.5", "--drain-seconds", "10"]
+    proc = start_process(command, environment, log_path)
+    try:
+        ready = await until(lambda: "serving" in log_path.read_text() or proc.poll() is not None, 900)
+        if not ready or proc.poll() is not None:
+            raise RuntimeError(f"mas dispatch did not start:\n{log_path.read_text()[-3000:]}")
+        try:
+            return await measure(http, agent_id, env, samples, within=300)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; mas dispatch said:\n{log_path.read_text()[-3000:]}") from None
+    finally:
+        proc.send_signal(signal.SIGTERM)  # drains: its sandboxes are removed
+        try:
+            await asyncio.to_thread(proc.wait, 120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(proc.wait, 30)
+
+
+async def until(check: Any, within: float) -> bool:
     deadline = time.monotonic() + within
     while True:
-        if check() or time.monotonic() > deadline:
-            return
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
         await asyncio.sleep(0.05)
 
 
@@ -247,7 +307,7 @@ async def webhook_samples(http: httpx.AsyncClient, agent_id: str, count: int) ->
         receiver.server.shutdown()
 
 
-async def run(url: str, samples: int, hooks: int, workdir: Path) -> dict[str, Any]:
+async def run(url: str, samples: int, hooks: int, dispatched: int, workdir: Path) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url, headers=HEADERS, timeout=120) as http:
         agent = (
             await http.post(
@@ -258,6 +318,8 @@ async def run(url: str, samples: int, hooks: int, workdir: Path) -> dict[str, An
         results["cloud"] = await cloud_samples(http, agent["id"], samples)
         results["queue_tight"] = await queue_samples(http, url, agent["id"], samples, "tight", workdir)
         results["queue_sdk"] = await queue_samples(http, url, agent["id"], samples, "sdk", workdir)
+        if dispatched:
+            results["queue_dispatch"] = await dispatch_samples(http, url, agent["id"], dispatched, workdir)
         results["webhooks"] = await webhook_samples(http, agent["id"], hooks)
         return results
 
@@ -278,6 +340,12 @@ def report(results: dict[str, Any], samples: int) -> str:
         results["webhooks"],
     )
     ratio = percentile(tight["create_to_result"], 50) / percentile(cloud["create_to_result"], 50)
+    dispatch_rows = []
+    if "queue_dispatch" in results:
+        dispatched = results["queue_dispatch"]
+        dispatch_rows.append(row("work queue, `mas dispatch` (a container each)", dispatched))
+        slower = percentile(dispatched["create_to_result"], 50) / percentile(cloud["create_to_result"], 50)
+        dispatch_rows.append(f"\n`mas dispatch` / cloud, create → first result (p50): {slower:.2f}x")
     lines = [
         header("bench_queue: the self-hosted work queue and webhooks"),
         f"{samples} sessions per path, each one bash call (`echo`), SQLite, offline model",
@@ -287,6 +355,7 @@ def report(results: dict[str, Any], samples: int) -> str:
         row("cloud sandbox (local backend)", cloud),
         row("work queue, tight poller", tight),
         row("work queue, SDK `EnvironmentWorker`", sdk),
+        *dispatch_rows,
         "",
         f"tight poller / cloud, create → first result (p50): {ratio:.2f}x",
         "",
@@ -300,6 +369,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--webhooks", type=int, default=50)
+    parser.add_argument(
+        "--dispatch-samples", type=int, default=5, help="sessions through `mas dispatch` (Docker); 0 skips"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mas-bench-queue-") as tmp:
@@ -310,7 +382,9 @@ def main() -> None:
         server.start()
         try:
             (workdir / "worker").mkdir()
-            results = asyncio.run(run(server.url, args.samples, args.webhooks, workdir / "worker"))
+            results = asyncio.run(
+                run(server.url, args.samples, args.webhooks, args.dispatch_samples, workdir / "worker")
+            )
         finally:
             server.stop()
     print(report(results, args.samples))

@@ -13,7 +13,8 @@ has: private `_content` on span ends, tool-use bookkeeping, usage, compaction wh
 grows past `MAS_COMPACTION_THRESHOLD_TOKENS`). There is no faster public way to write agent
 events: the API only accepts client events, and a row written into the database directly would
 not survive the core rewrite (nor prove anything about it). Many calls per response keep the
-number of turns, and so the build time, down: one turn re-reads the whole log today.
+number of turns, and so the build time, down (before the worker kept ledgers, each turn re-read
+the whole log).
 """
 
 from __future__ import annotations

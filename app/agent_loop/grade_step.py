@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +57,8 @@ class GradePlan:
     work: str
     rubric: str
     rubric_digest: str | None = None
+    # (path, content digest, size) of each file in /mnt/session/outputs
+    outputs: tuple[tuple[str, str, int], ...] = ()
 
 
 class _Interrupted(Exception):
@@ -87,11 +90,13 @@ class GradeStep:
             work=grader.transcript(history, outcome_id),
             rubric=rubric,
             rubric_digest=digest,
+            outputs=tuple(await files.output_digests(db, row.id)),
         )
 
     async def run(self, plan: GradePlan) -> bool:
         rubric = await self._rubric_text(plan)
-        request = grader.request(plan.model, rubric, plan.iteration, plan.work)
+        delivered = grader.deliverables(await self._outputs(plan))
+        request = grader.request(plan.model, rubric, plan.iteration, plan.work, delivered)
         await self._heartbeat(plan)
         try:
             answer = await self._ask_until_interrupt(plan, request)
@@ -112,6 +117,23 @@ class GradeStep:
         except storage.MissingContent:
             return plan.rubric
         return found[plan.rubric_digest].decode("utf-8", errors="replace")[:MAX_RUBRIC_CHARS]
+
+    async def _outputs(self, plan: GradePlan) -> list[tuple[str, bytes, int]]:
+        """The head of each output file (files gone from the store are left out); once the
+        grader's share is read, later files are only named."""
+        found: list[tuple[str, bytes, int]] = []
+        for path, digest, size in plan.outputs:
+            if sum(len(c) for _, c, _ in found) >= grader.MAX_DELIVERABLE_CHARS:
+                found.append((path, b"", size))
+                continue
+            try:
+                content = await asyncio.to_thread(
+                    _head, self.deps.blobs.local_path(digest), grader.MAX_DELIVERABLE_READ
+                )
+            except OSError:
+                continue
+            found.append((path, content, size))
+        return found
 
     # -- asking, with heartbeats -----------------------------------------------------------------
     async def _ask_until_interrupt(self, plan: GradePlan, request: ModelRequest) -> MessageComplete:
@@ -226,3 +248,8 @@ async def _rubric(db: AsyncSession, history: list[dict[str, Any]], outcome_id: s
     file_id = str(rubric.get("file_id"))
     digest = (await files.content_of(db, [file_id])).get(file_id)
     return f"(The rubric file {file_id} is no longer available.)", digest
+
+
+def _head(path: Path, limit: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(limit)

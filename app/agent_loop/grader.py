@@ -30,8 +30,8 @@ GRADER_MARK = "You are the outcome grader of a managed agent session."
 GRADER_SYSTEM = (
     f"{GRADER_MARK} An agent was asked to produce an outcome; you judge its work against the "
     "rubric, criterion by criterion, from the transcript of what it did (its messages, tool calls "
-    "and tool results). You cannot run tools or look anything up: judge only from what the "
-    "transcript shows.\n\n"
+    "and tool results) and the text of the files it delivered in /mnt/session/outputs. You cannot "
+    "run tools or look anything up: judge only from what you are shown.\n\n"
     "Answer with exactly two tags:\n"
     "<verdict>satisfied</verdict> when every criterion is met, <verdict>needs_revision</verdict> "
     "when some criterion is not met yet and the agent could fix it, or <verdict>failed</verdict> "
@@ -41,6 +41,8 @@ GRADER_SYSTEM = (
 )
 MAX_TRANSCRIPT_CHARS = 200_000
 MAX_ITEM_CHARS = 8_000
+MAX_DELIVERABLE_CHARS = 100_000
+MAX_DELIVERABLE_READ = 64 * 1024  # bytes read of each output
 _VERDICT = re.compile(r"<verdict>\s*(satisfied|needs_revision|failed)\s*</verdict>", re.IGNORECASE)
 _EXPLANATION = re.compile(r"<explanation>(.*?)(?:</explanation>|\Z)", re.DOTALL | re.IGNORECASE)
 
@@ -145,10 +147,27 @@ def transcript(history: list[Record], outcome_id: str) -> str:
     )
 
 
-def request(model: str, rubric: str, iteration: int, work: str) -> ModelRequest:
+def deliverables(files: list[tuple[str, bytes, int]]) -> str:
+    """The text of the session's outputs (path, content read, full size), clipped; binary files
+    are named only."""
+    parts, left = [], MAX_DELIVERABLE_CHARS
+    for path, content, size in files:
+        text = content.decode("utf-8", errors="replace")
+        if b"\0" in content or text.count("\ufffd") > len(text) // 10:
+            parts.append(f"--- {path} ({size} bytes, binary)")
+            continue
+        shown = text[: max(left, 0)]
+        left -= len(shown)
+        more = f"\n[... {size - len(shown.encode())} more bytes]" if len(shown.encode()) < size else ""
+        parts.append(f"--- {path} ({size} bytes)\n{shown}{more}")
+    return "\n\n".join(parts) or "(no files in /mnt/session/outputs)"
+
+
+def request(model: str, rubric: str, iteration: int, work: str, delivered: str = "") -> ModelRequest:
     prompt = (
         f"<rubric>\n{rubric}\n</rubric>\n\n<iteration>{iteration}</iteration>\n\n"
-        f"<transcript>\n{work}\n</transcript>\n\nJudge the work against the rubric."
+        f"<transcript>\n{work}\n</transcript>\n\n<deliverables>\n{delivered}\n</deliverables>\n\n"
+        "Judge the work against the rubric."
     )
     return ModelRequest(
         model=model,

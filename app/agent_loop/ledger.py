@@ -99,11 +99,21 @@ class TurnFold:
             state.requests_since_input = 0
             state.input_after_response = True
             state.retries = 0
-        elif (
-            kind == "session.error"
-            and event.get("error", {}).get("retry_status", {}).get("type") == "retrying"
-        ):
+        elif _retrying(event):
             state.retries += 1
+
+    def retries_after(self, more: Iterable[Record]) -> int:
+        """`retries` as it would be with `more` folded in, leaving the fold as it is (`more` may
+        hold what the caller's transaction wrote and has not committed)."""
+        retries = self.state.retries
+        for event in more:
+            kind = event["type"]
+            answered = kind == "span.model_request_end" and event.get("_content") is not None
+            if answered or kind == "user.message" or grader.is_agent_input(event):
+                retries = 0
+            elif _retrying(event):
+                retries += 1
+        return retries
 
     def snapshot(self) -> TurnState:
         """The state now (the dicts are shared: a step reads them, never changes them)."""
@@ -120,6 +130,12 @@ class TurnFold:
             retries=state.retries,
             requests_since_input=state.requests_since_input,
         )
+
+
+def _retrying(event: Record) -> bool:
+    if event["type"] != "session.error":
+        return False
+    return bool(event.get("error", {}).get("retry_status", {}).get("type") == "retrying")
 
 
 class Ledger:

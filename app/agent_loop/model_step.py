@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agent_loop import judge, memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.ledger import Ledger
 from app.agent_loop.model_client import (
     MessageComplete,
     ModelError,
@@ -70,7 +71,8 @@ class ModelPlan:
     """A request ready to stream (its span opened), or, without a request, a compaction to run."""
 
     agent: dict[str, Any]
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]]  # the whole log (the permission judge reads what was asked)
+    window: list[dict[str, Any]]  # the part of it the model can still see (see `Ledger.window`)
     request: ModelRequest | None
     start_id: str | None
 
@@ -84,12 +86,22 @@ class ModelStep:
         self.deps = deps
         self.claim = claim
         self.session_id = claim.session_id
+        # The runner's ledger of this session (set at each step), for the failure path's count.
+        self.ledger: Ledger | None = None
 
-    async def prepare(self, db: AsyncSession, row: Session, history: list[dict[str, Any]]) -> ModelPlan:
+    async def prepare(
+        self,
+        db: AsyncSession,
+        row: Session,
+        history: list[dict[str, Any]],
+        window: list[dict[str, Any]] | None = None,
+    ) -> ModelPlan:
         """In the deciding step's transaction: open the request's span (or plan a compaction).
-        ``history``: the log, or the part of it from where the model's context starts."""
-        if requests.needs_compaction(history, self.deps.settings):
-            return ModelPlan(row.agent, history, None, None)
+        ``window``: the part of ``history`` from where the model's context starts (all of it when
+        not given); the request is built from it."""
+        window = history if window is None else window
+        if requests.needs_compaction(window, self.deps.settings):
+            return ModelPlan(row.agent, history, window, None, None)
         server_search = self.deps.settings.uses_real_api()
         cloud = await environments.config_type(db, row.environment_id) != "self_hosted"
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
@@ -100,14 +112,14 @@ class ModelStep:
         sections = [s for s in found if s is not None]
         request = requests.build(
             row.agent,
-            history,
+            window,
             server_web_search=server_search,
             mcp_tools=mcp_tools,
             cloud=cloud,
             sections=sections,
         )
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
-        return ModelPlan(row.agent, history, request, start[0]["id"])
+        return ModelPlan(row.agent, history, window, request, start[0]["id"])
 
     async def _repo_skills(self, db: AsyncSession, row: Session) -> RepoSkills | None:
         """The skills found in the session's repositories (a thread's: its session's), if the
@@ -120,7 +132,7 @@ class ModelStep:
     async def run(self, plan: ModelPlan) -> bool:
         if plan.request is None or plan.start_id is None:
             try:
-                await self._compact(plan.agent, plan.history)
+                await self._compact(plan.agent, plan.window)
             except ModelError as error:  # retried or given up like any model request
                 return await self._record_failure(None, error)
             return True  # decide again from the compacted log
@@ -298,13 +310,21 @@ class ModelStep:
         batch.append(end)
         return batch + server_results
 
+    async def _retries(self, db: AsyncSession, session_id: str) -> int:
+        """Retrying errors since the latest response: the ledger's count carried over what was
+        appended after it (this transaction's failed span end included), or the whole log's."""
+        if self.ledger is None:
+            return analyse(await events.history(db, session_id)).retries
+        more = await events.records_after(db, session_id, self.ledger.last_seq)
+        return self.ledger.fold.retries_after(record for _, record in more)
+
     async def _record_failure(self, start_id: str | None, error: ModelError) -> bool:
         """`start_id` is None for a compaction request, which has no span of its own."""
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if start_id is not None:
                 await events.append(db, self.deps.notifier, row.id, [span_end(start_id, is_error=True)])
-            retries = analyse(await events.history(db, row.id)).retries + 1
+            retries = await self._retries(db, row.id) + 1
             if isinstance(error, RetryableModelError) and retries <= self.deps.settings.max_model_retries:
                 await self._retry_later(db, row, error, retries)
                 return False

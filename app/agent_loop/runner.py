@@ -115,6 +115,7 @@ class SessionRunner:
         ledger.extend(await events.records_after(db, row.id, ledger.last_seq))
         if self.deps.settings.ledger_verify:
             ledger = self._ledger = await ledger.verify(db)
+        self.model_step.ledger = ledger
         queued = await events.queued(db, row.id)
         return Snapshot(row, ledger.history, ledger.window, queued, ledger.state())
 
@@ -216,7 +217,7 @@ class SessionRunner:
             mcp = self.mcp_step.plan(snap.row.agent, snap.row.vault_ids, snap.history)
             if mcp is not None:
                 return mcp
-            return await self.model_step.prepare(db, snap.row, snap.window)
+            return await self.model_step.prepare(db, snap.row, snap.history, snap.window)
         row = snap.row
         if tools.coordinates(row.agent) and await threads.busy(db, row.id):
             leases.release(row, None)  # woken by its threads' replies; running meanwhile

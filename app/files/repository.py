@@ -84,6 +84,18 @@ async def output_of(db: AsyncSession, session_id: str, path: str) -> StoredFile 
     return await db.scalar(query.with_for_update())
 
 
+async def output_digests(db: AsyncSession, session_id: str) -> list[tuple[str, str, int]]:
+    query = select(StoredFile.filename, StoredFile.sha256, StoredFile.size_bytes).where(
+        StoredFile.scope_session_id == session_id,
+        StoredFile.origin == "output",
+        StoredFile.sha256.is_not(None),
+    )
+    return [
+        (path, str(digest), size)
+        for path, digest, size in await db.execute(query.order_by(StoredFile.filename))
+    ]
+
+
 async def output_sizes(db: AsyncSession, session_id: str) -> dict[str, int]:
     query = select(StoredFile.filename, StoredFile.size_bytes).where(
         StoredFile.scope_session_id == session_id,

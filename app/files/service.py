@@ -326,6 +326,11 @@ async def delete_if_exists(db: AsyncSession, file_id: str) -> None:
         await _drop(db, row)
 
 
+async def output_digests(db: AsyncSession, session_id: str) -> list[tuple[str, str, int]]:
+    """(path, content digest, size) of each output a session has kept, by path."""
+    return await repository.output_digests(db, session_id)
+
+
 async def output_sizes(db: AsyncSession, session_id: str) -> dict[str, int]:
     """The size of each output a session has kept, by its path."""
     return await repository.output_sizes(db, session_id)

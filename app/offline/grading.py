@@ -6,7 +6,8 @@ Directive lines in the **rubric** decide the verdict (first match wins):
 
 * `/grade VERDICT [VERDICT ...]`: the verdict of evaluation N (0-based) is the N-th word, the
   last one repeating (`satisfied`, `needs_revision` or `failed`);
-* `/require TEXT`: `satisfied` once the transcript of the work contains TEXT, else
+* `/require TEXT`: `satisfied` once the transcript of the work or the text of its outputs
+  (`<deliverables>`) contains TEXT, else
   `needs_revision` with an explanation that names TEXT;
 * none: `satisfied`.
 
@@ -52,7 +53,7 @@ def grader_input(body: dict[str, Any]) -> GraderInput | None:
     return GraderInput(
         rubric=_section(text, "rubric"),
         iteration=int(iteration) if iteration.isdigit() else 0,
-        work=_section(text, "transcript"),
+        work=_section(text, "transcript") + "\n" + _section(text, "deliverables"),
     )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,9 +41,27 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
+# A unix socket's address holds at most 107 bytes of path; a deep state directory is longer.
+_MAX_SOCKET_PATH = 100
+
+
 def _clear(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)  # left by a previous dispatcher process
+
+
+@contextlib.contextmanager
+def bindable(path: Path) -> Iterator[str]:
+    """An address for binding ``path``: itself when short enough, else the same file named
+    through ``/proc/self/fd/<its directory>`` (Linux), which is short whatever the depth."""
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        yield str(path)
+        return
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{directory}/{path.name}"
+    finally:
+        os.close(directory)
 
 
 class ApiRelay:
@@ -69,7 +89,8 @@ class ApiRelay:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
         await asyncio.to_thread(_clear, path)
-        server = await asyncio.start_unix_server(handle, str(path))
+        with bindable(path) as address:
+            server = await asyncio.start_unix_server(handle, address)
         await asyncio.to_thread(path.chmod, 0o666)  # the worker in the sandbox may run as any user
         self._servers[key] = server
 

@@ -138,7 +138,7 @@ class DockerLauncher:
         if self._image is None or self._bundle is None:
             raise SandboxError("prepare() the launcher before starting sandboxes")
         key = launch.work_id
-        await self._relay.open(key, self._socket(key), launch.api_url)
+        await self._open_relay(key, launch.api_url)
         try:
             await self.engine.run("create the sandbox", self._create, launch, self._image, self._bundle)
             await self.engine.run("start the sandbox", self._start, key)
@@ -147,7 +147,14 @@ class DockerLauncher:
             raise
 
     async def adopt(self, work_id: str, api_url: str) -> None:
-        await self._relay.open(work_id, self._socket(work_id), api_url)
+        await self._open_relay(work_id, api_url)
+
+    async def _open_relay(self, key: str, api_url: str) -> None:
+        path = self._socket(key)
+        try:
+            await self._relay.open(key, path, api_url)
+        except OSError as exc:
+            raise SandboxError(f"could not listen on the sandbox's API socket {path}: {exc}") from exc
 
     def _socket(self, key: str) -> Path:
         return self.naming.session_dir(key) / "api" / API_SOCKET

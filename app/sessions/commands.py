@@ -4,6 +4,7 @@ moves the session's replay watermark), with the last few events of its history f
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -33,13 +34,13 @@ class _Tail:
 
     def show(self, event: dict[str, Any]) -> bool:
         """Print one event; True when the session has ended."""
-        self.last_id = str(event.get("id") or self.last_id)
+        if event.get("id"):  # deltas have none: they are never replayed
+            self.last_id = str(event["id"])
         if self.as_json:
             typer.echo(json.dumps(event, ensure_ascii=False))
         else:
-            line = self.renderer.render(event)
-            if line is not None:
-                typer.echo(line)
+            sys.stdout.write(self.renderer.feed(event))
+            sys.stdout.flush()
         return event.get("type") in END_TYPES
 
     def history(self, lines: int) -> bool:
@@ -73,7 +74,9 @@ class _Tail:
         if self.last_id:
             headers["last-event-id"] = self.last_id
         path = f"/v1/sessions/{self.session_id}/events/stream"
-        with self.client.stream("GET", path, headers=headers) as response:
+        # Text shows an answer as it is written; --json prints the log's events only.
+        params = {} if self.as_json else {"event_deltas[]": "agent.message"}
+        with self.client.stream("GET", path, headers=headers, params=params) as response:
             if response.status_code >= 400:
                 response.read()
                 typer.echo(f"error {response.status_code}: {error_message(response)}", err=True)

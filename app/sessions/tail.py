@@ -2,12 +2,14 @@
 
 Messages in full, tool calls with a preview of their input and output, errors with their type and
 retry status, model requests with their duration and tokens (a span's end is timed against its
-start, which the renderer remembers), status changes with their reason."""
+start, which the renderer remembers), status changes with their reason. An answer being written
+is shown as it streams (the `agent.message` deltas), and not again when the finished message
+arrives."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 PREVIEW_CHARS = 300
@@ -53,10 +55,52 @@ def _time(value: object) -> datetime | None:
 
 
 class Renderer:
-    """Turns events into lines; stateful only to time model requests (start → end)."""
+    """Turns events into terminal text; stateful to time model requests (start → end) and to
+    continue the answer being streamed."""
 
     def __init__(self) -> None:
         self.request_started: dict[str, datetime] = {}
+        self.preview_id: str | None = None  # the agent.message being streamed, shown so far
+        self.preview_text = ""
+        self.preview_index: int | None = None
+
+    def feed(self, frame: dict[str, Any]) -> str:
+        """What to write for one stream frame (a persisted event or a delta), newlines included."""
+        kind = frame.get("type")
+        if kind == "event_start":
+            return self._preview_start(frame)
+        if kind == "event_delta":
+            return self._preview_delta(frame)
+        closing = ""
+        if self.preview_id is not None:
+            same = kind == "agent.message" and frame.get("id") == self.preview_id
+            shown = self.preview_text
+            self.preview_id = None
+            if same and text_of(frame.get("content")) == shown:
+                return "\n"  # the whole answer is on the screen already
+            closing = "\n"
+        line = self.render(frame)
+        return closing + (f"{line}\n" if line is not None else "")
+
+    def _preview_start(self, frame: dict[str, Any]) -> str:
+        target = frame.get("event") or {}
+        if target.get("type") != "agent.message":
+            return ""
+        closing = "\n" if self.preview_id is not None else ""
+        self.preview_id, self.preview_text, self.preview_index = str(target.get("id")), "", None
+        return f"{closing}{datetime.now(UTC):%H:%M:%S} agent\n{INDENT}"
+
+    def _preview_delta(self, frame: dict[str, Any]) -> str:
+        delta = frame.get("delta") or {}
+        content = delta.get("content") or {}
+        if frame.get("event_id") != self.preview_id or content.get("type") != "text":
+            return ""
+        text = str(content.get("text", ""))
+        if self.preview_index is not None and delta.get("index") != self.preview_index:
+            text = "\n" + text  # the next text block of the same message
+        self.preview_index = delta.get("index")
+        self.preview_text += text
+        return text.replace("\n", "\n" + INDENT)
 
     def render(self, event: dict[str, Any]) -> str | None:
         kind = str(event.get("type", "?"))

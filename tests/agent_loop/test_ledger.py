@@ -152,11 +152,14 @@ def test_the_ledger_equals_a_full_analysis_after_every_event(ops: list[tuple[str
     for op, n in ops:
         built.add(op, n)
     ledger = Ledger("sesn_property")
+    retries = analyse(built.log).retries
     for seq, event in enumerate(built.log, start=1):
         ledger.extend([(seq, event)])
         prefix = built.log[:seq]
         assert ledger.state() == analyse(prefix), f"after {[e['type'] for e in prefix]}"
         assert build_messages(ledger.window) == build_messages(prefix)
+        # The failure path's count: the fold carried over the rest without folding it in.
+        assert ledger.fold.retries_after(built.log[seq:]) == retries
     assert ledger.history == built.log and ledger.last_seq == len(built.log)
 
 

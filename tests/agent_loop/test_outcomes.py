@@ -258,7 +258,8 @@ async def test_one_outcome_at_a_time(loop: SDK) -> None:
 def test_the_offline_model_recognises_the_harness_grader_request() -> None:
     request = grader.request("claude-sonnet-4-6", "# Rubric\n/grade needs_revision failed", 3, "[agent] done")
     graded = grading.grader_input(request.to_params())
-    assert graded == grading.GraderInput("# Rubric\n/grade needs_revision failed", 3, "[agent] done")
+    assert graded is not None and "[agent] done" in graded.work
+    assert (graded.rubric, graded.iteration) == ("# Rubric\n/grade needs_revision failed", 3)
     verdict, explanation = grader.read_verdict(grading.answer(graded))
     assert verdict == "failed" and "evaluation 4" in explanation
     agent_turn = {
@@ -281,3 +282,33 @@ def test_the_offline_model_recognises_the_harness_grader_request() -> None:
 )
 def test_the_grader_answer_is_read_strictly(answer: str, expected: tuple[str, str]) -> None:
     assert grader.read_verdict(answer) == expected
+
+
+async def test_a_budget_reached_before_grading_pauses_the_outcome_until_raised(loop: SDK) -> None:
+    agent = await loop.beta.agents.create(name="graded-spender", model="claude-sonnet-4-6", tools=[TOOLSET])  # type: ignore[list-item]
+    environment = await loop.beta.environments.create(name=f"env-{agent.id[-8:]}")
+    cap = {"type": "limit", "max_list_cost": {"amount": "1", "currency": "USD"}}
+    session = await loop.beta.sessions.create(agent=agent.id, environment_id=environment.id, budget=cap)  # type: ignore[arg-type]
+    # ~1,000 output tokens (1.5 cents at sonnet list prices): the budget is spent before grading.
+    await send(loop, session.id, outcome("/long 4000", "/grade satisfied"))
+    events = await wait_idle(loop, session.id)
+    assert stop_reason(idles(events)[0]) == {"type": "budget_reached"}
+    assert of_type(events, SPANS[0]) == []  # the grader did not run on the spent budget
+    assert [e.result for e in await evaluations(loop, session.id)] == ["running"]
+
+    raised = {"type": "limit", "max_list_cost": {"amount": "1000", "currency": "USD"}}
+    await loop.beta.sessions.update(session.id, budget=raised)  # type: ignore[arg-type]
+    events = await wait_idle(loop, session.id, 2)
+    assert [e.result for e in of_type(events, SPANS[2])] == ["satisfied"]
+    assert stop_reason(idles(events)[-1]) == {"type": "end_turn"}
+    assert [e.result for e in await evaluations(loop, session.id)] == ["satisfied"]
+
+
+def test_deliverables_show_text_and_name_binary_files() -> None:
+    shown = grader.deliverables(
+        [("report.md", b"# Done\n", 7), ("blob.bin", b"\0\1\2", 3), ("big.txt", b"x" * 10, 50)]
+    )
+    assert "--- report.md (7 bytes)\n# Done" in shown
+    assert "--- blob.bin (3 bytes, binary)" in shown and "\0" not in shown
+    assert "[... 40 more bytes]" in shown
+    assert grader.deliverables([]) == "(no files in /mnt/session/outputs)"

@@ -1,10 +1,12 @@
 """Deployments through the SDK in strict mode: create/list/retrieve/update/archive/pause/unpause/run,
-cron schedules in IANA zones, run records, and a one-minute schedule fired exactly once by two
+cron schedules in IANA zones, run records, slots missed while no server ran (one catch-up, within
+the grace), and a one-minute schedule fired exactly once by two
 server processes sharing PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +15,11 @@ from typing import Any
 
 import anthropic
 import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import models
+from app.db.engine import Database
 from tests.support.clients import API_KEY, strict_async_client
 from tests.support.databases import fresh_database
 from tests.support.factories import MODEL
@@ -196,3 +202,81 @@ async def test_a_one_minute_schedule_fires_once_per_slot_across_two_processes_on
     finally:
         await asyncio.to_thread(first.stop)
         await asyncio.to_thread(second.stop)
+
+
+@contextlib.asynccontextmanager
+async def database_of(server: ServerThread) -> AsyncIterator[AsyncSession]:
+    db = Database(server.settings.database_url)
+    try:
+        async with db.unit_of_work() as session:
+            yield session
+    finally:
+        await db.dispose()
+
+
+async def backdate_next_slot(server: ServerThread, deployment_id: str, slot: datetime) -> None:
+    """As if no server had run since ``slot``: the scheduler finds the slot passed (the test's
+    stand-in for hours of downtime)."""
+    async with database_of(server) as session:
+        row = models.Deployment
+        await session.execute(update(row).where(row.id == deployment_id).values(next_slot_at=slot))
+
+
+async def next_slot(server: ServerThread, deployment_id: str) -> datetime | None:
+    async with database_of(server) as session:
+        row = await session.get(models.Deployment, deployment_id)
+        assert row is not None
+        slot = row.next_slot_at
+        return slot.replace(tzinfo=UTC) if slot is not None and slot.tzinfo is None else slot
+
+
+async def test_slots_missed_while_no_server_ran_are_made_up_once_within_the_grace(
+    client: SDK, server: ServerThread
+) -> None:
+    """README "Missed slots": only the latest missed slot fires, once, and only if it is no older
+    than MAS_DEPLOYMENT_MISSED_GRACE_SECONDS; the schedule then carries on from now."""
+    agent_id, environment_id = await agent_and_environment(client)
+    started = datetime.now(UTC)
+    recent = await client.beta.deployments.create(
+        name="every half hour",
+        agent=agent_id,
+        environment_id=environment_id,
+        initial_events=hello(),
+        schedule={"type": "cron", "expression": "*/30 * * * *", "timezone": "UTC"},
+    )
+    # A yearly slot two hours ago: missed, and older than the grace (an hour).
+    old = (started - timedelta(hours=2)).replace(second=0, microsecond=0)
+    assert server.settings.deployment_missed_grace_seconds < 2 * 3600
+    yearly = await client.beta.deployments.create(
+        name="anniversary",
+        agent=agent_id,
+        environment_id=environment_id,
+        initial_events=hello(),
+        schedule={
+            "type": "cron",
+            "expression": f"{old.minute} {old.hour} {old.day} {old.month} *",
+            "timezone": "UTC",
+        },
+    )
+    latest = started.replace(minute=started.minute - started.minute % 30, second=0, microsecond=0)
+    await backdate_next_slot(server, recent.id, latest - timedelta(hours=5))  # 10 slots missed
+    await backdate_next_slot(server, yearly.id, old)
+
+    runs = await wait_for_runs(client, recent.id, 1, within=60)
+    made_up = [r for r in runs if r.trigger_context.scheduled_at < started]
+    assert [r.trigger_context.scheduled_at for r in made_up] == [latest]  # one, the latest slot
+    assert made_up[0].session_id is not None and made_up[0].error is None
+    moved_on = await next_slot(server, recent.id)
+    assert moved_on is not None and moved_on > started
+
+    async def skipped() -> datetime | None:
+        deadline = time.monotonic() + 60
+        slot = await next_slot(server, yearly.id)
+        while slot is not None and slot <= started and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            slot = await next_slot(server, yearly.id)
+        return slot
+
+    assert await skipped() == old.replace(year=old.year + 1)
+    # Moving the slot on and recording a run are one transaction: it was skipped, not late.
+    assert [r async for r in client.beta.deployment_runs.list(deployment_id=yearly.id)] == []

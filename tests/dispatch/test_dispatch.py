@@ -318,7 +318,7 @@ def start_dispatch_process(
     )
 
 
-async def test_a_restarted_dispatcher_adopts_the_sandbox_of_one_that_died(
+async def test_a_restarted_dispatcher_adopts_the_sandboxes_of_one_that_died(
     env: SelfHosted,
     admin: SDK,
     queue_server: ServerThread,
@@ -326,10 +326,10 @@ async def test_a_restarted_dispatcher_adopts_the_sandbox_of_one_that_died(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
-    """A dispatcher killed mid-tool leaves its sandbox running; the next one adopts it (relaying
-    its API socket again) instead of starting a second sandbox for the session, and removes it
-    when its worker is done."""
-    session_id = await env.session(admin)
+    """A dispatcher killed mid-tool leaves its sandboxes running. The next one adopts a running one
+    (relaying its API socket again) instead of starting a second sandbox for the session, removes
+    it when its worker is done, and removes one that exited meanwhile, recording the failure."""
+    adopted_session, crashed_session = await env.session(admin), await env.session(admin)
     output_path = tmp_path / "dead-dispatcher.log"
     naming = Naming(dispatch_settings(launcher_settings))
     filters = naming.filters("dispatch")
@@ -337,41 +337,57 @@ async def test_a_restarted_dispatcher_adopts_the_sandbox_of_one_that_died(
     with output_path.open("wb") as output:  # kept for a failing run's post-mortem
         dead = start_dispatch_process(queue_server.url, env, launcher_settings, output)
         try:
-            command = "echo run >> /workspace/started; sleep 5; echo survived"
-            await send(admin, session_id, message('/tool bash {"command": "' + command + '"}'))
+            for session_id, seconds in ((adopted_session, 5), (crashed_session, 300)):
+                command = f"echo run >> /workspace/started; sleep {seconds}; echo survived"
+                await send(admin, session_id, message('/tool bash {"command": "' + command + '"}'))
 
-            async def tool_started() -> Any:
+            async def tools_started() -> dict[str, Any] | None:
                 if dead.poll() is not None:
                     raise AssertionError(f"mas dispatch exited: {output_path.read_text()}")
+                started = {}
                 for container in docker_client.containers.list(filters=filters, ignore_removed=True):
                     with contextlib.suppress(docker.errors.APIError):
                         if container.exec_run(["test", "-e", "/workspace/started"]).exit_code == 0:
-                            return container
-                return None
+                            started[container.labels["mas.agent-session"]] = container
+                return started if len(started) == 2 else None
 
             lines = [f"(the first dispatcher's output is in {output_path})"]
-            orphan = await wait_until(tool_started, "the first dispatcher's sandbox to start the tool", lines)
+            sandboxes = await wait_until(tools_started, "the first dispatcher's sandboxes to start", lines)
         finally:
             os.killpg(dead.pid, signal.SIGKILL)
             await asyncio.to_thread(dead.wait, 30)
+    orphan, crashed = sandboxes[adopted_session], sandboxes[crashed_session]
+    crashed.kill()  # exits while no dispatcher runs
+    crashed_work = crashed.labels["mas.work"]
     orphan.reload()
     assert orphan.status == "running"  # a dispatcher's death leaves its sandboxes running
 
     async with dispatching(env, queue_server, launcher_settings, docker_client) as running:
-        async def adopted() -> bool:
-            return any(f"adopted the running sandbox of {session_id}" in line for line in running.lines)
 
-        await wait_until(adopted, "the new dispatcher to adopt the sandbox", running.lines)
-        events = await ended_turn(admin, session_id, running.lines)
+        async def recovered() -> bool:
+            adopted = f"adopted the running sandbox of {adopted_session}"
+            removed = f"{crashed_work}: the sandbox was killed (exit status 137)"
+            return any(adopted in line for line in running.lines) and any(
+                line.startswith(removed) for line in running.lines
+            )
+
+        await wait_until(recovered, "the new dispatcher to adopt one, remove the other", running.lines)
+        await admin.beta.sessions.archive(crashed_session)  # its work stops: it is not run again
+        events = await ended_turn(admin, adopted_session, running.lines)
         (use,) = of_type(events, "agent.tool_use")
         assert [r.tool_use_id for r in of_type(events, "user.tool_result")] == [use.id]
         assert texts(events)[-1] == "Tool results:\nsurvived"
 
+        async def items() -> dict[str, Any]:
+            return {w.data.id: w for w in await work_items(env)}
+
         async def finished() -> bool:
-            items = await work_items(env)
-            return items[0].state == "stopped" and not running.containers(docker_client)
+            return (await items())[adopted_session].state == "stopped" and not running.containers(
+                docker_client
+            )
 
         await wait_until(finished, "the adopted worker to stop and its container to go", running.lines)
-        (item,) = await work_items(env)
-        assert FAILURE_KEY not in item.metadata  # the adopted sandbox finished the work itself
-        assert not any("started a sandbox" in line for line in running.lines), running.lines
+        by_session = await items()
+        assert FAILURE_KEY not in by_session[adopted_session].metadata  # it finished the work itself
+        assert "killed" in by_session[crashed_session].metadata[FAILURE_KEY]
+        assert not any(f"started a sandbox for {adopted_session}" in line for line in running.lines)

@@ -5,11 +5,13 @@ rewrites, never follows links out of the directory, and goes with the session.""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import anthropic
 import pytest
 
 from tests.files.conftest import bash
+from tests.support.loop import of_type, wait_idle
 
 pytestmark = pytest.mark.docker
 
@@ -60,3 +62,22 @@ async def test_outputs_become_downloadable_session_files(docker_sdk: anthropic.A
     for output in again.values():
         with pytest.raises(anthropic.NotFoundError):
             await client.beta.files.retrieve_metadata(output.id)
+
+
+async def test_the_outcome_grader_reads_the_outputs(docker_sdk: anthropic.AsyncAnthropic) -> None:
+    """The marker exists only in the written file (the command prints it from parts): the grader
+    sees it in the deliverables and is satisfied at the first evaluation."""
+    client = docker_sdk
+    session_id = await _session(client)
+    command = "printf 'MARK-%s' 42 > /mnt/session/outputs/report.txt"
+    event = {
+        "type": "user.define_outcome",
+        "description": "/tool bash " + json.dumps({"command": command}),
+        "rubric": {"type": "text", "content": "/require MARK-42"},
+    }
+    await client.beta.sessions.events.send(session_id, events=[event])  # type: ignore[list-item]
+    events = await wait_idle(client, session_id)
+    ends = of_type(events, "span.outcome_evaluation_end")
+    assert [(e.iteration, e.result) for e in ends] == [(0, "satisfied")]
+    work = [e.model_dump(mode="json") for e in events if e.type.startswith("agent.")]
+    assert work and "MARK-42" not in json.dumps(work)  # not in the transcript: only in the file

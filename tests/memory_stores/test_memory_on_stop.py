@@ -1,7 +1,7 @@
 """Memory written outside a tool call is not lost: a background job the agent started writes under
 /mnt/memory/<slug>/ after its tool call (and the sync at the end of it) is over; the sandbox is
-then stopped for idleness, or the session deleted, and the write becomes a memory version all the
-same (real Docker sandboxes, strict SDK)."""
+then stopped for idleness, the session deleted, or its dead container pruned by `mas sandbox
+prune`, and the write becomes a memory version all the same (real Docker sandboxes, strict SDK)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import docker
 import docker.errors
 import pytest
 
+from app.maintenance import prune
 from app.sandbox.containers import Naming
 from tests.files.conftest import bash
 from tests.support.factories import MODEL
@@ -138,3 +139,24 @@ async def test_a_write_after_the_tool_call_is_saved_when_the_session_is_deleted(
     created_by = versions.data[0].created_by
     assert created_by is not None and created_by.type == "session_actor"
     assert created_by.session_id == session_id
+
+
+async def test_a_write_left_in_a_dead_container_is_saved_when_prune_removes_it(
+    client: anthropic.AsyncAnthropic, idle_server: ServerThread
+) -> None:
+    session_id, store_id, mount = await _mounted_session(client)
+    await _write_after_the_call(client, idle_server, session_id, mount)
+    engine = docker.from_env()
+    try:  # the container dies (no worker stops it: no sync), then its session is archived
+        label = f"mas.session={session_id}"
+        for container in engine.containers.list(filters={"label": label}):
+            container.kill()
+    finally:
+        engine.close()
+    await client.beta.sessions.archive(session_id)
+
+    result = await asyncio.to_thread(prune, idle_server.settings, dry_run=False)
+
+    assert session_id in [item.name for item in result.removed]
+    content = await _late_memory(client, store_id)
+    assert content == "remembered late\n"

@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anthropic
 import pytest
 
+from app.sessions.tail import Renderer
 from tests.support.clients import API_KEY
 from tests.support.factories import make_agent, make_session, user_message
 from tests.support.server import ROOT, ServerThread
@@ -107,6 +109,7 @@ def test_a_turn_is_shown_live_and_the_tail_ends_when_the_session_is_deleted(
         assert "tool bash\n    echo tail-$((6*7))" in text
         assert "tool result\n    tail-42" in text
         assert f"agent\n    {say}" in text
+        assert text.count(say) == 2, lines  # the user's message and the answer, once each
         requests = [line for line in lines if "model request" in line]
         assert len(requests) == 2, lines  # the call, then the answer to its result
         for line in requests:
@@ -161,3 +164,43 @@ def test_an_unknown_session_is_an_error_with_the_api_message(mas_server: ServerT
         assert watching.proc.wait(timeout=WAIT) == 1
         assert watching.proc.stderr is not None
         assert "error 404" in watching.proc.stderr.read()
+
+
+def start(message_id: str) -> dict[str, Any]:
+    return {"type": "event_start", "event": {"type": "agent.message", "id": message_id}}
+
+
+def delta(message_id: str, index: int, text: str) -> dict[str, Any]:
+    content = {"type": "text", "text": text}
+    return {"type": "event_delta", "event_id": message_id, "delta": {"index": index, "content": content}}
+
+
+def message(message_id: str, *texts: str) -> dict[str, Any]:
+    content = [{"type": "text", "text": t} for t in texts]
+    return {
+        "type": "agent.message",
+        "id": message_id,
+        "processed_at": "2026-11-30T08:00:01Z",
+        "content": content,
+    }
+
+
+def test_an_answer_is_shown_as_it_streams_and_not_again_when_it_is_complete() -> None:
+    renderer = Renderer()
+    out = [renderer.feed(start("sevt_1"))]
+    out += [renderer.feed(delta("sevt_1", 0, t)) for t in ("Hel", "lo\nwor", "ld")]
+    out.append(renderer.feed(delta("sevt_1", 1, "second block")))
+    assert "".join(out).endswith(" agent\n    Hello\n    world\n    second block")
+    assert renderer.feed(message("sevt_1", "Hello\nworld", "second block")) == "\n"
+    assert renderer.feed({"type": "session.status_idle", "processed_at": "2026-11-30T08:00:02Z"}) == (
+        "08:00:02 -- idle (end_turn)\n"
+    )
+
+
+def test_a_cut_preview_is_followed_by_the_whole_message() -> None:
+    renderer = Renderer()
+    renderer.feed(start("sevt_2"))
+    renderer.feed(delta("sevt_2", 0, "Hel"))  # the connection dropped here; the rest came later
+    assert renderer.feed(message("sevt_2", "Hello")) == "\n08:00:01 agent\n    Hello\n"
+    # Deltas of a message this renderer did not see start are not shown.
+    assert renderer.feed(delta("sevt_3", 0, "stray")) == ""

@@ -237,3 +237,71 @@ async def test_the_sdk_worker_syncs_memory_stores_and_downloads_skills(
     assert [m.content for m in rules_now if m.type == "memory"] == ["be brief"]  # read_only: unchanged
     left = await asyncio.to_thread(lambda: [p for p in (notes_dir, rules_dir) if Path(p).exists()])
     assert left == []  # the worker removed the folders it made
+
+
+class CuttableProxy:
+    """A TCP relay to the server whose connections the test can cut, as a network drop would."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.streams: list[asyncio.StreamWriter] = []  # client sides of event-stream connections
+        self.open: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.open |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, watch: bool) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    if watch and b"/events/stream" in data.split(b"\r\n", 1)[0]:
+                        self.streams.append(writer)
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+        self.open -= {writer, up_writer}
+
+    def cut(self) -> None:
+        for writer in list(self.open):
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_the_sdk_worker_reconnects_after_its_connections_drop(
+    env: SelfHosted, queue_server: ServerThread, tmp_path: Path
+) -> None:
+    """Every connection of the worker is cut while it waits on the event stream: it reconnects,
+    sees the tool call that came meanwhile and answers it, holding the same work item."""
+    proxy = CuttableProxy(queue_server.port)
+    url = await proxy.start()
+    try:
+        async with sdk(url) as through_proxy, sdk(queue_server.url) as admin:
+            session_id = await env.session(admin)
+            async with running(worker(through_proxy, env.environment_id, env.key, tmp_path).run):
+
+                async def streaming() -> bool:
+                    return bool(proxy.streams)
+
+                await wait_until(streaming, "the worker to open the session's event stream")
+                proxy.cut()
+                await send(admin, session_id, message('/tool bash {"command": "echo after-the-drop"}'))
+                events = await ended_turn(admin, session_id)
+            assert texts(events)[-1] == "Tool results:\nafter-the-drop"
+            assert len(of_type(events, "user.tool_result")) == 1
+            assert len(proxy.streams) > 1  # the stream was opened again
+            items = [w async for w in env.worker.beta.environments.work.list(env.environment_id)]
+            assert len(items) == 1 and items[0].state == "stopped"  # served and stopped by the worker
+    finally:
+        await proxy.close()
