@@ -28,7 +28,7 @@ from tests.support import scratch
 from tests.support.factories import make_agent, make_environment, make_session
 from tests.support.server import ROOT
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900), pytest.mark.slow]
 
 KEPT = {"pip": ["six==1.16.0"]}
 UNNEEDED = {"pip": ["six==1.15.0"]}

@@ -148,9 +148,13 @@ class RepoMounter:
         checkouts = await asyncio.gather(*(self._checked_out(session_id, job) for job in repos))
         for job, checkout in zip(repos, checkouts, strict=True):
             found = found.merged(checkout.skills)
-            if (session_id, job.key) not in self._tasks and checkout.path is not None:
+            key = (session_id, job.key)
+            if key not in self._tasks and checkout.path is not None:
                 # No copy into the sandbox is under way here (another process made it, or none
-                # will): the checkout is not kept on disk for one that may never come.
+                # will): the checkout is not kept on disk for one that may never come. It is
+                # forgotten before it is deleted (no await in between), so a copy that starts
+                # while it is being deleted checks out anew instead of copying half a tree.
+                self._checkouts.pop(key, None)
                 await asyncio.to_thread(shutil.rmtree, checkout.path, True)
         return found
 

@@ -107,6 +107,8 @@ def tail(
         with api_client(url, api_key, read_timeout=READ_TIMEOUT) as client:
             follower = _Tail(client, session_id, as_json)
             if not follower.history(lines):
+                if not as_json:
+                    typer.echo(f"-- following {session_id} (Ctrl-C to stop)")
                 follower.follow()
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from tests.support.clients import API_KEY
 from tests.support.server import ServerThread
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 HEADERS = {
     "x-api-key": API_KEY,

@@ -29,6 +29,9 @@ from tests.support.server import ServerProcess, ServerThread
 SDK = anthropic.AsyncAnthropic
 
 
+pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
+
+
 @pytest.fixture(scope="module")
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     yield from loop_server(

@@ -47,7 +47,7 @@ from tests.support.server import ROOT, ServerThread
 from tests.work.conftest import SelfHosted, self_hosted
 
 # Slow on a loaded machine: containers start, leases run out; no timing is asserted.
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900), pytest.mark.slow]
 
 SDK = anthropic.AsyncAnthropic
 WAIT = 240.0  # generous: containers start slowly on a loaded machine, and leases must run out

@@ -30,6 +30,9 @@ MODEL = "claude-sonnet-4-6"
 LEASE_SECONDS = 2
 
 
+pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
+
+
 @pytest.fixture(scope="module")
 def shared_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     directory = tmp_path_factory.mktemp(f"dream-recovery-{backend}")

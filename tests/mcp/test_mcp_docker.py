@@ -99,7 +99,9 @@ async def client(docker_mcp_server: ServerThread) -> AsyncIterator[anthropic.Asy
 def _sandbox(engine: docker.DockerClient, server: ServerThread, session_id: str) -> Any:
     filters = {"label": [f"mas.instance={server.settings.sandbox_instance}", f"mas.session={session_id}"]}
     found = [
-        c for c in engine.containers.list(all=True, filters=filters, ignore_removed=True) if c.labels.get("mas.role") == "sandbox"
+        c
+        for c in engine.containers.list(all=True, filters=filters, ignore_removed=True)
+        if c.labels.get("mas.role") == "sandbox"
     ]
     assert len(found) == 1, found
     return found[0]

@@ -149,7 +149,7 @@ async def test_a_write_left_in_a_dead_container_is_saved_when_prune_removes_it(
     engine = docker.from_env()
     try:  # the container dies (no worker stops it: no sync), then its session is archived
         label = f"mas.session={session_id}"
-        for container in engine.containers.list(filters={"label": label}):
+        for container in engine.containers.list(filters={"label": label}, ignore_removed=True):
             container.kill()
     finally:
         engine.close()

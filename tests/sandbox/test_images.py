@@ -21,7 +21,7 @@ from app.sandbox.images import ImageBuilder
 from tests.sandbox.conftest import RUN, sandbox_settings
 from tests.sandbox.support import bash, text
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600), pytest.mark.slow]
 
 APT_PIP = {"apt": ["cowsay"], "pip": ["six==1.16.0"]}
 # A crate with no dependencies (its binary prints "Hello, world!"): the test is cargo's path through

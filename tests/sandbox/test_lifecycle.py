@@ -117,7 +117,9 @@ async def test_reap_orphans_removes_only_dead_sessions(docker_backend: DockerBac
         reaped = await docker_backend.reap_orphans({live})
         names = {
             c.name
-            for c in docker_backend.client.containers.list(all=True, filters={"label": f"mas.instance={RUN}"}, ignore_removed=True)
+            for c in docker_backend.client.containers.list(
+                all=True, filters={"label": f"mas.instance={RUN}"}, ignore_removed=True
+            )
         }
     finally:
         await docker_backend.remove(live)

@@ -97,6 +97,7 @@ def test_a_turn_is_shown_live_and_the_tail_ends_when_the_session_is_deleted(
 ) -> None:
     session = make_session(client, agent=make_agent(client, tools=[TOOLSET]).id)
     with tail(mas_server, session.id) as watching:
+        watching.has("-- following " + session.id)  # started (a loaded machine takes seconds)
         say = "Looking at the shell now."
         command = json.dumps({"command": "echo tail-$((6*7))"})
         send(client, session.id, f"/sleep 3000\n/say {say}\n/tool bash {command}")

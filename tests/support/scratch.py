@@ -119,7 +119,9 @@ def _remove_containers(instances: set[str]) -> None:
     try:
         # `mas dispatch` labels its sandboxes with the instance plus "-dispatch".
         for instance in sorted(instances | {f"{name}-dispatch" for name in instances}):
-            for container in client.containers.list(all=True, filters={"label": f"mas.instance={instance}"}, ignore_removed=True):
+            for container in client.containers.list(
+                all=True, filters={"label": f"mas.instance={instance}"}, ignore_removed=True
+            ):
                 with contextlib.suppress(docker.errors.DockerException):
                     container.remove(force=True)
     finally:

@@ -20,6 +20,9 @@ AGENT_PROGRAM = '''
 import anthropic
 
 
+pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
+
+
 def ask(client: anthropic.Anthropic, question: str) -> dict:
     env = client.beta.environments.create(name="weather")
     agent = client.beta.agents.create(

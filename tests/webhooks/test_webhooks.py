@@ -37,6 +37,9 @@ FAST = {
 }
 
 
+pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
+
+
 def webhook_server(url: str, **overrides: object) -> ServerThread:
     return ServerThread(make_settings(url, **{**FAST, **overrides})).start()
 

@@ -42,6 +42,9 @@ SDK = anthropic.AsyncAnthropic
 LEASE_SECONDS = 2
 
 
+pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
+
+
 @dataclass
 class Crash:
     client: SDK

@@ -40,6 +40,9 @@ START, ONGOING, END = (
 RUBRIC = "/sleep 5000\n/grade needs_revision satisfied"
 
 
+pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
+
+
 @pytest.fixture
 def crash_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     directory = tmp_path_factory.mktemp(f"outcome-crash-{backend}")

@@ -36,7 +36,7 @@ from tests.worker.test_crash_recovery import environment, wait_for_line
 
 SDK = anthropic.AsyncAnthropic
 # Three `mas` processes start in the fixture (each import took up to a minute under load).
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 @dataclass
