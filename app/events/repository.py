@@ -6,13 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, select, text, update
+from sqlalchemy import Row, Select, and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session, SessionEvent
-
-# seq, id, type, data, processed_at
-WireColumns = tuple[int | None, str, str, dict[str, Any], datetime | None]
 
 
 async def allocate_seqs(db: AsyncSession, session_id: str, count: int) -> int:
@@ -48,7 +45,7 @@ async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 10
 
 async def wire_after_seq(
     db: AsyncSession, session_id: str, seq: int, limit: int
-) -> Sequence[WireColumns]:
+) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:
     """The wire columns of the processed events after `seq`: a Core select, no ORM instances
     (the stream's pages, read once and serialised once)."""
     stmt = (
@@ -59,7 +56,7 @@ async def wire_after_seq(
         .order_by(SessionEvent.seq)
         .limit(limit)
     )
-    return (await db.execute(stmt)).tuples().all()
+    return (await db.execute(stmt)).all()
 
 
 async def queued(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
