@@ -16,6 +16,7 @@ class Received:
     body: str
     headers: dict[str, str]
     at: float  # time.time() on arrival
+    status: int  # what the receiver answered
 
 
 class Receiver:
@@ -35,9 +36,10 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length).decode()
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                receiver.received.append(Received(body, headers, time.time()))
-                self.send_response(receiver.status)
-                if 300 <= receiver.status < 400:
+                status = receiver.status
+                receiver.received.append(Received(body, headers, time.time(), status))
+                self.send_response(status)
+                if 300 <= status < 400:
                     self.send_header("location", "http://127.0.0.1:9/elsewhere")
                 self.send_header("content-length", "0")
                 self.end_headers()
