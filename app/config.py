@@ -168,9 +168,11 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(10.0, description="Time limit of one delivery attempt.")
     webhook_max_attempts: int = Field(8, description="Attempts per delivery before it is marked failed.")
     webhook_retry_base_seconds: float = Field(
-        5.0, description="First retry delay; doubles per attempt, jittered between half and all of it."
+        5.0,
+        gt=0,
+        description="Shortest delay between two attempts; the window doubles per attempt, jittered.",
     )
-    webhook_retry_max_seconds: float = Field(600.0, description="Longest delay between two attempts.")
+    webhook_retry_max_seconds: float = Field(120.0, gt=0, description="Longest delay between two attempts.")
     webhook_disable_after_failures: int = Field(
         20, description="Failed attempts in a row after which an endpoint is disabled."
     )

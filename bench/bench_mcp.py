@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -89,30 +90,28 @@ def _session(http: httpx.Client, url: str) -> str:
 
 
 def _turn(http: httpx.Client, session_id: str, n: int) -> float:
-    """One turn with one MCP call; the call's round trip in ms, from the events' timestamps."""
-    before = len(_events(http, session_id))
-    checked(
-        http.post(
-            f"/v1/sessions/{session_id}/events",
-            json={"events": [message(f'/tool mcp__bench__add {{"a": {n}, "b": 1}}')]},
-        )
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        events = _events(http, session_id)[before:]
-        if any(e["type"] == "session.status_idle" for e in events):
-            use = next(e for e in events if e["type"] == "agent.mcp_tool_use")
-            result = next(e for e in events if e["type"] == "agent.mcp_tool_result")
-            if result["is_error"] or result["content"][0]["text"] != str(n + 1):
-                raise RuntimeError(f"unexpected result {result}")
-            start, end = (datetime.fromisoformat(e["processed_at"]) for e in (use, result))
-            return (end - start).total_seconds() * 1000
-        time.sleep(0.02)
-    raise RuntimeError("turn did not finish")
+    """One turn with one MCP call; the call's round trip in ms, from the events' timestamps.
 
-
-def _events(http: httpx.Client, session_id: str) -> list[dict[str, Any]]:
-    return list(checked(http.get(f"/v1/sessions/{session_id}/events", params={"limit": 1000}))["data"])
+    The turn is followed on the session's event stream, as a client waits for it: polling the
+    event list instead would make the server serialise the growing log every few milliseconds,
+    on the same cores and event loop as the call being measured.
+    """
+    path = f"/v1/sessions/{session_id}/events"
+    seen: dict[str, dict[str, Any]] = {}
+    with http.stream("GET", path + "/stream") as stream:
+        checked(http.post(path, json={"events": [message(f'/tool mcp__bench__add {{"a": {n}, "b": 1}}')]}))
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[len("data:") :])
+            seen.setdefault(str(event.get("type")), event)
+            if event.get("type") == "session.status_idle":
+                break
+    use, result = seen.get("agent.mcp_tool_use"), seen.get("agent.mcp_tool_result")
+    if use is None or result is None or result["is_error"] or result["content"][0]["text"] != str(n + 1):
+        raise RuntimeError(f"unexpected turn: {sorted(seen)} {result}")
+    start, end = (datetime.fromisoformat(e["processed_at"]) for e in (use, result))
+    return (end - start).total_seconds() * 1000
 
 
 async def _direct(url: str, calls: int) -> list[float]:

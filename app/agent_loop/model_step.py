@@ -38,6 +38,7 @@ from app.agent_loop.server_tools import count_searches, server_tool_events
 from app.agent_loop.skill_scan import can_list
 from app.agent_loop.skills import prompt_section
 from app.agent_loop.state import SERVER_RUN_TYPES, analyse
+from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.base import utcnow
 from app.db.models import Session
@@ -88,6 +89,8 @@ class ModelStep:
         self.session_id = claim.session_id
         # The runner's ledger of this session (set at each step), for the failure path's count.
         self.ledger: Ledger | None = None
+        # The runner's tool step: MCP calls allowed outright start in the response's transaction.
+        self.tools: ToolStep | None = None
 
     async def prepare(
         self,
@@ -129,7 +132,8 @@ class ModelStep:
         owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
         return resources.repo_skills(owner)
 
-    async def run(self, plan: ModelPlan) -> bool:
+    async def run(self, plan: ModelPlan) -> bool | ToolPlan:
+        """False: release the session; a ToolPlan: calls recorded as started, to run at once."""
         if plan.request is None or plan.start_id is None:
             try:
                 await self._compact(plan.agent, plan.window)
@@ -145,8 +149,7 @@ class ModelStep:
         except ModelError as error:
             return await self._record_failure(plan.start_id, error)
         judged = await self._judge(plan, final)
-        await self._record_end(plan.start_id, (final, preview, judged))
-        return True
+        return await self._record_end(plan.start_id, (final, preview, judged)) or True
 
     async def _judge(
         self, plan: ModelPlan, final: MessageComplete
@@ -253,7 +256,7 @@ class ModelStep:
         self,
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
-    ) -> None:
+    ) -> ToolPlan | None:
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
@@ -263,6 +266,9 @@ class ModelStep:
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
             await events.append(db, self.deps.notifier, row.id, batch)
             transitions.await_client(row, _blocking_ids(batch))
+            if result is None or self.tools is None:
+                return None
+            return await self.tools.prepare_at_once(db, row, batch)
 
     def _response_events(
         self,

@@ -74,6 +74,7 @@ class SessionRunner:
         self.claim = claim
         self.model_step = ModelStep(deps, claim)
         self.tool_step = ToolStep(deps, claim)
+        self.model_step.tools = self.tool_step
         self.mcp_step = McpStep(deps, claim)
         self.skill_scan = SkillScanStep(deps, claim)
         self.grade_step = GradeStep(deps, claim)
@@ -125,7 +126,8 @@ class SessionRunner:
             snap = await self._snapshot(db)
             outcome = await self._decide_and_write(db, snap)
         if isinstance(outcome, ModelPlan):
-            return await self.model_step.run(outcome)
+            follow = await self.model_step.run(outcome)
+            return await self.tool_step.run(follow) if isinstance(follow, ToolPlan) else follow
         if isinstance(outcome, ToolPlan):
             return await self.tool_step.run(outcome)
         if isinstance(outcome, McpPlan):

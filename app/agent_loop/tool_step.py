@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions, memory, orchestration, outputs, repositories, tools
+from app.agent_loop.context import TOOL_USE_TYPES
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
@@ -183,6 +184,22 @@ class ToolStep:
         files = await mounted_files(db, self.deps, owner)
         listed = await skill_refs.describe(db, owner.agent.get("skills") or [])
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos, listed, mounted)
+
+    async def prepare_at_once(
+        self, db: AsyncSession, row: Session, batch: list[dict[str, Any]]
+    ) -> ToolPlan | None:
+        """In the transaction that records a response: when its calls are all MCP calls allowed
+        outright, record them as started there too, so they are sent right after that commit
+        instead of after another deciding step (what that step would decide from the log alone:
+        nothing refused or waiting on the client comes first, and no interrupt is queued)."""
+        uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not e.get("_server")]
+        if not uses or not all(
+            u["type"] == "agent.mcp_tool_use" and u.get("evaluated_permission") == "allow" for u in uses
+        ):
+            return None
+        if row.status != "running" or await events.has_queued_interrupt(db, row.id):
+            return None
+        return await self.prepare(db, row, TurnState(tool_uses=uses))
 
     async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
         """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""

@@ -4,8 +4,9 @@
 is delivered if and only if the change that caused it committed. The dispatcher
 (`app.webhooks.dispatcher`) sends due deliveries, at least once, signed the Standard Webhooks way
 that `client.beta.webhooks.unwrap` verifies. A failed attempt is retried with jittered exponential
-backoff until `webhook_max_attempts`; a redirect disables the endpoint at once (deliveries go only
-to the configured URL), and `webhook_disable_after_failures` failed attempts in a row disable it
+backoff, each wait between `webhook_retry_base_seconds` and `webhook_retry_max_seconds`, until
+`webhook_max_attempts`; a redirect disables the endpoint at once (deliveries go only to the
+configured URL), and `webhook_disable_after_failures` failed attempts in a row disable it
 too. Disabling an endpoint cancels its pending deliveries: events are never delivered late to an
 endpoint that was off when they were due.
 """
@@ -289,9 +290,13 @@ class RetryPolicy:
     disable_after_failures: int
 
     def delay(self, attempts: int) -> float:
-        """Exponential backoff with full jitter between half and all of the step."""
-        step = min(self.max_seconds, self.base_seconds * 2 ** (attempts - 1))
-        return random.uniform(step / 2, step)
+        """The wait after the ``attempts``-th failed attempt: exponential and jittered, always
+        within ``[base_seconds, max_seconds]`` (hosted: 5-120 s). After attempt n it is drawn
+        from ``[ceiling / 2, ceiling]`` with ``ceiling = base * 2**n`` capped at the maximum, the
+        floor never below the base: 5-10 s, then 10-20 s, ..., then 60-120 s."""
+        ceiling = min(self.max_seconds, self.base_seconds * 2**attempts)
+        floor = min(ceiling, max(self.base_seconds, ceiling / 2))
+        return random.uniform(floor, ceiling)
 
 
 async def record(db: AsyncSession, send: Send, outcome: Outcome, policy: RetryPolicy) -> None:

@@ -268,6 +268,66 @@ async def test_a_redirect_disables_the_endpoint_and_cancels_what_is_pending(
         redirecting.stop()
 
 
+async def test_twenty_failed_attempts_in_a_row_disable_the_endpoint(
+    own_database: str,
+) -> None:
+    """The documented rule with its default (20), driven by a receiver that answers 500 and
+    retries a few milliseconds apart. A success in between resets the count: only failures in a
+    row disable."""
+    failing = Receiver(status=200)
+    failing.script = [500] * 10  # ten failures, then successes: the count must start over
+    failing.start()
+    server = webhook_server(own_database, webhook_retry_base_seconds=0.01, webhook_retry_max_seconds=0.05)
+    try:
+        async with sdk(server.url) as client:
+            endpoint = await register(server.url, failing.url, "session.created")
+            url = f"/v1/webhooks/{endpoint['id']}"
+
+            async def current() -> dict[str, Any]:
+                async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=30) as http:
+                    state: dict[str, Any] = (await http.get(url)).json()
+                return state
+
+            first = await new_session(client)
+
+            async def delivered() -> bool:
+                log = await deliveries(server.url, endpoint["id"])
+                return [d["status"] for d in log] == ["delivered"]
+
+            await wait_until(delivered, "the delivery once the receiver answers 200")
+            assert [r.status for r in failing.received] == [500] * 10 + [200]
+            assert (await current())["state"] == "enabled"
+            # Every attempt so far, failed or not, was about the first session's event.
+            assert {json.loads(r.body)["data"]["id"] for r in failing.received} == {first}
+
+            failing.status = 500
+            before = len(failing.received)
+            await new_session(client)  # one delivery: its attempts are sequential, so exactly 20
+
+            async def disabled() -> dict[str, Any] | None:
+                state = await current()
+                return state if state["state"] == "disabled" else None
+
+            state = await wait_until(disabled, "the endpoint to be disabled")
+            assert state["disabled_reason"] == "20 delivery attempts in a row failed"
+            after = failing.received[before:]
+            assert [r.status for r in after] == [500] * 20
+            # Nothing is attempted once disabled: the delivery that was still pending is canceled,
+            # not retried later.
+            await asyncio.sleep(0.5)
+            assert len(failing.received) == before + 20
+            statuses = sorted(d["status"] for d in await deliveries(server.url, endpoint["id"]))
+            assert statuses == ["canceled", "delivered"]
+            # Re-enabling starts a fresh count (and delivers nothing that was canceled).
+            async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=30) as http:
+                response = await http.post(url, json={"state": "enabled"})
+            assert response.status_code == 200, response.text
+            assert response.json()["state"] == "enabled" and response.json()["disabled_reason"] in ("", None)
+    finally:
+        server.stop()
+        failing.stop()
+
+
 async def test_bad_endpoints_are_400s(server: ServerThread) -> None:
     async with httpx.AsyncClient(base_url=server.url, headers=HEADERS, timeout=30) as http:
         for body in (
