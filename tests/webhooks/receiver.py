@@ -24,6 +24,8 @@ class Receiver:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks"
         self.status = status
+        self.script: list[int] = []  # answered first, one per request, before `status` applies
+        self._lock = threading.Lock()
         self.received: list[Received] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -36,8 +38,9 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length).decode()
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status = receiver.status
-                receiver.received.append(Received(body, headers, time.time(), status))
+                with receiver._lock:
+                    status = receiver.script.pop(0) if receiver.script else receiver.status
+                    receiver.received.append(Received(body, headers, time.time(), status))
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("location", "http://127.0.0.1:9/elsewhere")

@@ -274,7 +274,9 @@ async def test_twenty_failed_attempts_in_a_row_disable_the_endpoint(
     """The documented rule with its default (20), driven by a receiver that answers 500 and
     retries a few milliseconds apart. A success in between resets the count: only failures in a
     row disable."""
-    failing = Receiver(status=500).start()
+    failing = Receiver(status=200)
+    failing.script = [500] * 10  # ten failures, then successes: the count must start over
+    failing.start()
     server = webhook_server(own_database, webhook_retry_base_seconds=0.01, webhook_retry_max_seconds=0.05)
     try:
         async with sdk(server.url) as client:
@@ -288,23 +290,18 @@ async def test_twenty_failed_attempts_in_a_row_disable_the_endpoint(
 
             first = await new_session(client)
 
-            async def some_failed() -> bool:
-                return len(failing.received) >= 10
-
-            await wait_until(some_failed, "ten failed attempts")
-            failing.status = 200
-
             async def delivered() -> bool:
                 log = await deliveries(server.url, endpoint["id"])
                 return [d["status"] for d in log] == ["delivered"]
 
             await wait_until(delivered, "the delivery once the receiver answers 200")
+            assert [r.status for r in failing.received] == [500] * 10 + [200]
             assert (await current())["state"] == "enabled"
             # Every attempt so far, failed or not, was about the first session's event.
             assert {json.loads(r.body)["data"]["id"] for r in failing.received} == {first}
 
             failing.status = 500
-            successes = len(failing.received)
+            before = len(failing.received)
             await new_session(client)  # one delivery: its attempts are sequential, so exactly 20
 
             async def disabled() -> dict[str, Any] | None:
@@ -313,12 +310,12 @@ async def test_twenty_failed_attempts_in_a_row_disable_the_endpoint(
 
             state = await wait_until(disabled, "the endpoint to be disabled")
             assert state["disabled_reason"] == "20 delivery attempts in a row failed"
-            after = failing.received[successes:]
+            after = failing.received[before:]
             assert [r.status for r in after] == [500] * 20
             # Nothing is attempted once disabled: the delivery that was still pending is canceled,
             # not retried later.
             await asyncio.sleep(0.5)
-            assert len(failing.received) == successes + 20
+            assert len(failing.received) == before + 20
             statuses = sorted(d["status"] for d in await deliveries(server.url, endpoint["id"]))
             assert statuses == ["canceled", "delivered"]
             # Re-enabling starts a fresh count (and delivers nothing that was canceled).
