@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, select, text, update
+from sqlalchemy import Row, Select, and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session, SessionEvent
@@ -40,6 +41,22 @@ async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 10
         .limit(limit)
     )
     return (await db.scalars(stmt)).all()
+
+
+async def wire_after_seq(
+    db: AsyncSession, session_id: str, seq: int, limit: int
+) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:
+    """The wire columns of the processed events after `seq`: a Core select, no ORM instances
+    (the stream's pages, read once and serialised once)."""
+    stmt = (
+        select(
+            SessionEvent.seq, SessionEvent.id, SessionEvent.type, SessionEvent.data, SessionEvent.processed_at
+        )
+        .where(SessionEvent.session_id == session_id, SessionEvent.seq > seq)
+        .order_by(SessionEvent.seq)
+        .limit(limit)
+    )
+    return (await db.execute(stmt)).all()
 
 
 async def queued(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:

@@ -145,8 +145,12 @@ async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tup
 
 
 async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> list[LogEvent]:
-    rows = await repository.after_seq(db, session_id, seq, limit)
-    return [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
+    """Up to `limit` processed events after `seq`, in log order, in their wire form (`to_wire`)."""
+    rows = await repository.wire_after_seq(db, session_id, seq, limit)
+    return [
+        LogEvent(int(s or 0), {"id": i, "type": t, **data, "processed_at": iso(at)})
+        for s, i, t, data, at in rows
+    ]
 
 
 async def id_at(db: AsyncSession, session_id: str, seq: int) -> str | None:
