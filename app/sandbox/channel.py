@@ -86,6 +86,9 @@ class ToolChannel:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ChannelClosed("the tool server closed the connection"))
+            # A channel that saw its end is dropped and replaced without `close()` (see the
+            # backends' `channel.closed` checks): its socket goes now, not with the collector.
+            self._writer.close()
 
     async def close(self) -> None:
         self._writer.close()

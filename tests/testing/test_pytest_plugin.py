@@ -14,13 +14,12 @@ from tests.conftest import IN_CI
 from tests.support.server import ServerProcess
 
 SECRET = "sk-ant-api03-" + "plugin" * 8
+# Three nested pytest runs, each starting a mas: runs first in parallel runs (tests/conftest.py).
+pytestmark = pytest.mark.slow
 
 AGENT_PROGRAM = '''
 """A small agent program: ask about the weather, collect what the agent said and did."""
 import anthropic
-
-
-pytestmark = pytest.mark.slow  # run first in parallel runs (tests/conftest.py)
 
 
 def ask(client: anthropic.Anthropic, question: str) -> dict:
