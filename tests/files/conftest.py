@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import anthropic
-import docker
-import docker.errors
 import pytest
 
+from tests.support.docker_engine import docker_loop_server
 from tests.support.git_server import git_http_server, make_repository
-from tests.support.loop import loop_server, of_type, result_text, sdk, turn
+from tests.support.loop import of_type, result_text, sdk, turn
 from tests.support.server import ServerThread
 
 GIT_TOKEN = "ghp_files_test_token"
@@ -42,28 +39,8 @@ def docker_server(
     backend: str, tmp_path_factory: pytest.TempPathFactory, git_server: GitServer
 ) -> Iterator[ServerThread]:
     """Warm pool on, so sessions adopt pre-started containers as in production."""
-    try:
-        engine = docker.from_env()
-        engine.ping()
-    except docker.errors.DockerException as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but Docker is unreachable: {exc}")
-        pytest.skip(f"Docker is unreachable: {exc}")
     directory = tmp_path_factory.mktemp(f"files-docker-{backend}")
-    servers = loop_server(
-        backend, directory, sandbox_backend="docker", sandbox_warm_pool=1, github_base_url=git_server.url
-    )
-    server = next(servers)
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(StopIteration):
-            next(servers)
-        label = {"label": f"mas.instance={server.settings.sandbox_instance}"}
-        for container in engine.containers.list(all=True, filters=label, ignore_removed=True):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        engine.close()
+    yield from docker_loop_server(backend, directory, sandbox_warm_pool=1, github_base_url=git_server.url)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ import docker.errors
 import pytest
 
 from tests.mcp.support import call, errors, mcp_toolset, text_of
+from tests.support import docker_engine
 from tests.support.loop import TOOLSET, loop_server, of_type, result_text, sdk, turn
 from tests.support.mcp_servers import Auth, McpTestServer
 from tests.support.server import ServerThread
@@ -30,13 +30,7 @@ MODEL = "claude-sonnet-4-6"
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but Docker is unreachable: {exc}")
-        pytest.skip(f"Docker is unreachable: {exc}")
+    client = docker_engine.engine()
     yield client
     client.close()
 

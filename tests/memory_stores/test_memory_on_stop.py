@@ -6,9 +6,7 @@ prune`, and the write becomes a memory version all the same (real Docker sandbox
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,8 +20,9 @@ import pytest
 from app.maintenance import prune
 from app.sandbox.containers import Naming
 from tests.files.conftest import bash
+from tests.support.docker_engine import docker_loop_server
 from tests.support.factories import MODEL
-from tests.support.loop import TIMEOUT, TOOLSET, loop_server, sdk
+from tests.support.loop import TIMEOUT, TOOLSET, sdk
 from tests.support.server import ServerThread
 
 pytestmark = pytest.mark.docker
@@ -34,28 +33,8 @@ IDLE_STOP_SECONDS = 8.0
 @pytest.fixture(scope="module")
 def idle_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """Sandboxes stop after a short idle time (no warm pool: every sandbox is the session's own)."""
-    try:
-        engine = docker.from_env()
-        engine.ping()
-    except docker.errors.DockerException as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but Docker is unreachable: {exc}")
-        pytest.skip(f"Docker is unreachable: {exc}")
     directory = tmp_path_factory.mktemp(f"memory-stop-{backend}")
-    servers = loop_server(
-        backend, directory, sandbox_backend="docker", sandbox_idle_stop_seconds=IDLE_STOP_SECONDS
-    )
-    server = next(servers)
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(StopIteration):
-            next(servers)
-        label = {"label": f"mas.instance={server.settings.sandbox_instance}"}
-        for container in engine.containers.list(all=True, filters=label, ignore_removed=True):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        engine.close()
+    yield from docker_loop_server(backend, directory, sandbox_idle_stop_seconds=IDLE_STOP_SECONDS)
 
 
 @pytest.fixture

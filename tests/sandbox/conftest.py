@@ -20,7 +20,7 @@ from app.sandbox import SandboxBackend, SandboxSpec
 from app.sandbox.commands import build_base_image
 from app.sandbox.docker_backend import DockerBackend
 from app.sandbox.local_backend import LocalBackend
-from tests.support import scratch
+from tests.support import docker_engine, scratch
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 RUN = f"t{uuid.uuid4().hex[:8]}"
@@ -48,13 +48,7 @@ def state_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def docker_client(state_dir: Path) -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but Docker is unreachable: {exc}")
-        pytest.skip(f"Docker is unreachable: {exc}")
+    client = docker_engine.engine()
     settings = sandbox_settings(state_dir)
     if build_base_image(settings, echo=lambda _line: None) != 0:
         pytest.fail("sandbox/build-base.sh failed")
@@ -65,10 +59,8 @@ def docker_client(state_dir: Path) -> Iterator[docker.DockerClient]:
 
 def _cleanup(client: docker.DockerClient) -> None:
     """Everything this run created carries its instance label (images are kept: they are caches)."""
+    docker_engine.remove_containers(client, RUN)
     label = {"label": f"mas.instance={RUN}"}
-    for container in client.containers.list(all=True, filters=label, ignore_removed=True):
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
     for network in client.networks.list(filters=label):
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             network.remove()

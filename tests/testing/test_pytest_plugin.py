@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.support import docker_engine
 from tests.support.server import ServerProcess
 
 SECRET = "sk-ant-api03-" + "plugin" * 8
@@ -127,15 +127,7 @@ def upstream(tmp_path: Path) -> Iterator[ServerProcess]:
 
 def plugin_sandboxes() -> set[str]:
     """Containers of servers the plugin started (their instance label starts with `pytest-`)."""
-    import docker
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        if IN_CI:
-            pytest.fail(f"CI=true but Docker is unreachable: {exc}")
-        pytest.skip(f"Docker is unreachable: {exc}")
+    client = docker_engine.engine()
     try:
         containers = client.containers.list(all=True, filters={"label": "mas.managed=1"}, ignore_removed=True)
         return {c.name for c in containers if c.labels.get("mas.instance", "").startswith("pytest-")}
