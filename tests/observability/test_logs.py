@@ -24,23 +24,6 @@ def server(tmp_path: Path) -> Iterator[ServerThread]:
     yield from loop_server("sqlite", tmp_path, access_log=True)
 
 
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    """What the process's JSON handler writes (installed as `logs.configure` installs it)."""
-    out = io.StringIO()
-    handler = logs.handler("json", out)
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
-
 def parsed(out: io.StringIO) -> list[dict[str, str]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from app.observability import logs
 from tests.support.loop import TIMEOUT, loop_server, message, new_session, sdk, send, wait_idle
 from tests.support.server import ServerThread
 
@@ -75,22 +73,6 @@ def collector() -> Iterator[Collector]:
 @pytest.fixture
 def traced_server(collector: Collector, tmp_path: Path) -> Iterator[ServerThread]:
     yield from loop_server("sqlite", tmp_path, otlp_endpoint=collector.url)
-
-
-@pytest.fixture
-def json_lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    handler = logs.handler("json", out)
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 async def _spans_of_the_turn(collector: Collector) -> dict[str, Any]:
