@@ -58,12 +58,13 @@ def docker_client(state_dir: Path) -> Iterator[docker.DockerClient]:
 
 
 def _cleanup(client: docker.DockerClient) -> None:
-    """Everything this run created carries its instance label (images are kept: they are caches)."""
-    docker_engine.remove_containers(client, RUN)
-    label = {"label": f"mas.instance={RUN}"}
-    for network in client.networks.list(filters=label):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            network.remove()
+    """Everything this run created carries its instance label (images are kept: they are caches).
+    The dispatcher's tests (tests/dispatch) use these fixtures under their own instance label."""
+    for instance in (RUN, f"{RUN}-dispatch"):
+        docker_engine.remove_containers(client, instance)
+        for network in client.networks.list(filters={"label": f"mas.instance={instance}"}):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                network.remove()
 
 
 @pytest.fixture(scope="session")
