@@ -46,7 +46,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={inline_sqlite.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -59,7 +59,7 @@ def _inline_database(url: str) -> str | None:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
-    inline = None if immediate else _inline_database(url)
+    inline = _inline_database(url)
     if inline is None:
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json_text)
     else:
@@ -75,6 +75,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
 
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         _sqlite_pragmas(dbapi_connection, record)
+        if immediate and inline is not None:
+            # This process checkpoints in a thread (Database._checkpoint), not in a commit on the loop.
+            dbapi_connection.cursor().execute("PRAGMA wal_autocheckpoint=0")
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
 
     def on_begin(conn: Any) -> None:
@@ -115,6 +118,8 @@ class Database:
         # SQLite has one writer: queue writers of this process on an asyncio lock instead of the
         # file lock's sleep-and-retry busy handler, which adds tens of milliseconds under load.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        inline = _inline_database(url) if self.is_sqlite else None
+        self._checkpointer = inline_sqlite.Checkpointer(inline) if inline is not None else None
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -139,6 +144,8 @@ class Database:
                 await session.rollback()
                 session.info.pop(AFTER_COMMIT_KEY, None)
                 raise
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         run_after_commit(session)
 
     @asynccontextmanager
@@ -148,6 +155,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
