@@ -269,3 +269,4 @@ def with_notes(results: list[dict[str, object]], notes: Sequence[str]) -> None:
     content = last.get("content")
     if isinstance(content, list):
         content.append({"type": "text", "text": "[memory sync]\n" + "\n".join(notes)})
+

@@ -60,18 +60,13 @@ MEMORY_WRITES = {
     ("POST", MEMORIES + "/{memory_id}"),
     ("DELETE", MEMORIES + "/{memory_id}"),
 }
-WORK_TOKEN_ROUTES = (
-    SESSION_ROUTES
-    | MEMORY_READS
-    | MEMORY_WRITES
-    | {
-        ("GET", WORK + "/{work_id}"),
-        ("POST", WORK + "/{work_id}/heartbeat"),
-        ("POST", WORK + "/{work_id}/stop"),
-        ("GET", "/skills/{skill_id}/versions/{version}"),
-        ("GET", "/skills/{skill_id}/versions/{version}/content"),
-    }
-)
+WORK_TOKEN_ROUTES = SESSION_ROUTES | MEMORY_READS | MEMORY_WRITES | {
+    ("GET", WORK + "/{work_id}"),
+    ("POST", WORK + "/{work_id}/heartbeat"),
+    ("POST", WORK + "/{work_id}/stop"),
+    ("GET", "/skills/{skill_id}/versions/{version}"),
+    ("GET", "/skills/{skill_id}/versions/{version}/content"),
+}
 # Routes only a worker credential may call: the queue is not an API-key client's to drain.
 WORKER_ONLY = {("GET", WORK + "/poll"), ("POST", WORK + "/{work_id}/ack")}
 
@@ -126,6 +121,7 @@ async def _check_skill(db: AsyncSession, skill_id: str, principal: Principal) ->
     used = {str(s.get("skill_id")) for s in row.agent.get("skills") or []}
     if skill_id not in used:
         raise NotFound(f"Skill {skill_id} not found")
+
 
 
 async def _check_memory_store(

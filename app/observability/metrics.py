@@ -98,7 +98,9 @@ def observe_event_delivery(processed_at: object) -> None:
         EVENT_DELIVERY.observe(max(0.0, time.time() - appended))
 
 
-def gauge_families(sessions_by_status: Mapping[str, int], queue_depths: Mapping[str, int]) -> list[Metric]:
+def gauge_families(
+    sessions_by_status: Mapping[str, int], queue_depths: Mapping[str, int]
+) -> list[Metric]:
     """What the database knows, as gauges: the same from every process that is scraped."""
     sessions = GaugeMetricFamily("mas_sessions", "Sessions by status (from the database).", labels=["status"])
     for status, count in sorted(sessions_by_status.items()):

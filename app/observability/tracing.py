@@ -83,7 +83,9 @@ Attributes = Mapping[str, str | int | float | bool]
 
 
 @contextmanager
-def span(name: str, attributes: Attributes | None = None, *, parent: Context | None = None) -> Iterator[Span]:
+def span(
+    name: str, attributes: Attributes | None = None, *, parent: Context | None = None
+) -> Iterator[Span]:
     """A span around the block, current inside it; an exception marks it as an error."""
     if not _state["enabled"]:
         yield trace.INVALID_SPAN

@@ -77,10 +77,8 @@ async def update(db: AsyncSession, session: Session, raw: Any) -> bool:
         return True
     budget = parse(raw)
     if session.budget is None:
-        reason = (
-            "a removed budget cannot be re-added"
-            if session.budget_removed
-            else ("a budget cannot be added to a session created without one")
+        reason = "a removed budget cannot be re-added" if session.budget_removed else (
+            "a budget cannot be added to a session created without one"
         )
         raise InvalidRequest(f"budget: {reason} (budget_create_only)", error_code="budget_create_only")
     spent = await spent_cents(db, session)

@@ -65,7 +65,12 @@ async def adopt(db: AsyncSession, found: list[tuple[str, int]]) -> list[str]:
 
 async def take_unreferenced(db: AsyncSession, limit: int) -> list[str]:
     """Delete (and so lock until commit) up to ``limit`` rows nobody references."""
-    doomed = select(ContentBlob.sha256).where(ContentBlob.refs <= 0).limit(limit).scalar_subquery()
+    doomed = (
+        select(ContentBlob.sha256)
+        .where(ContentBlob.refs <= 0)
+        .limit(limit)
+        .scalar_subquery()
+    )
     result = await db.execute(
         delete(ContentBlob)
         .where(ContentBlob.sha256.in_(doomed), ContentBlob.refs <= 0)
