@@ -221,7 +221,7 @@ class SessionRunner:
                 return mcp
             return await self.model_step.prepare(db, snap.row, snap.history, snap.window)
         row = snap.row
-        if tools.coordinates(row.agent) and await threads.busy(db, row.id):
+        if tools.orchestrates(row.agent) and await threads.busy(db, row.id):
             leases.release(row, None)  # woken by its threads' replies; running meanwhile
             return "release"
         working = _outcome(row, "running")

@@ -17,7 +17,7 @@ from app.events.notifier import Notifier
 from app.observability import tracing
 from app.observability.metrics import TURNS, TURNS_STARTED
 from app.sessions import repository
-from app.sessions.schemas import public_usage
+from app.sessions.schemas import public_usage, rolled_up
 from app.webhooks import service as webhooks
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,13 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
     )
 
 
+async def _session_usage(db: AsyncSession, row: Session) -> dict[str, Any]:
+    """A session's usage with its threads' rolled in (a thread's idle shows no `session.usage`)."""
+    if row.parent_session_id is not None or not row.agent.get("multiagent"):
+        return row.usage
+    return rolled_up(row.usage, [child.usage for child in await repository.children(db, row.id)])
+
+
 async def go_idle(
     db: AsyncSession,
     notifier: Notifier,
@@ -127,7 +134,7 @@ async def go_idle(
     stop = {"stop_reason": stop_reason, **({"stop_details": stop_details} if stop_details else {})}
     batch: list[dict[str, Any]] = [
         {"type": "session.thread_status_idle", **_thread(row), **stop},
-        {"type": "session.usage", "usage": public_usage(row.usage, row.active_seconds)},
+        {"type": "session.usage", "usage": public_usage(await _session_usage(db, row), row.active_seconds)},
         {"type": "session.status_idle", **stop},
     ]
     await _webhook(db, "session.status_idled", row)
