@@ -100,6 +100,14 @@ async def shown_page(
     return [_columns(row) for row in await raw.fetch(sql, *args, limit)]
 
 
+async def child_usages(raw: RawReads, session_id: str) -> list[dict[str, Any]]:
+    """The usage of each child thread of ``session_id``, in the order of ``children``."""
+    rows = await raw.fetch(
+        "SELECT usage FROM sessions WHERE parent_session_id = $1 ORDER BY created_at, id", session_id
+    )
+    return [json_value(row[0]) for row in rows]
+
+
 async def exists(conn: RawConnection, session_id: str) -> bool:
     """Whether ``session_id`` is a session (a thread's row is not)."""
     row = await conn.fetchrow("SELECT parent_session_id FROM sessions WHERE id = $1", session_id)
