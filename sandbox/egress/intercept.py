@@ -132,6 +132,8 @@ async def intercept(
         pass
     finally:
         feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
         await tls.close()
 
 

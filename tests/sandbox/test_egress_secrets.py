@@ -5,8 +5,6 @@ MAS_SANDBOX_EGRESS_CA_BUNDLE) that prints every request it gets; no real interne
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,7 +12,6 @@ from typing import Any
 
 import docker
 import pytest
-from docker.types import Mount
 
 from app.sandbox import SandboxSpec
 from app.sandbox.docker_backend import DockerBackend
@@ -22,35 +19,18 @@ from app.sandbox.egress_ca import EgressAuthority
 from app.sandbox.interface import EgressSecret
 from tests.sandbox.conftest import RUN, sandbox_settings
 from tests.sandbox.support import bash, text
+from tests.support import https_echo
+from tests.support.https_echo import seen
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 
 SECRET = "vault-secret-9f8e7d6c5b4a"
 NAMES = ["api.secret.test", "other.test", "blocked.test"]
-SERVER = """
-import http.server, json, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        seen = {"path": self.path, "headers": dict(self.headers), "body": body.decode("latin-1")}
-        print(json.dumps(seen), flush=True)
-        self.send_response(200); self.send_header("Content-Length", "3"); self.end_headers()
-        self.wfile.write(b"ok\\n")
-    do_GET = do_POST
-    def log_message(self, *a): pass
-tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-tls.load_cert_chain("/certs/server.pem")
-server = http.server.ThreadingHTTPServer(("0.0.0.0", 443), H)
-server.socket = tls.wrap_socket(server.socket, server_side=True)
-print("ready", flush=True)
-server.serve_forever()
-"""
 
 
 @pytest.fixture(scope="module")
 def upstream_ca(state_dir: Path) -> EgressAuthority:
-    return EgressAuthority(state_dir / "secrets-upstream", "upstream")
+    return https_echo.authority(state_dir / "secrets-upstream")
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +38,14 @@ def echo(
     docker_client: docker.DockerClient, docker_backend: DockerBackend, upstream_ca: EgressAuthority
 ) -> Iterator[Any]:
     """The HTTPS echo server, answering for NAMES on the egress network."""
-    certs = upstream_ca.directory.parent / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    (certs / "server.pem").write_bytes(upstream_ca.leaf(NAMES))
     network = docker_backend.settings.sandbox_egress_network
     labels = {"mas.managed": "1", "mas.instance": RUN, "mas.role": "shared-network"}
     if not docker_client.networks.list(names=[network]):
         docker_client.networks.create(network, driver="bridge", labels=labels, check_duplicate=True)
-    container = docker_client.containers.create(
-        docker_backend.settings.sandbox_base_image,
-        ["python3", "-c", SERVER],
-        name=f"mas-{RUN}-secrets-echo",
-        labels={"mas.instance": RUN, "mas.role": "test-server"},
-        network=network,
-        mounts=[Mount("/certs", str(certs), type="bind", read_only=True)],
-        networking_config={network: docker_client.api.create_endpoint_config(aliases=NAMES)},
+    name = f"mas-{RUN}-secrets-echo"
+    container = https_echo.start(
+        docker_client, upstream_ca, network, NAMES, name, {"mas.instance": RUN, "mas.role": "test-server"}
     )
-    container.start()
-    for _ in range(200):
-        if b"ready" in container.logs():
-            break
-        time.sleep(0.05)
     yield container
     container.remove(force=True)
 
@@ -87,18 +54,10 @@ def echo(
 async def backend(
     docker_client: docker.DockerClient, state_dir: Path, upstream_ca: EgressAuthority
 ) -> AsyncIterator[DockerBackend]:
-    settings = sandbox_settings(state_dir, sandbox_egress_ca_bundle=upstream_ca.directory / "ca.pem")
+    settings = sandbox_settings(state_dir, sandbox_egress_ca_bundle=https_echo.ca_file(upstream_ca))
     backend = DockerBackend(settings)
     yield backend
     await backend.close()
-
-
-def seen(echo: Any, marker: str) -> dict[str, Any]:
-    """The request the echo server got for the path with ``marker``."""
-    for line in bytes(echo.logs()).decode().splitlines():
-        if line.startswith("{") and marker in (entry := json.loads(line))["path"]:
-            return dict(entry)
-    raise AssertionError(f"the upstream got no request for {marker}")
 
 
 def secret(**changes: Any) -> EgressSecret:
