@@ -40,6 +40,7 @@ from app.sessions.schemas import (
     SessionStats,
     SessionUpdate,
     public_usage,
+    rolled_up,
 )
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
@@ -60,11 +61,21 @@ def check_statuses(statuses: Sequence[str] | None) -> Sequence[str] | None:
     return statuses
 
 
-def to_out(row: Session, now: datetime | None = None) -> SessionOut:
+async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
+    """The usage of a multi-agent session's child threads (none for other sessions)."""
+    if not row.agent.get("multiagent"):
+        return []
+    return [child.usage for child in await repository.children(db, row.id)]
+
+
+def to_out(
+    row: Session, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
+) -> SessionOut:
+    """The session; ``threads_usage`` (see `thread_usages`) is rolled into its usage."""
     now = now or utcnow()
     active = row.active_seconds + ((now - row.running_since).total_seconds() if row.running_since else 0.0)
     end = row.terminated_at or now
-    usage = public_usage(row.usage, active)
+    usage = public_usage(rolled_up(row.usage, threads_usage), active)
     return SessionOut(
         id=row.id,
         agent=row.agent,
@@ -95,7 +106,8 @@ async def load(db: AsyncSession, session_id: str, *, for_update: bool = False) -
 
 
 async def get(db: AsyncSession, session_id: str) -> SessionOut:
-    return to_out(await load(db, session_id))
+    row = await load(db, session_id)
+    return to_out(row, threads_usage=await thread_usages(db, row))
 
 
 async def create(
@@ -182,7 +194,8 @@ async def list_sessions(
     rows = rows[:limit]
     if backwards:
         rows.reverse()
-    return SessionPage(data=[to_out(r) for r in rows], **_page_links(rows, order, cursor, more, backwards))
+    data = [to_out(r, threads_usage=await thread_usages(db, r)) for r in rows]
+    return SessionPage(data=data, **_page_links(rows, order, cursor, more, backwards))
 
 
 def _key(row: Session) -> tuple[str, str]:
@@ -217,7 +230,7 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
         await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
         await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
-    return to_out(row)
+    return to_out(row, threads_usage=await thread_usages(db, row))
 
 
 async def _resume_after_budget(db: AsyncSession, notifier: Notifier, row: Session) -> None:
@@ -263,7 +276,7 @@ def _updated_agent(row: Session, params: SessionUpdate) -> dict[str, Any]:
 async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> SessionOut:
     row = await load(db, session_id, for_update=True)
     if row.archived_at is not None:
-        return to_out(row)
+        return to_out(row, threads_usage=await thread_usages(db, row))
     if row.status != "idle":
         raise InvalidRequest(
             f'Session {session_id} cannot be archived while its status is "{row.status}". '
@@ -275,7 +288,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     await threads.close_children(db, row)
     await work.stop_session_work(db, session_id)
     await webhooks.emit(db, "session.archived", session_id)
-    return to_out(row, now)
+    return to_out(row, now, await thread_usages(db, row))
 
 
 async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> SessionDeleted:
