@@ -234,6 +234,7 @@ async def test_a_threads_blocking_calls_are_cross_posted_and_answered_on_the_ses
     }
     echoed = await send(loop, session_id, result, deny)
     assert [e.session_thread_id for e in echoed] == [threads["clerk"].id, threads["asker"].id]
+    assert (await loop.beta.sessions.retrieve(session_id)).status == "running"  # its threads work
     events = await wait_for(
         loop, session_id, lambda log: len(of_type(log, "agent.thread_message_received")) == 2
     )
@@ -245,3 +246,5 @@ async def test_a_threads_blocking_calls_are_cross_posted_and_answered_on_the_ses
 
     with pytest.raises(anthropic.BadRequestError):  # answered already: nothing waits on it
         await send(loop, session_id, result)
+    events = await wait_idle(loop, session_id, 2)
+    assert types(events)[-1] == "session.status_idle"
