@@ -156,6 +156,66 @@ async def parent_of(db: AsyncSession, row: Session) -> Session:
     return parent
 
 
+# --- blocking events: cross-posted to the primary stream, answers routed back -----------------
+
+ANSWER_KEYS = {
+    "user.tool_confirmation": "tool_use_id",
+    "user.tool_result": "tool_use_id",
+    "user.custom_tool_result": "custom_tool_use_id",
+}
+Route = tuple[Session, str]  # the thread an answer goes to, and the id of the thread's own event
+
+
+async def cross_post_blocking(
+    db: AsyncSession, notifier: Notifier, thread: Session, event_ids: Sequence[str]
+) -> None:
+    """A child thread waits on its client: its blocking tool uses are copied to the primary stream
+    with its `session_thread_id` (the copy records which event it stands for, so the client can
+    answer either id on the session)."""
+    parent = await parent_of(db, thread)
+    copies = [
+        {
+            **{k: v for k, v in record.items() if not k.startswith("_") and k not in ("id", "processed_at")},
+            "session_thread_id": thread.id,
+            "_origin": record["id"],
+        }
+        for record in await events.records_by_id(db, thread.id, event_ids)
+    ]
+    await events.append(db, notifier, parent.id, copies)
+
+
+async def answer_routes(db: AsyncSession, session: Session, answer_ids: Sequence[str]) -> dict[str, Route]:
+    """Answers sent to the session for its child threads' blocking tool uses: by the id of the
+    cross-posted copy on the primary stream, or of the thread's own event."""
+    if not answer_ids:
+        return {}
+    waiting = {
+        pending: row
+        for row in await repository.children(db, session.id, for_update=True)
+        for pending in row.pending_action_ids
+    }
+    origins = {r["id"]: r.get("_origin") for r in await events.records_by_id(db, session.id, answer_ids)}
+    routes: dict[str, Route] = {}
+    for answer in answer_ids:
+        own = origins.get(answer) or answer
+        if own in waiting:
+            routes[answer] = (waiting[own], own)
+    return routes
+
+
+async def deliver_answer(
+    db: AsyncSession, notifier: Notifier, payload: dict[str, Any], route: Route
+) -> list[dict[str, Any]]:
+    """An answer routed to a thread, written to its log as answering its own event."""
+    thread, own = route
+    key = ANSWER_KEYS[payload["type"]]
+    echoed = await events.append(
+        db, notifier, thread.id, [{**payload, key: own, "session_thread_id": thread.id}]
+    )
+    thread.pending_action_ids = [i for i in thread.pending_action_ids if i != own]
+    return echoed
+
+
 # --- interrupts --------------------------------------------------------------------------------
 
 
