@@ -92,43 +92,170 @@ BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-# The coordinator of a multi-agent session gets these; the server runs them (never the sandbox).
+# A multi-agent agent gets these, as its `multiagent` allows; the server runs them (never the
+# sandbox). See `orchestration.py`.
+_SEND_TO_AGENT = (
+    "Send a message to another agent. Without `thread_id` a new thread of `agent` starts with "
+    "the message as its task; with the `thread_id` of a thread you started, the message goes "
+    "to that thread, which keeps its history. Threads run in parallel with you; each thread's "
+    "final reply comes back to you as a message from that thread."
+)
+_INLINE_AGENT = {
+    "type": "object",
+    "description": (
+        "Instead of `agent`: define the agent of the new thread here (it is not saved). Its "
+        "tools are chosen from your own built-in tools; it cannot delegate further."
+    ),
+    "properties": {
+        "name": {"type": "string", "description": "A name for the agent (1-256 characters)."},
+        "system": {"type": "string", "description": "Its system prompt."},
+        "description": {"type": "string"},
+        "model": {"type": "string", "description": "A model id (default: your own model)."},
+        "tools": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Names of your built-in tools it may use (default: all of them).",
+        },
+    },
+    "required": ["name"],
+}
 ORCHESTRATION_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "list_agents": (
         "List the agents you can delegate work to, and the threads you have started.",
         {"type": "object", "properties": {}},
     ),
     "send_to_agent": (
-        "Send a message to another agent. Without `thread_id` a new thread of `agent` starts with "
-        "the message as its task; with the `thread_id` of a thread you started, the message goes "
-        "to that thread, which keeps its history. Threads run in parallel with you; each thread's "
-        "final reply comes back to you as a message from that thread.",
+        _SEND_TO_AGENT,
         {
             "type": "object",
             "properties": {
                 "agent": {"type": "string", "description": "The name of an agent from list_agents."},
+                "inline_agent": _INLINE_AGENT,
                 "message": {"type": "string", "description": "The task or follow-up."},
                 "thread_id": {"type": "string", "description": "A thread you started before."},
             },
             "required": ["message"],
         },
     ),
+    "consult_advisor": (
+        "Ask your advisor, a model with its own context (your earlier questions and its answers) "
+        "and no tools, for advice. Its answer comes back to you as a message from the advisor's "
+        "thread; you may keep working meanwhile.",
+        {
+            "type": "object",
+            "properties": {"question": {"type": "string", "description": "What you want advice on."}},
+            "required": ["question"],
+        },
+    ),
+    "run_workflow": (
+        "Start a workflow run: a plan of phases run one after another; the tasks of a phase run in "
+        "parallel, each as a thread of its own, and a task of a later phase is told the replies of "
+        "the earlier phases. Each thread's reply also arrives to you as a message from that thread.",
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "timeout_seconds": {"type": "number", "description": "Time limit of the run (default 3600)."},
+                "phases": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "description": {"type": "string"},
+                            "tasks": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "agent": {
+                                            "type": "string",
+                                            "description": "A predefined agent's name.",
+                                        },
+                                        "inline_agent": _INLINE_AGENT,
+                                        "message": {"type": "string", "description": "The task."},
+                                    },
+                                    "required": ["message"],
+                                },
+                            },
+                        },
+                        "required": ["name", "tasks"],
+                    },
+                },
+            },
+            "required": ["name", "phases"],
+        },
+    ),
+    "stop_workflow": (
+        "Stop a workflow run you started: its working threads are interrupted.",
+        {
+            "type": "object",
+            "properties": {"workflow_run_id": {"type": "string"}},
+            "required": ["workflow_run_id"],
+        },
+    ),
 }
 
-Permission = Literal["allow", "ask", "deny"]
+
+def _multiagent(agent: dict[str, Any]) -> dict[str, Any]:
+    return agent.get("multiagent") or {}
+
+
+def delegation(agent: dict[str, Any], key: str = "subagents") -> dict[str, Any] | None:
+    """The enabled ``subagents`` (or ``workflows``) of a ``multiagent_20261001`` agent, or the
+    equivalent of a coordinator roster (predefined agents only) for ``subagents``."""
+    multiagent = _multiagent(agent)
+    if multiagent.get("type") == "coordinator":
+        if key != "subagents":
+            return None
+        agents = [e for e in multiagent.get("agents") or [] if e.get("type") == "agent"]
+        return {"type": "enabled", "inline_agents": {"type": "disabled"}, "predefined_agents": agents}
+    found = multiagent.get(key) or {}
+    return found if found.get("type") == "enabled" else None
+
+
+def inline_allowed(agent: dict[str, Any], key: str = "subagents") -> bool:
+    found = delegation(agent, key)
+    return found is not None and (found.get("inline_agents") or {}).get("type") == "enabled"
 
 
 def coordinates(agent: dict[str, Any]) -> bool:
-    """Whether this agent delegates (a roster of at least one agent)."""
-    multiagent = agent.get("multiagent") or {}
+    """Whether this agent starts threads: predefined agents to delegate to, or inline ones allowed."""
+    found = delegation(agent)
+    return found is not None and (bool(found.get("predefined_agents")) or inline_allowed(agent))
+
+
+def advisor_model(agent: dict[str, Any]) -> str | None:
+    """The model of the agent's advisor (a coordinator roster entry or ``advisor: enabled``)."""
+    multiagent = _multiagent(agent)
     if multiagent.get("type") == "coordinator":
-        return any(e.get("type") == "agent" for e in multiagent.get("agents") or [])
-    subagents = multiagent.get("subagents") or {}
-    return subagents.get("type") == "enabled" and bool(subagents.get("predefined_agents"))
+        entry = next((e for e in multiagent.get("agents") or [] if e.get("type") == "advisor"), None)
+        return str(entry["model"]) if entry else None
+    advisor = multiagent.get("advisor") or {}
+    return str(advisor["model"]) if advisor.get("type") == "enabled" else None
+
+
+def orchestration_tools(agent: dict[str, Any]) -> list[str]:
+    """The orchestration tools this agent's `multiagent` gives it."""
+    names = ["list_agents", "send_to_agent"] if coordinates(agent) else []
+    if advisor_model(agent) is not None:
+        names.append("consult_advisor")
+    if delegation(agent, "workflows") is not None:
+        names += ["run_workflow", "stop_workflow"]
+    return names
+
+
+def orchestrates(agent: dict[str, Any]) -> bool:
+    """Whether the agent may have threads working for it (it waits for them before idling)."""
+    return bool(orchestration_tools(agent))
 
 
 def is_orchestration(agent: dict[str, Any], name: str) -> bool:
-    return name in ORCHESTRATION_SCHEMAS and coordinates(agent) and name not in policies(agent)
+    return name in orchestration_tools(agent) and name not in policies(agent)
+
+
+Permission = Literal["allow", "ask", "deny"]
 
 
 @dataclass(frozen=True)
@@ -182,10 +309,13 @@ def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> li
             out.append(dict(SERVER_WEB_SEARCH))
         else:
             out.append({"name": name, "description": description, "input_schema": schema})
-    if coordinates(agent):
-        for name, (description, schema) in ORCHESTRATION_SCHEMAS.items():
-            if name not in offered:
-                out.append({"name": name, "description": description, "input_schema": schema})
+    for name in orchestration_tools(agent):
+        if name not in offered:
+            description, schema = ORCHESTRATION_SCHEMAS[name]
+            if name == "send_to_agent" and not inline_allowed(agent):
+                properties = {k: v for k, v in schema["properties"].items() if k != "inline_agent"}
+                schema = {**schema, "properties": properties}
+            out.append({"name": name, "description": description, "input_schema": schema})
     for tool in agent.get("tools") or []:
         if tool.get("type") == "custom":
             out.append(

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.db import inline_sqlite
+from app.db.raw import RawReads
 from app.shared.storable import storable_json_text
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         inline = _inline_database(url) if self.is_sqlite else None
         self._checkpointer = inline_sqlite.Checkpointer(inline) if inline is not None else None
+        # The hot read endpoints' plain SQL (app/db/raw.py).
+        self.raw = RawReads(url, pool_size, inline, self.read_sessionmaker)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -157,6 +160,7 @@ class Database:
     async def dispose(self) -> None:
         if self._checkpointer is not None:
             await self._checkpointer.close()
+        await self.raw.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -1,8 +1,9 @@
 """Slash directives the offline model reads from the last user message.
 
-A directive is a whole line starting with a known name (`/tool`, `/delegate`, `/say`, `/think`,
-`/fault`, `/sleep`, `/long`, `/refuse`, `/system`); any other line, including ones that merely
-start with `/` such as paths, is plain text that the default reply quotes.
+A directive is a whole line starting with a known name (`/tool`, `/delegate`, `/inline`,
+`/advise`, `/say`, `/think`, `/fault`, `/sleep`, `/long`, `/refuse`, `/system`); any other line,
+including ones that merely start with `/` such as paths, is plain text that the default reply
+quotes.
 """
 
 from __future__ import annotations
@@ -98,6 +99,28 @@ def _delegate(directives: Directives, rest: str) -> None:
     )
 
 
+def _inline(directives: Directives, rest: str) -> None:
+    """`/inline NAME[:TOOL,TOOL] TASK`: `send_to_agent` starting a thread of an inline agent NAME
+    (with the listed tools of the caller's own, or all of them) with TASK."""
+    spec, _, task = rest.partition(" ")
+    name, _, tool_list = spec.partition(":")
+    if not name or not task.strip():
+        raise ValueError("expected `/inline NAME[:TOOL,TOOL] TASK`")
+    inline: dict[str, Any] = {"name": name}
+    if tool_list:
+        inline["tools"] = [t for t in tool_list.split(",") if t]
+    directives.tool_calls.append(
+        ToolCall(name="send_to_agent", input={"inline_agent": inline, "message": task.strip()})
+    )
+
+
+def _advise(directives: Directives, rest: str) -> None:
+    """`/advise QUESTION`: a `consult_advisor` call."""
+    if not rest.strip():
+        raise ValueError("expected `/advise QUESTION`")
+    directives.tool_calls.append(ToolCall(name="consult_advisor", input={"question": rest.strip()}))
+
+
 def _say(directives: Directives, rest: str) -> None:
     directives.say.append(rest)
 
@@ -145,6 +168,8 @@ def _non_negative(raw: str) -> int:
 _HANDLERS = {
     "/tool": _tool,
     "/delegate": _delegate,
+    "/inline": _inline,
+    "/advise": _advise,
     "/say": _say,
     "/think": _think,
     "/fault": _fault,

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.observability import measure
 from app.sandbox import outputs, uploads
 from app.sandbox.channel import ChannelClosed, ToolChannel
-from app.sandbox.interface import MountedFile, SandboxSpec, ToolRequest, ToolResult
+from app.sandbox.interface import MountedFile, SandboxError, SandboxSpec, ToolRequest, ToolResult
 from app.sandbox.limits import KILL_GRACE_SECONDS, time_limit
 from app.sandbox.web_search import web_search
 
@@ -203,7 +203,11 @@ class ChannelBackend(ABC):
         for session_id in await self._running_sessions():
             try:
                 status = await (await self._channel(session_id)).call({"op": "status"}, 10.0)
-            except (ChannelClosed, TimeoutError):
+            except (SandboxError, TimeoutError) as exc:
+                # Gone since the listing, removed behind our back, or its tool server does not
+                # answer: nothing to stop here, and the other sessions are still checked.
+                log.debug("idle check: session %s skipped: %s", session_id, exc)
+                await self._drop_channel(session_id)
                 continue
             if float(status.get("idle_seconds", 0.0)) >= limit:
                 await self.stop(session_id)

@@ -13,6 +13,9 @@ from typing import Any
 
 from app.sandbox.interface import SandboxError
 
+# How long closing waits for unsent bytes to leave before dropping them.
+_CLOSE_WAIT_S = 2.0
+
 # Image and PDF reads come back base64-encoded in one line.
 _LINE_LIMIT = 64 * 1024 * 1024
 
@@ -91,9 +94,15 @@ class ToolChannel:
             self._writer.close()
 
     async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
+        """Close the connection; bounded: a peer that stopped reading (a frozen or half-gone tool
+        server, a relay that no longer forwards) cannot hold us while unsent bytes wait."""
         self._reader_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader_task
+        self._writer.close()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_WAIT_S)
+        except TimeoutError:
+            self._writer.transport.abort()  # drop the unsent bytes: nobody is reading them
+        except (ConnectionError, OSError):
+            pass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,6 +90,33 @@ def zero_usage() -> dict[str, Any]:
         "list_cost": {"amount": "0", "currency": "USD"},
         "active_seconds": 0.0,
     }
+
+
+def _add(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    out = dict(total)
+    for key, value in more.items():
+        if isinstance(value, bool) or key in ("list_cost", "_cost_usd"):
+            continue
+        if isinstance(value, int):
+            out[key] = int(out.get(key) or 0) + value
+        elif isinstance(value, dict):
+            out[key] = _add(out.get(key) or {}, value)
+    return out
+
+
+def rolled_up(own: dict[str, Any], threads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A multi-agent session's usage: its primary thread's plus every child thread's (tokens,
+    server tool calls and list cost; `active_seconds` stays the session's own)."""
+    if not threads:
+        return own
+    total = dict(own)
+    cost = Decimal(str(own.get("_cost_usd", "0")))
+    for usage in threads:
+        total = _add(total, usage)
+        cost += Decimal(str(usage.get("_cost_usd", "0")))
+    total["_cost_usd"] = str(cost)
+    total["list_cost"] = {"amount": str(int((cost * 100).to_integral_value())), "currency": "USD"}
+    return total
 
 
 def public_usage(usage: dict[str, Any], active_seconds: float) -> dict[str, Any]:

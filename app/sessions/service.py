@@ -16,6 +16,7 @@ from app.agents import service as agents
 from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
+from app.db.raw import RawConnection, RawReads
 from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
@@ -25,6 +26,7 @@ from app.files import service as files
 from app.ids import new_id
 from app.sessions import budgets, outcomes, repository, resources, threads, transitions
 from app.sessions.repositories import RepoContext
+from app.sessions.repository import SessionColumns
 from app.sessions.resource_schemas import (
     FileResource,
     ResourceDeleted,
@@ -40,11 +42,13 @@ from app.sessions.schemas import (
     SessionStats,
     SessionUpdate,
     public_usage,
+    rolled_up,
 )
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
 from app.shared.metadata import patch_metadata, validate_metadata
-from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.rendering import model_json
 from app.vaults import service as vaults
 from app.webhooks import service as webhooks
 from app.work import service as work
@@ -60,11 +64,21 @@ def check_statuses(statuses: Sequence[str] | None) -> Sequence[str] | None:
     return statuses
 
 
-def to_out(row: Session, now: datetime | None = None) -> SessionOut:
+async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
+    """The usage of a multi-agent session's child threads (none for other sessions)."""
+    if not row.agent.get("multiagent"):
+        return []
+    return [child.usage for child in await repository.children(db, row.id)]
+
+
+def to_out(
+    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
+) -> SessionOut:
+    """The session; ``threads_usage`` (see `thread_usages`) is rolled into its usage."""
     now = now or utcnow()
     active = row.active_seconds + ((now - row.running_since).total_seconds() if row.running_since else 0.0)
     end = row.terminated_at or now
-    usage = public_usage(row.usage, active)
+    usage = public_usage(rolled_up(row.usage, threads_usage), active)
     return SessionOut(
         id=row.id,
         agent=row.agent,
@@ -94,8 +108,14 @@ async def load(db: AsyncSession, session_id: str, *, for_update: bool = False) -
     return row
 
 
+async def exists(conn: RawConnection, session_id: str) -> bool:
+    """Whether ``session_id`` is a session, read as ``load`` decides it (a thread is not one)."""
+    return await repository.exists(conn, session_id)
+
+
 async def get(db: AsyncSession, session_id: str) -> SessionOut:
-    return to_out(await load(db, session_id))
+    row = await load(db, session_id)
+    return to_out(row, threads_usage=await thread_usages(db, row))
 
 
 async def create(
@@ -182,15 +202,39 @@ async def list_sessions(
     rows = rows[:limit]
     if backwards:
         rows.reverse()
-    return SessionPage(data=[to_out(r) for r in rows], **_page_links(rows, order, cursor, more, backwards))
+    data = [to_out(r, threads_usage=await thread_usages(db, r)) for r in rows]
+    return SessionPage(data=data, **_page_links(rows, order, cursor, more, backwards))
 
 
-def _key(row: Session) -> tuple[str, str]:
+async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Literal["asc", "desc"]) -> bytes:
+    """The body of GET /v1/sessions without filters: ``list_sessions``'s page as JSON, read with
+    one plain statement (no ORM instances) and serialised once."""
+    cursor = decode_cursor(page, order)
+    backwards = cursor is not None and cursor.direction == "prev"
+    descending = (order == "desc") != backwards
+    after = decode_time_key(cursor)
+    rows = await repository.shown_page(raw, after=after, descending=descending, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    now = utcnow()
+    page_ = SessionPage(
+        data=[to_out(r, now) for r in rows], **_page_links(rows, order, cursor, more, backwards)
+    )
+    return model_json(page_)
+
+
+def _key(row: Session | SessionColumns) -> tuple[str, str]:
     return time_key(row.created_at, row.id)
 
 
 def _page_links(
-    rows: list[Session], order: Literal["asc", "desc"], cursor: Cursor | None, more: bool, backwards: bool
+    rows: Sequence[Session | SessionColumns],
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    more: bool,
+    backwards: bool,
 ) -> dict[str, str | None]:
     if not rows:
         return {"next_page": None, "prev_page": None}
@@ -217,7 +261,7 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
         await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
         await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
-    return to_out(row)
+    return to_out(row, threads_usage=await thread_usages(db, row))
 
 
 async def _resume_after_budget(db: AsyncSession, notifier: Notifier, row: Session) -> None:
@@ -263,7 +307,7 @@ def _updated_agent(row: Session, params: SessionUpdate) -> dict[str, Any]:
 async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> SessionOut:
     row = await load(db, session_id, for_update=True)
     if row.archived_at is not None:
-        return to_out(row)
+        return to_out(row, threads_usage=await thread_usages(db, row))
     if row.status != "idle":
         raise InvalidRequest(
             f'Session {session_id} cannot be archived while its status is "{row.status}". '
@@ -275,7 +319,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
     await threads.close_children(db, row)
     await work.stop_session_work(db, session_id)
     await webhooks.emit(db, "session.archived", session_id)
-    return to_out(row, now)
+    return to_out(row, now, await thread_usages(db, row))
 
 
 async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> SessionDeleted:

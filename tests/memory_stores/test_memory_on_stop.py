@@ -130,6 +130,9 @@ async def test_a_write_left_in_a_dead_container_is_saved_when_prune_removes_it(
         label = f"mas.session={session_id}"
         for container in engine.containers.list(filters={"label": label}, ignore_removed=True):
             container.kill()
+            # The kill returns once the signal is sent; prune rightly leaves a container alone
+            # until the engine reports it stopped.
+            container.wait(timeout=60)
     finally:
         engine.close()
     await client.beta.sessions.archive(session_id)

@@ -1,0 +1,106 @@
+"""Thread agents the server defines on the spot: inline agents (defined by the delegating agent
+in its tool call, never saved) and the advisor.
+
+An inline agent's tools are chosen from the delegating agent's own enabled built-in tools, with
+the same permission policies and web settings; it has no MCP servers, skills or custom tools, and
+cannot delegate further (one delegation level). The advisor is a model with no tools whose
+context is its own thread: the questions it was asked and its answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.agent_loop import tools
+from app.sessions.threads import ADVISOR_NAME
+
+Record = dict[str, Any]
+MAX_NAME = 256
+MAX_SYSTEM = 100_000
+MAX_DESCRIPTION = 2048
+ADVISOR_SYSTEM = (
+    "You are an advisor to another AI agent that is working on a task. It consults you with "
+    "questions; answer each with concise, concrete advice it can act on. You have no tools and "
+    "see only the questions it sends you and your earlier answers."
+)
+
+
+class Refused(Exception):
+    """The call cannot be carried out; its message is the tool's error result."""
+
+
+def _text(spec: Record, key: str, limit: int, *, required: bool = False) -> str | None:
+    value = spec.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise Refused(f"inline_agent.{key}: a non-empty string of at most {limit} characters")
+    return value
+
+
+def _model(agent: Record, spec: Record) -> Record:
+    model = dict(agent["model"])
+    given = _text(spec, "model", MAX_NAME)
+    if given is not None and given != model["id"]:
+        model = {**model, "id": given}
+    return model
+
+
+def _tools(agent: Record, spec: Record) -> list[Record]:
+    """An `agent_toolset_20260401` enabling exactly the chosen tools (default: all the delegating
+    agent's enabled built-in tools), each keeping the delegating agent's configuration."""
+    own = {n: p for n, p in tools.policies(agent).items() if p.kind == "builtin" and p.enabled}
+    names = spec.get("tools")
+    if names is None:
+        names = list(own)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise Refused("inline_agent.tools: a list of tool names")
+    unknown = sorted(set(names) - set(own))
+    if unknown:
+        raise Refused(
+            f"inline_agent.tools: {', '.join(unknown)} not among your own tools ({', '.join(own) or 'none'})"
+        )
+    if not names:
+        return []
+    toolset = next(t for t in agent["tools"] if t.get("type") == "agent_toolset_20260401")
+    configs = {c["name"]: c for c in toolset.get("configs") or []}
+    defaults = toolset["default_config"]
+    chosen = [
+        {**configs.get(n, {"type": n, "name": n, "permission_policy": defaults["permission_policy"]}),
+         "enabled": True}
+        for n in dict.fromkeys(names)
+    ]  # fmt: skip
+    return [{"type": toolset["type"], "default_config": {**defaults, "enabled": False}, "configs": chosen}]
+
+
+def inline_agent(agent: Record, spec: Any) -> Record:
+    """The snapshot of an inline agent defined by ``agent`` (the delegating agent)."""
+    if not isinstance(spec, dict):
+        raise Refused("inline_agent: an object {name, system?, description?, model?, tools?}")
+    name = _text(spec, "name", MAX_NAME, required=True)
+    if name == ADVISOR_NAME:
+        raise Refused(f"inline_agent.name: {ADVISOR_NAME} is reserved for the advisor")
+    return {
+        "type": "inline",
+        "name": name,
+        "description": _text(spec, "description", MAX_DESCRIPTION),
+        "system": _text(spec, "system", MAX_SYSTEM),
+        "model": _model(agent, spec),
+        "tools": _tools(agent, spec),
+        "mcp_servers": [],
+        "skills": [],
+        "execution_identity": agent.get("execution_identity") or {"type": "service_account"},
+    }
+
+
+def advisor_agent(agent: Record, model: str) -> Record:
+    """The advisor's thread agent: ``model`` with the delegating agent's model settings."""
+    return {
+        "type": "advisor",
+        "name": ADVISOR_NAME,
+        "model": {**agent["model"], "id": model},
+        "system": ADVISOR_SYSTEM,
+        "tools": [],
+        "mcp_servers": [],
+        "skills": [],
+    }
