@@ -30,7 +30,7 @@ from .messages import (
     relay_body,
     same_authority,
 )
-from .substitution import Secret, Substitutions, substitute_body, substitute_head
+from .substitution import Secret, substitute_body, substitute_head
 
 log = logging.getLogger("mas.egress")
 Reader = asyncio.StreamReader
@@ -108,10 +108,16 @@ class TlsServer:
 
 
 async def intercept(
-    host: str, port: int, hello: bytes, reader: Reader, writer: Writer, subs: Substitutions, opener: Opener
+    host: str,
+    port: int,
+    hello: bytes,
+    streams: tuple[Reader, Writer],
+    tls_context: ssl.SSLContext,
+    secrets: list[Secret],
+    opener: Opener,
 ) -> None:
-    assert subs.context is not None  # covers() said so
-    tls = TlsServer(subs.context, reader, writer)
+    reader, writer = streams
+    tls = TlsServer(tls_context, reader, writer)
     try:
         await asyncio.wait_for(tls.handshake(hello), _TIMEOUT_S)
     except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
@@ -120,7 +126,7 @@ async def intercept(
     plain = asyncio.StreamReader(limit=MAX_HEAD)
     feeder = asyncio.create_task(tls.feed(plain))
     try:
-        await _exchange(host, port, plain, tls, subs.for_host(host), opener)
+        await _exchange(host, port, plain, tls, secrets, opener)
     except Refused as exc:
         log.info("refused inside the tunnel to %s: %s", host, exc)
         await _answer(tls, exc.status, str(exc))
