@@ -12,7 +12,8 @@ Topologies (a fresh server and database for every repeat):
 * `serve-c8`: `mas serve`, SQLite, embedded worker, MAS_WORKER_CONCURRENCY=8 (today's default);
 * `serve-c32`: the same with MAS_WORKER_CONCURRENCY=32;
 * `pg-api+2workers`: PostgreSQL, `mas serve` without its worker plus two `mas worker` processes
-  (concurrency 8 each), the docker-compose deployment spread over this machine's two cores.
+  (concurrency 8 each), the docker-compose deployment spread over this machine's two cores;
+  `pg-api+Nworkers` for another number of workers (`pg-serve` is `mas serve` alone on PostgreSQL).
 Target (issue 10, with the documented topology): 100 sessions <= 3 s wall.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -189,17 +191,25 @@ def tool_servers_cpu_seconds(workdir: Path) -> float:
     return total / CLK_TCK
 
 
+def worker_count(topology: str) -> int:
+    """`pg-api+3workers` -> 3 (`mas worker` processes beside a worker-less `mas serve`)."""
+    match = re.fullmatch(r"pg-api\+(\d+)workers?", topology)
+    if match is None:
+        raise SystemExit(f"unknown topology {topology!r}")
+    return int(match[1])
+
+
 def run_once(
     url: str, workdir: Path, topology: str, sessions: int, profiler_dir: Path | None = None
 ) -> Outcome:
     env = {"MAS_WORKER_CONCURRENCY": "32" if topology == "serve-c32" else "8"}
-    separate = topology.startswith("pg-")
+    separate = topology.startswith("pg-api")
     if separate:
         env["MAS_EMBEDDED_WORKER"] = "false"
     with MasServer(workdir, url, env=env, label=topology) as server, contextlib.ExitStack() as stack:
         pids = [server.pid]
         if separate:
-            pids += stack.enter_context(workers(server, 2))
+            pids += stack.enter_context(workers(server, worker_count(topology)))
         with api(server.url) as http:
             agent = checked(http.post("/v1/agents", json=agent_body()))
             env_id = checked(http.post("/v1/environments", json=environment_body()))["id"]
