@@ -118,11 +118,24 @@ async def many_sessions(base_url: str, agent_id: str, env_id: str, count: int) -
         return time.perf_counter() - start, list(each)
 
 
+def wait_started(log: Path, procs: list[subprocess.Popen[bytes]], timeout: float = 180.0) -> None:
+    """Until every worker has said it claims (its start takes tens of seconds on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"mas worker exited: {text[-3000:]}")
+        if len(re.findall(r"worker \S+ started", text)) >= len(procs):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"mas workers not started after {timeout:.0f} s")
+
+
 @contextlib.contextmanager
 def workers(server: MasServer, count: int) -> Iterator[list[int]]:
     """`mas worker` processes beside a worker-less `mas serve` (each runs the offline model itself)."""
     env = server.environment()
-    env.update({"MAS_EMBEDDED_WORKER": "true"})
+    env.update({"MAS_EMBEDDED_WORKER": "true", "MAS_LOG_LEVEL": "info"})  # to see them start
     procs = []
     with (server.workdir / "workers.log").open("ab") as log:
         for _ in range(count):
@@ -137,12 +150,7 @@ def workers(server: MasServer, count: int) -> Iterator[list[int]]:
                 )
             )
     try:
-        time.sleep(3)  # started, migrated, claiming
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"mas worker exited: {(server.workdir / 'workers.log').read_text()[-3000:]}"
-                )
+        wait_started(server.workdir / "workers.log", procs)
         yield [p.pid for p in procs]
     finally:
         for proc in procs:
@@ -213,6 +221,9 @@ def run_once(
         with api(server.url) as http:
             agent = checked(http.post("/v1/agents", json=agent_body()))
             env_id = checked(http.post("/v1/environments", json=environment_body()))["id"]
+        # Unmeasured: a `mas worker` may still be starting (tens of seconds on a busy machine),
+        # and the first session of a process pays for its imports and its sandbox zygote.
+        asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
         single, _ = asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
         cpu, load = sum(cpu_seconds(p) for p in pids), load_average()
         children = sum(children_cpu_seconds(p) for p in pids)
