@@ -8,15 +8,18 @@ after the commit that made it true.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic_core import from_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.engine import after_commit, on_postgres
 from app.db.models import SessionEvent
+from app.db.raw import RawConnection, Row, wire_time
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
@@ -144,6 +147,13 @@ async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tup
     return [(int(r.seq or 0), to_record(r)) for r in rows]
 
 
+async def records_by_id(db: AsyncSession, session_id: str, ids: Sequence[str]) -> list[Wire]:
+    """The events of a session's log with these ids (with their private fields), in `ids` order;
+    unknown ids are left out."""
+    found = {r.id: r for r in await repository.by_ids(db, session_id, ids)} if ids else {}
+    return [to_record(found[i]) for i in ids if i in found]
+
+
 async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> list[LogEvent]:
     """Up to `limit` processed events after `seq`, in log order, in their wire form (`to_wire`)."""
     rows = await repository.wire_after_seq(db, session_id, seq, limit)
@@ -198,6 +208,47 @@ async def list_page(
     page = found[:limit]
     next_key = _key_of(*page[-1]) if len(found) > limit and page else None
     return [to_wire(r) for _, r in page], next_key
+
+
+async def raw_page(
+    conn: RawConnection,
+    session_id: str,
+    *,
+    limit: int,
+    after: PageKey | None,
+    order: Literal["asc", "desc"],
+) -> tuple[list[Wire], PageKey | None]:
+    """``list_page`` without types or time ranges, read as plain rows (no ORM instances): the
+    stored data texts are decoded in one pass (one JSON array) and each event built as
+    ``to_wire`` builds it."""
+    phases = ["log", "queue"] if order == "asc" else ["queue", "log"]
+    if after is not None and after[0] in phases:
+        phases = phases[phases.index(after[0]) :]
+    found: list[tuple[str, Row]] = []
+    for phase in phases:
+        start = after[1] if after is not None and after[0] == phase else None
+        rows = await repository.raw_page(
+            conn, session_id, queued=phase == "queue", descending=order == "desc", after=start,
+            limit=limit + 1 - len(found),
+        )  # fmt: skip
+        found += [(phase, r) for r in rows]
+        if len(found) > limit:
+            break
+    page = found[:limit]
+    next_key = (page[-1][0], int(page[-1][1][0])) if len(found) > limit and page else None
+    datas = from_json("[" + ",".join(_text(r[3]) for _, r in page) + "]") if page else []
+    times: dict[Any, str | None] = {}  # the events of one step share their time
+    wires = []
+    for (_, r), data in zip(page, datas, strict=True):
+        at = r[4]
+        shown = times[at] if at in times else times.setdefault(at, wire_time(at))
+        wires.append({"id": r[1], "type": r[2], **data, "processed_at": shown})
+    return wires, next_key
+
+
+def _text(value: Any) -> str:
+    """A stored JSON value's text (the drivers hand back text; a decoded value is re-encoded)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _key_of(phase: str, row: SessionEvent) -> PageKey:

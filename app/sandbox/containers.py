@@ -33,6 +33,16 @@ EGRESS_DIR = "/run/mas-egress"
 PROXY_DIR = "/opt/mas/egress"
 PROXY_CONFIG_DIR = "/etc/mas-proxy"
 CONFIG_NAME = "allow.json"
+SECRETS_NAME = "secrets.json"
+UPSTREAM_CA_NAME = "upstream-ca.pem"
+SITE_DIR = "/opt/mas/egress-site"
+_NOBODY = (65534, 65534)
+
+
+def proxy_owner() -> tuple[int, int]:
+    """Who the egress proxy runs as: nobody when mas is root (which can hand it its secrets file),
+    otherwise mas's own user (never root in the proxy either way)."""
+    return _NOBODY if os.geteuid() == 0 else (os.getuid(), os.getgid())
 
 
 @dataclass(frozen=True)
@@ -209,9 +219,13 @@ def sandbox_options(
     }
 
 
-def proxy_options(settings: Settings, naming: Naming, session_id: str, network_id: str) -> dict[str, Any]:
+def proxy_options(
+    settings: Settings, naming: Naming, session_id: str, network_id: str, site: Path | None = None
+) -> dict[str, Any]:
+    """``site``: the bundled ``cryptography`` (egress_bundle.py) of a proxy that substitutes secrets."""
     session_dir = naming.session_dir(session_id)
     code = settings.sandbox_assets_dir.resolve() / "egress"
+    bundle = [Mount(SITE_DIR, str(site), type="bind", read_only=True)] if site is not None else []
     return {
         "image": settings.sandbox_proxy_image,
         "name": naming.proxy(session_id),
@@ -223,16 +237,22 @@ def proxy_options(settings: Settings, naming: Naming, session_id: str, network_i
             f"{PROXY_CONFIG_DIR}/{CONFIG_NAME}",
             "--socket",
             f"{EGRESS_DIR}/proxy.sock",
+            "--secrets",
+            f"{PROXY_CONFIG_DIR}/{SECRETS_NAME}",
+            "--upstream-ca",
+            f"{PROXY_CONFIG_DIR}/{UPSTREAM_CA_NAME}",
+            *(["--site", SITE_DIR] if site is not None else []),
         ],
         "labels": naming.labels(session_id, "proxy"),
         "network": network_id,  # by id: a name can be ambiguous
-        "user": "65534:65534",
+        "user": "{}:{}".format(*proxy_owner()),
         "read_only": True,
         "cap_drop": ["ALL"],
         "mounts": [
             Mount(PROXY_DIR, str(code), type="bind", read_only=True),
             Mount(PROXY_CONFIG_DIR, str(session_dir / "proxy"), type="bind", read_only=True),
             Mount(EGRESS_DIR, str(session_dir / "egress"), type="bind"),
+            *bundle,
         ],
         **resource_limits(64, 64, 0.5),
     }

@@ -16,6 +16,7 @@ from app.agents import service as agents
 from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
+from app.db.raw import RawConnection, RawReads
 from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
@@ -25,6 +26,7 @@ from app.files import service as files
 from app.ids import new_id
 from app.sessions import budgets, outcomes, repository, resources, threads, transitions
 from app.sessions.repositories import RepoContext
+from app.sessions.repository import SessionColumns
 from app.sessions.resource_schemas import (
     FileResource,
     ResourceDeleted,
@@ -45,7 +47,8 @@ from app.sessions.schemas import (
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
 from app.shared.metadata import patch_metadata, validate_metadata
-from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.rendering import model_json
 from app.vaults import service as vaults
 from app.webhooks import service as webhooks
 from app.work import service as work
@@ -69,7 +72,7 @@ async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
 
 
 def to_out(
-    row: Session, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
+    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
 ) -> SessionOut:
     """The session; ``threads_usage`` (see `thread_usages`) is rolled into its usage."""
     now = now or utcnow()
@@ -103,6 +106,11 @@ async def load(db: AsyncSession, session_id: str, *, for_update: bool = False) -
     if row is None or row.parent_session_id is not None:  # a thread is not a session
         raise NotFound(f"Session {session_id} not found")
     return row
+
+
+async def exists(conn: RawConnection, session_id: str) -> bool:
+    """Whether ``session_id`` is a session, read as ``load`` decides it (a thread is not one)."""
+    return await repository.exists(conn, session_id)
 
 
 async def get(db: AsyncSession, session_id: str) -> SessionOut:
@@ -198,12 +206,35 @@ async def list_sessions(
     return SessionPage(data=data, **_page_links(rows, order, cursor, more, backwards))
 
 
-def _key(row: Session) -> tuple[str, str]:
+async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Literal["asc", "desc"]) -> bytes:
+    """The body of GET /v1/sessions without filters: ``list_sessions``'s page as JSON, read with
+    one plain statement (no ORM instances) and serialised once."""
+    cursor = decode_cursor(page, order)
+    backwards = cursor is not None and cursor.direction == "prev"
+    descending = (order == "desc") != backwards
+    after = decode_time_key(cursor)
+    rows = await repository.shown_page(raw, after=after, descending=descending, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    now = utcnow()
+    page_ = SessionPage(
+        data=[to_out(r, now) for r in rows], **_page_links(rows, order, cursor, more, backwards)
+    )
+    return model_json(page_)
+
+
+def _key(row: Session | SessionColumns) -> tuple[str, str]:
     return time_key(row.created_at, row.id)
 
 
 def _page_links(
-    rows: list[Session], order: Literal["asc", "desc"], cursor: Cursor | None, more: bool, backwards: bool
+    rows: Sequence[Session | SessionColumns],
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    more: bool,
+    backwards: bool,
 ) -> dict[str, str | None]:
     if not rows:
         return {"next_page": None, "prev_page": None}

@@ -1,4 +1,5 @@
-"""`python3 /opt/mas/egress --config FILE --socket PATH`: serve one session's egress proxy."""
+"""`python3 /opt/mas/egress --config FILE --socket PATH [--secrets FILE --upstream-ca FILE]`:
+serve one session's egress proxy."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from egress.messages import MAX_HEAD  # noqa: E402
+from egress.minter import Minter  # noqa: E402
 from egress.policy import Policy  # noqa: E402
 from egress.proxy import EgressProxy  # noqa: E402
+from egress.substitution import SecretsFile  # noqa: E402
 
 
 async def serve(proxy: EgressProxy, socket_path: Path) -> None:
@@ -29,10 +32,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="mas-egress")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--socket", type=Path, required=True)
+    parser.add_argument("--secrets", type=Path, help="vault secrets to substitute (read again when changed)")
+    parser.add_argument("--upstream-ca", type=Path, help="CA bundle for upstream TLS of substituting tunnels")
+    parser.add_argument("--site", help="where the bundled cryptography is (for minting certificates)")
     args = parser.parse_args()
+    if args.site:
+        sys.path.append(args.site)  # after the standard library: nothing there is shadowed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     args.socket.unlink(missing_ok=True)  # left by the previous run of a restarted container
-    asyncio.run(serve(EgressProxy(Policy.load(args.config)), args.socket))
+    minter = Minter(args.secrets.with_name("intermediate.pem") if args.secrets and args.site else None)
+    proxy = EgressProxy(Policy.load(args.config), SecretsFile(args.secrets), args.upstream_ca, minter)
+    asyncio.run(serve(proxy, args.socket))
 
 
 if __name__ == "__main__":
