@@ -24,7 +24,7 @@ from app.events.notifier import Notifier
 from app.events.schemas import UserDefineOutcome, dump_event
 from app.files import service as files
 from app.ids import new_id
-from app.sessions import budgets, outcomes, repository, resources, threads, transitions
+from app.sessions import budgets, outcomes, repository, resources, threads, transitions, workflow_runs
 from app.sessions.repositories import RepoContext
 from app.sessions.repository import SessionColumns
 from app.sessions.resource_schemas import (
@@ -315,6 +315,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
         )
     now = utcnow()
     row.archived_at = now
+    await workflow_runs.stop_all(db, notifier, row)  # runs still open end with their session
     await transitions.terminate(db, notifier, row)
     await threads.close_children(db, row)
     await work.stop_session_work(db, session_id)
@@ -334,6 +335,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
     await webhooks.emit(db, "session.deleted", session_id)
     child_ids = [c.id for c in await repository.children(db, session_id)]
     await repository.delete_children(db, session_id)
+    await workflow_runs.delete_for_session(db, session_id)
     await repository.delete(db, row)
     await db.flush()
     for log_id in [session_id, *child_ids]:  # thread streams end with their session
