@@ -90,6 +90,16 @@ def sandbox_spec(
     )
 
 
+def _runs_at_once(use: dict[str, Any]) -> bool:
+    """An MCP or built-in call allowed by policy that this server runs (not a self-hosted
+    environment's client, not a custom tool: those wait on the client)."""
+    return (
+        use["type"] in ("agent.mcp_tool_use", "agent.tool_use")
+        and use.get("evaluated_permission") == "allow"
+        and not use.get("_client_run")
+    )
+
+
 async def egress_secrets(db: AsyncSession, box: SecretBox, vault_ids: list[str]) -> tuple[EgressSecret, ...]:
     """The session's ``environment_variable`` credentials as of now (rotation and archival reach
     a running sandbox at its next step)."""
@@ -206,14 +216,13 @@ class ToolStep:
     async def prepare_at_once(
         self, db: AsyncSession, row: Session, batch: list[dict[str, Any]]
     ) -> ToolPlan | None:
-        """In the transaction that records a response: when its calls are all MCP calls allowed
-        outright, record them as started there too, so they are sent right after that commit
-        instead of after another deciding step (what that step would decide from the log alone:
-        nothing refused or waiting on the client comes first, and no interrupt is queued)."""
+        """In the transaction that records a response: when its calls are all allowed outright
+        (MCP calls, and built-in calls this server runs), record them as started there too, so
+        they start right after that commit instead of after another deciding step (what that
+        step would decide from the log alone: nothing refused or waiting on the client comes
+        first, and no interrupt is queued)."""
         uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not e.get("_server")]
-        if not uses or not all(
-            u["type"] == "agent.mcp_tool_use" and u.get("evaluated_permission") == "allow" for u in uses
-        ):
+        if not uses or not all(_runs_at_once(u) for u in uses):
             return None
         if row.status != "running" or await events.has_queued_interrupt(db, row.id):
             return None
