@@ -219,9 +219,11 @@ async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Lit
     if backwards:
         rows.reverse()
     now = utcnow()
-    page_ = SessionPage(
-        data=[to_out(r, now) for r in rows], **_page_links(rows, order, cursor, more, backwards)
-    )
+    data = [
+        to_out(r, now, await repository.child_usages(raw, r.id) if r.agent.get("multiagent") else ())
+        for r in rows
+    ]
+    page_ = SessionPage(data=data, **_page_links(rows, order, cursor, more, backwards))
     return model_json(page_)
 
 
