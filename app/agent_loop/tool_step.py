@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions, memory, orchestration, outputs, repositories, tools
 from app.agent_loop.context import TOOL_USE_TYPES
+from app.agent_loop.credential_hosts import unreachable_errors
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
@@ -202,7 +203,12 @@ class ToolStep:
         mounted = resources.memory_mounts(owner)
         sandboxed = any(u["type"] == "agent.tool_use" for u in calls)
         # Resolved for built-in calls only; None leaves the sandbox's as they are (an MCP spill).
-        secrets = await egress_secrets(db, self.deps.mcp.box, list(owner.vault_ids)) if sandboxed else None
+        secrets = None
+        if sandboxed:
+            found = await vault_credentials.env_credentials(db, self.deps.mcp.box, list(owner.vault_ids))
+            secrets = tuple(EgressSecret(c.secret_name, c.value, c.hosts, c.header, c.body) for c in found)
+            if found and state.requests_since_input <= 1:  # once per turn: its first tool step
+                await self._report_unreachable(db, row, found, config, owner.agent)
         spec = sandbox_spec(row.environment_id, config, owner.agent, memory.sandbox_mounts(mounted), secrets)
         if not sandboxed:
             # MCP calls only: they run from here, so no repository token is opened and no file
@@ -212,6 +218,19 @@ class ToolStep:
         files = await mounted_files(db, self.deps, owner)
         listed = await skill_refs.describe(db, owner.agent.get("skills") or [])
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos, listed, mounted)
+
+    async def _report_unreachable(
+        self,
+        db: AsyncSession,
+        row: Session,
+        found: list[vault_credentials.EnvCredential],
+        config: dict[str, Any],
+        agent: dict[str, Any],
+    ) -> None:
+        networking = config.get("networking") or {"type": "unrestricted"}
+        errors = unreachable_errors(self.deps.settings, found, networking, mcp_hosts(agent))
+        if errors:
+            await events.append(db, self.deps.notifier, row.id, errors)
 
     async def prepare_at_once(
         self, db: AsyncSession, row: Session, batch: list[dict[str, Any]]
