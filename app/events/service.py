@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -244,10 +244,9 @@ async def raw_page(
     limit: int,
     after: PageKey | None,
     order: Literal["asc", "desc"],
-) -> tuple[list[Wire], PageKey | None]:
-    """``list_page`` without types or time ranges, read as plain rows (no ORM instances): the
-    stored data texts are decoded in one pass (one JSON array) and each event built as
-    ``to_wire`` builds it."""
+) -> tuple[list[bytes], PageKey | None]:
+    """``list_page`` without types or time ranges, read as plain rows (no ORM instances), each
+    event as its JSON (``to_wire``'s dict serialised, kept per stored content: `RenderedEvents`)."""
     phases = ["log", "queue"] if order == "asc" else ["queue", "log"]
     if after is not None and after[0] in phases:
         phases = phases[phases.index(after[0]) :]
@@ -263,14 +262,37 @@ async def raw_page(
             break
     page = found[:limit]
     next_key = (page[-1][0], int(page[-1][1][0])) if len(found) > limit and page else None
-    datas = from_json("[" + ",".join(_text(r[3]) for _, r in page) + "]") if page else []
-    times: dict[Any, str | None] = {}  # the events of one step share their time
-    wires = []
-    for (_, r), data in zip(page, datas, strict=True):
-        at = r[4]
-        shown = times[at] if at in times else times.setdefault(at, wire_time(at))
-        wires.append({"id": r[1], "type": r[2], **data, "processed_at": shown})
-    return wires, next_key
+    return RENDERED.render([r for _, r in page]), next_key
+
+
+class RenderedEvents:
+    """Events' JSON per stored content (id, type, data text, processed_at): a changed row is a new
+    key, so nothing needs invalidating in any process. Holds the last ``size`` distinct events."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._json: dict[tuple[Any, ...], bytes] = {}
+
+    def render(self, rows: Sequence[Row]) -> list[bytes]:
+        """Rows of (key, id, type, data text, processed_at) as each event's JSON."""
+        keys = [tuple(r[1:5]) for r in rows]
+        found = [self._json.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            # The stored data texts of every missing event decoded in one pass (one JSON array).
+            datas = from_json("[" + ",".join(_text(rows[i][3]) for i in missing) + "]")
+            times: dict[Any, str | None] = {}  # the events of one step share their time
+            if len(self._json) + len(missing) > self.size:
+                self._json.clear()
+            for i, data in zip(missing, datas, strict=True):
+                _, id_, type_, _, at = rows[i]
+                shown = times[at] if at in times else times.setdefault(at, wire_time(at))
+                event = {"id": id_, "type": type_, **data, "processed_at": shown}
+                found[i] = self._json[keys[i]] = to_json(event)
+        return [f for f in found if f is not None]
+
+
+RENDERED = RenderedEvents()
 
 
 def _text(value: Any) -> str:

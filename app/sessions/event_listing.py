@@ -51,7 +51,7 @@ async def render_events(
             conn, session_id, limit=limit, after=_page_key(cursor), order=order
         )
     next_page = encode_cursor(Cursor(order, more_after)) if more_after is not None else None
-    return to_json({"data": data, "next_page": next_page})
+    return b"".join((b'{"data":[', b",".join(data), b'],"next_page":', to_json(next_page), b"}"))
 
 
 async def list_thread_events(

@@ -69,14 +69,15 @@ class SessionColumns:
     budget: dict[str, Any] | None
 
 
-_SHOWN = (
+SHOWN = (
     "id, agent, environment_id, status, title, metadata, resources, vault_ids, outcome_evaluations, "
     "usage, active_seconds, running_since, created_at, updated_at, archived_at, terminated_at, "
     "deployment_id, budget"
 )
 
 
-def _columns(row: Row) -> SessionColumns:
+def columns(row: Row) -> SessionColumns:
+    """A plain row of ``SHOWN`` as ``SessionColumns``."""
     (id_, agent, environment_id, status, title, metadata, resources, vault_ids, outcome_evaluations, usage,
      active_seconds, running_since, created_at, updated_at, archived_at, terminated_at, deployment_id,
      budget) = row  # fmt: skip
@@ -110,7 +111,7 @@ def _aware(value: Any) -> datetime:
 
 async def shown_page(
     raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
-) -> list[SessionColumns]:
+) -> list[Row]:
     """A keyset page of the sessions list without filters (not archived, no threads), as
     ``page(list_query(...))`` reads it, in one plain statement."""
     conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
@@ -122,10 +123,10 @@ async def shown_page(
     order = f"ORDER BY created_at {direction}, id {direction}"
     # The page's ids first: the sort then carries two columns, not every session's JSON.
     sql = (
-        f"SELECT {_SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {' AND '.join(conds)} "
+        f"SELECT {SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {' AND '.join(conds)} "
         f"{order} LIMIT ${len(args) + 1}) {order}"
     )
-    return [_columns(row) for row in await raw.fetch(sql, *args, limit)]
+    return await raw.fetch(sql, *args, limit)
 
 
 async def child_usages(raw: RawReads, session_id: str) -> list[dict[str, Any]]:

@@ -171,6 +171,8 @@ async def test_the_advisor_answers_from_its_own_context(loop: SDK, form: str) ->
     assert primary.usage is not None and session.usage.output_tokens is not None
     assert session.usage.output_tokens == primary.usage.output_tokens + advisor.usage.output_tokens
     last_usage = of_type(events, "session.usage")[-1].usage
+    listed = [s async for s in loop.beta.sessions.list(limit=100) if s.id == session_id]
+    assert [s.usage.output_tokens for s in listed] == [session.usage.output_tokens]
     assert last_usage.output_tokens == session.usage.output_tokens
     if form == "coordinator":  # the advisor's roster name reaches it through send_to_agent too
         ask = {"agent": "anthropic.advisor", "message": "Third?"}

@@ -27,6 +27,7 @@ from app.events import service as events
 from app.events.notifier import Notifier
 from app.events.schemas import EventPage
 from app.sessions import event_listing as listing
+from app.sessions import rendering
 from app.sessions import service as sessions
 from app.sessions.schemas import SessionPage
 from app.shared.pagination import decode_cursor
@@ -98,8 +99,16 @@ async def test_the_sessions_list_renders_as_the_model_did(
         for n in range(4)
     ]
     client.beta.sessions.create(agent=agent.id, environment_id=environment.id)  # no title, no metadata
+    lead = client.beta.agents.create(
+        name="render-lead", model="claude-sonnet-4-6", multiagent={"type": "multiagent_20261001"}
+    )
+    client.beta.sessions.create(agent=lead.id, environment_id=environment.id)  # usage rolls up threads
+    # The text of the stand-ins that mark the clock's figures in a kept rendering, as a title.
+    stand_ins = rendering._ACTIVE_TOKEN + b" " + rendering._DURATION_TOKEN
+    client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title=stand_ins.decode())
     client.beta.sessions.archive(made[0].id)
-    for order in ("desc", "asc"):
+    # Each order walks every page twice: the second time from the rendered rows kept per content.
+    for order in ("desc", "asc", "desc", "asc"):
         page: str | None = None
         for _ in range(50):  # walk every page of two, both ways
             old = await sessions.list_sessions(

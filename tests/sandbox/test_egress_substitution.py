@@ -38,10 +38,27 @@ class _Echo(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.seen.append({"headers": dict(self.headers), "body": body.decode()})
+        if self.path.startswith("/reflect"):  # says back what it got, as an error message might
+            self._reflect(f"invalid key: {self.headers['Authorization']}!".encode())
+            return
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
+
+    def _reflect(self, text: bytes) -> None:
+        self.send_response(401)
+        self.send_header("X-Echo", text.decode())
+        if self.path == "/reflect-chunked":  # in 5-byte chunks: values cut across them
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(text), 5):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(text[i : i + 5]), text[i : i + 5]))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
 
     do_GET = do_POST
 
@@ -238,6 +255,20 @@ async def test_hosts_not_known_ahead_get_a_leaf_minted_by_the_proxy(proxy: Proxy
     [seen] = proxy.upstream.seen
     assert seen["headers"]["X-Key"] == SECRET
     assert proxy.authority.intermediate(intermediate.read_bytes()) == intermediate.read_bytes()  # kept
+
+
+@pytest.mark.parametrize("path", ["/reflect", "/reflect-chunked"])
+async def test_a_value_the_service_echoes_back_is_scrubbed(proxy: Proxy, path: str) -> None:
+    placeholder = proxy.configure([{}], ["localhost"])
+    request = post(f"Authorization: Bearer {placeholder}\r\n", "").replace("/x", path)
+    reply = await send(proxy, request)
+    assert proxy.upstream.seen[0]["headers"]["Authorization"] == f"Bearer {SECRET}"  # it got it
+    assert SECRET.encode() not in reply
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert f"X-Echo: invalid key: Bearer {placeholder}!".encode() in head
+    if path == "/reflect-chunked":
+        body = b"".join(body.split(b"\r\n")[1::2])
+    assert body == f"invalid key: Bearer {placeholder}!".encode()
 
 
 def test_header_values_with_line_breaks_are_never_put_in_a_header() -> None:
