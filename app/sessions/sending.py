@@ -105,6 +105,8 @@ async def accept_client_events(
         elif payload["type"] in QUEUED:
             echoed += await events.enqueue(db, row.id, [payload])
             queued_any = True
+            if isinstance(event, UserInterrupt):
+                transitions.announce_interrupt(db, notifier, row)
         else:
             echoed += await events.append(db, notifier, row.id, [payload])
             answered = _answer_id(event)
