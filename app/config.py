@@ -275,6 +275,11 @@ class Settings(BaseSettings):
         "mas-sandbox-egress:bookworm-python",
         description="Egress proxy image: python3 for the mounted proxy (built by build-base.sh).",
     )
+    sandbox_egress_ca_bundle: Path | None = Field(
+        None,
+        description="Extra CA certificates (PEM) the egress proxy trusts, besides the host's, when it "
+        "connects upstream for a session whose vault secrets it substitutes (a private CA).",
+    )
     sandbox_disk_mb: int = Field(
         4096,
         ge=0,

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 from harness import (
+    CLK_TCK,
     HEADERS,
     ROOT,
     MasServer,
@@ -52,6 +53,7 @@ from harness import (
     postgres_database,
     spread,
 )
+from profiling import Profiler, summarise
 
 TOOL_TEXT = 'Run a quick check.\n/tool bash {"command": "echo hi"}'
 TARGET_S = 3.0
@@ -65,8 +67,10 @@ class Outcome:
     single_s: float
     per_session_p50_s: float
     per_session_max_s: float
-    cpu_s: float
+    cpu_s: float  # the mas processes (server, workers) themselves
     load: float
+    children_cpu_s: float = 0.0  # processes they waited for (the tool servers' launchers)
+    tool_servers_cpu_s: float = 0.0  # the local sandbox's tool servers (detached)
 
 
 @dataclass
@@ -148,7 +152,46 @@ def workers(server: MasServer, count: int) -> Iterator[list[int]]:
                 proc.kill()
 
 
-def run_once(url: str, workdir: Path, topology: str, sessions: int) -> Outcome:
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        return handle.read().rsplit(")", 1)[1].split()
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU of a process's children: those it has waited for (cutime + cstime) and those still
+    running with what they have waited for (the local sandbox's launchers or its zygote)."""
+    fields = _stat(pid)
+    total = int(fields[13]) + int(fields[14])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                child = _stat(int(entry.name))
+                if child[1] == str(pid):
+                    total += sum(int(f) for f in child[11:15])
+    return total / CLK_TCK
+
+
+def tool_servers_cpu_seconds(workdir: Path) -> float:
+    """Every process in the sessions of the local sandbox's tool servers (each server detaches
+    into a session of its own; its shell and commands stay in it), with the children they reaped."""
+    sessions = set()
+    for pid_file in (workdir / "sandbox").glob("local/*/*/server.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            sessions.add(_stat(int(pid_file.read_text()))[3])
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            fields = _stat(int(entry.name))
+            if fields[3] in sessions:
+                total += sum(int(f) for f in fields[11:15])
+    return total / CLK_TCK
+
+
+def run_once(
+    url: str, workdir: Path, topology: str, sessions: int, profiler_dir: Path | None = None
+) -> Outcome:
     env = {"MAS_WORKER_CONCURRENCY": "32" if topology == "serve-c32" else "8"}
     separate = topology.startswith("pg-")
     if separate:
@@ -162,9 +205,14 @@ def run_once(url: str, workdir: Path, topology: str, sessions: int) -> Outcome:
             env_id = checked(http.post("/v1/environments", json=environment_body()))["id"]
         single, _ = asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
         cpu, load = sum(cpu_seconds(p) for p in pids), load_average()
-        wall, each = asyncio.run(many_sessions(server.url, agent["id"], env_id, sessions))
+        children = sum(children_cpu_seconds(p) for p in pids)
+        tools = tool_servers_cpu_seconds(workdir)
+        with Profiler(profiler_dir, server.pid).phase(f"{topology}-{sessions}"):
+            wall, each = asyncio.run(many_sessions(server.url, agent["id"], env_id, sessions))
         used = sum(cpu_seconds(p) for p in pids) - cpu
-    return Outcome(wall, single, median(each), max(each), used, load)
+        children = sum(children_cpu_seconds(p) for p in pids) - children
+        tools = tool_servers_cpu_seconds(workdir) - tools
+    return Outcome(wall, single, median(each), max(each), used, load, children, tools)
 
 
 def report(results: list[Topology], sessions: int) -> str:
@@ -172,13 +220,14 @@ def report(results: list[Topology], sessions: int) -> str:
         f"{sessions} concurrent one-tool sessions (local sandbox); medians of repeats [min-max]",
         "",
         "| topology | wall (s) | one session alone (s) | wall / one session | per-session p50 / max (s) "
-        "| server CPU (s) | CPU per session (ms) | load average | target ≤ 3 s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server CPU (s) | CPU per session (ms) | + launchers, tool servers per session (ms) "
+        "| load average | target ≤ 3 s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     failures = [f"{t.name} {failure}" for t in results for failure in t.failures]
     for topo in results:
         if not topo.outcomes:
-            lines.append(f"| {topo.name} | every run failed | | | | | | | |")
+            lines.append(f"| {topo.name} | every run failed | | | | | | | | |")
             continue
         walls = [o.wall_s for o in topo.outcomes]
         wall, single = median(walls), median([o.single_s for o in topo.outcomes])
@@ -187,7 +236,10 @@ def report(results: list[Topology], sessions: int) -> str:
             f"| {topo.name} | {wall:.2f} [{spread(walls)}] | {single:.3f} | {wall / single:.0f}x "
             f"| {median([o.per_session_p50_s for o in topo.outcomes]):.2f} / "
             f"{median([o.per_session_max_s for o in topo.outcomes]):.2f} "
-            f"| {cpu:.1f} | {cpu / sessions * 1000:.0f} | {spread([o.load for o in topo.outcomes])} "
+            f"| {cpu:.1f} | {cpu / sessions * 1000:.0f} "
+            f"| {median([o.children_cpu_s for o in topo.outcomes]) / sessions * 1000:.0f}, "
+            f"{median([o.tool_servers_cpu_s for o in topo.outcomes]) / sessions * 1000:.0f} "
+            f"| {spread([o.load for o in topo.outcomes])} "
             f"| {'met' if wall <= TARGET_S else 'MISSED'} |"
         )
     if failures:
@@ -202,12 +254,12 @@ def report(results: list[Topology], sessions: int) -> str:
     return "\n".join(lines)
 
 
-def run_topology(workdir: Path, topology: str, sessions: int) -> Outcome:
+def run_topology(workdir: Path, topology: str, sessions: int, profile: Path | None) -> Outcome:
     if topology.startswith("pg-"):
         with postgres_database(postgres_admin_url()) as url:
-            return run_once(url, workdir, topology, sessions)
+            return run_once(url, workdir, topology, sessions, profile)
     workdir.mkdir(parents=True)
-    return run_once(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, topology, sessions)
+    return run_once(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, topology, sessions, profile)
 
 
 def keep_logs(workdir: Path) -> Path:
@@ -227,16 +279,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy profiles of the API server (first repeat) into this dir"
+    )
     args = parser.parse_args()
     print(header("bench_concurrency: concurrent one-tool sessions"), flush=True)
     results = [Topology(name) for name in args.topologies.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             for topo in results:  # interleaved, so a busy spell on the machine hits all alike
+                profile = args.profile if repeat == 0 else None
                 print(f"{topo.name}: repeat {repeat + 1}/{args.repeats}", file=sys.stderr, flush=True)
                 workdir = Path(tmp) / f"{topo.name}-{repeat}"
                 try:
-                    outcome = run_topology(workdir, topo.name, args.sessions)
+                    outcome = run_topology(workdir, topo.name, args.sessions, profile)
                 except Exception as exc:  # a failed run is a finding: keep its logs, go on
                     topo.failures.append(f"repeat {repeat + 1}: {type(exc).__name__}: {exc}"[:300])
                     kept = keep_logs(workdir)
@@ -245,6 +301,9 @@ def main() -> None:
                 topo.outcomes.append(outcome)
                 print(f"  {outcome}", file=sys.stderr, flush=True)
     print(report(results, args.sessions))
+    if args.profile is not None:
+        for path in sorted(args.profile.glob("*.txt")):
+            print("\n" + summarise(path))
     dump_json(args.json, {t.name: [o.__dict__ for o in t.outcomes] for t in results})
 
 

@@ -14,7 +14,7 @@ from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.mcp.events import mcp_tool_result_event
-from app.sessions import leases, outcomes, transitions
+from app.sessions import leases, outcomes, threads, transitions
 
 INTERRUPTED = "Tool execution was interrupted before completion. Please retry."
 UNKNOWN_OUTCOME = (
@@ -93,6 +93,8 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
 
 async def wait_for_client(db: AsyncSession, notifier: Notifier, row: Session, blocking: list[str]) -> None:
     transitions.waiting_for(row, blocking)
+    if row.parent_session_id is not None:  # a thread's client is its session's: shown there too
+        await threads.cross_post_blocking(db, notifier, row, blocking)
     await transitions.go_idle(db, notifier, row, {"type": "requires_action", "event_ids": blocking})
     leases.release(row, None)
 

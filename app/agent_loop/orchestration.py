@@ -1,5 +1,5 @@
 """The orchestration tools of a multi-agent agent (`list_agents`, `send_to_agent`,
-`consult_advisor`, `run_workflow`), run by the server.
+`consult_advisor`, `run_workflow`, `stop_workflow`), run by the server.
 
 `send_to_agent` starts a thread of a predefined agent, or of an inline agent the caller defines
 in the call (when its `multiagent` allows inline agents), or writes to a thread it started; each
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import tools
+from app.agent_loop import tools, workflow
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.inline_agents import Refused, advisor_agent, inline_agent
 from app.db.models import Session
@@ -34,8 +34,7 @@ async def execute(deps: LoopDeps, claim: Claim, use: Record) -> Record:
     try:
         async with deps.database.unit_of_work() as db:
             row = await leases.fence(db, claim)
-            text = await _run(db, deps, row, use["name"], tool_input)
-        is_error = False
+            text, is_error = await _run(db, deps.notifier, row, use["name"], tool_input)
     except Refused as refused:
         text, is_error = str(refused), True
     return {
@@ -46,12 +45,20 @@ async def execute(deps: LoopDeps, claim: Claim, use: Record) -> Record:
     }
 
 
-async def _run(db: AsyncSession, deps: LoopDeps, row: Session, name: str, tool_input: Record) -> str:
+async def _run(
+    db: AsyncSession, notifier: Notifier, row: Session, name: str, tool_input: Record
+) -> tuple[str, bool]:
+    """The call's result text and whether it is an error (a `Refused` rolls the call back; a
+    refused workflow plan is committed with its `workflow_run.error`)."""
+    if name == "run_workflow":
+        return await workflow.start(db, notifier, row, tool_input)
+    if name == "stop_workflow":
+        return await workflow.stop(db, notifier, row, tool_input)
     if name == "list_agents":
-        return await _list_agents(db, row)
+        return await _list_agents(db, row), False
     if name == "consult_advisor":
-        return await _consult(db, deps.notifier, row, tool_input)
-    return await _send(db, deps.notifier, row, tool_input)
+        return await _consult(db, notifier, row, tool_input), False
+    return await _send(db, notifier, row, tool_input), False
 
 
 def _predefined(agent: Record) -> list[Record]:
@@ -163,3 +170,5 @@ async def reply_to_parent(
     ] or [{"type": "text", "text": NO_REPLY}]
     parent = await threads.parent_of(db, row)
     await threads.deliver(db, notifier, row, parent, content)
+    if row.workflow_run_id is not None:
+        await workflow.thread_replied(db, notifier, row, parent, content)

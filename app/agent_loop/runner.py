@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions, orchestration, requests, tools
+from app.agent_loop import actions, orchestration, requests, tools, workflow
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.grade_step import GradePlan, GradeStep
 from app.agent_loop.ledger import Ledger, Ledgers
@@ -221,9 +221,11 @@ class SessionRunner:
                 return mcp
             return await self.model_step.prepare(db, snap.row, snap.history, snap.window)
         row = snap.row
-        if tools.orchestrates(row.agent) and await threads.busy(db, row.id):
-            leases.release(row, None)  # woken by its threads' replies; running meanwhile
-            return "release"
+        if tools.orchestrates(row.agent):
+            deadline = await workflow.expire(db, self.deps.notifier, row)  # runs past their time
+            if await threads.busy(db, row.id):
+                leases.release(row, deadline)  # woken by its threads' replies; running meanwhile
+                return "release"
         working = _outcome(row, "running")
         if working is not None:  # the agent ended an iteration of an outcome: grade it
             if await budgets.reached(db, row):

@@ -30,6 +30,7 @@ from app.mcp.events import mcp_tool_result_event
 from app.mcp.spill import spill_large_text
 from app.observability import measure
 from app.sandbox.interface import (
+    EgressSecret,
     ImageBuildError,
     MemoryMount,
     MountedFile,
@@ -44,6 +45,8 @@ from app.sessions.resource_schemas import MemoryStoreResource
 from app.shared.text import storable_blocks
 from app.skills import references as skill_refs
 from app.skills.references import SessionSkill
+from app.vaults import resolve as vault_credentials
+from app.vaults.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +73,29 @@ def mcp_hosts(agent: dict[str, Any]) -> list[str]:
 
 
 def sandbox_spec(
-    environment_id: str, config: dict[str, Any], agent: dict[str, Any], memory: tuple[MemoryMount, ...] = ()
+    environment_id: str,
+    config: dict[str, Any],
+    agent: dict[str, Any],
+    memory: tuple[MemoryMount, ...] = (),
+    secrets: tuple[EgressSecret, ...] | None = None,
 ) -> SandboxSpec:
-    """What a session's sandbox is built from: its environment's config, its agent's MCP hosts
-    and its memory mounts."""
+    """What a session's sandbox is built from: its environment's config, its agent's MCP hosts,
+    its memory mounts and its vaults' environment-variable secrets."""
     return SandboxSpec(
         env_id=environment_id,
         packages=config.get("packages") or {},
         networking=config.get("networking") or {"type": "unrestricted"},
         mcp_hosts=mcp_hosts(agent),
         memory=memory,
+        secrets=secrets,
     )
+
+
+async def egress_secrets(db: AsyncSession, box: SecretBox, vault_ids: list[str]) -> tuple[EgressSecret, ...]:
+    """The session's ``environment_variable`` credentials as of now (rotation and archival reach
+    a running sandbox at its next step)."""
+    found = await vault_credentials.env_credentials(db, box, vault_ids)
+    return tuple(EgressSecret(c.secret_name, c.value, c.hosts, c.header, c.body) for c in found)
 
 
 def _result(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
@@ -176,8 +191,11 @@ class ToolStep:
         owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
         config = await environments.sandbox_config(db, row.environment_id)
         mounted = resources.memory_mounts(owner)
-        spec = sandbox_spec(row.environment_id, config, owner.agent, memory.sandbox_mounts(mounted))
-        if not any(u["type"] == "agent.tool_use" for u in calls):
+        sandboxed = any(u["type"] == "agent.tool_use" for u in calls)
+        # Resolved for built-in calls only; None leaves the sandbox's as they are (an MCP spill).
+        secrets = await egress_secrets(db, self.deps.mcp.box, list(owner.vault_ids)) if sandboxed else None
+        spec = sandbox_spec(row.environment_id, config, owner.agent, memory.sandbox_mounts(mounted), secrets)
+        if not sandboxed:
             # MCP calls only: they run from here, so no repository token is opened and no file
             # mount is read (the spec stays: a large MCP result spills into the sandbox).
             return ToolPlan(calls, spec, list(row.vault_ids), row.agent, [], [], [], mounted)

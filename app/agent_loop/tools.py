@@ -147,6 +147,54 @@ ORCHESTRATION_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
             "required": ["question"],
         },
     ),
+    "run_workflow": (
+        "Start a workflow run: a plan of phases run one after another; the tasks of a phase run in "
+        "parallel, each as a thread of its own, and a task of a later phase is told the replies of "
+        "the earlier phases. Each thread's reply also arrives to you as a message from that thread.",
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "timeout_seconds": {"type": "number", "description": "Time limit of the run (default 3600)."},
+                "phases": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "description": {"type": "string"},
+                            "tasks": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "agent": {
+                                            "type": "string",
+                                            "description": "A predefined agent's name.",
+                                        },
+                                        "inline_agent": _INLINE_AGENT,
+                                        "message": {"type": "string", "description": "The task."},
+                                    },
+                                    "required": ["message"],
+                                },
+                            },
+                        },
+                        "required": ["name", "tasks"],
+                    },
+                },
+            },
+            "required": ["name", "phases"],
+        },
+    ),
+    "stop_workflow": (
+        "Stop a workflow run you started: its working threads are interrupted.",
+        {
+            "type": "object",
+            "properties": {"workflow_run_id": {"type": "string"}},
+            "required": ["workflow_run_id"],
+        },
+    ),
 }
 
 
@@ -193,8 +241,8 @@ def orchestration_tools(agent: dict[str, Any]) -> list[str]:
     names = ["list_agents", "send_to_agent"] if coordinates(agent) else []
     if advisor_model(agent) is not None:
         names.append("consult_advisor")
-    if delegation(agent, "workflows") is not None and "run_workflow" in ORCHESTRATION_SCHEMAS:
-        names.append("run_workflow")
+    if delegation(agent, "workflows") is not None:
+        names += ["run_workflow", "stop_workflow"]
     return names
 
 

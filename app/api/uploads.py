@@ -82,7 +82,7 @@ class _OnePart:
 
     def __init__(self, file_field: str) -> None:
         self.file_field = file_field
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | memoryview] = []
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.content_type: str | None = None
@@ -126,7 +126,10 @@ class _OnePart:
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if self._part == "file":
-            self.pending.append(data[start:end])
+            # A view of the received chunk (immutable bytes), not a copy of most of it; anything
+            # else the parser hands over (a buffer of its own) is copied.
+            piece = memoryview(data)[start:end] if type(data) is bytes else bytes(data[start:end])
+            self.pending.append(piece)
         elif self._part is not None:
             self._field += data[start:end]
             if len(self._field) > _MAX_FIELD_BYTES:

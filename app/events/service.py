@@ -144,6 +144,13 @@ async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tup
     return [(int(r.seq or 0), to_record(r)) for r in rows]
 
 
+async def records_by_id(db: AsyncSession, session_id: str, ids: Sequence[str]) -> list[Wire]:
+    """The events of a session's log with these ids (with their private fields), in `ids` order;
+    unknown ids are left out."""
+    found = {r.id: r for r in await repository.by_ids(db, session_id, ids)} if ids else {}
+    return [to_record(found[i]) for i in ids if i in found]
+
+
 async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> list[LogEvent]:
     """Up to `limit` processed events after `seq`, in log order, in their wire form (`to_wire`)."""
     rows = await repository.wire_after_seq(db, session_id, seq, limit)

@@ -404,7 +404,9 @@ class Harness(_Model):
     * ``summary`` on ``agent.thread_context_compacted``: the text that replaces the history;
     * ``tool_use_id`` and ``request`` on tool uses: the model's id of the call and the
       ``span.model_request_start`` it came from; ``server`` for a server tool (web search) the
-      Messages API ran itself; ``client_run`` for a built-in tool a self-hosted client runs.
+      Messages API ran itself; ``client_run`` for a built-in tool a self-hosted client runs;
+    * ``origin`` on a blocking tool use a child thread cross-posted to its session's log: the id
+      of the thread's own event (answers sent to the session are routed to it).
     """
 
     content: list[JsonObject] | None = None
@@ -415,6 +417,7 @@ class Harness(_Model):
     request: str | None = None
     server: bool | None = None
     client_run: bool | None = None
+    origin: str | None = None
 
 
 def event_types() -> tuple[str, ...]:

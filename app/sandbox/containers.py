@@ -33,6 +33,15 @@ EGRESS_DIR = "/run/mas-egress"
 PROXY_DIR = "/opt/mas/egress"
 PROXY_CONFIG_DIR = "/etc/mas-proxy"
 CONFIG_NAME = "allow.json"
+SECRETS_NAME = "secrets.json"
+UPSTREAM_CA_NAME = "upstream-ca.pem"
+_NOBODY = (65534, 65534)
+
+
+def proxy_owner() -> tuple[int, int]:
+    """Who the egress proxy runs as: nobody when mas is root (which can hand it its secrets file),
+    otherwise mas's own user (never root in the proxy either way)."""
+    return _NOBODY if os.geteuid() == 0 else (os.getuid(), os.getgid())
 
 
 @dataclass(frozen=True)
@@ -223,10 +232,14 @@ def proxy_options(settings: Settings, naming: Naming, session_id: str, network_i
             f"{PROXY_CONFIG_DIR}/{CONFIG_NAME}",
             "--socket",
             f"{EGRESS_DIR}/proxy.sock",
+            "--secrets",
+            f"{PROXY_CONFIG_DIR}/{SECRETS_NAME}",
+            "--upstream-ca",
+            f"{PROXY_CONFIG_DIR}/{UPSTREAM_CA_NAME}",
         ],
         "labels": naming.labels(session_id, "proxy"),
         "network": network_id,  # by id: a name can be ambiguous
-        "user": "65534:65534",
+        "user": "{}:{}".format(*proxy_owner()),
         "read_only": True,
         "cap_drop": ["ALL"],
         "mounts": [

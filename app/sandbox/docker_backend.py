@@ -132,12 +132,16 @@ class DockerBackend(ChannelBackend):
         return True
 
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
+        if spec.secrets is not None and (spec.secrets or self._networks.secrets.in_use(session_id)):
+            # Rotation, archival and networking changes reach a running sandbox at its next step.
+            await asyncio.to_thread(self._networks.secrets.refresh, session_id, spec.secrets)
         channel = self._channels.get(session_id)
         if channel is not None and not channel.closed:
             return  # live: no Docker call on the hot path of every tool step
         image = await self.images.ensure(spec.packages, on_progress)
-        # Memory mounts are fixed at create: such a session gets a container of its own.
-        poolable = not egress.is_limited(spec.networking) and not spec.memory
+        # Memory mounts and secrets' variables are fixed at create: such a session gets a
+        # container of its own.
+        poolable = not egress.is_limited(spec.networking) and not spec.memory and not spec.secrets
         async with self._lock(session_id):
             with measure.sandbox_start() as start:
                 kind = await self._place(session_id, spec, image, poolable, on_progress)
@@ -299,6 +303,7 @@ class DockerBackend(ChannelBackend):
             await self._halt_before_removal(session_id)
             await self.engine.run("remove the sandbox", self._remove, session_id)
             self._forget_files(session_id)
+        self._networks.secrets.forget(session_id)
         self._locks.pop(session_id, None)
 
     def _remove(self, session_id: str) -> None:

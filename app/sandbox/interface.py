@@ -24,15 +24,31 @@ class MemoryMount:
 
 
 @dataclass(frozen=True)
+class EgressSecret:
+    """A vault ``environment_variable`` credential: the sandbox sees a placeholder in the variable
+    ``name``; the egress proxy puts ``value`` in its place on the hosts both ``hosts`` (None: any)
+    and the environment allow, in headers and/or bodies. ``value`` is never in a repr."""
+
+    name: str
+    value: str = field(repr=False)
+    hosts: tuple[str, ...] | None = None
+    header: bool = True
+    body: bool = False
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
-    """What a session's container is built from: the environment config, the agent's MCP hosts
-    and the session's memory mounts (fixed when the container is created)."""
+    """What a session's container is built from: the environment config, the agent's MCP hosts,
+    the session's memory mounts (fixed when the container is created) and its vault secrets (their
+    variables are fixed at creation too; values, hosts and locations are renewed at every ensure)."""
 
     env_id: str
     packages: dict[str, list[str]] = field(default_factory=dict)
     networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
     mcp_hosts: list[str] = field(default_factory=list)
     memory: tuple[MemoryMount, ...] = ()
+    # None: not looked up (an ensure for another reason leaves a running sandbox's as they are).
+    secrets: tuple[EgressSecret, ...] | None = None
 
 
 @dataclass(frozen=True)

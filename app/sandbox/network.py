@@ -14,12 +14,14 @@ from app.config import Settings
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
 from app.sandbox.containers import CONFIG_NAME, EGRESS_DIR, Naming, NetworkPlan, proxy_options
+from app.sandbox.egress_secrets import SecretFiles
 from app.sandbox.engine import Engine
 from app.sandbox.firewall import HostFirewall
 from app.sandbox.interface import SandboxError, SandboxSpec
 from app.sandbox.shared import ensure_network
 
 _PROXY_START_TIMEOUT_S = 30.0
+_NO_ICC = {"com.docker.network.bridge.enable_icc": "false"}
 
 
 class Networks:
@@ -31,24 +33,34 @@ class Networks:
         self._naming = naming
         self._ids: dict[str, str] = {}
         self._firewall = HostFirewall(settings.sandbox_proxy_image, naming.instance)
+        self.secrets = SecretFiles(settings, naming)
 
     @property
     def _client(self) -> docker.DockerClient:
         return self._engine.client
 
     def plan(self, session_id: str, spec: SandboxSpec) -> NetworkPlan:
-        if not egress.is_limited(spec.networking):
-            # Inter-container traffic off: unrestricted sessions cannot reach each other.
-            options = {"com.docker.network.bridge.enable_icc": "false"}
-            return NetworkPlan(network=self._shared(self._settings.sandbox_network, options))
+        """Unrestricted: the shared bridge. Limited: no network, the proxy socket its one way out.
+        With vault secrets, the proxy in either case (unrestricted: any host, through
+        HTTP(S)_PROXY), placeholders in the environment and the proxy's CA trusted."""
+        limited = egress.is_limited(spec.networking)
+        # Inter-container traffic off: unrestricted sessions cannot reach each other.
+        network = "none" if limited else self._shared(self._settings.sandbox_network, _NO_ICC)
+        if not limited and not spec.secrets:
+            return NetworkPlan(network=network)
         egress_id = self._shared(self._settings.sandbox_egress_network, {})
-        self._write_proxy_config(session_id, spec)
-        self._create_proxy(session_id, egress_id)
+        self._write_proxy_config(session_id, spec, limited)
+        environment = egress.proxy_env()
         socket_dir = self._naming.session_dir(session_id) / "egress"
+        mounts = [Mount(EGRESS_DIR, str(socket_dir), type="bind", read_only=True)]
+        if spec.secrets:
+            mounts.append(self.secrets.prepare(session_id, spec.secrets))
+            environment = {**self.secrets.environment(session_id, spec.secrets), **environment}
+        self._create_proxy(session_id, egress_id)
         return NetworkPlan(
-            network="none",
-            environment=egress.proxy_env(),
-            mounts=[Mount(EGRESS_DIR, str(socket_dir), type="bind", read_only=True)],
+            network=network,
+            environment=environment,
+            mounts=mounts,
             server_args=[
                 "--proxy-socket",
                 f"{EGRESS_DIR}/proxy.sock",
@@ -74,9 +86,9 @@ class Networks:
         """A network id was refused (someone removed the network): look it up again next time."""
         self._ids.clear()
 
-    def _write_proxy_config(self, session_id: str, spec: SandboxSpec) -> None:
+    def _write_proxy_config(self, session_id: str, spec: SandboxSpec, limited: bool) -> None:
         mirrors = Mirrors.from_settings(self._settings).urls()
-        hosts = egress.allowed_hosts(spec.networking, spec.mcp_hosts, mirrors)
+        hosts = egress.allowed_hosts(spec.networking, spec.mcp_hosts, mirrors) if limited else None
         directory = self._naming.session_dir(session_id)
         (directory / "proxy").mkdir(parents=True, exist_ok=True)
         (directory / "proxy" / CONFIG_NAME).write_text(egress.proxy_config(hosts))

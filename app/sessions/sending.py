@@ -5,9 +5,11 @@
 * `user.define_outcome`: processed on receipt, echoed with its `outcome_id`; the agent begins
   work at once (see `outcomes`).
 * `user.tool_confirmation`, `user.custom_tool_result`, `user.tool_result`: processed on receipt.
-  Each must answer a tool use the session is waiting on (`Session.pending_action_ids`). While
-  the session is idle on `requires_action`, answering the last one resumes it; answering only
-  some re-emits `session.status_idle` with the rest.
+  Each must answer a tool use the session is waiting on (`Session.pending_action_ids`), or one
+  of its child threads' (by the id of the copy cross-posted to the primary stream or of the
+  thread's own event; written to that thread's log). While the session (or thread) is idle on
+  `requires_action`, answering the last one resumes it; answering only some re-emits the idle
+  with the rest.
 
 A request is validated whole before anything is written (all-or-nothing).
 """
@@ -63,8 +65,10 @@ def _check_system_message(params: Sequence[Any]) -> None:
         )
 
 
-def _check_answers(row: Session, params: Sequence[Any], environment_type: str) -> None:
-    pending = set(row.pending_action_ids)
+def _check_answers(
+    row: Session, params: Sequence[Any], environment_type: str, routes: dict[str, threads.Route]
+) -> None:
+    pending = set(row.pending_action_ids) | set(routes)
     for i, event in enumerate(params):
         if isinstance(event, UserToolResult) and environment_type != "self_hosted":
             raise InvalidRequest(f"events[{i}]: user.tool_result is only valid on self_hosted environments")
@@ -83,7 +87,11 @@ async def accept_client_events(
     db: AsyncSession, notifier: Notifier, row: Session, params: Sequence[Any], environment_type: str
 ) -> list[dict[str, Any]]:
     _check_system_message(params)
-    _check_answers(row, params, environment_type)
+    answers = [
+        a for a in (_answer_id(e) for e in params) if a is not None and a not in row.pending_action_ids
+    ]
+    routes = await threads.answer_routes(db, row, answers)  # for the session's child threads
+    _check_answers(row, params, environment_type, routes)
     defined = [(f"events[{i}]", e) for i, e in enumerate(params) if isinstance(e, UserDefineOutcome)]
     await outcomes.check(db, row, defined)
     echoed: list[dict[str, Any]] = []
@@ -107,11 +115,16 @@ async def accept_client_events(
             queued_any = True
             if isinstance(event, UserInterrupt):
                 transitions.announce_interrupt(db, notifier, row)
+        elif _answer_id(event) in routes:
+            echoed += await threads.deliver_answer(db, notifier, payload, routes[str(_answer_id(event))])
         else:
             echoed += await events.append(db, notifier, row.id, [payload])
             answered = _answer_id(event)
             row.pending_action_ids = [i for i in row.pending_action_ids if i != answered]
-    await _after_answers(db, notifier, row, answered_any=_answered(params))
+    own = [e for e in params if _answer_id(e) not in routes]
+    await _after_answers(db, notifier, row, answered_any=_answered(own))
+    for thread in {route[0].id: route[0] for route in routes.values()}.values():
+        await _after_answers(db, notifier, thread, answered_any=True)
     if queued_any:
         transitions.request_run(db, notifier, row)
     await db.flush()

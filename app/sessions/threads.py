@@ -23,7 +23,7 @@ from app.errors import InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.ids import new_id
-from app.sessions import repository, transitions
+from app.sessions import repository, transitions, workflow_runs
 from app.sessions.schemas import public_usage
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage, ThreadStats
 from app.shared.pagination import Cursor, encode_cursor
@@ -48,7 +48,12 @@ thread_id_of = transitions.thread_id_of
 
 
 async def create_child(
-    db: AsyncSession, notifier: Notifier, parent: Session, agent: dict[str, Any]
+    db: AsyncSession,
+    notifier: Notifier,
+    parent: Session,
+    agent: dict[str, Any],
+    *,
+    workflow_run_id: str | None = None,
 ) -> Session:
     """A new idle thread running `agent` (a predefined agent's full definition, an inline agent or
     the advisor), announced on the session's log. Threads of inline agents and of the advisor
@@ -62,10 +67,16 @@ async def create_child(
         environment_id=parent.environment_id,
         vault_ids=list(parent.vault_ids),
         parent_session_id=parent.id,
+        workflow_run_id=workflow_run_id,
     )
     repository.add(db, row)
     await db.flush()
-    created = {"type": "session.thread_created", "session_thread_id": row.id, "agent_name": agent["name"]}
+    created = {
+        "type": "session.thread_created",
+        "session_thread_id": row.id,
+        "agent_name": agent["name"],
+        "workflow_run_id": workflow_run_id,
+    }
     await events.append(db, notifier, parent.id, [created])
     return row
 
@@ -77,7 +88,7 @@ async def children_of(db: AsyncSession, session_id: str) -> Sequence[Session]:
 async def active_children(db: AsyncSession, session_id: str) -> int:
     """Child threads working now, which the thread limit counts (advisor threads are exempt)."""
     return sum(
-        1 for row in await repository.children(db, session_id) if _working(row) and not _is_advisor(row)
+        1 for row in await repository.children(db, session_id) if working(row) and not _is_advisor(row)
     )
 
 
@@ -91,13 +102,13 @@ async def advisor_of(db: AsyncSession, session_id: str) -> Session | None:
     return found[-1] if found else None
 
 
-def _working(row: Session) -> bool:
+def working(row: Session) -> bool:
     return row.archived_at is None and row.status in BUSY
 
 
 async def busy(db: AsyncSession, session_id: str) -> bool:
     """Whether any child thread (the advisor too) is working or about to (the coordinator waits)."""
-    return any(_working(row) for row in await repository.children(db, session_id))
+    return any(working(row) for row in await repository.children(db, session_id))
 
 
 async def child(
@@ -145,6 +156,66 @@ async def parent_of(db: AsyncSession, row: Session) -> Session:
     return parent
 
 
+# --- blocking events: cross-posted to the primary stream, answers routed back -----------------
+
+ANSWER_KEYS = {
+    "user.tool_confirmation": "tool_use_id",
+    "user.tool_result": "tool_use_id",
+    "user.custom_tool_result": "custom_tool_use_id",
+}
+Route = tuple[Session, str]  # the thread an answer goes to, and the id of the thread's own event
+
+
+async def cross_post_blocking(
+    db: AsyncSession, notifier: Notifier, thread: Session, event_ids: Sequence[str]
+) -> None:
+    """A child thread waits on its client: its blocking tool uses are copied to the primary stream
+    with its `session_thread_id` (the copy records which event it stands for, so the client can
+    answer either id on the session)."""
+    parent = await parent_of(db, thread)
+    copies = [
+        {
+            **{k: v for k, v in record.items() if not k.startswith("_") and k not in ("id", "processed_at")},
+            "session_thread_id": thread.id,
+            "_origin": record["id"],
+        }
+        for record in await events.records_by_id(db, thread.id, event_ids)
+    ]
+    await events.append(db, notifier, parent.id, copies)
+
+
+async def answer_routes(db: AsyncSession, session: Session, answer_ids: Sequence[str]) -> dict[str, Route]:
+    """Answers sent to the session for its child threads' blocking tool uses: by the id of the
+    cross-posted copy on the primary stream, or of the thread's own event."""
+    if not answer_ids:
+        return {}
+    waiting = {
+        pending: row
+        for row in await repository.children(db, session.id, for_update=True)
+        for pending in row.pending_action_ids
+    }
+    origins = {r["id"]: r.get("_origin") for r in await events.records_by_id(db, session.id, answer_ids)}
+    routes: dict[str, Route] = {}
+    for answer in answer_ids:
+        own = origins.get(answer) or answer
+        if own in waiting:
+            routes[answer] = (waiting[own], own)
+    return routes
+
+
+async def deliver_answer(
+    db: AsyncSession, notifier: Notifier, payload: dict[str, Any], route: Route
+) -> list[dict[str, Any]]:
+    """An answer routed to a thread, written to its log as answering its own event."""
+    thread, own = route
+    key = ANSWER_KEYS[payload["type"]]
+    echoed = await events.append(
+        db, notifier, thread.id, [{**payload, key: own, "session_thread_id": thread.id}]
+    )
+    thread.pending_action_ids = [i for i in thread.pending_action_ids if i != own]
+    return echoed
+
+
 # --- interrupts --------------------------------------------------------------------------------
 
 
@@ -162,9 +233,15 @@ async def route_interrupt(
         return await _interrupt(db, notifier, row, payload)
     if target is None:
         for row in await repository.children(db, session.id, for_update=True):
-            if _working(row):
+            if working(row):
                 await _interrupt(db, notifier, row, payload)
+        await workflow_runs.stop_all(db, notifier, session)
     return None
+
+
+async def interrupt(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    """Stop a working child thread (its session's own decision, e.g. a workflow run ending)."""
+    await _interrupt(db, notifier, row, {"type": "user.interrupt"})
 
 
 async def _interrupt(
@@ -200,6 +277,7 @@ def to_out(row: Session, session: Session, now: datetime | None = None) -> Sessi
         agent=_public_agent(row.agent),
         status=row.status,
         parent_thread_id=transitions.primary_thread_id(session.id) if child_row else None,
+        workflow_run_id=row.workflow_run_id,
         stats=_stats(active, (end - row.created_at).total_seconds()) if started else None,
         usage=public_usage(row.usage, active) if started else None,
         created_at=row.created_at,

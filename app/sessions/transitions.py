@@ -16,7 +16,7 @@ from app.events import service as events
 from app.events.notifier import Notifier
 from app.observability import tracing
 from app.observability.metrics import TURNS, TURNS_STARTED
-from app.sessions import repository
+from app.sessions import repository, workflow_runs
 from app.sessions.schemas import public_usage, rolled_up
 from app.webhooks import service as webhooks
 
@@ -110,12 +110,15 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
     row.running_since = row.running_since or utcnow()
     row.updated_at = utcnow()
     await _webhook(db, "session.status_run_started", row)
-    return await _announce(
+    announced = await _announce(
         db,
         notifier,
         row,
         [{"type": "session.status_running"}, {"type": "session.thread_status_running", **_thread(row)}],
     )
+    if row.workflow_run_id is not None:
+        await workflow_runs.thread_started(db, notifier, row)
+    return announced
 
 
 async def _session_usage(db: AsyncSession, row: Session) -> dict[str, Any]:
@@ -147,7 +150,10 @@ async def go_idle(
     await _webhook(db, "session.status_idled", row)
     if stop_reason.get("type") == "requires_action":
         await _webhook(db, "session.requires_action", row)
-    return await _announce(db, notifier, row, batch)
+    announced = await _announce(db, notifier, row, batch)
+    if row.workflow_run_id is not None:
+        await workflow_runs.thread_stopped(db, notifier, row)
+    return announced
 
 
 async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:

@@ -13,20 +13,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-# Staged writes are batched to this size before a thread writes them (few thread hops per file).
-_FLUSH_BYTES = 4 * 1024 * 1024
+# Staged writes are batched to this size before a thread hashes and writes them: few thread hops
+# per file, and small enough to be still in the cache when hashed and written (4 MiB: more CPU).
+_FLUSH_BYTES = 1024 * 1024
 _READ_BYTES = 4 * 1024 * 1024
 _IOV_MAX = 1024
 _DIGEST = frozenset("0123456789abcdef")
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``: start writing a written range to disk
+    now, without waiting, so the ``fsync`` before placing waits only for the last batches instead
+    of writing the whole file then. A no-op where it is missing (the ``fsync`` alone still makes
+    the content durable; this only moves the disk writes earlier)."""
+    if not sys.platform.startswith("linux"):
+        return lambda fd, offset, length: None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd, offset, length: None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, length: int) -> None:
+        call(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a failure is left to the fsync
+
+    return start
+
+
+_start_writeback = _writeback_starter()
 
 
 @dataclass(frozen=True)
@@ -39,7 +66,7 @@ class Staged:
 
 
 class Staging(Protocol):
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes | memoryview) -> None: ...
     async def finish(self) -> Staged: ...
     async def discard(self) -> None: ...
     @property
@@ -71,36 +98,43 @@ class _DiskStaging:
         self._hash = hashlib.sha256()
         # The write of the previous batch, overlapped with receiving the next one.
         self._flushing: asyncio.Future[None] | None = None
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_bytes = 0
         self._size = 0
+        self._written = 0
 
     @property
     def size(self) -> int:
         return self._size
 
-    def _hash_all(self, pieces: list[bytes]) -> None:
+    def _hash_all(self, pieces: list[bytes | memoryview]) -> None:
         for piece in pieces:
             self._hash.update(piece)
 
-    def _write_all(self, pieces: list[bytes]) -> None:
-        """Write the pieces as they came (one ``writev`` per batch, no joined copy)."""
+    def _write_all(self, pieces: list[bytes | memoryview]) -> None:
+        """Write the pieces as they came (one ``writev`` per batch, no joined copy), and start
+        writing the batch out to disk."""
         fd = self._file.fileno()
         views = [memoryview(piece) for piece in pieces if piece]
+        start = self._written
         while views:
             written = os.writev(fd, views[:_IOV_MAX])
+            self._written += written
             while views and written >= len(views[0]):
                 written -= len(views[0])
                 views.pop(0)
             if written:
                 views[0] = views[0][written:]
+        if self._written > start:
+            _start_writeback(fd, start, self._written - start)
 
-    def _take(self) -> list[bytes]:
+    def _take(self) -> list[bytes | memoryview]:
         pieces = self._pending
         self._pending, self._pending_bytes = [], 0
         return pieces
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
+        """Queue ``data`` (bytes, or a view of bytes: never of a buffer that changes later)."""
         self._pending.append(data)
         self._pending_bytes += len(data)
         self._size += len(data)
@@ -108,21 +142,24 @@ class _DiskStaging:
             await self._wait_flushed()
             self._flushing = asyncio.ensure_future(self._flush(self._take()))
 
-    async def _flush(self, pieces: list[bytes]) -> None:
-        """Hash and write at once in two threads (both release the GIL), overlapped with
-        receiving more."""
-        await asyncio.gather(
-            asyncio.to_thread(self._hash_all, pieces), asyncio.to_thread(self._write_all, pieces)
-        )
+    def _hash_and_write(self, pieces: list[bytes | memoryview]) -> None:
+        self._hash_all(pieces)
+        self._write_all(pieces)
+
+    async def _flush(self, pieces: list[bytes | memoryview]) -> None:
+        """Hash and write a batch in one thread (the GIL released), overlapped with receiving
+        more: the batch is still in the core's cache when it is written. (Hashing and writing
+        the same batch in two threads at once read it twice from memory: 0.30 s of CPU per
+        100 MB instead of 0.18 s.)"""
+        await asyncio.to_thread(self._hash_and_write, pieces)
 
     async def _wait_flushed(self) -> None:
         if self._flushing is not None:
             flushing, self._flushing = self._flushing, None
             await flushing
 
-    def _finish_sync(self, pieces: list[bytes]) -> None:
-        self._hash_all(pieces)
-        self._write_all(pieces)
+    def _finish_sync(self, pieces: list[bytes | memoryview]) -> None:
+        self._hash_and_write(pieces)
         os.fsync(self._file.fileno())
         self._file.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +47,19 @@ class McpCredential:
         return self.expires_at is not None and (self.expires_at - utcnow()).total_seconds() < margin_s
 
 
+@dataclass(frozen=True)
+class EnvCredential:
+    """An ``environment_variable`` credential as the egress proxy uses it (the value opened)."""
+
+    credential_id: str
+    vault_id: str
+    secret_name: str
+    value: str = field(repr=False)
+    hosts: tuple[str, ...] | None  # None: unrestricted (wherever the environment allows)
+    header: bool
+    body: bool
+
+
 def _parse_time(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
 
@@ -65,6 +78,39 @@ async def mcp_credential(
         if found is not None:
             return found
     return None
+
+
+async def env_credentials(db: AsyncSession, box: SecretBox, vault_ids: Sequence[str]) -> list[EnvCredential]:
+    """The session's active ``environment_variable`` credentials, one per ``secret_name``: the
+    first of its vaults (in ``vault_ids`` order) holding one wins."""
+    if not vault_ids:
+        return []
+    order = list(vault_ids)
+    rows = [r for r in await repository.active_in_vaults(db, vault_ids) if r.kind == "environment_variable"]
+    rows.sort(key=lambda r: order.index(r.vault_id))
+    found: dict[str, EnvCredential] = {}
+    for row in rows:
+        name = str(row.auth["secret_name"])
+        if name in found:
+            continue
+        try:
+            secret = box.open(row.id, row.secret)
+        except SecretsUnreadable as error:
+            log.error("credential %s of vault %s cannot be used: %s", row.id, row.vault_id, error)
+            continue
+        networking = row.auth.get("networking") or {"type": "unrestricted"}
+        location = row.auth.get("injection_location") or {"header": True, "body": False}
+        limited = networking.get("type") == "limited"
+        found[name] = EnvCredential(
+            credential_id=row.id,
+            vault_id=row.vault_id,
+            secret_name=name,
+            value=secret.get("secret_value", ""),
+            hosts=tuple(str(h) for h in networking.get("allowed_hosts") or []) if limited else None,
+            header=bool(location.get("header")),
+            body=bool(location.get("body")),
+        )
+    return list(found.values())
 
 
 async def credential_by_id(db: AsyncSession, box: SecretBox, credential_id: str) -> McpCredential | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.agent_loop import memory, repositories
 from app.agent_loop.deps import LoopDeps
-from app.agent_loop.tool_step import mounted_files, sandbox_spec
+from app.agent_loop.tool_step import egress_secrets, mounted_files, sandbox_spec
 from app.environments import service as environments
 from app.sandbox.interface import SandboxError, SandboxSpec
 from app.sessions import resources
@@ -55,9 +55,12 @@ class Provisioner:
             repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
             listed = await skill_refs.describe(db, row.agent.get("skills") or [])
             mounted = resources.memory_mounts(row)
+            secrets = await egress_secrets(db, self.deps.mcp.box, list(row.vault_ids))
         if config.get("type") == "self_hosted":
             return
-        spec = sandbox_spec(session.environment_id, config, session.agent, memory.sandbox_mounts(mounted))
+        spec = sandbox_spec(
+            session.environment_id, config, session.agent, memory.sandbox_mounts(mounted), secrets
+        )
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
             await self.deps.sandbox.sync_files(session_id, files)

@@ -1,4 +1,5 @@
-"""`python3 /opt/mas/egress --config FILE --socket PATH`: serve one session's egress proxy."""
+"""`python3 /opt/mas/egress --config FILE --socket PATH [--secrets FILE --upstream-ca FILE]`:
+serve one session's egress proxy."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 from egress.messages import MAX_HEAD  # noqa: E402
 from egress.policy import Policy  # noqa: E402
 from egress.proxy import EgressProxy  # noqa: E402
+from egress.substitution import SecretsFile  # noqa: E402
 
 
 async def serve(proxy: EgressProxy, socket_path: Path) -> None:
@@ -29,10 +31,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="mas-egress")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--socket", type=Path, required=True)
+    parser.add_argument("--secrets", type=Path, help="vault secrets to substitute (read again when changed)")
+    parser.add_argument("--upstream-ca", type=Path, help="CA bundle for upstream TLS of substituting tunnels")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     args.socket.unlink(missing_ok=True)  # left by the previous run of a restarted container
-    asyncio.run(serve(EgressProxy(Policy.load(args.config)), args.socket))
+    proxy = EgressProxy(Policy.load(args.config), SecretsFile(args.secrets), args.upstream_ca)
+    asyncio.run(serve(proxy, args.socket))
 
 
 if __name__ == "__main__":

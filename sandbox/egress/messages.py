@@ -19,6 +19,38 @@ class BadRequest(ValueError):
     """Malformed HTTP from the client: answered with 400."""
 
 
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def error_response(status: int, reason: str) -> bytes:
+    phrase = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large", 502: "Bad Gateway"}.get(
+        status, "Error"
+    )
+    body = f"mas egress proxy: {reason}\n".encode()
+    head = f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"Connection: close\r\n\r\n" + body
+
+
+def same_authority(header: str, host: str, port: int, default: int = 80) -> bool:
+    """Whether a Host header (`name`, `name:port`, `[v6]:port`) names ``host`` on ``port``."""
+    value = header.strip()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        given = rest.removeprefix(":")
+    else:
+        name, _, given = value.partition(":")
+    if given and not given.isdigit():
+        return False
+    return _norm(name) == _norm(host) and (int(given) if given else default) == port
+
+
+def _norm(host: str) -> str:
+    return host.strip().strip("[]").lower().rstrip(".")
+
+
 @dataclass
 class Request:
     method: str
@@ -102,3 +134,35 @@ async def _relay_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         writer.write(trailer)
     writer.write(b"\r\n")
     await writer.drain()
+
+
+class TooLarge(ValueError):
+    """A body the proxy would have to hold in memory is over its limit: answered with 413."""
+
+
+async def read_body(size: int | None, reader: asyncio.StreamReader, limit: int) -> bytes:
+    """The whole body the head announced (chunks joined), for a proxy that changes it."""
+    if size is not None:
+        if size > limit:
+            raise TooLarge(f"request body over {limit} bytes")
+        try:
+            return await reader.readexactly(size)
+        except asyncio.IncompleteReadError as exc:
+            raise BadRequest("connection closed inside the request body") from exc
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        try:
+            chunk = int(line.split(b";")[0].strip(), 16)
+        except ValueError as exc:
+            raise BadRequest("invalid chunk size") from exc
+        if chunk == 0:
+            break
+        total += chunk
+        if total > limit:
+            raise TooLarge(f"request body over {limit} bytes")
+        parts.append((await reader.readexactly(chunk + 2))[:-2])
+    while await reader.readuntil(b"\r\n") != b"\r\n":
+        pass  # trailers: dropped (the body goes on with a Content-Length)
+    return b"".join(parts)

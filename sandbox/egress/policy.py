@@ -1,4 +1,6 @@
 """What a limited session may reach: host names from its allow-list, on ports 80 and 443 only.
+An unrestricted session that goes through the proxy (for its vault secrets) may reach any host on
+any port, but no loopback or metadata address either.
 
 Standard library only: this package runs inside the egress proxy container.
 """
@@ -24,19 +26,27 @@ def normalise(host: str) -> str:
 class Policy:
     exact: frozenset[str]
     suffixes: tuple[str, ...]  # ".example.com" for "*.example.com": one or more labels before it
+    any_host: bool = False
 
     @classmethod
-    def from_hosts(cls, hosts: list[str]) -> Policy:
+    def from_hosts(cls, hosts: list[str], any_host: bool = False) -> Policy:
         names = [normalise(host) for host in hosts if host.strip()]
         exact = frozenset(name for name in names if not name.startswith("*."))
-        return cls(exact, tuple(name[1:] for name in names if name.startswith("*.")))
+        return cls(exact, tuple(name[1:] for name in names if name.startswith("*.")), any_host)
 
     @classmethod
     def load(cls, path: Path) -> Policy:
-        return cls.from_hosts(list(json.loads(path.read_text())["allowed_hosts"]))
+        config = json.loads(path.read_text())
+        return cls.from_hosts(list(config["allowed_hosts"]), bool(config.get("any_host")))
+
+    def ports(self, default: frozenset[int]) -> frozenset[int] | None:
+        """The ports a request may go to (None: any)."""
+        return None if self.any_host else default
 
     def allows(self, host: str) -> bool:
         """Names are matched, never addresses: an IP literal passes only if listed itself."""
+        if self.any_host:
+            return True
         name = normalise(host)
         if name in self.exact:
             return True

@@ -1,4 +1,4 @@
-"""The egress proxy of one limited session, listening on a unix socket.
+"""The egress proxy of one limited session (or of a session with vault secrets), on a unix socket.
 
 The session container has no network; the tool server relays 127.0.0.1:3128 to this socket. Two
 kinds of request get through, and only to hosts of the allow-list:
@@ -10,7 +10,10 @@ kinds of request get through, and only to hosts of the allow-list:
   to an allowed host's address cannot carry a TLS session for another site (`curl --connect-to`).
 
 Names resolving to loopback, link-local (cloud metadata) or unspecified addresses are refused.
-Everything else gets a 403 (a TLS alert once a tunnel is open). Standard library only.
+Everything else gets a 403 (a TLS alert once a tunnel is open). A tunnel to a name where a vault
+secret may be substituted is terminated here instead of passed through (intercept.py). Under
+unrestricted networking (a proxy there only for secrets) every host and port is allowed.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -19,10 +22,24 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from .messages import MAX_HEAD, BadRequest, Request, body_length, read_head, relay_body
+from .intercept import intercept
+from .messages import (
+    MAX_HEAD,
+    BadRequest,
+    Refused,
+    Request,
+    body_length,
+    error_response,
+    read_head,
+    relay_body,
+    same_authority,
+)
 from .policy import HTTP_PORTS, TLS_PORT, Policy, forbidden_address, is_ip, normalise
+from .substitution import SecretsFile
 from .tls import NotTls, read_client_hello, server_name
 
 log = logging.getLogger("mas.egress")
@@ -35,15 +52,14 @@ _CONNECT_TIMEOUT_S = 15.0
 _TLS_UNRECOGNIZED_NAME = bytes([21, 3, 1, 0, 2, 2, 112])
 
 
-class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
 class EgressProxy:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(
+        self, policy: Policy, secrets: SecretsFile | None = None, upstream_ca: Path | None = None
+    ) -> None:
         self.policy = policy
+        self.secrets = secrets or SecretsFile(None)
+        self._upstream_ca = upstream_ca
+        self._upstream: ssl.SSLContext | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -70,9 +86,9 @@ class EgressProxy:
         if url.scheme.lower() != "http" or not url.hostname:
             raise BadRequest("a proxy request needs an absolute http:// URL (use CONNECT for https)")
         port = url.port or 80
-        self._check(url.hostname, port, HTTP_PORTS)
+        self._check(url.hostname, port, self.policy.ports(HTTP_PORTS))
         hosts = request.values("host")
-        if len(hosts) > 1 or (hosts and not _same_authority(hosts[0], url.hostname, port)):
+        if len(hosts) > 1 or (hosts and not same_authority(hosts[0], url.hostname, port)):
             raise Refused(403, f"the Host header {hosts!r} does not name the requested host {url.hostname}")
         if not hosts:
             request.headers.append(("Host", url.netloc.rpartition("@")[2]))
@@ -92,7 +108,7 @@ class EgressProxy:
         if not host or not port_text.isdigit():
             raise BadRequest(f"CONNECT needs host:port, not {request.target!r}")
         port = int(port_text)
-        self._check(host, port, {TLS_PORT})
+        self._check(host, port, self.policy.ports(frozenset({TLS_PORT})))
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         try:
@@ -102,6 +118,10 @@ class EgressProxy:
             log.info("refused tunnel to %s: %s", request.target, exc)
             writer.write(_TLS_UNRECOGNIZED_NAME)
             await writer.drain()
+            return
+        substitutions = self.secrets.current()
+        if substitutions.covers(host):
+            await intercept(host, port, raw, reader, writer, substitutions, self._open_tls)
             return
         up_reader, up_writer = await self._open(host, port)
         try:
@@ -118,13 +138,25 @@ class EgressProxy:
             raise Refused(403, f"the TLS server name {sni!r} is not the tunnel's host {host}")
 
     # --- shared --------------------------------------------------------------------------------
-    def _check(self, host: str, port: int, ports: set[int] | frozenset[int]) -> None:
+    def _check(self, host: str, port: int, ports: frozenset[int] | None) -> None:
         if not self.policy.allows(host):
             raise Refused(403, f"{host} is not allowed by this environment's networking policy")
-        if port not in ports:
+        if not 0 < port < 65536:
+            raise Refused(403, f"port {port} is not a port")
+        if ports is not None and port not in ports:
             raise Refused(403, f"port {port} is not allowed (only {', '.join(map(str, sorted(ports)))})")
 
-    async def _open(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open_tls(self, host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A verified TLS connection to the real host (the sandbox's own ended at the proxy)."""
+        if self._upstream is None:
+            ca = self._upstream_ca
+            self._upstream = ssl.create_default_context(cafile=str(ca) if ca and ca.exists() else None)
+            self._upstream.set_alpn_protocols(["http/1.1"])
+        return await self._open(host, port, self._upstream)
+
+    async def _open(
+        self, host: str, port: int, tls: ssl.SSLContext | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(
@@ -137,24 +169,13 @@ class EgressProxy:
         if not usable:
             raise Refused(403, f"{host} resolves to {', '.join(addresses)}, which sandboxes may not reach")
         try:
+            name = normalise(host) if tls is not None else None
             return await asyncio.wait_for(
-                asyncio.open_connection(usable[0], port, limit=MAX_HEAD), _CONNECT_TIMEOUT_S
+                asyncio.open_connection(usable[0], port, limit=MAX_HEAD, ssl=tls, server_hostname=name),
+                _CONNECT_TIMEOUT_S,
             )
         except (OSError, TimeoutError) as exc:
             raise Refused(502, f"cannot connect to {host}:{port}: {exc}") from exc
-
-
-def _same_authority(header: str, host: str, port: int) -> bool:
-    """Whether a Host header (`name`, `name:port`, `[v6]:port`) names ``host`` on ``port``."""
-    value = header.strip()
-    if value.startswith("["):
-        name, _, rest = value[1:].partition("]")
-        given = rest.removeprefix(":")
-    else:
-        name, _, given = value.partition(":")
-    if given and not given.isdigit():
-        return False
-    return normalise(name) == normalise(host) and (int(given) if given else 80) == port
 
 
 async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
@@ -167,9 +188,6 @@ async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
-    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}.get(status, "Error")
-    body = f"mas egress proxy: {reason}\n".encode()
-    head = f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
     with contextlib.suppress(ConnectionError, OSError):
-        writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+        writer.write(error_response(status, reason))
         await writer.drain()

@@ -3,11 +3,20 @@
 Python stdlib only, so it runs on any image with python3. As a container's PID 1 it forks:
 the parent only reaps orphaned processes (background jobs the agent left behind) and
 forwards stop signals; the child serves.
+
+`python3 toolserver --zygote` starts host-process servers (the local backend's) by forking:
+it reads one JSON array of arguments per line on stdin, forks a child that runs `main` with
+them (the modules are imported already: no interpreter start, no imports per server) and
+answers with the child's exit status, as `subprocess.run` of the same command would. With
+`--detach` the child returns at once (its grandchild serves), so the answer comes quickly.
+The zygote is single-threaded (a fork copies only the calling thread) and exits when its stdin
+closes, i.e. with the mas process that started it; the servers it started live on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -73,7 +82,55 @@ def _exit_when_disowned(pid_file: Path, kill_shell: Callable[[], object]) -> Non
     threading.Thread(target=watch, name="disowned-watch", daemon=True).start()
 
 
-def main() -> None:
+def zygote() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C to mas's process group is mas's to handle
+    for line in sys.stdin:
+        try:
+            argv = json.loads(line)
+        except ValueError:
+            argv = None
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            _answer({"error": "expected a JSON array of strings"})
+            continue
+        if "--detach" not in argv:  # a server that does not detach would hold the zygote
+            _answer({"error": "the zygote starts detached servers only"})
+            continue
+        try:
+            child = os.fork()
+        except OSError as exc:
+            _answer({"error": f"fork failed: {exc}"})
+            continue
+        if child == 0:
+            _run_child(argv)
+        _, status = os.waitpid(child, 0)
+        _answer({"status": os.waitstatus_to_exitcode(status)})
+
+
+def _run_child(argv: list[str]) -> None:
+    """In the forked child: stdin/stdout are the zygote's channel to mas, never the server's."""
+    code = 0
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as a freshly started interpreter
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # a failure to start: reported by the exit status, never served by the zygote
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    os._exit(code)
+
+
+def _answer(reply: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="toolserver")
     parser.add_argument("--socket", required=True, type=Path)
     parser.add_argument("--workspace", required=True, type=Path)
@@ -84,7 +141,7 @@ def main() -> None:
     parser.add_argument("--proxy-port", type=int, default=3128)
     parser.add_argument("--detach", action="store_true", help="daemonize (host-process sandboxes)")
     parser.add_argument("--watch-runaways", action="store_true", help="kill fork bombs between calls")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.detach:
         _detach()
     if os.getpid() == 1:
@@ -109,4 +166,8 @@ def main() -> None:
     server.serve(args.socket)
 
 
-main()
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--zygote"]:
+        zygote()
+    else:
+        main()

@@ -13,17 +13,21 @@ import pytest
 from tests.support.loop import (
     MODEL,
     TOOLSET,
+    always_ask,
     assert_log_sane,
     bash,
     children,
+    custom_tool,
     message,
     of_type,
     result_text,
     send,
     texts,
     thread_log,
+    toolset,
     turn,
     types,
+    wait_for,
     wait_idle,
 )
 
@@ -173,3 +177,71 @@ async def test_the_advisor_answers_from_its_own_context(loop: SDK, form: str) ->
         events = await turn(loop, session_id, "/tool send_to_agent " + json.dumps(ask))
         assert len(await children(loop, session_id)) == 1
         assert result_text(of_type(events, "agent.thread_message_received")[-1]).endswith('\nThird?"')
+
+
+async def test_a_threads_blocking_calls_are_cross_posted_and_answered_on_the_session(loop: SDK) -> None:
+    member = await loop.beta.agents.create(name="clerk", model=MODEL, tools=[custom_tool()])  # type: ignore[list-item]
+    multiagent: Any = {
+        "type": "multiagent_20261001",
+        "subagents": {"type": "enabled", "predefined_agents": [member.id]},
+        "workflows": {"type": "disabled"},
+    }
+    session_id = await session_of(loop, multiagent, [toolset(always_ask("bash"))])
+    lookup = "/tool lookup " + json.dumps({"key": "k1"})
+    asks = "/tool bash " + json.dumps({"command": "echo never"})
+    await send(loop, session_id, message(f"/delegate clerk {lookup}\n/inline asker:bash {asks}"))
+    events = await wait_for(
+        loop,
+        session_id,
+        lambda log: (
+            len(
+                [
+                    e
+                    for e in log
+                    if e.type in ("agent.custom_tool_use", "agent.tool_use") and e.session_thread_id
+                ]
+            )
+            == 2
+            and "session.status_idle" in types(log)
+        ),
+    )
+    posted = {
+        e.type: e
+        for e in events
+        if e.type in ("agent.custom_tool_use", "agent.tool_use") and e.session_thread_id
+    }
+    threads = {t.agent.name: t for t in await children(loop, session_id)}
+    custom, builtin = posted["agent.custom_tool_use"], posted["agent.tool_use"]
+    assert custom.session_thread_id == threads["clerk"].id and custom.name == "lookup"
+    assert builtin.session_thread_id == threads["asker"].id and builtin.evaluated_permission == "ask"
+    waiting = [
+        e for e in of_type(events, "session.thread_status_idle") if e.stop_reason.type == "requires_action"
+    ]
+    assert {e.session_thread_id for e in waiting} == {threads["clerk"].id, threads["asker"].id}
+
+    # Answered on the session: by the cross-posted copy's id, or by the thread's own event id.
+    own_ids = {e.session_thread_id: e.stop_reason.event_ids[0] for e in waiting}
+    result = {
+        "type": "user.custom_tool_result",
+        "custom_tool_use_id": custom.id,
+        "content": [{"type": "text", "text": "v1"}],
+    }
+    deny = {
+        "type": "user.tool_confirmation",
+        "tool_use_id": own_ids[threads["asker"].id],
+        "result": "deny",
+        "deny_message": "not now",
+    }
+    echoed = await send(loop, session_id, result, deny)
+    assert [e.session_thread_id for e in echoed] == [threads["clerk"].id, threads["asker"].id]
+    events = await wait_for(
+        loop, session_id, lambda log: len(of_type(log, "agent.thread_message_received")) == 2
+    )
+    replies = {r.from_agent_name: result_text(r) for r in of_type(events, "agent.thread_message_received")}
+    assert replies["clerk"] == "Tool results:\nv1"
+    assert "not now" in replies["asker"]
+    clerk_log = await thread_log(loop, session_id, threads["clerk"].id)
+    assert "user.custom_tool_result" in types(clerk_log)
+
+    with pytest.raises(anthropic.BadRequestError):  # answered already: nothing waits on it
+        await send(loop, session_id, result)

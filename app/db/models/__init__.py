@@ -14,6 +14,7 @@ from app.db.models.skill import Skill, SkillFile, SkillVersion
 from app.db.models.vault import Vault, VaultCredential
 from app.db.models.webhook import WebhookDelivery, WebhookEndpoint
 from app.db.models.work import EnvironmentKey, WorkItem, WorkPoller
+from app.db.models.workflow_run import WorkflowRun
 
 __all__ = [
     "Agent",
@@ -40,4 +41,5 @@ __all__ = [
     "WebhookEndpoint",
     "WorkItem",
     "WorkPoller",
+    "WorkflowRun",
 ]

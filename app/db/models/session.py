@@ -55,6 +55,8 @@ class Session(Base):
     # A child thread of a multi-agent session is a session row of its own (its own log, lease and
     # status) whose parent is the session; such rows are never served as sessions.
     parent_session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The workflow run that created this child thread (null for any other thread and sessions).
+    workflow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The spend ceiling (`{type: "limit", max_list_cost}`); a removed budget cannot come back.
     budget: Mapped[dict[str, Any] | None]
     budget_removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
