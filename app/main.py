@@ -11,11 +11,13 @@ from fastapi.telemetry import TelemetryConfig
 
 from app.agent_loop.cassettes.endpoints import router as cassettes_router
 from app.agent_loop.cassettes.transport import cassette_library
+from app.agents.endpoints import FAST_READS as agent_reads
 from app.agents.endpoints import router as agents_router
 from app.api.auth import KeyCache, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
 from app.api.context import bind_log_context
 from app.api.errors import install_error_handlers
+from app.api.fastpath import FastReads
 from app.api.guard import v1_checks
 from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
@@ -30,6 +32,7 @@ from app.deployments.endpoints import router as deployments_router
 from app.deployments.endpoints import runs_router as deployment_runs_router
 from app.deployments.scheduler import start_scheduler
 from app.dreams.endpoints import router as dreams_router
+from app.environments.endpoints import FAST_READS as environment_reads
 from app.environments.endpoints import router as environments_router
 from app.envkeys.endpoints import router as envkeys_router
 from app.events import service as events
@@ -44,6 +47,7 @@ from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
+from app.sessions.endpoints import FAST_READS as session_reads
 from app.sessions.endpoints import events_router, threads_router
 from app.sessions.endpoints import router as sessions_router
 from app.skills.endpoints import router as skills_router
@@ -101,6 +105,9 @@ def body_limits(settings: Settings) -> BodyLimits:
         "/v1/files": upload(settings.files_max_bytes),
     }
     return BodyLimits(default=settings.max_request_bytes, routes=routes)
+
+
+FAST_READS = agent_reads + environment_reads + session_reads
 
 
 def build_v1_router() -> APIRouter:
@@ -171,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
+    # The hot reads, before the body guard (they take no body) and FastAPI's router.
+    app.add_middleware(FastReads, routes=FAST_READS, state=app.state)
     app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled, access_log=settings.access_log)
     install_error_handlers(app)
     app.include_router(health_router)

@@ -12,7 +12,8 @@ Topologies (a fresh server and database for every repeat):
 * `serve-c8`: `mas serve`, SQLite, embedded worker, MAS_WORKER_CONCURRENCY=8 (today's default);
 * `serve-c32`: the same with MAS_WORKER_CONCURRENCY=32;
 * `pg-api+2workers`: PostgreSQL, `mas serve` without its worker plus two `mas worker` processes
-  (concurrency 8 each), the docker-compose deployment spread over this machine's two cores.
+  (concurrency 8 each), the docker-compose deployment spread over this machine's two cores;
+  `pg-api+Nworkers` for another number of workers (`pg-serve` is `mas serve` alone on PostgreSQL).
 Target (issue 10, with the documented topology): 100 sessions <= 3 s wall.
 """
 
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -116,11 +118,24 @@ async def many_sessions(base_url: str, agent_id: str, env_id: str, count: int) -
         return time.perf_counter() - start, list(each)
 
 
+def wait_started(log: Path, procs: list[subprocess.Popen[bytes]], timeout: float = 180.0) -> None:
+    """Until every worker has said it claims (its start takes tens of seconds on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError(f"mas worker exited: {text[-3000:]}")
+        if len(re.findall(r"worker \S+ started", text)) >= len(procs):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"mas workers not started after {timeout:.0f} s")
+
+
 @contextlib.contextmanager
 def workers(server: MasServer, count: int) -> Iterator[list[int]]:
     """`mas worker` processes beside a worker-less `mas serve` (each runs the offline model itself)."""
     env = server.environment()
-    env.update({"MAS_EMBEDDED_WORKER": "true"})
+    env.update({"MAS_EMBEDDED_WORKER": "true", "MAS_LOG_LEVEL": "info"})  # to see them start
     procs = []
     with (server.workdir / "workers.log").open("ab") as log:
         for _ in range(count):
@@ -135,12 +150,7 @@ def workers(server: MasServer, count: int) -> Iterator[list[int]]:
                 )
             )
     try:
-        time.sleep(3)  # started, migrated, claiming
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"mas worker exited: {(server.workdir / 'workers.log').read_text()[-3000:]}"
-                )
+        wait_started(server.workdir / "workers.log", procs)
         yield [p.pid for p in procs]
     finally:
         for proc in procs:
@@ -189,20 +199,31 @@ def tool_servers_cpu_seconds(workdir: Path) -> float:
     return total / CLK_TCK
 
 
+def worker_count(topology: str) -> int:
+    """`pg-api+3workers` -> 3 (`mas worker` processes beside a worker-less `mas serve`)."""
+    match = re.fullmatch(r"pg-api\+(\d+)workers?", topology)
+    if match is None:
+        raise SystemExit(f"unknown topology {topology!r}")
+    return int(match[1])
+
+
 def run_once(
     url: str, workdir: Path, topology: str, sessions: int, profiler_dir: Path | None = None
 ) -> Outcome:
     env = {"MAS_WORKER_CONCURRENCY": "32" if topology == "serve-c32" else "8"}
-    separate = topology.startswith("pg-")
+    separate = topology.startswith("pg-api")
     if separate:
         env["MAS_EMBEDDED_WORKER"] = "false"
     with MasServer(workdir, url, env=env, label=topology) as server, contextlib.ExitStack() as stack:
         pids = [server.pid]
         if separate:
-            pids += stack.enter_context(workers(server, 2))
+            pids += stack.enter_context(workers(server, worker_count(topology)))
         with api(server.url) as http:
             agent = checked(http.post("/v1/agents", json=agent_body()))
             env_id = checked(http.post("/v1/environments", json=environment_body()))["id"]
+        # Unmeasured: a `mas worker` may still be starting (tens of seconds on a busy machine),
+        # and the first session of a process pays for its imports and its sandbox zygote.
+        asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
         single, _ = asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
         cpu, load = sum(cpu_seconds(p) for p in pids), load_average()
         children = sum(children_cpu_seconds(p) for p in pids)

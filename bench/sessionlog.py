@@ -1,7 +1,7 @@
 """Sessions with long, realistic event logs, built through the public API with the offline model.
 
 A *build turn* is one user message that makes the offline model think, say a sentence and call
-`bash` many times in parallel (the local sandbox runs the commands), then summarise the results:
+tools many times in parallel (the local sandbox runs them), then summarise the results:
 
     user.message, session.status_running, session.thread_status_running,
     span.model_request_start, agent.thinking, agent.message, N x agent.tool_use,
@@ -15,6 +15,13 @@ events: the API only accepts client events, and a row written into the database 
 not survive the core rewrite (nor prove anything about it). Many calls per response keep the
 number of turns, and so the build time, down (before the worker kept ledgers, each turn re-read
 the whole log).
+
+The calls are a coding agent's mix: mostly `read` of a few source files (some with a line
+range, some of a file that does not exist: error results), some `write`, and one `bash` call in
+twenty (short varied commands, some failing). Until 2026-11-30 every call was `bash`; on a host
+a bash call costs the local sandbox 100-200 ms (it scans the host's whole process table twice
+for runaway processes), so the sandbox, not mas, set the build's pace: 25 minutes to 50k
+events. The events are the same kinds and about the same sizes either way.
 """
 
 from __future__ import annotations
@@ -41,6 +48,31 @@ COMMANDS = (
     "printf '%s\\n' src/app.py src/models.py src/views.py tests/test_api.py",
 )
 TURN_EVENTS_FIXED = 13  # the events of a build turn besides its N tool uses and N results
+SOURCES = 8  # src/m0.py .. src/m7.py, written by the first build turn
+BASH_EVERY = 20
+
+
+def _source(module: int, turn: int) -> str:
+    return (
+        f'"""Module m{module}, as of task {turn}."""\n\n'
+        f"def handler(event):\n    return event['id']\n\n\n"
+        f"def test_handler():\n    assert handler({{'id': {module}}}) == {module}\n"
+    )
+
+
+def build_call(turn: int, i: int) -> tuple[str, dict[str, Any]]:
+    """The i-th call of a build turn (the first turn writes the files the later ones read)."""
+    k = turn + i
+    module = k % SOURCES
+    if turn == 0 or k % 7 == 3:
+        return "write", {"file_path": f"src/m{module}.py", "content": _source(module, turn)}
+    if k % BASH_EVERY == 0:
+        return "bash", {"command": COMMANDS[(k // BASH_EVERY) % len(COMMANDS)]}
+    if k % 11 == 5:
+        return "read", {"file_path": f"src/missing_{module}.py"}
+    if k % 3 == 1:
+        return "read", {"file_path": f"src/m{module}.py", "view_range": [3, 4]}
+    return "read", {"file_path": f"src/m{module}.py"}
 
 
 def build_turn_text(turn: int, calls: int) -> str:
@@ -51,8 +83,8 @@ def build_turn_text(turn: int, calls: int) -> str:
         f"/say I'll run the checks for module m{turn} and read the failing test's output first.",
     ]
     for i in range(calls):
-        command = COMMANDS[(turn + i) % len(COMMANDS)]
-        lines.append("/tool bash " + json.dumps({"command": command}))
+        name, inp = build_call(turn, i)
+        lines.append(f"/tool {name} " + json.dumps(inp))
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the benchmarks need (the venv, wrk, py-spy, ripgrep, a private PostgreSQL), then
 # runs one benchmark or all of them. Extra arguments go to that benchmark.
-#   scripts/bench.sh http|log|concurrency|queue|stream|sandbox|session|replay|mcp|files|threads [args...]
+#   scripts/bench.sh http|log|concurrency|queue|stream|sandbox|session|replay|mcp|files|threads|egress [args...]
 #   scripts/bench.sh profile [DIR]   # py-spy profiles of the hot paths (see bench/README.md)
 #   scripts/bench.sh all
 set -euo pipefail
@@ -27,6 +27,7 @@ case "$what" in
   files) exec $py bench/bench_files.py "$@" ;;
   observability) exec $py bench/bench_observability.py "$@" ;;
   threads) exec $py bench/bench_threads.py "$@" ;;
+  egress) exec $py bench/bench_egress.py "$@" ;;
   profile)
     dir="${1:-.build/profiles}"
     mkdir -p "$dir"
@@ -34,7 +35,7 @@ case "$what" in
     exec $py bench/bench_log.py --sizes 1000,10000 --repeats 3 --profile "$dir"
     ;;
   all)
-    for b in http log concurrency queue stream sandbox session replay mcp files threads observability; do
+    for b in http log concurrency queue stream sandbox session replay mcp files threads observability egress; do
       echo "== bench_$b"
       $py "bench/bench_$b.py"
     done

@@ -75,6 +75,12 @@ async def _list_agents(db: AsyncSession, row: Session) -> str:
         lines.append("- (an inline agent you define in send_to_agent's `inline_agent`)")
     if tools.advisor_model(row.agent) is not None:
         lines.append(f"- {threads.ADVISOR_NAME}: your advisor (consult_advisor)")
+    workflows = tools.delegation(row.agent, "workflows")
+    if workflows is not None:
+        lines.append("Agents your workflow runs' tasks can name (run_workflow):")
+        lines += [f"- {a['name']}" for a in workflows["predefined_agents"]]
+        if tools.inline_allowed(row.agent, "workflows"):
+            lines.append("- (inline agents the plan defines)")
     started = await threads.children_of(db, row.id)
     if started:
         lines.append("Threads you started:")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import actions, interrupts, memory, orchestration, outputs, repositories, tools
 from app.agent_loop.context import TOOL_USE_TYPES
+from app.agent_loop.credential_hosts import unreachable_errors
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
@@ -88,6 +89,16 @@ def sandbox_spec(
         mcp_hosts=mcp_hosts(agent),
         memory=memory,
         secrets=secrets,
+    )
+
+
+def _runs_at_once(use: dict[str, Any]) -> bool:
+    """An MCP or built-in call allowed by policy that this server runs (not a self-hosted
+    environment's client, not a custom tool: those wait on the client)."""
+    return (
+        use["type"] in ("agent.mcp_tool_use", "agent.tool_use")
+        and use.get("evaluated_permission") == "allow"
+        and not use.get("_client_run")
     )
 
 
@@ -193,7 +204,12 @@ class ToolStep:
         mounted = resources.memory_mounts(owner)
         sandboxed = any(u["type"] == "agent.tool_use" for u in calls)
         # Resolved for built-in calls only; None leaves the sandbox's as they are (an MCP spill).
-        secrets = await egress_secrets(db, self.deps.mcp.box, list(owner.vault_ids)) if sandboxed else None
+        secrets = None
+        if sandboxed:
+            found = await vault_credentials.env_credentials(db, self.deps.mcp.box, list(owner.vault_ids))
+            secrets = tuple(EgressSecret(c.secret_name, c.value, c.hosts, c.header, c.body) for c in found)
+            if found and state.requests_since_input <= 1:  # once per turn: its first tool step
+                await self._report_unreachable(db, row, found, config, owner.agent)
         spec = sandbox_spec(row.environment_id, config, owner.agent, memory.sandbox_mounts(mounted), secrets)
         if not sandboxed:
             # MCP calls only: they run from here, so no repository token is opened and no file
@@ -204,17 +220,29 @@ class ToolStep:
         listed = await skill_refs.describe(db, owner.agent.get("skills") or [])
         return ToolPlan(calls, spec, list(row.vault_ids), row.agent, files, repos, listed, mounted)
 
+    async def _report_unreachable(
+        self,
+        db: AsyncSession,
+        row: Session,
+        found: list[vault_credentials.EnvCredential],
+        config: dict[str, Any],
+        agent: dict[str, Any],
+    ) -> None:
+        networking = config.get("networking") or {"type": "unrestricted"}
+        errors = unreachable_errors(self.deps.settings, found, networking, mcp_hosts(agent))
+        if errors:
+            await events.append(db, self.deps.notifier, row.id, errors)
+
     async def prepare_at_once(
         self, db: AsyncSession, row: Session, batch: list[dict[str, Any]]
     ) -> ToolPlan | None:
-        """In the transaction that records a response: when its calls are all MCP calls allowed
-        outright, record them as started there too, so they are sent right after that commit
-        instead of after another deciding step (what that step would decide from the log alone:
-        nothing refused or waiting on the client comes first, and no interrupt is queued)."""
+        """In the transaction that records a response: when its calls are all allowed outright
+        (MCP calls, and built-in calls this server runs), record them as started there too, so
+        they start right after that commit instead of after another deciding step (what that
+        step would decide from the log alone: nothing refused or waiting on the client comes
+        first, and no interrupt is queued)."""
         uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not e.get("_server")]
-        if not uses or not all(
-            u["type"] == "agent.mcp_tool_use" and u.get("evaluated_permission") == "allow" for u in uses
-        ):
+        if not uses or not all(_runs_at_once(u) for u in uses):
             return None
         if row.status != "running" or await events.has_queued_interrupt(db, row.id):
             return None

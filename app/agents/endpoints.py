@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from app.agents import service
 from app.agents.schemas import Agent, AgentCreate, AgentPage, AgentUpdate
-from app.api.deps import ReadSession, WriteSession
+from app.api.deps import DatabaseDep, ReadSession, WriteSession
+from app.api.fastpath import FastRead, int_value, json_response
 from app.api.query import range_param
+from app.db.engine import Database
 from app.shared.validation import INT32_MAX
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -41,10 +44,25 @@ async def list_agents(
 
 @router.get("/{agent_id}", response_model=Agent)
 async def retrieve_agent(
-    agent_id: str, db: ReadSession, version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
-) -> Agent:
+    agent_id: str, db: DatabaseDep, version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None
+) -> Response:
     """Retrieve an agent at its latest version, or at `version`."""
-    return await service.get(db, agent_id, version)
+    return json_response(await service.render(db.raw, agent_id, version))
+
+
+def _version_query(query: Mapping[str, str]) -> dict[str, Any] | None:
+    if not query.keys() <= {"version"}:
+        return None
+    version = int_value(query["version"], 1, INT32_MAX) if "version" in query else None
+    return None if "version" in query and version is None else {"version": version}
+
+
+async def _render_agent(db: Database, agent_id: str, version: int | None) -> bytes:
+    return await service.render(db.raw, agent_id, version)
+
+
+# Served by app.api.fastpath before FastAPI's router (the same bytes as the route above).
+FAST_READS = (FastRead("/agents/{agent_id}", _render_agent, _version_query),)
 
 
 @router.post("/{agent_id}", response_model=Agent)

@@ -9,6 +9,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Agent, AgentVersion
+from app.db.raw import RawReads, Row
 
 
 async def get(db: AsyncSession, agent_id: str) -> Agent | None:
@@ -23,6 +24,21 @@ async def get_for_update(db: AsyncSession, agent_id: str) -> Agent | None:
 
 async def get_version(db: AsyncSession, agent_id: str, version: int) -> AgentVersion | None:
     return await db.get(AgentVersion, (agent_id, version))
+
+
+# The agent row and its version (the latest unless $2): one statement; NULL version columns when
+# the version does not exist, no row when the agent does not.
+_VIEW_SQL = (
+    "SELECT a.version, a.created_at, a.updated_at, a.archived_at, v.version, v.config, v.created_at "
+    "FROM agents a LEFT JOIN agent_versions v ON v.agent_id = a.id AND v.version = COALESCE($2, a.version) "
+    "WHERE a.id = $1"
+)
+
+
+async def view_row(raw: RawReads, agent_id: str, version: int | None) -> Row | None:
+    """(version, created_at, updated_at, archived_at, version's version, config text, version's
+    created_at) of ``agent_id`` at ``version`` (default: its latest), in one statement."""
+    return await raw.fetchrow(_VIEW_SQL, agent_id, version)
 
 
 def add(db: AsyncSession, row: Agent | AgentVersion) -> None:

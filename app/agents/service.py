@@ -18,9 +18,11 @@ from app.agents import tools as toolcfg
 from app.agents.schemas import Agent, AgentCreate, AgentPage, AgentUpdate, SessionAgentRef, ToolsPatch
 from app.db import models
 from app.db.base import utcnow
+from app.db.raw import RawReads, json_value, timestamp
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.rendering import model_json
 from app.shared.validation import INT32_MAX, parse
 from app.skills import references as skill_refs
 
@@ -83,6 +85,25 @@ async def create(db: AsyncSession, params: AgentCreate) -> Agent:
 async def get(db: AsyncSession, agent_id: str, version: int | None = None) -> Agent:
     agent = await _get_row(db, agent_id)
     return _view(agent, await _version(db, agent, version))
+
+
+async def render(raw: RawReads, agent_id: str, version: int | None = None) -> bytes:
+    """The body of GET /v1/agents/{agent_id}: ``get``'s agent as JSON, read in one statement."""
+    row = await repository.view_row(raw, agent_id, version)
+    if row is None:
+        raise NotFound(f"Agent {agent_id} not found.")
+    latest, created_at, updated_at, archived_at, found, config, saved_at = row
+    if found is None:
+        raise NotFound("Agent version not found.")
+    view = {
+        **json_value(config),
+        "id": agent_id,
+        "version": found,
+        "created_at": timestamp(created_at),
+        "updated_at": timestamp(updated_at if found == latest else saved_at),
+        "archived_at": timestamp(archived_at),
+    }
+    return model_json(Agent.model_validate(view))
 
 
 async def update(db: AsyncSession, agent_id: str, patch: AgentUpdate) -> Agent:

@@ -4,8 +4,11 @@ Three credentials are accepted. API keys (`MAS_API_KEYS`, or made with `mas keys
 everything. A self-hosted worker's **environment key** and the **sessions token** of a work item
 reach only their environment's queue and sessions (`app.api.scopes` enforces that). API keys and
 environment keys that validated are remembered for a few seconds so each request does not read
-the database (a revoked key therefore stops working within `_CACHE_SECONDS`); sessions tokens are
-checked every time, because a reclaimed work item must cut its old worker off at once. The id of
+the database: a key revoked through this process's API (an environment key) is forgotten as the
+revocation commits; one revoked elsewhere (another API process, `mas keys revoke`) stops working
+within `_CACHE_SECONDS`. Keys from `MAS_API_KEYS` are compared without a database read at all.
+Sessions tokens are checked every time, because a reclaimed work item must cut its old worker off
+at once. The id of
 the credential that authenticated a request (`ApiKeyId`) is what audit records name as the actor.
 """
 
@@ -29,14 +32,18 @@ from app.work import service as work
 _CACHE_SECONDS = 5.0
 
 
-def _presented_key(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    if key and key.strip():
-        return key.strip()
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The credential of a request from its `x-api-key` or `Authorization: Bearer` header."""
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def _presented_key(request: Request) -> str | None:
+    return presented_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
 
 
 class KeyCache:
@@ -52,6 +59,19 @@ class KeyCache:
         if len(self._seen) > 10_000:
             self._seen.clear()
         self._seen[key] = (time.monotonic(), principal)
+
+    def forget(self, principal_id: str) -> None:
+        """Drop a revoked credential now (this process; others stop within ``_CACHE_SECONDS``)."""
+        for key in [k for k, (_, principal) in self._seen.items() if principal.id == principal_id]:
+            del self._seen[key]
+
+
+async def get_key_cache(request: Request) -> KeyCache:
+    cache: KeyCache = request.app.state.key_cache
+    return cache
+
+
+KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
 
 
 async def _stored_principal(db: AsyncSession, key: str) -> Principal | None:
@@ -71,13 +91,19 @@ async def _stored_principal(db: AsyncSession, key: str) -> Principal | None:
     return Principal("api_key", key_id) if key_id is not None else None
 
 
-async def _principal(request: Request, settings: Settings, db: Database, key: str) -> Principal | None:
+def known_principal(settings: Settings, cache: KeyCache, key: str) -> Principal | None:
+    """The principal of ``key`` without reading the database: a key from ``MAS_API_KEYS``, or one
+    validated less than ``_CACHE_SECONDS`` ago; None: look it up."""
     if apikeys.is_static_key(key, settings.api_keys):
         return Principal("api_key", apikeys.static_key_id(key))
+    return cache.fresh(key)
+
+
+async def _principal(request: Request, settings: Settings, db: Database, key: str) -> Principal | None:
     cache: KeyCache = request.app.state.key_cache
-    cached = cache.fresh(key)
-    if cached is not None:
-        return cached
+    known = known_principal(settings, cache, key)
+    if known is not None:
+        return known
     async with db.read() as session:
         principal = await _stored_principal(session, key)
     if principal is not None and principal.kind != "work_token":

@@ -81,16 +81,25 @@ class RateLimiter:
 
 def enforce_rate_limit(request: Request) -> None:
     """Spend one request of the caller's budget (after ``authenticate``); a 429 when it is spent."""
-    settings: Settings = request.app.state.settings
+    route = request.scope.get("route")
+    spend(
+        request.app.state.settings,
+        request.app.state.rate_limiter,
+        request.state.api_key_id,
+        request.method,
+        str(getattr(route, "path", request.url.path)),
+    )
+
+
+def spend(settings: Settings, limiter: RateLimiter, key_id: str, method: str, route_path: str) -> None:
+    """Spend one request of ``key_id``'s budget for this route; a 429 when it is spent."""
     if not settings.rate_limits_enabled():
         return
-    route = request.scope.get("route")
-    kind = request_kind(request.method, str(getattr(route, "path", request.url.path)))
+    kind = request_kind(method, route_path)
     budget = (
         settings.rate_limit_creates_per_minute if kind == "create" else settings.rate_limit_reads_per_minute
     )
-    limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.take(request.state.api_key_id, kind, budget)
+    wait = limiter.take(key_id, kind, budget)
     if wait is not None:
         what = "create requests" if kind == "create" else "requests"
         raise RateLimited(

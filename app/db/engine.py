@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.db import inline_sqlite
+from app.db.raw import RawReads
 from app.shared.storable import storable_json_text
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,10 @@ class Database:
         # SQLite has one writer: queue writers of this process on an asyncio lock instead of the
         # file lock's sleep-and-retry busy handler, which adds tens of milliseconds under load.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # The hot read endpoints' plain SQL (app/db/raw.py).
+        self.raw = RawReads(
+            url, pool_size, _inline_database(url) if self.is_sqlite else None, self.read_sessionmaker
+        )
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -148,6 +153,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        await self.raw.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from app.api.deps import ReadSession, WriteSession
+from app.api.deps import DatabaseDep, ReadSession, WriteSession
+from app.api.fastpath import FastRead, json_response
+from app.db.engine import Database
 from app.environments import service
 from app.environments.schemas import (
     Environment,
@@ -36,9 +38,17 @@ async def list_environments(
 
 
 @router.get("/{environment_id}", response_model=Environment)
-async def retrieve_environment(environment_id: str, db: ReadSession) -> Environment:
+async def retrieve_environment(environment_id: str, db: DatabaseDep) -> Response:
     """Retrieve an environment."""
-    return await service.get(db, environment_id)
+    return json_response(await service.render(db.raw, environment_id))
+
+
+async def _render_environment(db: Database, environment_id: str) -> bytes:
+    return await service.render(db.raw, environment_id)
+
+
+# Served by app.api.fastpath before FastAPI's router (the same bytes as the route above).
+FAST_READS = (FastRead("/environments/{environment_id}", _render_environment),)
 
 
 @router.post("/{environment_id}", response_model=Environment)

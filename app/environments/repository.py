@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Environment
+from app.db.raw import RawReads, Row
 
 
 async def get(db: AsyncSession, environment_id: str, *, lock: bool = False) -> Environment | None:
@@ -23,6 +24,15 @@ async def configs(db: AsyncSession, *, live_or: set[str]) -> Sequence[dict[str, 
         or_(Environment.archived_at.is_(None), Environment.id.in_(sorted(live_or)))
     )
     return [dict(config) for config in (await db.scalars(query)).all()]
+
+
+async def view_row(raw: RawReads, environment_id: str) -> Row | None:
+    """The columns an environment shows, in one plain statement (no ORM instance)."""
+    return await raw.fetchrow(
+        "SELECT id, name, description, config, metadata, scope, created_at, updated_at, archived_at "
+        "FROM environments WHERE id = $1",
+        environment_id,
+    )
 
 
 def add(db: AsyncSession, row: Environment) -> None:

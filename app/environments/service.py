@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import models
 from app.db.base import utcnow
+from app.db.raw import RawReads, json_value, timestamp
 from app.environments import repository
 from app.environments.resolve import resolve_config
 from app.environments.schemas import (
@@ -27,6 +28,7 @@ from app.errors import InvalidRequest, NotFound
 from app.ids import new_id
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.rendering import model_json
 
 DEFAULT_SCOPE = "organization"
 
@@ -86,6 +88,27 @@ async def create(db: AsyncSession, params: EnvironmentCreate) -> Environment:
 
 async def get(db: AsyncSession, environment_id: str) -> Environment:
     return _view(await _get_row(db, environment_id))
+
+
+async def render(raw: RawReads, environment_id: str) -> bytes:
+    """The body of GET /v1/environments/{environment_id}: ``get``'s environment as JSON."""
+    row = await repository.view_row(raw, environment_id)
+    if row is None:
+        raise NotFound(f"Environment {environment_id} not found.", error_code="environment_not_found")
+    id_, name, description, config, metadata, scope, created_at, updated_at, archived_at = row
+    view = Environment(
+        id=id_,
+        name=name,
+        description=description or "",
+        config=json_value(config),
+        metadata=json_value(metadata),
+        scope=scope,
+        state="archived" if archived_at else "active",
+        created_at=timestamp(created_at),
+        updated_at=timestamp(updated_at),
+        archived_at=timestamp(archived_at),
+    )
+    return model_json(view)
 
 
 async def update(db: AsyncSession, environment_id: str, patch: EnvironmentUpdate) -> Environment:

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.api.auth import KeyCacheDep
 from app.api.deps import ReadSession, WriteSession
+from app.db.engine import after_commit
 from app.envkeys import service
 from app.envkeys.schemas import EnvironmentKey, EnvironmentKeyCreate, EnvironmentKeyPage
 
@@ -32,6 +34,10 @@ async def list_keys(
 
 
 @router.post("/{key_id}/revoke", response_model=EnvironmentKey)
-async def revoke_key(environment_id: str, key_id: str, db: WriteSession) -> EnvironmentKey:
-    """Revoke an environment key: workers using it are refused within seconds."""
+async def revoke_key(
+    environment_id: str, key_id: str, db: WriteSession, keys: KeyCacheDep
+) -> EnvironmentKey:
+    """Revoke an environment key: workers using it are refused at once (within seconds by other
+    API processes)."""
+    after_commit(db, lambda: keys.forget(key_id))
     return await service.revoke(db, environment_id, key_id)

@@ -10,6 +10,8 @@ from sqlalchemy import Row, Select, and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session, SessionEvent
+from app.db.raw import RawConnection
+from app.db.raw import Row as RawRow
 
 
 async def allocate_seqs(db: AsyncSession, session_id: str, count: int) -> int:
@@ -103,6 +105,25 @@ def page_query(
     ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
     conds.extend(getattr(SessionEvent.processed_at, ops[op])(value) for op, value in ranges.items())
     return select(SessionEvent).where(and_(*conds)).order_by(key.desc() if descending else key.asc())
+
+
+async def raw_page(
+    conn: RawConnection, session_id: str, *, queued: bool, descending: bool, after: int | None, limit: int
+) -> list[RawRow]:
+    """``page_query`` without types or time ranges, as plain SQL: rows of (key, id, type, data
+    text, processed_at), the key being `seq` (processed) or `pk` (queued)."""
+    key = "pk" if queued else "seq"
+    conds = ["session_id = $1", f"seq IS {'' if queued else 'NOT '}NULL"]
+    args: list[Any] = [session_id]
+    if after is not None:
+        args.append(after)
+        conds.append(f"{key} {'<' if descending else '>'} $2")
+    args.append(limit)
+    sql = (
+        f"SELECT {key}, id, type, data, processed_at FROM session_events WHERE {' AND '.join(conds)} "
+        f"ORDER BY {key} {'DESC' if descending else 'ASC'} LIMIT ${len(args)}"
+    )
+    return await conn.fetch(sql, *args)
 
 
 async def fetch_page(db: AsyncSession, stmt: Select[SessionEvent], limit: int) -> Sequence[SessionEvent]:

@@ -8,15 +8,18 @@ after the commit that made it true.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic_core import from_json, to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.engine import after_commit, on_postgres
 from app.db.models import SessionEvent
+from app.db.raw import RawConnection, Row, wire_time
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
@@ -205,6 +208,69 @@ async def list_page(
     page = found[:limit]
     next_key = _key_of(*page[-1]) if len(found) > limit and page else None
     return [to_wire(r) for _, r in page], next_key
+
+
+async def raw_page(
+    conn: RawConnection,
+    session_id: str,
+    *,
+    limit: int,
+    after: PageKey | None,
+    order: Literal["asc", "desc"],
+) -> tuple[list[bytes], PageKey | None]:
+    """``list_page`` without types or time ranges, read as plain rows (no ORM instances), each
+    event as its JSON (``to_wire``'s dict serialised, kept per stored content: `RenderedEvents`)."""
+    phases = ["log", "queue"] if order == "asc" else ["queue", "log"]
+    if after is not None and after[0] in phases:
+        phases = phases[phases.index(after[0]) :]
+    found: list[tuple[str, Row]] = []
+    for phase in phases:
+        start = after[1] if after is not None and after[0] == phase else None
+        rows = await repository.raw_page(
+            conn, session_id, queued=phase == "queue", descending=order == "desc", after=start,
+            limit=limit + 1 - len(found),
+        )  # fmt: skip
+        found += [(phase, r) for r in rows]
+        if len(found) > limit:
+            break
+    page = found[:limit]
+    next_key = (page[-1][0], int(page[-1][1][0])) if len(found) > limit and page else None
+    return RENDERED.render([r for _, r in page]), next_key
+
+
+class RenderedEvents:
+    """Events' JSON per stored content (id, type, data text, processed_at): a changed row is a new
+    key, so nothing needs invalidating in any process. Holds the last ``size`` distinct events."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._json: dict[tuple[Any, ...], bytes] = {}
+
+    def render(self, rows: Sequence[Row]) -> list[bytes]:
+        """Rows of (key, id, type, data text, processed_at) as each event's JSON."""
+        keys = [tuple(r[1:5]) for r in rows]
+        found = [self._json.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            # The stored data texts of every missing event decoded in one pass (one JSON array).
+            datas = from_json("[" + ",".join(_text(rows[i][3]) for i in missing) + "]")
+            times: dict[Any, str | None] = {}  # the events of one step share their time
+            if len(self._json) + len(missing) > self.size:
+                self._json.clear()
+            for i, data in zip(missing, datas, strict=True):
+                _, id_, type_, _, at = rows[i]
+                shown = times[at] if at in times else times.setdefault(at, wire_time(at))
+                event = {"id": id_, "type": type_, **data, "processed_at": shown}
+                found[i] = self._json[keys[i]] = to_json(event)
+        return [f for f in found if f is not None]
+
+
+RENDERED = RenderedEvents()
+
+
+def _text(value: Any) -> str:
+    """A stored JSON value's text (the drivers hand back text; a decoded value is re-encoded)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _key_of(phase: str, row: SessionEvent) -> PageKey:

@@ -35,6 +35,7 @@ PROXY_CONFIG_DIR = "/etc/mas-proxy"
 CONFIG_NAME = "allow.json"
 SECRETS_NAME = "secrets.json"
 UPSTREAM_CA_NAME = "upstream-ca.pem"
+SITE_DIR = "/opt/mas/egress-site"
 _NOBODY = (65534, 65534)
 
 
@@ -218,9 +219,13 @@ def sandbox_options(
     }
 
 
-def proxy_options(settings: Settings, naming: Naming, session_id: str, network_id: str) -> dict[str, Any]:
+def proxy_options(
+    settings: Settings, naming: Naming, session_id: str, network_id: str, site: Path | None = None
+) -> dict[str, Any]:
+    """``site``: the bundled ``cryptography`` (egress_bundle.py) of a proxy that substitutes secrets."""
     session_dir = naming.session_dir(session_id)
     code = settings.sandbox_assets_dir.resolve() / "egress"
+    bundle = [Mount(SITE_DIR, str(site), type="bind", read_only=True)] if site is not None else []
     return {
         "image": settings.sandbox_proxy_image,
         "name": naming.proxy(session_id),
@@ -236,6 +241,7 @@ def proxy_options(settings: Settings, naming: Naming, session_id: str, network_i
             f"{PROXY_CONFIG_DIR}/{SECRETS_NAME}",
             "--upstream-ca",
             f"{PROXY_CONFIG_DIR}/{UPSTREAM_CA_NAME}",
+            *(["--site", SITE_DIR] if site is not None else []),
         ],
         "labels": naming.labels(session_id, "proxy"),
         "network": network_id,  # by id: a name can be ambiguous
@@ -246,6 +252,7 @@ def proxy_options(settings: Settings, naming: Naming, session_id: str, network_i
             Mount(PROXY_DIR, str(code), type="bind", read_only=True),
             Mount(PROXY_CONFIG_DIR, str(session_dir / "proxy"), type="bind", read_only=True),
             Mount(EGRESS_DIR, str(session_dir / "egress"), type="bind"),
+            *bundle,
         ],
         **resource_limits(64, 64, 0.5),
     }

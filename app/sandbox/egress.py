@@ -106,9 +106,9 @@ def _within(narrow: str, wide: str) -> bool:
 
 
 def substitution_names(environment: list[str] | None, credential: Iterable[str] | None) -> list[str]:
-    """Where a credential's secret may be substituted: names allowed by both the environment's
-    allow-list and the credential's (None: unrestricted). Both unrestricted: none, since the
-    proxy's certificates are minted ahead of time for known names (see the README)."""
+    """The names a credential's secret is known ahead to be substituted on, for the host-minted
+    certificate: those both the environment's allow-list and the credential's (None:
+    unrestricted) allow. Both unrestricted: none; the proxy mints per host itself (minter.py)."""
     if environment is None and credential is None:
         return []
     if credential is None:

@@ -5,6 +5,8 @@ where a secret may be substituted, with a leaf certificate for those names signe
 the sandbox trusts the CA's certificate. The CA's private key never leaves the host: it is kept
 in ``<state dir>/<instance>/.egress-ca/ca-key.pem`` (0600, directory 0700), and leaves are
 minted here (EC P-256), cached by their set of names and renewed a week before they expire.
+For hosts not known ahead, each session's proxy gets an intermediate CA of its own (30 days,
+path length 0) and mints leaves itself (sandbox/egress/minter.py).
 The same directory holds the key of the placeholders (HMAC-SHA256 of sandbox and variable name):
 a placeholder is stable for a sandbox's life and says nothing about the secret.
 """
@@ -92,7 +94,8 @@ class EgressAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - _BACKDATE)
             .not_valid_after(now + CA_LIFETIME)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            # One level below: each session's proxy gets an intermediate of its own (``intermediate``).
+            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True,
@@ -136,6 +139,54 @@ class EgressAuthority:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         _write_private(path, pem)
         return pem
+
+    def intermediate(self, previous: bytes | None) -> bytes:
+        """A CA for one session's proxy to mint leaves with on demand (key and certificate, PEM):
+        ``previous`` again while far from expiry and issued by this CA. Only that proxy holds
+        its key, and only that session's sandbox sends its traffic there."""
+        key, ca = self._authority()
+        if previous:
+            with contextlib.suppress(ValueError):
+                cert = x509.load_pem_x509_certificate(
+                    previous[previous.index(b"-----BEGIN CERTIFICATE-----") :]
+                )
+                if cert.issuer == ca.subject and cert.not_valid_after_utc > _now() + LEAF_RENEWAL:
+                    return previous
+        own = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mas egress proxy (session)")]))
+            .issuer_name(ca.subject)
+            .public_key(own.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + LEAF_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(own.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        key_pem = own.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return key_pem + cert.public_bytes(serialization.Encoding.PEM)
 
     @staticmethod
     def _mint(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, names: list[str]) -> bytes:

@@ -5,6 +5,8 @@
   locations, and the key and certificate the proxy shows for the names where it substitutes.
   Rewritten at every ``ensure`` when something changed (rotation, archival, networking), and read
   again by the proxy when the file changes.
+- ``<session>/proxy/intermediate.pem`` (0600, the proxy's): the session's intermediate CA, for
+  the leaves the proxy mints itself for hosts not known ahead (egress_bundle.py).
 - ``<session>/proxy/upstream-ca.pem``: what the proxy trusts upstream (the host's CA bundle plus
   ``MAS_SANDBOX_EGRESS_CA_BUNDLE``).
 - ``<session>/trust/``: the host's CA bundle plus the instance CA, and the CA alone, mounted
@@ -31,6 +33,7 @@ from app.sandbox.interface import EgressSecret
 Secrets = tuple[EgressSecret, ...]
 
 LEAF_NAME = "leaf.pem"
+INTERMEDIATE_NAME = "intermediate.pem"
 
 
 def host_ca_bundle() -> bytes:
@@ -103,8 +106,13 @@ class SecretFiles:
         leaf = self.authority.leaf(names) if names else b""
         digest = hashlib.sha256(config + leaf).hexdigest()
         if self._written.get(session_id) == digest and (directory / SECRETS_NAME).exists():
-            return
+            return  # (the intermediate lives as long as a leaf: renewed with it)
         owner = proxy_owner()
+        previous = directory / INTERMEDIATE_NAME
+        current = previous.read_bytes() if previous.exists() else None
+        intermediate = self.authority.intermediate(current)
+        if intermediate != current:
+            write_atomic(previous, intermediate, 0o600, owner)
         # The certificate first: the proxy reads the names from secrets.json, then the leaf.
         write_atomic(directory / LEAF_NAME, leaf, 0o600, owner)
         write_atomic(directory / SECRETS_NAME, config, 0o600, owner)

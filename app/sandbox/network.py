@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -11,7 +12,7 @@ import docker.errors
 from docker.types import Mount
 
 from app.config import Settings
-from app.sandbox import egress
+from app.sandbox import egress, egress_bundle
 from app.sandbox.build_steps import Mirrors
 from app.sandbox.containers import CONFIG_NAME, EGRESS_DIR, Naming, NetworkPlan, proxy_options
 from app.sandbox.egress_secrets import SecretFiles
@@ -53,10 +54,12 @@ class Networks:
         environment = egress.proxy_env()
         socket_dir = self._naming.session_dir(session_id) / "egress"
         mounts = [Mount(EGRESS_DIR, str(socket_dir), type="bind", read_only=True)]
+        site = None
         if spec.secrets:
             mounts.append(self.secrets.prepare(session_id, spec.secrets))
             environment = {**self.secrets.environment(session_id, spec.secrets), **environment}
-        self._create_proxy(session_id, egress_id)
+            site = egress_bundle.ensure(self._settings)
+        self._create_proxy(session_id, egress_id, site)
         return NetworkPlan(
             network=network,
             environment=environment,
@@ -95,12 +98,12 @@ class Networks:
         (directory / "egress").mkdir(exist_ok=True)
         (directory / "egress").chmod(0o777)  # the proxy runs as nobody and creates its socket here
 
-    def _create_proxy(self, session_id: str, network_id: str) -> None:
+    def _create_proxy(self, session_id: str, network_id: str, site: Path | None = None) -> None:
         if self._find(self._naming.proxy(session_id)) is not None:
             return
         try:
             self._client.containers.create(
-                **proxy_options(self._settings, self._naming, session_id, network_id)
+                **proxy_options(self._settings, self._naming, session_id, network_id, site)
             )
         except docker.errors.ImageNotFound as exc:
             raise SandboxError(

@@ -87,7 +87,7 @@ def ensure(settings: Settings) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
     try:
         for dist in dists:
-            _copy(dist, partial / "site")
+            copy_distribution(dist, partial / "site")
         shutil.copyfile(entry_script(settings), partial / "entry.py")
         _compile(partial / "site")
         for path in [partial, *partial.rglob("*")]:
@@ -102,7 +102,7 @@ def ensure(settings: Settings) -> Path:
     return target
 
 
-def _copy(dist: Distribution, site: Path) -> None:
+def copy_distribution(dist: Distribution, site: Path) -> None:
     for entry in dist.files or []:
         parts = Path(str(entry)).parts
         if not parts or parts[0] == ".." or "__pycache__" in parts:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
+from app.api.fastpath import FastRead, json_response, page_query
 from app.api.query import array_param, range_param
+from app.db.engine import Database
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.sessions import event_listing as listing
 from app.sessions import service
@@ -54,6 +56,7 @@ async def create_session(
 @router.get("", response_model=SessionPage)
 async def list_sessions(
     db: ReadSession,
+    database: DatabaseDep,
     statuses: Statuses,
     created_at: CreatedAt,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -63,8 +66,11 @@ async def list_sessions(
     agent_version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     include_archived: bool = False,
     deployment_id: str | None = None,
-) -> SessionPage:
+) -> SessionPage | Response:
     """List sessions, newest first by default, with a bidirectional cursor."""
+    filters = (statuses, created_at, agent_id, agent_version, include_archived, deployment_id)
+    if filters == (None, {}, None, None, False, None):
+        return json_response(await service.render_list(database.raw, limit=limit, page=page, order=order))
     return await service.list_sessions(
         db,
         limit=limit,
@@ -171,13 +177,17 @@ async def send_events(
 async def list_events(
     session_id: str,
     db: ReadSession,
+    database: DatabaseDep,
     types: Types,
     created_at: ProcessedAt,
     limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     page: str | None = None,
     order: Literal["asc", "desc"] = "asc",
-) -> EventPage:
+) -> EventPage | Response:
     """List a session's processed events in log order (never deltas)."""
+    if types is None and not created_at:
+        body = await listing.render_events(database.raw, session_id, limit=limit, page=page, order=order)
+        return json_response(body)
     return await listing.list_events(
         db,
         session_id,
@@ -269,3 +279,22 @@ async def stream_thread_events(
         database, notifier, settings, session_id, thread_id, event_deltas, last_event_id, observer
     )
     return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
+
+
+async def _render_sessions(
+    db: Database, *, limit: int, page: str | None, order: Literal["asc", "desc"]
+) -> bytes:
+    return await service.render_list(db.raw, limit=limit, page=page, order=order)
+
+
+async def _render_events(
+    db: Database, session_id: str, *, limit: int, page: str | None, order: Literal["asc", "desc"]
+) -> bytes:
+    return await listing.render_events(db.raw, session_id, limit=limit, page=page, order=order)
+
+
+# Served by app.api.fastpath before FastAPI's router (the same bytes as the routes above).
+FAST_READS = (
+    FastRead("/sessions", _render_sessions, page_query(100, 20, "desc")),
+    FastRead("/sessions/{session_id}/events", _render_events, page_query(1000, 1000, "asc")),
+)

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import InvalidRequest
+from app.db.raw import RawReads
+from app.errors import InvalidRequest, NotFound
 from app.events import service
 from app.events.schemas import EVENT_TYPES, EventPage
 from app.sessions import service as sessions
-from app.shared.pagination import Cursor, encode_cursor
+from app.shared.pagination import Cursor, decode_cursor, encode_cursor
 
 
 def check_types(types: Sequence[str] | None) -> None:
@@ -34,6 +36,22 @@ async def list_events(
     check_types(types)
     await sessions.load(db, session_id)
     return await _page(db, session_id, limit=limit, cursor=cursor, order=order, types=types, ranges=ranges)
+
+
+async def render_events(
+    raw: RawReads, session_id: str, *, limit: int, page: str | None, order: Literal["asc", "desc"]
+) -> bytes:
+    """The body of GET /v1/sessions/{session_id}/events without `types` or time ranges:
+    ``list_events``'s page as JSON, read as plain rows and serialised once."""
+    cursor = decode_cursor(page, order)
+    async with raw.snapshot() as conn:
+        if not await sessions.exists(conn, session_id):
+            raise NotFound(f"Session {session_id} not found")
+        data, more_after = await service.raw_page(
+            conn, session_id, limit=limit, after=_page_key(cursor), order=order
+        )
+    next_page = encode_cursor(Cursor(order, more_after)) if more_after is not None else None
+    return b"".join((b'{"data":[', b",".join(data), b'],"next_page":', to_json(next_page), b"}"))
 
 
 async def list_thread_events(

@@ -21,6 +21,7 @@ from app.errors import InvalidRequest, NotFound
 from app.events.schemas import FileRubric, UserDefineOutcome, dump_event
 from app.files import service as files
 from app.ids import new_id
+from app.sessions.repository import SessionColumns
 from app.webhooks import service as webhooks
 from app.wire import iso
 
@@ -31,11 +32,11 @@ VERDICTS = ("satisfied", "needs_revision", "failed")
 _PRIVATE = ("max_iterations",)
 
 
-def _entries(row: Session) -> list[dict[str, Any]]:
+def _entries(row: Session | SessionColumns) -> list[dict[str, Any]]:
     return list(row.outcome_evaluations or [])
 
 
-def public(row: Session) -> list[dict[str, Any]]:
+def public(row: Session | SessionColumns) -> list[dict[str, Any]]:
     """`Session.outcome_evaluations` as the SDK types it."""
     return [{k: v for k, v in e.items() if k not in _PRIVATE} for e in _entries(row)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,106 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.models import Session
+from app.db.raw import RawConnection, RawReads, Row, json_value, timestamp
 from app.sessions.schemas import zero_usage
+
+
+@dataclass(frozen=True, slots=True)
+class SessionColumns:
+    """What a session shows (``service.to_out``), read without an ORM instance."""
+
+    id: str
+    agent: dict[str, Any]
+    environment_id: str
+    status: str
+    title: str | None
+    metadata_: dict[str, Any]
+    resources: list[Any]
+    vault_ids: list[Any]
+    outcome_evaluations: list[Any] | None
+    usage: dict[str, Any]
+    active_seconds: float
+    running_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+    terminated_at: datetime | None
+    deployment_id: str | None
+    budget: dict[str, Any] | None
+
+
+SHOWN = (
+    "id, agent, environment_id, status, title, metadata, resources, vault_ids, outcome_evaluations, "
+    "usage, active_seconds, running_since, created_at, updated_at, archived_at, terminated_at, "
+    "deployment_id, budget"
+)
+
+
+def columns(row: Row) -> SessionColumns:
+    """A plain row of ``SHOWN`` as ``SessionColumns``."""
+    (id_, agent, environment_id, status, title, metadata, resources, vault_ids, outcome_evaluations, usage,
+     active_seconds, running_since, created_at, updated_at, archived_at, terminated_at, deployment_id,
+     budget) = row  # fmt: skip
+    return SessionColumns(
+        id=id_,
+        agent=json_value(agent),
+        environment_id=environment_id,
+        status=status,
+        title=title,
+        metadata_=json_value(metadata),
+        resources=json_value(resources),
+        vault_ids=json_value(vault_ids),
+        outcome_evaluations=json_value(outcome_evaluations),
+        usage=json_value(usage),
+        active_seconds=float(active_seconds or 0.0),
+        running_since=timestamp(running_since),
+        created_at=_aware(created_at),
+        updated_at=_aware(updated_at),
+        archived_at=timestamp(archived_at),
+        terminated_at=timestamp(terminated_at),
+        deployment_id=deployment_id,
+        budget=json_value(budget),
+    )
+
+
+def _aware(value: Any) -> datetime:
+    found = timestamp(value)
+    assert found is not None, "a NOT NULL timestamp"
+    return found
+
+
+async def shown_page(
+    raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
+) -> list[Row]:
+    """A keyset page of the sessions list without filters (not archived, no threads), as
+    ``page(list_query(...))`` reads it, in one plain statement."""
+    conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
+    args: list[Any] = []
+    if after is not None:
+        args = [raw.time_param(after[0]), after[1]]
+        conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
+    direction = "DESC" if descending else "ASC"
+    order = f"ORDER BY created_at {direction}, id {direction}"
+    # The page's ids first: the sort then carries two columns, not every session's JSON.
+    sql = (
+        f"SELECT {SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {' AND '.join(conds)} "
+        f"{order} LIMIT ${len(args) + 1}) {order}"
+    )
+    return await raw.fetch(sql, *args, limit)
+
+
+async def child_usages(raw: RawReads, session_id: str) -> list[dict[str, Any]]:
+    """The usage of each child thread of ``session_id``, in the order of ``children``."""
+    rows = await raw.fetch(
+        "SELECT usage FROM sessions WHERE parent_session_id = $1 ORDER BY created_at, id", session_id
+    )
+    return [json_value(row[0]) for row in rows]
+
+
+async def exists(conn: RawConnection, session_id: str) -> bool:
+    """Whether ``session_id`` is a session (a thread's row is not)."""
+    row = await conn.fetchrow("SELECT parent_session_id FROM sessions WHERE id = $1", session_id)
+    return row is not None and row[0] is None
 
 
 async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:

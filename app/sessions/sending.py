@@ -124,7 +124,7 @@ async def accept_client_events(
     own = [e for e in params if _answer_id(e) not in routes]
     await _after_answers(db, notifier, row, answered_any=_answered(own))
     for thread in {route[0].id: route[0] for route in routes.values()}.values():
-        await _after_answers(db, notifier, thread, answered_any=True)
+        await _resume_thread(db, notifier, row, thread)
     if queued_any:
         transitions.request_run(db, notifier, row)
     await db.flush()
@@ -133,6 +133,19 @@ async def accept_client_events(
 
 def _answered(params: Sequence[Any]) -> bool:
     return any(_answer_id(e) is not None for e in params)
+
+
+async def _resume_thread(db: AsyncSession, notifier: Notifier, session: Session, thread: Session) -> None:
+    """A child thread got answers on its session: with none left to wait on it works again at once
+    (and so does its session, which is running while any thread runs)."""
+    if thread.status != "idle" or thread.pending_action_ids:
+        await _after_answers(db, notifier, thread, answered_any=True)
+        return
+    await transitions.start_running(db, notifier, thread)
+    transitions.request_run(db, notifier, thread)
+    if session.status == "idle" and not session.pending_action_ids:
+        await transitions.start_running(db, notifier, session)
+        transitions.request_run(db, notifier, session)
 
 
 async def _after_answers(db: AsyncSession, notifier: Notifier, row: Session, *, answered_any: bool) -> None:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
 from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
+from app.db.raw import RawConnection, RawReads, timestamp
 from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
@@ -23,8 +26,10 @@ from app.events.notifier import Notifier
 from app.events.schemas import UserDefineOutcome, dump_event
 from app.files import service as files
 from app.ids import new_id
-from app.sessions import budgets, outcomes, repository, resources, threads, transitions
+from app.sessions import budgets, outcomes, repository, resources, threads, transitions, workflow_runs
+from app.sessions.rendering import RenderedSessions
 from app.sessions.repositories import RepoContext
+from app.sessions.repository import SessionColumns
 from app.sessions.resource_schemas import (
     FileResource,
     ResourceDeleted,
@@ -45,7 +50,7 @@ from app.sessions.schemas import (
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
 from app.shared.metadata import patch_metadata, validate_metadata
-from app.shared.pagination import Cursor, decode_time_key, encode_cursor, time_key
+from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.vaults import service as vaults
 from app.webhooks import service as webhooks
 from app.work import service as work
@@ -69,7 +74,7 @@ async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
 
 
 def to_out(
-    row: Session, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
+    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
 ) -> SessionOut:
     """The session; ``threads_usage`` (see `thread_usages`) is rolled into its usage."""
     now = now or utcnow()
@@ -103,6 +108,11 @@ async def load(db: AsyncSession, session_id: str, *, for_update: bool = False) -
     if row is None or row.parent_session_id is not None:  # a thread is not a session
         raise NotFound(f"Session {session_id} not found")
     return row
+
+
+async def exists(conn: RawConnection, session_id: str) -> bool:
+    """Whether ``session_id`` is a session, read as ``load`` decides it (a thread is not one)."""
+    return await repository.exists(conn, session_id)
 
 
 async def get(db: AsyncSession, session_id: str) -> SessionOut:
@@ -198,12 +208,53 @@ async def list_sessions(
     return SessionPage(data=data, **_page_links(rows, order, cursor, more, backwards))
 
 
-def _key(row: Session) -> tuple[str, str]:
+async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Literal["asc", "desc"]) -> bytes:
+    """The body of GET /v1/sessions without filters: ``list_sessions``'s page as JSON, read with
+    one plain statement (no ORM instances); each session's JSON is kept per stored content
+    (`app.sessions.rendering`), so a page only fills in the figures that move with the clock."""
+    cursor = decode_cursor(page, order)
+    backwards = cursor is not None and cursor.direction == "prev"
+    descending = (order == "desc") != backwards
+    after = decode_time_key(cursor)
+    rows = await repository.shown_page(raw, after=after, descending=descending, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    now = utcnow()
+    data = []
+    for row in rows:
+        threads = await repository.child_usages(raw, row[0]) if _RENDERED.is_multiagent(row) else None
+        data.append(_RENDERED.render(row, now, threads))
+    keys = [(timestamp(row[12]), row[0]) for row in rows[:1] + rows[-1:]]
+    links = _page_links(
+        [_Keyed(at, id_) for at, id_ in keys if at is not None], order, cursor, more, backwards
+    )
+    return b"".join(
+        (b'{"data":[', b",".join(data), b'],"next_page":', to_json(links["next_page"]), b',"prev_page":',
+         to_json(links["prev_page"]), b"}")
+    )  # fmt: skip
+
+
+_RENDERED = RenderedSessions()
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    created_at: datetime
+    id: str
+
+
+def _key(row: Session | SessionColumns | _Keyed) -> tuple[str, str]:
     return time_key(row.created_at, row.id)
 
 
 def _page_links(
-    rows: list[Session], order: Literal["asc", "desc"], cursor: Cursor | None, more: bool, backwards: bool
+    rows: Sequence[Session | SessionColumns | _Keyed],
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    more: bool,
+    backwards: bool,
 ) -> dict[str, str | None]:
     if not rows:
         return {"next_page": None, "prev_page": None}
@@ -284,6 +335,7 @@ async def archive(db: AsyncSession, notifier: Notifier, session_id: str) -> Sess
         )
     now = utcnow()
     row.archived_at = now
+    await workflow_runs.stop_all(db, notifier, row)  # runs still open end with their session
     await transitions.terminate(db, notifier, row)
     await threads.close_children(db, row)
     await work.stop_session_work(db, session_id)
@@ -303,6 +355,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
     await webhooks.emit(db, "session.deleted", session_id)
     child_ids = [c.id for c in await repository.children(db, session_id)]
     await repository.delete_children(db, session_id)
+    await workflow_runs.delete_for_session(db, session_id)
     await repository.delete(db, row)
     await db.flush()
     for log_id in [session_id, *child_ids]:  # thread streams end with their session

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -224,6 +224,10 @@ async def stop_all(db: AsyncSession, notifier: Notifier, session: Session) -> No
     interrupted with the rest)."""
     for run in await open_runs(db, session.id):
         await end(db, notifier, run, {"type": "stopped"})
+
+
+async def delete_for_session(db: AsyncSession, session_id: str) -> None:
+    await db.execute(delete(WorkflowRun).where(WorkflowRun.session_id == session_id))
 
 
 async def expired(db: AsyncSession, session_id: str, now: datetime | None = None) -> list[WorkflowRun]:

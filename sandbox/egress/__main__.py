@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from egress.messages import MAX_HEAD  # noqa: E402
+from egress.minter import Minter  # noqa: E402
 from egress.policy import Policy  # noqa: E402
 from egress.proxy import EgressProxy  # noqa: E402
 from egress.substitution import SecretsFile  # noqa: E402
@@ -33,10 +34,14 @@ def main() -> None:
     parser.add_argument("--socket", type=Path, required=True)
     parser.add_argument("--secrets", type=Path, help="vault secrets to substitute (read again when changed)")
     parser.add_argument("--upstream-ca", type=Path, help="CA bundle for upstream TLS of substituting tunnels")
+    parser.add_argument("--site", help="where the bundled cryptography is (for minting certificates)")
     args = parser.parse_args()
+    if args.site:
+        sys.path.append(args.site)  # after the standard library: nothing there is shadowed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     args.socket.unlink(missing_ok=True)  # left by the previous run of a restarted container
-    proxy = EgressProxy(Policy.load(args.config), SecretsFile(args.secrets), args.upstream_ca)
+    minter = Minter(args.secrets.with_name("intermediate.pem") if args.secrets and args.site else None)
+    proxy = EgressProxy(Policy.load(args.config), SecretsFile(args.secrets), args.upstream_ca, minter)
     asyncio.run(serve(proxy, args.socket))
 
 

@@ -5,8 +5,9 @@ the sandbox trusts); one request is read from it, its `Host` header must name th
 placeholders are replaced where the secret's locations allow (headers, and the body when
 enabled: held whole, up to 16 MiB, and sent with a new Content-Length), and the request goes on
 over a new TLS connection to the real host, whose certificate is verified against the proxy's
-trusted CAs. The response is relayed unchanged; the connection then closes (one request per
-tunnel, as for plain HTTP). Standard library only.
+trusted CAs. In the response, secret values the service echoes back become placeholders again
+(relay_response); the connection then closes (one request per tunnel, as for plain HTTP).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .messages import (
     relay_body,
     same_authority,
 )
-from .substitution import Secret, Substitutions, substitute_body, substitute_head
+from .substitution import Secret, substitute_body, substitute_head
 
 log = logging.getLogger("mas.egress")
 Reader = asyncio.StreamReader
@@ -108,10 +109,16 @@ class TlsServer:
 
 
 async def intercept(
-    host: str, port: int, hello: bytes, reader: Reader, writer: Writer, subs: Substitutions, opener: Opener
+    host: str,
+    port: int,
+    hello: bytes,
+    streams: tuple[Reader, Writer],
+    tls_context: ssl.SSLContext,
+    secrets: list[Secret],
+    opener: Opener,
 ) -> None:
-    assert subs.context is not None  # covers() said so
-    tls = TlsServer(subs.context, reader, writer)
+    reader, writer = streams
+    tls = TlsServer(tls_context, reader, writer)
     try:
         await asyncio.wait_for(tls.handshake(hello), _TIMEOUT_S)
     except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
@@ -120,7 +127,7 @@ async def intercept(
     plain = asyncio.StreamReader(limit=MAX_HEAD)
     feeder = asyncio.create_task(tls.feed(plain))
     try:
-        await _exchange(host, port, plain, tls, subs.for_host(host), opener)
+        await _exchange(host, port, plain, tls, secrets, opener)
     except Refused as exc:
         log.info("refused inside the tunnel to %s: %s", host, exc)
         await _answer(tls, exc.status, str(exc))
@@ -168,10 +175,105 @@ async def _exchange(
             await relay_body(size, plain, up_writer)
         await up_writer.drain()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
-            while data := await up_reader.read(65536):
-                await tls.write(data)
+            await relay_response(up_reader, tls, secrets, request.method == "HEAD")
     finally:
         up_writer.close()
+
+
+async def relay_response(up: Reader, tls: TlsServer, secrets: list[Secret], head_only: bool) -> None:
+    """The upstream's answer, with any secret value it echoes turned back into its placeholder
+    (so a service that repeats the key it got, in an error message say, does not hand it to the
+    sandbox): in headers and bodies, unless the body is compressed or a Content-Length body is
+    over MAX_BODY. Chunked and close-delimited bodies are scrubbed as they stream."""
+    scrub = Scrubber(secrets)
+    while True:
+        raw = await up.readuntil(b"\r\n\r\n")
+        head = scrub.whole(raw)
+        if not raw[9:12].startswith(b"1"):
+            break
+        await tls.write(head)  # an interim answer (103): the final one follows
+    status = raw[9:12]
+    lines = head.split(b"\r\n")[:-2]
+    named = {n.strip().lower(): v.strip().lower() for n, _, v in (line.partition(b":") for line in lines[1:])}
+    encoded = named.get(b"content-encoding", b"identity") not in (b"", b"identity")
+    length = named.get(b"content-length")
+    if head_only or status in (b"204", b"304") or encoded or not scrub.pairs:
+        await tls.write(head)
+        await _pump(up, tls, None)
+    elif length is not None:
+        if not length.isdigit() or int(length) > MAX_BODY:
+            await tls.write(head)  # too large to hold: relayed as it comes (see the README)
+            await _pump(up, tls, None)
+            return
+        body = scrub.whole(await up.readexactly(int(length)))
+        await tls.write(_reframed(lines, f"Content-Length: {len(body)}") + body)
+    elif b"chunked" in named.get(b"transfer-encoding", b""):
+        await tls.write(_reframed(lines, "Transfer-Encoding: chunked"))
+        await _rechunk(up, tls, scrub)
+    else:  # delimited by the connection's end
+        await tls.write(head)
+        await _pump(up, tls, scrub)
+
+
+class Scrubber:
+    """Secret values back into placeholders, also across the pieces of a stream."""
+
+    def __init__(self, secrets: list[Secret]) -> None:
+        self.pairs = [
+            (s.value.encode(), s.placeholder.encode()) for s in secrets if len(s.value) >= MIN_SCRUBBED
+        ]
+        self._keep = max((len(v) for v, _ in self.pairs), default=1) - 1
+        self._tail = b""
+
+    def whole(self, data: bytes) -> bytes:
+        for value, placeholder in self.pairs:
+            data = data.replace(value, placeholder)
+        return data
+
+    def feed(self, data: bytes) -> bytes:
+        """What can go out now; the last bytes wait, they may begin a value."""
+        buffered = self.whole(self._tail + data)
+        cut = max(len(buffered) - self._keep, 0)
+        self._tail = buffered[cut:]
+        return buffered[:cut]
+
+    def end(self) -> bytes:
+        rest, self._tail = self._tail, b""
+        return rest
+
+
+MIN_SCRUBBED = 8  # shorter values would turn up in unrelated text
+
+
+def _reframed(lines: list[bytes], framing: str) -> bytes:
+    kept = [line for line in lines[1:] if line.partition(b":")[0].strip().lower() not in _FRAMING]
+    return b"\r\n".join([lines[0], *kept, framing.encode()]) + b"\r\n\r\n"
+
+
+_FRAMING = (b"content-length", b"transfer-encoding")
+
+
+async def _rechunk(up: Reader, tls: TlsServer, scrub: Scrubber) -> None:
+    while True:
+        size = int((await up.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        if size == 0:
+            break
+        out = scrub.feed((await up.readexactly(size + 2))[:-2])
+        if out:
+            await tls.write(b"%x\r\n%s\r\n" % (len(out), out))
+    while await up.readuntil(b"\r\n") != b"\r\n":
+        pass  # trailers: dropped
+    rest = scrub.end()
+    await tls.write((b"%x\r\n%s\r\n" % (len(rest), rest) if rest else b"") + b"0\r\n\r\n")
+
+
+async def _pump(up: Reader, tls: TlsServer, scrub: Scrubber | None) -> None:
+    while data := await up.read(65536):
+        out = scrub.feed(data) if scrub is not None else data
+        if out:
+            await tls.write(out)
+    if scrub is not None and (rest := scrub.end()):
+        await tls.write(rest)
 
 
 def _set_length(request: Request, length: int) -> None:

@@ -38,8 +38,9 @@ from .messages import (
     relay_body,
     same_authority,
 )
+from .minter import Minter
 from .policy import HTTP_PORTS, TLS_PORT, Policy, forbidden_address, is_ip, normalise
-from .substitution import SecretsFile
+from .substitution import Secret, SecretsFile
 from .tls import NotTls, read_client_hello, server_name
 
 log = logging.getLogger("mas.egress")
@@ -54,10 +55,15 @@ _TLS_UNRECOGNIZED_NAME = bytes([21, 3, 1, 0, 2, 2, 112])
 
 class EgressProxy:
     def __init__(
-        self, policy: Policy, secrets: SecretsFile | None = None, upstream_ca: Path | None = None
+        self,
+        policy: Policy,
+        secrets: SecretsFile | None = None,
+        upstream_ca: Path | None = None,
+        minter: Minter | None = None,
     ) -> None:
         self.policy = policy
         self.secrets = secrets or SecretsFile(None)
+        self.minter = minter or Minter(None)
         self._upstream_ca = upstream_ca
         self._upstream: ssl.SSLContext | None = None
 
@@ -119,9 +125,9 @@ class EgressProxy:
             writer.write(_TLS_UNRECOGNIZED_NAME)
             await writer.drain()
             return
-        substitutions = self.secrets.current()
-        if substitutions.covers(host):
-            await intercept(host, port, raw, reader, writer, substitutions, self._open_tls)
+        interception = self._interception(host)
+        if interception is not None:
+            await intercept(host, port, raw, (reader, writer), *interception, self._open_tls)
             return
         up_reader, up_writer = await self._open(host, port)
         try:
@@ -129,6 +135,21 @@ class EgressProxy:
             await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
         finally:
             up_writer.close()
+
+    def _interception(self, host: str) -> tuple[ssl.SSLContext, list[Secret]] | None:
+        """The TLS context to end a tunnel with and the secrets for it, if any may apply."""
+        substitutions = self.secrets.current()
+        secrets = substitutions.applying(host)
+        if not secrets:
+            return None
+        if substitutions.covers(host) and substitutions.context is not None:
+            return substitutions.context, secrets
+        try:
+            context = self.minter.context(normalise(host))
+        except Exception as exc:  # a tunnel left untouched is the safe failure
+            log.error("cannot mint a certificate for %s: %s", host, type(exc).__name__)
+            return None
+        return (context, secrets) if context is not None else None
 
     def _check_sni(self, host: str, sni: str | None) -> None:
         if sni is None:

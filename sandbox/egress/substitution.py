@@ -4,7 +4,8 @@ The host writes the secrets file (placeholder, value, hosts, header/body) and a 
 for the names where substitution may happen; both are read again whenever the file changes, so
 a rotated secret, an archived credential or new hosts reach a running session. A secret is used
 on a host only if the leaf covers it (TLS is terminated for those names only) and the secret's
-own hosts (None: any the environment allows) match it. Standard library only.
+own hosts (None: any the environment allows) match it; for a host a secret applies to that the
+leaf does not cover, the proxy mints a leaf itself (minter.py). Standard library only.
 """
 
 from __future__ import annotations
@@ -54,9 +55,8 @@ class Substitutions:
             name.endswith(s) and "." not in name[: -len(s)] and name != s[1:] for s in self.names.suffixes
         )
 
-    def for_host(self, host: str) -> list[Secret]:
-        if not self.covers(host):
-            return []
+    def applying(self, host: str) -> list[Secret]:
+        """The secrets that may be substituted on ``host`` (the environment allowed it already)."""
         return [s for s in self.secrets if s.applies(host)]
 
 

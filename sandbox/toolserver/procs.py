@@ -25,6 +25,30 @@ def _pids() -> list[int]:
     return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit() and int(e.name) not in (1, me)]
 
 
+_started: dict[int, int] = {}  # this server's start (clock ticks since boot), by pid (a fork moves on)
+
+
+def _own_start() -> int:
+    """When this server started: a process started before it cannot carry one of its marks, so
+    its environment need not be read (on a host, most of the process table)."""
+    me = os.getpid()
+    if me not in _started:
+        stat = _stat(me)
+        _started.clear()
+        _started[me] = stat[2] if stat is not None else 0
+    return _started[me]
+
+
+def _stat(pid: int) -> tuple[bytes, int, int] | None:
+    """(state, process group, start time) of a process, None for the gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[2]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _mark_of(pid: int) -> str | None:
     """The call mark a process was exec'd with (a fork without exec shows its parent's start env)."""
     try:
@@ -39,26 +63,20 @@ def _mark_of(pid: int) -> str | None:
     return None
 
 
-def _group_of(pid: int) -> int | None:
-    """The process group of a live process (None for zombies and the gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] == b"Z" else int(fields[2])
-
-
 def by_call(server: str, shell: int | None) -> dict[str, list[int]]:
     """Live processes of this server's calls, grouped: by mark (marks start with ``server``), and
     the members of the shell's process group (forked subshells, which carry no visible mark)."""
     groups: dict[str, list[int]] = {}
+    since = _own_start()
     for pid in _pids():
-        group = _group_of(pid)
-        if group is None or pid == shell:
+        stat = _stat(pid)
+        if stat is None or stat[0] == b"Z" or pid == shell:
             continue
+        _, group, started = stat
         if shell is not None and group == shell:
             groups.setdefault(f"group:{shell}", []).append(pid)
+            continue
+        if started < since:
             continue
         mark = _mark_of(pid)
         if mark is not None and mark.startswith(server):

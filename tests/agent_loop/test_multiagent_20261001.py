@@ -171,6 +171,8 @@ async def test_the_advisor_answers_from_its_own_context(loop: SDK, form: str) ->
     assert primary.usage is not None and session.usage.output_tokens is not None
     assert session.usage.output_tokens == primary.usage.output_tokens + advisor.usage.output_tokens
     last_usage = of_type(events, "session.usage")[-1].usage
+    listed = [s async for s in loop.beta.sessions.list(limit=100) if s.id == session_id]
+    assert [s.usage.output_tokens for s in listed] == [session.usage.output_tokens]
     assert last_usage.output_tokens == session.usage.output_tokens
     if form == "coordinator":  # the advisor's roster name reaches it through send_to_agent too
         ask = {"agent": "anthropic.advisor", "message": "Third?"}
@@ -234,6 +236,7 @@ async def test_a_threads_blocking_calls_are_cross_posted_and_answered_on_the_ses
     }
     echoed = await send(loop, session_id, result, deny)
     assert [e.session_thread_id for e in echoed] == [threads["clerk"].id, threads["asker"].id]
+    assert (await loop.beta.sessions.retrieve(session_id)).status == "running"  # its threads work
     events = await wait_for(
         loop, session_id, lambda log: len(of_type(log, "agent.thread_message_received")) == 2
     )
@@ -245,3 +248,5 @@ async def test_a_threads_blocking_calls_are_cross_posted_and_answered_on_the_ses
 
     with pytest.raises(anthropic.BadRequestError):  # answered already: nothing waits on it
         await send(loop, session_id, result)
+    events = await wait_idle(loop, session_id, 2)
+    assert types(events)[-1] == "session.status_idle"

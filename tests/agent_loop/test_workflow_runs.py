@@ -202,3 +202,33 @@ async def test_a_run_past_its_time_limit_ends_with_a_timeout(loop: SDK) -> None:
     events = await wait_idle(loop, session_id)
     own = await thread_log(loop, session_id, thread.id)
     assert "user.interrupt" in types(own) and "agent.message" not in types(own)  # cut off mid-request
+
+
+async def test_an_interrupted_thread_idles_its_run_and_archiving_the_session_stops_it(loop: SDK) -> None:
+    session_id = await session_of(loop)
+    plan = {
+        "name": "pair",
+        "phases": [
+            {"name": "p", "tasks": [inline("slow", "/sleep 30000\n/say late"), inline("quick", "/say q")]}
+        ],
+    }
+    await send(loop, session_id, message(run_workflow(plan)))
+    # The quick task replied; the slow one is still in its model request.
+    await wait_for(loop, session_id, lambda log: len(of_type(log, "agent.thread_message_received")) == 1)
+    (slow,) = [t for t in await children(loop, session_id) if t.agent.name == "slow"]
+    assert slow.status == "running"
+    await send(loop, session_id, {"type": "user.interrupt", "session_thread_id": slow.id})
+    events = await wait_for(
+        loop,
+        session_id,
+        lambda log: "workflow_run.status_idle" in types(log) and "session.status_idle" in types(log),
+    )
+    assert of_type(events, "workflow_run.status_ended") == []  # idle, not ended: the slow task has no reply
+
+    await loop.beta.sessions.archive(session_id)
+    events = [e async for e in loop.beta.sessions.events.list(session_id, limit=1000)]
+    (ended,) = of_type(events, "workflow_run.status_ended")
+    assert ended.result.type == "stopped"
+    assert types(events).index("workflow_run.status_ended") < types(events).index("session.status_terminated")
+
+    await loop.beta.sessions.delete(session_id)  # its runs go with it

@@ -110,6 +110,17 @@ async def test_the_value_goes_only_to_the_credentials_hosts_and_never_into_the_s
         await backend.remove(sid)
 
 
+async def test_both_unrestricted_the_proxy_mints_for_any_host(backend: DockerBackend, echo: Any) -> None:
+    sid = await session(backend, UNRESTRICTED, secret(hosts=None))
+    try:
+        # No name known ahead: the proxy mints other.test's certificate with its intermediate CA.
+        out = await bash(backend, sid, curl("https://other.test/minted", '-H "X-Key: $API_TOKEN"'))
+        assert text(out).strip() == "ok"
+        assert seen(echo, "/minted")["headers"]["X-Key"] == SECRET
+    finally:
+        await backend.remove(sid)
+
+
 async def test_limited_networking_and_the_body(backend: DockerBackend, echo: Any) -> None:
     networking = {"type": "limited", "allowed_hosts": ["api.secret.test", "other.test"]}
     body_only = secret(hosts=None, header=False, body=True)

@@ -24,6 +24,7 @@ import sandbox.egress.proxy as proxy_module
 from app.sandbox.egress import substitution_names
 from app.sandbox.egress_ca import EgressAuthority
 from sandbox.egress.messages import Request
+from sandbox.egress.minter import Minter
 from sandbox.egress.policy import Policy
 from sandbox.egress.substitution import Secret, SecretsFile, substitute_body, substitute_head
 
@@ -37,10 +38,27 @@ class _Echo(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.seen.append({"headers": dict(self.headers), "body": body.decode()})
+        if self.path.startswith("/reflect"):  # says back what it got, as an error message might
+            self._reflect(f"invalid key: {self.headers['Authorization']}!".encode())
+            return
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
+
+    def _reflect(self, text: bytes) -> None:
+        self.send_response(401)
+        self.send_header("X-Echo", text.decode())
+        if self.path == "/reflect-chunked":  # in 5-byte chunks: values cut across them
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(text), 5):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(text[i : i + 5]), text[i : i + 5]))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
 
     do_GET = do_POST
 
@@ -167,7 +185,8 @@ async def test_chunked_body_and_basic_credentials(proxy: Proxy) -> None:
 
 async def test_a_host_outside_the_credentials_hosts_gets_the_placeholder(proxy: Proxy) -> None:
     placeholder = proxy.configure([{"hosts": ["api.example.com"]}], ["localhost"])
-    await send(proxy, post(f"Authorization: Bearer {placeholder}\r\n", ""))
+    # No secret applies: not terminated even though the certificate would cover it.
+    await send(proxy, post(f"Authorization: Bearer {placeholder}\r\n", ""), trust=proxy.upstream.ca)
     [seen] = proxy.upstream.seen
     assert seen["headers"]["Authorization"] == f"Bearer {placeholder}"
 
@@ -189,8 +208,8 @@ async def test_rotation_reaches_the_next_request(proxy: Proxy) -> None:
         f"Bearer {SECRET}",
         "Bearer rotated-value",
     ]
-    proxy.configure([], ["localhost"])  # archived: nothing to substitute any more
-    await send(proxy, post(f"Authorization: Bearer {placeholder}\r\n", ""))
+    proxy.configure([], ["localhost"])  # archived: nothing to substitute, a plain tunnel again
+    await send(proxy, post(f"Authorization: Bearer {placeholder}\r\n", ""), trust=proxy.upstream.ca)
     assert proxy.upstream.seen[-1]["headers"]["Authorization"] == f"Bearer {placeholder}"
 
 
@@ -215,6 +234,41 @@ async def test_an_upstream_the_proxy_cannot_verify_gets_no_secret(
         reply = await send(Proxy(path, proxy.authority, proxy.config, proxy.upstream), post("", ""))
     assert reply.startswith(b"HTTP/1.1 502") and b"CERTIFICATE_VERIFY_FAILED" in reply
     assert proxy.upstream.seen == [] and placeholder
+
+
+async def test_hosts_not_known_ahead_get_a_leaf_minted_by_the_proxy(proxy: Proxy) -> None:
+    placeholder = proxy.configure([{}], [])  # no pre-minted names: both sides unrestricted
+    intermediate = proxy.config / "intermediate.pem"
+    intermediate.write_bytes(proxy.authority.intermediate(None))
+    egress = proxy_module.EgressProxy(
+        Policy.from_hosts([], any_host=True),
+        SecretsFile(proxy.config / "secrets.json"),
+        proxy.upstream.ca,
+        Minter(intermediate),
+    )
+    path = proxy.socket.with_name("minting.sock")
+    async with await asyncio.start_unix_server(egress.handle, str(path)):
+        # The client trusts the instance CA only: leaf and intermediate chain up to it.
+        await send(
+            Proxy(path, proxy.authority, proxy.config, proxy.upstream), post(f"X-Key: {placeholder}\r\n", "")
+        )
+    [seen] = proxy.upstream.seen
+    assert seen["headers"]["X-Key"] == SECRET
+    assert proxy.authority.intermediate(intermediate.read_bytes()) == intermediate.read_bytes()  # kept
+
+
+@pytest.mark.parametrize("path", ["/reflect", "/reflect-chunked"])
+async def test_a_value_the_service_echoes_back_is_scrubbed(proxy: Proxy, path: str) -> None:
+    placeholder = proxy.configure([{}], ["localhost"])
+    request = post(f"Authorization: Bearer {placeholder}\r\n", "").replace("/x", path)
+    reply = await send(proxy, request)
+    assert proxy.upstream.seen[0]["headers"]["Authorization"] == f"Bearer {SECRET}"  # it got it
+    assert SECRET.encode() not in reply
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert f"X-Echo: invalid key: Bearer {placeholder}!".encode() in head
+    if path == "/reflect-chunked":
+        body = b"".join(body.split(b"\r\n")[1::2])
+    assert body == f"invalid key: Bearer {placeholder}!".encode()
 
 
 def test_header_values_with_line_breaks_are_never_put_in_a_header() -> None:

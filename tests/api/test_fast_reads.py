@@ -1,0 +1,305 @@
+"""The hot reads (GET an agent or an environment, the sessions list, the events list) are rendered
+from plain rows once (`render`), and served before FastAPI's router (`app.api.fastpath`). Their
+bytes must be exactly what the model-based path produced (FastAPI validating the service's model
+against `response_model` and serialising it), for rows with every kind of field; and the fast
+path must keep the checks and the error envelope of the /v1 routes."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+from pydantic import TypeAdapter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agents import service as agents
+from app.agents.schemas import Agent
+from app.db.engine import Database
+from app.environments import service as environments
+from app.environments.schemas import Environment
+from app.events import service as events
+from app.events.notifier import Notifier
+from app.events.schemas import EventPage
+from app.sessions import event_listing as listing
+from app.sessions import rendering
+from app.sessions import service as sessions
+from app.sessions.schemas import SessionPage
+from app.shared.pagination import decode_cursor
+from tests.conftest import make_settings
+from tests.support.clients import API_KEY, strict_client
+from tests.support.server import ServerThread
+
+NOW = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+TRICKY = 'quote " backslash \\ tab \t newline \n unicode é 漢字 🙂 line-sep \u2028 ctrl \x01 end'
+
+
+def old_bytes(model: Any, value: Any) -> bytes:
+    """What FastAPI sends for ``value`` returned by an endpoint with ``response_model=model``."""
+    adapter = TypeAdapter(model)
+    return adapter.dump_json(adapter.validate_python(value), by_alias=True)
+
+
+@pytest.fixture
+def fixed_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Sessions show durations up to now: both renderings see the same now."""
+    monkeypatch.setattr(sessions, "utcnow", lambda: NOW)
+    return NOW
+
+
+async def test_an_agent_renders_as_the_model_did(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession
+) -> None:
+    created = client.beta.agents.create(
+        name=f"render {TRICKY}",
+        model="claude-sonnet-4-6",
+        description=TRICKY,
+        system="line one\nline two",
+        metadata={"team": "platform", "note": TRICKY},
+        tools=[{"type": "agent_toolset_20260401"}],
+    )
+    client.beta.agents.update(created.id, version=created.version, description="second version")
+    client.beta.agents.archive(created.id)
+    for version in (None, 1, 2):
+        expected = old_bytes(Agent, await agents.get(db, created.id, version))
+        assert await agents.render(database.raw, created.id, version) == expected
+    assert (
+        json.loads(await agents.render(database.raw, created.id, 1))["updated_at"]
+        != json.loads(await agents.render(database.raw, created.id))["updated_at"]
+    ), "an older version shows when it was saved"
+
+
+async def test_an_environment_renders_as_the_model_did(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession
+) -> None:
+    plain = client.beta.environments.create(name="render-plain")
+    full = client.beta.environments.create(
+        name="render-full", description=TRICKY, metadata={"owner": "bench", "note": TRICKY}
+    )
+    client.beta.environments.archive(full.id)
+    for environment_id in (plain.id, full.id):
+        expected = old_bytes(Environment, await environments.get(db, environment_id))
+        assert await environments.render(database.raw, environment_id) == expected
+
+
+async def test_the_sessions_list_renders_as_the_model_did(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession, fixed_now: datetime
+) -> None:
+    agent = client.beta.agents.create(name="render-sessions", model="claude-sonnet-4-6")
+    environment = client.beta.environments.create(name="render-sessions")
+    made = [
+        client.beta.sessions.create(
+            agent=agent.id, environment_id=environment.id, title=TRICKY, metadata={"n": str(n), "t": TRICKY}
+        )
+        for n in range(4)
+    ]
+    client.beta.sessions.create(agent=agent.id, environment_id=environment.id)  # no title, no metadata
+    lead = client.beta.agents.create(
+        name="render-lead", model="claude-sonnet-4-6", multiagent={"type": "multiagent_20261001"}
+    )
+    client.beta.sessions.create(agent=lead.id, environment_id=environment.id)  # usage rolls up threads
+    # The text of the stand-ins that mark the clock's figures in a kept rendering, as a title.
+    stand_ins = rendering._ACTIVE_TOKEN + b" " + rendering._DURATION_TOKEN
+    client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title=stand_ins.decode())
+    client.beta.sessions.archive(made[0].id)
+    # Each order walks every page twice: the second time from the rendered rows kept per content.
+    for order in ("desc", "asc", "desc", "asc"):
+        page: str | None = None
+        for _ in range(50):  # walk every page of two, both ways
+            old = await sessions.list_sessions(
+                db,
+                limit=2,
+                cursor=decode_cursor(page, order),
+                order=order,
+                agent_id=None,
+                agent_version=None,
+                statuses=None,
+                include_archived=False,
+                ranges={},
+            )
+            new = await sessions.render_list(database.raw, limit=2, page=page, order=order)
+            assert new == old_bytes(SessionPage, old)
+            page = old.next_page
+            if page is None:
+                break
+        assert page is None
+
+
+async def test_the_events_list_renders_as_the_model_did(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession
+) -> None:
+    agent = client.beta.agents.create(name="render-events", model="claude-sonnet-4-6")
+    environment = client.beta.environments.create(name="render-events")
+    session = client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+    # Server-made text with a NUL (stored with U+FFFD instead), numbers of every size, nesting.
+    async with database.unit_of_work() as write:
+        await events.append(
+            write,
+            Notifier(),
+            session.id,
+            [
+                {"type": "agent.message", "content": [{"type": "text", "text": f"nul \x00 here {TRICKY}"}]},
+                {"type": "session.status_running"},
+            ],
+        )
+    events_sent = [
+        {"type": "user.message", "content": [{"type": "text", "text": TRICKY}]},
+        {"type": "user.message", "content": [{"type": "text", "text": "/say hello"}]},
+    ]
+    client.beta.sessions.events.send(session.id, events=events_sent)  # type: ignore[arg-type]
+    settled(client, session.id)
+    for order in ("asc", "desc"):
+        for limit in (1, 3, 1000):
+            page: str | None = None
+            for _ in range(20):
+                cursor = decode_cursor(page, order)
+                old = await listing.list_events(
+                    db, session.id, limit=limit, cursor=cursor, order=order, types=None, ranges={}
+                )
+                new = await listing.render_events(
+                    database.raw, session.id, limit=limit, page=page, order=order
+                )
+                assert new.decode() == old_bytes(EventPage, old).decode()
+                page = old.next_page
+                if page is None:
+                    break
+    texts = json.loads(
+        await listing.render_events(database.raw, session.id, limit=1000, page=None, order="asc")
+    )
+    assert any("nul \ufffd here" in json.dumps(e, ensure_ascii=False) for e in texts["data"])
+
+
+def settled(client: anthropic.Anthropic, session_id: str) -> None:
+    """Wait until the worker has answered (the log no longer moves while it is compared)."""
+    for _ in range(600):
+        if client.beta.sessions.retrieve(session_id).status == "idle":
+            kinds = [e.type for e in client.beta.sessions.events.list(session_id)]
+            if "agent.message" in kinds and kinds[-1] == "session.status_idle":
+                return
+        time.sleep(0.05)
+    pytest.fail("the session did not settle")
+
+
+# -- the fast path against FastAPI's route, over HTTP ------------------------------------------------
+
+
+def through_fastapi(http: httpx.Client, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+    """The same GET, sent so that the fast path declines it (a request with a body goes to FastAPI,
+    which ignores a GET's body)."""
+    return http.request("GET", path, params=params, content=b" ")
+
+
+def test_the_fast_path_sends_what_the_route_sends(client: anthropic.Anthropic, http: httpx.Client) -> None:
+    agent = client.beta.agents.create(name="fast-vs-route", model="claude-sonnet-4-6", metadata={"k": TRICKY})
+    environment = client.beta.environments.create(name="fast-vs-route")
+    session = client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+    client.beta.sessions.events.send(
+        session.id, events=[{"type": "user.message", "content": [{"type": "text", "text": "/say hello"}]}]
+    )
+    settled(client, session.id)
+    for path, params in (
+        (f"/v1/agents/{agent.id}", None),
+        (f"/v1/agents/{agent.id}", {"version": "1"}),
+        (f"/v1/environments/{environment.id}", None),
+        (f"/v1/sessions/{session.id}/events", {"limit": "2", "order": "desc"}),
+    ):
+        fast, routed = http.get(path, params=params), through_fastapi(http, path, params)
+        assert fast.status_code == routed.status_code == 200
+        assert fast.content == routed.content
+        assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+        assert fast.headers["request-id"] != routed.headers["request-id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/v1/agents/agent_missing", "Agent agent_missing not found."),
+        ("/v1/agents/{agent}?version=99", "Agent version not found."),
+        ("/v1/environments/env_missing", "Environment env_missing not found."),
+        ("/v1/sessions/sesn_missing/events", "Session sesn_missing not found"),
+    ],
+)
+def test_a_missing_resource_is_the_same_404_on_both_paths(
+    client: anthropic.Anthropic, http: httpx.Client, path: str, message: str
+) -> None:
+    agent = client.beta.agents.create(name="fast-404", model="claude-sonnet-4-6")
+    path = path.replace("{agent}", agent.id)
+    bodies = []
+    for response in (http.get(path), through_fastapi(http, path)):
+        assert response.status_code == 404
+        body = response.json()
+        assert body["request_id"] == response.headers["request-id"]
+        assert body["error"]["type"] == "not_found_error" and body["error"]["message"] == message
+        bodies.append({**body, "request_id": None})
+    assert bodies[0] == bodies[1]
+
+
+def test_what_the_fast_path_leaves_to_fastapi_is_answered_as_before(
+    client: anthropic.Anthropic, http: httpx.Client, mas_server: ServerThread
+) -> None:
+    agent = client.beta.agents.create(name="fast-edges", model="claude-sonnet-4-6")
+    with httpx.Client(base_url=mas_server.url, timeout=30) as anonymous:
+        refused = anonymous.get(f"/v1/agents/{agent.id}", headers={"x-api-key": "sk-wrong"})
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+    nul = http.get("/v1/sessions", params={"page": "a\x00b"})
+    assert nul.status_code == 400 and "NUL" in nul.json()["error"]["message"]
+    for params in ({"version": "0"}, {"version": "x"}, {"version": "01"}):
+        answered = http.get(f"/v1/agents/{agent.id}", params=params)
+        assert answered.status_code == (200 if params["version"] == "01" else 400)
+    over = http.get("/v1/sessions", params={"limit": "101"})
+    assert over.status_code == 400 and over.json()["error"]["type"] == "invalid_request_error"
+    bad_page = http.get("/v1/sessions", params={"page": "not-a-cursor"})
+    assert bad_page.status_code == 400 and bad_page.json()["error"]["type"] == "invalid_request_error"
+    filtered = http.get("/v1/sessions", params={"statuses[]": "idle", "limit": "1"})
+    assert filtered.status_code == 200 and all(s["status"] == "idle" for s in filtered.json()["data"])
+
+
+@pytest.fixture(scope="module")
+def limited(database_url: str) -> Iterator[ServerThread]:
+    settings = make_settings(database_url, rate_limits="on", rate_limit_reads_per_minute=4)
+    server = ServerThread(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_fast_path_spends_the_read_budget(limited: ServerThread) -> None:
+    with strict_client(limited.url) as sdk:
+        environment = sdk.beta.environments.create(name="fast-limited")  # a create: its own budget
+        for _ in range(4):
+            sdk.beta.environments.retrieve(environment.id)
+        with pytest.raises(anthropic.RateLimitError) as exc:
+            sdk.beta.environments.retrieve(environment.id)
+    assert exc.value.response.headers["retry-after"] in {str(n) for n in range(1, 16)}
+    assert exc.value.body == {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "Rate limit exceeded: 4 requests per minute for this API key",
+        },
+        "request_id": exc.value.response.headers["request-id"],
+    }
+
+
+def test_an_api_key_in_the_bearer_header_takes_the_fast_path_too(mas_server: ServerThread) -> None:
+    headers = {"authorization": f"Bearer {API_KEY}", "anthropic-version": "2023-06-01"}
+    with httpx.Client(base_url=mas_server.url, headers=headers, timeout=30) as bearer:
+        assert bearer.get("/v1/sessions", params={"limit": "1"}).status_code == 200
+
+
+def test_a_key_revoked_in_this_process_is_forgotten_at_once() -> None:
+    from app.api.auth import KeyCache
+    from app.api.scopes import Principal
+
+    cache = KeyCache()
+    cache.remember("sk-mas-env-one", Principal("environment_key", "envkey_1", environment_id="env_1"))
+    cache.remember("sk-mas-env-two", Principal("environment_key", "envkey_2", environment_id="env_1"))
+    cache.forget("envkey_1")
+    assert cache.fresh("sk-mas-env-one") is None
+    assert cache.fresh("sk-mas-env-two") is not None
