@@ -68,6 +68,7 @@ def serve(
     """Run the API (and the embedded worker); applies migrations at start."""
     import uvicorn
 
+    from app.api.http_protocol import http_protocol
     from app.main import create_app
 
     settings = get_settings()
@@ -85,6 +86,7 @@ def serve(
         log_config=None,  # our handler formats uvicorn's lines too (see `_configure_logging`)
         access_log=False,  # mas writes its own, with the request id: MAS_ACCESS_LOG
         timeout_graceful_shutdown=5,
+        http=http_protocol(),  # request bodies without uvicorn's two copies (app/api/http_protocol.py)
     )
 
 

@@ -247,6 +247,14 @@ def _copy(source: Path, target: Path, samples: Samples) -> None:
     target.unlink()
 
 
+def _idle_cpu_per_second(pid: int, seconds: float = 3.0) -> float:
+    """A server's CPU while nothing is asked of it (mas's embedded worker polls for work): part
+    of every transfer's server CPU, in proportion to its wall time."""
+    before = _cpu_seconds(pid)
+    time.sleep(seconds)
+    return (_cpu_seconds(pid) - before) / seconds
+
+
 def throughput(
     targets: list[Target], work: Path, size_mb: int, repeats: int, delete: Callable[[Target, str], None]
 ) -> dict[str, Any]:
@@ -254,6 +262,7 @@ def throughput(
     (the order of servers and clients rotates between repeats)."""
     source = work / "source.bin"
     _random_file(source, size_mb * 1024 * 1024)
+    idle = {target.name: _idle_cpu_per_second(target.pid) for target in targets}
     copy = Samples()
     moved: dict[tuple[str, str, str], Samples] = {}
     pairs = [(t, c) for t in targets for c in CLIENTS]
@@ -292,6 +301,7 @@ def throughput(
         "copy_cpu_s": median(copy.client_cpu),
         "copy_samples": dataclasses.asdict(copy),
         "rows": rows,
+        "idle_cpu_per_s": idle,
     }
 
 
@@ -366,6 +376,8 @@ def _report(moved: dict[str, Any]) -> None:
         f"{moved['size_mb']} MB file, local copy (shutil.copyfile): {moved['copy_mb_s']:.0f} MB/s "
         f"({spread(moved['copy_samples']['wall'])} s), CPU {moved['copy_cpu_s']:.3f} s"
     )
+    idle = ", ".join(f"{name} {rate:.3f} s" for name, rate in moved["idle_cpu_per_s"].items())
+    print(f"server CPU per second idle (included in the server CPU below, per second of wall): {idle}")
     print("server   client  direction  MB/s   vs copy  (wall s)       server CPU  client CPU")
     order = sorted(
         moved["rows"], key=lambda r: (r["server"] != "mas", r["client"], r["direction"] != "upload")

@@ -8,10 +8,11 @@ sessions list, the events list) run one or two fixed statements here instead:
 * **SQLite**: a small pool of plain `sqlite3` connections opened `query_only`, called inline on the
   event loop (as `app/db/inline_sqlite.py` does for the ORM's read engine: in WAL mode a reader
   never waits for a writer). Each statement runs in autocommit; `snapshot()` wraps several in one
-  deferred read transaction when they must see the same state.
+  deferred read transaction (on SQLite it costs nothing: no round trip).
 * **PostgreSQL**: an `asyncpg` pool of its own (at most `database_pool_size` connections, opened
   on first use). asyncpg prepares and caches each statement per connection; JSON columns come back
-  as their text (asyncpg's default), so a renderer decodes each value once.
+  as their text (asyncpg's default), so a renderer decodes each value once. Statements run in
+  autocommit, READ COMMITTED as the ORM's read sessions did, `snapshot()` included.
 
 SQL is written once with `$1`-style parameters; on SQLite they become `?1` (numbered parameters).
 Values come back as the drivers give them: timestamps as `datetime` (PostgreSQL) or the text
@@ -154,13 +155,12 @@ class _PostgresPool:
 
     @asynccontextmanager
     async def acquire(self, snapshot: bool) -> AsyncIterator[RawConnection]:
+        # No transaction even for a "snapshot": each statement sees what was committed when it
+        # began (READ COMMITTED, as the ORM's read sessions on PostgreSQL always did); a BEGIN
+        # and a COMMIT would be two more round trips per read.
         pool = await self._get()
         async with pool.acquire() as connection:
-            if snapshot:
-                async with connection.transaction(isolation="repeatable_read", readonly=True):
-                    yield _PostgresConnection(connection)
-            else:
-                yield _PostgresConnection(connection)
+            yield _PostgresConnection(connection)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -225,7 +225,8 @@ class RawReads:
         return self._pool.acquire(False)
 
     def snapshot(self) -> Any:
-        """``async with reads.snapshot() as conn``: one read transaction for several statements."""
+        """``async with reads.snapshot() as conn``: several statements in one read transaction on
+        SQLite; on PostgreSQL as ``connection()`` (each statement READ COMMITTED)."""
         return self._pool.acquire(True)
 
     def time_param(self, value: datetime) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from app.api.http_protocol import http_protocol
 from app.config import Settings
 from app.main import create_app
 
@@ -43,6 +44,7 @@ class ServerThread:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=5,
+            http=http_protocol(),  # as `mas serve` runs it
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
