@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import judge, memory, requests, tools
+from app.agent_loop import interrupts, judge, memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.ledger import Ledger
@@ -52,9 +52,6 @@ from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
 log = logging.getLogger(__name__)
-
-INTERRUPT_POLL_SECONDS = 0.1
-
 
 @dataclass
 class Preview:
@@ -197,7 +194,7 @@ class ModelStep:
     # -- streaming -----------------------------------------------------------------------------
     async def _stream_until_interrupt(self, request: ModelRequest, preview: Preview) -> MessageComplete:
         streaming = asyncio.create_task(self._consume(request, preview))
-        watching = asyncio.create_task(self._watch_for_interrupt())
+        watching = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.session_id))
         try:
             done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -211,13 +208,6 @@ class ModelStep:
                 await streaming
             raise Interrupted
         return streaming.result()
-
-    async def _watch_for_interrupt(self) -> None:
-        while True:
-            await asyncio.sleep(INTERRUPT_POLL_SECONDS)
-            async with self.deps.database.read() as db:
-                if await events.has_queued_interrupt(db, self.session_id):
-                    return
 
     async def _consume(self, request: ModelRequest, preview: Preview) -> MessageComplete:
         async with self.deps.model.stream(request) as stream:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import actions, memory, orchestration, outputs, repositories, tools
+from app.agent_loop import actions, interrupts, memory, orchestration, outputs, repositories, tools
 from app.agent_loop.context import TOOL_USE_TYPES
 from app.agent_loop.credential_hosts import unreachable_errors
 from app.agent_loop.deps import LoopDeps
@@ -51,7 +51,8 @@ from app.vaults.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
-INTERRUPT_POLL_SECONDS = 0.25
+# While an interrupt lands: how long to wait for the killed calls before cancelling again.
+CANCEL_RETRY_SECONDS = 1.0
 
 
 def tool_request(use: dict[str, Any]) -> ToolRequest:
@@ -258,14 +259,16 @@ class ToolStep:
         running: asyncio.Future[list[dict[str, Any] | BaseException]] = asyncio.gather(
             *(self._execute(use, plan) for use in plan.calls), return_exceptions=True
         )
-        watching: asyncio.Future[None] = asyncio.create_task(self._watch_for_interrupt())
+        watching: asyncio.Future[None] = asyncio.create_task(
+            interrupts.wait_for_interrupt(self.deps, self.claim.session_id)
+        )
         try:
             either: list[asyncio.Future[Any]] = [running, watching]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             interrupted = watching.done() and watching.exception() is None
             while interrupted and not running.done():  # again until it lands: a call may be starting
                 await self.deps.sandbox.cancel(self.claim.sandbox_id)
-                await asyncio.wait([running], timeout=INTERRUPT_POLL_SECONDS * 4)
+                await asyncio.wait([running], timeout=CANCEL_RETRY_SECONDS)
             return await running
         finally:
             watching.cancel()
@@ -273,13 +276,6 @@ class ToolStep:
                 running.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watching
-
-    async def _watch_for_interrupt(self) -> None:
-        while True:
-            await asyncio.sleep(INTERRUPT_POLL_SECONDS)
-            async with self.deps.database.read() as db:
-                if await events.has_queued_interrupt(db, self.claim.session_id):
-                    return
 
     async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
         """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
