@@ -44,7 +44,14 @@ async def _begin_write(cursor: sqlite3.Cursor) -> None:
             raise
     finally:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await asyncio.to_thread(cursor.execute, BEGIN_WRITE)
+    waiting = asyncio.ensure_future(asyncio.to_thread(cursor.execute, BEGIN_WRITE))
+    try:
+        await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        # A thread cannot be stopped: the connection is used again (rolled back on its way
+        # back to the pool) only once the thread is done with it, or the loop would wait there.
+        await asyncio.wait([waiting])
+        raise
 
 
 class _Cursor:

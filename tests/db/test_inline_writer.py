@@ -4,6 +4,7 @@ lock held by another process never stalls the loop, and the WAL is checkpointed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -101,4 +102,36 @@ async def test_the_wal_is_checkpointed_into_the_database_file(tmp_path: Path) ->
         assert path.stat().st_size > empty + 100 * 2000
     finally:
         bystander.close()
+        await db.dispose()
+
+
+async def test_a_writer_cancelled_while_waiting_leaves_its_connection_usable(tmp_path: Path) -> None:
+    path = tmp_path / "inline.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        async with db.unit_of_work() as session:
+            await session.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with db.unit_of_work() as session:
+                await session.execute(text("INSERT INTO notes (body) VALUES ('cancelled')"))
+
+        writing = asyncio.create_task(write())
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not writing.done()
+        writing.cancel()  # the step is cancelled while its BEGIN waits in a thread
+        for _ in range(20):  # the loop runs on: the connection stays with the thread until it is done
+            await asyncio.sleep(0.01)
+        assert not writing.done()
+        other.execute("COMMIT")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(writing, 30)
+        async with db.unit_of_work() as session:  # the write lock was given back
+            await session.execute(text("INSERT INTO notes (body) VALUES ('next')"))
+        assert await _notes(db) == ["next"]
+    finally:
+        other.close()
         await db.dispose()
