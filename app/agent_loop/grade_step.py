@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import grader
+from app.agent_loop import grader, interrupts
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.model_client import (
     MessageComplete,
@@ -42,7 +42,6 @@ from app.storage import service as storage
 
 log = logging.getLogger(__name__)
 
-INTERRUPT_POLL_SECONDS = 0.1
 MAX_RUBRIC_CHARS = 262_144
 
 
@@ -169,16 +168,17 @@ class GradeStep:
     async def _watch(self, plan: GradePlan) -> None:
         """Returns when an interrupt is queued; sends a heartbeat every interval meanwhile."""
         interval = self.deps.settings.outcome_heartbeat_seconds
-        waited = 0.0
-        while True:
-            await asyncio.sleep(INTERRUPT_POLL_SECONDS)
-            async with self.deps.database.read() as db:
-                if await events.has_queued_interrupt(db, self.claim.session_id):
-                    return
-            waited += INTERRUPT_POLL_SECONDS
-            if waited >= interval:
-                waited = 0.0
+        waiting = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.claim.session_id))
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=interval)
+                if done:
+                    return waiting.result()
                 await self._heartbeat(plan)
+        finally:
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
 
     async def _heartbeat(self, plan: GradePlan) -> None:
         ongoing = {

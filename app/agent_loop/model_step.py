@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agent_loop import judge, memory, requests, tools
+from app.agent_loop import interrupts, judge, memory, requests, tools
 from app.agent_loop.actions import span_end
 from app.agent_loop.deps import LoopDeps
 from app.agent_loop.ledger import Ledger
@@ -52,9 +52,6 @@ from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
 log = logging.getLogger(__name__)
-
-INTERRUPT_POLL_SECONDS = 0.1
-
 
 @dataclass
 class Preview:
@@ -197,7 +194,7 @@ class ModelStep:
     # -- streaming -----------------------------------------------------------------------------
     async def _stream_until_interrupt(self, request: ModelRequest, preview: Preview) -> MessageComplete:
         streaming = asyncio.create_task(self._consume(request, preview))
-        watching = asyncio.create_task(self._watch_for_interrupt())
+        watching = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.session_id))
         try:
             done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -211,13 +208,6 @@ class ModelStep:
                 await streaming
             raise Interrupted
         return streaming.result()
-
-    async def _watch_for_interrupt(self) -> None:
-        while True:
-            await asyncio.sleep(INTERRUPT_POLL_SECONDS)
-            async with self.deps.database.read() as db:
-                if await events.has_queued_interrupt(db, self.session_id):
-                    return
 
     async def _consume(self, request: ModelRequest, preview: Preview) -> MessageComplete:
         async with self.deps.model.stream(request) as stream:
@@ -257,18 +247,21 @@ class ModelStep:
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
     ) -> ToolPlan | None:
+        config: dict[str, Any] = {}
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
                 batch = [span_end(start_id, is_error=False)]
             else:
-                client_run = await environments.config_type(db, row.environment_id) == "self_hosted"
+                # Read once: whether the client runs the tools, and what their sandbox is built from.
+                config = await environments.sandbox_config(db, row.environment_id)
+                client_run = config.get("type", "cloud") == "self_hosted"
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
             await events.append(db, self.deps.notifier, row.id, batch)
             transitions.await_client(row, _blocking_ids(batch))
             if result is None or self.tools is None:
                 return None
-            return await self.tools.prepare_at_once(db, row, batch)
+            return await self.tools.prepare_at_once(db, row, batch, config)
 
     def _response_events(
         self,

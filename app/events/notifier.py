@@ -10,9 +10,11 @@ local publications by reading the log once per process. A subscriber that sees a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -23,6 +25,10 @@ QUEUE_LIMIT = 2048
 # Per-session bookkeeping kept in memory: bounded, oldest first out. Both maps are shortcuts;
 # the log and the persisted stream watermark stay authoritative, so forgetting is safe.
 TRACKED_SESSIONS = 50_000
+# How often a running step looks for a queued `user.interrupt` in the log: rarely when the notifier
+# hears every process that can queue one (it says so at once), often when it cannot.
+INTERRUPT_SAFETY_POLL_SECONDS = 1.0
+INTERRUPT_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,11 @@ class Notifier:
         # Highest seq this process has sent to any stream, per session (see the replay rule).
         self.delivered: dict[str, int] = {}
         self._wake = asyncio.Event()
+        self._interrupts: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.remote: RemoteChannel | None = None
+        # Set by a process that shares its database with others it cannot hear (a separate
+        # `mas worker` on SQLite): nothing tells it of their interrupts, so it looks often.
+        self.peers_unheard = False
 
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, session_id: str) -> Subscription:
@@ -162,6 +172,34 @@ class Notifier:
         if seq > self.delivered.get(session_id, 0):
             _remember(self.delivered, session_id, seq)
 
+    # -- interrupts ----------------------------------------------------------------------------
+    def interrupt(self, session_id: str, *, forward: bool = True) -> None:
+        """After commit: a `user.interrupt` was queued for the session (or thread)."""
+        for signal in tuple(self._interrupts.get(session_id, ())):
+            signal.set()
+        if forward and self.remote is not None:
+            self.remote.forward_interrupt(session_id)
+
+    @contextlib.contextmanager
+    def interrupts(self, session_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever an interrupt of the session is announced, while the block runs."""
+        signal = asyncio.Event()
+        self._interrupts[session_id].add(signal)
+        try:
+            yield signal
+        finally:
+            signals = self._interrupts.get(session_id)
+            if signals is not None:
+                signals.discard(signal)
+                if not signals:
+                    del self._interrupts[session_id]
+
+    def interrupt_poll_seconds(self) -> float:
+        """How often to look in the log anyway: the announcement is the fast path, the log the truth."""
+        if self.remote is not None:
+            return INTERRUPT_SAFETY_POLL_SECONDS if self.remote.problem() is None else INTERRUPT_POLL_SECONDS
+        return INTERRUPT_POLL_SECONDS if self.peers_unheard else INTERRUPT_SAFETY_POLL_SECONDS
+
     # -- worker wake-ups -----------------------------------------------------------------------
     def wake(self, *, forward: bool = True) -> None:
         self._wake.set()
@@ -198,4 +236,11 @@ class RemoteChannel:
         raise NotImplementedError
 
     def forward_wake(self) -> None:
+        raise NotImplementedError
+
+    def forward_interrupt(self, session_id: str) -> None:
+        raise NotImplementedError
+
+    def problem(self) -> str | None:
+        """Why notifications from other processes may not arrive right now, or None."""
         raise NotImplementedError

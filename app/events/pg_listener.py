@@ -4,7 +4,7 @@ Writers call `pg_notify('mas_events', '<session>:<seq>')` inside the transaction
 events, so the notification is delivered exactly when (and only if) the events are committed.
 Each process holds one listening connection; on a notification for a session it has subscribers
 for, it reads the new events from the log once and publishes them locally. Deltas and session
-lifecycle (created, deleted) travel as their own notifications, so a separate `mas worker`
+lifecycle (created, deleted) and interrupts travel as their own notifications, so a separate `mas worker`
 provisions and removes sandboxes; wake-ups reach every worker.
 """
 
@@ -106,6 +106,9 @@ class PgListener(RemoteChannel):
         if marker == "created":  # this process's worker provisions the sandbox
             self._notifier.session_created(session_id, forward=False)
             return
+        if marker == "interrupt":  # a step of this process running the session stops
+            self._notifier.interrupt(session_id, forward=False)
+            return
         if not self._notifier.has_subscribers(session_id):
             return
         if int(marker) > self._notifier.last_published(session_id):
@@ -147,6 +150,9 @@ class PgListener(RemoteChannel):
 
     def forward_wake(self) -> None:
         self._outbox.put_nowait((WAKE_CHANNEL, self._origin))
+
+    def forward_interrupt(self, session_id: str) -> None:
+        self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:interrupt"))
 
     async def _send_loop(self) -> None:
         while True:

@@ -113,6 +113,8 @@ async def accept_client_events(
         elif payload["type"] in QUEUED:
             echoed += await events.enqueue(db, row.id, [payload])
             queued_any = True
+            if isinstance(event, UserInterrupt):
+                transitions.announce_interrupt(db, notifier, row)
         elif _answer_id(event) in routes:
             echoed += await threads.deliver_answer(db, notifier, payload, routes[str(_answer_id(event))])
         else:

@@ -249,6 +249,7 @@ async def _interrupt(
 ) -> list[dict[str, Any]]:
     echoed = await events.enqueue(db, row.id, [{**payload, "session_thread_id": row.id}])
     transitions.request_run(db, notifier, row)
+    transitions.announce_interrupt(db, notifier, row)
     return echoed
 
 

@@ -71,6 +71,13 @@ def request_run(db: AsyncSession, notifier: Notifier, row: Session) -> None:
     after_commit(db, notifier.wake)
 
 
+def announce_interrupt(db: AsyncSession, notifier: Notifier, row: Session) -> None:
+    """A `user.interrupt` is queued for the session (or thread): once this transaction commits, a
+    step running it hears so at once, in any process (see `agent_loop.interrupts`)."""
+    session_id = row.id
+    after_commit(db, lambda: notifier.interrupt(session_id))
+
+
 def _turn_started() -> None:
     TURNS_STARTED.inc()
     log.info("turn started")

@@ -1,13 +1,18 @@
 """`user.interrupt` in each place a turn can be: during a model request (stops it at once), during
 a tool (kills it and everything it started), idle on requires_action (closes the pending calls)
-and idle (a no-op)."""
+and idle (a no-op).
+
+The log's safety-net poll is pushed out of reach here: a running step must hear of the interrupt
+from the notifier's announcement (see `app/agent_loop/interrupts.py`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import anthropic
+import pytest
 
+from app.events import notifier
 from tests.support.loop import (
     always_ask,
     assert_log_sane,
@@ -30,6 +35,11 @@ SDK = anthropic.AsyncAnthropic
 INTERRUPT = {"type": "user.interrupt"}
 # Far longer than any wait of these tests: only an interrupt can end such a request in time.
 ENDLESS_MODEL = "/sleep 600000\n/long 400"
+
+
+@pytest.fixture(autouse=True)
+def announcements_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifier, "INTERRUPT_SAFETY_POLL_SECONDS", 3600.0)
 
 
 def tail_after(events: list[Any], event_id: str) -> list[str]:

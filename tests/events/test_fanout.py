@@ -13,7 +13,7 @@ import pytest
 
 from app.db.engine import Database
 from app.events.notifier import Notifier
-from app.events.pg_listener import asyncpg_dsn
+from app.events.pg_listener import PgListener, asyncpg_dsn
 from tests.support.clients import API_KEY, strict_async_client
 from tests.support.factories import make_session_async, text, user_message
 from tests.support.server import ROOT, ServerProcess
@@ -173,3 +173,26 @@ async def test_a_missed_notification_is_recovered_from_the_log(
         assert listed[-len(rest) :] == ids(rest)
     finally:
         await lone.dispose()
+
+
+async def test_an_interrupt_sent_to_another_replica_is_announced_here(
+    second_server: ServerProcess, manual_database_url: str, manual_async_client: SDK
+) -> None:
+    """A worker in this process running the session hears of an interrupt queued through another
+    API process at once (NOTIFY), not only from its safety-net read of the log."""
+    session = await make_session_async(manual_async_client)
+    notifier = Notifier()
+
+    async def no_events(_session_id: str, _after: int) -> list[Any]:
+        return []
+
+    listener = PgListener(manual_database_url, notifier, no_events)
+    await listener.start()
+    there = strict_async_client(second_server.url, API_KEY)
+    try:
+        with notifier.interrupts(session.id) as announced:
+            await there.beta.sessions.events.send(session.id, events=[{"type": "user.interrupt"}])
+            await asyncio.wait_for(announced.wait(), 60)
+    finally:
+        await there.close()
+        await listener.close()
