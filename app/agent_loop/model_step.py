@@ -247,18 +247,21 @@ class ModelStep:
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
     ) -> ToolPlan | None:
+        config: dict[str, Any] = {}
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
                 batch = [span_end(start_id, is_error=False)]
             else:
-                client_run = await environments.config_type(db, row.environment_id) == "self_hosted"
+                # Read once: whether the client runs the tools, and what their sandbox is built from.
+                config = await environments.sandbox_config(db, row.environment_id)
+                client_run = config.get("type", "cloud") == "self_hosted"
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
             await events.append(db, self.deps.notifier, row.id, batch)
             transitions.await_client(row, _blocking_ids(batch))
             if result is None or self.tools is None:
                 return None
-            return await self.tools.prepare_at_once(db, row, batch)
+            return await self.tools.prepare_at_once(db, row, batch, config)
 
     def _response_events(
         self,

@@ -176,9 +176,10 @@ class ToolStep:
             notes += await self.deps.memory.sync(sandbox, session_id, plan.memory)
             memory.with_notes(results, notes)
         async with self.deps.database.unit_of_work() as db:
-            row = await leases.fence(db, self.claim)
-            await events.append(db, self.deps.notifier, row.id, [*errors, *results])
-            transitions.tools_finished(row)
+            # The fence, the positions and "no call in flight" in one statement on the row.
+            batch = [*errors, *results]
+            last = await leases.fenced_seqs(db, self.claim, len(batch), tools_finished=True)
+            await events.append_reserved(db, self.deps.notifier, self.claim.session_id, batch, last)
         if plan.sandbox_calls:  # only tools in the sandbox write outputs
             await self._collect_outputs()
         return True
@@ -189,9 +190,12 @@ class ToolStep:
         except Exception:  # outputs are kept on the next step's look; the turn goes on
             log.exception("session %s: collecting outputs failed", self.claim.session_id)
 
-    async def prepare(self, db: AsyncSession, row: Session, state: TurnState) -> ToolPlan | None:
+    async def prepare(
+        self, db: AsyncSession, row: Session, state: TurnState, config: dict[str, Any] | None = None
+    ) -> ToolPlan | None:
         """In the deciding step's transaction: record which calls start now (None: the calls
-        were cut off by a crash and have been reported as errors instead)."""
+        were cut off by a crash and have been reported as errors instead). ``config``: the
+        environment's sandbox config, when this transaction has read it already."""
         calls = state.runnable()
         cut_off = [u for u in calls if u["id"] in row.inflight_tool_ids]
         if cut_off:
@@ -200,7 +204,8 @@ class ToolStep:
         transitions.tools_started(row, [u["id"] for u in calls])
         # A thread works in its session's sandbox, with the session's files and repositories.
         owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
-        config = await environments.sandbox_config(db, row.environment_id)
+        if config is None:
+            config = await environments.sandbox_config(db, row.environment_id)
         mounted = resources.memory_mounts(owner)
         sandboxed = any(u["type"] == "agent.tool_use" for u in calls)
         # Resolved for built-in calls only; None leaves the sandbox's as they are (an MCP spill).
@@ -234,19 +239,20 @@ class ToolStep:
             await events.append(db, self.deps.notifier, row.id, errors)
 
     async def prepare_at_once(
-        self, db: AsyncSession, row: Session, batch: list[dict[str, Any]]
+        self, db: AsyncSession, row: Session, batch: list[dict[str, Any]], config: dict[str, Any]
     ) -> ToolPlan | None:
         """In the transaction that records a response: when its calls are all allowed outright
         (MCP calls, and built-in calls this server runs), record them as started there too, so
         they start right after that commit instead of after another deciding step (what that
         step would decide from the log alone: nothing refused or waiting on the client comes
-        first, and no interrupt is queued)."""
+        first, and no interrupt is queued). ``config``: the environment's sandbox config, read
+        in this transaction."""
         uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not e.get("_server")]
         if not uses or not all(_runs_at_once(u) for u in uses):
             return None
         if row.status != "running" or await events.has_queued_interrupt(db, row.id):
             return None
-        return await self.prepare(db, row, TurnState(tool_uses=uses))
+        return await self.prepare(db, row, TurnState(tool_uses=uses), config)
 
     async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
         """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""

@@ -47,7 +47,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={inline_sqlite.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -60,7 +60,7 @@ def _inline_database(url: str) -> str | None:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
-    inline = None if immediate else _inline_database(url)
+    inline = _inline_database(url)
     if inline is None:
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=storable_json_text)
     else:
@@ -76,6 +76,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
 
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         _sqlite_pragmas(dbapi_connection, record)
+        if immediate and inline is not None:
+            # This process checkpoints in a thread (Database._checkpoint), not in a commit on the loop.
+            dbapi_connection.cursor().execute("PRAGMA wal_autocheckpoint=0")
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
 
     def on_begin(conn: Any) -> None:
@@ -116,10 +119,10 @@ class Database:
         # SQLite has one writer: queue writers of this process on an asyncio lock instead of the
         # file lock's sleep-and-retry busy handler, which adds tens of milliseconds under load.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        inline = _inline_database(url) if self.is_sqlite else None
+        self._checkpointer = inline_sqlite.Checkpointer(inline) if inline is not None else None
         # The hot read endpoints' plain SQL (app/db/raw.py).
-        self.raw = RawReads(
-            url, pool_size, _inline_database(url) if self.is_sqlite else None, self.read_sessionmaker
-        )
+        self.raw = RawReads(url, pool_size, inline, self.read_sessionmaker)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -144,6 +147,8 @@ class Database:
                 await session.rollback()
                 session.info.pop(AFTER_COMMIT_KEY, None)
                 raise
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
         run_after_commit(session)
 
     @asynccontextmanager
@@ -153,6 +158,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self.raw.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:

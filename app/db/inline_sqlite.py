@@ -2,21 +2,49 @@
 
 aiosqlite gives every connection its own thread and hands it each call (cursor, execute, fetch,
 close, commit) through a queue, waking the event loop through its self-pipe for every result:
-about four thread round trips per statement. For the API's reads on SQLite that hand-off costs
-far more than the work (a read of one row takes microseconds, its round trips a millisecond of
-CPU under load). The *read* engine therefore connects through this class instead
-(``create_async_engine(async_creator=...)``): the same SQLAlchemy dialect and adapter, the calls
-made directly. It is safe for reads because, in WAL mode, a reader never waits for a writer; a
-reader only waits (``busy_timeout``) in rare moments such as another process recovering the WAL.
-Writers keep aiosqlite: they may wait on the database's write lock, which must not stall the loop.
+about four thread round trips per statement. On SQLite that hand-off costs far more than the
+work (a statement on one row takes microseconds, its round trips a millisecond of CPU under
+load). Both engines therefore connect through this class (``create_async_engine(async_creator=
+...)``): the same SQLAlchemy dialect and adapter, the calls made directly.
+
+Reads: in WAL mode a reader never waits for a writer; it only waits (``busy_timeout``) in rare
+moments such as another process recovering the WAL. Writes: only ``BEGIN IMMEDIATE`` waits, for
+the database's write lock; once it is held, a WAL writer's statements and commit wait on nobody.
+This process's writers queue on an asyncio lock before it (``Database.unit_of_work``), so the
+lock is free unless another process holds it: the BEGIN is tried at once without waiting, and
+only when it is busy does it wait, in a thread, so the loop never stalls (`_begin_write`).
+Committing into WAL never copies pages back into the database file: the writer connections
+turn SQLite's automatic checkpoint off, and `Checkpointer` runs it in a thread instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+BUSY_TIMEOUT_MS = 30000
+
+
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+
+
+async def _begin_write(cursor: sqlite3.Cursor) -> None:
+    """Take the database's write lock: at once, on the loop, when it is free (always so when
+    this process's writers are the only ones: they queue on an asyncio lock first); otherwise
+    wait for it in a thread, with the connection's busy timeout, so the loop never stalls."""
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        cursor.execute(BEGIN_WRITE)
+        return
+    except sqlite3.OperationalError as error:
+        if "locked" not in str(error) and "busy" not in str(error):
+            raise
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    await asyncio.to_thread(cursor.execute, BEGIN_WRITE)
 
 
 class _Cursor:
@@ -32,7 +60,9 @@ class _Cursor:
         self._cursor.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> _Cursor:
-        if parameters is None:
+        if sql == BEGIN_WRITE:
+            await _begin_write(self._cursor)
+        elif parameters is None:
             self._cursor.execute(sql)
         else:
             self._cursor.execute(sql, parameters)
@@ -146,3 +176,39 @@ def connector(database: str, timeout: float) -> Callable[[], Any]:
         return InlineConnection(sqlite3.connect(database, timeout=timeout, check_same_thread=False))
 
     return connect
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file from a thread, every ``every`` commits.
+
+    Inline writer connections turn SQLite's automatic checkpoint off: it runs inside the
+    commit that crosses the threshold (1000 pages), with fsyncs, which on the loop would stall
+    every task for that long. A PASSIVE checkpoint takes no lock that writers or readers wait on.
+    """
+
+    def __init__(self, database: str, every: int = 100) -> None:
+        self.database = database
+        self.every = every
+        self._commits = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits >= self.every and (self._running is None or self._running.done()):
+            self._commits = 0
+            self._running = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(self._checkpoint), name="sqlite-checkpoint"
+            )
+
+    def _checkpoint(self) -> None:
+        connection = sqlite3.connect(self.database, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            connection.close()
+
+    async def close(self) -> None:
+        """Waits for a checkpoint in progress (the thread cannot be stopped halfway)."""
+        if self._running is not None:
+            with contextlib.suppress(Exception):
+                await self._running

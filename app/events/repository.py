@@ -4,26 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, Select, and_, select, text, update
+from sqlalchemy import BigInteger, Row, Select, Table, and_, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session, SessionEvent
 from app.db.raw import RawConnection
 from app.db.raw import Row as RawRow
 
+_SESSIONS = cast(Table, Session.__table__)
+_EVENTS = cast(Table, SessionEvent.__table__)
+# Built once: SQLAlchemy caches their compiled form, so each call only binds its values.
+_ALLOCATE = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"))
+    .values(last_seq=_SESSIONS.c.last_seq + bindparam("count", type_=BigInteger))
+    .returning(_SESSIONS.c.last_seq)
+)
+_INSERT = insert(_EVENTS)
+_HAS_QUEUED = (
+    select(_EVENTS.c.pk)
+    .where(
+        _EVENTS.c.session_id == bindparam("sid"),
+        _EVENTS.c.seq.is_(None),
+        _EVENTS.c.type == bindparam("type"),
+    )
+    .limit(1)
+)
+
 
 async def allocate_seqs(db: AsyncSession, session_id: str, count: int) -> int:
     """Reserve `count` positions; returns the last. Locks the session row until commit, so
     positions of one session are committed in order (a reader never sees seq 6 before seq 5)."""
-    result = await db.execute(
-        update(Session)
-        .where(Session.id == session_id)
-        .values(last_seq=Session.last_seq + count)
-        .returning(Session.last_seq)
-    )
+    result = await db.execute(_ALLOCATE, {"sid": session_id, "count": count})
     return int(result.scalar_one())
+
+
+async def insert_rows(db: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert event rows (their column values) in one statement, without ORM instances."""
+    await db.execute(_INSERT, list(rows))
 
 
 async def notify(db: AsyncSession, channel: str, payload: str) -> None:
@@ -140,7 +160,4 @@ async def history(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
 
 
 async def has_queued(db: AsyncSession, session_id: str, event_type: str) -> bool:
-    stmt = select(SessionEvent.pk).where(
-        SessionEvent.session_id == session_id, SessionEvent.seq.is_(None), SessionEvent.type == event_type
-    )
-    return await db.scalar(stmt.limit(1)) is not None
+    return await db.scalar(_HAS_QUEUED, {"sid": session_id, "type": event_type}) is not None

@@ -66,24 +66,41 @@ def checked(event: Mapping[str, Any]) -> tuple[Wire, Wire | None]:
 
 
 def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> SessionEvent:
+    return SessionEvent(**_values(session_id, event, now, seq))
+
+
+def _values(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> dict[str, Any]:
+    """The row's column values (the event checked, made storable)."""
     data, harness = checked(event)
-    return SessionEvent(
-        id=event.get("id") or new_event_id(),
-        session_id=session_id,
-        seq=seq,
-        type=event["type"],
+    return {
+        "id": event.get("id") or new_event_id(),
+        "session_id": session_id,
+        "seq": seq,
+        "type": event["type"],
         # A tool's binary output or a model's NUL must not make the step fail to commit.
-        data=storable(data),
-        harness=storable(harness),
-        created_at=now,
-        processed_at=now if seq is not None else None,
-    )
+        "data": storable(data),
+        "harness": storable(harness),
+        "created_at": now,
+        "processed_at": now if seq is not None else None,
+    }
+
+
+def _wire_of(values: Mapping[str, Any]) -> Wire:
+    """`to_wire` of a row from its column values."""
+    at = iso(values["processed_at"])
+    return {"id": values["id"], "type": values["type"], **values["data"], "processed_at": at}
 
 
 async def _publish_after_commit(
     db: AsyncSession, notifier: Notifier, session_id: str, rows: list[SessionEvent]
 ) -> None:
     published = [LogEvent(int(r.seq or 0), to_wire(r)) for r in rows]
+    await _publish_wire_after_commit(db, notifier, session_id, published)
+
+
+async def _publish_wire_after_commit(
+    db: AsyncSession, notifier: Notifier, session_id: str, published: list[LogEvent]
+) -> None:
     if on_postgres(db):
         await repository.notify(db, EVENTS_CHANNEL, f"{session_id}:{published[-1].seq}")
     after_commit(db, lambda: notifier.publish(session_id, published))
@@ -96,12 +113,22 @@ async def append(
     if not events:
         return []
     last = await repository.allocate_seqs(db, session_id, len(events))
+    return await append_reserved(db, notifier, session_id, events, last)
+
+
+async def append_reserved(
+    db: AsyncSession, notifier: Notifier, session_id: str, events: Sequence[Mapping[str, Any]], last: int
+) -> list[Wire]:
+    """`append` at positions the caller has just reserved in this transaction, ``last`` the
+    highest of ``len(events)`` (``sessions.leases.fenced_seqs`` reserves them with the fence)."""
+    if not events:
+        return []
     now = _now()
-    rows = [_row(session_id, e, now, last - len(events) + 1 + i) for i, e in enumerate(events)]
-    repository.add_all(db, rows)
-    await db.flush()
-    await _publish_after_commit(db, notifier, session_id, rows)
-    return [to_wire(r) for r in rows]
+    rows = [_values(session_id, e, now, last - len(events) + 1 + i) for i, e in enumerate(events)]
+    await repository.insert_rows(db, rows)
+    published = [LogEvent(r["seq"], _wire_of(r)) for r in rows]
+    await _publish_wire_after_commit(db, notifier, session_id, published)
+    return [dict(p.wire) for p in published]  # the caller's copies; the published ones stay as sent
 
 
 async def enqueue(db: AsyncSession, session_id: str, events: Sequence[Mapping[str, Any]]) -> list[Wire]:

@@ -65,6 +65,20 @@ async def fence(db: AsyncSession, claim: Claim) -> Session:
     return row
 
 
+async def fenced_seqs(db: AsyncSession, claim: Claim, count: int, *, tools_finished: bool = False) -> int:
+    """`fence` and the log positions of an append (the last of ``count``) in one statement,
+    without loading the row: for a step that writes only events (and, with ``tools_finished``,
+    that no call is in flight any more). Same locks, in the same order, as `fence`."""
+    if claim.parent_id is not None:
+        await repository.lock(db, claim.parent_id)
+    last = await repository.fenced_seqs(
+        db, claim.session_id, claim.token, count, tools_finished=tools_finished
+    )
+    if last is None:
+        raise LeaseLost(claim.session_id)
+    return last
+
+
 def release(row: Session, wake_at: datetime | None) -> None:
     """Give the session up; it is runnable again at `wake_at` (None: only when woken)."""
     row.lease_owner = None

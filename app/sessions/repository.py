@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Select, Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy import delete as delete_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,34 @@ from app.db.base import utcnow
 from app.db.models import Session
 from app.db.raw import RawConnection, RawReads, Row, json_value, timestamp
 from app.sessions.schemas import zero_usage
+
+_SESSIONS = cast(Table, Session.__table__)
+# Built once (SQLAlchemy then reuses their compiled form): a fenced append's one statement on the
+# row, and the lock a thread's step takes on its session first.
+_FENCED_SEQS = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"), _SESSIONS.c.lease_token == bindparam("token"))
+    .values(last_seq=_SESSIONS.c.last_seq + bindparam("count", type_=BigInteger))
+    .returning(_SESSIONS.c.last_seq)
+)
+_FENCED_SEQS_TOOLS_DONE = _FENCED_SEQS.values(inflight_tool_ids=[])
+_LOCK = select(_SESSIONS.c.id).where(_SESSIONS.c.id == bindparam("sid")).with_for_update()
+
+
+async def fenced_seqs(
+    db: AsyncSession, session_id: str, token: int, count: int, *, tools_finished: bool
+) -> int | None:
+    """Reserve ``count`` log positions if the lease token still matches (the last one; None when
+    it does not), locking the row until commit; ``tools_finished``: no call is in flight any more."""
+    stmt = _FENCED_SEQS_TOOLS_DONE if tools_finished else _FENCED_SEQS
+    result = await db.execute(stmt, {"sid": session_id, "token": token, "count": count})
+    last = result.scalar_one_or_none()
+    return None if last is None else int(last)
+
+
+async def lock(db: AsyncSession, session_id: str) -> None:
+    """Lock the row until commit (PostgreSQL; SQLite has one writer and renders no lock)."""
+    await db.execute(_LOCK, {"sid": session_id})
 
 
 @dataclass(frozen=True, slots=True)

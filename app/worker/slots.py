@@ -1,8 +1,9 @@
 """Worker slots: how many sessions one worker *works on* at once (model calls, bookkeeping).
 
-A session waiting on its tool calls lends its slot back: eight `sleep 600` calls must not starve
-every other session of a worker. When its tools finish it takes a slot again, ahead of new
-claims. How many sessions may wait on tools at once is bounded separately (the claim limit).
+A session waiting on its tool calls lends its slot back once the wait has lasted 50 ms: eight
+`sleep 600` calls must not starve every other session of a worker. When its tools finish it
+takes a slot again, ahead of new claims. How many sessions may wait on tools at once is bounded
+separately (the claim limit).
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+# A tool wait shorter than this keeps its slot. Lending wakes the claim loop, which runs a claim
+# transaction on this event loop in the middle of the call (an MCP call takes a few
+# milliseconds), for a slot taken back a moment later.
+LEND_AFTER_SECONDS = 0.05
 
 
 class Slots:
@@ -48,12 +54,18 @@ class Slot:
 
     @asynccontextmanager
     async def lent(self) -> AsyncIterator[None]:
-        """Give the slot back for the duration of a tool wait; take one again afterwards."""
-        await self.release()
+        """Give the slot back for the duration of a tool wait once it has lasted
+        `LEND_AFTER_SECONDS`; take one again afterwards (a wait that ended sooner kept it)."""
+        loop = asyncio.get_running_loop()
+        lending: list[asyncio.Task[None]] = []
+        timer = loop.call_later(LEND_AFTER_SECONDS, lambda: lending.append(loop.create_task(self.release())))
         try:
             yield
         finally:
-            await self._take_again()
+            timer.cancel()
+            if lending:
+                await lending[0]
+                await self._take_again()
 
     async def _take_again(self) -> None:
         slots = self._slots
