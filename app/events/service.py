@@ -267,11 +267,15 @@ async def raw_page(
 
 class RenderedEvents:
     """Events' JSON per stored content (id, type, data text, processed_at): a changed row is a new
-    key, so nothing needs invalidating in any process. Holds the last ``size`` distinct events."""
+    key, so nothing needs invalidating in any process. Bounded by what it holds (the keys' data
+    texts and the JSON): at most ``max_bytes`` (emptied when full); an event larger than
+    ``max_event_bytes`` (a long tool output) is rendered every time instead of kept."""
 
-    def __init__(self, size: int = 20_000) -> None:
-        self.size = size
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024, max_event_bytes: int = 64 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_event_bytes = max_event_bytes
         self._json: dict[tuple[Any, ...], bytes] = {}
+        self._held = 0
 
     def render(self, rows: Sequence[Row]) -> list[bytes]:
         """Rows of (key, id, type, data text, processed_at) as each event's JSON."""
@@ -282,14 +286,24 @@ class RenderedEvents:
             # The stored data texts of every missing event decoded in one pass (one JSON array).
             datas = from_json("[" + ",".join(_text(rows[i][3]) for i in missing) + "]")
             times: dict[Any, str | None] = {}  # the events of one step share their time
-            if len(self._json) + len(missing) > self.size:
-                self._json.clear()
             for i, data in zip(missing, datas, strict=True):
-                _, id_, type_, _, at = rows[i]
+                _, id_, type_, text, at = rows[i]
                 shown = times[at] if at in times else times.setdefault(at, wire_time(at))
-                event = {"id": id_, "type": type_, **data, "processed_at": shown}
-                found[i] = self._json[keys[i]] = to_json(event)
+                found[i] = rendered = to_json({"id": id_, "type": type_, **data, "processed_at": shown})
+                self._keep(keys[i], rendered, len(rendered) + len(_text(text)))
         return [f for f in found if f is not None]
+
+    def __len__(self) -> int:
+        return len(self._json)
+
+    def _keep(self, key: tuple[Any, ...], rendered: bytes, size: int) -> None:
+        if size > self.max_event_bytes:
+            return
+        if self._held + size > self.max_bytes:
+            self._json.clear()
+            self._held = 0
+        self._json[key] = rendered
+        self._held += size
 
 
 RENDERED = RenderedEvents()

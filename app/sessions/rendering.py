@@ -72,11 +72,14 @@ def clock_figures(row: Row | SessionColumns, now: datetime) -> tuple[float, floa
 
 
 class RenderedSessions:
-    """Each row's JSON split around the clock's figures, for the last ``size`` distinct rows."""
+    """Each row's JSON split around the clock's figures, for at most ``size`` distinct rows
+    holding at most ``max_bytes`` of JSON (emptied when full)."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.size = size
+        self.max_bytes = max_bytes
         self._parts: dict[tuple[Any, ...], tuple[list[bytes], list[bool]]] = {}
+        self._held = 0
         self._multiagent: dict[Any, bool] = {}
 
     def is_multiagent(self, row: Row) -> bool:
@@ -97,9 +100,13 @@ class RenderedSessions:
         if found is None:
             found = self._split(row, threads_usage or ())
             if found is not None:
-                if len(self._parts) >= self.size:
+                # The key holds the row's stored texts, the value about as much again as JSON.
+                size = 2 * sum(len(p) for p in found[0])
+                if len(self._parts) >= self.size or self._held + size > self.max_bytes:
                     self._parts.clear()
+                    self._held = 0
                 self._parts[key] = found
+                self._held += size
         active, duration = clock_figures(row, now)
         if found is None:  # a row whose JSON holds a stand-in's text elsewhere: render it whole
             return to_json(session_json(columns(row), active, duration, threads_usage or ()))

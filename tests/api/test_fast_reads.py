@@ -303,3 +303,29 @@ def test_a_key_revoked_in_this_process_is_forgotten_at_once() -> None:
     cache.forget("envkey_1")
     assert cache.fresh("sk-mas-env-one") is None
     assert cache.fresh("sk-mas-env-two") is not None
+
+
+def test_kept_event_renderings_stay_within_their_bounds() -> None:
+    kept = events.RenderedEvents(max_bytes=2_000, max_event_bytes=500)
+    small = (
+        1,
+        "sevt_1",
+        "agent.message",
+        '{"content": [{"type": "text", "text": "hi"}]}',
+        "2026-11-30 12:00:00.123000",
+    )
+    big = (2, "sevt_2", "agent.message", json.dumps({"content": [{"type": "text", "text": "x" * 600}]}), None)
+    first = kept.render([small, big])
+    assert first == kept.render([small, big])  # the same bytes from the kept and the new rendering
+    assert json.loads(first[0]) == {
+        "id": "sevt_1",
+        "type": "agent.message",
+        "content": [{"type": "text", "text": "hi"}],
+        "processed_at": "2026-11-30T12:00:00.123Z",
+    }
+    assert len(kept) == 1, "an event over the per-event bound is rendered, not kept"
+    for n in range(20):  # past the byte bound the renderings are dropped, not grown
+        kept.render(
+            [(3 + n, f"sevt_{3 + n}", "session.status_idle", '{"stop_reason": {"type": "end_turn"}}', None)]
+        )
+    assert len(kept) < 20
