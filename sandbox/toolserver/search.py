@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from files import in_workspace
 from output import Result, Spiller, error, text
 
 DEFAULT_CAP = 100
@@ -23,7 +24,7 @@ def _root(workspace: Path, raw: Any) -> Path:
     if not isinstance(raw, str):
         raise ValueError("path must be a string")
     path = Path(raw)
-    return path if path.is_absolute() else workspace / path
+    return in_workspace(workspace, path) if path.is_absolute() else workspace / path
 
 
 def _rg(args: list[str], root: Path, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -97,6 +98,24 @@ async def test_write_creates_parents_then_updates(backend: SandboxBackend, sessi
     )
     relative = await call(backend, session_id, "write", file_path="rel.txt", content="x")
     assert text(relative) == f"File created: {ws(backend, session_id, 'rel.txt')}"
+
+
+async def test_workspace_paths_name_the_sessions_workspace_on_every_backend(
+    backend: SandboxBackend, session_id: str
+) -> None:
+    """`/workspace/...` as a model writes it: the session's own file, also on the local backend
+    (whose workspace is a directory per session on the host, never the host's /workspace)."""
+    name = f"ws-{session_id}.txt"
+    written = await call(backend, session_id, "write", file_path=f"/workspace/{name}", content="mine\n")
+    assert not written.is_error, text(written)
+    seen = await bash(backend, session_id, f"cat {ws(backend, session_id, name)}")
+    assert text(seen) == "mine"
+    read = await call(backend, session_id, "read", file_path=f"/workspace/{name}")
+    assert "mine" in text(read)
+    found = await call(backend, session_id, "glob", pattern=name, path="/workspace")
+    assert text(found).endswith(name)
+    if not isinstance(backend, DockerBackend):
+        assert not await asyncio.to_thread(Path("/workspace", name).exists)
 
 
 async def test_read_numbers_lines_and_honours_view_range(backend: SandboxBackend, session_id: str) -> None:
