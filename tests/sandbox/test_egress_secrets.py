@@ -145,7 +145,8 @@ async def test_rotation_and_archival_reach_the_running_sandbox(backend: DockerBa
         header = '-H "Authorization: Bearer $API_TOKEN"'
         spec = SandboxSpec(env_id="env_sec", networking=UNRESTRICTED, secrets=(secret(value="rotated-1"),))
         await backend.ensure(sid, spec)  # what the next tool step does
-        await bash(backend, sid, curl("https://api.secret.test/rotated", header))
+        out = text(await bash(backend, sid, curl("https://api.secret.test/rotated", header)))
+        assert out.strip() == "ok", out  # what curl said, when the request did not go through
         assert seen(echo, "/rotated")["headers"]["Authorization"] == "Bearer rotated-1"
         await backend.ensure(sid, SandboxSpec(env_id="env_sec", networking=UNRESTRICTED, secrets=()))
         # Nothing to substitute any more: a plain tunnel (-k: the sandbox does not know the test CA).

@@ -76,9 +76,15 @@ def start(
     return container
 
 
-def seen(container: Any, marker: str) -> dict[str, Any]:
-    """The request the server got for the path containing ``marker``."""
-    for line in bytes(container.logs()).decode().splitlines():
-        if line.startswith("{") and marker in (entry := json.loads(line))["path"]:
-            return dict(entry)
-    raise AssertionError(f"the upstream got no request for {marker}")
+def seen(container: Any, marker: str, within: float = 30.0) -> dict[str, Any]:
+    """The request the server got for the path containing ``marker``. The server prints it before
+    answering, but the engine copies a container's output to its log on its own time: a line can
+    reach the log after the client has its answer, so the log is read again for a while."""
+    deadline = time.monotonic() + within
+    while True:
+        for line in bytes(container.logs()).decode().splitlines():
+            if line.startswith("{") and marker in (entry := json.loads(line))["path"]:
+                return dict(entry)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the upstream got no request for {marker}")
+        time.sleep(0.1)

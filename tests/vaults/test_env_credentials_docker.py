@@ -53,6 +53,7 @@ def echo_server(
         engine, ca, egress_net, NAMES, f"mas-envc-{run}-echo", {"mas.role": "test-server"}
     )
     servers = None
+    server = None
     try:
         servers = loop_server(
             backend,
@@ -69,6 +70,7 @@ def echo_server(
         if servers is not None:
             with contextlib.suppress(StopIteration):
                 next(servers)
+        if server is not None:  # (a server that did not start has made no containers)
             instance = {"label": f"mas.instance={server.settings.sandbox_instance}"}
             for container in engine.containers.list(all=True, filters=instance, ignore_removed=True):
                 with contextlib.suppress(docker.errors.NotFound):
