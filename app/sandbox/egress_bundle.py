@@ -13,9 +13,7 @@ logs it and substitutes on the names of its pre-minted certificate only.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from app.config import Settings
@@ -32,18 +30,10 @@ def ensure(settings: Settings) -> Path:
     target = root / value.hexdigest()[:24]
     if target.is_dir():
         return target / "site"
-    root.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
-    try:
+
+    def fill(partial: Path) -> None:
         for dist in dists:
             sdk_bundle.copy_distribution(dist, partial / "site")
-        for path in [partial, *partial.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the proxy's user
-        try:
-            partial.rename(target)
-        except OSError:  # another process made it first
-            if not target.is_dir():
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+
+    sdk_bundle.publish(target, fill)  # readable by the proxy's user
     return target / "site"

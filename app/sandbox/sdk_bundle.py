@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -83,15 +84,27 @@ def ensure(settings: Settings) -> Path:
     target = root / digest(settings, dists)
     if target.is_dir():
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
-    try:
+
+    def fill(partial: Path) -> None:
         for dist in dists:
             copy_distribution(dist, partial / "site")
         shutil.copyfile(entry_script(settings), partial / "entry.py")
         _compile(partial / "site")
+
+    publish(target, fill)
+    return target
+
+
+def publish(target: Path, fill: Callable[[Path], None]) -> None:
+    """Make ``target`` whole or not at all: filled in a partial directory beside it, made readable
+    by any user (the sandbox's, the proxy's), then renamed into place; a process that lost the
+    race to another keeps the other's."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+    try:
+        fill(partial)
         for path in [partial, *partial.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)  # readable by any user in the sandbox
+            path.chmod(0o755 if path.is_dir() else 0o644)
         try:
             partial.rename(target)
         except OSError:  # another process made it first
@@ -99,7 +112,6 @@ def ensure(settings: Settings) -> Path:
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return target
 
 
 def copy_distribution(dist: Distribution, site: Path) -> None:
