@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.shared.environment_config import NetworkingConfig
 from app.shared.hosts import allow_list_problem
 
 PROXY_PORT = 3128
@@ -48,14 +49,16 @@ PACKAGE_MANAGER_HOSTS = (
 )
 
 
-def is_limited(networking: dict[str, Any]) -> bool:
+def is_limited(networking: NetworkingConfig) -> bool:
     return networking.get("type") == "limited"
 
 
 def allowed_hosts(
-    networking: dict[str, Any], mcp_hosts: Iterable[str], mirrors: Iterable[str | None]
+    networking: NetworkingConfig, mcp_hosts: Iterable[str], mirrors: Iterable[str | None]
 ) -> list[str]:
     """The allow-list of a limited session, lower-cased and de-duplicated in order."""
+    if networking["type"] != "limited":
+        return []
     hosts = [str(host) for host in networking.get("allowed_hosts") or []]
     if networking.get("allow_package_managers"):
         hosts += PACKAGE_MANAGER_HOSTS
