@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.shared.environment_config import EnvironmentConfig
 
 
 class Environment(Base):
@@ -16,7 +17,7 @@ class Environment(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
     description: Mapped[str | None] = mapped_column(Text)
-    config: Mapped[dict[str, Any]]
+    config: Mapped[EnvironmentConfig] = mapped_column(JsonType)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     scope: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
