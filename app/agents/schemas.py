@@ -316,10 +316,11 @@ class Agent(BaseModel):
     description: str | None
     system: str | None
     model: ModelConfig
-    tools: list[Tool]
+    # Tagged by `type`: one member is tried, not three (GET an agent is a hot read).
+    tools: list[Annotated[Tool, Field(discriminator="type")]]
     mcp_servers: list[McpServer]
     skills: list[SkillRef]
-    multiagent: StoredMultiagent | None
+    multiagent: Annotated[StoredMultiagent, Field(discriminator="type")] | None
     execution_identity: ExecutionIdentity
     metadata: dict[str, str]
     version: int

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from app.shared.environment_config import NetworkingConfig
@@ -124,7 +124,17 @@ def substitution_names(environment: list[str] | None, credential: Iterable[str] 
     return list(dict.fromkeys(names))
 
 
-def secrets_config(entries: list[dict[str, Any]], names: list[str]) -> str:
+class SecretEntry(TypedDict):
+    """One secret in the proxy's secrets file (``sandbox/egress`` reads it)."""
+
+    placeholder: str
+    value: str
+    hosts: list[str] | None
+    header: bool
+    body: bool
+
+
+def secrets_config(entries: list[SecretEntry], names: list[str]) -> str:
     """The proxy's secrets file: each secret's placeholder, value, hosts (None: any the
     environment allows), locations, and the names its TLS certificate covers."""
     return json.dumps({"secrets": entries, "names": names}, indent=1) + "\n"

@@ -67,7 +67,7 @@ class ToolRequest:
     """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
 
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any]  # JSON boundary: the tool input the model chose
 
 
 @dataclass(frozen=True)
