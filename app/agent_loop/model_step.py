@@ -49,6 +49,7 @@ from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig
 from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
@@ -249,7 +250,7 @@ class ModelStep:
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
     ) -> ToolPlan | None:
-        config: dict[str, Any] = {}
+        config: EnvironmentConfig | None = None
         plan: ToolPlan | None = None
         try:
             async with self.deps.database.unit_of_work() as db:
@@ -259,11 +260,11 @@ class ModelStep:
                 else:
                     # Read once: whether the client runs the tools, and what their sandbox is built from.
                     config = await environments.sandbox_config(db, row.environment_id)
-                    client_run = config.get("type", "cloud") == "self_hosted"
+                    client_run = config["type"] == "self_hosted"
                     batch = self._response_events(row, start_id, *result, client_run=client_run)
                 await events.append(db, self.deps.notifier, row.id, batch)
                 transitions.await_client(row, _blocking_ids(batch))
-                if result is None or self.tools is None:
+                if result is None or self.tools is None or config is None:
                     return None
                 plan = await self.tools.prepare_at_once(db, row, batch, config)
                 if plan is not None and plan.mcp_only:

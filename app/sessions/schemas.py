@@ -5,19 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import TypedDict
 
-from app.db.session_json import (
-    Budget,
-    CacheCreationUsage,
-    MonetaryAmount,
-    OutcomeEvaluation,
-    ServerToolUsage,
-    UsageTotals,
-)
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, UsageTotals
 from app.events.schemas import InitialEvent
 from app.sessions.resource_schemas import StoredResource
 
@@ -52,18 +44,6 @@ class SessionUpdate(_Params):
     title: Title | None = None
     vault_ids: list[str] | None = None
     budget: dict[str, Any] | None = None
-
-
-class PublicUsage(TypedDict):
-    """`Session.usage` as clients see it (SDK ``BetaManagedAgentsSessionUsage``)."""
-
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation: NotRequired[CacheCreationUsage]
-    server_tool_use: NotRequired[ServerToolUsage]
-    list_cost: NotRequired[MonetaryAmount]
-    active_seconds: NotRequired[float]
 
 
 class SessionStats(BaseModel):
