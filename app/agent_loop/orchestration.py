@@ -21,6 +21,7 @@ from app.agent_loop.deps import LoopDeps
 from app.agent_loop.inline_agents import Refused, advisor_agent, inline_agent
 from app.db.models import Session
 from app.events.notifier import Notifier
+from app.events.types import ContentBlock, EventRecord, harness_of
 from app.sessions import leases, threads
 from app.sessions.leases import Claim
 
@@ -28,7 +29,7 @@ Record = dict[str, Any]
 NO_REPLY = "(The thread ended its turn without a text reply.)"
 
 
-async def execute(deps: LoopDeps, claim: Claim, use: Record) -> Record:
+async def execute(deps: LoopDeps, claim: Claim, use: EventRecord) -> EventRecord:
     """The `agent.tool_result` of one orchestration call."""
     tool_input = use.get("input") or {}
     try:
@@ -165,14 +166,13 @@ async def _consult(db: AsyncSession, notifier: Notifier, row: Session, tool_inpu
 
 
 async def reply_to_parent(
-    db: AsyncSession, notifier: Notifier, row: Session, response: Record | None
+    db: AsyncSession, notifier: Notifier, row: Session, response: EventRecord | None
 ) -> None:
     """A thread's turn ended: its final text goes back to the coordinator (and, for a thread of a
     workflow run, to the run, which may move on to its next phase)."""
-    content = [
-        {"type": "text", "text": b["text"]}
-        for b in ((response or {}).get("_content") or [])
-        if b.get("type") == "text" and b.get("text")
+    said = [] if response is None else harness_of(response).get("content") or []
+    content: list[ContentBlock] = [
+        {"type": "text", "text": b["text"]} for b in said if b.get("type") == "text" and b.get("text")
     ] or [{"type": "text", "text": NO_REPLY}]
     parent = await threads.parent_of(db, row)
     await threads.deliver(db, notifier, row, parent, content)

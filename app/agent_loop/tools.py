@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.events.types import PermissionEvaluation
+
 BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "bash": (
         "Run a command in a persistent bash shell in the session's sandbox (cwd, environment and "
@@ -328,7 +330,7 @@ def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> li
     return out
 
 
-def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, dict[str, Any] | None]:
+def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, PermissionEvaluation | None]:
     """The permission of a built-in call and its `evaluation`; (deny, None) when not enabled."""
     if is_orchestration(agent, name):
         return "allow", {"type": "always_allow"}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from app.agent_loop.model_client import ModelUsage
+from app.events.types import SpanModelUsage
 
 MTOK = Decimal(1_000_000)
 
@@ -57,7 +58,7 @@ def accumulate(
     }
 
 
-def span_usage(usage: ModelUsage, speed: str | None) -> dict[str, Any]:
+def span_usage(usage: ModelUsage, speed: Literal["standard", "fast"] | None) -> SpanModelUsage:
     return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,

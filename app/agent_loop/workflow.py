@@ -21,6 +21,7 @@ from app.agent_loop import tools
 from app.agent_loop.inline_agents import Refused, inline_agent
 from app.db.models import Session, WorkflowRun
 from app.events.notifier import Notifier
+from app.events.types import ContentBlock
 from app.sessions import threads, workflow_runs
 from app.sessions.workflow_runs import RunRefused
 
@@ -162,7 +163,7 @@ async def _start_phase(db: AsyncSession, notifier: Notifier, session: Session, r
 
 
 async def thread_replied(
-    db: AsyncSession, notifier: Notifier, thread: Session, parent: Session, content: list[Record]
+    db: AsyncSession, notifier: Notifier, thread: Session, parent: Session, content: list[ContentBlock]
 ) -> None:
     """A thread of a run ended its turn: its reply is recorded; the last of a phase moves the
     run on to its next phase (or ends it, completed)."""

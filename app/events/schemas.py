@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.events.types import event_types
+from app.events.types import EventRecord, event_types
 
 
 class _Strict(BaseModel):
@@ -173,9 +173,9 @@ class EventPage(BaseModel):
     next_page: str | None
 
 
-def dump_event(event: BaseModel) -> dict[str, Any]:
+def dump_event(event: BaseModel) -> EventRecord:
     """The event as stored: only fields that were sent or have meaning (no null noise)."""
-    return event.model_dump(mode="json", exclude_none=True)
+    return cast(EventRecord, event.model_dump(mode="json", exclude_none=True))
 
 
 # Every type `events.list` accepts in `types[]`: the union's 42.

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.events.types import PermissionEvaluation
 from app.mcp.base import ListedTool
 
 PREFIX = "mcp__"
@@ -81,7 +82,7 @@ def config(agent: dict[str, Any], server: str, tool: str) -> ToolConfig:
     return ToolConfig(True if enabled is None else bool(enabled), policy or "always_ask")
 
 
-def evaluate(agent: dict[str, Any], server: str, tool: str) -> tuple[Permission, dict[str, Any] | None]:
+def evaluate(agent: dict[str, Any], server: str, tool: str) -> tuple[Permission, PermissionEvaluation | None]:
     """The permission of a call and its ``evaluation``; (deny, None) when the tool is not enabled."""
     found = config(agent, server, tool)
     if not found.enabled:

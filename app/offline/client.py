@@ -14,7 +14,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from app.agent_loop.model_client import (
     JsonDict,
@@ -32,6 +32,7 @@ from app.agent_loop.model_client import (
     ToolUseComplete,
     error_class_for,
 )
+from app.events.types import ContentBlock, StopDetails
 from app.offline.engine import OfflineEngine, OfflineError, OfflineReply
 from app.offline.sse import Frame, message_frames
 
@@ -122,7 +123,7 @@ def _final(message: JsonDict) -> MessageComplete:
     usage = message["usage"]
     breakdown = usage.get("cache_creation") or {}
     details = message.get("stop_details")
-    refusal = (
+    refusal: StopDetails | None = (
         {"type": "refusal", "category": details.get("category"), "explanation": details.get("explanation")}
         if details
         else None
@@ -130,7 +131,7 @@ def _final(message: JsonDict) -> MessageComplete:
     return MessageComplete(
         message_id=message["id"],
         model=message["model"],
-        content=[{k: v for k, v in block.items() if v is not None} for block in message["content"]],
+        content=[_block(block) for block in message["content"]],
         stop_reason=message["stop_reason"] or "end_turn",
         usage=ModelUsage(
             input_tokens=usage["input_tokens"],
@@ -142,3 +143,8 @@ def _final(message: JsonDict) -> MessageComplete:
         ),
         stop_details=refusal,
     )
+
+
+def _block(block: JsonDict) -> ContentBlock:
+    """A response block without its null fields (each has its `type`)."""
+    return cast(ContentBlock, {k: v for k, v in block.items() if v is not None})

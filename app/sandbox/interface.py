@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.sandbox.outputs import OutputFile
+from app.shared.content import ContentBlock
 
 Progress = Callable[[str], Awaitable[None]]
-ContentBlock = dict[str, Any]
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web_search")
 

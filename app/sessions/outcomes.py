@@ -19,6 +19,7 @@ from app.db.base import utcnow
 from app.db.models import Session
 from app.errors import InvalidRequest, NotFound
 from app.events.schemas import FileRubric, UserDefineOutcome, dump_event
+from app.events.types import EventRecord
 from app.files import service as files
 from app.ids import new_id
 from app.sessions.repository import SessionColumns
@@ -81,10 +82,11 @@ async def _check_file(db: AsyncSession, file_id: str, where: str) -> None:
         raise InvalidRequest(f"{where}: a rubric file holds at most 1 MiB of text")
 
 
-def define(row: Session, event: UserDefineOutcome) -> dict[str, Any]:
+def define(row: Session, event: UserDefineOutcome) -> EventRecord:
     """The echo of a checked `user.define_outcome` (with its `outcome_id`); the outcome is
     recorded as `pending` on the row."""
-    payload = {**dump_event(event), "outcome_id": new_id("outc")}
+    payload = dump_event(event)
+    payload["outcome_id"] = new_id("outc")
     entry = {
         "type": "outcome_evaluation",
         "outcome_id": payload["outcome_id"],

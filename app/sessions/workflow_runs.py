@@ -22,6 +22,7 @@ from app.db.base import utcnow
 from app.db.models import Session, WorkflowRun
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.events.types import EventRecord, WorkflowRunErrorObject, WorkflowRunPhase, WorkflowRunResult
 from app.ids import new_id
 
 # Runs of one session that have not ended; another is refused (`max_workflow_runs_error`).
@@ -52,7 +53,7 @@ async def open_runs(db: AsyncSession, session_id: str) -> Sequence[WorkflowRun]:
     return (await db.scalars(stmt)).all()
 
 
-def error(kind: ErrorType, message: str) -> Record:
+def error(kind: ErrorType, message: str) -> WorkflowRunErrorObject:
     return {"type": kind, "message": message}
 
 
@@ -104,8 +105,10 @@ async def create(
     )
     db.add(run)
     await db.flush()
-    listed = [{"id": p["id"], "name": p["name"], "description": p.get("description")} for p in phases]
-    created = {
+    listed: list[WorkflowRunPhase] = [
+        {"id": p["id"], "name": p["name"], "description": p.get("description")} for p in phases
+    ]
+    created: EventRecord = {
         "type": "workflow_run.created",
         "workflow_run_id": run.id,
         "name": run.name,
@@ -116,7 +119,7 @@ async def create(
     return run
 
 
-def _status(run: WorkflowRun, status: str) -> Record:
+def _status(run: WorkflowRun, status: str) -> EventRecord:
     return {"type": f"workflow_run.status_{status}", "workflow_run_id": run.id}
 
 
@@ -128,7 +131,7 @@ def current_phase(run: WorkflowRun) -> Record | None:
 async def open_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) -> Record:
     """`phase_started` for the current phase; returns the phase."""
     phase: Record = run.phases[run.phase_index]
-    started = {
+    started: EventRecord = {
         "type": "workflow_run.phase_started",
         "workflow_run_id": run.id,
         "workflow_run_phase_id": phase["id"],
@@ -150,7 +153,7 @@ async def close_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) ->
     if run.phase_started_id is None:
         return
     phase = run.phases[run.phase_index]
-    ended = {
+    ended: EventRecord = {
         "type": "workflow_run.phase_ended",
         "workflow_run_id": run.id,
         "workflow_run_phase_id": phase["id"],
@@ -161,19 +164,23 @@ async def close_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) ->
     run.phase_index += 1
 
 
-async def end(db: AsyncSession, notifier: Notifier, run: WorkflowRun, result: Record) -> None:
+async def end(db: AsyncSession, notifier: Notifier, run: WorkflowRun, result: WorkflowRunResult) -> None:
     """The run ends (`result`: completed, stopped or `{type: error, error}`): the error first, the
     open phase closed, then `status_ended`."""
     if run.status == "ended":
         return
     if result["type"] == "error":
-        failed = {"type": "workflow_run.error", "error": result["error"], "workflow_run_id": run.id}
+        failed: EventRecord = {
+            "type": "workflow_run.error",
+            "error": result["error"],
+            "workflow_run_id": run.id,
+        }
         await events.append(db, notifier, run.session_id, [failed])
     await close_phase(db, notifier, run)
-    ended = {**_status(run, "ended"), "result": result}
+    ended: EventRecord = {**_status(run, "ended"), "result": result}
     await events.append(db, notifier, run.session_id, [ended])
     now = utcnow()
-    run.status, run.result, run.ended_at, run.updated_at = "ended", result, now, now
+    run.status, run.result, run.ended_at, run.updated_at = "ended", dict(result), now, now
 
 
 def record_reply(run: WorkflowRun, thread: Session, text: str) -> bool:
