@@ -15,11 +15,11 @@ Private fields the loop writes (never sent to clients, see `events.service.to_wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from app.agent_loop import grader
 from app.agent_loop.model_client import Message
 from app.events.types import ContentBlock, EventRecord, harness_of, newest_first
+from app.shared.agent_config import SessionAgent
 
 TOOL_USE_TYPES = ("agent.tool_use", "agent.custom_tool_use", "agent.mcp_tool_use")
 RESULT_KEYS = {
@@ -33,7 +33,7 @@ SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before 
 
 
 def harness_system(
-    agent: dict[str, Any], *, cloud: bool = True, sections: Sequence[str] = ()
+    agent: SessionAgent, *, cloud: bool = True, sections: Sequence[str] = ()
 ) -> list[ContentBlock]:
     """The agent's system prompt plus the harness's own instructions and the session's
     ``sections`` (its skills, its memory mounts), cached as one prefix. The sandbox paths are
@@ -51,7 +51,8 @@ def harness_system(
         "and its path."
     )
     harness = "\n\n".join([harness, *sections])
-    blocks: list[ContentBlock] = [{"type": "text", "text": agent["system"]}] if agent.get("system") else []
+    system = agent.get("system")
+    blocks: list[ContentBlock] = [{"type": "text", "text": system}] if system else []
     blocks.append({"type": "text", "text": harness, "cache_control": {"type": "ephemeral"}})
     return blocks
 

@@ -50,6 +50,7 @@ from app.mcp import tools as mcp_tools
 from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
+from app.shared.agent_config import SessionAgent
 from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
@@ -71,7 +72,7 @@ class Preview:
 class ModelPlan:
     """A request ready to stream (its span opened), or, without a request, a compaction to run."""
 
-    agent: dict[str, Any]
+    agent: SessionAgent
     history: list[EventRecord]  # the whole log (the permission judge reads what was asked)
     window: list[EventRecord]  # the part of it the model can still see (see `Ledger.window`)
     request: ModelRequest | None
@@ -172,7 +173,7 @@ class ModelStep:
             judged[use["id"]] = (judge.read_judgement(answer.text), answer.usage)
         return judged
 
-    def _auto(self, agent: dict[str, Any], name: str) -> bool:
+    def _auto(self, agent: SessionAgent, name: str) -> bool:
         if tools.is_custom(agent, name):
             return False
         mcp_tool = self.deps.mcp.lookup(self.session_id, agent, name)
@@ -181,7 +182,7 @@ class ModelStep:
             return found.enabled and found.policy == "auto"
         return tools.judged_by_server(agent, name)
 
-    async def _compact(self, agent: dict[str, Any], history: list[EventRecord]) -> None:
+    async def _compact(self, agent: SessionAgent, history: list[EventRecord]) -> None:
         summary = await complete(self.deps.model, requests.summary_request(agent, history))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
@@ -351,7 +352,7 @@ class ModelStep:
 
 
 def _tool_use_event(
-    agent: dict[str, Any],
+    agent: SessionAgent,
     use: ContentBlock,
     start_id: str,
     client_run: bool,

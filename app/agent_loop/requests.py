@@ -10,6 +10,7 @@ from app.agent_loop.context import build_messages, harness_system
 from app.agent_loop.model_client import ModelRequest
 from app.config import Settings
 from app.events.types import ContentBlock, EventRecord, harness_of, newest_first
+from app.shared.agent_config import SessionAgent
 
 # (max_tokens, thinking budget) by model family; None = no extended thinking.
 MODEL_LIMITS: dict[str, tuple[int, int | None]] = {
@@ -31,7 +32,7 @@ def limits(model: str) -> tuple[int, int | None]:
 
 
 def build(
-    agent: dict[str, Any],
+    agent: SessionAgent,
     history: list[EventRecord],
     *,
     server_web_search: bool = False,
@@ -94,7 +95,7 @@ def compactions_in_a_row(history: list[EventRecord]) -> int:
     return count
 
 
-def summary_request(agent: dict[str, Any], history: list[EventRecord]) -> ModelRequest:
+def summary_request(agent: SessionAgent, history: list[EventRecord]) -> ModelRequest:
     messages = build_messages(history)
     ask: ContentBlock = {"type": "text", "text": SUMMARY_INSTRUCTION}
     last = messages[-1] if messages else None

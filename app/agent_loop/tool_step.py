@@ -44,6 +44,7 @@ from app.sandbox.interface import (
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.sessions.resource_schemas import MemoryStoreResource
+from app.shared.agent_config import SessionAgent
 from app.shared.text import storable_blocks
 from app.skills import references as skill_refs
 from app.skills.references import SessionSkill
@@ -70,14 +71,14 @@ def result_event(use: EventRecord, result: ToolResult) -> EventRecord:
     }
 
 
-def mcp_hosts(agent: dict[str, Any]) -> list[str]:
+def mcp_hosts(agent: SessionAgent) -> list[str]:
     return [h for h in (urlsplit(s.get("url", "")).hostname for s in agent.get("mcp_servers") or []) if h]
 
 
 def sandbox_spec(
     environment_id: str,
     config: dict[str, Any],
-    agent: dict[str, Any],
+    agent: SessionAgent,
     memory: tuple[MemoryMount, ...] = (),
     secrets: tuple[EgressSecret, ...] | None = None,
 ) -> SandboxSpec:
@@ -121,7 +122,7 @@ class ToolPlan:
     calls: list[EventRecord]
     spec: SandboxSpec
     vault_ids: list[str]
-    agent: dict[str, Any]
+    agent: SessionAgent
     files: list[MountedFile]
     repos: list[RepoJob]
     skills: list[SessionSkill]
@@ -232,7 +233,7 @@ class ToolStep:
         row: Session,
         found: list[vault_credentials.EnvCredential],
         config: dict[str, Any],
-        agent: dict[str, Any],
+        agent: SessionAgent,
     ) -> None:
         networking = config.get("networking") or {"type": "unrestricted"}
         errors = unreachable_errors(self.deps.settings, found, networking, mcp_hosts(agent))

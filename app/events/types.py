@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal, NotRequired, Required, TypeAlias, ca
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from app.shared.agent_config import SessionAgent
+
 # Content blocks live below the packages that pass them on; re-exported as part of the events.
 from app.shared.content import CacheControl as CacheControl
 from app.shared.content import ContentBlock as ContentBlock
@@ -532,7 +534,7 @@ class EventRecord(TypedDict, total=False):
     explanation: str
     usage: SpanModelUsage | dict[str, Any]  # JSON boundary: session.usage's totals (app/sessions)
     # session updates
-    agent: dict[str, Any] | None  # JSON boundary: the agent snapshot, typed by app/agents
+    agent: SessionAgent | None
     budget: dict[str, Any] | None  # JSON boundary: the session's budget column (app/sessions)
     metadata: dict[str, str] | None
     title: str | None

@@ -15,6 +15,7 @@ from app.db.base import utcnow
 from app.db.models import Session
 from app.db.raw import RawConnection, RawReads, Row, json_value, timestamp
 from app.sessions.schemas import zero_usage
+from app.shared.agent_config import SessionAgent
 
 _SESSIONS = cast(Table, Session.__table__)
 # Built once (SQLAlchemy then reuses their compiled form): a fenced append's one statement on the
@@ -155,7 +156,7 @@ def new_row(
     id: str,
     agent_id: str,
     agent_version: int,
-    agent: dict[str, Any],
+    agent: SessionAgent,
     environment_id: str,
     vault_ids: list[str],
     **fields: Any,

@@ -50,6 +50,7 @@ from app.sessions.schemas import (
 )
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
+from app.shared.agent_config import SessionAgent
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.vaults import service as vaults
@@ -315,7 +316,7 @@ def _apply_update(row: Session, params: SessionUpdate) -> EventRecord:
     return changed
 
 
-def _updated_agent(row: Session, params: SessionUpdate) -> dict[str, Any]:
+def _updated_agent(row: Session, params: SessionUpdate) -> SessionAgent:
     if row.status in ACTIVE_STATUSES:
         raise InvalidRequest(
             f"Session {row.id} is {row.status}; its agent can only be updated while idle. "

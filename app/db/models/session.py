@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.shared.agent_config import SessionAgent
 
 
 class Session(Base):
@@ -22,7 +23,7 @@ class Session(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(64))
     agent_version: Mapped[int] = mapped_column(Integer)
-    agent: Mapped[dict[str, Any]]
+    agent: Mapped[SessionAgent] = mapped_column(JsonType)
     environment_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     title: Mapped[str | None] = mapped_column(Text)
