@@ -48,7 +48,12 @@ def _asked(history: list[EventRecord]) -> str:
     return text[-MAX_CONTEXT_CHARS:]
 
 
-def request(model: str, name: str, tool_input: dict[str, Any], history: list[EventRecord]) -> ModelRequest:
+def request(
+    model: str,
+    name: str,
+    tool_input: dict[str, Any],  # JSON boundary: a tool's input, chosen by the model
+    history: list[EventRecord],
+) -> ModelRequest:
     prompt = (
         f"<task>\n{_asked(history)}\n</task>\n\n<tool>{name}</tool>\n\n"
         f"<input>\n{json.dumps(tool_input)[:MAX_CONTEXT_CHARS]}\n</input>"

@@ -15,8 +15,7 @@ from typing import Any, Literal, NotRequired, Protocol, TypeAlias
 from typing_extensions import TypedDict
 
 from app.events.types import CacheControl, ContentBlock, StopDetails
-
-JsonDict: TypeAlias = dict[str, Any]
+from app.shared.content import ToolDefinition
 
 
 class Message(TypedDict):
@@ -49,17 +48,15 @@ class ModelRequest:
     messages: list[Message]
     max_tokens: int
     system: list[ContentBlock] = field(default_factory=list)
-    # JSON boundary: tool definitions (each with its input's JSON schema) as the API takes them.
-    tools: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[ToolDefinition] = field(default_factory=list)
     thinking: ThinkingConfig | None = None
     cache_control: CacheControl | None = None
     tool_choice: ToolChoice | None = None
     metadata: dict[str, str] | None = None
 
-    def to_params(self) -> dict[str, Any]:
+    def to_params(self) -> dict[str, Any]:  # JSON boundary: the Messages API request body
         """The request body (minus `stream`), omitting unset optional fields as the API expects."""
-        # JSON boundary: the Messages API request body, as the HTTP client sends it.
-        params: dict[str, Any] = {
+        params: dict[str, Any] = {  # JSON boundary: the request body, as the HTTP client sends it
             "model": self.model,
             "messages": self.messages,
             "max_tokens": self.max_tokens,

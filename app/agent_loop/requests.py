@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from app.agent_loop import tools
 from app.agent_loop.context import build_messages, harness_system
@@ -11,6 +10,7 @@ from app.agent_loop.model_client import ModelRequest
 from app.config import Settings
 from app.events.types import ContentBlock, EventRecord, harness_of, newest_first
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 
 # (max_tokens, thinking budget) by model family; None = no extended thinking.
 MODEL_LIMITS: dict[str, tuple[int, int | None]] = {
@@ -36,7 +36,7 @@ def build(
     history: list[EventRecord],
     *,
     server_web_search: bool = False,
-    mcp_tools: list[dict[str, Any]] | None = None,
+    mcp_tools: list[ToolDefinition] | None = None,
     cloud: bool = True,
     sections: Sequence[str] = (),
 ) -> ModelRequest:

@@ -80,7 +80,7 @@ async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 10
 
 async def wire_after_seq(
     db: AsyncSession, session_id: str, seq: int, limit: int
-) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:
+) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:  # JSON boundary: `data`
     """The wire columns of the processed events after `seq`: a Core select, no ORM instances
     (the stream's pages, read once and serialised once)."""
     stmt = (

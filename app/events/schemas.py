@@ -67,7 +67,7 @@ class SearchResultBlock(_Strict):
     source: str
     title: str
     content: list[TextBlock]
-    citations: dict[str, Any] | None = None
+    citations: dict[str, Any] | None = None  # JSON boundary: the client's citations setting, passed on
 
 
 MessageBlock = Annotated[TextBlock | ImageBlock | DocumentBlock | RedactedBlock, Field(discriminator="type")]
@@ -165,11 +165,11 @@ class SendEvents(_Strict):
 
 
 class SendEventsResponse(BaseModel):
-    data: list[dict[str, Any]]
+    data: list[dict[str, Any]]  # JSON boundary: response bodies (a model here would drop fields)
 
 
 class EventPage(BaseModel):
-    data: list[dict[str, Any]]
+    data: list[dict[str, Any]]  # JSON boundary: response bodies (a model here would drop fields)
     next_page: str | None
 
 

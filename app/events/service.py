@@ -59,7 +59,7 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
-def checked(event: EventRecord) -> tuple[dict[str, Any], Harness | None]:
+def checked(event: EventRecord) -> tuple[dict[str, Any], Harness | None]:  # JSON boundary: `data`
     """Hold an event to its type before it is stored: the wire fields to the union's model of its
     ``type`` (unknown fields refused), its ``harness`` to ``Harness``. A mismatch is a bug of the
     code that built the event, raised where it was built. Returns (data, harness)."""

@@ -26,6 +26,7 @@ from app.mcp import oauth
 from app.mcp.base import McpFailure
 from app.mcp.tools import McpTool, evaluate, offered_name
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 from app.vaults import resolve
 from app.vaults.resolve import McpCredential
 from app.vaults.secrets import SecretBox
@@ -179,7 +180,7 @@ class McpHub:
                     out.append(McpTool(server.name, tool))
         return out
 
-    def definitions(self, session_id: str, agent: SessionAgent) -> list[dict[str, Any]]:
+    def definitions(self, session_id: str, agent: SessionAgent) -> list[ToolDefinition]:
         return [tool.definition() for tool in self.tools(session_id, agent)]
 
     def lookup(self, session_id: str, agent: SessionAgent, name: str) -> tuple[str, str] | None:

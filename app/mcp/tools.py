@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from app.events.types import PermissionEvaluation
 from app.mcp.base import ListedTool
 from app.shared.agent_config import McpToolConfig, McpToolset, SessionAgent, ToolDefaults
+from app.shared.content import ToolDefinition
 
 PREFIX = "mcp__"
 MAX_NAME = 128
@@ -44,7 +45,7 @@ class McpTool:
     def offered(self) -> str:
         return offered_name(self.server, self.tool.name)
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self) -> ToolDefinition:
         schema = (
             self.tool.input_schema if self.tool.input_schema.get("type") == "object" else {"type": "object"}
         )

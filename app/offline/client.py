@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from app.agent_loop.model_client import (
-    JsonDict,
     MessageComplete,
     ModelConnectionError,
     ModelError,
@@ -59,16 +58,16 @@ class OfflineModelClient:
     async def aclose(self) -> None:
         return None
 
-    def _respond(self, body: JsonDict) -> OfflineReply:
+    def _respond(self, body: dict[str, Any]) -> OfflineReply:  # JSON boundary: a request body
         try:
             return self.engine.respond(body)
         except OfflineError as exc:
             raise _model_error(exc) from exc
 
 
-def _as_json(params: JsonDict) -> JsonDict:
+def _as_json(params: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a request body
     """The request exactly as the engine would receive it over HTTP."""
-    parsed: JsonDict = json.loads(json.dumps(params))
+    parsed: dict[str, Any] = json.loads(json.dumps(params))  # JSON boundary: a request body
     return parsed
 
 
@@ -97,8 +96,8 @@ async def _events(reply: OfflineReply) -> AsyncGenerator[ModelEvent, None]:
             )
 
 
-def _translate(frame: Frame, message: JsonDict) -> ModelEvent | None:
-    data: dict[str, Any] = frame.data
+def _translate(frame: Frame, message: dict[str, Any]) -> ModelEvent | None:  # JSON boundary: a reply
+    data: dict[str, Any] = frame.data  # JSON boundary: a stream event
     kind = data["type"]
     if kind == "content_block_start":
         block_type = data["content_block"]["type"]
@@ -119,7 +118,7 @@ def _translate(frame: Frame, message: JsonDict) -> ModelEvent | None:
     return None
 
 
-def _final(message: JsonDict) -> MessageComplete:
+def _final(message: dict[str, Any]) -> MessageComplete:  # JSON boundary: the engine's reply
     usage = message["usage"]
     breakdown = usage.get("cache_creation") or {}
     details = message.get("stop_details")
@@ -145,6 +144,6 @@ def _final(message: JsonDict) -> MessageComplete:
     )
 
 
-def _block(block: JsonDict) -> ContentBlock:
+def _block(block: dict[str, Any]) -> ContentBlock:  # JSON boundary: a reply's block
     """A response block without its null fields (each has its `type`)."""
     return cast(ContentBlock, {k: v for k, v in block.items() if v is not None})

@@ -1,6 +1,6 @@
-"""A content block as the Messages API, the sandbox's tools, MCP servers and session events carry
-it: the SDK's wide union (text, image, document, thinking, tool use and result, server tool
-blocks, ...) flattened into one ``TypedDict``. Here, below every package that passes blocks on."""
+"""Shapes of the Messages API that several packages pass on: a content block as the API, the
+sandbox's tools, MCP servers and session events carry it (the SDK's wide union, flattened into
+one ``TypedDict``), and a tool definition. Here, below every package that uses them."""
 
 from __future__ import annotations
 
@@ -45,3 +45,18 @@ class ContentBlock(TypedDict, total=False):
 class CacheControl(TypedDict):
     type: Literal["ephemeral"]
     ttl: NotRequired[str]
+
+
+class ToolDefinition(TypedDict, total=False):
+    """A tool offered in a Messages API request: a client tool (``name``, ``description``,
+    ``input_schema``) or a server tool (``type``, ``name`` and its own settings)."""
+
+    name: Required[str]
+    type: str
+    description: str
+    input_schema: dict[str, Any]  # JSON boundary: a JSON schema
+    cache_control: CacheControl
+    # server tools (web search)
+    max_uses: int
+    allowed_domains: list[str]
+    blocked_domains: list[str]

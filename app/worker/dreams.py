@@ -25,7 +25,6 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from app.agent_loop.model_client import (
     Message,
@@ -46,6 +45,7 @@ from app.events.types import ContentBlock, EventRecord
 from app.memory_stores import memories, sync
 from app.memory_stores import service as memory_stores
 from app.memory_stores.schemas import MemoryStoreCreate
+from app.shared.content import ToolDefinition
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ SYSTEM = (
     "replace a memory and delete_memory to remove one. When the store is in order, reply with a "
     "one-paragraph summary of what you changed."
 )
-TOOLS: list[dict[str, Any]] = [
+TOOLS: list[ToolDefinition] = [
     {
         "name": "write_memory",
         "description": "Create the memory at `path`, or replace its content.",

@@ -3,13 +3,12 @@ its blocks become events the loop never runs or waits on."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.agent_loop import requests
 from app.agent_loop.server_tools import count_searches, server_tool_events
 from app.agent_loop.state import analyse
 from app.events.types import ContentBlock, EventRecord
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 
 AGENT: SessionAgent = {
     "type": "agent",
@@ -46,8 +45,11 @@ CONTENT: list[ContentBlock] = [
 
 
 def test_web_search_is_a_server_tool_only_with_the_real_api() -> None:
-    def without_cache(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in t.items() if k != "cache_control"} for t in tools]
+    def without_cache(tools: list[ToolDefinition]) -> list[ToolDefinition]:
+        kept = [t.copy() for t in tools]
+        for tool in kept:
+            tool.pop("cache_control", None)
+        return kept
 
     server = without_cache(requests.build(AGENT, [], server_web_search=True).tools)
     client = without_cache(requests.build(AGENT, [], server_web_search=False).tools)
