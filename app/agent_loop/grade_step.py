@@ -18,7 +18,6 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +33,7 @@ from app.agent_loop.model_client import (
 )
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.models import Session
+from app.db.session_json import StoredOutcomeEvaluation
 from app.events import service as events
 from app.events.types import EventRecord, SpanModelUsage
 from app.files import service as files
@@ -71,11 +71,11 @@ class GradeStep:
         self.claim = claim
 
     async def prepare(
-        self, db: AsyncSession, row: Session, history: list[EventRecord], entry: dict[str, Any]
+        self, db: AsyncSession, row: Session, history: list[EventRecord], entry: StoredOutcomeEvaluation
     ) -> GradePlan:
         """In the deciding step's transaction: open the evaluation of the current iteration (or
         take up the one a stopped worker left open)."""
-        outcome_id, iteration = str(entry["outcome_id"]), int(entry["iteration"])
+        outcome_id, iteration = entry["outcome_id"], entry["iteration"]
         start = grader.open_start(history, outcome_id)
         if start is None:
             opened: EventRecord = {"type": grader.START, "outcome_id": outcome_id, "iteration": iteration}

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, NotRequired, Required, TypeAlias, ca
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from app.db.session_json import Budget, PublicUsage
 from app.shared.agent_config import SessionAgent
 
 # Content blocks live below the packages that pass them on; re-exported as part of the events.
@@ -532,10 +533,10 @@ class EventRecord(TypedDict, total=False):
     iteration: int
     outcome_evaluation_start_id: str
     explanation: str
-    usage: SpanModelUsage | dict[str, Any]  # JSON boundary: session.usage's totals (app/sessions)
+    usage: SpanModelUsage | PublicUsage  # an outcome evaluation's; session.usage's totals
     # session updates
     agent: SessionAgent | None
-    budget: dict[str, Any] | None  # JSON boundary: the session's budget column (app/sessions)
+    budget: Budget | None
     metadata: dict[str, str] | None
     title: str | None
     # workflow runs

@@ -262,6 +262,9 @@ class DockerBackend(ChannelBackend):
             self.naming.socket_path(session_id).unlink(missing_ok=True)
             container.start()
 
+    def _socket_path(self, session_id: str) -> Path:
+        return self.naming.socket_path(session_id)
+
     async def _connect(self, session_id: str) -> ToolChannel:
         """Wait for the freshly (re)started tool server to accept connections."""
         path = self.naming.socket_path(session_id)

@@ -16,12 +16,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from app.db.raw import Row, json_value, timestamp
+from app.db.session_json import Budget, ResourceJson, UsageTotals
 from app.sessions import outcomes
 from app.sessions.repository import SessionColumns, columns
-from app.sessions.schemas import public_usage, rolled_up
+from app.sessions.resource_schemas import StoredResource
+from app.sessions.schemas import PublicUsage, public_usage, rolled_up
 
 # Stand-ins rendered in place of the clock's figures, then cut out: no real figure is this large.
 _ACTIVE = 9.87654321e299
@@ -30,8 +33,15 @@ _ACTIVE_TOKEN = to_json(_ACTIVE)
 _DURATION_TOKEN = to_json(_DURATION)
 
 
+# The validators `SessionOut` applies to these fields: they also put the keys of the JSON values in
+# the order of their types (PostgreSQL's JSONB hands them back in its own order).
+_RESOURCES: TypeAdapter[list[ResourceJson]] = TypeAdapter(list[StoredResource])
+_USAGE: TypeAdapter[PublicUsage] = TypeAdapter(PublicUsage)
+_BUDGET: TypeAdapter[Budget | None] = TypeAdapter(Budget | None)
+
+
 def session_json(
-    row: SessionColumns, active: float, duration: float, threads_usage: Sequence[dict[str, Any]]
+    row: SessionColumns, active: float, duration: float, threads_usage: Sequence[UsageTotals]
 ) -> dict[str, Any]:
     """`SessionOut`'s fields, in its order, as plain values (``service.to_out`` without a model)."""
     return {
@@ -42,12 +52,12 @@ def session_json(
         "status": row.status,
         "title": row.title,
         "metadata": row.metadata_,
-        "resources": row.resources,
+        "resources": _RESOURCES.validate_python(row.resources),
         "vault_ids": row.vault_ids,
         "outcome_evaluations": outcomes.public(row),
         "stats": {"active_seconds": active, "duration_seconds": duration},
-        "usage": public_usage(rolled_up(row.usage, threads_usage), active),
-        "budget": row.budget,
+        "usage": _USAGE.validate_python(public_usage(rolled_up(row.usage, threads_usage), active)),
+        "budget": _BUDGET.validate_python(row.budget),
         "deployment_id": row.deployment_id,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -92,7 +102,7 @@ class RenderedSessions:
             found = self._multiagent[agent] = bool(json_value(agent).get("multiagent"))
         return found
 
-    def render(self, row: Row, now: datetime, threads_usage: Sequence[dict[str, Any]] | None) -> bytes:
+    def render(self, row: Row, now: datetime, threads_usage: Sequence[UsageTotals] | None) -> bytes:
         """``row`` (a plain row of ``repository.SHOWN``) as JSON at ``now``. ``threads_usage``:
         the child threads' usage of a multi-agent session (None: not one), part of the key."""
         key = (*row, to_json(threads_usage) if threads_usage else None)
@@ -118,7 +128,7 @@ class RenderedSessions:
         return b"".join(out)
 
     @staticmethod
-    def _split(row: Row, threads_usage: Sequence[dict[str, Any]]) -> tuple[list[bytes], list[bool]] | None:
+    def _split(row: Row, threads_usage: Sequence[UsageTotals]) -> tuple[list[bytes], list[bool]] | None:
         rendered = to_json(session_json(columns(row), _ACTIVE, _DURATION, threads_usage))
         if rendered.count(_ACTIVE_TOKEN) != 2 or rendered.count(_DURATION_TOKEN) != 1:
             return None

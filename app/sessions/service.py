@@ -19,6 +19,7 @@ from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
 from app.db.raw import RawConnection, RawReads, timestamp
+from app.db.session_json import UsageTotals
 from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
@@ -68,7 +69,7 @@ def check_statuses(statuses: Sequence[str] | None) -> Sequence[str] | None:
     return statuses
 
 
-async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
+async def thread_usages(db: AsyncSession, row: Session) -> list[UsageTotals]:
     """The usage of a multi-agent session's child threads (none for other sessions)."""
     if not row.agent.get("multiagent"):
         return []
@@ -76,7 +77,7 @@ async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
 
 
 def to_out(
-    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
+    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[UsageTotals] = ()
 ) -> SessionOut:
     """The session; ``threads_usage`` (see `thread_usages`) is rolled into its usage."""
     now = now or utcnow()
