@@ -12,7 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +51,7 @@ from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig
 from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
@@ -251,7 +252,7 @@ class ModelStep:
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[Judgement, ModelUsage]]] | None,
     ) -> ToolPlan | None:
-        config: dict[str, Any] = {}
+        config: EnvironmentConfig | None = None
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
@@ -259,11 +260,11 @@ class ModelStep:
             else:
                 # Read once: whether the client runs the tools, and what their sandbox is built from.
                 config = await environments.sandbox_config(db, row.environment_id)
-                client_run = config.get("type", "cloud") == "self_hosted"
+                client_run = config["type"] == "self_hosted"
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
             await events.append(db, self.deps.notifier, row.id, batch)
             transitions.await_client(row, _blocking_ids(batch))
-            if result is None or self.tools is None:
+            if result is None or self.tools is None or config is None:
                 return None
             return await self.tools.prepare_at_once(db, row, batch, config)
 

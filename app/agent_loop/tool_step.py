@@ -45,6 +45,7 @@ from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.sessions.resource_schemas import MemoryStoreResource
 from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig, NetworkingConfig, package_lists
 from app.shared.text import storable_blocks
 from app.skills import references as skill_refs
 from app.skills.references import SessionSkill
@@ -77,17 +78,18 @@ def mcp_hosts(agent: SessionAgent) -> list[str]:
 
 def sandbox_spec(
     environment_id: str,
-    config: dict[str, Any],
+    config: EnvironmentConfig,
     agent: SessionAgent,
     memory: tuple[MemoryMount, ...] = (),
     secrets: tuple[EgressSecret, ...] | None = None,
 ) -> SandboxSpec:
     """What a session's sandbox is built from: its environment's config, its agent's MCP hosts,
     its memory mounts and its vaults' environment-variable secrets."""
+    cloud = config if config["type"] == "cloud" else None
     return SandboxSpec(
         env_id=environment_id,
-        packages=config.get("packages") or {},
-        networking=config.get("networking") or {"type": "unrestricted"},
+        packages=package_lists(cloud["packages"]) if cloud else {},
+        networking=cloud["networking"] if cloud else {"type": "unrestricted"},
         mcp_hosts=mcp_hosts(agent),
         memory=memory,
         secrets=secrets,
@@ -193,7 +195,7 @@ class ToolStep:
             log.exception("session %s: collecting outputs failed", self.claim.session_id)
 
     async def prepare(
-        self, db: AsyncSession, row: Session, state: TurnState, config: dict[str, Any] | None = None
+        self, db: AsyncSession, row: Session, state: TurnState, config: EnvironmentConfig | None = None
     ) -> ToolPlan | None:
         """In the deciding step's transaction: record which calls start now (None: the calls
         were cut off by a crash and have been reported as errors instead). ``config``: the
@@ -232,16 +234,18 @@ class ToolStep:
         db: AsyncSession,
         row: Session,
         found: list[vault_credentials.EnvCredential],
-        config: dict[str, Any],
+        config: EnvironmentConfig,
         agent: SessionAgent,
     ) -> None:
-        networking = config.get("networking") or {"type": "unrestricted"}
+        networking: NetworkingConfig = (
+            config["networking"] if config["type"] == "cloud" else {"type": "unrestricted"}
+        )
         errors = unreachable_errors(self.deps.settings, found, networking, mcp_hosts(agent))
         if errors:
             await events.append(db, self.deps.notifier, row.id, errors)
 
     async def prepare_at_once(
-        self, db: AsyncSession, row: Session, batch: list[EventRecord], config: dict[str, Any]
+        self, db: AsyncSession, row: Session, batch: list[EventRecord], config: EnvironmentConfig
     ) -> ToolPlan | None:
         """In the transaction that records a response: when its calls are all allowed outright
         (MCP calls, and built-in calls this server runs), record them as started there too, so

@@ -46,8 +46,7 @@ class UsageTotals(TypedDict):
 
 
 class PublicUsage(TypedDict):
-    """`Session.usage` as clients see it (SDK ``BetaManagedAgentsSessionUsage``;
-    ``sessions.schemas.public_usage`` makes it; here so that ``session.usage`` events can name it)."""
+    """`Session.usage` as clients see it (SDK ``BetaManagedAgentsSessionUsage``)."""
 
     input_tokens: int
     output_tokens: int

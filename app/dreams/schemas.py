@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
 
-from app.db.dream_json import DreamModel, DreamOutputBehavior
 from app.shared.validation import type_discriminator
 
 DreamStatus = Literal["pending", "running", "completed", "failed", "canceled"]
@@ -84,11 +83,11 @@ class Dream(BaseModel):
     type: Literal["dream"] = "dream"
     id: str
     status: DreamStatus
-    inputs: list[DreamInput]
-    model: DreamModel
+    inputs: list[dict[str, Any]]
+    model: dict[str, Any]
     instructions: str | None
-    output_behavior: DreamOutputBehavior
-    outputs: list[MemoryStoreInput]
+    output_behavior: dict[str, Any]
+    outputs: list[dict[str, Any]]
     session_id: str | None
     error: DreamError | None
     usage: DreamUsage

@@ -20,11 +20,11 @@ from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from app.db.raw import Row, json_value, timestamp
-from app.db.session_json import Budget, ResourceJson, UsageTotals
+from app.db.session_json import Budget, PublicUsage, ResourceJson, UsageTotals
 from app.sessions import outcomes
 from app.sessions.repository import SessionColumns, columns
 from app.sessions.resource_schemas import StoredResource
-from app.sessions.schemas import PublicUsage, public_usage, rolled_up
+from app.sessions.schemas import public_usage, rolled_up
 
 # Stand-ins rendered in place of the clock's figures, then cut out: no real figure is this large.
 _ACTIVE = 9.87654321e299

@@ -9,12 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.db.session_json import (
-    Budget,
-    OutcomeEvaluation,
-    UsageTotals,
-)
-from app.db.session_json import PublicUsage as PublicUsage
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, UsageTotals
 from app.events.schemas import InitialEvent
 from app.sessions.resource_schemas import StoredResource
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from app.sessions.schemas import PublicUsage
+from app.db.session_json import PublicUsage
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
 
