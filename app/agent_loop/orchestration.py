@@ -26,7 +26,6 @@ from app.sessions import leases, threads
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
 
-Record = dict[str, Any]
 NO_REPLY = "(The thread ended its turn without a text reply.)"
 
 
@@ -48,7 +47,11 @@ async def execute(deps: LoopDeps, claim: Claim, use: EventRecord) -> EventRecord
 
 
 async def _run(
-    db: AsyncSession, notifier: Notifier, row: Session, name: str, tool_input: Record
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    name: str,
+    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
 ) -> tuple[str, bool]:
     """The call's result text and whether it is an error (a `Refused` rolls the call back; a
     refused workflow plan is committed with its `workflow_run.error`)."""
@@ -92,14 +95,19 @@ async def _list_agents(db: AsyncSession, row: Session) -> str:
     return "\n".join(lines)
 
 
-def _message(tool_input: Record, key: str = "message") -> str:
+def _message(tool_input: dict[str, Any], key: str = "message") -> str:  # JSON boundary: tool input
     message = tool_input.get(key)
     if not isinstance(message, str) or not message.strip():
         raise Refused(f"`{key}` is required: the task or follow-up to send")
     return message
 
 
-async def _send(db: AsyncSession, notifier: Notifier, row: Session, tool_input: Record) -> str:
+async def _send(
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    tool_input: dict[str, Any],  # JSON boundary: tool input
+) -> str:
     message = _message(tool_input)
     thread_id = tool_input.get("thread_id")
     if thread_id:
@@ -119,7 +127,10 @@ async def _send(db: AsyncSession, notifier: Notifier, row: Session, tool_input: 
     )
 
 
-def _thread_agent(agent: SessionAgent, tool_input: Record) -> SessionAgent:
+def _thread_agent(
+    agent: SessionAgent,
+    tool_input: dict[str, Any],  # JSON boundary: tool input
+) -> SessionAgent:
     """The definition a new thread runs: a predefined agent named in `agent`, or `inline_agent`."""
     inline, name = tool_input.get("inline_agent"), tool_input.get("agent")
     if inline is not None:
@@ -155,7 +166,12 @@ async def _advisor_thread(db: AsyncSession, notifier: Notifier, row: Session) ->
     return await threads.create_child(db, notifier, row, advisor_agent(row.agent, model))
 
 
-async def _consult(db: AsyncSession, notifier: Notifier, row: Session, tool_input: Record) -> str:
+async def _consult(
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    tool_input: dict[str, Any],  # JSON boundary: tool input
+) -> str:
     if row.parent_session_id is not None:
         raise Refused("only the session's primary thread can consult the advisor")
     question = _message(tool_input, "question")

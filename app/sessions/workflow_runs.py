@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from app.events import service as events
 from app.events.notifier import Notifier
 from app.events.types import EventRecord, WorkflowRunErrorObject, WorkflowRunPhase, WorkflowRunResult
 from app.ids import new_id
+from app.shared.agent_config import SessionAgent
 
 # Runs of one session that have not ended; another is refused (`max_workflow_runs_error`).
 MAX_OPEN_RUNS = 5
@@ -33,6 +34,33 @@ ErrorType = Literal[
     "timeout_error", "program_error", "unknown_error", "thread_limit_error", "max_workflow_runs_error"
 ]
 Record = dict[str, Any]
+
+
+class PlanTask(TypedDict):
+    """A task of a workflow plan: the agent of its thread and what the thread is told."""
+
+    agent: SessionAgent
+    message: str
+
+
+class PlanPhase(TypedDict):
+    name: str
+    description: str | None
+    tasks: list[PlanTask]
+
+
+class StoredPhase(PlanPhase):
+    """A phase as the run keeps it (``WorkflowRun.phases``), with its id."""
+
+    id: str
+
+
+class WorkflowPlan(TypedDict):
+    """A run's plan as ``agent_loop.workflow.parse_plan`` checked it."""
+
+    name: str
+    description: str | None
+    phases: list[PlanPhase]
 
 
 class RunRefused(Exception):
@@ -73,7 +101,7 @@ async def create(
     db: AsyncSession,
     notifier: Notifier,
     session: Session,
-    plan: Record,
+    plan: WorkflowPlan,
     timeout_seconds: float,
 ) -> WorkflowRun:
     """A running run of ``plan`` (`{name, description, phases: [{name, description, tasks}]}`),
@@ -84,12 +112,12 @@ async def create(
         await refuse(db, notifier, session, "max_workflow_runs_error", message)
         raise RunRefused(message)
     now = utcnow()
-    phases = [{**phase, "id": new_id("wfph")} for phase in plan["phases"]]
+    phases: list[StoredPhase] = [{**phase, "id": new_id("wfph")} for phase in plan["phases"]]
     run = WorkflowRun(
         id=new_id("wfrun"),
         session_id=session.id,
         name=plan["name"],
-        description=plan.get("description"),
+        description=plan["description"],
         phases=phases,
         status="running",
         phase_index=0,

@@ -116,7 +116,7 @@ def _shown(value: Any) -> str:
 
 def closest(
     candidates: Iterable[tuple[int, dict[str, Any]]],  # JSON boundary: recorded request bodies
-    requested: dict[str, Any],
+    requested: dict[str, Any],  # JSON boundary: a request body
 ) -> tuple[int, list[str]] | None:
     """The recorded request (its position) that differs from `requested` in the fewest places,
     the earliest on a tie, with those differences spelled out."""
