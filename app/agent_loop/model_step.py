@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -253,20 +253,30 @@ class ModelStep:
         result: tuple[MessageComplete, Preview, dict[str, tuple[Judgement, ModelUsage]]] | None,
     ) -> ToolPlan | None:
         config: EnvironmentConfig | None = None
-        async with self.deps.database.unit_of_work() as db:
-            row = await leases.fence(db, self.claim)
-            if result is None:
-                batch = [span_end(start_id, is_error=False)]
-            else:
-                # Read once: whether the client runs the tools, and what their sandbox is built from.
-                config = await environments.sandbox_config(db, row.environment_id)
-                client_run = config["type"] == "self_hosted"
-                batch = self._response_events(row, start_id, *result, client_run=client_run)
-            await events.append(db, self.deps.notifier, row.id, batch)
-            transitions.await_client(row, _blocking_ids(batch))
-            if result is None or self.tools is None or config is None:
-                return None
-            return await self.tools.prepare_at_once(db, row, batch, config)
+        plan: ToolPlan | None = None
+        try:
+            async with self.deps.database.unit_of_work() as db:
+                row = await leases.fence(db, self.claim)
+                if result is None:
+                    batch = [span_end(start_id, is_error=False)]
+                else:
+                    # Read once: whether the client runs the tools, and what their sandbox is built from.
+                    config = await environments.sandbox_config(db, row.environment_id)
+                    client_run = config["type"] == "self_hosted"
+                    batch = self._response_events(row, start_id, *result, client_run=client_run)
+                await events.append(db, self.deps.notifier, row.id, batch)
+                transitions.await_client(row, _blocking_ids(batch))
+                if result is None or self.tools is None or config is None:
+                    return None
+                plan = await self.tools.prepare_at_once(db, row, batch, config)
+                if plan is not None and plan.mcp_only:
+                    # The MCP requests leave before the streams send these events (tool_step).
+                    plan = replace(plan, held=self.deps.notifier.hold(row.id))
+        except BaseException:
+            if plan is not None and plan.held is not None:
+                plan.held.release()
+            raise
+        return plan
 
     def _response_events(
         self,

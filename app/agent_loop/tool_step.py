@@ -22,11 +22,13 @@ from app.agent_loop import actions, interrupts, memory, orchestration, outputs, 
 from app.agent_loop.context import TOOL_USE_TYPES
 from app.agent_loop.credential_hosts import unreachable_errors
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.launch import Launch
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.events.notifier import Held
 from app.events.types import ErrorObject, EventRecord, harness_of
 from app.mcp.events import mcp_tool_result_event
 from app.mcp.spill import spill_large_text
@@ -129,6 +131,12 @@ class ToolPlan:
     repos: list[RepoJob]
     skills: list[SessionSkill]
     memory: list[MemoryStoreResource]
+    # The session's stream publications, kept back until the MCP requests are out (see `run`).
+    held: Held | None = None
+
+    @property
+    def mcp_only(self) -> bool:
+        return all(u["type"] == "agent.mcp_tool_use" for u in self.calls)
 
     @property
     def sandbox_calls(self) -> list[EventRecord]:
@@ -154,6 +162,13 @@ class ToolStep:
 
     async def run(self, plan: ToolPlan) -> bool:
         """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
+        try:
+            return await self._run(plan)
+        finally:
+            if plan.held is not None:  # already released once the requests were out
+                plan.held.release()
+
+    async def _run(self, plan: ToolPlan) -> bool:
         calls = plan.calls
         errors: list[EventRecord] = []
         notes: list[str] = []
@@ -261,14 +276,22 @@ class ToolStep:
         return await self.prepare(db, row, TurnState(tool_uses=uses), config)
 
     async def _execute_until_interrupt(self, plan: ToolPlan) -> list[EventRecord | BaseException]:
-        """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""
+        """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so).
+
+        The MCP calls' requests go out first: only then (see `Launch`) are the
+        held frames handed to the streams and the log read for an interrupt queued meanwhile,
+        work that would otherwise run on this event loop before the requests and delay them."""
+        launch = Launch([u["id"] for u in plan.calls if u["type"] == "agent.mcp_tool_use"])
         running: asyncio.Future[list[EventRecord | BaseException]] = asyncio.gather(
-            *(self._execute(use, plan) for use in plan.calls), return_exceptions=True
+            *(self._execute(use, plan, launch.signal(use["id"])) for use in plan.calls),
+            return_exceptions=True,
         )
-        watching: asyncio.Future[None] = asyncio.create_task(
-            interrupts.wait_for_interrupt(self.deps, self.claim.session_id)
-        )
+        watching: asyncio.Future[None] | None = None
         try:
+            await launch.until_written(running)
+            if plan.held is not None:
+                plan.held.release()
+            watching = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.claim.session_id))
             either: list[asyncio.Future[Any]] = [running, watching]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             interrupted = watching.done() and watching.exception() is None
@@ -277,20 +300,30 @@ class ToolStep:
                 await asyncio.wait([running], timeout=CANCEL_RETRY_SECONDS)
             return await running
         finally:
-            watching.cancel()
             if not running.done():  # this step itself was cancelled (the worker stops)
                 running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watching
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watching
 
-    async def _execute(self, use: EventRecord, plan: ToolPlan) -> EventRecord:
-        """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
-        with measure.tool_call(use["type"], use["name"]) as outcome:
-            result = await self._run_tool(use, plan)
-            outcome.value = "error" if result.get("is_error") else "ok"
+    async def _execute(
+        self, use: EventRecord, plan: ToolPlan, sent: Callable[[], None] | None = None
+    ) -> EventRecord:
+        """The call's result event; a SandboxError (the engine failed, not the tool) propagates.
+        ``sent``: told when an MCP call's request is out (or, failing that, when it ended)."""
+        try:
+            with measure.tool_call(use["type"], use["name"]) as outcome:
+                result = await self._run_tool(use, plan, sent)
+                outcome.value = "error" if result.get("is_error") else "ok"
+        finally:
+            if sent is not None:
+                sent()
         return result
 
-    async def _run_tool(self, use: EventRecord, plan: ToolPlan) -> EventRecord:
+    async def _run_tool(
+        self, use: EventRecord, plan: ToolPlan, sent: Callable[[], None] | None = None
+    ) -> EventRecord:
         if use["type"] == "agent.tool_use" and tools.is_orchestration(plan.agent, use["name"]):
             return await orchestration.execute(self.deps, self.claim, use)
         if use["type"] == "agent.mcp_tool_use":
@@ -301,6 +334,7 @@ class ToolStep:
                 use["mcp_server_name"],
                 use["name"],
                 use.get("input") or {},
+                sent,
             )
             content = await spill_large_text(
                 self.deps.sandbox, self.claim.sandbox_id, plan.spec, outcome.content

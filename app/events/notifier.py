@@ -127,6 +127,8 @@ class Notifier:
         self._wake = asyncio.Event()
         self._interrupts: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.remote: RemoteChannel | None = None
+        # Sessions whose publications wait for `Held.release` (see `hold`), in order.
+        self._held: dict[str, Held] = {}
         # Set by a process that shares its database with others it cannot hear (a separate
         # `mas worker` on SQLite): nothing tells it of their interrupts, so it looks often.
         self.peers_unheard = False
@@ -158,6 +160,10 @@ class Notifier:
 
     # -- publishers (call only after the commit that made the events true) ---------------------
     def publish(self, session_id: str, events: list[LogEvent]) -> None:
+        held = self._held.get(session_id)
+        if held is not None:
+            held.kept.append(events)
+            return
         fresh = [e for e in events if e.seq > self._published.get(session_id, 0)]
         if not fresh:
             return
@@ -165,6 +171,26 @@ class Notifier:
         for sub in tuple(self._subs.get(session_id, ())):
             for event in fresh:
                 sub.offer(event)
+
+    def hold(self, session_id: str) -> Held:
+        """Keep the session's publications until the returned hold is released, then hand them
+        out in the order they came (none lost, stale ones dropped as `publish` drops them). A step
+        uses it to get work under way before the streams take the event loop (the MCP request of a
+        call first, then the frames that announce it). Holds of one session do not nest: a second
+        one holds nothing."""
+        held = Held(self, session_id)
+        if session_id not in self._held:
+            self._held[session_id] = held
+        return held
+
+    def holding(self, session_id: str) -> bool:
+        return session_id in self._held
+
+    def _release(self, held: Held) -> None:
+        if self._held.get(held.session_id) is held:
+            del self._held[held.session_id]
+            for events in held.kept:
+                self.publish(held.session_id, events)
 
     def publish_ephemeral(self, session_id: str, wire: PreviewFrame, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
@@ -175,6 +201,7 @@ class Notifier:
     def publish_deleted(self, session_id: str, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
             sub.offer(Deleted())
+        self._held.pop(session_id, None)  # its streams are closing: nothing is left to hand out
         self._published.pop(session_id, None)
         self.delivered.pop(session_id, None)
         if forward and self.remote is not None:
@@ -240,6 +267,18 @@ class Notifier:
         finally:
             self._wake.clear()
         return True
+
+
+class Held:
+    """A session's publications kept back by `Notifier.hold`; `release` is idempotent."""
+
+    def __init__(self, notifier: Notifier, session_id: str) -> None:
+        self.notifier = notifier
+        self.session_id = session_id
+        self.kept: list[list[LogEvent]] = []
+
+    def release(self) -> None:
+        self.notifier._release(self)
 
 
 def _remember(table: dict[str, int], session_id: str, seq: int) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -205,14 +205,15 @@ class McpHub:
         server_name: str,
         tool: str,
         arguments: dict[str, Any],
+        sent: Callable[[], None] | None = None,
     ) -> Outcome:
         """Run one call. A server not connected yet (another worker made the call, or the
         connection closed while the session waited) is connected first; a call that may have
-        reached the server is never sent twice."""
+        reached the server is never sent twice. ``sent``: see `McpConnection.call`."""
         state = self._sessions.setdefault(session_id, _Session())
         state.calls += 1
         try:
-            return await self._call_on(state, agent, vault_ids, server_name, tool, arguments)
+            return await self._call_on(state, agent, vault_ids, server_name, tool, arguments, sent)
         finally:
             state.calls -= 1
             state.last_used = time.monotonic()
@@ -225,6 +226,7 @@ class McpHub:
         server_name: str,
         tool: str,
         arguments: dict[str, Any],
+        sent: Callable[[], None] | None,
     ) -> Outcome:
         server = state.servers.get(server_name)
         if server is None:
@@ -237,7 +239,7 @@ class McpHub:
         if unavailable is not None:
             return _error(f"MCP server {server_name!r} is unavailable: {unavailable}")
         try:
-            return await self._call(server, tool, arguments)
+            return await self._call(server, tool, arguments, sent)
         except McpFailure as failure:
             problem = failure
             if failure.auth:  # refused before it ran: with a refreshed OAuth token, try once more
@@ -251,11 +253,13 @@ class McpHub:
             await self._disconnect(server)
             return _error(f"MCP server {server_name!r} failed during the call: {problem}")
 
-    async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> Outcome:
+    async def _call(
+        self, server: _Server, tool: str, arguments: dict[str, Any], sent: Callable[[], None] | None = None
+    ) -> Outcome:
         from app.mcp.content import to_blocks  # with the SDK, only once a session uses MCP
 
         assert server.connection is not None
-        result = await server.connection.call(tool, arguments)
+        result = await server.connection.call(tool, arguments, sent)
         return Outcome(to_blocks(result), bool(result.is_error))
 
     async def _reconnect_refreshed(

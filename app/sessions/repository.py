@@ -160,32 +160,15 @@ def new_row(
     agent: SessionAgent,
     environment_id: str,
     vault_ids: list[str],
-    **fields: Any,
+    title: str | None = None,
+    metadata_: dict[str, str] | None = None,
+    deployment_id: str | None = None,
+    budget: Budget | None = None,
+    parent_session_id: str | None = None,
+    workflow_run_id: str | None = None,
 ) -> Session:
-    """A new idle session or thread row with every counter and list at its start value; `fields`
-    sets the optional columns (title, metadata_, deployment_id, budget, parent_session_id...)."""
+    """A new idle session or thread row with every counter and list at its start value."""
     now = utcnow()
-    start: dict[str, Any] = {
-        "status": "idle",
-        "title": None,
-        "metadata_": {},
-        "resources": [],
-        "usage": zero_usage(),
-        "pending_action_ids": [],
-        "inflight_tool_ids": [],
-        "active_seconds": 0.0,
-        "created_at": now,
-        "updated_at": now,
-        "last_seq": 0,
-        "stream_seq": 0,
-        "lease_token": 0,
-        "deployment_id": None,
-        "budget": None,
-        "budget_removed": False,
-        "parent_session_id": None,
-        "outcome_evaluations": [],
-    }
-    start.update(fields)
     return Session(
         id=id,
         agent_id=agent_id,
@@ -193,7 +176,25 @@ def new_row(
         agent=agent,
         environment_id=environment_id,
         vault_ids=vault_ids,
-        **start,
+        status="idle",
+        title=title,
+        metadata_=metadata_ or {},
+        resources=[],
+        usage=zero_usage(),
+        pending_action_ids=[],
+        inflight_tool_ids=[],
+        active_seconds=0.0,
+        created_at=now,
+        updated_at=now,
+        last_seq=0,
+        stream_seq=0,
+        lease_token=0,
+        deployment_id=deployment_id,
+        budget=budget,
+        budget_removed=False,
+        parent_session_id=parent_session_id,
+        workflow_run_id=workflow_run_id,
+        outcome_evaluations=[],
     )
 
 

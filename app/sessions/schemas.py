@@ -23,6 +23,9 @@ class _Params(BaseModel):
 
 
 class SessionCreate(_Params):
+    # JSON boundary (here and below): raw parts of the body that the services check themselves,
+    # with messages that name the field (agents.resolve_session_agent, resources.parse_params,
+    # budgets.parse, agents.resolve_tools_update).
     agent: str | dict[str, Any]
     environment_id: str = Field(min_length=1)
     resources: list[dict[str, Any]] | None = None
@@ -54,6 +57,8 @@ class SessionStats(BaseModel):
 class SessionOut(BaseModel):
     id: str
     type: Literal["session"] = "session"
+    # JSON boundary: the stored agent snapshot (`SessionAgent`), shown as stored, not validated
+    # again on every read (the sessions list renders it from its text, `rendering`).
     agent: dict[str, Any]
     environment_id: str
     status: Status
