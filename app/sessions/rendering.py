@@ -15,17 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from app.db.raw import Row, json_value, timestamp
-from app.db.session_json import Budget, PublicUsage, ResourceJson, UsageTotals
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, ResourceJson, UsageTotals
 from app.sessions import outcomes
 from app.sessions.repository import SessionColumns, columns
 from app.sessions.resource_schemas import StoredResource
 from app.sessions.schemas import public_usage, rolled_up
+from app.shared.agent_config import SessionAgent
 
 # Stand-ins rendered in place of the clock's figures, then cut out: no real figure is this large.
 _ACTIVE = 9.87654321e299
@@ -41,9 +42,36 @@ _USAGE: TypeAdapter[PublicUsage] = TypeAdapter(PublicUsage)
 _BUDGET: TypeAdapter[Budget | None] = TypeAdapter(Budget | None)
 
 
+class _Stats(TypedDict):
+    active_seconds: float
+    duration_seconds: float
+
+
+class SessionJson(TypedDict):
+    """`SessionOut`'s fields, in its order."""
+
+    id: str
+    type: Literal["session"]
+    agent: SessionAgent
+    environment_id: str
+    status: str
+    title: str | None
+    metadata: dict[str, str]
+    resources: list[ResourceJson]
+    vault_ids: list[str]
+    outcome_evaluations: list[OutcomeEvaluation]
+    stats: _Stats
+    usage: PublicUsage
+    budget: Budget | None
+    deployment_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+
+
 def session_json(
     row: SessionColumns, active: float, duration: float, threads_usage: Sequence[UsageTotals]
-) -> dict[str, Any]:
+) -> SessionJson:
     """`SessionOut`'s fields, in its order, as plain values (``service.to_out`` without a model)."""
     return {
         "id": row.id,

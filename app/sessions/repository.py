@@ -52,7 +52,7 @@ class SessionColumns:
     """What a session shows (``service.to_out``), read without an ORM instance."""
 
     id: str
-    agent: dict[str, Any]
+    agent: SessionAgent
     environment_id: str
     status: str
     title: str | None

@@ -49,6 +49,7 @@ _PARAMS: TypeAdapter[ResourceParams] = TypeAdapter(ResourceParams)
 _RESOURCE: TypeAdapter[SessionResource] = TypeAdapter(SessionResource)
 
 
+# JSON boundary: resource params as the request body holds them, checked here into ResourceParams.
 def parse_params(raw: Sequence[dict[str, Any]], field: str = "resources") -> list[ResourceParams]:
     parsed = []
     for i, item in enumerate(raw):
