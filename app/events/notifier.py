@@ -17,7 +17,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Literal, Protocol, Required
+
+from typing_extensions import TypedDict
+
+from app.events.types import ContentBlock, EventRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +35,34 @@ INTERRUPT_SAFETY_POLL_SECONDS = 1.0
 INTERRUPT_POLL_SECONDS = 0.1
 
 
+class PreviewTarget(TypedDict):
+    """The event an ``event_start`` announces: its type and the id it will be stored with."""
+
+    type: str
+    id: str
+
+
+class ContentDelta(TypedDict):
+    type: Literal["content_delta"]
+    index: int
+    content: ContentBlock
+
+
+class PreviewFrame(TypedDict, total=False):
+    """An ``event_start`` (with ``event``) or ``event_delta`` (with ``event_id`` and ``delta``)."""
+
+    type: Required[Literal["event_start", "event_delta"]]
+    event: PreviewTarget
+    event_id: str
+    delta: ContentDelta
+
+
 @dataclass(frozen=True)
 class LogEvent:
     """A committed event: its position in the session's log and its wire form."""
 
     seq: int
-    wire: dict[str, Any]
+    wire: EventRecord
 
     @cached_property
     def sse(self) -> bytes:
@@ -44,7 +70,7 @@ class LogEvent:
         return sse_frame(self.wire, str(self.wire["id"]))
 
 
-def sse_frame(wire: dict[str, Any], event_id: str | None = None) -> bytes:
+def sse_frame(wire: EventRecord | PreviewFrame, event_id: str | None = None) -> bytes:
     """`id:` (optional), `event: <type>`, `data: <json>` — the name equals the JSON `type`, as the
     SDKs require. Compact JSON never contains a raw newline, so one `data:` line suffices."""
     head = f"id: {event_id}\r\n" if event_id else ""
@@ -56,7 +82,7 @@ def sse_frame(wire: dict[str, Any], event_id: str | None = None) -> bytes:
 class Ephemeral:
     """A stream-only frame (`event_start`, `event_delta`): never persisted, never replayed."""
 
-    wire: dict[str, Any]
+    wire: PreviewFrame
 
 
 @dataclass(frozen=True)
@@ -166,7 +192,7 @@ class Notifier:
             for events in held.kept:
                 self.publish(held.session_id, events)
 
-    def publish_ephemeral(self, session_id: str, wire: dict[str, Any], *, forward: bool = True) -> None:
+    def publish_ephemeral(self, session_id: str, wire: PreviewFrame, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
             sub.offer(Ephemeral(wire))
         if forward and self.remote is not None:
@@ -265,7 +291,7 @@ def _remember(table: dict[str, int], session_id: str, seq: int) -> None:
 class RemoteChannel:
     """How a notifier reaches other processes (PostgreSQL LISTEN/NOTIFY); see `pg_listener`."""
 
-    def forward_ephemeral(self, session_id: str, wire: dict[str, Any]) -> None:
+    def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         raise NotImplementedError
 
     def forward_deleted(self, session_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import BigInteger, Row, Select, Table, and_, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +41,20 @@ async def allocate_seqs(db: AsyncSession, session_id: str, count: int) -> int:
     return int(result.scalar_one())
 
 
-async def insert_rows(db: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+class EventColumns(TypedDict):
+    """A ``session_events`` row's values, for an insert without ORM instances."""
+
+    id: str
+    session_id: str
+    seq: int | None
+    type: str
+    data: dict[str, Any]  # JSON boundary: the event's wire fields as stored (held to the union)
+    harness: dict[str, Any] | None  # JSON boundary: the loop's bookkeeping as stored (`Harness`)
+    created_at: datetime
+    processed_at: datetime | None
+
+
+async def insert_rows(db: AsyncSession, rows: Sequence[EventColumns]) -> None:
     """Insert event rows (their column values) in one statement, without ORM instances."""
     await db.execute(_INSERT, list(rows))
 
@@ -67,7 +80,7 @@ async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 10
 
 async def wire_after_seq(
     db: AsyncSession, session_id: str, seq: int, limit: int
-) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:
+) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:  # JSON boundary: `data`
     """The wire columns of the processed events after `seq`: a Core select, no ORM instances
     (the stream's pages, read once and serialised once)."""
     stmt = (

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.db.engine import Database
+from app.events.types import ContentBlock, EventRecord
 from app.mcp import oauth
 from app.mcp.base import McpFailure
 from app.mcp.tools import McpTool, evaluate, offered_name
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 from app.vaults import resolve
 from app.vaults.resolve import McpCredential
 from app.vaults.secrets import SecretBox
@@ -64,7 +66,7 @@ class _Session:
 
 @dataclass(frozen=True)
 class Outcome:
-    content: list[dict[str, Any]]
+    content: list[ContentBlock]
     is_error: bool
 
 
@@ -74,7 +76,7 @@ def _token_key(credential: McpCredential | None) -> str:
     return hashlib.sha256(f"{credential.credential_id}\0{credential.token}".encode()).hexdigest()
 
 
-def session_error(server: str, failure: McpFailure) -> dict[str, Any]:
+def session_error(server: str, failure: McpFailure) -> EventRecord:
     kind = "mcp_authentication_failed_error" if failure.auth else "mcp_connection_failed_error"
     return {
         "type": "session.error",
@@ -146,7 +148,7 @@ class McpHub:
 
     async def setup_turn(
         self, session_id: str, agent: SessionAgent, vault_ids: Sequence[str], turn: str
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventRecord]:
         """Make every declared server ready; the ``session.error`` events of those that are not."""
         state = self._sessions.setdefault(session_id, _Session())
         async with state.lock:
@@ -178,7 +180,7 @@ class McpHub:
                     out.append(McpTool(server.name, tool))
         return out
 
-    def definitions(self, session_id: str, agent: SessionAgent) -> list[dict[str, Any]]:
+    def definitions(self, session_id: str, agent: SessionAgent) -> list[ToolDefinition]:
         return [tool.definition() for tool in self.tools(session_id, agent)]
 
     def lookup(self, session_id: str, agent: SessionAgent, name: str) -> tuple[str, str] | None:

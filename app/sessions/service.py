@@ -25,6 +25,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.events.schemas import UserDefineOutcome, dump_event
+from app.events.types import EventRecord
 from app.files import service as files
 from app.ids import new_id
 from app.sessions import budgets, outcomes, repository, resources, threads, transitions, workflow_runs
@@ -327,9 +328,9 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
     if "budget" in params.model_fields_set and await budgets.update(db, row, params.budget):
         changed["budget"] = row.budget
         await _resume_after_budget(db, notifier, row)
-    if changed:
+    if len(changed) > 1:  # more than its type
         row.updated_at = utcnow()
-        await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
+        await events.append(db, notifier, row.id, [changed])
         await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
     return to_out(row, threads_usage=await thread_usages(db, row))
@@ -345,8 +346,9 @@ async def _resume_after_budget(db: AsyncSession, notifier: Notifier, row: Sessio
             transitions.request_run(db, notifier, paused)
 
 
-def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
-    changed: dict[str, Any] = {}
+def _apply_update(row: Session, params: SessionUpdate) -> EventRecord:
+    """The update applied to the row; returns the `session.updated` event naming what changed."""
+    changed: EventRecord = {"type": "session.updated"}
     fields = params.model_fields_set
     if "title" in fields and params.title != row.title:
         row.title = params.title
@@ -416,7 +418,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
 
 async def send_events(
     db: AsyncSession, notifier: Notifier, session_id: str, params: Sequence[Any]
-) -> list[dict[str, Any]]:
+) -> list[EventRecord]:
     row = await load(db, session_id, for_update=True)
     if row.archived_at is not None:
         raise Conflict(f"Session {session_id} is archived; it accepts no new events")
