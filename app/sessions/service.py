@@ -510,6 +510,7 @@ async def sandbox_needs(db: AsyncSession) -> dict[str, str]:
 
 
 # --- resources (the session row holds them; see `resources`) ------------------------------------
+# JSON boundary: the request body, checked by `resources.parse_params`.
 async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, Any]) -> FileResource:
     row = await load(db, session_id, for_update=True)
     environment_type = await environments.config_type(db, row.environment_id)
