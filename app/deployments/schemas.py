@@ -39,10 +39,9 @@ class DeploymentCreate(Params):
     initial_events: InitialEvents
     description: str | None = None
     metadata: dict[str, str] | None = None
-    # JSON boundary (both): not supported yet, refused unless empty; never read.
-    resources: list[dict[str, Any]] | None = None
+    resources: list[dict[str, Any]] | None = None  # JSON boundary: unsupported, refused unless empty
     vault_ids: list[str] | None = None
-    budget: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None  # JSON boundary: unsupported, refused unless set
     schedule: ScheduleParams | None = None
 
 
@@ -55,10 +54,9 @@ class DeploymentUpdate(Params):
     initial_events: InitialEvents | None = None
     description: str | None = None
     metadata: dict[str, str | None] | None = None
-    # JSON boundary (both): not supported yet, refused unless empty; never read.
-    resources: list[dict[str, Any]] | None = None
+    resources: list[dict[str, Any]] | None = None  # JSON boundary: unsupported, refused unless empty
     vault_ids: list[str] | None = None
-    budget: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None  # JSON boundary: unsupported, refused unless set
     schedule: ScheduleParams | None = None
 
 

@@ -150,11 +150,13 @@ async def raw_page(
     after: int | None,
     limit: int,
     of_session: bool = False,
+    versions: bool = False,
 ) -> list[RawRow]:
     """``page_query`` without types or time ranges, as plain SQL: rows of (key, id, type, data
     text, processed_at), the key being `seq` (processed) or `pk` (queued). ``of_session``: no rows
     unless ``session_id`` is a session's row, not a thread's (checked in the same statement: on
-    PostgreSQL one round trip, not two)."""
+    PostgreSQL one round trip, not two). ``versions``: rows of (key, id, xmin) instead
+    (PostgreSQL: see ``RawReads.row_versions``)."""
     key = "pk" if queued else "seq"
     conds = ["session_id = $1", f"seq IS {'' if queued else 'NOT '}NULL"]
     if of_session:
@@ -165,10 +167,20 @@ async def raw_page(
         conds.append(f"{key} {'<' if descending else '>'} $2")
     args.append(limit)
     sql = (
-        f"SELECT {key}, id, type, data, processed_at FROM session_events WHERE {' AND '.join(conds)} "
+        f"SELECT {key}, id, {'xmin' if versions else 'type, data, processed_at'} FROM session_events "
+        f"WHERE {' AND '.join(conds)} "
         f"ORDER BY {key} {'DESC' if descending else 'ASC'} LIMIT ${len(args)}"
     )
     return await conn.fetch(sql, *args)
+
+
+async def raw_rows(conn: RawConnection, ids: Sequence[str]) -> list[RawRow]:
+    """Rows of (0, id, type, data text, processed_at, xmin) of the events ``ids`` (PostgreSQL), in
+    no order."""
+    return await conn.fetch(
+        "SELECT 0, id, type, data, processed_at, xmin FROM session_events WHERE id = ANY($1::varchar[])",
+        list(ids),
+    )
 
 
 async def fetch_page(db: AsyncSession, stmt: Select[SessionEvent], limit: int) -> Sequence[SessionEvent]:

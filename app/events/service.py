@@ -261,19 +261,31 @@ async def raw_page(
     phases = ["log", "queue"] if order == "asc" else ["queue", "log"]
     if after is not None and after[0] in phases:
         phases = phases[phases.index(after[0]) :]
+    versions = conn.row_versions
     found: list[tuple[str, Row]] = []
     for phase in phases:
         start = after[1] if after is not None and after[0] == phase else None
         rows = await repository.raw_page(
             conn, session_id, queued=phase == "queue", descending=order == "desc", after=start,
-            limit=limit + 1 - len(found), of_session=of_session,
+            limit=limit + 1 - len(found), of_session=of_session, versions=versions,
         )  # fmt: skip
         found += [(phase, r) for r in rows]
         if len(found) > limit:
             break
     page = found[:limit]
     next_key = (page[-1][0], int(page[-1][1][0])) if len(found) > limit and page else None
-    return RENDERED.render([r for _, r in page]), next_key
+    if not versions:
+        return RENDERED.render([r for _, r in page]), next_key
+    # (key, id, xmin) rows: only the events whose version has no kept JSON are read whole (one
+    # more statement; an event deleted in between is left out, as a later read would).
+    kept = [RENDERED.kept((r[1], r[2])) for _, r in page]
+    missing = [r[1] for (_, r), k in zip(page, kept, strict=True) if k is None]
+    if missing:
+        rows = await repository.raw_rows(conn, missing)
+        rendered = RENDERED.render([r[:5] for r in rows], [(r[1], r[5]) for r in rows])
+        by_id = {r[1]: json for r, json in zip(rows, rendered, strict=True)}
+        kept = [k if k is not None else by_id.get(r[1]) for (_, r), k in zip(page, kept, strict=True)]
+    return [k for k in kept if k is not None], next_key
 
 
 class RenderedEvents:
@@ -286,10 +298,16 @@ class RenderedEvents:
         self.max_bytes = max_bytes
         self.max_event_bytes = max_event_bytes
         self._json: dict[tuple[Any, ...], bytes] = {}
+        self._versions: dict[tuple[str, int], bytes] = {}
         self._held = 0
 
-    def render(self, rows: Sequence[Row]) -> list[bytes]:
-        """Rows of (key, id, type, data text, processed_at) as each event's JSON."""
+    def kept(self, version: tuple[str, int]) -> bytes | None:
+        """The kept JSON of an event's row version, (id, xmin) (``RawReads.row_versions``)."""
+        return self._versions.get(version)
+
+    def render(self, rows: Sequence[Row], versions: Sequence[tuple[str, int]] | None = None) -> list[bytes]:
+        """Rows of (key, id, type, data text, processed_at) as each event's JSON; ``versions``:
+        the rows' (id, xmin), to keep the JSON by as well (when it is kept)."""
         keys = [tuple(r[1:5]) for r in rows]
         found = [self._json.get(k) for k in keys]
         missing = [i for i, f in enumerate(found) if f is None]
@@ -302,6 +320,12 @@ class RenderedEvents:
                 shown = times[at] if at in times else times.setdefault(at, wire_time(at))
                 found[i] = rendered = to_json({"id": id_, "type": type_, **data, "processed_at": shown})
                 self._keep(keys[i], rendered, len(rendered) + len(_text(text)))
+        if versions is not None:
+            for key, version, json_ in zip(keys, versions, found, strict=True):
+                if json_ is not None and key in self._json:  # kept (not over the per-event bound)
+                    if len(self._versions) >= _MAX_VERSIONS:
+                        self._versions.clear()
+                    self._versions[version] = json_
         return [f for f in found if f is not None]
 
     def __len__(self) -> int:
@@ -312,12 +336,15 @@ class RenderedEvents:
             return
         if self._held + size > self.max_bytes:
             self._json.clear()
+            self._versions.clear()
             self._held = 0
         self._json[key] = rendered
         self._held += size
 
 
 RENDERED = RenderedEvents()
+# Versions name renderings kept in ``_json`` (the same bytes objects): bounded by count only.
+_MAX_VERSIONS = 200_000
 
 
 def _text(value: Any) -> str:

@@ -101,7 +101,10 @@ class McpConnection:
                     await self._task
 
     async def call(
-        self, tool: str, arguments: dict[str, Any], sent: Callable[[], None] | None = None
+        self,
+        tool: str,
+        arguments: dict[str, Any],  # JSON boundary: MCP call arguments
+        sent: Callable[[], None] | None = None,
     ) -> mt.CallToolResult:
         """Raises McpFailure when the server cannot answer (gone, timed out, refused). ``sent``
         is called once the call's request has been written to the server's socket (with calls
@@ -119,7 +122,11 @@ class McpConnection:
                 self._sending.remove(sent)
 
     async def _call(
-        self, client: Client, task: asyncio.Task[None], tool: str, arguments: dict[str, Any]
+        self,
+        client: Client,
+        task: asyncio.Task[None],
+        tool: str,
+        arguments: dict[str, Any],  # JSON boundary: MCP call arguments
     ) -> mt.CallToolResult:
         calling = asyncio.ensure_future(client.call_tool(tool, arguments))
         done, _ = await asyncio.wait(
@@ -195,7 +202,7 @@ class McpConnection:
         if request.method == "POST" and self._sending and "trace" not in request.extensions:
             request.extensions["trace"] = self._written
 
-    async def _written(self, name: str, info: dict[str, Any]) -> None:
+    async def _written(self, name: str, info: dict[str, Any]) -> None:  # JSON boundary: httpcore trace info
         if name.endswith("send_request_body.complete") and self._sending:
             self._sending.popleft()()
 

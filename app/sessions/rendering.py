@@ -160,6 +160,7 @@ class RenderedSessions:
         self.size = size
         self.max_bytes = max_bytes
         self._kept: dict[tuple[Any, ...], _Kept] = {}
+        self._versions: dict[tuple[str, int], _Kept] = {}
         self._held = 0
         self._multiagent: dict[Any, bool] = {}
 
@@ -173,9 +174,21 @@ class RenderedSessions:
             found = self._multiagent[agent] = bool(json_value(agent).get("multiagent"))
         return found
 
-    def render(self, row: Row, now: datetime, threads_usage: Sequence[UsageTotals] | None) -> bytes:
+    def kept(self, version: tuple[str, int]) -> _Kept | None:
+        """The kept rendering of a row version, (id, xmin) (``RawReads.row_versions``); only rows
+        of sessions without threads are kept so (a thread's usage changes apart from the row)."""
+        return self._versions.get(version)
+
+    def render(
+        self,
+        row: Row,
+        now: datetime,
+        threads_usage: Sequence[UsageTotals] | None,
+        version: tuple[str, int] | None = None,
+    ) -> bytes:
         """``row`` (a plain row of ``repository.SHOWN``) as JSON at ``now``. ``threads_usage``:
-        the child threads' usage of a multi-agent session (None: not one), part of the key."""
+        the child threads' usage of a multi-agent session (None: not one), part of the key.
+        ``version``: the row's (id, xmin), to keep the rendering by (not for a multi-agent one)."""
         key = (*row, to_json(threads_usage) if threads_usage else None)
         found = self._kept.get(key)
         if found is None:
@@ -187,9 +200,14 @@ class RenderedSessions:
             size = 2 * sum(len(p) for p in found.parts)
             if len(self._kept) >= self.size or self._held + size > self.max_bytes:
                 self._kept.clear()
+                self._versions.clear()
                 self._held = 0
             self._kept[key] = found
             self._held += size
+        if version is not None and threads_usage is None:
+            if len(self._versions) >= self.size:
+                self._versions.clear()
+            self._versions[version] = found
         return found.at(now)
 
     def __len__(self) -> int:

@@ -131,6 +131,29 @@ async def shown_page(
     return await raw.fetch(sql, *args, limit)
 
 
+async def shown_versions(
+    raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
+) -> list[Row]:
+    """The page ``shown_page`` reads, as (id, xmin, created_at) only (PostgreSQL: see
+    ``RawReads.row_versions``)."""
+    conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
+    args: list[Any] = []
+    if after is not None:
+        args = [raw.time_param(after[0]), after[1]]
+        conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
+    direction = "DESC" if descending else "ASC"
+    sql = (
+        f"SELECT id, xmin, created_at FROM sessions WHERE {' AND '.join(conds)} "
+        f"ORDER BY created_at {direction}, id {direction} LIMIT ${len(args) + 1}"
+    )
+    return await raw.fetch(sql, *args, limit)
+
+
+async def shown_rows(raw: RawReads, ids: Sequence[str]) -> list[Row]:
+    """The rows of ``ids`` as ``SHOWN`` plus their xmin last (PostgreSQL), in no order."""
+    return await raw.fetch(f"SELECT {SHOWN}, xmin FROM sessions WHERE id = ANY($1::varchar[])", list(ids))
+
+
 async def child_usages(raw: RawReads, session_id: str) -> list[UsageTotals]:
     """The usage of each child thread of ``session_id``, in the order of ``children``."""
     rows = await raw.fetch(

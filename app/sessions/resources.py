@@ -146,7 +146,7 @@ async def _attach_file(
 async def attach_at_create(
     db: AsyncSession,
     row: Session,
-    raw: Sequence[dict[str, Any]],
+    raw: Sequence[dict[str, Any]],  # JSON boundary: the request's resources, see parse_params
     environment_type: str,
     repo_context: RepoContext | None,
 ) -> None:
@@ -165,6 +165,7 @@ async def attach_at_create(
             repos.attach(row, params, repositories(row), repo_context, now)
 
 
+# JSON boundary: the request body, see parse_params.
 async def add(db: AsyncSession, row: Session, raw: dict[str, Any], environment_type: str) -> FileResource:
     """Mount one more file in a session (it appears in its sandbox by the next tool call)."""
     if row.status == "terminated" or row.archived_at is not None:

@@ -219,6 +219,8 @@ async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Lit
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards
     after = decode_time_key(cursor)
+    if raw.row_versions:
+        return await _render_by_version(raw, limit, order, cursor, after, descending, backwards)
     rows = await repository.shown_page(raw, after=after, descending=descending, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -230,6 +232,53 @@ async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Lit
         threads = await repository.child_usages(raw, row[0]) if _RENDERED.is_multiagent(row) else None
         data.append(_RENDERED.render(row, now, threads))
     keys = [(timestamp(row[12]), row[0]) for row in rows[:1] + rows[-1:]]
+    return _page_body(data, keys, order, cursor, more, backwards)
+
+
+async def _render_by_version(
+    raw: RawReads,
+    limit: int,
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    after: tuple[datetime, str] | None,
+    descending: bool,
+    backwards: bool,
+) -> bytes:
+    """``render_list`` where rows have versions (PostgreSQL): the page is read as (id, xmin,
+    created_at); only the rows whose version has no kept rendering are read whole, in a second
+    statement (a row deleted in between is left out)."""
+    versions = await repository.shown_versions(raw, after=after, descending=descending, limit=limit + 1)
+    more = len(versions) > limit
+    versions = versions[:limit]
+    if backwards:
+        versions.reverse()
+    kept = [_RENDERED.kept((id_, xmin)) for id_, xmin, _ in versions]
+    missing = [v[0] for v, k in zip(versions, kept, strict=True) if k is None]
+    rows = {row[0]: row for row in await repository.shown_rows(raw, missing)} if missing else {}
+    now = utcnow()
+    data = []
+    for (id_, _, _), found in zip(versions, kept, strict=True):
+        if found is not None:
+            data.append(found.at(now))
+            continue
+        row = rows.get(id_)
+        if row is None:
+            continue
+        shown, xmin = row[:-1], row[-1]
+        threads = await repository.child_usages(raw, id_) if _RENDERED.is_multiagent(shown) else None
+        data.append(_RENDERED.render(shown, now, threads, version=(id_, xmin)))
+    keys = [(timestamp(v[2]), v[0]) for v in versions[:1] + versions[-1:]]
+    return _page_body(data, keys, order, cursor, more, backwards)
+
+
+def _page_body(
+    data: list[bytes],
+    keys: list[tuple[datetime | None, str]],
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    more: bool,
+    backwards: bool,
+) -> bytes:
     links = _page_links(
         [_Keyed(at, id_) for at, id_ in keys if at is not None], order, cursor, more, backwards
     )
@@ -461,6 +510,7 @@ async def sandbox_needs(db: AsyncSession) -> dict[str, str]:
 
 
 # --- resources (the session row holds them; see `resources`) ------------------------------------
+# JSON boundary: the request body, checked by `resources.parse_params`.
 async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, Any]) -> FileResource:
     row = await load(db, session_id, for_update=True)
     environment_type = await environments.config_type(db, row.environment_id)

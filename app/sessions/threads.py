@@ -11,9 +11,9 @@ receiver's, and the receiver is woken to answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Literal, Required, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,21 +27,14 @@ from app.ids import new_id
 from app.sessions import repository, transitions, workflow_runs
 from app.sessions.schemas import public_usage
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage, ThreadStats
-from app.shared.agent_config import SessionAgent
+from app.shared.agent_config import ExecutionIdentity, McpServer, ModelConfig, SessionAgent, SkillRef, Tool
 from app.shared.pagination import Cursor, encode_cursor
 
 # Child threads working at once in one session (documented limit; advisor threads are exempt).
 MAX_ACTIVE_THREADS = 25
 # The roster name of the advisor (a coordinator's `{type: "advisor"}` entry, or `advisor: enabled`).
 ADVISOR_NAME = "anthropic.advisor"
-INLINE_AGENT_KEYS = (
-    "type", "name", "description", "system", "model", "tools", "mcp_servers", "skills", "execution_identity",
-)  # fmt: skip
 BUSY = ("running", "rescheduling")
-THREAD_AGENT_KEYS = (
-    "type", "id", "version", "name", "description", "system", "model", "tools", "mcp_servers", "skills",
-    "execution_identity",
-)  # fmt: skip
 
 thread_id_of = transitions.thread_id_of
 
@@ -295,13 +288,51 @@ def to_out(row: Session, session: Session, now: datetime | None = None) -> Sessi
     )
 
 
-def _public_agent(agent: SessionAgent) -> dict[str, Any]:
-    """The thread's `agent` as the API shows it (`{type: "advisor", model}` for the advisor)."""
-    if agent.get("type") == "advisor":
+class ThreadAgent(TypedDict, total=False):
+    """A thread's ``agent`` as the API shows it: the snapshot's public keys, or ``{type:
+    "advisor", model}`` for the advisor."""
+
+    type: Required[Literal["agent", "inline", "advisor"]]
+    id: str
+    version: int
+    name: str
+    description: str | None
+    system: str | None
+    model: ModelConfig | str
+    tools: list[Tool]
+    mcp_servers: list[McpServer]
+    skills: list[SkillRef]
+    execution_identity: ExecutionIdentity
+
+
+def _public_agent(agent: SessionAgent) -> ThreadAgent:
+    """The snapshot's public keys it has, in this order (no id or version for an inline agent;
+    never its multiagent or metadata)."""
+    if agent["type"] == "advisor":
         return {"type": "advisor", "model": agent["model"]["id"]}
-    keys = INLINE_AGENT_KEYS if agent.get("type") == "inline" else THREAD_AGENT_KEYS
-    fields: Mapping[str, object] = agent
-    return {k: fields[k] for k in keys if k in fields}
+    shown: ThreadAgent = {"type": agent["type"]}
+    if agent["type"] != "inline":
+        if "id" in agent:
+            shown["id"] = agent["id"]
+        if "version" in agent:
+            shown["version"] = agent["version"]
+    if "name" in agent:
+        shown["name"] = agent["name"]
+    if "description" in agent:
+        shown["description"] = agent["description"]
+    if "system" in agent:
+        shown["system"] = agent["system"]
+    if "model" in agent:
+        shown["model"] = agent["model"]
+    if "tools" in agent:
+        shown["tools"] = agent["tools"]
+    if "mcp_servers" in agent:
+        shown["mcp_servers"] = agent["mcp_servers"]
+    if "skills" in agent:
+        shown["skills"] = agent["skills"]
+    if "execution_identity" in agent:
+        shown["execution_identity"] = agent["execution_identity"]
+    return shown
 
 
 def _stats(active: float, duration: float) -> ThreadStats:

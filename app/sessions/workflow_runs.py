@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,9 +33,6 @@ MAX_RUN_THREADS = 25
 ErrorType = Literal[
     "timeout_error", "program_error", "unknown_error", "thread_limit_error", "max_workflow_runs_error"
 ]
-Record = dict[str, Any]
-
-
 class PlanTask(TypedDict):
     """A task of a workflow plan: the agent of its thread and what the thread is told."""
 
@@ -151,14 +148,14 @@ def _status(run: WorkflowRun, status: str) -> EventRecord:
     return {"type": f"workflow_run.status_{status}", "workflow_run_id": run.id}
 
 
-def current_phase(run: WorkflowRun) -> Record | None:
-    phase: Record | None = run.phases[run.phase_index] if run.phase_index < len(run.phases) else None
+def current_phase(run: WorkflowRun) -> StoredPhase | None:
+    phase: StoredPhase | None = run.phases[run.phase_index] if run.phase_index < len(run.phases) else None
     return phase
 
 
-async def open_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) -> Record:
+async def open_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) -> StoredPhase:
     """`phase_started` for the current phase; returns the phase."""
-    phase: Record = run.phases[run.phase_index]
+    phase: StoredPhase = run.phases[run.phase_index]
     started: EventRecord = {
         "type": "workflow_run.phase_started",
         "workflow_run_id": run.id,
