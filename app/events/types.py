@@ -481,7 +481,6 @@ class Harness(TypedDict, total=False):
 
 
 HARNESS: TypeAdapter[Harness] = TypeAdapter(Harness)
-_NO_HARNESS: Harness = {}
 
 
 class EventRecord(TypedDict, total=False):
@@ -553,8 +552,8 @@ def event_types() -> tuple[str, ...]:
 
 
 def harness_of(event: EventRecord) -> Harness:
-    """The loop's bookkeeping on an event (empty when it has none); read it, never change it."""
-    return event.get("harness", _NO_HARNESS)
+    """The loop's bookkeeping on an event (empty when it has none)."""
+    return event.get("harness") or {}
 
 
 def newest_first(events: Sequence[EventRecord]) -> Iterator[EventRecord]:
