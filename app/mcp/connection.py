@@ -24,6 +24,7 @@ from mcp import Client, MCPError
 from mcp import types as mt
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import JsonValue
 
 from app.mcp.base import ListedTool, McpFailure
 
@@ -103,7 +104,7 @@ class McpConnection:
     async def call(
         self,
         tool: str,
-        arguments: dict[str, Any],  # JSON boundary: MCP call arguments
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
         sent: Callable[[], None] | None = None,
     ) -> mt.CallToolResult:
         """Raises McpFailure when the server cannot answer (gone, timed out, refused). ``sent``
@@ -126,7 +127,7 @@ class McpConnection:
         client: Client,
         task: asyncio.Task[None],
         tool: str,
-        arguments: dict[str, Any],  # JSON boundary: MCP call arguments
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
     ) -> mt.CallToolResult:
         calling = asyncio.ensure_future(client.call_tool(tool, arguments))
         done, _ = await asyncio.wait(

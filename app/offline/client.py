@@ -16,6 +16,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+from pydantic import JsonValue
+
 from app.agent_loop.model_client import (
     MessageComplete,
     ModelConnectionError,
@@ -59,16 +61,16 @@ class OfflineModelClient:
     async def aclose(self) -> None:
         return None
 
-    def _respond(self, body: dict[str, Any]) -> OfflineReply:  # JSON boundary: a request body
+    def _respond(self, body: dict[str, JsonValue]) -> OfflineReply:
         try:
             return self.engine.respond(body)
         except OfflineError as exc:
             raise _model_error(exc) from exc
 
 
-def _as_json(params: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a request body
+def _as_json(params: dict[str, Any]) -> dict[str, JsonValue]:  # JSON boundary: a request body
     """The request exactly as the engine would receive it over HTTP."""
-    parsed: dict[str, Any] = json.loads(json.dumps(params))  # JSON boundary: a request body
+    parsed: dict[str, JsonValue] = json.loads(json.dumps(params))
     return parsed
 
 

@@ -12,10 +12,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import JsonValue
 from starlette.types import Send
 
 from app.api.context import current_request_id
@@ -89,7 +90,7 @@ def create_offline_app(engine: OfflineEngine | None = None) -> FastAPI:
 
 async def _answer(
     request: Request,
-    build: Callable[[dict[str, Any], str], Awaitable[Response]],  # JSON boundary: the request body
+    build: Callable[[dict[str, JsonValue], str], Awaitable[Response]],
 ) -> Response:
     """Runs `build` and renders an `OfflineError` in the API's envelope, sharing one request id."""
     # Behind mas's middleware this is the id it puts in the `request-id` header; alone, a new one.
@@ -102,7 +103,7 @@ async def _answer(
     return response
 
 
-async def _json_body(request: Request) -> dict[str, Any]:  # JSON boundary: the request body
+async def _json_body(request: Request) -> dict[str, JsonValue]:
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -116,7 +117,7 @@ async def _json_body(request: Request) -> dict[str, Any]:  # JSON boundary: the 
 
 async def _message_response(
     state: OfflineState,
-    body: dict[str, Any],  # JSON boundary: the request body
+    body: dict[str, JsonValue],
     request_id: str,
 ) -> Response:
     reply = state.engine.respond(body)
@@ -132,7 +133,7 @@ async def _message_response(
 
 async def _count_response(
     state: OfflineState,
-    body: dict[str, Any],  # JSON boundary: the request body
+    body: dict[str, JsonValue],
 ) -> Response:
     return JSONResponse({"input_tokens": state.engine.count_tokens(body)})
 

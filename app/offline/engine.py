@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
+
+from pydantic import JsonValue
 
 from app.events.types import StopDetails
 from app.offline import grading, judging, replies
@@ -86,7 +88,7 @@ class OfflineEngine:
         self._attempts: dict[str, int] = {}
         self._scripts = ScriptLoader()
 
-    def respond(self, raw: dict[str, Any]) -> OfflineReply:  # JSON boundary: the request body
+    def respond(self, raw: dict[str, JsonValue]) -> OfflineReply:
         body = validate(raw)
         key = request_key(body)
         graded = grading.grader_input(body)
@@ -107,7 +109,7 @@ class OfflineEngine:
         sleep_ms = draft.sleep_ms or directives.sleep_ms
         return OfflineReply(message=message, sleep_ms=sleep_ms, stream_fault=stream_fault)
 
-    def count_tokens(self, raw: dict[str, Any]) -> int:  # JSON boundary: the request body
+    def count_tokens(self, raw: dict[str, JsonValue]) -> int:
         body = validate(raw, needs_max_tokens=False)
         return sum(unit.tokens for unit in prompt_units(body))
 
@@ -192,7 +194,7 @@ class OfflineEngine:
 
 
 def validate(
-    body: dict[str, Any],  # JSON boundary: the request body, checked here
+    body: dict[str, JsonValue],  # the raw request, checked here
     *,
     needs_max_tokens: bool = True,
 ) -> MessagesBody:
