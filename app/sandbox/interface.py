@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.sandbox.outputs import OutputFile
+from app.shared.loops import LoopService
 
 Progress = Callable[[str], Awaitable[None]]
 ContentBlock = dict[str, Any]
@@ -149,6 +150,9 @@ class SandboxBackend(Protocol):
 
     def workspace(self, session_id: str) -> str:
         """The directory relative tool paths resolve against (``/workspace`` in a container)."""
+
+    def services(self) -> list[LoopService]:
+        """The backend's own background loops (idle stop), for introspection."""
 
     async def close(self) -> None:
         """Drop connections and background tasks; sandboxes keep running for the next process."""
