@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.agent_loop import grader
+from app.shared.agent_config import SessionAgent
 
 Record = dict[str, Any]
 
@@ -33,7 +34,7 @@ SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before 
 
 
 def harness_system(
-    agent: dict[str, Any], *, cloud: bool = True, sections: Sequence[str] = ()
+    agent: SessionAgent, *, cloud: bool = True, sections: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     """The agent's system prompt plus the harness's own instructions and the session's
     ``sections`` (its skills, its memory mounts), cached as one prefix. The sandbox paths are
@@ -51,7 +52,8 @@ def harness_system(
         "and its path."
     )
     harness = "\n\n".join([harness, *sections])
-    blocks = [{"type": "text", "text": agent["system"]}] if agent.get("system") else []
+    system = agent.get("system")
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": system}] if system else []
     blocks.append({"type": "text", "text": harness, "cache_control": {"type": "ephemeral"}})
     return blocks
 

@@ -11,11 +11,15 @@ from typing import Any
 from app.config import Settings
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
+from app.shared.environment_config import NetworkingConfig
 from app.vaults.resolve import EnvCredential
 
 
 def unreachable_errors(
-    settings: Settings, credentials: Sequence[EnvCredential], networking: dict[str, Any], mcp_hosts: list[str]
+    settings: Settings,
+    credentials: Sequence[EnvCredential],
+    networking: NetworkingConfig,
+    mcp_hosts: list[str],
 ) -> list[dict[str, Any]]:
     if not egress.is_limited(networking):
         return []

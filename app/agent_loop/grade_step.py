@@ -34,6 +34,7 @@ from app.agent_loop.model_client import (
 )
 from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.models import Session
+from app.db.session_json import StoredOutcomeEvaluation
 from app.events import service as events
 from app.files import service as files
 from app.sessions import leases, outcomes, transitions
@@ -70,11 +71,11 @@ class GradeStep:
         self.claim = claim
 
     async def prepare(
-        self, db: AsyncSession, row: Session, history: list[dict[str, Any]], entry: dict[str, Any]
+        self, db: AsyncSession, row: Session, history: list[dict[str, Any]], entry: StoredOutcomeEvaluation
     ) -> GradePlan:
         """In the deciding step's transaction: open the evaluation of the current iteration (or
         take up the one a stopped worker left open)."""
-        outcome_id, iteration = str(entry["outcome_id"]), int(entry["iteration"])
+        outcome_id, iteration = entry["outcome_id"], entry["iteration"]
         start = grader.open_start(history, outcome_id)
         if start is None:
             opened = {"type": grader.START, "outcome_id": outcome_id, "iteration": iteration}

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.agent_loop import tools
 from app.sessions.threads import ADVISOR_NAME
+from app.shared.agent_config import AgentToolset, ModelConfig, SessionAgent, Tool, ToolConfig
 
 Record = dict[str, Any]
 MAX_NAME = 256
@@ -29,24 +30,26 @@ class Refused(Exception):
     """The call cannot be carried out; its message is the tool's error result."""
 
 
-def _text(spec: Record, key: str, limit: int, *, required: bool = False) -> str | None:
+def _text(spec: Record, key: str, limit: int) -> str | None:
+    return None if spec.get(key) is None else _required_text(spec, key, limit)
+
+
+def _required_text(spec: Record, key: str, limit: int) -> str:
     value = spec.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise Refused(f"inline_agent.{key}: a non-empty string of at most {limit} characters")
     return value
 
 
-def _model(agent: Record, spec: Record) -> Record:
-    model = dict(agent["model"])
+def _model(agent: SessionAgent, spec: Record) -> ModelConfig:
+    model = agent["model"].copy()
     given = _text(spec, "model", MAX_NAME)
     if given is not None and given != model["id"]:
-        model = {**model, "id": given}
+        model["id"] = given
     return model
 
 
-def _tools(agent: Record, spec: Record) -> list[Record]:
+def _tools(agent: SessionAgent, spec: Record) -> list[Tool]:
     """An `agent_toolset_20260401` enabling exactly the chosen tools (default: all the delegating
     agent's enabled built-in tools), each keeping the delegating agent's configuration."""
     own = {n: p for n, p in tools.policies(agent).items() if p.kind == "builtin" and p.enabled}
@@ -62,22 +65,34 @@ def _tools(agent: Record, spec: Record) -> list[Record]:
         )
     if not names:
         return []
-    toolset = next(t for t in agent["tools"] if t.get("type") == "agent_toolset_20260401")
+    toolset = next(t for t in agent["tools"] if t["type"] == "agent_toolset_20260401")
     configs = {c["name"]: c for c in toolset.get("configs") or []}
     defaults = toolset["default_config"]
-    chosen = [
-        {**configs.get(n, {"type": n, "name": n, "permission_policy": defaults["permission_policy"]}),
-         "enabled": True}
-        for n in dict.fromkeys(names)
-    ]  # fmt: skip
-    return [{"type": toolset["type"], "default_config": {**defaults, "enabled": False}, "configs": chosen}]
+
+    def chosen(name: str) -> ToolConfig:
+        found = configs.get(name)
+        if found is not None:
+            return {**found, "enabled": True}
+        return {
+            "type": name,
+            "name": name,
+            "permission_policy": defaults["permission_policy"],
+            "enabled": True,
+        }
+
+    only: AgentToolset = {
+        "type": toolset["type"],
+        "default_config": {**defaults, "enabled": False},
+        "configs": [chosen(name) for name in dict.fromkeys(names)],
+    }
+    return [only]
 
 
-def inline_agent(agent: Record, spec: Any) -> Record:
+def inline_agent(agent: SessionAgent, spec: Any) -> SessionAgent:
     """The snapshot of an inline agent defined by ``agent`` (the delegating agent)."""
     if not isinstance(spec, dict):
         raise Refused("inline_agent: an object {name, system?, description?, model?, tools?}")
-    name = _text(spec, "name", MAX_NAME, required=True)
+    name = _required_text(spec, "name", MAX_NAME)
     if name == ADVISOR_NAME:
         raise Refused(f"inline_agent.name: {ADVISOR_NAME} is reserved for the advisor")
     return {
@@ -93,7 +108,7 @@ def inline_agent(agent: Record, spec: Any) -> Record:
     }
 
 
-def advisor_agent(agent: Record, model: str) -> Record:
+def advisor_agent(agent: SessionAgent, model: str) -> SessionAgent:
     """The advisor's thread agent: ``model`` with the delegating agent's model settings."""
     return {
         "type": "advisor",

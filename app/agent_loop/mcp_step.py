@@ -13,11 +13,12 @@ from app.agent_loop.deps import LoopDeps
 from app.events import service as events
 from app.sessions import leases
 from app.sessions.leases import Claim
+from app.shared.agent_config import SessionAgent
 
 
 @dataclass(frozen=True)
 class McpPlan:
-    agent: dict[str, Any]
+    agent: SessionAgent
     vault_ids: list[str]
     turn: str
 
@@ -33,7 +34,7 @@ class McpStep:
         self.claim = claim
 
     def plan(
-        self, agent: dict[str, Any], vault_ids: list[str], history: list[dict[str, Any]]
+        self, agent: SessionAgent, vault_ids: list[str], history: list[dict[str, Any]]
     ) -> McpPlan | None:
         turn = turn_marker(history)
         if not self.deps.mcp.needs_setup(self.claim.session_id, agent, turn):

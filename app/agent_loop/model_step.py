@@ -48,10 +48,13 @@ from app.mcp import tools as mcp_tools
 from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
+from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig
 from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class Preview:
@@ -68,7 +71,7 @@ class Preview:
 class ModelPlan:
     """A request ready to stream (its span opened), or, without a request, a compaction to run."""
 
-    agent: dict[str, Any]
+    agent: SessionAgent
     history: list[dict[str, Any]]  # the whole log (the permission judge reads what was asked)
     window: list[dict[str, Any]]  # the part of it the model can still see (see `Ledger.window`)
     request: ModelRequest | None
@@ -169,7 +172,7 @@ class ModelStep:
             judged[use["id"]] = (judge.read_judgement(answer.text), answer.usage)
         return judged
 
-    def _auto(self, agent: dict[str, Any], name: str) -> bool:
+    def _auto(self, agent: SessionAgent, name: str) -> bool:
         if tools.is_custom(agent, name):
             return False
         mcp_tool = self.deps.mcp.lookup(self.session_id, agent, name)
@@ -178,7 +181,7 @@ class ModelStep:
             return found.enabled and found.policy == "auto"
         return tools.judged_by_server(agent, name)
 
-    async def _compact(self, agent: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    async def _compact(self, agent: SessionAgent, history: list[dict[str, Any]]) -> None:
         summary = await complete(self.deps.model, requests.summary_request(agent, history))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
@@ -247,7 +250,7 @@ class ModelStep:
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
     ) -> ToolPlan | None:
-        config: dict[str, Any] = {}
+        config: EnvironmentConfig | None = None
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
             if result is None:
@@ -255,11 +258,11 @@ class ModelStep:
             else:
                 # Read once: whether the client runs the tools, and what their sandbox is built from.
                 config = await environments.sandbox_config(db, row.environment_id)
-                client_run = config.get("type", "cloud") == "self_hosted"
+                client_run = config["type"] == "self_hosted"
                 batch = self._response_events(row, start_id, *result, client_run=client_run)
             await events.append(db, self.deps.notifier, row.id, batch)
             transitions.await_client(row, _blocking_ids(batch))
-            if result is None or self.tools is None:
+            if result is None or self.tools is None or config is None:
                 return None
             return await self.tools.prepare_at_once(db, row, batch, config)
 
@@ -347,7 +350,7 @@ class ModelStep:
 
 
 def _tool_use_event(
-    agent: dict[str, Any],
+    agent: SessionAgent,
     use: dict[str, Any],
     start_id: str,
     client_run: bool,

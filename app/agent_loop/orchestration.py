@@ -23,6 +23,7 @@ from app.db.models import Session
 from app.events.notifier import Notifier
 from app.sessions import leases, threads
 from app.sessions.leases import Claim
+from app.shared.agent_config import SessionAgent
 
 Record = dict[str, Any]
 NO_REPLY = "(The thread ended its turn without a text reply.)"
@@ -61,7 +62,7 @@ async def _run(
     return await _send(db, notifier, row, tool_input), False
 
 
-def _predefined(agent: Record) -> list[Record]:
+def _predefined(agent: SessionAgent) -> list[SessionAgent]:
     found = tools.delegation(agent)
     return list(found["predefined_agents"]) if found else []
 
@@ -117,7 +118,7 @@ async def _send(db: AsyncSession, notifier: Notifier, row: Session, tool_input: 
     )
 
 
-def _thread_agent(agent: Record, tool_input: Record) -> Record:
+def _thread_agent(agent: SessionAgent, tool_input: Record) -> SessionAgent:
     """The definition a new thread runs: a predefined agent named in `agent`, or `inline_agent`."""
     inline, name = tool_input.get("inline_agent"), tool_input.get("agent")
     if inline is not None:
@@ -134,7 +135,7 @@ def _thread_agent(agent: Record, tool_input: Record) -> Record:
     return found
 
 
-async def _new_thread(db: AsyncSession, notifier: Notifier, row: Session, agent: Record) -> Session:
+async def _new_thread(db: AsyncSession, notifier: Notifier, row: Session, agent: SessionAgent) -> Session:
     if await threads.active_children(db, row.id) >= threads.MAX_ACTIVE_THREADS:
         raise Refused(
             f"{threads.MAX_ACTIVE_THREADS} threads are already working; wait for a reply or send "

@@ -9,6 +9,7 @@ from app.agent_loop import tools
 from app.agent_loop.context import build_messages, harness_system
 from app.agent_loop.model_client import ModelRequest
 from app.config import Settings
+from app.shared.agent_config import SessionAgent
 
 # (max_tokens, thinking budget) by model family; None = no extended thinking.
 MODEL_LIMITS: dict[str, tuple[int, int | None]] = {
@@ -30,7 +31,7 @@ def limits(model: str) -> tuple[int, int | None]:
 
 
 def build(
-    agent: dict[str, Any],
+    agent: SessionAgent,
     history: list[dict[str, Any]],
     *,
     server_web_search: bool = False,
@@ -91,7 +92,7 @@ def compactions_in_a_row(history: list[dict[str, Any]]) -> int:
     return count
 
 
-def summary_request(agent: dict[str, Any], history: list[dict[str, Any]]) -> ModelRequest:
+def summary_request(agent: SessionAgent, history: list[dict[str, Any]]) -> ModelRequest:
     messages = build_messages(history)
     ask = {"type": "text", "text": SUMMARY_INSTRUCTION}
     if messages and messages[-1]["role"] == "user":

@@ -26,6 +26,7 @@ from app.agent_loop.skill_scan import SkillScanPlan, SkillScanStep
 from app.agent_loop.state import TurnState
 from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
+from app.db.session_json import StoredOutcomeEvaluation
 from app.events import service as events
 from app.sessions import budgets, leases, outcomes, threads, transitions
 from app.sessions.leases import Claim
@@ -239,7 +240,7 @@ class SessionRunner:
         return "continue"
 
 
-def _outcome(row: Session, result: str) -> Record | None:
+def _outcome(row: Session, result: str) -> StoredOutcomeEvaluation | None:
     """The session's outcome in progress if it stands at ``result`` (threads have none)."""
     current = outcomes.active(row) if row.parent_session_id is None else None
     return current if current is not None and current["result"] == result else None

@@ -43,6 +43,8 @@ from app.sandbox.interface import (
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.sessions.resource_schemas import MemoryStoreResource
+from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig, NetworkingConfig, package_lists
 from app.shared.text import storable_blocks
 from app.skills import references as skill_refs
 from app.skills.references import SessionSkill
@@ -69,23 +71,24 @@ def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
     }
 
 
-def mcp_hosts(agent: dict[str, Any]) -> list[str]:
+def mcp_hosts(agent: SessionAgent) -> list[str]:
     return [h for h in (urlsplit(s.get("url", "")).hostname for s in agent.get("mcp_servers") or []) if h]
 
 
 def sandbox_spec(
     environment_id: str,
-    config: dict[str, Any],
-    agent: dict[str, Any],
+    config: EnvironmentConfig,
+    agent: SessionAgent,
     memory: tuple[MemoryMount, ...] = (),
     secrets: tuple[EgressSecret, ...] | None = None,
 ) -> SandboxSpec:
     """What a session's sandbox is built from: its environment's config, its agent's MCP hosts,
     its memory mounts and its vaults' environment-variable secrets."""
+    cloud = config if config["type"] == "cloud" else None
     return SandboxSpec(
         env_id=environment_id,
-        packages=config.get("packages") or {},
-        networking=config.get("networking") or {"type": "unrestricted"},
+        packages=package_lists(cloud["packages"]) if cloud else {},
+        networking=cloud["networking"] if cloud else {"type": "unrestricted"},
         mcp_hosts=mcp_hosts(agent),
         memory=memory,
         secrets=secrets,
@@ -120,7 +123,7 @@ class ToolPlan:
     calls: list[dict[str, Any]]
     spec: SandboxSpec
     vault_ids: list[str]
-    agent: dict[str, Any]
+    agent: SessionAgent
     files: list[MountedFile]
     repos: list[RepoJob]
     skills: list[SessionSkill]
@@ -191,7 +194,7 @@ class ToolStep:
             log.exception("session %s: collecting outputs failed", self.claim.session_id)
 
     async def prepare(
-        self, db: AsyncSession, row: Session, state: TurnState, config: dict[str, Any] | None = None
+        self, db: AsyncSession, row: Session, state: TurnState, config: EnvironmentConfig | None = None
     ) -> ToolPlan | None:
         """In the deciding step's transaction: record which calls start now (None: the calls
         were cut off by a crash and have been reported as errors instead). ``config``: the
@@ -230,16 +233,18 @@ class ToolStep:
         db: AsyncSession,
         row: Session,
         found: list[vault_credentials.EnvCredential],
-        config: dict[str, Any],
-        agent: dict[str, Any],
+        config: EnvironmentConfig,
+        agent: SessionAgent,
     ) -> None:
-        networking = config.get("networking") or {"type": "unrestricted"}
+        networking: NetworkingConfig = (
+            config["networking"] if config["type"] == "cloud" else {"type": "unrestricted"}
+        )
         errors = unreachable_errors(self.deps.settings, found, networking, mcp_hosts(agent))
         if errors:
             await events.append(db, self.deps.notifier, row.id, errors)
 
     async def prepare_at_once(
-        self, db: AsyncSession, row: Session, batch: list[dict[str, Any]], config: dict[str, Any]
+        self, db: AsyncSession, row: Session, batch: list[dict[str, Any]], config: EnvironmentConfig
     ) -> ToolPlan | None:
         """In the transaction that records a response: when its calls are all allowed outright
         (MCP calls, and built-in calls this server runs), record them as started there too, so

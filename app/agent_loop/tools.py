@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.shared.agent_config import AgentToolset, Delegation, SessionAgent, ToolConfig, ToolDefaults
+
 BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     "bash": (
         "Run a command in a persistent bash shell in the session's sandbox (cwd, environment and "
@@ -198,45 +200,46 @@ ORCHESTRATION_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _multiagent(agent: dict[str, Any]) -> dict[str, Any]:
-    return agent.get("multiagent") or {}
-
-
-def delegation(agent: dict[str, Any], key: str = "subagents") -> dict[str, Any] | None:
+def delegation(agent: SessionAgent, key: DelegationKey = "subagents") -> Delegation[SessionAgent] | None:
     """The enabled ``subagents`` (or ``workflows``) of a ``multiagent_20261001`` agent, or the
     equivalent of a coordinator roster (predefined agents only) for ``subagents``."""
-    multiagent = _multiagent(agent)
-    if multiagent.get("type") == "coordinator":
+    multiagent = agent.get("multiagent")
+    if not multiagent:
+        return None
+    if multiagent["type"] == "coordinator":
         if key != "subagents":
             return None
-        agents = [e for e in multiagent.get("agents") or [] if e.get("type") == "agent"]
+        agents = [e for e in multiagent["agents"] if e["type"] == "agent"]
         return {"type": "enabled", "inline_agents": {"type": "disabled"}, "predefined_agents": agents}
-    found = multiagent.get(key) or {}
-    return found if found.get("type") == "enabled" else None
+    found = multiagent.get(key)
+    return found if found is not None and found["type"] == "enabled" else None
 
 
-def inline_allowed(agent: dict[str, Any], key: str = "subagents") -> bool:
+def inline_allowed(agent: SessionAgent, key: DelegationKey = "subagents") -> bool:
     found = delegation(agent, key)
-    return found is not None and (found.get("inline_agents") or {}).get("type") == "enabled"
+    inline = found.get("inline_agents") if found is not None else None
+    return inline is not None and inline["type"] == "enabled"
 
 
-def coordinates(agent: dict[str, Any]) -> bool:
+def coordinates(agent: SessionAgent) -> bool:
     """Whether this agent starts threads: predefined agents to delegate to, or inline ones allowed."""
     found = delegation(agent)
     return found is not None and (bool(found.get("predefined_agents")) or inline_allowed(agent))
 
 
-def advisor_model(agent: dict[str, Any]) -> str | None:
+def advisor_model(agent: SessionAgent) -> str | None:
     """The model of the agent's advisor (a coordinator roster entry or ``advisor: enabled``)."""
-    multiagent = _multiagent(agent)
-    if multiagent.get("type") == "coordinator":
-        entry = next((e for e in multiagent.get("agents") or [] if e.get("type") == "advisor"), None)
+    multiagent = agent.get("multiagent")
+    if not multiagent:
+        return None
+    if multiagent["type"] == "coordinator":
+        entry = next((e for e in multiagent["agents"] if e["type"] == "advisor"), None)
         return str(entry["model"]) if entry else None
-    advisor = multiagent.get("advisor") or {}
-    return str(advisor["model"]) if advisor.get("type") == "enabled" else None
+    advisor = multiagent.get("advisor")
+    return str(advisor["model"]) if advisor is not None and advisor["type"] == "enabled" else None
 
 
-def orchestration_tools(agent: dict[str, Any]) -> list[str]:
+def orchestration_tools(agent: SessionAgent) -> list[str]:
     """The orchestration tools this agent's `multiagent` gives it."""
     names = ["list_agents", "send_to_agent"] if coordinates(agent) else []
     if advisor_model(agent) is not None:
@@ -246,15 +249,16 @@ def orchestration_tools(agent: dict[str, Any]) -> list[str]:
     return names
 
 
-def orchestrates(agent: dict[str, Any]) -> bool:
+def orchestrates(agent: SessionAgent) -> bool:
     """Whether the agent may have threads working for it (it waits for them before idling)."""
     return bool(orchestration_tools(agent))
 
 
-def is_orchestration(agent: dict[str, Any], name: str) -> bool:
+def is_orchestration(agent: SessionAgent, name: str) -> bool:
     return name in orchestration_tools(agent) and name not in policies(agent)
 
 
+DelegationKey = Literal["subagents", "workflows"]
 Permission = Literal["allow", "ask", "deny"]
 
 
@@ -265,29 +269,33 @@ class ToolPolicy:
     policy: str  # always_allow | always_ask | auto
 
 
-def _toolset_policies(toolset: dict[str, Any]) -> dict[str, ToolPolicy]:
-    default = toolset.get("default_config") or {}
-    default_enabled = default.get("enabled", True)
-    default_policy = (default.get("permission_policy") or {}).get("type", "always_allow")
+def _policy_type(config: ToolDefaults | ToolConfig | None) -> str | None:
+    policy = config.get("permission_policy") if config else None
+    return policy.get("type") if policy else None
+
+
+def _toolset_policies(toolset: AgentToolset) -> dict[str, ToolPolicy]:
+    default = toolset.get("default_config")
+    default_enabled = default.get("enabled", True) if default else True
+    default_policy = _policy_type(default) or "always_allow"
     overrides = {c["name"]: c for c in toolset.get("configs") or []}
     policies = {}
     for name in BUILTIN_SCHEMAS:
-        config = overrides.get(name, {})
-        enabled = config.get("enabled")
-        policy = (config.get("permission_policy") or {}).get("type")
+        config = overrides.get(name)
+        enabled = config.get("enabled") if config else None
         policies[name] = ToolPolicy(
-            "builtin", default_enabled if enabled is None else enabled, policy or default_policy
+            "builtin", default_enabled if enabled is None else enabled, _policy_type(config) or default_policy
         )
     return policies
 
 
-def policies(agent: dict[str, Any]) -> dict[str, ToolPolicy]:
+def policies(agent: SessionAgent) -> dict[str, ToolPolicy]:
     """Every tool name the model may call, with how a call is governed."""
     found: dict[str, ToolPolicy] = {}
     for tool in agent.get("tools") or []:
-        if tool.get("type") == "agent_toolset_20260401":
+        if tool["type"] == "agent_toolset_20260401":
             found.update(_toolset_policies(tool))
-        elif tool.get("type") == "custom":
+        elif tool["type"] == "custom":
             found[tool["name"]] = ToolPolicy("custom", True, "client")
     return found
 
@@ -296,7 +304,7 @@ def policies(agent: dict[str, Any]) -> dict[str, ToolPolicy]:
 SERVER_WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
 
 
-def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> list[dict[str, Any]]:
+def definitions(agent: SessionAgent, *, server_web_search: bool = False) -> list[dict[str, Any]]:
     """The `tools` of a Messages API request. With `server_web_search`, `web_search` is the API's
     server tool (it runs at Anthropic, like on the hosted service); otherwise a client tool that
     the sandbox answers from `MAS_WEB_SEARCH_URL`."""
@@ -317,7 +325,7 @@ def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> li
                 schema = {**schema, "properties": properties}
             out.append({"name": name, "description": description, "input_schema": schema})
     for tool in agent.get("tools") or []:
-        if tool.get("type") == "custom":
+        if tool["type"] == "custom":
             out.append(
                 {
                     "name": tool["name"],
@@ -328,7 +336,7 @@ def definitions(agent: dict[str, Any], *, server_web_search: bool = False) -> li
     return out
 
 
-def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, dict[str, Any] | None]:
+def evaluate(agent: SessionAgent, name: str) -> tuple[Permission, dict[str, Any] | None]:
     """The permission of a built-in call and its `evaluation`; (deny, None) when not enabled."""
     if is_orchestration(agent, name):
         return "allow", {"type": "always_allow"}
@@ -345,12 +353,12 @@ def evaluate(agent: dict[str, Any], name: str) -> tuple[Permission, dict[str, An
     return "allow", {"type": "always_allow"}
 
 
-def judged_by_server(agent: dict[str, Any], name: str) -> bool:
+def judged_by_server(agent: SessionAgent, name: str) -> bool:
     """Whether a built-in call falls under the `auto` policy (the server judges it)."""
     policy = policies(agent).get(name)
     return policy is not None and policy.kind == "builtin" and policy.enabled and policy.policy == "auto"
 
 
-def is_custom(agent: dict[str, Any], name: str) -> bool:
+def is_custom(agent: SessionAgent, name: str) -> bool:
     found = policies(agent).get(name)
     return found is not None and found.kind == "custom"

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.agent_loop.model_client import ModelUsage
+from app.db.session_json import UsageTotals
 
 MTOK = Decimal(1_000_000)
 
@@ -30,31 +31,28 @@ def request_cost(prices: dict[str, dict[str, str]], model: str, usage: ModelUsag
 SEARCH_PRICE = Decimal("0.01")  # USD per web search ($10 per 1,000)
 
 
-def accumulate(
-    total: dict[str, Any], usage: ModelUsage, cost: Decimal, *, searches: int = 0
-) -> dict[str, Any]:
-    """A new cumulative usage dict (the session's `usage`). `list_cost.amount` is whole cents."""
-    cache = dict(total.get("cache_creation") or {})
-    cache["ephemeral_5m_input_tokens"] = cache.get("ephemeral_5m_input_tokens", 0) + (
-        usage.cache_creation_5m_input_tokens or usage.cache_creation_input_tokens
-    )
-    cache["ephemeral_1h_input_tokens"] = (
-        cache.get("ephemeral_1h_input_tokens", 0) + usage.cache_creation_1h_input_tokens
-    )
+def accumulate(total: UsageTotals, usage: ModelUsage, cost: Decimal, *, searches: int = 0) -> UsageTotals:
+    """A new cumulative usage (the session's `usage`). `list_cost.amount` is whole cents."""
+    cache = total.get("cache_creation")
+    server = total.get("server_tool_use")
     spent = Decimal(str(total.get("_cost_usd", "0"))) + cost + searches * SEARCH_PRICE
-    server = dict(total.get("server_tool_use") or {})
-    server["web_search_requests"] = server.get("web_search_requests", 0) + searches
-    server.setdefault("web_fetch_requests", 0)
-    return {
-        **total,
-        "input_tokens": total.get("input_tokens", 0) + usage.input_tokens,
-        "output_tokens": total.get("output_tokens", 0) + usage.output_tokens,
-        "cache_read_input_tokens": total.get("cache_read_input_tokens", 0) + usage.cache_read_input_tokens,
-        "cache_creation": cache,
-        "server_tool_use": server,
-        "_cost_usd": str(spent),
-        "list_cost": {"amount": str(int((spent * 100).to_integral_value())), "currency": "USD"},
+    out = total.copy()
+    out["input_tokens"] = total.get("input_tokens", 0) + usage.input_tokens
+    out["output_tokens"] = total.get("output_tokens", 0) + usage.output_tokens
+    out["cache_read_input_tokens"] = total.get("cache_read_input_tokens", 0) + usage.cache_read_input_tokens
+    out["cache_creation"] = {
+        "ephemeral_5m_input_tokens": (cache.get("ephemeral_5m_input_tokens", 0) if cache else 0)
+        + (usage.cache_creation_5m_input_tokens or usage.cache_creation_input_tokens),
+        "ephemeral_1h_input_tokens": (cache.get("ephemeral_1h_input_tokens", 0) if cache else 0)
+        + usage.cache_creation_1h_input_tokens,
     }
+    out["server_tool_use"] = {
+        "web_search_requests": (server.get("web_search_requests", 0) if server else 0) + searches,
+        "web_fetch_requests": server.get("web_fetch_requests", 0) if server else 0,
+    }
+    out["_cost_usd"] = str(spent)
+    out["list_cost"] = {"amount": str(int((spent * 100).to_integral_value())), "currency": "USD"}
+    return out
 
 
 def span_usage(usage: ModelUsage, speed: str | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from app.db.models import Session, WorkflowRun
 from app.events.notifier import Notifier
 from app.sessions import threads, workflow_runs
 from app.sessions.workflow_runs import RunRefused
+from app.shared.agent_config import SessionAgent
 
 Record = dict[str, Any]
 MAX_PHASES = 20
@@ -40,7 +41,7 @@ def _string(value: Any, where: str, *, required: bool = True, limit: int = MAX_N
     return value
 
 
-def _task(agent: Record, raw: Any, where: str) -> Record:
+def _task(agent: SessionAgent, raw: Any, where: str) -> Record:
     if not isinstance(raw, dict):
         raise Refused(f"{where}: an object {{agent | inline_agent, message}}")
     message = _string(raw.get("message"), f"{where}.message", limit=100_000)
@@ -53,8 +54,8 @@ def _task(agent: Record, raw: Any, where: str) -> Record:
             return {"agent": inline_agent(agent, raw["inline_agent"]), "message": message}
         except Refused as refused:
             raise Refused(f"{where}: {refused}") from None
-    found = tools.delegation(agent, "workflows") or {}
-    predefined = found.get("predefined_agents") or []
+    found = tools.delegation(agent, "workflows")
+    predefined = (found.get("predefined_agents") or []) if found is not None else []
     name = raw.get("agent")
     chosen = next((a for a in predefined if name in (a.get("name"), a.get("id"))), None)
     if chosen is None:
@@ -63,7 +64,7 @@ def _task(agent: Record, raw: Any, where: str) -> Record:
     return {"agent": chosen, "message": message}
 
 
-def _phase(agent: Record, raw: Any, where: str) -> Record:
+def _phase(agent: SessionAgent, raw: Any, where: str) -> Record:
     if not isinstance(raw, dict):
         raise Refused(f"{where}: an object {{name, description?, tasks}}")
     tasks = raw.get("tasks")
@@ -76,7 +77,7 @@ def _phase(agent: Record, raw: Any, where: str) -> Record:
     }
 
 
-def parse_plan(agent: Record, raw: Record) -> tuple[Record, float]:
+def parse_plan(agent: SessionAgent, raw: Record) -> tuple[Record, float]:
     """The plan as stored, and its timeout; `Refused` names what is wrong."""
     phases = raw.get("phases")
     if not isinstance(phases, list) or not phases or len(phases) > MAX_PHASES:

@@ -8,8 +8,8 @@ agent must exist, must not be archived and must not have ``multiagent`` itself (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,13 +22,24 @@ from app.agents.schemas import (
     RosterEntryParams,
 )
 from app.errors import InvalidRequest
+from app.shared.agent_config import (
+    AdvisorEntry,
+    AdvisorSetting,
+    AgentConfig,
+    AgentReference,
+    Coordinator,
+    Delegation,
+    Multiagent20261001,
+    SessionAgent,
+    SessionMultiagent,
+    SkillRef,
+    StoredMultiagent,
+)
 from app.skills import references as skill_refs
 
 SelfRef = tuple[str, int]
-_DISABLED: dict[str, Any] = {"type": "disabled"}
-THREAD_AGENT_FIELDS = (
-    "name", "description", "system", "model", "tools", "mcp_servers", "skills", "execution_identity",
-)  # fmt: skip
+Stored20261001 = Multiagent20261001[AgentReference]
+StoredDelegation = Delegation[AgentReference]
 
 
 def _fail(where: str, message: str) -> InvalidRequest:
@@ -36,61 +47,79 @@ def _fail(where: str, message: str) -> InvalidRequest:
 
 
 async def resolve(
-    db: AsyncSession, params: MultiagentParam | None, stored: dict[str, Any] | None, self_ref: SelfRef
-) -> dict[str, Any] | None:
+    db: AsyncSession, params: MultiagentParam | None, stored: StoredMultiagent | None, self_ref: SelfRef
+) -> StoredMultiagent | None:
     """The resolved ``multiagent``; a ``multiagent_20261001`` sent over a stored one is merged."""
     if params is None:
         return None
     if isinstance(params, CoordinatorParams):
         agents = await _roster(db, params.agents, self_ref, "multiagent.agents", coordinator=True)
         return {"type": "coordinator", "agents": agents}
-    base = stored if stored is not None and stored["type"] == "multiagent_20261001" else {}
+    base = stored if stored is not None and stored["type"] == "multiagent_20261001" else None
     return await _resolve_20261001(db, params, base, self_ref)
 
 
-def repin_self(multiagent: dict[str, Any] | None, self_ref: SelfRef, version: int) -> dict[str, Any] | None:
+def repin_self(
+    multiagent: StoredMultiagent | None, self_ref: SelfRef, version: int
+) -> StoredMultiagent | None:
     """``multiagent`` with references to ``self_ref`` moved to ``version``."""
     if multiagent is None:
         return None
 
-    def repin(entry: dict[str, Any]) -> dict[str, Any]:
-        is_self = entry.get("type") == "agent" and (entry["id"], entry["version"]) == self_ref
+    def repin(entry: AgentReference) -> AgentReference:
+        is_self = (entry["id"], entry["version"]) == self_ref
         return {**entry, "version": version} if is_self else entry
 
     if multiagent["type"] == "coordinator":
-        return {**multiagent, "agents": [repin(e) for e in multiagent["agents"]]}
-    out = dict(multiagent)
-    for key in ("subagents", "workflows"):
-        if out[key]["type"] == "enabled":
-            out[key] = {**out[key], "predefined_agents": [repin(e) for e in out[key]["predefined_agents"]]}
-    return out
+        agents = [repin(e) if e["type"] == "agent" else e for e in multiagent["agents"]]
+        return {**multiagent, "agents": agents}
+    return {
+        **multiagent,
+        "subagents": _map_predefined(multiagent["subagents"], repin),
+        "workflows": _map_predefined(multiagent["workflows"], repin),
+    }
+
+
+def _map_predefined(
+    delegation: StoredDelegation, change: Callable[[AgentReference], AgentReference]
+) -> StoredDelegation:
+    if delegation["type"] != "enabled":
+        return delegation
+    return {**delegation, "predefined_agents": [change(e) for e in delegation["predefined_agents"]]}
 
 
 async def _resolve_20261001(
-    db: AsyncSession, params: Multiagent20261001Params, base: dict[str, Any], self_ref: SelfRef
-) -> dict[str, Any]:
+    db: AsyncSession, params: Multiagent20261001Params, base: Stored20261001 | None, self_ref: SelfRef
+) -> Stored20261001:
     sent = params.model_fields_set
-    advisor = base.get("advisor", _DISABLED) if "advisor" not in sent else _DISABLED
+    advisor: AdvisorSetting = base["advisor"] if base is not None and "advisor" not in sent else _disabled()
     if params.advisor is not None and params.advisor.type == "enabled":
         if not params.advisor.model:
             raise _fail("multiagent.advisor.model", "required when the advisor is enabled")
         advisor = {"type": "enabled", "model": params.advisor.model}
-    resolved = {"type": "multiagent_20261001", "advisor": advisor}
-    for key in ("subagents", "workflows"):
-        given = getattr(params, key) if key in sent else None
-        merged = await _delegation(db, given, key in sent, base.get(key), self_ref, f"multiagent.{key}")
-        resolved[key] = merged
-    return resolved
+    subagents = await _delegation(
+        db, params.subagents, "subagents" in sent, base["subagents"] if base else None, self_ref,
+        "multiagent.subagents",
+    )  # fmt: skip
+    workflows = await _delegation(
+        db, params.workflows, "workflows" in sent, base["workflows"] if base else None, self_ref,
+        "multiagent.workflows",
+    )  # fmt: skip
+    return {"type": "multiagent_20261001", "advisor": advisor, "subagents": subagents, "workflows": workflows}
+
+
+def _disabled() -> AdvisorSetting:
+    return {"type": "disabled"}
 
 
 async def _delegation(
     db: AsyncSession,
     params: DelegationParams | None,
     sent: bool,
-    base: dict[str, Any] | None,
+    base: StoredDelegation | None,
     self_ref: SelfRef,
     where: str,
-) -> dict[str, Any]:
+) -> StoredDelegation:
     """One of ``subagents``/``workflows``: omitted keeps the stored value, null takes the default
     (enabled), and an enabled object is merged into a stored enabled one level by level."""
     if not sent:
@@ -98,13 +127,15 @@ async def _delegation(
     if params is None:
         return _enabled()
     if params.type == "disabled":
-        return dict(_DISABLED)
+        return {"type": "disabled"}
     stored = base if base is not None and base["type"] == "enabled" else None
     inline = _inline(params, stored)
-    predefined: list[dict[str, Any]] = stored["predefined_agents"] if stored else []
+    predefined: list[AgentReference] = stored["predefined_agents"] if stored else []
     if "predefined_agents" in params.model_fields_set:
         entries = params.predefined_agents or []
-        predefined = await _roster(db, entries, self_ref, f"{where}.predefined_agents", coordinator=False)
+        roster = await _roster(db, entries, self_ref, f"{where}.predefined_agents", coordinator=False)
+        # Without a coordinator an advisor entry was refused: the roster holds references only.
+        predefined = [entry for entry in roster if entry["type"] == "agent"]
     if inline == "disabled" and not predefined:
         raise _fail(
             f"{where}.predefined_agents", "must name at least one agent when inline_agents is disabled"
@@ -112,14 +143,16 @@ async def _delegation(
     return _enabled(inline, predefined)
 
 
-def _enabled(inline: str = "enabled", predefined: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _enabled(
+    inline: Literal["enabled", "disabled"] = "enabled", predefined: list[AgentReference] | None = None
+) -> StoredDelegation:
     return {"type": "enabled", "inline_agents": {"type": inline}, "predefined_agents": predefined or []}
 
 
-def _inline(params: DelegationParams, stored: dict[str, Any] | None) -> str:
+def _inline(params: DelegationParams, stored: StoredDelegation | None) -> Literal["enabled", "disabled"]:
     if "inline_agents" in params.model_fields_set:
         return params.inline_agents.type if params.inline_agents else "enabled"
-    return str(stored["inline_agents"]["type"]) if stored else "enabled"
+    return stored["inline_agents"]["type"] if stored else "enabled"
 
 
 async def _roster(
@@ -129,8 +162,8 @@ async def _roster(
     where: str,
     *,
     coordinator: bool,
-) -> list[dict[str, Any]]:
-    resolved: list[dict[str, Any]] = []
+) -> list[AgentReference | AdvisorEntry]:
+    resolved: list[AgentReference | AdvisorEntry] = []
     seen: set[str] = set()
     advisors = 0
     for i, entry in enumerate(entries):
@@ -147,7 +180,7 @@ async def _roster(
     return resolved
 
 
-def _advisor(entry: RosterEntryParams, at: str, coordinator: bool, count: int) -> dict[str, Any]:
+def _advisor(entry: RosterEntryParams, at: str, coordinator: bool, count: int) -> AdvisorEntry:
     if not coordinator:
         raise _fail(f"{at}.type", "must be 'agent' or 'self'")
     if count > 1:
@@ -159,7 +192,7 @@ def _advisor(entry: RosterEntryParams, at: str, coordinator: bool, count: int) -
 
 async def _reference(
     db: AsyncSession, entry: RosterEntryParams, self_ref: SelfRef, at: str
-) -> dict[str, Any]:
+) -> AgentReference:
     if entry.type == "self":
         return {"type": "agent", "id": self_ref[0], "version": self_ref[1]}
     if not entry.id:
@@ -183,29 +216,56 @@ async def _reference(
 # --- session snapshots --------------------------------------------------------------------------
 
 
-async def expand_for_session(db: AsyncSession, multiagent: dict[str, Any] | None) -> dict[str, Any] | None:
+async def expand_for_session(
+    db: AsyncSession, multiagent: StoredMultiagent | None
+) -> SessionMultiagent | None:
     """The session form: each ``{type:"agent", id, version}`` becomes that version's full definition,
     with its skills pinned to versions as the session's own are."""
     if multiagent is None:
         return None
     if multiagent["type"] == "coordinator":
-        return {**multiagent, "agents": [await _expand(db, entry) for entry in multiagent["agents"]]}
-    out = dict(multiagent)
-    for key in ("subagents", "workflows"):
-        if out[key]["type"] == "enabled":
-            agents = [await _expand(db, entry) for entry in out[key]["predefined_agents"]]
-            out[key] = {**out[key], "predefined_agents": agents}
-    return out
+        agents = [
+            await _expand(db, entry) if entry["type"] == "agent" else entry for entry in multiagent["agents"]
+        ]
+        coordinator: Coordinator[SessionAgent] = {"type": "coordinator", "agents": agents}
+        return coordinator
+    return {
+        "type": "multiagent_20261001",
+        "advisor": multiagent["advisor"],
+        "subagents": await _expand_delegation(db, multiagent["subagents"]),
+        "workflows": await _expand_delegation(db, multiagent["workflows"]),
+    }
 
 
-async def _expand(db: AsyncSession, entry: dict[str, Any]) -> dict[str, Any]:
-    if entry["type"] != "agent":
-        return entry
+async def _expand_delegation(db: AsyncSession, delegation: StoredDelegation) -> Delegation[SessionAgent]:
+    if delegation["type"] != "enabled":
+        return {"type": delegation["type"]}
+    agents = [await _expand(db, entry) for entry in delegation["predefined_agents"]]
+    return {"type": "enabled", "inline_agents": delegation["inline_agents"], "predefined_agents": agents}
+
+
+async def _expand(db: AsyncSession, entry: AgentReference) -> SessionAgent:
     row = await repository.get_version(db, entry["id"], entry["version"])
     if row is None:  # versions are never deleted; a missing one is a broken invariant
         raise LookupError(f"agent {entry['id']} version {entry['version']} is missing")
-    fields = {field: row.config[field] for field in THREAD_AGENT_FIELDS}
-    fields["skills"] = await skill_refs.pin_session_skills(
-        db, fields["skills"], prefix=f"agent.multiagent[{entry['id']}]."
+    skills = await skill_refs.pin_session_skills(
+        db, row.config["skills"], prefix=f"agent.multiagent[{entry['id']}]."
     )
-    return {"type": "agent", "id": entry["id"], "version": entry["version"]} | fields
+    return definition(entry["id"], entry["version"], row.config, skills)
+
+
+def definition(agent_id: str, version: int, config: AgentConfig, skills: list[SkillRef]) -> SessionAgent:
+    """A version's definition as a session (or a thread) runs it, with ``skills`` pinned."""
+    return {
+        "type": "agent",
+        "id": agent_id,
+        "version": version,
+        "name": config["name"],
+        "description": config["description"],
+        "system": config["system"],
+        "model": config["model"],
+        "tools": config["tools"],
+        "mcp_servers": config["mcp_servers"],
+        "skills": skills,
+        "execution_identity": config["execution_identity"],
+    }

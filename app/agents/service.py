@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,12 +21,15 @@ from app.db.base import utcnow
 from app.db.raw import RawReads, json_value, timestamp
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ids import new_id
+from app.shared.agent_config import AgentConfig, SessionAgent
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.shared.rendering import model_json
 from app.shared.validation import INT32_MAX, parse
 from app.skills import references as skill_refs
 
 CONFLICT_MESSAGE = "Concurrent modification detected. Please fetch the latest version and retry."
+# A session's snapshot and an agent version's config share the tools keys that ``_replace_tools`` sets.
+ConfigT = TypeVar("ConfigT", AgentConfig, SessionAgent)
 SKILLS_NEED_READ = (
     "Missing required tool: skills require the read tool to be usable (enabled and not always_deny) "
     "on the session's `agent_toolset`"
@@ -62,7 +65,7 @@ async def _version(db: AsyncSession, agent: models.Agent, version: int | None = 
     return row
 
 
-def _new_version(agent: models.Agent, config: dict[str, Any]) -> models.AgentVersion:
+def _new_version(agent: models.Agent, config: AgentConfig) -> models.AgentVersion:
     return models.AgentVersion(
         agent_id=agent.id, version=agent.version, config=config, created_at=agent.updated_at
     )
@@ -177,8 +180,9 @@ async def list_versions(db: AsyncSession, agent_id: str, *, limit: int, page: st
 
 
 async def resolve_session_agent(
-    db: AsyncSession, ref: str | Mapping[str, Any]
-) -> tuple[str, int, dict[str, Any]]:
+    db: AsyncSession,
+    ref: str | Mapping[str, Any],  # JSON boundary: the raw request value
+) -> tuple[str, int, SessionAgent]:
     """Resolve a session-create ``agent`` parameter to ``(agent_id, version, snapshot)``.
 
     ``ref`` is the raw JSON value the client sent: an agent id (latest version),
@@ -200,13 +204,16 @@ async def resolve_session_agent(
     if agent.archived_at is not None:
         raise InvalidRequest(f"agent: Agent {agent.id} is archived.")
     config = (
-        _apply_overrides(row.config, params) if params.type == "agent_with_overrides" else dict(row.config)
+        _apply_overrides(row.config, params) if params.type == "agent_with_overrides" else row.config.copy()
     )
     _check_skills_have_read(config)
     return agent.id, row.version, await _session_snapshot(db, agent.id, row.version, config)
 
 
-def resolve_tools_update(snapshot_: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_tools_update(
+    snapshot_: SessionAgent,
+    update: Mapping[str, Any],  # JSON boundary: the keys the client sent, validated here
+) -> SessionAgent:
     """A session snapshot with ``sessions.update(agent={tools?, mcp_servers?})`` applied.
 
     ``update`` holds only the keys the client sent; each replaces the list whole (null or [] clears)
@@ -217,19 +224,21 @@ def resolve_tools_update(snapshot_: Mapping[str, Any], update: Mapping[str, Any]
     return updated
 
 
-def _replace_tools(config: Mapping[str, Any], patch: ToolsPatch) -> dict[str, Any]:
+def _replace_tools(config: ConfigT, patch: ToolsPatch) -> ConfigT:
     current = toolcfg.parse_stored(config["tools"], config["mcp_servers"])
     sent = patch.model_fields_set
     tools = patch.tools if "tools" in sent else current.tools
     servers = patch.mcp_servers if "mcp_servers" in sent else current.mcp_servers
     resolved_tools, resolved_servers = toolcfg.resolve_tools(tools or [], servers or [], prefix="agent")
-    return {**config, "tools": resolved_tools, "mcp_servers": resolved_servers}
+    out = config.copy()
+    out["tools"], out["mcp_servers"] = resolved_tools, resolved_servers
+    return out
 
 
-def _apply_overrides(config: dict[str, Any], params: SessionAgentRef) -> dict[str, Any]:
+def _apply_overrides(config: AgentConfig, params: SessionAgentRef) -> AgentConfig:
     """Overrides: omitted inherits, null or [] clears, a value replaces whole (never merged)."""
     sent = params.model_fields_set
-    out = dict(config)
+    out = config.copy()
     if "model" in sent:
         if params.model is None:
             raise InvalidRequest("agent.model: cannot be null", error_code="agent_model_required")
@@ -245,16 +254,16 @@ def _apply_overrides(config: dict[str, Any], params: SessionAgentRef) -> dict[st
     return out
 
 
-def _check_skills_have_read(config: Mapping[str, Any]) -> None:
+def _check_skills_have_read(config: AgentConfig | SessionAgent) -> None:
     if config["skills"] and not toolcfg.read_tool_enabled(config["tools"]):
         raise InvalidRequest(f"agent.tools: {SKILLS_NEED_READ}")
 
 
 async def _session_snapshot(
-    db: AsyncSession, agent_id: str, version: int, config: dict[str, Any]
-) -> dict[str, Any]:
-    fields = {field: config[field] for field in multiagent.THREAD_AGENT_FIELDS}
+    db: AsyncSession, agent_id: str, version: int, config: AgentConfig
+) -> SessionAgent:
     # `latest` is resolved now: the session keeps these versions whatever is uploaded later.
-    fields["skills"] = await skill_refs.pin_session_skills(db, fields["skills"])
-    expanded = await multiagent.expand_for_session(db, config["multiagent"])
-    return {"type": "agent", "id": agent_id, "version": version, **fields, "multiagent": expanded}
+    skills = await skill_refs.pin_session_skills(db, config["skills"])
+    snapshot_ = multiagent.definition(agent_id, version, config, skills)
+    snapshot_["multiagent"] = await multiagent.expand_for_session(db, config["multiagent"])
+    return snapshot_

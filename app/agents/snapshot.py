@@ -9,18 +9,27 @@ resolved to versions) and is filled in by the service.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Final, TypeVar
 
 from app.agents import tools as toolcfg
 from app.agents.schemas import AgentCreate, AgentUpdate, ExecutionIdentityParams, ModelParams, SkillParams
 from app.errors import InvalidRequest
+from app.shared.agent_config import (
+    AgentConfig,
+    EffortLevel,
+    ExecutionIdentity,
+    McpServer,
+    ModelConfig,
+    SkillRef,
+    Tool,
+)
 from app.shared.metadata import patch_metadata, validate_metadata
 
 # The Messages API's effort defaults to "high" on every model that supports it; without a model
 # catalogue we use it for every model id.
-DEFAULT_EFFORT = "high"
-DEFAULT_SPEED = "standard"
-DEFAULT_IDENTITY: dict[str, Any] = {"type": "service_account"}
+DEFAULT_EFFORT: Final = "high"
+DEFAULT_SPEED: Final = "standard"
+DEFAULT_IDENTITY: ExecutionIdentity = {"type": "service_account"}
 # An unpinned skill stays "latest" on the agent; sessions pin it when they are created.
 LATEST_SKILL_VERSION = "latest"
 
@@ -32,10 +41,10 @@ def blank_to_none(value: str | None) -> str | None:
     return value or None
 
 
-def resolve_model(params: ModelParams, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolve_model(params: ModelParams, stored: ModelConfig | None = None) -> ModelConfig:
     """The model object replaces the stored one, except that the same ``id`` without ``effort``
     keeps the stored effort; a new ``id`` without ``effort`` gets the default."""
-    effort: str
+    effort: EffortLevel
     if params.effort is not None:
         effort = params.effort.type
     elif stored is not None and stored["id"] == params.id and "effort" not in params.model_fields_set:
@@ -50,7 +59,7 @@ def resolve_model(params: ModelParams, stored: dict[str, Any] | None = None) -> 
     }
 
 
-def resolve_skills(skills: Sequence[SkillParams], prefix: str = "") -> list[dict[str, Any]]:
+def resolve_skills(skills: Sequence[SkillParams], prefix: str = "") -> list[SkillRef]:
     seen: set[str] = set()
     for i, skill in enumerate(skills):
         if skill.skill_id in seen:
@@ -62,15 +71,15 @@ def resolve_skills(skills: Sequence[SkillParams], prefix: str = "") -> list[dict
     ]
 
 
-def resolve_identity(params: ExecutionIdentityParams | None) -> dict[str, Any]:
+def resolve_identity(params: ExecutionIdentityParams | None) -> ExecutionIdentity:
     if params is None or params.type == "service_account":
-        return dict(DEFAULT_IDENTITY)
+        return DEFAULT_IDENTITY.copy()
     if not params.role_arn:
         raise InvalidRequest("execution_identity.role_arn: required when type is 'aws_role'")
     return {"type": "aws_role", "role_arn": params.role_arn}
 
 
-def from_create(params: AgentCreate) -> dict[str, Any]:
+def from_create(params: AgentCreate) -> AgentConfig:
     """Every field but ``multiagent``, which the service resolves against the database."""
     tools, servers = toolcfg.resolve_tools(params.tools or [], params.mcp_servers or [])
     return {
@@ -87,17 +96,18 @@ def from_create(params: AgentCreate) -> dict[str, Any]:
     }
 
 
-def apply_update(stored: dict[str, Any], patch: AgentUpdate) -> dict[str, Any]:
+def apply_update(stored: AgentConfig, patch: AgentUpdate) -> AgentConfig:
     """The stored config with the fields the caller sent applied (``multiagent`` aside)."""
     sent = patch.model_fields_set
-    config = dict(stored)
+    config = stored.copy()
     if "name" in sent:
         config["name"] = _required(patch.name, "name")
     if "model" in sent:
         config["model"] = resolve_model(_required(patch.model, "model"), stored["model"])
-    for field in ("description", "system"):
-        if field in sent:
-            config[field] = blank_to_none(getattr(patch, field))
+    if "description" in sent:
+        config["description"] = blank_to_none(patch.description)
+    if "system" in sent:
+        config["system"] = blank_to_none(patch.system)
     if "tools" in sent or "mcp_servers" in sent:
         config["tools"], config["mcp_servers"] = _patched_tools(stored, patch)
     if "skills" in sent:
@@ -115,9 +125,7 @@ def _required(value: T | None, field: str) -> T:
     return value
 
 
-def _patched_tools(
-    stored: dict[str, Any], patch: AgentUpdate
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _patched_tools(stored: AgentConfig, patch: AgentUpdate) -> tuple[list[Tool], list[McpServer]]:
     """Full replacement of whichever of the two lists was sent, checked against the other."""
     current = toolcfg.parse_stored(stored["tools"], stored["mcp_servers"])
     tools = (patch.tools or []) if "tools" in patch.model_fields_set else (current.tools or [])

@@ -13,7 +13,6 @@ Every error is a 400 whose message starts with the element's path, e.g.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 from app.agents.schemas import (
@@ -24,13 +23,26 @@ from app.agents.schemas import (
     MCPToolsetParams,
     PermissionPolicy,
     ToolConfigParams,
-    ToolDefaults,
     ToolParam,
     ToolsPatch,
+)
+from app.agents.schemas import ToolDefaults as ToolDefaultsParams
+from app.agents.schemas import UrlSourceFilter as UrlSourceFilterParams
+from app.agents.schemas import UrlSources as UrlSourcesParams
+from app.errors import InvalidRequest
+from app.shared.agent_config import (
+    AgentToolset,
+    CustomTool,
+    McpServer,
+    McpToolConfig,
+    McpToolset,
+    Tool,
+    ToolConfig,
+    ToolDefaults,
     UrlSourceFilter,
     UrlSources,
 )
-from app.errors import InvalidRequest
+from app.shared.agent_config import PermissionPolicy as ResolvedPolicy
 from app.shared.hosts import host_problem
 
 # The SDK's docstring (2.12) says 256 across all toolsets; the older skill docs said 128.
@@ -55,14 +67,14 @@ def _at(prefix: str, field: str) -> str:
     return f"{prefix}.{field}" if prefix else field
 
 
-def parse_stored(tools: list[dict[str, Any]], mcp_servers: list[dict[str, Any]]) -> ToolsPatch:
+def parse_stored(tools: list[Tool], mcp_servers: list[McpServer]) -> ToolsPatch:
     """Resolved tools and servers as params again (they always parse: see the module docstring)."""
     return ToolsPatch.model_validate({"tools": tools, "mcp_servers": mcp_servers})
 
 
 def resolve_tools(
     tools: Sequence[ToolParam], servers: Sequence[MCPServerParams], prefix: str = ""
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[Tool], list[McpServer]]:
     """Check ``tools`` and ``mcp_servers`` together; return both in resolved form."""
     _check_servers(servers, prefix)
     _check_tool_list(tools, prefix)
@@ -71,10 +83,10 @@ def resolve_tools(
     resolved = [
         _resolve_tool(tool, custom_names, f"{_at(prefix, 'tools')}[{i}]") for i, tool in enumerate(tools)
     ]
-    return resolved, [server.model_dump() for server in servers]
+    return resolved, [{"type": server.type, "name": server.name, "url": server.url} for server in servers]
 
 
-def read_tool_enabled(tools: list[dict[str, Any]]) -> bool:
+def read_tool_enabled(tools: Sequence[Tool]) -> bool:
     """Whether resolved ``tools`` leave the built-in ``read`` tool usable (skills need it)."""
     for tool in tools:
         if tool["type"] != "agent_toolset_20260401":
@@ -154,33 +166,36 @@ def _check_references(tools: Sequence[ToolParam], servers: Sequence[MCPServerPar
 # --- one tool -----------------------------------------------------------------------------------
 
 
-def _resolve_tool(tool: ToolParam, custom_names: set[str], where: str) -> dict[str, Any]:
+def _resolve_tool(tool: ToolParam, custom_names: set[str], where: str) -> Tool:
     if isinstance(tool, AgentToolsetParams):
         return _resolve_toolset(tool, custom_names, where)
     if isinstance(tool, MCPToolsetParams):
         return _resolve_mcp_toolset(tool, where)
-    return {
+    custom: CustomTool = {
         "type": "custom",
         "name": tool.name,
         "description": tool.description,
         "input_schema": tool.input_schema.model_dump(exclude_unset=True),
     }
+    return custom
 
 
-def _defaults(given: ToolDefaults | None, policy: PermissionPolicy) -> dict[str, Any]:
+def _defaults(given: ToolDefaultsParams | None, policy: PermissionPolicy) -> ToolDefaults:
     enabled = given.enabled if given is not None and given.enabled is not None else True
     chosen = given.permission_policy if given is not None and given.permission_policy else policy
-    return {"enabled": enabled, "permission_policy": chosen.model_dump()}
+    return {"enabled": enabled, "permission_policy": {"type": chosen.type}}
 
 
-def _override(
-    enabled: bool | None, policy: PermissionPolicy | None, defaults: dict[str, Any]
-) -> dict[str, Any]:
+def _override(enabled: bool | None, policy: PermissionPolicy | None, defaults: ToolDefaults) -> ToolDefaults:
     """A per-tool override: a null or missing field inherits the toolset's default."""
     return {
         "enabled": defaults["enabled"] if enabled is None else enabled,
-        "permission_policy": policy.model_dump() if policy else defaults["permission_policy"],
+        "permission_policy": _policy(policy) if policy else defaults["permission_policy"],
     }
+
+
+def _policy(policy: PermissionPolicy) -> ResolvedPolicy:
+    return {"type": policy.type}
 
 
 def _unique_names(names: Sequence[str], where: str) -> None:
@@ -191,7 +206,7 @@ def _unique_names(names: Sequence[str], where: str) -> None:
         seen.add(name)
 
 
-def _resolve_toolset(tool: AgentToolsetParams, custom_names: set[str], where: str) -> dict[str, Any]:
+def _resolve_toolset(tool: AgentToolsetParams, custom_names: set[str], where: str) -> AgentToolset:
     defaults = _defaults(tool.default_config, TOOLSET_POLICY)
     configs = tool.configs or []
     _unique_names([config.name for config in configs], where)
@@ -202,11 +217,11 @@ def _resolve_toolset(tool: AgentToolsetParams, custom_names: set[str], where: st
     return {"type": tool.type, "default_config": defaults, "configs": resolved}
 
 
-def _resolve_mcp_toolset(tool: MCPToolsetParams, where: str) -> dict[str, Any]:
+def _resolve_mcp_toolset(tool: MCPToolsetParams, where: str) -> McpToolset:
     defaults = _defaults(tool.default_config, MCP_POLICY)
     configs = tool.configs or []
     _unique_names([config.name for config in configs], where)
-    resolved = [
+    resolved: list[McpToolConfig] = [
         {"name": config.name, **_override(config.enabled, config.permission_policy, defaults)}
         for config in configs
     ]
@@ -219,32 +234,40 @@ def _resolve_mcp_toolset(tool: MCPToolsetParams, where: str) -> dict[str, Any]:
 
 
 def _resolve_config(
-    config: ToolConfigParams, defaults: dict[str, Any], custom_names: set[str], where: str
-) -> dict[str, Any]:
+    config: ToolConfigParams, defaults: ToolDefaults, custom_names: set[str], where: str
+) -> ToolConfig:
     if config.type is not None and config.type != config.name:
         raise _fail(f"{where}.type", f"must equal name ({config.name!r})")
     for key, owners in _KEY_OWNERS.items():
         if getattr(config, key) is not None and config.name not in owners:
             raise _fail(f"{where}.{key}", f"is only valid for {' and '.join(sorted(owners))}")
-    resolved = {
+    override = _override(config.enabled, config.permission_policy, defaults)
+    resolved: ToolConfig = {
         "type": config.name,
         "name": config.name,
-        **_override(config.enabled, config.permission_policy, defaults),
+        "enabled": override["enabled"],
+        "permission_policy": override["permission_policy"],
     }
-    return resolved | _web_settings(config, custom_names, where)
+    _web_settings(resolved, config, custom_names, where)
+    return resolved
 
 
 # --- web tools ----------------------------------------------------------------------------------
 
 
-def _web_settings(config: ToolConfigParams, custom_names: set[str], where: str) -> dict[str, Any]:
+def _web_settings(settings: ToolConfig, config: ToolConfigParams, custom_names: set[str], where: str) -> None:
+    """Add the web tools' keys the caller gave to ``settings``, in the order of the response."""
     if config.allowed_domains is not None and config.blocked_domains is not None:
         raise _fail(f"{where}.blocked_domains", "cannot be combined with allowed_domains")
-    settings: dict[str, Any] = {}
-    for key in ("allowed_domains", "blocked_domains"):
-        domains = getattr(config, key)
-        if domains is not None:
-            settings[key] = _check_domains(domains, config.name == "web_search", f"{where}.{key}")
+    path_ok = config.name == "web_search"
+    if config.allowed_domains is not None:
+        settings["allowed_domains"] = _check_domains(
+            config.allowed_domains, path_ok, f"{where}.allowed_domains"
+        )
+    if config.blocked_domains is not None:
+        settings["blocked_domains"] = _check_domains(
+            config.blocked_domains, path_ok, f"{where}.blocked_domains"
+        )
     if config.max_content_tokens is not None:
         settings["max_content_tokens"] = config.max_content_tokens
     if config.url_sources is not None:
@@ -252,8 +275,14 @@ def _web_settings(config: ToolConfigParams, custom_names: set[str], where: str) 
             config.url_sources, custom_names, f"{where}.url_sources"
         )
     if config.user_location is not None:
-        settings["user_location"] = config.user_location.model_dump()
-    return settings
+        location = config.user_location
+        settings["user_location"] = {
+            "type": location.type,
+            "city": location.city,
+            "region": location.region,
+            "country": location.country,
+            "timezone": location.timezone,
+        }
 
 
 def _check_domains(domains: list[str], path_ok: bool, where: str) -> list[str]:
@@ -264,11 +293,11 @@ def _check_domains(domains: list[str], path_ok: bool, where: str) -> list[str]:
     return list(domains)
 
 
-def _resolve_url_sources(sources: UrlSources, custom_names: set[str], where: str) -> dict[str, Any]:
+def _resolve_url_sources(sources: UrlSourcesParams, custom_names: set[str], where: str) -> UrlSources:
     user = sources.user_input
     if user is not None and user.type not in ("all", "none"):
         raise _fail(f"{where}.user_input.type", "must be 'all' or 'none'")
-    resolved = {
+    resolved: UrlSources = {
         "user_input": _resolve_filter(user, set(), f"{where}.user_input"),
         "client_tool_results": _resolve_filter(
             sources.client_tool_results, custom_names, f"{where}.client_tool_results"
@@ -277,12 +306,18 @@ def _resolve_url_sources(sources: UrlSources, custom_names: set[str], where: str
             sources.server_tool_results, SERVER_TOOLS, f"{where}.server_tool_results"
         ),
     }
-    if all(value is not None and value["type"] == "none" for value in resolved.values()):
+    if all(value is not None and value["type"] == "none" for value in _filters(resolved)):
         raise _fail(where, "setting every source to 'none' is rejected")
     return resolved
 
 
-def _resolve_filter(source: UrlSourceFilter | None, allowed: set[str] | frozenset[str], where: str) -> Any:
+def _filters(sources: UrlSources) -> list[UrlSourceFilter | None]:
+    return [sources["user_input"], sources["client_tool_results"], sources["server_tool_results"]]
+
+
+def _resolve_filter(
+    source: UrlSourceFilterParams | None, allowed: set[str] | frozenset[str], where: str
+) -> UrlSourceFilter | None:
     if source is None:
         return None
     if source.type in ("all", "none"):
@@ -298,4 +333,4 @@ def _resolve_filter(source: UrlSourceFilter | None, allowed: set[str] | frozense
         if ref.name not in allowed:
             raise _fail(f"{where}.tools[{k}].name", f"{ref.name!r} is not one of {sorted(allowed)}")
         seen.add(ref.name)
-    return {"type": source.type, "tools": [ref.model_dump() for ref in source.tools]}
+    return {"type": source.type, "tools": [{"type": ref.type, "name": ref.name} for ref in source.tools]}

@@ -12,7 +12,9 @@ sessions list, the events list) run one or two fixed statements here instead:
 * **PostgreSQL**: an `asyncpg` pool of its own (at most `database_pool_size` connections, opened
   on first use). asyncpg prepares and caches each statement per connection; JSON columns come back
   as their text (asyncpg's default), so a renderer decodes each value once. Statements run in
-  autocommit, READ COMMITTED as the ORM's read sessions did, `snapshot()` included.
+  autocommit, READ COMMITTED as the ORM's read sessions did, `snapshot()` included. A connection
+  goes back to the pool without asyncpg's reset statement (these reads leave no session state to
+  reset): one round trip per statement, not two.
 
 SQL is written once with `$1`-style parameters; on SQLite they become `?1` (numbered parameters).
 Values come back as the drivers give them: timestamps as `datetime` (PostgreSQL) or the text
@@ -137,6 +139,14 @@ class _PostgresConnection:
         return row
 
 
+async def _nothing_to_reset(connection: Any) -> None:
+    """A released connection is put back as it is. asyncpg's default reset is one more round trip
+    per read (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) to undo what
+    these reads never do: they run plain SELECTs, with no cursor, lock, LISTEN or SET. (An open
+    transaction, were one left by an error, is still rolled back by asyncpg before this is called.)"""
+    return None
+
+
 class _PostgresPool:
     def __init__(self, url: str, size: int) -> None:
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -150,7 +160,9 @@ class _PostgresPool:
                 if self._pool is None:
                     import asyncpg
 
-                    self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=1, max_size=self.size, reset=_nothing_to_reset
+                    )
         return self._pool
 
     @asynccontextmanager

@@ -128,12 +128,23 @@ def page_query(
 
 
 async def raw_page(
-    conn: RawConnection, session_id: str, *, queued: bool, descending: bool, after: int | None, limit: int
+    conn: RawConnection,
+    session_id: str,
+    *,
+    queued: bool,
+    descending: bool,
+    after: int | None,
+    limit: int,
+    of_session: bool = False,
 ) -> list[RawRow]:
     """``page_query`` without types or time ranges, as plain SQL: rows of (key, id, type, data
-    text, processed_at), the key being `seq` (processed) or `pk` (queued)."""
+    text, processed_at), the key being `seq` (processed) or `pk` (queued). ``of_session``: no rows
+    unless ``session_id`` is a session's row, not a thread's (checked in the same statement: on
+    PostgreSQL one round trip, not two)."""
     key = "pk" if queued else "seq"
     conds = ["session_id = $1", f"seq IS {'' if queued else 'NOT '}NULL"]
+    if of_session:
+        conds.append("EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND parent_session_id IS NULL)")
     args: list[Any] = [session_id]
     if after is not None:
         args.append(after)

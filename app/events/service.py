@@ -244,9 +244,11 @@ async def raw_page(
     limit: int,
     after: PageKey | None,
     order: Literal["asc", "desc"],
+    of_session: bool = False,
 ) -> tuple[list[bytes], PageKey | None]:
     """``list_page`` without types or time ranges, read as plain rows (no ORM instances), each
-    event as its JSON (``to_wire``'s dict serialised, kept per stored content: `RenderedEvents`)."""
+    event as its JSON (``to_wire``'s dict serialised, kept per stored content: `RenderedEvents`).
+    ``of_session``: an empty page unless ``session_id`` is a session (not a thread's row)."""
     phases = ["log", "queue"] if order == "asc" else ["queue", "log"]
     if after is not None and after[0] in phases:
         phases = phases[phases.index(after[0]) :]
@@ -255,7 +257,7 @@ async def raw_page(
         start = after[1] if after is not None and after[0] == phase else None
         rows = await repository.raw_page(
             conn, session_id, queued=phase == "queue", descending=order == "desc", after=start,
-            limit=limit + 1 - len(found),
+            limit=limit + 1 - len(found), of_session=of_session,
         )  # fmt: skip
         found += [(phase, r) for r in rows]
         if len(found) > limit:

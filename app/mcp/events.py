@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.mcp.tools import evaluate
+from app.shared.agent_config import SessionAgent
 
 
-def mcp_tool_use_event(agent: dict[str, Any], use: dict[str, Any], server: str, tool: str) -> dict[str, Any]:
+def mcp_tool_use_event(agent: SessionAgent, use: dict[str, Any], server: str, tool: str) -> dict[str, Any]:
     """``agent.mcp_tool_use``: ``name`` is the MCP tool's own name (the model called it as
     ``mcp__<server>__<tool>``), with the permission its toolset gives it."""
     permission, evaluation = evaluate(agent, server, tool)

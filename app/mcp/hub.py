@@ -23,6 +23,7 @@ from app.db.engine import Database
 from app.mcp import oauth
 from app.mcp.base import McpFailure
 from app.mcp.tools import McpTool, evaluate, offered_name
+from app.shared.agent_config import SessionAgent
 from app.shared.loops import LoopService
 from app.vaults import resolve
 from app.vaults.resolve import McpCredential
@@ -133,14 +134,14 @@ class McpHub:
                 await self.release(session_id)
 
     # -- turns -----------------------------------------------------------------------------------
-    def needs_setup(self, session_id: str, agent: dict[str, Any], turn: str) -> bool:
+    def needs_setup(self, session_id: str, agent: SessionAgent, turn: str) -> bool:
         if not agent.get("mcp_servers"):
             return False
         state = self._sessions.get(session_id)
         return state is None or state.turn != turn
 
     async def setup_turn(
-        self, session_id: str, agent: dict[str, Any], vault_ids: Sequence[str], turn: str
+        self, session_id: str, agent: SessionAgent, vault_ids: Sequence[str], turn: str
     ) -> list[dict[str, Any]]:
         """Make every declared server ready; the ``session.error`` events of those that are not."""
         state = self._sessions.setdefault(session_id, _Session())
@@ -159,7 +160,7 @@ class McpHub:
             state.turn = turn
         return [session_error(name, f) for name, f in zip(declared, failures, strict=True) if f is not None]
 
-    def tools(self, session_id: str, agent: dict[str, Any]) -> list[McpTool]:
+    def tools(self, session_id: str, agent: SessionAgent) -> list[McpTool]:
         """The enabled tools of the servers that are connected, in declaration order."""
         state = self._sessions.get(session_id)
         if state is None:
@@ -173,10 +174,10 @@ class McpHub:
                     out.append(McpTool(server.name, tool))
         return out
 
-    def definitions(self, session_id: str, agent: dict[str, Any]) -> list[dict[str, Any]]:
+    def definitions(self, session_id: str, agent: SessionAgent) -> list[dict[str, Any]]:
         return [tool.definition() for tool in self.tools(session_id, agent)]
 
-    def lookup(self, session_id: str, agent: dict[str, Any], name: str) -> tuple[str, str] | None:
+    def lookup(self, session_id: str, agent: SessionAgent, name: str) -> tuple[str, str] | None:
         """(server, tool) of a name the model called, or None when it names no MCP tool."""
         state = self._sessions.get(session_id)
         for server in state.servers.values() if state else []:
@@ -193,7 +194,7 @@ class McpHub:
     async def call(
         self,
         session_id: str,
-        agent: dict[str, Any],
+        agent: SessionAgent,
         vault_ids: Sequence[str],
         server_name: str,
         tool: str,
@@ -213,7 +214,7 @@ class McpHub:
     async def _call_on(
         self,
         state: _Session,
-        agent: dict[str, Any],
+        agent: SessionAgent,
         vault_ids: Sequence[str],
         server_name: str,
         tool: str,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.mcp.base import ListedTool
+from app.shared.agent_config import McpToolConfig, McpToolset, SessionAgent, ToolDefaults
 
 PREFIX = "mcp__"
 MAX_NAME = 128
@@ -55,33 +56,32 @@ class ToolConfig:
     policy: str
 
 
-def toolset(agent: dict[str, Any], server: str) -> dict[str, Any] | None:
-    return next(
-        (
-            t
-            for t in agent.get("tools") or []
-            if t.get("type") == "mcp_toolset" and t.get("mcp_server_name") == server
-        ),
-        None,
-    )
+def toolset(agent: SessionAgent, server: str) -> McpToolset | None:
+    for tool in agent.get("tools") or []:
+        if tool["type"] == "mcp_toolset" and tool.get("mcp_server_name") == server:
+            return tool
+    return None
 
 
-def config(agent: dict[str, Any], server: str, tool: str) -> ToolConfig:
+def config(agent: SessionAgent, server: str, tool: str) -> ToolConfig:
     found = toolset(agent, server)
     if found is None:
         return ToolConfig(False, "always_ask")
-    default = found.get("default_config") or {}
-    override: dict[str, Any] = next((c for c in found.get("configs") or [] if c.get("name") == tool), {})
-    enabled = override.get("enabled")
-    if enabled is None:
+    default = found.get("default_config")
+    override = next((c for c in found.get("configs") or [] if c.get("name") == tool), None)
+    enabled = override.get("enabled") if override else None
+    if enabled is None and default:
         enabled = default.get("enabled")
-    policy = (override.get("permission_policy") or {}).get("type") or (
-        default.get("permission_policy") or {}
-    ).get("type")
+    policy = _policy_type(override) or _policy_type(default)
     return ToolConfig(True if enabled is None else bool(enabled), policy or "always_ask")
 
 
-def evaluate(agent: dict[str, Any], server: str, tool: str) -> tuple[Permission, dict[str, Any] | None]:
+def _policy_type(config: ToolDefaults | McpToolConfig | None) -> str | None:
+    policy = config.get("permission_policy") if config else None
+    return policy.get("type") if policy else None
+
+
+def evaluate(agent: SessionAgent, server: str, tool: str) -> tuple[Permission, dict[str, Any] | None]:
     """The permission of a call and its ``evaluation``; (deny, None) when the tool is not enabled."""
     found = config(agent, server, tool)
     if not found.enabled:

@@ -41,6 +41,10 @@ class ChannelBackend(ABC):
         """Start the session's tool server if it is stopped, and connect to it."""
 
     @abstractmethod
+    def _socket_path(self, session_id: str) -> Path:
+        """Where the session's tool server listens (host side)."""
+
+    @abstractmethod
     async def _running_sessions(self) -> list[str]:
         """Sessions of this instance whose tool server is running (for the idle check)."""
 
@@ -100,6 +104,27 @@ class ChannelBackend(ABC):
                 channel = self._channels[session_id] = await self._attach(session_id)
         await self.idle_stopper.start()  # once the first sandbox is in use
         return channel
+
+    async def _running_channel(self, session_id: str) -> ToolChannel:
+        """The channel to a tool server that is running now, never starting one (ChannelClosed or
+        TimeoutError when it is not): what the idle check talks to. Attaching could start a
+        container that died, or was killed, since it was listed as running."""
+        channel = self._channels.get(session_id)
+        if channel is not None and not channel.closed:
+            return channel
+        channel = await ToolChannel.connect(self._socket_path(session_id))
+        try:
+            await channel.call({"op": "ping"}, 5.0)
+        except BaseException:
+            await channel.close()
+            raise
+        async with self._lock(session_id):
+            current = self._channels.get(session_id)
+            if current is None or current.closed:
+                self._channels[session_id] = channel
+                return channel
+        await channel.close()  # someone attached meanwhile: theirs is kept
+        return current
 
     async def execute(self, session_id: str, request: ToolRequest) -> ToolResult:
         timeout = time_limit(self.settings, request.name, request.input)
@@ -189,8 +214,8 @@ class ChannelBackend(ABC):
         stopped = []
         for session_id in await self._running_sessions():
             try:
-                status = await (await self._channel(session_id)).call({"op": "status"}, 10.0)
-            except (SandboxError, TimeoutError) as exc:
+                status = await (await self._running_channel(session_id)).call({"op": "status"}, 10.0)
+            except (SandboxError, OSError, TimeoutError) as exc:
                 # Gone since the listing, removed behind our back, or its tool server does not
                 # answer: nothing to stop here, and the other sessions are still checked.
                 log.debug("idle check: session %s skipped: %s", session_id, exc)

@@ -261,6 +261,9 @@ class DockerBackend(ChannelBackend):
             self.naming.socket_path(session_id).unlink(missing_ok=True)
             container.start()
 
+    def _socket_path(self, session_id: str) -> Path:
+        return self.naming.socket_path(session_id)
+
     async def _connect(self, session_id: str) -> ToolChannel:
         """Wait for the freshly (re)started tool server to accept connections."""
         path = self.naming.socket_path(session_id)
@@ -341,12 +344,12 @@ class DockerBackend(ChannelBackend):
         return known
 
     async def _running_sessions(self) -> list[str]:
-        filters = {**self.naming.filters("sandbox"), "status": "running"}
+        filters: dict[str, str | list[str]] = {**self.naming.filters("sandbox"), "status": "running"}
         containers = await self.engine.run("list running sandboxes", self._list, filters)
         keys = (self.naming.session_of(c.name) for c in containers)
         return [k for k in keys if k is not None and not is_pool_key(k)]
 
-    def _list(self, filters: dict[str, Any]) -> list[Any]:
+    def _list(self, filters: dict[str, str | list[str]]) -> list[Any]:
         return list(self.engine.client.containers.list(filters=filters, ignore_removed=True))
 
     def health(self) -> str | None:

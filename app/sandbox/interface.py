@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.sandbox.outputs import OutputFile
+from app.shared.environment_config import NetworkingConfig, unrestricted
 from app.shared.loops import LoopService
 
 Progress = Callable[[str], Awaitable[None]]
@@ -45,7 +46,7 @@ class SandboxSpec:
 
     env_id: str
     packages: dict[str, list[str]] = field(default_factory=dict)
-    networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
+    networking: NetworkingConfig = field(default_factory=unrestricted)
     mcp_hosts: list[str] = field(default_factory=list)
     memory: tuple[MemoryMount, ...] = ()
     # None: not looked up (an ensure for another reason leaves a running sandbox's as they are).
@@ -67,7 +68,7 @@ class ToolRequest:
     """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
 
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any]  # JSON boundary: the tool input the model chose
 
 
 @dataclass(frozen=True)

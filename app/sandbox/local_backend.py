@@ -55,7 +55,7 @@ class Zygote:
             code = status if isinstance(status, int) else 1
             raise subprocess.CalledProcessError(code, [str(self.server), *args])
 
-    def _ask(self, args: list[str]) -> dict[str, object]:
+    def _ask(self, args: list[str]) -> dict[str, object]:  # JSON boundary: the tool runner's reply
         for attempt in range(2):  # a zygote that died (killed, out of memory) is started again once
             proc = self._started()
             stdin, stdout = _pipes(proc)
@@ -161,24 +161,24 @@ class LocalBackend(ChannelBackend):
     async def _start_and_connect(self, session_id: str) -> ToolChannel:
         # A server left running by an earlier process is reused as is.
         with contextlib.suppress(ChannelClosed):
-            return await ToolChannel.connect(self._socket(session_id))
+            return await ToolChannel.connect(self._socket_path(session_id))
         await asyncio.to_thread(self._spawn, session_id)
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             with contextlib.suppress(ChannelClosed):
-                return await ToolChannel.connect(self._socket(session_id))
+                return await ToolChannel.connect(self._socket_path(session_id))
             await asyncio.sleep(0.01)
         raise SandboxError(f"the local tool server of {session_id} did not start")
 
-    def _socket(self, session_id: str) -> Path:
+    def _socket_path(self, session_id: str) -> Path:
         return self._dir(session_id) / "tool.sock"
 
     def _spawn(self, session_id: str) -> None:
         base = self._dir(session_id)
-        self._socket(session_id).unlink(missing_ok=True)
+        self._socket_path(session_id).unlink(missing_ok=True)
         args = [
             "--socket",
-            str(self._socket(session_id)),
+            str(self._socket_path(session_id)),
             "--workspace",
             str(base / "workspace"),
             "--spill-dir",
@@ -204,7 +204,7 @@ class LocalBackend(ChannelBackend):
             return
         # From here on nothing may connect to the dying server (a busy machine can take seconds to
         # run its handler): the next call starts a new one instead of losing its connection.
-        self._socket(session_id).unlink(missing_ok=True)
+        self._socket_path(session_id).unlink(missing_ok=True)
         # The server takes its shell down, then exits. One that is still going when we give up sees
         # its pid file gone and does the same (toolserver's disowned watch).
         deadline = time.monotonic() + _STOP_TIMEOUT_S

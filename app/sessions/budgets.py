@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Session
+from app.db.session_json import Budget, UsageTotals
 from app.errors import InvalidRequest
 from app.sessions import repository
 
@@ -24,7 +25,7 @@ _AMOUNT = re.compile(r"0|[1-9][0-9]{0,17}")
 SETTLE_EVENTS = ("user.tool_confirmation", "user.tool_result", "user.custom_tool_result", "user.interrupt")
 
 
-def parse(raw: Any, where: str = "budget") -> dict[str, Any]:
+def parse(raw: Any, where: str = "budget") -> Budget:
     """The budget as stored and shown: `{type: "limit", max_list_cost: {amount, currency}}`."""
     if not isinstance(raw, dict):
         raise InvalidRequest(f"{where}: expected an object")
@@ -44,7 +45,7 @@ def parse(raw: Any, where: str = "budget") -> dict[str, Any]:
     return {"type": "limit", "max_list_cost": {"amount": amount, "currency": "USD"}}
 
 
-def _cents(usage: dict[str, Any]) -> Decimal:
+def _cents(usage: UsageTotals) -> Decimal:
     """Exact list cost in cents (the shown `list_cost.amount` is rounded)."""
     return Decimal(str(usage.get("_cost_usd", "0"))) * 100
 
@@ -77,8 +78,10 @@ async def update(db: AsyncSession, session: Session, raw: Any) -> bool:
         return True
     budget = parse(raw)
     if session.budget is None:
-        reason = "a removed budget cannot be re-added" if session.budget_removed else (
-            "a budget cannot be added to a session created without one"
+        reason = (
+            "a removed budget cannot be re-added"
+            if session.budget_removed
+            else ("a budget cannot be added to a session created without one")
         )
         raise InvalidRequest(f"budget: {reason} (budget_create_only)", error_code="budget_create_only")
     spent = await spent_cents(db, session)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.models import Session
+from app.db.session_json import OutcomeEvaluation, StoredOutcomeEvaluation
 from app.errors import InvalidRequest, NotFound
 from app.events.schemas import FileRubric, UserDefineOutcome, dump_event
 from app.files import service as files
@@ -28,25 +29,35 @@ from app.wire import iso
 DEFAULT_MAX_ITERATIONS = 3
 TERMINAL = ("satisfied", "max_iterations_reached", "failed", "interrupted")
 VERDICTS = ("satisfied", "needs_revision", "failed")
-# Bookkeeping kept beside the public fields of an entry (never shown).
-_PRIVATE = ("max_iterations",)
 
 
-def _entries(row: Session | SessionColumns) -> list[dict[str, Any]]:
+def _entries(row: Session | SessionColumns) -> list[StoredOutcomeEvaluation]:
     return list(row.outcome_evaluations or [])
 
 
-def public(row: Session | SessionColumns) -> list[dict[str, Any]]:
-    """`Session.outcome_evaluations` as the SDK types it."""
-    return [{k: v for k, v in e.items() if k not in _PRIVATE} for e in _entries(row)]
+def _shown(entry: StoredOutcomeEvaluation) -> OutcomeEvaluation:
+    return {
+        "type": entry["type"],
+        "outcome_id": entry["outcome_id"],
+        "description": entry["description"],
+        "iteration": entry["iteration"],
+        "result": entry["result"],
+        "explanation": entry["explanation"],
+        "completed_at": entry["completed_at"],
+    }
 
 
-def active(row: Session) -> dict[str, Any] | None:
+def public(row: Session | SessionColumns) -> list[OutcomeEvaluation]:
+    """`Session.outcome_evaluations` as the SDK types it (the iteration limit left out)."""
+    return [_shown(e) for e in _entries(row)]
+
+
+def active(row: Session) -> StoredOutcomeEvaluation | None:
     """The outcome in progress, if any (at most one is)."""
     return next((e for e in reversed(_entries(row)) if e["result"] not in TERMINAL), None)
 
 
-def max_iterations(entry: dict[str, Any]) -> int:
+def max_iterations(entry: StoredOutcomeEvaluation) -> int:
     return int(entry.get("max_iterations") or DEFAULT_MAX_ITERATIONS)
 
 
@@ -85,7 +96,7 @@ def define(row: Session, event: UserDefineOutcome) -> dict[str, Any]:
     """The echo of a checked `user.define_outcome` (with its `outcome_id`); the outcome is
     recorded as `pending` on the row."""
     payload = {**dump_event(event), "outcome_id": new_id("outc")}
-    entry = {
+    entry: StoredOutcomeEvaluation = {
         "type": "outcome_evaluation",
         "outcome_id": payload["outcome_id"],
         "description": event.description,
@@ -99,13 +110,30 @@ def define(row: Session, event: UserDefineOutcome) -> dict[str, Any]:
     return payload
 
 
-def _replace(row: Session, outcome_id: str, **changes: Any) -> dict[str, Any]:
+def _replace(
+    row: Session,
+    outcome_id: str,
+    result: str,
+    *,
+    explanation: str | None = None,
+    iteration: int | None = None,
+    completed_at: str | None = None,
+) -> None:
+    """The entry's new ``result``, and whichever of the other fields are given."""
     entries = _entries(row)
     for i, entry in enumerate(entries):
         if entry["outcome_id"] == outcome_id:
-            entries[i] = {**entry, **changes}
+            changed = entry.copy()
+            changed["result"] = result
+            if explanation is not None:
+                changed["explanation"] = explanation
+            if iteration is not None:
+                changed["iteration"] = iteration
+            if completed_at is not None:
+                changed["completed_at"] = completed_at
+            entries[i] = changed
             row.outcome_evaluations = entries
-            return entries[i]
+            return
     raise KeyError(outcome_id)
 
 

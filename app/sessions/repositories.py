@@ -12,7 +12,7 @@ from typing import Protocol
 from app.db.models import Session
 from app.errors import InvalidRequest
 from app.ids import new_id
-from app.sessions.resource_schemas import GitHubRepositoryParams, GitHubRepositoryResource
+from app.sessions.resource_schemas import GitHubRepositoryParams, GitHubRepositoryResource, stored
 
 WORKSPACE = "/workspace"
 MAX_REPOSITORIES = 20
@@ -85,7 +85,7 @@ def attach(
     )
     if params.authorization_token:
         seal_token(row, resource.id, params.authorization_token, context)
-    row.resources = [*row.resources, resource.model_dump(mode="json", exclude_none=False)]
+    row.resources = [*row.resources, stored(resource)]
     return resource
 
 

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.base import utcnow
 from app.db.models import Session
 from app.db.raw import RawConnection, RawReads, Row, json_value, timestamp
+from app.db.session_json import Budget, ResourceJson, StoredOutcomeEvaluation, UsageTotals
 from app.sessions.schemas import zero_usage
+from app.shared.agent_config import SessionAgent
 
 _SESSIONS = cast(Table, Session.__table__)
 # Built once (SQLAlchemy then reuses their compiled form): a fenced append's one statement on the
@@ -54,11 +56,11 @@ class SessionColumns:
     environment_id: str
     status: str
     title: str | None
-    metadata_: dict[str, Any]
-    resources: list[Any]
-    vault_ids: list[Any]
-    outcome_evaluations: list[Any] | None
-    usage: dict[str, Any]
+    metadata_: dict[str, str]
+    resources: list[ResourceJson]
+    vault_ids: list[str]
+    outcome_evaluations: list[StoredOutcomeEvaluation] | None
+    usage: UsageTotals
     active_seconds: float
     running_since: datetime | None
     created_at: datetime
@@ -66,7 +68,7 @@ class SessionColumns:
     archived_at: datetime | None
     terminated_at: datetime | None
     deployment_id: str | None
-    budget: dict[str, Any] | None
+    budget: Budget | None
 
 
 SHOWN = (
@@ -129,7 +131,7 @@ async def shown_page(
     return await raw.fetch(sql, *args, limit)
 
 
-async def child_usages(raw: RawReads, session_id: str) -> list[dict[str, Any]]:
+async def child_usages(raw: RawReads, session_id: str) -> list[UsageTotals]:
     """The usage of each child thread of ``session_id``, in the order of ``children``."""
     rows = await raw.fetch(
         "SELECT usage FROM sessions WHERE parent_session_id = $1 ORDER BY created_at, id", session_id
@@ -155,7 +157,7 @@ def new_row(
     id: str,
     agent_id: str,
     agent_version: int,
-    agent: dict[str, Any],
+    agent: SessionAgent,
     environment_id: str,
     vault_ids: list[str],
     **fields: Any,

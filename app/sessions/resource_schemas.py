@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from app.db.session_json import ResourceJson
 
 
 class _Params(BaseModel):
@@ -97,6 +99,16 @@ class MemoryStoreResource(BaseModel):
 SessionResource = Annotated[
     FileResource | GitHubRepositoryResource | MemoryStoreResource, Field(discriminator="type")
 ]
+
+
+# A resource as the session row stores it (and `SessionOut.resources` shows it).
+StoredResource = Annotated[ResourceJson, Field(discriminator="type")]
+_STORED: TypeAdapter[ResourceJson] = TypeAdapter(StoredResource)
+
+
+def stored(resource: FileResource | GitHubRepositoryResource | MemoryStoreResource) -> ResourceJson:
+    """The resource's JSON, as the row keeps it."""
+    return _STORED.validate_python(resource.model_dump(mode="json"))
 
 
 class ResourcePage(BaseModel):

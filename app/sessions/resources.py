@@ -38,6 +38,7 @@ from app.sessions.resource_schemas import (
     ResourceParams,
     ResourceUpdate,
     SessionResource,
+    stored,
 )
 from app.shared.pagination import Cursor, decode_cursor, encode_cursor
 from app.skills.discovery import RepoSkills
@@ -118,7 +119,7 @@ async def _attach_memory_store(db: AsyncSession, row: Session, params: MemorySto
         mount_path=path,
         name=store.name,
     )
-    row.resources = [*row.resources, resource.model_dump(mode="json")]
+    row.resources = [*row.resources, stored(resource)]
 
 
 def _mount_paths(row: Session) -> list[str]:
@@ -137,7 +138,7 @@ async def _attach_file(
     resource = FileResource(
         id=new_id("sesrsc"), file_id=copy.id, mount_path=path, created_at=now, updated_at=now
     )
-    row.resources = [*row.resources, resource.model_dump(mode="json")]
+    row.resources = [*row.resources, stored(resource)]
     return resource
 
 
@@ -197,7 +198,8 @@ def update(
     repos.seal_token(row, resource_id, params.authorization_token, repo_context)
     updated = resource.model_copy(update={"updated_at": utcnow()})
     row.resources = [
-        updated.model_dump(mode="json") if item.get("id") == resource_id else item for item in row.resources
+        stored(updated) if item["type"] != "memory_store" and item["id"] == resource_id else item
+        for item in row.resources
     ]
     return updated
 
@@ -218,7 +220,9 @@ async def delete(db: AsyncSession, row: Session, resource_id: str) -> ResourceDe
         raise InvalidRequest(
             "github_repository resources stay for the session's life (only their token rotates)"
         )
-    row.resources = [item for item in row.resources if item.get("id") != resource_id]
+    row.resources = [
+        item for item in row.resources if item["type"] == "memory_store" or item["id"] != resource_id
+    ]
     if isinstance(resource, FileResource):
         await files.delete_if_exists(db, resource.file_id)
     return ResourceDeleted(id=resource_id)

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, UsageTotals
 from app.events.schemas import InitialEvent
+from app.sessions.resource_schemas import StoredResource
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
 # Not documented: a title is a line of text, not a document (agent names take 256).
@@ -57,12 +59,12 @@ class SessionOut(BaseModel):
     status: Status
     title: str | None
     metadata: dict[str, str]
-    resources: list[dict[str, Any]]
+    resources: list[StoredResource]
     vault_ids: list[str]
-    outcome_evaluations: list[dict[str, Any]]
+    outcome_evaluations: list[OutcomeEvaluation]
     stats: SessionStats
-    usage: dict[str, Any]
-    budget: dict[str, Any] | None = None
+    usage: PublicUsage
+    budget: Budget | None = None
     deployment_id: str | None = None
     created_at: datetime
     updated_at: datetime
@@ -80,7 +82,7 @@ class SessionDeleted(BaseModel):
     type: Literal["session_deleted"] = "session_deleted"
 
 
-def zero_usage() -> dict[str, Any]:
+def zero_usage() -> UsageTotals:
     return {
         "input_tokens": 0,
         "output_tokens": 0,
@@ -92,24 +94,44 @@ def zero_usage() -> dict[str, Any]:
     }
 
 
-def _add(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    out = dict(total)
-    for key, value in more.items():
-        if isinstance(value, bool) or key in ("list_cost", "_cost_usd"):
-            continue
-        if isinstance(value, int):
-            out[key] = int(out.get(key) or 0) + value
-        elif isinstance(value, dict):
-            out[key] = _add(out.get(key) or {}, value)
+def _add(total: UsageTotals, more: UsageTotals) -> UsageTotals:
+    """Token and server tool counts summed (list cost and active seconds are not)."""
+    out = total.copy()
+    for key in _COUNTS:
+        if key in more:
+            out[key] = int(total.get(key) or 0) + more[key]
+    if "cache_creation" in more:
+        mine = total.get("cache_creation")
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": (mine["ephemeral_5m_input_tokens"] if mine else 0)
+            + more["cache_creation"]["ephemeral_5m_input_tokens"],
+            "ephemeral_1h_input_tokens": (mine["ephemeral_1h_input_tokens"] if mine else 0)
+            + more["cache_creation"]["ephemeral_1h_input_tokens"],
+        }
+    if "server_tool_use" in more:
+        tools = total.get("server_tool_use")
+        out["server_tool_use"] = {
+            "web_search_requests": (tools["web_search_requests"] if tools else 0)
+            + more["server_tool_use"]["web_search_requests"],
+            "web_fetch_requests": (tools["web_fetch_requests"] if tools else 0)
+            + more["server_tool_use"]["web_fetch_requests"],
+        }
     return out
 
 
-def rolled_up(own: dict[str, Any], threads: Sequence[dict[str, Any]]) -> dict[str, Any]:
+_COUNTS: tuple[Literal["input_tokens", "output_tokens", "cache_read_input_tokens"], ...] = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+)
+
+
+def rolled_up(own: UsageTotals, threads: Sequence[UsageTotals]) -> UsageTotals:
     """A multi-agent session's usage: its primary thread's plus every child thread's (tokens,
     server tool calls and list cost; `active_seconds` stays the session's own)."""
     if not threads:
         return own
-    total = dict(own)
+    total = own.copy()
     cost = Decimal(str(own.get("_cost_usd", "0")))
     for usage in threads:
         total = _add(total, usage)
@@ -119,9 +141,18 @@ def rolled_up(own: dict[str, Any], threads: Sequence[dict[str, Any]]) -> dict[st
     return total
 
 
-def public_usage(usage: dict[str, Any], active_seconds: float) -> dict[str, Any]:
-    """The usage clients see: private bookkeeping (keys starting with `_`) left out."""
-    return {
-        **{k: v for k, v in usage.items() if not k.startswith("_")},
-        "active_seconds": round(active_seconds, 3),
+def public_usage(usage: UsageTotals, active_seconds: float) -> PublicUsage:
+    """The usage clients see: the exact cost (`_cost_usd`) left out."""
+    shown: PublicUsage = {
+        "input_tokens": usage.get("input_tokens", 0),
+        "output_tokens": usage.get("output_tokens", 0),
+        "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
     }
+    if "cache_creation" in usage:
+        shown["cache_creation"] = usage["cache_creation"]
+    if "server_tool_use" in usage:
+        shown["server_tool_use"] = usage["server_tool_use"]
+    if "list_cost" in usage:
+        shown["list_cost"] = usage["list_cost"]
+    shown["active_seconds"] = round(active_seconds, 3)
+    return shown

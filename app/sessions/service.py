@@ -19,6 +19,7 @@ from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
 from app.db.raw import RawConnection, RawReads, timestamp
+from app.db.session_json import UsageTotals
 from app.environments import service as environments
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
@@ -49,6 +50,7 @@ from app.sessions.schemas import (
 )
 from app.sessions.sending import QUEUED, accept_client_events
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
+from app.shared.agent_config import SessionAgent
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.vaults import service as vaults
@@ -66,7 +68,7 @@ def check_statuses(statuses: Sequence[str] | None) -> Sequence[str] | None:
     return statuses
 
 
-async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
+async def thread_usages(db: AsyncSession, row: Session) -> list[UsageTotals]:
     """The usage of a multi-agent session's child threads (none for other sessions)."""
     if not row.agent.get("multiagent"):
         return []
@@ -74,7 +76,7 @@ async def thread_usages(db: AsyncSession, row: Session) -> list[dict[str, Any]]:
 
 
 def to_out(
-    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[dict[str, Any]] = ()
+    row: Session | SessionColumns, now: datetime | None = None, threads_usage: Sequence[UsageTotals] = ()
 ) -> SessionOut:
     """The session; ``threads_usage`` (see `thread_usages`) is rolled into its usage."""
     now = now or utcnow()
@@ -313,7 +315,7 @@ def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
     return changed
 
 
-def _updated_agent(row: Session, params: SessionUpdate) -> dict[str, Any]:
+def _updated_agent(row: Session, params: SessionUpdate) -> SessionAgent:
     if row.status in ACTIVE_STATUSES:
         raise InvalidRequest(
             f"Session {row.id} is {row.status}; its agent can only be updated while idle. "

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from app.db.session_json import PublicUsage
+
 Status = Literal["rescheduling", "running", "idle", "terminated"]
 
 
@@ -24,7 +26,7 @@ class SessionThreadOut(BaseModel):
     parent_thread_id: str | None
     workflow_run_id: str | None = None
     stats: ThreadStats | None
-    usage: dict[str, Any] | None
+    usage: PublicUsage | None
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None

@@ -11,7 +11,7 @@ receiver's, and the receiver is woken to answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from app.ids import new_id
 from app.sessions import repository, transitions, workflow_runs
 from app.sessions.schemas import public_usage
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage, ThreadStats
+from app.shared.agent_config import SessionAgent
 from app.shared.pagination import Cursor, encode_cursor
 
 # Child threads working at once in one session (documented limit; advisor threads are exempt).
@@ -51,7 +52,7 @@ async def create_child(
     db: AsyncSession,
     notifier: Notifier,
     parent: Session,
-    agent: dict[str, Any],
+    agent: SessionAgent,
     *,
     workflow_run_id: str | None = None,
 ) -> Session:
@@ -286,12 +287,13 @@ def to_out(row: Session, session: Session, now: datetime | None = None) -> Sessi
     )
 
 
-def _public_agent(agent: dict[str, Any]) -> dict[str, Any]:
+def _public_agent(agent: SessionAgent) -> dict[str, Any]:
     """The thread's `agent` as the API shows it (`{type: "advisor", model}` for the advisor)."""
     if agent.get("type") == "advisor":
         return {"type": "advisor", "model": agent["model"]["id"]}
     keys = INLINE_AGENT_KEYS if agent.get("type") == "inline" else THREAD_AGENT_KEYS
-    return {k: agent[k] for k in keys if k in agent}
+    fields: Mapping[str, object] = agent
+    return {k: fields[k] for k in keys if k in fields}
 
 
 def _stats(active: float, duration: float) -> ThreadStats:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.base import utcnow
 from app.db.engine import after_commit
 from app.db.models import Session
+from app.db.session_json import UsageTotals
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.observability import tracing
@@ -121,7 +122,7 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
     return announced
 
 
-async def _session_usage(db: AsyncSession, row: Session) -> dict[str, Any]:
+async def _session_usage(db: AsyncSession, row: Session) -> UsageTotals:
     """A session's usage with its threads' rolled in (a thread's idle shows no `session.usage`)."""
     if row.parent_session_id is not None or not row.agent.get("multiagent"):
         return row.usage
@@ -191,7 +192,7 @@ async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[
 # --- the agent loop's bookkeeping on the row: the loop asks, this module writes -----------------
 
 
-def charge(row: Session, usage: dict[str, Any]) -> None:
+def charge(row: Session, usage: UsageTotals) -> None:
     """The session's cumulative usage after a model request (the loop computes the sum)."""
     row.usage = usage
 

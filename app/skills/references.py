@@ -7,18 +7,16 @@ running session loads. Anthropic's prebuilt skills are not ours to ship and are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import models
 from app.errors import InvalidRequest
+from app.shared.agent_config import SkillRef
 from app.skills import repository
 from app.skills.service import LATEST
-
-SkillRef = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ async def check_agent_skills(db: AsyncSession, skills: Sequence[SkillRef], prefi
 
 async def pin_session_skills(
     db: AsyncSession, skills: Sequence[SkillRef], prefix: str = "agent."
-) -> list[dict[str, Any]]:
+) -> list[SkillRef]:
     """The references with each version resolved to a version id, as a session records them."""
     resolved, problems = await _resolve(db, skills, prefix)
     if problems:

@@ -59,7 +59,7 @@ class Provisioner:
         if config.get("type") == "self_hosted":
             return
         spec = sandbox_spec(
-            session.environment_id, config, session.agent, memory.sandbox_mounts(mounted), secrets
+            session.environment_id, config, row.agent, memory.sandbox_mounts(mounted), secrets
         )
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))

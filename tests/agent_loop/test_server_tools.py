@@ -8,11 +8,27 @@ from typing import Any
 from app.agent_loop import requests
 from app.agent_loop.server_tools import count_searches, server_tool_events
 from app.agent_loop.state import analyse
+from app.shared.agent_config import SessionAgent
 
-AGENT: dict[str, Any] = {
-    "model": {"id": "claude-sonnet-4-6"},
+AGENT: SessionAgent = {
+    "type": "agent",
+    "name": "searcher",
+    "model": {
+        "id": "claude-sonnet-4-6",
+        "effort": {"type": "high"},
+        "speed": "standard",
+        "inference_geo": None,
+    },
     "system": None,
-    "tools": [{"type": "agent_toolset_20260401", "default_config": {"enabled": True}, "configs": []}],
+    "tools": [
+        {
+            "type": "agent_toolset_20260401",
+            "default_config": {"enabled": True, "permission_policy": {"type": "always_allow"}},
+            "configs": [],
+        }
+    ],
+    "mcp_servers": [],
+    "skills": [],
 }
 CONTENT: list[dict[str, Any]] = [
     {"type": "text", "text": "Let me search."},

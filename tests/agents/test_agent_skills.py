@@ -170,7 +170,9 @@ async def test_describe_lists_what_the_system_prompt_shows(
         agent=_skilled(client, _custom(skill.id)).id, environment_id=make_environment(client).id
     )
 
-    described = await references.describe(db, [s.model_dump() for s in session.agent.skills])
+    described = await references.describe(
+        db, [{"type": s.type, "skill_id": s.skill_id, "version": s.version} for s in session.agent.skills]
+    )
 
     assert [(d.skill_id, d.version_id, d.name, d.directory) for d in described] == [
         (skill.id, skill.latest_version_id, name, f"/workspace/skills/{name}")

@@ -178,6 +178,8 @@ async def test_tools_update(client: anthropic.Anthropic, db: AsyncSession) -> No
     with pytest.raises(InvalidRequest, match=r"^agent\.tools: Missing required tool"):
         service.resolve_tools_update(snapshot, {"tools": [], "mcp_servers": []})
 
-    assert replaced["mcp_servers"] == [] and replaced["tools"][0]["configs"][0]["enabled"] is False
+    toolset = replaced["tools"][0]
+    assert toolset["type"] == "agent_toolset_20260401" and toolset["configs"][0]["enabled"] is False
+    assert replaced["mcp_servers"] == []
     assert replaced["skills"] == snapshot["skills"] and replaced["model"] == snapshot["model"]
     assert service.resolve_tools_update(snapshot, {}) == snapshot

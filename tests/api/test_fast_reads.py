@@ -329,3 +329,42 @@ def test_kept_event_renderings_stay_within_their_bounds() -> None:
             [(3 + n, f"sevt_{3 + n}", "session.status_idle", '{"stop_reason": {"type": "end_turn"}}', None)]
         )
     assert len(kept) < 20
+
+
+def _session_row(running_since: str | None, terminated_at: str | None, active: float) -> tuple[Any, ...]:
+    """A plain row of `repository.SHOWN` as SQLite returns it (JSON and timestamps as text)."""
+    usage = json.dumps({"input_tokens": 7, "output_tokens": 3, "_private": 1})
+    agent = json.dumps({"id": "agent_1", "name": "clock", "multiagent": None})
+    status = "terminated" if terminated_at else "running" if running_since else "idle"
+    return (
+        "sesn_clock", agent, "env_1", status,
+        TRICKY, json.dumps({"k": "v"}), "[]", "[]", None, usage, active, running_since,
+        "2026-11-30 11:00:00.250000", "2026-11-30 11:30:00.000001", None, terminated_at, None, None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("running_since", "terminated_at"),
+    [
+        (None, None),  # idle: the duration moves, the active seconds do not
+        ("2026-11-30 11:58:59.999999", None),  # running: both move
+        (None, "2026-11-30 11:45:00.123456"),  # terminated: neither moves
+        ("2026-11-30 11:40:00.000000", "2026-11-30 11:45:00.123456"),  # a clock left running at the end
+    ],
+)
+def test_a_kept_session_rendering_shows_the_clock_at_each_request(
+    running_since: str | None, terminated_at: str | None
+) -> None:
+    """The kept rendering (figures that cannot move written in once) against the model's, at
+    several times, kept and new."""
+    from app.sessions.repository import columns
+    from app.sessions.schemas import SessionOut
+
+    kept = rendering.RenderedSessions()
+    row = _session_row(running_since, terminated_at, 12.3456789)
+    for seconds in (0.0, 0.0004, 1.5, 61.0001, 3600.25):
+        now = datetime.fromtimestamp(NOW.timestamp() + seconds, UTC)
+        expected = old_bytes(SessionOut, sessions.to_out(columns(row), now))
+        assert kept.render(row, now, None) == expected
+        assert kept.render(row, now, None) == expected  # from the kept parts
+    assert len(kept) == 1

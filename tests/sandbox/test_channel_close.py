@@ -84,12 +84,17 @@ class FakeBackend(ChannelBackend):
         super().__init__(sandbox_settings(root))
         self.sockets = sockets
         self.halted: list[str] = []
+        self.attached: list[str] = []
 
     async def _attach(self, session_id: str) -> ToolChannel:
+        self.attached.append(session_id)  # a real backend would start the tool server here
         path = self.sockets[session_id]
         if path is None:
             raise SandboxNotFound(f"session {session_id} has no sandbox")
         return await ToolChannel.connect(path)
+
+    def _socket_path(self, session_id: str) -> Path:
+        return self.sockets[session_id] or self.settings.sandbox_state_dir / f"{session_id}.gone"
 
     async def _running_sessions(self) -> list[str]:
         return list(self.sockets)
@@ -124,6 +129,21 @@ async def test_the_idle_check_skips_a_sandbox_gone_behind_its_back(
     backend = FakeBackend(socket_dir, {gone: None, idle: idle_server})
     try:
         assert await backend.stop_idle(60.0) == [idle]
+        assert backend.halted == [idle]
+    finally:
+        await asyncio.wait_for(backend.close(), 30)
+
+
+async def test_the_idle_check_never_starts_a_sandbox_that_died_after_the_listing(
+    socket_dir: Path, idle_server: Path
+) -> None:
+    """Listed as running, then killed (its socket no longer answers): attaching would start it
+    again, and a dead container a prune was about to remove would be running once more."""
+    died, idle = f"sesn_{uuid.uuid4().hex[:8]}", f"sesn_{uuid.uuid4().hex[:8]}"
+    backend = FakeBackend(socket_dir, {died: socket_dir / "died.sock", idle: idle_server})
+    try:
+        assert await backend.stop_idle(60.0) == [idle]
+        assert backend.attached == []
         assert backend.halted == [idle]
     finally:
         await asyncio.wait_for(backend.close(), 30)

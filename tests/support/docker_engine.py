@@ -11,6 +11,7 @@ import docker.errors
 import pytest
 
 from tests.conftest import IN_CI
+from tests.support import scratch
 from tests.support.loop import loop_server
 from tests.support.server import ServerThread
 
@@ -49,3 +50,4 @@ def docker_loop_server(
             next(servers)
         remove_containers(client, server.settings.sandbox_instance)
         client.close()
+        scratch.unmount_under(server.settings.sandbox_state_dir)

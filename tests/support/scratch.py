@@ -36,6 +36,12 @@ def reap_own() -> None:
     _made.clear()
 
 
+def unmount_under(path: Path) -> None:
+    """Unmount every sandbox disk under `path` (a server's state directory whose containers are
+    gone): left mounted, each would stay until the next run's reaper."""
+    _unmount(_mounts_under([path]))
+
+
 def reap_dead_runs() -> None:
     """At the start of a run: whatever runs that are no longer alive left behind."""
     root = Path(tempfile.gettempdir())

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.shared.agent_config import AgentConfig
 
 
 class Agent(Base):
@@ -31,7 +31,7 @@ class AgentVersion(Base):
 
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    config: Mapped[dict[str, Any]]
+    config: Mapped[AgentConfig] = mapped_column(JsonType)
     created_at: Mapped[datetime]
 
     agent: Mapped[Agent] = relationship(lazy="raise", back_populates="versions")

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
 
 
 class Deployment(Base):
@@ -29,7 +29,7 @@ class Deployment(Base):
     agent_version: Mapped[int]
     environment_id: Mapped[str] = mapped_column(String(64))
     initial_events: Mapped[list[Any]]
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
     resources: Mapped[list[Any]]
     vault_ids: Mapped[list[Any]]
     budget: Mapped[dict[str, Any] | None]

@@ -6,7 +6,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.db.session_json import Budget, ResourceJson, StoredOutcomeEvaluation, UsageTotals
+from app.shared.agent_config import SessionAgent
 
 
 class Session(Base):
@@ -22,21 +24,21 @@ class Session(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     agent_id: Mapped[str] = mapped_column(String(64))
     agent_version: Mapped[int] = mapped_column(Integer)
-    agent: Mapped[dict[str, Any]]
+    agent: Mapped[SessionAgent] = mapped_column(JsonType)
     environment_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32))
     title: Mapped[str | None] = mapped_column(Text)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
-    vault_ids: Mapped[list[Any]]
-    resources: Mapped[list[Any]]
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
+    vault_ids: Mapped[list[str]] = mapped_column(JsonType)
+    resources: Mapped[list[ResourceJson]] = mapped_column(JsonType)
     # Sealed authorization tokens of github_repository resources, by resource id (never clear text).
-    resource_tokens: Mapped[dict[str, Any] | None]
-    usage: Mapped[dict[str, Any]]
+    resource_tokens: Mapped[dict[str, str] | None] = mapped_column(JsonType)
+    usage: Mapped[UsageTotals] = mapped_column(JsonType)
     # Ids of the tool-use events the session waits on while idle with requires_action.
-    pending_action_ids: Mapped[list[Any]]
+    pending_action_ids: Mapped[list[str]] = mapped_column(JsonType)
     # Ids of the tool uses whose execution has started but not been recorded: after a crash
     # their outcome is unknown, so they are reported to the model as errors, never run twice.
-    inflight_tool_ids: Mapped[list[Any]]
+    inflight_tool_ids: Mapped[list[str]] = mapped_column(JsonType)
     active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     running_since: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -58,13 +60,14 @@ class Session(Base):
     # The workflow run that created this child thread (null for any other thread and sessions).
     workflow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The spend ceiling (`{type: "limit", max_list_cost}`); a removed budget cannot come back.
-    budget: Mapped[dict[str, Any] | None]
+    budget: Mapped[Budget | None] = mapped_column(JsonType)
     budget_removed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # One entry per `user.define_outcome`, as `Session.outcome_evaluations` shows it (see
     # `sessions.outcomes`); null on sessions created before outcomes existed.
-    outcome_evaluations: Mapped[list[Any] | None]
+    outcome_evaluations: Mapped[list[StoredOutcomeEvaluation] | None] = mapped_column(JsonType)
     # Skills found in the repository resources' `.claude/skills` (`skills.discovery.RepoSkills`),
     # scanned once before the first model request; null: not scanned (yet).
+    # JSON boundary: read through `RepoSkills.model_validate` (skills sit above db).
     repo_skills: Mapped[dict[str, Any] | None]
     lease_expires_at: Mapped[datetime | None]
     # W3C traceparent of the request that last asked the session to run (tracing on): the
