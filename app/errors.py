@@ -30,6 +30,7 @@ class ApiError(Exception):
     error_type: ClassVar[str] = "api_error"
     should_retry: ClassVar[bool | None] = None
 
+    # JSON boundary: ``details`` as ErrorInfo's.
     def __init__(self, message: str, *, error_code: str | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message

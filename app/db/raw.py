@@ -44,6 +44,8 @@ _PARAM = re.compile(r"\$(\d+)")
 
 
 class RawConnection(Protocol):
+    row_versions: bool  # see ``RawReads.row_versions``
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
@@ -80,6 +82,8 @@ def _sqlite_sql(sql: str) -> str:
 
 
 class _SqliteConnection:
+    row_versions = False
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
@@ -127,6 +131,8 @@ class _SqlitePool:
 
 
 class _PostgresConnection:
+    row_versions = True
+
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
@@ -189,6 +195,8 @@ class _SessionConnection:
     """The same calls through a SQLAlchemy session (SQLite URLs the plain pool cannot open:
     in-memory databases, URLs with driver options)."""
 
+    row_versions = False
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -231,6 +239,15 @@ class RawReads:
             self._pool = _SqlitePool(sqlite_path)
         else:
             self._pool = _SessionPool(fallback)
+
+    @property
+    def row_versions(self) -> bool:
+        """Whether a row's version can be read: PostgreSQL's `xmin` (the transaction that wrote
+        this version of the row; any change writes a new version). The id and `xmin` of a row
+        name its content, so a renderer can keep a row's JSON by them and read only the two
+        columns for a row it has seen (no JSON column sent and decoded). Such a pair could name
+        two contents only after 2^32 transactions (xid wraparound) with the first still kept."""
+        return isinstance(self._pool, _PostgresPool)
 
     def connection(self) -> Any:
         """``async with reads.connection() as conn``: one connection, each statement on its own."""

@@ -35,6 +35,7 @@ from app.sandbox.interface import (
 )
 from app.sandbox.network import Networks
 from app.sandbox.pool import WarmPool, is_pool_key
+from app.shared.content import ContentBlock
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class DockerBackend(ChannelBackend):
         if quota and texts and any("No space left on device" in str(block["text"]) for block in texts):
             # Said once, in the result's last text block: the model learns what the limit is.
             last = texts[-1]
-            content = [
+            content: list[ContentBlock] = [
                 {**block, "text": f"{block['text']}\n{disk.full_note(quota)}"} if block is last else block
                 for block in result.content
             ]

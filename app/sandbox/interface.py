@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.sandbox.outputs import OutputFile
+from app.shared.content import ContentBlock
 from app.shared.environment_config import NetworkingConfig, unrestricted
 from app.shared.loops import LoopService
 
 Progress = Callable[[str], Awaitable[None]]
-ContentBlock = dict[str, Any]
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web_search")
 

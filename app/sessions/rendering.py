@@ -15,17 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from app.db.raw import Row, json_value, timestamp
-from app.db.session_json import Budget, PublicUsage, ResourceJson, UsageTotals
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, ResourceJson, UsageTotals
 from app.sessions import outcomes
 from app.sessions.repository import SessionColumns, columns
 from app.sessions.resource_schemas import StoredResource
 from app.sessions.schemas import public_usage, rolled_up
+from app.shared.agent_config import SessionAgent
 
 # Stand-ins rendered in place of the clock's figures, then cut out: no real figure is this large.
 _ACTIVE = 9.87654321e299
@@ -41,9 +42,36 @@ _USAGE: TypeAdapter[PublicUsage] = TypeAdapter(PublicUsage)
 _BUDGET: TypeAdapter[Budget | None] = TypeAdapter(Budget | None)
 
 
+class _Stats(TypedDict):
+    active_seconds: float
+    duration_seconds: float
+
+
+class SessionJson(TypedDict):
+    """`SessionOut`'s fields, in its order."""
+
+    id: str
+    type: Literal["session"]
+    agent: SessionAgent
+    environment_id: str
+    status: str
+    title: str | None
+    metadata: dict[str, str]
+    resources: list[ResourceJson]
+    vault_ids: list[str]
+    outcome_evaluations: list[OutcomeEvaluation]
+    stats: _Stats
+    usage: PublicUsage
+    budget: Budget | None
+    deployment_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+
+
 def session_json(
     row: SessionColumns, active: float, duration: float, threads_usage: Sequence[UsageTotals]
-) -> dict[str, Any]:
+) -> SessionJson:
     """`SessionOut`'s fields, in its order, as plain values (``service.to_out`` without a model)."""
     return {
         "id": row.id,
@@ -132,6 +160,7 @@ class RenderedSessions:
         self.size = size
         self.max_bytes = max_bytes
         self._kept: dict[tuple[Any, ...], _Kept] = {}
+        self._versions: dict[tuple[str, int], _Kept] = {}
         self._held = 0
         self._multiagent: dict[Any, bool] = {}
 
@@ -145,9 +174,21 @@ class RenderedSessions:
             found = self._multiagent[agent] = bool(json_value(agent).get("multiagent"))
         return found
 
-    def render(self, row: Row, now: datetime, threads_usage: Sequence[UsageTotals] | None) -> bytes:
+    def kept(self, version: tuple[str, int]) -> _Kept | None:
+        """The kept rendering of a row version, (id, xmin) (``RawReads.row_versions``); only rows
+        of sessions without threads are kept so (a thread's usage changes apart from the row)."""
+        return self._versions.get(version)
+
+    def render(
+        self,
+        row: Row,
+        now: datetime,
+        threads_usage: Sequence[UsageTotals] | None,
+        version: tuple[str, int] | None = None,
+    ) -> bytes:
         """``row`` (a plain row of ``repository.SHOWN``) as JSON at ``now``. ``threads_usage``:
-        the child threads' usage of a multi-agent session (None: not one), part of the key."""
+        the child threads' usage of a multi-agent session (None: not one), part of the key.
+        ``version``: the row's (id, xmin), to keep the rendering by (not for a multi-agent one)."""
         key = (*row, to_json(threads_usage) if threads_usage else None)
         found = self._kept.get(key)
         if found is None:
@@ -159,9 +200,14 @@ class RenderedSessions:
             size = 2 * sum(len(p) for p in found.parts)
             if len(self._kept) >= self.size or self._held + size > self.max_bytes:
                 self._kept.clear()
+                self._versions.clear()
                 self._held = 0
             self._kept[key] = found
             self._held += size
+        if version is not None and threads_usage is None:
+            if len(self._versions) >= self.size:
+                self._versions.clear()
+            self._versions[version] = found
         return found.at(now)
 
     def __len__(self) -> int:

@@ -21,6 +21,7 @@ class SessionThreadOut(BaseModel):
     id: str
     type: Literal["session_thread"] = "session_thread"
     session_id: str
+    # JSON boundary: the thread's stored agent snapshot, cut to the keys the API shows.
     agent: dict[str, Any]
     status: Status
     parent_thread_id: str | None

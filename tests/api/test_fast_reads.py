@@ -368,3 +368,31 @@ def test_a_kept_session_rendering_shows_the_clock_at_each_request(
         assert kept.render(row, now, None) == expected
         assert kept.render(row, now, None) == expected  # from the kept parts
     assert len(kept) == 1
+
+
+async def test_a_changed_session_is_listed_as_it_is_now(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession, fixed_now: datetime
+) -> None:
+    """A kept rendering is found by the row's content (SQLite) or its version (PostgreSQL's
+    xmin): a change is a new key either way, so the list shows the change at once."""
+    agent = client.beta.agents.create(name="render-changed", model="claude-sonnet-4-6")
+    environment = client.beta.environments.create(name="render-changed")
+    made = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="before")
+
+    async def both() -> tuple[bytes, bytes]:
+        old = await sessions.list_sessions(
+            db, limit=5, cursor=None, order="desc", agent_id=None, agent_version=None, statuses=None,
+            include_archived=False, ranges={},
+        )  # fmt: skip
+        await db.rollback()  # the next read sees what was committed since
+        return await sessions.render_list(database.raw, limit=5, page=None, order="desc"), old_bytes(
+            SessionPage, old
+        )
+
+    for title in ("before", "after", "after again"):
+        if title != "before":
+            client.beta.sessions.update(made.id, title=title)
+        for _ in range(2):  # new, then kept
+            new, old = await both()
+            assert new == old
+            assert json.loads(new)["data"][0]["title"] == title
