@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypedDict
 
 import typer
 
@@ -14,6 +14,9 @@ from app.cli_output import Json, emit
 from app.cli_sandbox import sandbox_cli
 from app.cli_webhooks import webhooks_cli
 from app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.envkeys.schemas import EnvironmentKey
 from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
 from app.sessions.commands import sessions_cli
@@ -201,7 +204,18 @@ def _state(revoked_at: object) -> str:
     return "revoked" if revoked_at else "active"
 
 
-async def _keys_list() -> list[dict[str, Any]]:
+class _ListedKey(TypedDict):
+    """A key as `mas keys list` and `mas env-keys list` show it (never the key itself)."""
+
+    id: str
+    name: str
+    hint: str
+    created_at: str
+    revoked_at: str | None
+    state: str
+
+
+async def _keys_list() -> list[_ListedKey]:
     from app.apikeys import service
     from app.db.engine import Database
 
@@ -267,21 +281,37 @@ async def _env_keys_create(environment_id: str, name: str) -> list[str]:
         await db.dispose()
 
 
-async def _env_keys_list(environment_id: str) -> list[dict[str, Any]]:
+class _ListedEnvironmentKey(_ListedKey):
+    type: str
+    environment_id: str
+
+
+def _listed_environment_key(key: EnvironmentKey) -> _ListedEnvironmentKey:
+    times = key.model_dump(mode="json", include={"created_at", "revoked_at"})  # the API's text
+    return {
+        "type": key.type,
+        "id": key.id,
+        "environment_id": key.environment_id,
+        "name": key.name,
+        "hint": key.hint,
+        "created_at": times["created_at"],
+        "revoked_at": times["revoked_at"],
+        "state": _state(key.revoked_at),
+    }
+
+
+async def _env_keys_list(environment_id: str) -> list[_ListedEnvironmentKey]:
     from app.db.engine import Database
     from app.envkeys import service
 
     db = Database(get_settings().database_url)
-    keys: list[dict[str, Any]] = []
+    keys: list[_ListedEnvironmentKey] = []
     try:
         async with db.read() as session:
             page: str | None = None
             while True:
                 listed = await service.list_keys(session, environment_id, limit=100, page=page)
-                keys += [
-                    {**k.model_dump(mode="json", exclude={"key"}), "state": _state(k.revoked_at)}
-                    for k in listed.data
-                ]
+                keys += [_listed_environment_key(k) for k in listed.data]
                 if not (page := listed.next_page):
                     return keys
     finally:

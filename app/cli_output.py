@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Protocol, TypeVar
 
 import typer
+from pydantic_core import to_jsonable_python
 
 Json = Annotated[
     bool, typer.Option("--json", help="Print a JSON array of objects (one per item) instead of text.")
 ]
 
 
-def emit(items: Iterable[Mapping[str, Any]], as_json: bool, line: Callable[[Mapping[str, Any]], str]) -> None:
-    """Print a listing: one readable line per item, or the items as one JSON array."""
+T = TypeVar("T")
+
+
+def emit(items: Iterable[T], as_json: bool, line: Callable[[T], str]) -> None:
+    """Print a listing: one readable line per item, or the items (dicts or pydantic models) as
+    one JSON array."""
     if as_json:
-        typer.echo(json.dumps(list(items), indent=2, default=str))
+        typer.echo(json.dumps(to_jsonable_python(list(items)), indent=2, default=str))
         return
     for item in items:
         typer.echo(line(item))

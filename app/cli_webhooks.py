@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +13,8 @@ from app.config import get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.webhooks.schemas import WebhookDelivery, WebhookEndpoint
 
 webhooks_cli = typer.Typer(help="Manage webhook endpoints and read their delivery log.", no_args_is_help=True)
 
@@ -42,14 +43,14 @@ def webhooks_create(
     typer.echo(f"{created.id}\t{created.signing_secret}")
 
 
-async def _all_endpoints(db: AsyncSession) -> list[dict[str, Any]]:
+async def _all_endpoints(db: AsyncSession) -> list[WebhookEndpoint]:
     from app.webhooks import service
 
-    endpoints: list[dict[str, Any]] = []
+    endpoints: list[WebhookEndpoint] = []
     page: str | None = None
     while True:
         listed = await service.list_endpoints(db, limit=100, page=page)
-        endpoints += [e.model_dump(mode="json") for e in listed.data]
+        endpoints += listed.data
         if not (page := listed.next_page):
             return endpoints
 
@@ -61,16 +62,14 @@ def webhooks_list(as_json: Json = False) -> None:
     emit(
         endpoints,
         as_json,
-        lambda e: (
-            f"{e['id']}\t{e['state']}\t{e['url']}\t{','.join(e['enabled_events'])}\t{e['disabled_reason']}"
-        ),
+        lambda e: f"{e.id}\t{e.state}\t{e.url}\t{','.join(e.enabled_events)}\t{e.disabled_reason}",
     )
 
 
-def _delivery_line(d: Mapping[str, Any]) -> str:
-    answer = d["last_status_code"] if d["last_status_code"] is not None else (d["last_error"] or "-")
-    created = str(d["created_at"])[:19]
-    return f"{created}Z\t{d['event_type']}\t{d['event_id']}\t{d['status']}\t{d['attempts']}\t{answer}"
+def _delivery_line(d: WebhookDelivery) -> str:
+    answer = d.last_status_code if d.last_status_code is not None else (d.last_error or "-")
+    created = d.created_at.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{created}Z\t{d.event_type}\t{d.event_id}\t{d.status}\t{d.attempts}\t{answer}"
 
 
 @webhooks_cli.command("deliveries")
@@ -86,7 +85,7 @@ def webhooks_deliveries(
         lambda db: service.list_deliveries(db, endpoint_id, limit=limit, page=None), write=False
     )
     page = _run_api_call(log)
-    emit([d.model_dump(mode="json") for d in page.data], as_json, _delivery_line)
+    emit(page.data, as_json, _delivery_line)
 
 
 def _set_state(endpoint_id: str, state: str) -> None:

@@ -7,7 +7,22 @@ This module imports no other ``app`` module.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict
+
+
+class ErrorInfo(TypedDict):
+    type: str
+    message: str
+    # JSON boundary: what each error adds (an error_code, the conflicting id, a lease's state).
+    details: NotRequired[dict[str, Any]]
+
+
+class ErrorBody(TypedDict):
+    """The error envelope."""
+
+    type: Literal["error"]
+    error: ErrorInfo
+    request_id: str
 
 
 class ApiError(Exception):
@@ -15,15 +30,16 @@ class ApiError(Exception):
     error_type: ClassVar[str] = "api_error"
     should_retry: ClassVar[bool | None] = None
 
+    # JSON boundary: ``details`` as ErrorInfo's.
     def __init__(self, message: str, *, error_code: str | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
-        self.details: dict[str, Any] | None = dict(details or {}) or None
+        self.details = dict(details or {}) or None
         if error_code is not None:
             self.details = {**(self.details or {}), "error_code": error_code}
 
-    def body(self, request_id: str) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.error_type, "message": self.message}
+    def body(self, request_id: str) -> ErrorBody:
+        error: ErrorInfo = {"type": self.error_type, "message": self.message}
         if self.details:
             error["details"] = self.details
         return {"type": "error", "error": error, "request_id": request_id}

@@ -49,6 +49,7 @@ from app.db.engine import Database
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.events.pg_listener import asyncpg_dsn
+from app.events.types import EventRecord
 from app.main import create_app
 from app.sessions import service as sessions
 from app.sessions import transitions
@@ -149,7 +150,7 @@ def new_session(base_url: str) -> str:
 # -- writers -------------------------------------------------------------------------------------
 
 
-def stamped(i: int) -> dict[str, Any]:
+def stamped(i: int) -> EventRecord:
     return {"type": "agent.message", "content": [{"type": "text", "text": f"{time.time_ns()}:{i}"}]}
 
 

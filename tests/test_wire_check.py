@@ -26,6 +26,7 @@ def test_a_valid_event_passes() -> None:
 def test_private_undeclared_invalid_and_unknown_events_fail() -> None:
     idle = MODELS["session.status_idle"]
     assert "private keys" in str(_problem({**IDLE, "_content": []}, idle))
+    assert "private keys" in str(_problem({**IDLE, "harness": {"content": []}}, idle))
     assert "does not declare: ['extra']" in str(_problem({**IDLE, "extra": 1}, idle))
     assert "stop_reason" in str(_problem({**IDLE, "stop_reason": {"type": "bogus"}}, idle))
     assert "not an event type" in str(_problem({"type": "agent.dance"}, None))

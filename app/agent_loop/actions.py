@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import grader
@@ -13,6 +11,15 @@ from app.agent_loop.usage import span_usage
 from app.db.models import Session
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.events.types import (
+    ContentBlock,
+    ErrorObject,
+    EventRecord,
+    SpanModelUsage,
+    StopDetails,
+    StopReason,
+    harness_of,
+)
 from app.mcp.events import mcp_tool_result_event
 from app.sessions import leases, outcomes, threads, transitions
 
@@ -23,9 +30,9 @@ UNKNOWN_OUTCOME = (
 )
 
 
-def error_result(use: dict[str, Any], message: str) -> dict[str, Any]:
+def error_result(use: EventRecord, message: str) -> EventRecord:
     """The error result of a call: `agent.mcp_tool_result` for an MCP call, else `agent.tool_result`."""
-    content = [{"type": "text", "text": message}]
+    content: list[ContentBlock] = [{"type": "text", "text": message}]
     if use["type"] == "agent.mcp_tool_use":
         return mcp_tool_result_event(use["id"], content, is_error=True)
     return {"type": "agent.tool_result", "tool_use_id": use["id"], "content": content, "is_error": True}
@@ -36,8 +43,8 @@ async def interrupt(
     notifier: Notifier,
     row: Session,
     state: TurnState,
-    event: dict[str, Any],
-    history: list[dict[str, Any]],
+    event: EventRecord,
+    history: list[EventRecord],
 ) -> None:
     """Close every call of the current response that has no result, record the interrupt, end an
     outcome in progress as `interrupted`, and end the turn with `end_turn` (a no-op on an idle
@@ -55,13 +62,13 @@ async def interrupt(
 
 
 async def close_open_request(
-    db: AsyncSession, notifier: Notifier, row: Session, start: dict[str, Any]
+    db: AsyncSession, notifier: Notifier, row: Session, start: EventRecord
 ) -> None:
     """A request whose worker died mid-stream: end its span as failed (the retry follows)."""
     await events.append(db, notifier, row.id, [span_end(start["id"], is_error=True)])
 
 
-def span_end(start_id: str, usage: dict[str, Any] | None = None, *, is_error: bool) -> dict[str, Any]:
+def span_end(start_id: str, usage: SpanModelUsage | None = None, *, is_error: bool) -> EventRecord:
     """`span.model_request_end`; a request that produced no response counts zero tokens."""
     return {
         "type": "span.model_request_end",
@@ -80,8 +87,9 @@ async def refuse(db: AsyncSession, notifier: Notifier, row: Session, state: Turn
             message = "The user denied this tool call."
             if confirmation.get("deny_message"):
                 message += f" Reason: {confirmation['deny_message']}"
-        elif (use.get("evaluation") or {}).get("type") == "auto":
-            reason = use["evaluation"]["evaluated_permission"].get("reason_code", "indeterminate")
+        elif (evaluation := use.get("evaluation")) is not None and evaluation["type"] == "auto":
+            judgement = evaluation.get("evaluated_permission")
+            reason = judgement.get("reason_code", "indeterminate") if judgement else "indeterminate"
             message = (
                 f"The server's permission judge (auto policy) denied this call ({reason}); it did not run."
             )
@@ -99,16 +107,20 @@ async def wait_for_client(db: AsyncSession, notifier: Notifier, row: Session, bl
     leases.release(row, None)
 
 
-def stop_of(response: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def stop_of(response: EventRecord) -> tuple[StopReason, StopDetails | None]:
     """The idle ``stop_reason`` a finished response ends its turn with, and ``stop_details``."""
-    if response.get("_stop_reason") == "refusal":
-        details = response.get("_stop_details") or {"type": "refusal", "category": None, "explanation": None}
+    if harness_of(response).get("stop_reason") == "refusal":
+        details = harness_of(response).get("stop_details") or {
+            "type": "refusal",
+            "category": None,
+            "explanation": None,
+        }
         return {"type": "refusal"}, details
     return {"type": "end_turn"}, None
 
 
 async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
-    error = {
+    error: ErrorObject = {
         "type": "tool_use_limit_reached_error",
         "message": "The agent reached the limit of model requests in one turn.",
         "retry_status": {"type": "exhausted"},
@@ -118,7 +130,7 @@ async def tool_limit_reached(db: AsyncSession, notifier: Notifier, row: Session)
 
 
 async def compaction_limit_reached(db: AsyncSession, notifier: Notifier, row: Session) -> None:
-    error = {
+    error: ErrorObject = {
         "type": "compaction_limit_reached_error",
         "message": "The conversation stayed over the context threshold after repeated compactions.",
         "retry_status": {"type": "exhausted"},
@@ -128,7 +140,7 @@ async def compaction_limit_reached(db: AsyncSession, notifier: Notifier, row: Se
 
 
 async def unknown_outcomes(
-    db: AsyncSession, notifier: Notifier, row: Session, uses: list[dict[str, Any]]
+    db: AsyncSession, notifier: Notifier, row: Session, uses: list[EventRecord]
 ) -> None:
     await events.append(db, notifier, row.id, [error_result(u, UNKNOWN_OUTCOME) for u in uses])
     ids = {u["id"] for u in uses}
@@ -136,7 +148,7 @@ async def unknown_outcomes(
 
 
 async def _interrupt_outcome(
-    db: AsyncSession, notifier: Notifier, row: Session, history: list[dict[str, Any]]
+    db: AsyncSession, notifier: Notifier, row: Session, history: list[EventRecord]
 ) -> None:
     """The outcome in progress ends `interrupted`: its open evaluation is closed, or, while the
     agent was working, an evaluation end with an empty start id is recorded."""
@@ -146,7 +158,7 @@ async def _interrupt_outcome(
     outcome_id = str(current["outcome_id"])
     start = grader.open_start(history, outcome_id)
     explanation = "The user interrupted the session before the outcome was evaluated as met."
-    end = {
+    end: EventRecord = {
         "type": grader.END,
         "outcome_evaluation_start_id": str(start["id"]) if start is not None else "",
         "outcome_id": outcome_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import httpx2
@@ -13,7 +13,6 @@ from anthropic.lib.streaming import AsyncMessageStream
 
 from app.agent_loop.cassettes.transport import CassetteLibrary, CassetteTransport
 from app.agent_loop.model_client import (
-    JsonDict,
     MessageComplete,
     ModelConnectionError,
     ModelError,
@@ -29,6 +28,7 @@ from app.agent_loop.model_client import (
     error_class_for,
 )
 from app.config import Settings
+from app.events.types import ContentBlock, StopDetails
 
 CASSETTE_API_KEY = "mas-cassette"  # replaying needs no key; the SDK wants one all the same
 
@@ -132,7 +132,10 @@ def _translate_event(event: Any) -> ModelEvent | None:
 
 
 def _final_message(message: Any) -> MessageComplete:
-    content: list[JsonDict] = [block.model_dump(mode="json", exclude_none=True) for block in message.content]
+    # The SDK's blocks as the plain dicts the loop records and sends back (each has its `type`).
+    content = cast(
+        list[ContentBlock], [block.model_dump(mode="json", exclude_none=True) for block in message.content]
+    )
     return MessageComplete(
         message_id=message.id,
         model=message.model,
@@ -143,7 +146,7 @@ def _final_message(message: Any) -> MessageComplete:
     )
 
 
-def _refusal_details(message: Any) -> JsonDict | None:
+def _refusal_details(message: Any) -> StopDetails | None:
     """The part of a refusal's ``stop_details`` a session reports (no fallback-credit fields)."""
     details = getattr(message, "stop_details", None)
     if details is None:

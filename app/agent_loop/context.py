@@ -15,12 +15,11 @@ Private fields the loop writes (never sent to clients, see `events.service.to_wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from app.agent_loop import grader
+from app.agent_loop.model_client import Message
+from app.events.types import ContentBlock, EventRecord, harness_of, newest_first
 from app.shared.agent_config import SessionAgent
-
-Record = dict[str, Any]
 
 TOOL_USE_TYPES = ("agent.tool_use", "agent.custom_tool_use", "agent.mcp_tool_use")
 RESULT_KEYS = {
@@ -35,7 +34,7 @@ SUMMARY_PREFIX = "This conversation was compacted. Summary of everything before 
 
 def harness_system(
     agent: SessionAgent, *, cloud: bool = True, sections: Sequence[str] = ()
-) -> list[dict[str, Any]]:
+) -> list[ContentBlock]:
     """The agent's system prompt plus the harness's own instructions and the session's
     ``sections`` (its skills, its memory mounts), cached as one prefix. The sandbox paths are
     told only in cloud environments (a self-hosted client runs the tools)."""
@@ -53,25 +52,25 @@ def harness_system(
     )
     harness = "\n\n".join([harness, *sections])
     system = agent.get("system")
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": system}] if system else []
+    blocks: list[ContentBlock] = [{"type": "text", "text": system}] if system else []
     blocks.append({"type": "text", "text": harness, "cache_control": {"type": "ephemeral"}})
     return blocks
 
 
-def _after_compaction(events: list[Record]) -> tuple[list[Record], str | None]:
+def _after_compaction(events: list[EventRecord]) -> tuple[list[EventRecord], str | None]:
     for i in range(len(events) - 1, -1, -1):
         if events[i]["type"] == "agent.thread_context_compacted":
-            return _unanswered(events[:i]) + events[i + 1 :], str(events[i].get("_summary", ""))
+            return _unanswered(events[:i]) + events[i + 1 :], str(harness_of(events[i]).get("summary", ""))
     return events, None
 
 
-def _unanswered(events: list[Record]) -> list[Record]:
+def _unanswered(events: list[EventRecord]) -> list[EventRecord]:
     """Messages the model had not answered yet when the history was compacted (a compaction runs
     just before a request): the summary mentions them, but the model must still get them whole."""
     kept = []
-    for event in reversed(events):
+    for event in newest_first(events):
         if event["type"] == "agent.thread_context_compacted" or (
-            event["type"] == "span.model_request_end" and event.get("_content")
+            event["type"] == "span.model_request_end" and harness_of(event).get("content")
         ):
             break
         if event["type"] in (
@@ -84,7 +83,7 @@ def _unanswered(events: list[Record]) -> list[Record]:
     return kept[::-1]
 
 
-def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]]:
+def _user_blocks(event: EventRecord, tool_ids: dict[str, str]) -> list[ContentBlock]:
     kind = event["type"]
     if kind == "user.message":
         return list(event.get("content") or [])
@@ -93,7 +92,7 @@ def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]
         return [{"type": "text", "text": f"<system-message>\n{text}\n</system-message>"}]
     if kind == THREAD_MESSAGE:
         sender = f"{event.get('from_agent_name') or 'agent'} (thread {event.get('from_session_thread_id')})"
-        header = {"type": "text", "text": f"Message from {sender}:"}
+        header: ContentBlock = {"type": "text", "text": f"Message from {sender}:"}
         return [header, *(event.get("content") or [])]
     if kind == grader.DEFINE:
         return [{"type": "text", "text": grader.outcome_text(event)}]
@@ -103,7 +102,7 @@ def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]
         target = tool_ids.get(str(event.get(RESULT_KEYS[kind])))
         if target is None:
             return []
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": target}
+        block: ContentBlock = {"type": "tool_result", "tool_use_id": target}
         block["content"] = list(event.get("content") or []) or [{"type": "text", "text": "(no output)"}]
         if event.get("is_error"):
             block["is_error"] = True
@@ -111,23 +110,25 @@ def _user_blocks(event: Record, tool_ids: dict[str, str]) -> list[dict[str, Any]
     return []
 
 
-def build_messages(events: list[Record]) -> list[dict[str, Any]]:
+def build_messages(events: list[EventRecord]) -> list[Message]:
     """The `messages` of the next request: alternating user/assistant, tool results first."""
     events, summary = _after_compaction(events)
     tool_ids = {
-        e["id"]: e["_tool_use_id"] for e in events if e["type"] in TOOL_USE_TYPES and "_tool_use_id" in e
+        e["id"]: e["harness"]["tool_use_id"]
+        for e in events
+        if e["type"] in TOOL_USE_TYPES and "tool_use_id" in harness_of(e)
     }
-    messages: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = [{"type": "text", "text": SUMMARY_PREFIX + summary}] if summary else []
+    messages: list[Message] = []
+    pending: list[ContentBlock] = [{"type": "text", "text": SUMMARY_PREFIX + summary}] if summary else []
     # A message from another thread that arrived while a request ran follows that response.
-    during: list[dict[str, Any]] = []
+    during: list[ContentBlock] = []
     requesting = False
     for event in events:
         kind = event["type"]
-        if kind == "span.model_request_end" and event.get("_content"):
+        if kind == "span.model_request_end" and harness_of(event).get("content"):
             if pending:
                 messages.append({"role": "user", "content": _results_first(pending)})
-            messages.append({"role": "assistant", "content": event["_content"]})
+            messages.append({"role": "assistant", "content": event["harness"]["content"]})
             pending, during, requesting = during, [], False
         elif kind in ("span.model_request_start", "span.model_request_end"):
             requesting = kind == "span.model_request_start"
@@ -142,6 +143,6 @@ def build_messages(events: list[Record]) -> list[dict[str, Any]]:
     return messages
 
 
-def _results_first(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _results_first(blocks: list[ContentBlock]) -> list[ContentBlock]:
     results = [b for b in blocks if b.get("type") == "tool_result"]
     return results + [b for b in blocks if b.get("type") != "tool_result"]

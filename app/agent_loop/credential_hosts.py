@@ -6,17 +6,21 @@ sandbox (the request itself gets the egress proxy's 403); the turn goes on."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from app.config import Settings
+from app.events.types import EventRecord
 from app.sandbox import egress
 from app.sandbox.build_steps import Mirrors
+from app.shared.environment_config import NetworkingConfig
 from app.vaults.resolve import EnvCredential
 
 
 def unreachable_errors(
-    settings: Settings, credentials: Sequence[EnvCredential], networking: dict[str, Any], mcp_hosts: list[str]
-) -> list[dict[str, Any]]:
+    settings: Settings,
+    credentials: Sequence[EnvCredential],
+    networking: NetworkingConfig,
+    mcp_hosts: list[str],
+) -> list[EventRecord]:
     if not egress.is_limited(networking):
         return []
     allowed = egress.allowed_hosts(networking, mcp_hosts, Mirrors.from_settings(settings).urls())
@@ -28,7 +32,7 @@ def unreachable_errors(
     return errors
 
 
-def _event(credential: EnvCredential, blocked: list[str]) -> dict[str, Any]:
+def _event(credential: EnvCredential, blocked: list[str]) -> EventRecord:
     hosts = ", ".join(blocked)
     return {
         "type": "session.error",

@@ -18,7 +18,6 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +35,7 @@ from app.agent_loop.usage import accumulate, request_cost, span_usage
 from app.db.models import Session
 from app.db.session_json import StoredOutcomeEvaluation
 from app.events import service as events
+from app.events.types import EventRecord, SpanModelUsage
 from app.files import service as files
 from app.sessions import leases, outcomes, transitions
 from app.sessions.leases import Claim
@@ -71,14 +71,14 @@ class GradeStep:
         self.claim = claim
 
     async def prepare(
-        self, db: AsyncSession, row: Session, history: list[dict[str, Any]], entry: StoredOutcomeEvaluation
+        self, db: AsyncSession, row: Session, history: list[EventRecord], entry: StoredOutcomeEvaluation
     ) -> GradePlan:
         """In the deciding step's transaction: open the evaluation of the current iteration (or
         take up the one a stopped worker left open)."""
         outcome_id, iteration = entry["outcome_id"], entry["iteration"]
         start = grader.open_start(history, outcome_id)
         if start is None:
-            opened = {"type": grader.START, "outcome_id": outcome_id, "iteration": iteration}
+            opened: EventRecord = {"type": grader.START, "outcome_id": outcome_id, "iteration": iteration}
             start = (await events.append(db, self.deps.notifier, row.id, [opened]))[0]
             outcomes.evaluating(row, outcome_id)
         rubric, digest = await _rubric(db, history, outcome_id)
@@ -182,7 +182,7 @@ class GradeStep:
                 await waiting
 
     async def _heartbeat(self, plan: GradePlan) -> None:
-        ongoing = {
+        ongoing: EventRecord = {
             "type": "span.outcome_evaluation_ongoing",
             "outcome_id": plan.outcome_id,
             "iteration": plan.iteration,
@@ -192,7 +192,7 @@ class GradeStep:
             await events.append(db, self.deps.notifier, row.id, [ongoing])
 
     # -- recording -------------------------------------------------------------------------------
-    def _end(self, plan: GradePlan, result: str, explanation: str, usage: dict[str, Any]) -> dict[str, Any]:
+    def _end(self, plan: GradePlan, result: str, explanation: str, usage: SpanModelUsage) -> EventRecord:
         return {
             "type": grader.END,
             "outcome_evaluation_start_id": plan.start_id,
@@ -220,7 +220,7 @@ class GradeStep:
         whose retries are exhausted does."""
         log.warning("session %s: grader failed: %s", self.claim.session_id, error.message)
         explanation = f"The grader could not evaluate the work: {error.message}"
-        session_error = {
+        session_error: EventRecord = {
             "type": "session.error",
             "error": {
                 "type": "model_request_failed_error",
@@ -238,14 +238,16 @@ class GradeStep:
             await transitions.go_idle(db, self.deps.notifier, row, {"type": "retries_exhausted"})
 
 
-async def _rubric(db: AsyncSession, history: list[dict[str, Any]], outcome_id: str) -> tuple[str, str | None]:
+async def _rubric(db: AsyncSession, history: list[EventRecord], outcome_id: str) -> tuple[str, str | None]:
     """The rubric as text, or (for a file rubric) a stand-in text and the file's content digest."""
     defined = next(
         (e for e in history if e["type"] == grader.DEFINE and e.get("outcome_id") == outcome_id), None
     )
-    rubric = (defined or {}).get("rubric") or {}
-    if rubric.get("type") == "text":
+    rubric = None if defined is None else defined.get("rubric")
+    if rubric is not None and rubric["type"] == "text":
         return str(rubric.get("content", "")), None
+    if rubric is None:
+        rubric = {"type": "file"}  # no rubric found: no file to read
     file_id = str(rubric.get("file_id"))
     digest = (await files.content_of(db, [file_id])).get(file_id)
     return f"(The rubric file {file_id} is no longer available.)", digest

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from app.agent_loop.model_client import ModelRequest
-
-Record = dict[str, Any]
+from app.events.types import ContentBlock, EventRecord, newest_first
 
 DEFINE = "user.define_outcome"
 END = "span.outcome_evaluation_end"
@@ -50,7 +48,7 @@ _EXPLANATION = re.compile(r"<explanation>(.*?)(?:</explanation>|\Z)", re.DOTALL 
 # --- what the agent reads ---------------------------------------------------------------------
 
 
-def outcome_text(event: Record) -> str:
+def outcome_text(event: EventRecord) -> str:
     """The agent's prompt for a `user.define_outcome`: the description (the task), not the rubric
     (the grader's)."""
     iterations = event.get("max_iterations") or 3
@@ -62,7 +60,7 @@ def outcome_text(event: Record) -> str:
     )
 
 
-def verdict_text(event: Record) -> str:
+def verdict_text(event: EventRecord) -> str:
     """What the agent reads of an evaluation's end."""
     result, explanation = event.get("result"), event.get("explanation", "")
     number = int(event.get("iteration", 0)) + 1
@@ -80,7 +78,7 @@ def verdict_text(event: Record) -> str:
     return f"(The outcome {event.get('outcome_id')} ended: {result}. {explanation})"
 
 
-def is_agent_input(event: Record) -> bool:
+def is_agent_input(event: EventRecord) -> bool:
     """An evaluation's end that gives the agent another turn of work."""
     return event["type"] == END and event.get("result") in AGENT_GOES_ON
 
@@ -88,15 +86,16 @@ def is_agent_input(event: Record) -> bool:
 # --- where the grading stands, from the log ---------------------------------------------------
 
 
-def open_start(history: list[Record], outcome_id: str) -> Record | None:
+def open_start(history: list[EventRecord], outcome_id: str) -> EventRecord | None:
     """The `span.outcome_evaluation_start` of this outcome that has no end yet (a worker that
     stopped mid-grading left it open)."""
-    for event in reversed(history):
+    for event in newest_first(history):
         if event.get("outcome_id") != outcome_id:
             continue
-        if event["type"] == END:
+        kind = event["type"]
+        if kind == END:
             return None
-        if event["type"] == START:
+        if kind == START:
             return event
     return None
 
@@ -108,13 +107,11 @@ def _clip(text: str, limit: int = MAX_ITEM_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters]"
 
 
-def _texts(blocks: Any) -> str:
-    return "\n".join(
-        str(b.get("text", "")) for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text"
-    )
+def _texts(blocks: list[ContentBlock] | None) -> str:
+    return "\n".join(str(b.get("text", "")) for b in blocks or [] if b.get("type") == "text")
 
 
-def _line(event: Record) -> str | None:
+def _line(event: EventRecord) -> str | None:
     kind = event["type"]
     if kind == "agent.message":
         return "[agent] " + _clip(_texts(event.get("content")))
@@ -132,7 +129,7 @@ def _line(event: Record) -> str | None:
     return None
 
 
-def transcript(history: list[Record], outcome_id: str) -> str:
+def transcript(history: list[EventRecord], outcome_id: str) -> str:
     """What the agent did since the outcome was defined, newest kept when it is long (the
     grader judges the work itself, not earlier verdicts)."""
     start = next(

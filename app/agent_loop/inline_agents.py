@@ -15,7 +15,6 @@ from app.agent_loop import tools
 from app.sessions.threads import ADVISOR_NAME
 from app.shared.agent_config import AgentToolset, ModelConfig, SessionAgent, Tool, ToolConfig
 
-Record = dict[str, Any]
 MAX_NAME = 256
 MAX_SYSTEM = 100_000
 MAX_DESCRIPTION = 2048
@@ -30,18 +29,18 @@ class Refused(Exception):
     """The call cannot be carried out; its message is the tool's error result."""
 
 
-def _text(spec: Record, key: str, limit: int) -> str | None:
+def _text(spec: dict[str, Any], key: str, limit: int) -> str | None:  # JSON boundary: tool input
     return None if spec.get(key) is None else _required_text(spec, key, limit)
 
 
-def _required_text(spec: Record, key: str, limit: int) -> str:
+def _required_text(spec: dict[str, Any], key: str, limit: int) -> str:  # JSON boundary: tool input
     value = spec.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise Refused(f"inline_agent.{key}: a non-empty string of at most {limit} characters")
     return value
 
 
-def _model(agent: SessionAgent, spec: Record) -> ModelConfig:
+def _model(agent: SessionAgent, spec: dict[str, Any]) -> ModelConfig:  # JSON boundary: tool input
     model = agent["model"].copy()
     given = _text(spec, "model", MAX_NAME)
     if given is not None and given != model["id"]:
@@ -49,7 +48,7 @@ def _model(agent: SessionAgent, spec: Record) -> ModelConfig:
     return model
 
 
-def _tools(agent: SessionAgent, spec: Record) -> list[Tool]:
+def _tools(agent: SessionAgent, spec: dict[str, Any]) -> list[Tool]:  # JSON boundary: tool input
     """An `agent_toolset_20260401` enabling exactly the chosen tools (default: all the delegating
     agent's enabled built-in tools), each keeping the delegating agent's configuration."""
     own = {n: p for n, p in tools.policies(agent).items() if p.kind == "builtin" and p.enabled}

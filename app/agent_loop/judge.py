@@ -16,8 +16,7 @@ import re
 from typing import Any
 
 from app.agent_loop.model_client import ModelRequest
-
-Record = dict[str, Any]
+from app.events.types import EventRecord, Judgement
 
 JUDGE_MARK = "You are the permission judge of a managed agent session."
 JUDGE_SYSTEM = (
@@ -30,10 +29,10 @@ JUDGE_SYSTEM = (
 )
 MAX_CONTEXT_CHARS = 8_000
 _PERMISSION = re.compile(r"<permission>\s*(allow|ask|deny)\s*</permission>", re.IGNORECASE)
-INDETERMINATE: Record = {"type": "ask", "reason_code": "indeterminate"}
+INDETERMINATE: Judgement = {"type": "ask", "reason_code": "indeterminate"}
 
 
-def _asked(history: list[Record]) -> str:
+def _asked(history: list[EventRecord]) -> str:
     """The latest things the user asked (messages and outcome descriptions), newest last."""
     asked = []
     for event in history:
@@ -49,7 +48,12 @@ def _asked(history: list[Record]) -> str:
     return text[-MAX_CONTEXT_CHARS:]
 
 
-def request(model: str, name: str, tool_input: Record, history: list[Record]) -> ModelRequest:
+def request(
+    model: str,
+    name: str,
+    tool_input: dict[str, Any],  # JSON boundary: a tool's input, chosen by the model
+    history: list[EventRecord],
+) -> ModelRequest:
     prompt = (
         f"<task>\n{_asked(history)}\n</task>\n\n<tool>{name}</tool>\n\n"
         f"<input>\n{json.dumps(tool_input)[:MAX_CONTEXT_CHARS]}\n</input>"
@@ -62,20 +66,20 @@ def request(model: str, name: str, tool_input: Record, history: list[Record]) ->
     )
 
 
-def read_judgement(answer: str) -> Record:
+def read_judgement(answer: str) -> Judgement:
     """The `evaluated_permission` of an `auto` evaluation from the judge's answer."""
     found = _PERMISSION.search(answer)
     if found is None:
-        return dict(INDETERMINATE)
+        return INDETERMINATE.copy()
     permission = found.group(1).lower()
     if permission == "allow":
         return {"type": "allow"}
     if permission == "deny":
         return {"type": "deny", "reason_code": "high_risk"}
-    return dict(INDETERMINATE)
+    return INDETERMINATE.copy()
 
 
-def apply(event: Record, judgement: Record) -> Record:
+def apply(event: EventRecord, judgement: Judgement) -> EventRecord:
     """A tool-use event as the judgement decides it."""
     return {
         **event,

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import grader
 from app.agent_loop.context import RESULT_KEYS, THREAD_MESSAGE, TOOL_USE_TYPES, build_messages
-from app.agent_loop.state import TurnState, analyse
+from app.agent_loop.state import TurnState, analyse, retrying
 from app.db.models import Session
 from app.events import service as events
+from app.events.types import EventRecord, harness_of
 
 log = logging.getLogger(__name__)
 
-Record = dict[str, Any]
 COMPACTED = "agent.thread_context_compacted"
 # Mismatches found in verify mode (tests assert there are none); the ledger is rebuilt meanwhile.
 MISMATCHES: list[str] = []
@@ -44,15 +44,15 @@ class TurnFold:
 
     def __init__(self) -> None:
         self.state = TurnState()
-        self._open: list[Record] = []  # requests started after the latest response, not ended
-        self._uses: dict[Any, list[Record]] = {}  # tool uses by the request that made them
+        self._open: list[EventRecord] = []  # requests started after the latest response, not ended
+        self._uses: dict[Any, list[EventRecord]] = {}  # tool uses by the request that made them
         self._count = 0
         self._positions: dict[str, int] = {}
         self._last_thread_message = -1
         self._start: Any = None  # the latest response's request start id
         self._start_seen = True
 
-    def add(self, event: Record) -> None:
+    def add(self, event: EventRecord) -> None:
         position, self._count = self._count, self._count + 1
         self._positions.setdefault(str(event["id"]), position)
         kind = event["type"]
@@ -63,18 +63,18 @@ class TurnFold:
         elif kind == "span.model_request_end":
             ended = str(event.get("model_request_start_id"))
             self._open = [s for s in self._open if s["id"] != ended]
-            if event.get("_content") is not None:
+            if harness_of(event).get("content") is not None:
                 self._respond(event)
                 return
-        elif kind in TOOL_USE_TYPES and not event.get("_server"):
-            self._uses.setdefault(event.get("_request"), []).append(event)
+        elif kind in TOOL_USE_TYPES and not harness_of(event).get("server"):
+            self._uses.setdefault(harness_of(event).get("request"), []).append(event)
         elif kind in RESULT_KEYS:
             state.results[str(event.get(RESULT_KEYS[kind]))] = event
         elif kind == "user.tool_confirmation":
             state.confirmations[str(event.get("tool_use_id"))] = event
         self._after_response(event, position)
 
-    def _respond(self, end: Record) -> None:
+    def _respond(self, end: EventRecord) -> None:
         state = self.state
         state.last_response = end
         self._open = []
@@ -87,7 +87,7 @@ class TurnFold:
         )
         state.retries = 0
 
-    def _after_response(self, event: Record, position: int) -> None:
+    def _after_response(self, event: EventRecord, position: int) -> None:
         state = self.state
         kind = event["type"]
         self._start_seen = self._start_seen or event["id"] == self._start
@@ -99,19 +99,19 @@ class TurnFold:
             state.requests_since_input = 0
             state.input_after_response = True
             state.retries = 0
-        elif _retrying(event):
+        elif retrying(event):
             state.retries += 1
 
-    def retries_after(self, more: Iterable[Record]) -> int:
+    def retries_after(self, more: Iterable[EventRecord]) -> int:
         """`retries` as it would be with `more` folded in, leaving the fold as it is (`more` may
         hold what the caller's transaction wrote and has not committed)."""
         retries = self.state.retries
         for event in more:
             kind = event["type"]
-            answered = kind == "span.model_request_end" and event.get("_content") is not None
+            answered = kind == "span.model_request_end" and harness_of(event).get("content") is not None
             if answered or kind == "user.message" or grader.is_agent_input(event):
                 retries = 0
-            elif _retrying(event):
+            elif retrying(event):
                 retries += 1
         return retries
 
@@ -132,24 +132,18 @@ class TurnFold:
         )
 
 
-def _retrying(event: Record) -> bool:
-    if event["type"] != "session.error":
-        return False
-    return bool(event.get("error", {}).get("retry_status", {}).get("type") == "retrying")
-
-
 class Ledger:
     """One session's log read so far, its turn state, and the window the model can still see."""
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        self.history: list[Record] = []
+        self.history: list[EventRecord] = []
         self.last_seq = 0
         self.last_id: str | None = None
         self.fold = TurnFold()
         self._window_start = 0
 
-    def extend(self, rows: Iterable[tuple[int, Record]]) -> None:
+    def extend(self, rows: Iterable[tuple[int, EventRecord]]) -> None:
         for seq, record in rows:
             if record["type"] == COMPACTED:
                 self._window_start = self._before_unanswered(len(self.history))
@@ -162,13 +156,13 @@ class Ledger:
         events before that point never reach the model again."""
         for i in range(compaction - 1, -1, -1):
             event = self.history[i]
-            answered = event["type"] == "span.model_request_end" and event.get("_content")
+            answered = event["type"] == "span.model_request_end" and harness_of(event).get("content")
             if event["type"] == COMPACTED or answered:
                 return i
         return 0
 
     @property
-    def window(self) -> list[Record]:
+    def window(self) -> list[EventRecord]:
         """The log from where the model's context starts: `build_messages(window)` equals
         `build_messages(history)`."""
         return self.history[self._window_start :]

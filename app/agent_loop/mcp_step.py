@@ -7,10 +7,10 @@ their tools; they are tried again when the session next starts running.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from app.agent_loop.deps import LoopDeps
 from app.events import service as events
+from app.events.types import EventRecord, newest_first
 from app.sessions import leases
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
@@ -23,9 +23,9 @@ class McpPlan:
     turn: str
 
 
-def turn_marker(history: list[dict[str, Any]]) -> str:
+def turn_marker(history: list[EventRecord]) -> str:
     """The latest `session.status_running` event: each one starts a turn (or resumes one)."""
-    return next((e["id"] for e in reversed(history) if e["type"] == "session.status_running"), "start")
+    return next((e["id"] for e in newest_first(history) if e["type"] == "session.status_running"), "start")
 
 
 class McpStep:
@@ -34,7 +34,7 @@ class McpStep:
         self.claim = claim
 
     def plan(
-        self, agent: SessionAgent, vault_ids: list[str], history: list[dict[str, Any]]
+        self, agent: SessionAgent, vault_ids: list[str], history: list[EventRecord]
     ) -> McpPlan | None:
         turn = turn_marker(history)
         if not self.deps.mcp.needs_setup(self.claim.session_id, agent, turn):

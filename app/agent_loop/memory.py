@@ -28,6 +28,7 @@ from pathlib import Path
 
 from app.db.engine import Database
 from app.errors import ApiError
+from app.events.types import EventRecord
 from app.memory_stores import memories, sync
 from app.memory_stores.paths import MOUNT_ROOT
 from app.memory_stores.sync import SessionWrite, SyncOutcome
@@ -261,12 +262,11 @@ class MemoryMounter:
         self._locks.pop(session_id, None)
 
 
-def with_notes(results: list[dict[str, object]], notes: Sequence[str]) -> None:
+def with_notes(results: list[EventRecord], notes: Sequence[str]) -> None:
     """Tell the agent about memory sync problems in the last tool result of the step."""
     if not notes or not results:
         return
-    last = results[-1]
-    content = last.get("content")
-    if isinstance(content, list):
+    content = results[-1].get("content")
+    if content is not None:
         content.append({"type": "text", "text": "[memory sync]\n" + "\n".join(notes)})
 

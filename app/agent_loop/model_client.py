@@ -10,9 +10,30 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Literal, NotRequired, Protocol, TypeAlias
 
-JsonDict: TypeAlias = dict[str, Any]
+from typing_extensions import TypedDict
+
+from app.events.types import CacheControl, ContentBlock, StopDetails
+from app.shared.content import ToolDefinition
+
+
+class Message(TypedDict):
+    """One turn of a request's conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]  # a string: one text block
+
+
+class ThinkingConfig(TypedDict):
+    type: Literal["enabled", "disabled"]
+    budget_tokens: NotRequired[int]
+
+
+class ToolChoice(TypedDict):
+    type: Literal["auto", "any", "tool", "none"]
+    name: NotRequired[str]
+    disable_parallel_tool_use: NotRequired[bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +45,22 @@ class ModelRequest:
     """
 
     model: str
-    messages: list[JsonDict]
+    messages: list[Message]
     max_tokens: int
-    system: list[JsonDict] = field(default_factory=list)
-    tools: list[JsonDict] = field(default_factory=list)
-    thinking: JsonDict | None = None
-    cache_control: JsonDict | None = None
-    tool_choice: JsonDict | None = None
-    metadata: JsonDict | None = None
+    system: list[ContentBlock] = field(default_factory=list)
+    tools: list[ToolDefinition] = field(default_factory=list)
+    thinking: ThinkingConfig | None = None
+    cache_control: CacheControl | None = None
+    tool_choice: ToolChoice | None = None
+    metadata: dict[str, str] | None = None
 
-    def to_params(self) -> JsonDict:
+    def to_params(self) -> dict[str, Any]:  # JSON boundary: the Messages API request body
         """The request body (minus `stream`), omitting unset optional fields as the API expects."""
-        params: JsonDict = {"model": self.model, "messages": self.messages, "max_tokens": self.max_tokens}
+        params: dict[str, Any] = {  # JSON boundary: the request body, as the HTTP client sends it
+            "model": self.model,
+            "messages": self.messages,
+            "max_tokens": self.max_tokens,
+        }
         optional = {
             "system": self.system or None,
             "tools": self.tools or None,
@@ -87,7 +112,7 @@ class ToolUseComplete:
     index: int
     id: str
     name: str
-    input: JsonDict
+    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +121,10 @@ class MessageComplete:
 
     message_id: str
     model: str
-    content: list[JsonDict]
+    content: list[ContentBlock]
     stop_reason: str
     usage: ModelUsage
-    stop_details: JsonDict | None = None
+    stop_details: StopDetails | None = None
     """With ``stop_reason: refusal``: ``{"type": "refusal", "category", "explanation"}``."""
 
     @property
@@ -107,7 +132,7 @@ class MessageComplete:
         return "".join(block["text"] for block in self.content if block.get("type") == "text")
 
     @property
-    def tool_uses(self) -> list[JsonDict]:
+    def tool_uses(self) -> list[ContentBlock]:
         return [block for block in self.content if block.get("type") == "tool_use"]
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,11 +44,14 @@ from app.db.base import utcnow
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.events.notifier import ContentDelta
+from app.events.types import ContentBlock, EventRecord, Harness, Judgement, harness_of
 from app.mcp import tools as mcp_tools
 from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig
 from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
@@ -71,8 +74,8 @@ class ModelPlan:
     """A request ready to stream (its span opened), or, without a request, a compaction to run."""
 
     agent: SessionAgent
-    history: list[dict[str, Any]]  # the whole log (the permission judge reads what was asked)
-    window: list[dict[str, Any]]  # the part of it the model can still see (see `Ledger.window`)
+    history: list[EventRecord]  # the whole log (the permission judge reads what was asked)
+    window: list[EventRecord]  # the part of it the model can still see (see `Ledger.window`)
     request: ModelRequest | None
     start_id: str | None
 
@@ -95,8 +98,8 @@ class ModelStep:
         self,
         db: AsyncSession,
         row: Session,
-        history: list[dict[str, Any]],
-        window: list[dict[str, Any]] | None = None,
+        history: list[EventRecord],
+        window: list[EventRecord] | None = None,
     ) -> ModelPlan:
         """In the deciding step's transaction: open the request's span (or plan a compaction).
         ``window``: the part of ``history`` from where the model's context starts (all of it when
@@ -152,10 +155,10 @@ class ModelStep:
 
     async def _judge(
         self, plan: ModelPlan, final: MessageComplete
-    ) -> dict[str, tuple[dict[str, Any], ModelUsage]]:
+    ) -> dict[str, tuple[Judgement, ModelUsage]]:
         """The `auto` policy's judgement of each call under it, by the model's tool-use id (see
         `judge`). A judge that cannot be reached is no judgement (`ask`, indeterminate)."""
-        judged: dict[str, tuple[dict[str, Any], ModelUsage]] = {}
+        judged: dict[str, tuple[Judgement, ModelUsage]] = {}
         for use in final.tool_uses:
             if not self._auto(plan.agent, use["name"]):
                 continue
@@ -166,7 +169,7 @@ class ModelStep:
                 answer = await complete(self.deps.model, request)
             except ModelError as error:
                 log.warning("session %s: permission judge failed: %s", self.session_id, error.message)
-                judged[use["id"]] = (dict(judge.INDETERMINATE), ModelUsage())
+                judged[use["id"]] = (judge.INDETERMINATE.copy(), ModelUsage())
                 continue
             judged[use["id"]] = (judge.read_judgement(answer.text), answer.usage)
         return judged
@@ -180,7 +183,7 @@ class ModelStep:
             return found.enabled and found.policy == "auto"
         return tools.judged_by_server(agent, name)
 
-    async def _compact(self, agent: SessionAgent, history: list[dict[str, Any]]) -> None:
+    async def _compact(self, agent: SessionAgent, history: list[EventRecord]) -> None:
         summary = await complete(self.deps.model, requests.summary_request(agent, history))
         async with self.deps.database.unit_of_work() as db:
             row = await leases.fence(db, self.claim)
@@ -190,7 +193,7 @@ class ModelStep:
                 db,
                 self.deps.notifier,
                 row.id,
-                [{"type": "agent.thread_context_compacted", "_summary": summary.text}],
+                [{"type": "agent.thread_context_compacted", "harness": {"summary": summary.text}}],
             )
 
     # -- streaming -----------------------------------------------------------------------------
@@ -230,7 +233,7 @@ class ModelStep:
                 )
             preview.text_ordinals[event.index] = len(preview.text_ordinals)
         elif isinstance(event, TextDelta) and event.index in preview.text_ordinals:
-            delta = {
+            delta: ContentDelta = {
                 "type": "content_delta",
                 "index": preview.text_ordinals[event.index],
                 "content": {"type": "text", "text": event.text},
@@ -247,23 +250,33 @@ class ModelStep:
     async def _record_end(
         self,
         start_id: str,
-        result: tuple[MessageComplete, Preview, dict[str, tuple[dict[str, Any], ModelUsage]]] | None,
+        result: tuple[MessageComplete, Preview, dict[str, tuple[Judgement, ModelUsage]]] | None,
     ) -> ToolPlan | None:
-        config: dict[str, Any] = {}
-        async with self.deps.database.unit_of_work() as db:
-            row = await leases.fence(db, self.claim)
-            if result is None:
-                batch = [span_end(start_id, is_error=False)]
-            else:
-                # Read once: whether the client runs the tools, and what their sandbox is built from.
-                config = await environments.sandbox_config(db, row.environment_id)
-                client_run = config.get("type", "cloud") == "self_hosted"
-                batch = self._response_events(row, start_id, *result, client_run=client_run)
-            await events.append(db, self.deps.notifier, row.id, batch)
-            transitions.await_client(row, _blocking_ids(batch))
-            if result is None or self.tools is None:
-                return None
-            return await self.tools.prepare_at_once(db, row, batch, config)
+        config: EnvironmentConfig | None = None
+        plan: ToolPlan | None = None
+        try:
+            async with self.deps.database.unit_of_work() as db:
+                row = await leases.fence(db, self.claim)
+                if result is None:
+                    batch = [span_end(start_id, is_error=False)]
+                else:
+                    # Read once: whether the client runs the tools, and what their sandbox is built from.
+                    config = await environments.sandbox_config(db, row.environment_id)
+                    client_run = config["type"] == "self_hosted"
+                    batch = self._response_events(row, start_id, *result, client_run=client_run)
+                await events.append(db, self.deps.notifier, row.id, batch)
+                transitions.await_client(row, _blocking_ids(batch))
+                if result is None or self.tools is None or config is None:
+                    return None
+                plan = await self.tools.prepare_at_once(db, row, batch, config)
+                if plan is not None and plan.mcp_only:
+                    # The MCP requests leave before the streams send these events (tool_step).
+                    plan = replace(plan, held=self.deps.notifier.hold(row.id))
+        except BaseException:
+            if plan is not None and plan.held is not None:
+                plan.held.release()
+            raise
+        return plan
 
     def _response_events(
         self,
@@ -271,15 +284,17 @@ class ModelStep:
         start_id: str,
         final: MessageComplete,
         preview: Preview,
-        judged: dict[str, tuple[dict[str, Any], ModelUsage]],
+        judged: dict[str, tuple[Judgement, ModelUsage]],
         *,
         client_run: bool,
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventRecord]:
         agent = row.agent
-        batch: list[dict[str, Any]] = []
+        batch: list[EventRecord] = []
         if any(b.get("type") in ("thinking", "redacted_thinking") for b in final.content):
             batch.append({"id": preview.thinking_id, "type": "agent.thinking"})
-        texts = [{"type": "text", "text": b["text"]} for b in final.content if b.get("type") == "text"]
+        texts: list[ContentBlock] = [
+            {"type": "text", "text": b["text"]} for b in final.content if b.get("type") == "text"
+        ]
         if texts:
             batch.append({"id": preview.message_id, "type": "agent.message", "content": texts})
         for use in final.tool_uses:
@@ -304,10 +319,9 @@ class ModelStep:
             )
         transitions.charge(row, usage)
         end = span_end(start_id, span_usage(final.usage, agent["model"].get("speed")), is_error=False)
-        end["_content"] = final.content
-        end["_stop_reason"] = final.stop_reason
+        end["harness"] = {"content": final.content, "stop_reason": final.stop_reason}
         if final.stop_details is not None:
-            end["_stop_details"] = final.stop_details
+            end["harness"]["stop_details"] = final.stop_details
         batch.append(end)
         return batch + server_results
 
@@ -350,47 +364,45 @@ class ModelStep:
 
 def _tool_use_event(
     agent: SessionAgent,
-    use: dict[str, Any],
+    use: ContentBlock,
     start_id: str,
     client_run: bool,
     mcp_tool: tuple[str, str] | None = None,
-) -> dict[str, Any]:
+) -> EventRecord:
     """`client_run`: a self-hosted environment, whose client runs the built-in tools and answers
     with `user.tool_result`. `mcp_tool`: the (server, tool) an MCP call names; MCP tools always run
     here. Ids are given here so the blocking ones can be recorded at once."""
-    private: dict[str, Any] = {"id": events.new_event_id(), "_tool_use_id": use["id"], "_request": start_id}
+    harness: Harness = {"tool_use_id": use["id"], "request": start_id}
+    event: EventRecord
     if mcp_tool is not None:
-        return {**mcp_tool_use_event(agent, use, *mcp_tool), **private}
-    if tools.is_custom(agent, use["name"]):
-        return {
-            "type": "agent.custom_tool_use",
-            "name": use["name"],
-            "input": use.get("input") or {},
-            **private,
-        }
-    permission, evaluation = tools.evaluate(agent, use["name"])
-    event = {"type": "agent.tool_use", "name": use["name"], "input": use.get("input") or {}}
-    event["evaluated_permission"] = permission
-    if evaluation is not None:
-        event["evaluation"] = evaluation
-    if client_run and permission != "deny" and not tools.is_orchestration(agent, use["name"]):
-        private["_client_run"] = True
-    return {**event, **private}
+        event = mcp_tool_use_event(agent, use, *mcp_tool)
+    elif tools.is_custom(agent, use["name"]):
+        event = {"type": "agent.custom_tool_use", "name": use["name"], "input": use.get("input") or {}}
+    else:
+        permission, evaluation = tools.evaluate(agent, use["name"])
+        event = {"type": "agent.tool_use", "name": use["name"], "input": use.get("input") or {}}
+        event["evaluated_permission"] = permission
+        if evaluation is not None:
+            event["evaluation"] = evaluation
+        if client_run and permission != "deny" and not tools.is_orchestration(agent, use["name"]):
+            harness["client_run"] = True
+    return {**event, "id": events.new_event_id(), "harness": harness}
 
 
-def _blocking_ids(batch: list[dict[str, Any]]) -> list[str]:
+def _blocking_ids(batch: list[EventRecord]) -> list[str]:
     """Calls the client must answer: custom tools, always_ask, and client-run (self-hosted) tools."""
     return [
         e["id"]
         for e in batch
         if e["type"] == "agent.custom_tool_use"
         or (
-            e["type"] in SERVER_RUN_TYPES and (e.get("evaluated_permission") == "ask" or e.get("_client_run"))
+            e["type"] in SERVER_RUN_TYPES
+            and (e.get("evaluated_permission") == "ask" or harness_of(e).get("client_run"))
         )
     ]
 
 
-def _session_error(error: ModelError, retry: str) -> dict[str, Any]:
+def _session_error(error: ModelError, retry: Literal["retrying", "exhausted"]) -> EventRecord:
     if isinstance(error, ModelOverloaded):
         kind = "model_overloaded_error"
     elif isinstance(error, ModelRateLimited):

@@ -21,15 +21,15 @@ from app.agent_loop.deps import LoopDeps
 from app.agent_loop.inline_agents import Refused, advisor_agent, inline_agent
 from app.db.models import Session
 from app.events.notifier import Notifier
+from app.events.types import ContentBlock, EventRecord, harness_of
 from app.sessions import leases, threads
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
 
-Record = dict[str, Any]
 NO_REPLY = "(The thread ended its turn without a text reply.)"
 
 
-async def execute(deps: LoopDeps, claim: Claim, use: Record) -> Record:
+async def execute(deps: LoopDeps, claim: Claim, use: EventRecord) -> EventRecord:
     """The `agent.tool_result` of one orchestration call."""
     tool_input = use.get("input") or {}
     try:
@@ -47,7 +47,11 @@ async def execute(deps: LoopDeps, claim: Claim, use: Record) -> Record:
 
 
 async def _run(
-    db: AsyncSession, notifier: Notifier, row: Session, name: str, tool_input: Record
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    name: str,
+    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
 ) -> tuple[str, bool]:
     """The call's result text and whether it is an error (a `Refused` rolls the call back; a
     refused workflow plan is committed with its `workflow_run.error`)."""
@@ -91,14 +95,19 @@ async def _list_agents(db: AsyncSession, row: Session) -> str:
     return "\n".join(lines)
 
 
-def _message(tool_input: Record, key: str = "message") -> str:
+def _message(tool_input: dict[str, Any], key: str = "message") -> str:  # JSON boundary: tool input
     message = tool_input.get(key)
     if not isinstance(message, str) or not message.strip():
         raise Refused(f"`{key}` is required: the task or follow-up to send")
     return message
 
 
-async def _send(db: AsyncSession, notifier: Notifier, row: Session, tool_input: Record) -> str:
+async def _send(
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    tool_input: dict[str, Any],  # JSON boundary: tool input
+) -> str:
     message = _message(tool_input)
     thread_id = tool_input.get("thread_id")
     if thread_id:
@@ -118,7 +127,10 @@ async def _send(db: AsyncSession, notifier: Notifier, row: Session, tool_input: 
     )
 
 
-def _thread_agent(agent: SessionAgent, tool_input: Record) -> SessionAgent:
+def _thread_agent(
+    agent: SessionAgent,
+    tool_input: dict[str, Any],  # JSON boundary: tool input
+) -> SessionAgent:
     """The definition a new thread runs: a predefined agent named in `agent`, or `inline_agent`."""
     inline, name = tool_input.get("inline_agent"), tool_input.get("agent")
     if inline is not None:
@@ -154,7 +166,12 @@ async def _advisor_thread(db: AsyncSession, notifier: Notifier, row: Session) ->
     return await threads.create_child(db, notifier, row, advisor_agent(row.agent, model))
 
 
-async def _consult(db: AsyncSession, notifier: Notifier, row: Session, tool_input: Record) -> str:
+async def _consult(
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    tool_input: dict[str, Any],  # JSON boundary: tool input
+) -> str:
     if row.parent_session_id is not None:
         raise Refused("only the session's primary thread can consult the advisor")
     question = _message(tool_input, "question")
@@ -166,14 +183,13 @@ async def _consult(db: AsyncSession, notifier: Notifier, row: Session, tool_inpu
 
 
 async def reply_to_parent(
-    db: AsyncSession, notifier: Notifier, row: Session, response: Record | None
+    db: AsyncSession, notifier: Notifier, row: Session, response: EventRecord | None
 ) -> None:
     """A thread's turn ended: its final text goes back to the coordinator (and, for a thread of a
     workflow run, to the run, which may move on to its next phase)."""
-    content = [
-        {"type": "text", "text": b["text"]}
-        for b in ((response or {}).get("_content") or [])
-        if b.get("type") == "text" and b.get("text")
+    said = [] if response is None else harness_of(response).get("content") or []
+    content: list[ContentBlock] = [
+        {"type": "text", "text": b["text"]} for b in said if b.get("type") == "text" and b.get("text")
     ] or [{"type": "text", "text": NO_REPLY}]
     parent = await threads.parent_of(db, row)
     await threads.deliver(db, notifier, row, parent, content)

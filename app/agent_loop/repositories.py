@@ -22,9 +22,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from app.db.models import Session
+from app.events.types import EventRecord
 from app.sandbox.git import Checkout, GitError, RepoCache
 from app.sandbox.interface import SandboxBackend, SandboxError
 from app.sessions import repositories as repo_urls
@@ -69,7 +69,7 @@ def jobs(row: Session, base_url: str, unseal: Unsealer) -> list[RepoJob]:
     return found
 
 
-def error_event(job: RepoJob, error: GitError) -> dict[str, Any]:
+def error_event(job: RepoJob, error: GitError) -> EventRecord:
     return {
         "type": "session.error",
         "error": {
@@ -160,7 +160,7 @@ class RepoMounter:
 
     async def mount(
         self, sandbox: SandboxBackend, session_id: str, repos: Sequence[RepoJob], *, report: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventRecord]:
         """Clone and copy each repository (once); the error events not reported yet (reporting
         them is the caller's job: only a ``report`` caller marks them reported)."""
         tasks = []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from app.agent_loop import tools
 from app.agent_loop.context import build_messages, harness_system
 from app.agent_loop.model_client import ModelRequest
 from app.config import Settings
+from app.events.types import ContentBlock, EventRecord, harness_of, newest_first
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 
 # (max_tokens, thinking budget) by model family; None = no extended thinking.
 MODEL_LIMITS: dict[str, tuple[int, int | None]] = {
@@ -32,10 +33,10 @@ def limits(model: str) -> tuple[int, int | None]:
 
 def build(
     agent: SessionAgent,
-    history: list[dict[str, Any]],
+    history: list[EventRecord],
     *,
     server_web_search: bool = False,
-    mcp_tools: list[dict[str, Any]] | None = None,
+    mcp_tools: list[ToolDefinition] | None = None,
     cloud: bool = True,
     sections: Sequence[str] = (),
 ) -> ModelRequest:
@@ -58,45 +59,48 @@ def build(
     )
 
 
-def last_input_tokens(history: list[dict[str, Any]]) -> int:
-    for event in reversed(history):
+def last_input_tokens(history: list[EventRecord]) -> int:
+    for event in newest_first(history):
         if event["type"] == "agent.thread_context_compacted":
             return 0
-        if event["type"] == "span.model_request_end" and event.get("_content") is not None:
-            usage = event.get("model_usage") or {}
-            return int(
-                usage.get("input_tokens", 0)
-                + usage.get("cache_read_input_tokens", 0)
-                + usage.get("cache_creation_input_tokens", 0)
-                + usage.get("output_tokens", 0)
+        if event["type"] == "span.model_request_end" and harness_of(event).get("content") is not None:
+            usage = event.get("model_usage")
+            if usage is None:
+                return 0
+            return (
+                usage["input_tokens"]
+                + usage["cache_read_input_tokens"]
+                + usage["cache_creation_input_tokens"]
+                + usage["output_tokens"]
             )
     return 0
 
 
-def needs_compaction(history: list[dict[str, Any]], settings: Settings) -> bool:
+def needs_compaction(history: list[EventRecord], settings: Settings) -> bool:
     """Compact when the last request (plus its answer) came near the context limit."""
     return last_input_tokens(history) >= settings.compaction_threshold_tokens
 
 
-def compactions_in_a_row(history: list[dict[str, Any]]) -> int:
+def compactions_in_a_row(history: list[EventRecord]) -> int:
     """Compactions at the end of the log each followed by at most one answered request: the
     context stays over the threshold however often it is compacted."""
     count, answered = 0, 0
-    for event in reversed(history):
+    for event in newest_first(history):
         if event["type"] == "agent.thread_context_compacted":
             count, answered = count + 1, 0
-        elif event["type"] == "span.model_request_end" and event.get("_content") is not None:
+        elif event["type"] == "span.model_request_end" and harness_of(event).get("content") is not None:
             answered += 1
             if answered > 1:
                 break
     return count
 
 
-def summary_request(agent: SessionAgent, history: list[dict[str, Any]]) -> ModelRequest:
+def summary_request(agent: SessionAgent, history: list[EventRecord]) -> ModelRequest:
     messages = build_messages(history)
-    ask = {"type": "text", "text": SUMMARY_INSTRUCTION}
-    if messages and messages[-1]["role"] == "user":
-        messages[-1] = {**messages[-1], "content": [*messages[-1]["content"], ask]}
+    ask: ContentBlock = {"type": "text", "text": SUMMARY_INSTRUCTION}
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "user" and isinstance(last["content"], list):
+        messages[-1] = {**last, "content": [*last["content"], ask]}
     else:
         messages.append({"role": "user", "content": [ask]})
     model = str(agent["model"]["id"])

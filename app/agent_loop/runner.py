@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,12 +27,13 @@ from app.agent_loop.tool_step import ToolPlan, ToolStep
 from app.db.models import Session
 from app.db.session_json import StoredOutcomeEvaluation
 from app.events import service as events
+from app.events.types import EventRecord, harness_of, newest_first
 from app.sessions import budgets, leases, outcomes, threads, transitions
 from app.sessions.leases import Claim
 
 log = logging.getLogger(__name__)
 
-Record = dict[str, Any]
+
 Decision = str | ToolPlan | ModelPlan | McpPlan | SkillScanPlan
 Plan = Decision | GradePlan
 
@@ -41,17 +41,17 @@ Plan = Decision | GradePlan
 @dataclass
 class Snapshot:
     row: Session
-    history: list[Record]  # the whole log (the ledger's: read it, never change it)
-    window: list[Record]  # the part of the log the model can still see (see `Ledger.window`)
-    queued: list[Record]
+    history: list[EventRecord]  # the whole log (the ledger's: read it, never change it)
+    window: list[EventRecord]  # the part of the log the model can still see (see `Ledger.window`)
+    queued: list[EventRecord]
     state: TurnState
 
     @property
-    def interrupt(self) -> Record | None:
+    def interrupt(self) -> EventRecord | None:
         return next((e for e in self.queued if e["type"] == "user.interrupt"), None)
 
     @property
-    def inputs(self) -> list[Record]:
+    def inputs(self) -> list[EventRecord]:
         """Queued user and system messages, up to the first interrupt (later ones wait for it)."""
         out = []
         for event in self.queued:
@@ -63,9 +63,10 @@ class Snapshot:
     def last_idle_reason(self) -> str | None:
         # A child thread's log has its own thread idles only; a session's has session idles.
         kind = "session.thread_status_idle" if self.row.parent_session_id else "session.status_idle"
-        for event in reversed(self.history):
+        for event in newest_first(self.history):
             if event["type"] == kind:
-                return str(event.get("stop_reason", {}).get("type"))
+                stop = event.get("stop_reason")
+                return None if stop is None else stop["type"]
         return None
 
 
@@ -198,7 +199,10 @@ class SessionRunner:
         if blocking:
             await actions.wait_for_client(db, self.deps.notifier, snap.row, blocking)
             return "release"
-        paused = state.last_response is not None and state.last_response.get("_stop_reason") == "pause_turn"
+        paused = (
+            state.last_response is not None
+            and harness_of(state.last_response).get("stop_reason") == "pause_turn"
+        )
         if state.tool_uses or state.last_response is None or state.input_after_response or paused:
             settings = self.deps.settings
             if state.requests_since_input >= settings.max_tool_rounds:

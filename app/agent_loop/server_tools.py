@@ -9,14 +9,12 @@ marked private `_server` so the loop never runs or waits on it) and its `agent.t
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from app.events.service import new_event_id
+from app.events.types import ContentBlock, EventRecord
 
-Block = dict[str, Any]
 
-
-def _result_content(block: Block) -> tuple[list[Block], bool]:
+def _result_content(block: ContentBlock) -> tuple[list[ContentBlock], bool]:
     content = block.get("content")
     if isinstance(content, dict):  # {"type": "web_search_tool_result_error", "error_code": ...}
         return [{"type": "text", "text": f"web_search failed: {content.get('error_code', 'unknown')}"}], True
@@ -28,11 +26,13 @@ def _result_content(block: Block) -> tuple[list[Block], bool]:
     return [{"type": "text", "text": json.dumps(results)}], False
 
 
-def server_tool_events(content: list[Block], start_id: str) -> tuple[list[Block], list[Block]]:
+def server_tool_events(
+    content: list[ContentBlock], start_id: str
+) -> tuple[list[EventRecord], list[EventRecord]]:
     """(tool-use events, their result events) for the server tool blocks of one response."""
     event_ids: dict[str, str] = {}
-    uses: list[Block] = []
-    results: list[Block] = []
+    uses: list[EventRecord] = []
+    results: list[EventRecord] = []
     for block in content:
         if block.get("type") == "server_tool_use":
             event_ids[str(block.get("id"))] = event_id = new_event_id()
@@ -44,8 +44,7 @@ def server_tool_events(content: list[Block], start_id: str) -> tuple[list[Block]
                     "input": block.get("input") or {},
                     "evaluated_permission": "allow",
                     "evaluation": {"type": "always_allow"},
-                    "_server": True,
-                    "_request": start_id,
+                    "harness": {"server": True, "request": start_id},
                 }
             )
         elif str(block.get("type", "")).endswith("_tool_result") and block.get("tool_use_id") in event_ids:
@@ -57,5 +56,5 @@ def server_tool_events(content: list[Block], start_id: str) -> tuple[list[Block]
     return uses, results
 
 
-def count_searches(content: list[Block]) -> int:
+def count_searches(content: list[ContentBlock]) -> int:
     return sum(1 for b in content if b.get("type") == "server_tool_use" and b.get("name") == "web_search")

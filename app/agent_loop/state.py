@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from app.agent_loop import grader
 from app.agent_loop.context import RESULT_KEYS, THREAD_MESSAGE, TOOL_USE_TYPES
+from app.events.types import ErrorObject, EventRecord, harness_of, newest_first
 
-Record = dict[str, Any]
 # Calls governed by permission policies: built-in tools and MCP tools (custom tools are the client's).
 SERVER_RUN_TYPES = ("agent.tool_use", "agent.mcp_tool_use")
 
@@ -17,11 +17,11 @@ SERVER_RUN_TYPES = ("agent.tool_use", "agent.mcp_tool_use")
 class TurnState:
     """The log read backwards from its end: the latest response and what became of its calls."""
 
-    open_request: Record | None = None
-    last_response: Record | None = None
-    tool_uses: list[Record] = field(default_factory=list)
-    results: dict[str, Record] = field(default_factory=dict)
-    confirmations: dict[str, Record] = field(default_factory=dict)
+    open_request: EventRecord | None = None
+    last_response: EventRecord | None = None
+    tool_uses: list[EventRecord] = field(default_factory=list)
+    results: dict[str, EventRecord] = field(default_factory=dict)
+    confirmations: dict[str, EventRecord] = field(default_factory=dict)
     input_after_response: bool = False
     retries: int = 0
     # Model requests since the latest user message: bounded by `max_tool_rounds`.
@@ -37,52 +37,57 @@ class TurnState:
             if (
                 use["type"] == "agent.custom_tool_use"
                 or (use.get("evaluated_permission") == "ask" and use["id"] not in self.confirmations)
-                or (use.get("_client_run") and self._allowed(use))
+                or (harness_of(use).get("client_run") and self._allowed(use))
             ):
                 waiting.append(use["id"])
         return waiting
 
-    def runnable(self) -> list[Record]:
+    def runnable(self) -> list[EventRecord]:
         """Built-in calls allowed (by policy or confirmation) that have no result yet and that
         this server runs (not the client of a self-hosted environment)."""
         return [
             u
             for u in self.tool_uses
-            if u["id"] not in self.results and self._allowed(u) and not u.get("_client_run")
+            if u["id"] not in self.results and self._allowed(u) and not harness_of(u).get("client_run")
         ]
 
-    def refused(self) -> list[Record]:
+    def refused(self) -> list[EventRecord]:
         """Built-in calls that will not run (denied by the client or not enabled) without a result."""
         return [u for u in self.tool_uses if u["id"] not in self.results and self._refused(u)]
 
-    def _allowed(self, use: Record) -> bool:
+    def _allowed(self, use: EventRecord) -> bool:
         if use["type"] not in SERVER_RUN_TYPES:
             return False
         permission = use.get("evaluated_permission")
         if permission == "ask":
-            return self.confirmations.get(use["id"], {}).get("result") == "allow"
+            return self._confirmed(use) == "allow"
         return permission == "allow"
 
-    def _refused(self, use: Record) -> bool:
+    def _refused(self, use: EventRecord) -> bool:
         if use["type"] not in SERVER_RUN_TYPES:
             return False
         permission = use.get("evaluated_permission")
         if permission == "ask":
-            return self.confirmations.get(use["id"], {}).get("result") == "deny"
+            return self._confirmed(use) == "deny"
         return permission == "deny"
+
+    def _confirmed(self, use: EventRecord) -> object:
+        """The client's answer to a call held for confirmation (None: not answered yet)."""
+        confirmation = self.confirmations.get(use["id"])
+        return None if confirmation is None else confirmation.get("result")
 
     @property
     def response_wants_tools(self) -> bool:
         return bool(self.tool_uses)
 
 
-def _response_and_calls(events: list[Record], state: TurnState) -> None:
+def _response_and_calls(events: list[EventRecord], state: TurnState) -> None:
     ended: set[str] = set()
-    for event in reversed(events):
+    for event in newest_first(events):
         kind = event["type"]
         if kind == "span.model_request_end":
             ended.add(str(event.get("model_request_start_id")))
-            if state.last_response is None and event.get("_content") is not None:
+            if state.last_response is None and harness_of(event).get("content") is not None:
                 state.last_response = event
         elif kind == "span.model_request_start" and event["id"] not in ended and state.last_response is None:
             state.open_request = state.open_request or event
@@ -92,11 +97,13 @@ def _response_and_calls(events: list[Record], state: TurnState) -> None:
         state.tool_uses = [
             e
             for e in events
-            if e["type"] in TOOL_USE_TYPES and e.get("_request") == request and not e.get("_server")
+            if e["type"] in TOOL_USE_TYPES
+            and harness_of(e).get("request") == request
+            and not harness_of(e).get("server")
         ]
 
 
-def analyse(events: list[Record]) -> TurnState:
+def analyse(events: list[EventRecord]) -> TurnState:
     state = TurnState()
     _response_and_calls(events, state)
     after = state.last_response["id"] if state.last_response else None
@@ -125,9 +132,14 @@ def analyse(events: list[Record]) -> TurnState:
         if kind == "user.message" or grader.is_agent_input(event):
             state.input_after_response = True
             state.retries = 0
-        elif (
-            kind == "session.error"
-            and event.get("error", {}).get("retry_status", {}).get("type") == "retrying"
-        ):
+        elif retrying(event):
             state.retries += 1
     return state
+
+
+def retrying(event: EventRecord) -> bool:
+    """A ``session.error`` the loop retries after (a failed model request)."""
+    if event["type"] != "session.error" or "error" not in event:
+        return False
+    error = cast(ErrorObject, event["error"])  # a session error's, not a workflow run's
+    return error["retry_status"]["type"] == "retrying"

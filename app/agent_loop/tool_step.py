@@ -22,11 +22,14 @@ from app.agent_loop import actions, interrupts, memory, orchestration, outputs, 
 from app.agent_loop.context import TOOL_USE_TYPES
 from app.agent_loop.credential_hosts import unreachable_errors
 from app.agent_loop.deps import LoopDeps
+from app.agent_loop.launch import Launch
 from app.agent_loop.repositories import RepoJob
 from app.agent_loop.state import TurnState
 from app.db.models import Session
 from app.environments import service as environments
 from app.events import service as events
+from app.events.notifier import Held
+from app.events.types import ErrorObject, EventRecord, harness_of
 from app.mcp.events import mcp_tool_result_event
 from app.mcp.spill import spill_large_text
 from app.observability import measure
@@ -44,6 +47,7 @@ from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.sessions.resource_schemas import MemoryStoreResource
 from app.shared.agent_config import SessionAgent
+from app.shared.environment_config import EnvironmentConfig, NetworkingConfig, package_lists
 from app.shared.text import storable_blocks
 from app.skills import references as skill_refs
 from app.skills.references import SessionSkill
@@ -56,12 +60,12 @@ log = logging.getLogger(__name__)
 CANCEL_RETRY_SECONDS = 1.0
 
 
-def tool_request(use: dict[str, Any]) -> ToolRequest:
+def tool_request(use: EventRecord) -> ToolRequest:
     """The call as the sandbox runs it; its time limit is the sandbox's to compute (limits.py)."""
     return ToolRequest(name=use["name"], input=dict(use.get("input") or {}))
 
 
-def result_event(use: dict[str, Any], result: ToolResult) -> dict[str, Any]:
+def result_event(use: EventRecord, result: ToolResult) -> EventRecord:
     return {
         "type": "agent.tool_result",
         "tool_use_id": use["id"],
@@ -76,30 +80,31 @@ def mcp_hosts(agent: SessionAgent) -> list[str]:
 
 def sandbox_spec(
     environment_id: str,
-    config: dict[str, Any],
+    config: EnvironmentConfig,
     agent: SessionAgent,
     memory: tuple[MemoryMount, ...] = (),
     secrets: tuple[EgressSecret, ...] | None = None,
 ) -> SandboxSpec:
     """What a session's sandbox is built from: its environment's config, its agent's MCP hosts,
     its memory mounts and its vaults' environment-variable secrets."""
+    cloud = config if config["type"] == "cloud" else None
     return SandboxSpec(
         env_id=environment_id,
-        packages=config.get("packages") or {},
-        networking=config.get("networking") or {"type": "unrestricted"},
+        packages=package_lists(cloud["packages"]) if cloud else {},
+        networking=cloud["networking"] if cloud else {"type": "unrestricted"},
         mcp_hosts=mcp_hosts(agent),
         memory=memory,
         secrets=secrets,
     )
 
 
-def _runs_at_once(use: dict[str, Any]) -> bool:
+def _runs_at_once(use: EventRecord) -> bool:
     """An MCP or built-in call allowed by policy that this server runs (not a self-hosted
     environment's client, not a custom tool: those wait on the client)."""
     return (
         use["type"] in ("agent.mcp_tool_use", "agent.tool_use")
         and use.get("evaluated_permission") == "allow"
-        and not use.get("_client_run")
+        and not harness_of(use).get("client_run")
     )
 
 
@@ -110,7 +115,7 @@ async def egress_secrets(db: AsyncSession, box: SecretBox, vault_ids: list[str])
     return tuple(EgressSecret(c.secret_name, c.value, c.hosts, c.header, c.body) for c in found)
 
 
-def _result(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
+def _result(outcome: EventRecord | BaseException) -> EventRecord:
     if isinstance(outcome, BaseException):
         raise outcome  # not a sandbox failure: a bug, handled like any crash of the loop
     return outcome
@@ -118,7 +123,7 @@ def _result(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ToolPlan:
-    calls: list[dict[str, Any]]
+    calls: list[EventRecord]
     spec: SandboxSpec
     vault_ids: list[str]
     agent: SessionAgent
@@ -126,9 +131,15 @@ class ToolPlan:
     repos: list[RepoJob]
     skills: list[SessionSkill]
     memory: list[MemoryStoreResource]
+    # The session's stream publications, kept back until the MCP requests are out (see `run`).
+    held: Held | None = None
 
     @property
-    def sandbox_calls(self) -> list[dict[str, Any]]:
+    def mcp_only(self) -> bool:
+        return all(u["type"] == "agent.mcp_tool_use" for u in self.calls)
+
+    @property
+    def sandbox_calls(self) -> list[EventRecord]:
         return [
             u
             for u in self.calls
@@ -151,8 +162,15 @@ class ToolStep:
 
     async def run(self, plan: ToolPlan) -> bool:
         """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
+        try:
+            return await self._run(plan)
+        finally:
+            if plan.held is not None:  # already released once the requests were out
+                plan.held.release()
+
+    async def _run(self, plan: ToolPlan) -> bool:
         calls = plan.calls
-        errors: list[dict[str, Any]] = []
+        errors: list[EventRecord] = []
         notes: list[str] = []
         sandbox, session_id = self.deps.sandbox, self.claim.sandbox_id  # threads share the parent's
         if plan.sandbox_calls:
@@ -192,7 +210,7 @@ class ToolStep:
             log.exception("session %s: collecting outputs failed", self.claim.session_id)
 
     async def prepare(
-        self, db: AsyncSession, row: Session, state: TurnState, config: dict[str, Any] | None = None
+        self, db: AsyncSession, row: Session, state: TurnState, config: EnvironmentConfig | None = None
     ) -> ToolPlan | None:
         """In the deciding step's transaction: record which calls start now (None: the calls
         were cut off by a crash and have been reported as errors instead). ``config``: the
@@ -231,16 +249,18 @@ class ToolStep:
         db: AsyncSession,
         row: Session,
         found: list[vault_credentials.EnvCredential],
-        config: dict[str, Any],
+        config: EnvironmentConfig,
         agent: SessionAgent,
     ) -> None:
-        networking = config.get("networking") or {"type": "unrestricted"}
+        networking: NetworkingConfig = (
+            config["networking"] if config["type"] == "cloud" else {"type": "unrestricted"}
+        )
         errors = unreachable_errors(self.deps.settings, found, networking, mcp_hosts(agent))
         if errors:
             await events.append(db, self.deps.notifier, row.id, errors)
 
     async def prepare_at_once(
-        self, db: AsyncSession, row: Session, batch: list[dict[str, Any]], config: dict[str, Any]
+        self, db: AsyncSession, row: Session, batch: list[EventRecord], config: EnvironmentConfig
     ) -> ToolPlan | None:
         """In the transaction that records a response: when its calls are all allowed outright
         (MCP calls, and built-in calls this server runs), record them as started there too, so
@@ -248,22 +268,30 @@ class ToolStep:
         step would decide from the log alone: nothing refused or waiting on the client comes
         first, and no interrupt is queued). ``config``: the environment's sandbox config, read
         in this transaction."""
-        uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not e.get("_server")]
+        uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not harness_of(e).get("server")]
         if not uses or not all(_runs_at_once(u) for u in uses):
             return None
         if row.status != "running" or await events.has_queued_interrupt(db, row.id):
             return None
         return await self.prepare(db, row, TurnState(tool_uses=uses), config)
 
-    async def _execute_until_interrupt(self, plan: ToolPlan) -> list[dict[str, Any] | BaseException]:
-        """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so)."""
-        running: asyncio.Future[list[dict[str, Any] | BaseException]] = asyncio.gather(
-            *(self._execute(use, plan) for use in plan.calls), return_exceptions=True
+    async def _execute_until_interrupt(self, plan: ToolPlan) -> list[EventRecord | BaseException]:
+        """Run the calls; a `user.interrupt` arriving meanwhile kills them (their results say so).
+
+        The MCP calls' requests go out first: only then (see `Launch`) are the
+        held frames handed to the streams and the log read for an interrupt queued meanwhile,
+        work that would otherwise run on this event loop before the requests and delay them."""
+        launch = Launch([u["id"] for u in plan.calls if u["type"] == "agent.mcp_tool_use"])
+        running: asyncio.Future[list[EventRecord | BaseException]] = asyncio.gather(
+            *(self._execute(use, plan, launch.signal(use["id"])) for use in plan.calls),
+            return_exceptions=True,
         )
-        watching: asyncio.Future[None] = asyncio.create_task(
-            interrupts.wait_for_interrupt(self.deps, self.claim.session_id)
-        )
+        watching: asyncio.Future[None] | None = None
         try:
+            await launch.until_written(running)
+            if plan.held is not None:
+                plan.held.release()
+            watching = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.claim.session_id))
             either: list[asyncio.Future[Any]] = [running, watching]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             interrupted = watching.done() and watching.exception() is None
@@ -272,20 +300,30 @@ class ToolStep:
                 await asyncio.wait([running], timeout=CANCEL_RETRY_SECONDS)
             return await running
         finally:
-            watching.cancel()
             if not running.done():  # this step itself was cancelled (the worker stops)
                 running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watching
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watching
 
-    async def _execute(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
-        """The call's result event; a SandboxError (the engine failed, not the tool) propagates."""
-        with measure.tool_call(use["type"], use["name"]) as outcome:
-            result = await self._run_tool(use, plan)
-            outcome.value = "error" if result.get("is_error") else "ok"
+    async def _execute(
+        self, use: EventRecord, plan: ToolPlan, sent: Callable[[], None] | None = None
+    ) -> EventRecord:
+        """The call's result event; a SandboxError (the engine failed, not the tool) propagates.
+        ``sent``: told when an MCP call's request is out (or, failing that, when it ended)."""
+        try:
+            with measure.tool_call(use["type"], use["name"]) as outcome:
+                result = await self._run_tool(use, plan, sent)
+                outcome.value = "error" if result.get("is_error") else "ok"
+        finally:
+            if sent is not None:
+                sent()
         return result
 
-    async def _run_tool(self, use: dict[str, Any], plan: ToolPlan) -> dict[str, Any]:
+    async def _run_tool(
+        self, use: EventRecord, plan: ToolPlan, sent: Callable[[], None] | None = None
+    ) -> EventRecord:
         if use["type"] == "agent.tool_use" and tools.is_orchestration(plan.agent, use["name"]):
             return await orchestration.execute(self.deps, self.claim, use)
         if use["type"] == "agent.mcp_tool_use":
@@ -296,6 +334,7 @@ class ToolStep:
                 use["mcp_server_name"],
                 use["name"],
                 use.get("input") or {},
+                sent,
             )
             content = await spill_large_text(
                 self.deps.sandbox, self.claim.sandbox_id, plan.spec, outcome.content
@@ -306,7 +345,7 @@ class ToolStep:
     async def _progress(self, line: str) -> None:
         log.info("session %s sandbox: %s", self.claim.session_id, line.rstrip())
 
-    async def _sandbox_failed(self, calls: list[dict[str, Any]], error: SandboxError | OSError) -> None:
+    async def _sandbox_failed(self, calls: list[EventRecord], error: SandboxError | OSError) -> None:
         """E.g. a package failed to install: the session gets the failing manager's output as a
         `session.error` and returns to idle; the calls get error results so the turn can resume."""
         message = str(error)
@@ -316,7 +355,7 @@ class ToolStep:
             row = await leases.fence(db, self.claim)
             failed = [actions.error_result(u, "The sandbox is unavailable: " + message[:2000]) for u in calls]
             await events.append(db, self.deps.notifier, row.id, failed)
-            session_error = {
+            session_error: ErrorObject = {
                 "type": "unknown_error",
                 "message": message,
                 "retry_status": {"type": "exhausted"},

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.events.types import PermissionEvaluation
 from app.shared.agent_config import AgentToolset, Delegation, SessionAgent, ToolConfig, ToolDefaults
+from app.shared.content import ToolDefinition
 
-BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+BUILTIN_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {  # JSON boundary: JSON schemas
     "bash": (
         "Run a command in a persistent bash shell in the session's sandbox (cwd, environment and "
         "background jobs persist between calls). Use `restart: true` to start a fresh shell.",
@@ -121,7 +123,7 @@ _INLINE_AGENT = {
     },
     "required": ["name"],
 }
-ORCHESTRATION_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+ORCHESTRATION_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {  # JSON boundary: JSON schemas
     "list_agents": (
         "List the agents you can delegate work to, and the threads you have started.",
         {"type": "object", "properties": {}},
@@ -301,20 +303,20 @@ def policies(agent: SessionAgent) -> dict[str, ToolPolicy]:
 
 
 # The Messages API's own search tool, used for `web_search` when the backend is the real API.
-SERVER_WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+SERVER_WEB_SEARCH: ToolDefinition = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
 
 
-def definitions(agent: SessionAgent, *, server_web_search: bool = False) -> list[dict[str, Any]]:
+def definitions(agent: SessionAgent, *, server_web_search: bool = False) -> list[ToolDefinition]:
     """The `tools` of a Messages API request. With `server_web_search`, `web_search` is the API's
     server tool (it runs at Anthropic, like on the hosted service); otherwise a client tool that
     the sandbox answers from `MAS_WEB_SEARCH_URL`."""
     offered = policies(agent)
-    out = []
+    out: list[ToolDefinition] = []
     for name, (description, schema) in BUILTIN_SCHEMAS.items():
         if name not in offered or not offered[name].enabled:
             continue
         if name == "web_search" and server_web_search:
-            out.append(dict(SERVER_WEB_SEARCH))
+            out.append(SERVER_WEB_SEARCH.copy())
         else:
             out.append({"name": name, "description": description, "input_schema": schema})
     for name in orchestration_tools(agent):
@@ -336,7 +338,7 @@ def definitions(agent: SessionAgent, *, server_web_search: bool = False) -> list
     return out
 
 
-def evaluate(agent: SessionAgent, name: str) -> tuple[Permission, dict[str, Any] | None]:
+def evaluate(agent: SessionAgent, name: str) -> tuple[Permission, PermissionEvaluation | None]:
     """The permission of a built-in call and its `evaluation`; (deny, None) when not enabled."""
     if is_orchestration(agent, name):
         return "allow", {"type": "always_allow"}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Literal
 
 from app.agent_loop.model_client import ModelUsage
 from app.db.session_json import UsageTotals
+from app.events.types import SpanModelUsage
 
 MTOK = Decimal(1_000_000)
 
@@ -55,7 +56,7 @@ def accumulate(total: UsageTotals, usage: ModelUsage, cost: Decimal, *, searches
     return out
 
 
-def span_usage(usage: ModelUsage, speed: str | None) -> dict[str, Any]:
+def span_usage(usage: ModelUsage, speed: Literal["standard", "fast"] | None) -> SpanModelUsage:
     return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,

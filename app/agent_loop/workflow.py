@@ -21,11 +21,11 @@ from app.agent_loop import tools
 from app.agent_loop.inline_agents import Refused, inline_agent
 from app.db.models import Session, WorkflowRun
 from app.events.notifier import Notifier
+from app.events.types import ContentBlock
 from app.sessions import threads, workflow_runs
-from app.sessions.workflow_runs import RunRefused
+from app.sessions.workflow_runs import PlanPhase, PlanTask, RunRefused, WorkflowPlan
 from app.shared.agent_config import SessionAgent
 
-Record = dict[str, Any]
 MAX_PHASES = 20
 MAX_TASKS = 100  # in a whole plan; a run may still create at most MAX_RUN_THREADS threads
 DEFAULT_TIMEOUT_SECONDS = 3600
@@ -33,15 +33,17 @@ MAX_TIMEOUT_SECONDS = 86_400
 MAX_NAME = 256
 
 
-def _string(value: Any, where: str, *, required: bool = True, limit: int = MAX_NAME) -> str | None:
-    if value is None and not required:
-        return None
+def _string(value: Any, where: str, *, limit: int = MAX_NAME) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise Refused(f"{where}: a non-empty string of at most {limit} characters")
     return value
 
 
-def _task(agent: SessionAgent, raw: Any, where: str) -> Record:
+def _optional_string(value: Any, where: str, *, limit: int = MAX_NAME) -> str | None:
+    return None if value is None else _string(value, where, limit=limit)
+
+
+def _task(agent: SessionAgent, raw: Any, where: str) -> PlanTask:
     if not isinstance(raw, dict):
         raise Refused(f"{where}: an object {{agent | inline_agent, message}}")
     message = _string(raw.get("message"), f"{where}.message", limit=100_000)
@@ -64,7 +66,7 @@ def _task(agent: SessionAgent, raw: Any, where: str) -> Record:
     return {"agent": chosen, "message": message}
 
 
-def _phase(agent: SessionAgent, raw: Any, where: str) -> Record:
+def _phase(agent: SessionAgent, raw: Any, where: str) -> PlanPhase:
     if not isinstance(raw, dict):
         raise Refused(f"{where}: an object {{name, description?, tasks}}")
     tasks = raw.get("tasks")
@@ -72,12 +74,15 @@ def _phase(agent: SessionAgent, raw: Any, where: str) -> Record:
         raise Refused(f"{where}.tasks: a non-empty list of tasks")
     return {
         "name": _string(raw.get("name"), f"{where}.name"),
-        "description": _string(raw.get("description"), f"{where}.description", required=False, limit=2048),
+        "description": _optional_string(raw.get("description"), f"{where}.description", limit=2048),
         "tasks": [_task(agent, t, f"{where}.tasks[{i}]") for i, t in enumerate(tasks)],
     }
 
 
-def parse_plan(agent: SessionAgent, raw: Record) -> tuple[Record, float]:
+def parse_plan(
+    agent: SessionAgent,
+    raw: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+) -> tuple[WorkflowPlan, float]:
     """The plan as stored, and its timeout; `Refused` names what is wrong."""
     phases = raw.get("phases")
     if not isinstance(phases, list) or not phases or len(phases) > MAX_PHASES:
@@ -90,9 +95,9 @@ def parse_plan(agent: SessionAgent, raw: Record) -> tuple[Record, float]:
     ):
         raise Refused(f"timeout_seconds: a number of seconds, more than 0 and at most {MAX_TIMEOUT_SECONDS}")
     parsed = [_phase(agent, p, f"phases[{i}]") for i, p in enumerate(phases)]
-    plan = {
+    plan: WorkflowPlan = {
         "name": _string(raw.get("name"), "name"),
-        "description": _string(raw.get("description"), "description", required=False, limit=2048),
+        "description": _optional_string(raw.get("description"), "description", limit=2048),
         "phases": parsed,
     }
     if sum(len(p["tasks"]) for p in parsed) > MAX_TASKS:
@@ -100,7 +105,12 @@ def parse_plan(agent: SessionAgent, raw: Record) -> tuple[Record, float]:
     return plan, float(timeout)
 
 
-async def start(db: AsyncSession, notifier: Notifier, row: Session, tool_input: Record) -> tuple[str, bool]:
+async def start(
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+) -> tuple[str, bool]:
     """Create and start a run (the tool's result text, and whether it is an error)."""
     if row.parent_session_id is not None:
         return "only the session's primary thread can start workflow runs", True
@@ -122,7 +132,7 @@ async def start(db: AsyncSession, notifier: Notifier, row: Session, tool_input: 
     )
 
 
-def _task_text(run: WorkflowRun, task: Record) -> str:
+def _task_text(run: WorkflowRun, task: PlanTask) -> str:
     done = run.results[:-1]
     if not done:
         return str(task["message"])
@@ -163,7 +173,7 @@ async def _start_phase(db: AsyncSession, notifier: Notifier, session: Session, r
 
 
 async def thread_replied(
-    db: AsyncSession, notifier: Notifier, thread: Session, parent: Session, content: list[Record]
+    db: AsyncSession, notifier: Notifier, thread: Session, parent: Session, content: list[ContentBlock]
 ) -> None:
     """A thread of a run ended its turn: its reply is recorded; the last of a phase moves the
     run on to its next phase (or ends it, completed)."""
@@ -186,7 +196,12 @@ async def _interrupt_threads(
             await threads.interrupt(db, notifier, row)
 
 
-async def stop(db: AsyncSession, notifier: Notifier, row: Session, tool_input: Record) -> tuple[str, bool]:
+async def stop(
+    db: AsyncSession,
+    notifier: Notifier,
+    row: Session,
+    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+) -> tuple[str, bool]:
     """`stop_workflow`: the run's working threads are interrupted and it ends `stopped`."""
     run_id = tool_input.get("workflow_run_id")
     run = await workflow_runs.get(db, str(run_id)) if isinstance(run_id, str) else None

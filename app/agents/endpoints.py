@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from app.agents import service
 from app.agents.schemas import Agent, AgentCreate, AgentPage, AgentUpdate
 from app.api.deps import DatabaseDep, ReadSession, WriteSession
-from app.api.fastpath import FastRead, int_value, json_response
+from app.api.fastpath import FastRead, QueryArgs, int_value, json_response
 from app.api.query import range_param
 from app.db.engine import Database
 from app.shared.validation import INT32_MAX
@@ -50,7 +50,7 @@ async def retrieve_agent(
     return json_response(await service.render(db.raw, agent_id, version))
 
 
-def _version_query(query: Mapping[str, str]) -> dict[str, Any] | None:
+def _version_query(query: Mapping[str, str]) -> QueryArgs | None:
     if not query.keys() <= {"version"}:
         return None
     version = int_value(query["version"], 1, INT32_MAX) if "version" in query else None

@@ -17,6 +17,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
 
+from app.shared.agent_config import (
+    EffortLevel,
+    ExecutionIdentity,
+    McpServer,
+    SkillRef,
+    StoredMultiagent,
+    Tool,
+)
 from app.shared.validation import INT32_MAX, type_discriminator
 
 # Versions are INTEGER columns: a larger number is a 400, not a database error.
@@ -24,7 +32,6 @@ Version = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 BuiltinToolName = Literal["bash", "edit", "glob", "grep", "read", "web_fetch", "web_search", "write"]
 BUILTIN_TOOLS: tuple[str, ...] = ("bash", "edit", "glob", "grep", "read", "web_fetch", "web_search", "write")
-EffortLevel = Literal["low", "medium", "high", "xhigh", "max"]
 
 
 def _type_object(value: Any) -> Any:
@@ -141,7 +148,7 @@ class InputSchema(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["object"]
-    properties: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None  # JSON boundary: a JSON schema's properties
     required: list[str] | None = None
 
 
@@ -300,8 +307,8 @@ class ModelConfig(BaseModel):
 
 
 class Agent(BaseModel):
-    """``BetaManagedAgentsAgent``. Tool, multiagent and identity objects are the resolved snapshot
-    dicts built by ``tools.py``/``snapshot.py``, passed through as they are."""
+    """``BetaManagedAgentsAgent``: a stored ``AgentConfig`` (built by ``tools.py``/``snapshot.py``)
+    with the version's id, number and times."""
 
     type: Literal["agent"] = "agent"
     id: str
@@ -309,11 +316,12 @@ class Agent(BaseModel):
     description: str | None
     system: str | None
     model: ModelConfig
-    tools: list[dict[str, Any]]
-    mcp_servers: list[dict[str, Any]]
-    skills: list[dict[str, Any]]
-    multiagent: dict[str, Any] | None
-    execution_identity: dict[str, Any]
+    # Tagged by `type`: one member is tried, not three (GET an agent is a hot read).
+    tools: list[Annotated[Tool, Field(discriminator="type")]]
+    mcp_servers: list[McpServer]
+    skills: list[SkillRef]
+    multiagent: Annotated[StoredMultiagent, Field(discriminator="type")] | None
+    execution_identity: ExecutionIdentity
     metadata: dict[str, str]
     version: int
     created_at: datetime

@@ -41,13 +41,14 @@ from app.errors import ApiError
 from app.observability.context import session_id_var
 
 # Query parameters parsed into keyword arguments of `render`; None: let FastAPI answer.
-QueryParser = Callable[[Mapping[str, str]], dict[str, Any] | None]
+QueryArgs = dict[str, int | str | None]
+QueryParser = Callable[[Mapping[str, str]], QueryArgs | None]
 Renderer = Callable[..., Awaitable[bytes]]
 _PARAM = re.compile(r"\{(\w+)\}")
 _JSON_HEADERS = (b"content-type", b"application/json")
 
 
-def no_query(query: Mapping[str, str]) -> dict[str, Any] | None:
+def no_query(query: Mapping[str, str]) -> QueryArgs | None:
     return {} if not query else None
 
 
@@ -62,7 +63,7 @@ def int_value(raw: str, low: int, high: int) -> int | None:
 def page_query(max_limit: int, default_limit: int, default_order: str) -> QueryParser:
     """A list's `limit`, `page` and `order` (nothing else)."""
 
-    def parse(query: Mapping[str, str]) -> dict[str, Any] | None:
+    def parse(query: Mapping[str, str]) -> QueryArgs | None:
         if not query.keys() <= {"limit", "page", "order"}:
             return None
         limit = int_value(query["limit"], 1, max_limit) if "limit" in query else default_limit

@@ -35,7 +35,7 @@ _DESCRIPTIONS = {
     "429": "Rate limited (`rate_limit_error`, with `retry-after`)",
     "500": "Internal error (`api_error`)",
 }
-_ERROR_SCHEMA: dict[str, Any] = {
+_ERROR_SCHEMA: dict[str, Any] = {  # JSON boundary: the OpenAPI document
     "title": "ErrorResponse",
     "type": "object",
     "required": ["type", "error", "request_id"],
@@ -56,11 +56,13 @@ _ERROR_SCHEMA: dict[str, Any] = {
 _PATH_PARAM = re.compile(r"\{[^}]+\}")
 
 
-def _has_body(method: str, operation: dict[str, Any]) -> bool:
+def _has_body(method: str, operation: dict[str, Any]) -> bool:  # JSON boundary: the OpenAPI document
     return "requestBody" in operation or method in ("post", "put", "patch")
 
 
-def _statuses(method: str, path: str, operation: dict[str, Any]) -> list[str]:
+def _statuses(
+    method: str, path: str, operation: dict[str, Any]
+) -> list[str]:  # JSON boundary: the OpenAPI document
     statuses = ["400"]
     model_route = path.startswith("/v1/messages")
     if path.startswith("/v1/"):
@@ -77,7 +79,7 @@ def _statuses(method: str, path: str, operation: dict[str, Any]) -> list[str]:
     return [*statuses, "500"]
 
 
-def _error_response(status: str) -> dict[str, Any]:
+def _error_response(status: str) -> dict[str, Any]:  # JSON boundary: the OpenAPI document
     return {
         "description": _DESCRIPTIONS[status],
         "headers": {"request-id": {"schema": {"type": "string"}, "description": "Also in the body"}},
@@ -85,10 +87,8 @@ def _error_response(status: str) -> dict[str, Any]:
     }
 
 
-def document(app: FastAPI) -> dict[str, Any]:
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
+def document(app: FastAPI) -> dict[str, Any]:  # JSON boundary: the OpenAPI document
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schema.setdefault("components", {}).setdefault("schemas", {})["ErrorResponse"] = _ERROR_SCHEMA
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
@@ -103,9 +103,9 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 def install_openapi(app: FastAPI) -> None:
     """``/openapi.json`` built once, on first request, by ``document``."""
-    cached: dict[str, Any] = {}
+    cached: dict[str, Any] = {}  # JSON boundary: the OpenAPI document
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> dict[str, Any]:  # JSON boundary: the OpenAPI document
         if not cached:
             cached.update(document(app))
         return cached

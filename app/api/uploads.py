@@ -6,7 +6,7 @@ passes the cap (a declared ``Content-Length`` over it is refused before reading 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, cast
 
 from fastapi import Request
@@ -92,7 +92,7 @@ class _OnePart:
         self._part: str | None = None
         self._field = bytearray()
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> dict[str, Callable[..., None]]:
         return {
             "on_part_begin": self._begin,
             "on_header_field": lambda d, s, e: setattr(self, "_name", self._name + d[s:e]),

@@ -12,7 +12,9 @@ sessions list, the events list) run one or two fixed statements here instead:
 * **PostgreSQL**: an `asyncpg` pool of its own (at most `database_pool_size` connections, opened
   on first use). asyncpg prepares and caches each statement per connection; JSON columns come back
   as their text (asyncpg's default), so a renderer decodes each value once. Statements run in
-  autocommit, READ COMMITTED as the ORM's read sessions did, `snapshot()` included.
+  autocommit, READ COMMITTED as the ORM's read sessions did, `snapshot()` included. A connection
+  goes back to the pool without asyncpg's reset statement (these reads leave no session state to
+  reset): one round trip per statement, not two.
 
 SQL is written once with `$1`-style parameters; on SQLite they become `?1` (numbered parameters).
 Values come back as the drivers give them: timestamps as `datetime` (PostgreSQL) or the text
@@ -42,6 +44,8 @@ _PARAM = re.compile(r"\$(\d+)")
 
 
 class RawConnection(Protocol):
+    row_versions: bool  # see ``RawReads.row_versions``
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
@@ -78,6 +82,8 @@ def _sqlite_sql(sql: str) -> str:
 
 
 class _SqliteConnection:
+    row_versions = False
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
@@ -125,6 +131,8 @@ class _SqlitePool:
 
 
 class _PostgresConnection:
+    row_versions = True
+
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
@@ -135,6 +143,14 @@ class _PostgresConnection:
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         row: Row | None = await self.connection.fetchrow(sql, *args)
         return row
+
+
+async def _nothing_to_reset(connection: Any) -> None:
+    """A released connection is put back as it is. asyncpg's default reset is one more round trip
+    per read (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) to undo what
+    these reads never do: they run plain SELECTs, with no cursor, lock, LISTEN or SET. (An open
+    transaction, were one left by an error, is still rolled back by asyncpg before this is called.)"""
+    return None
 
 
 class _PostgresPool:
@@ -150,7 +166,9 @@ class _PostgresPool:
                 if self._pool is None:
                     import asyncpg
 
-                    self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=1, max_size=self.size, reset=_nothing_to_reset
+                    )
         return self._pool
 
     @asynccontextmanager
@@ -176,6 +194,8 @@ def _named_sql(sql: str) -> str:
 class _SessionConnection:
     """The same calls through a SQLAlchemy session (SQLite URLs the plain pool cannot open:
     in-memory databases, URLs with driver options)."""
+
+    row_versions = False
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -219,6 +239,15 @@ class RawReads:
             self._pool = _SqlitePool(sqlite_path)
         else:
             self._pool = _SessionPool(fallback)
+
+    @property
+    def row_versions(self) -> bool:
+        """Whether a row's version can be read: PostgreSQL's `xmin` (the transaction that wrote
+        this version of the row; any change writes a new version). The id and `xmin` of a row
+        name its content, so a renderer can keep a row's JSON by them and read only the two
+        columns for a row it has seen (no JSON column sent and decoded). Such a pair could name
+        two contents only after 2^32 transactions (xid wraparound) with the first still kept."""
+        return isinstance(self._pool, _PostgresPool)
 
     def connection(self) -> Any:
         """``async with reads.connection() as conn``: one connection, each statement on its own."""

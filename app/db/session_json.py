@@ -45,6 +45,18 @@ class UsageTotals(TypedDict):
     _cost_usd: NotRequired[str]
 
 
+class PublicUsage(TypedDict):
+    """`Session.usage` as clients see it (SDK ``BetaManagedAgentsSessionUsage``)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation: NotRequired[CacheCreationUsage]
+    server_tool_use: NotRequired[ServerToolUsage]
+    list_cost: NotRequired[MonetaryAmount]
+    active_seconds: NotRequired[float]
+
+
 class Budget(TypedDict):
     """``Session.budget``: the spend ceiling."""
 

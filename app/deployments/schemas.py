@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.db.deployment_json import PausedReason, RunError, TriggerContext
+from app.db.session_json import Budget, ResourceJson
 from app.events.schemas import InitialEvent
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -37,6 +39,7 @@ class DeploymentCreate(Params):
     initial_events: InitialEvents
     description: str | None = None
     metadata: dict[str, str] | None = None
+    # JSON boundary (both): not supported yet, refused unless empty; never read.
     resources: list[dict[str, Any]] | None = None
     vault_ids: list[str] | None = None
     budget: dict[str, Any] | None = None
@@ -52,6 +55,7 @@ class DeploymentUpdate(Params):
     initial_events: InitialEvents | None = None
     description: str | None = None
     metadata: dict[str, str | None] | None = None
+    # JSON boundary (both): not supported yet, refused unless empty; never read.
     resources: list[dict[str, Any]] | None = None
     vault_ids: list[str] | None = None
     budget: dict[str, Any] | None = None
@@ -81,12 +85,12 @@ class Deployment(BaseModel):
     environment_id: str
     initial_events: list[dict[str, Any]]
     metadata: dict[str, str]
-    resources: list[dict[str, Any]]
+    resources: list[ResourceJson]
     vault_ids: list[str]
-    budget: dict[str, Any] | None = None
+    budget: Budget | None = None
     schedule: Schedule | None
     status: Literal["active", "paused"]
-    paused_reason: dict[str, Any] | None
+    paused_reason: PausedReason | None
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None
@@ -103,8 +107,8 @@ class DeploymentRun(BaseModel):
     deployment_id: str
     agent: AgentReference
     session_id: str | None
-    error: dict[str, Any] | None
-    trigger_context: dict[str, Any]
+    error: RunError | None
+    trigger_context: TriggerContext
     created_at: datetime
 
 

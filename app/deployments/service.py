@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
 from app.db.base import utcnow
+from app.db.deployment_json import RunError, TriggerContext
 from app.db.models import Deployment as Row
 from app.db.models import DeploymentRun as RunRow
 from app.deployments import cron, repository
@@ -98,7 +98,7 @@ def _view(row: Row) -> Deployment:
 
 
 def _run_view(row: RunRow) -> DeploymentRun:
-    trigger: dict[str, Any] = {"type": row.trigger}
+    trigger: TriggerContext = {"type": row.trigger}
     if row.scheduled_at is not None:
         trigger["scheduled_at"] = row.scheduled_at.isoformat().replace("+00:00", "Z")
     return DeploymentRun(
@@ -306,7 +306,7 @@ async def list_runs(
 _PAUSING_ERRORS = ("agent_archived_error", "environment_archived_error", "environment_not_found_error")
 
 
-async def _run_error(db: AsyncSession, row: Row) -> dict[str, str] | None:
+async def _run_error(db: AsyncSession, row: Row) -> RunError | None:
     """Why a session cannot be created from ``row`` now, as a run error object."""
     try:
         env = await environments.get(db, row.environment_id)
@@ -334,7 +334,7 @@ async def _run_error(db: AsyncSession, row: Row) -> dict[str, str] | None:
 
 async def _start_session(
     db: AsyncSession, notifier: Notifier, row: Row
-) -> tuple[str | None, dict[str, str] | None]:
+) -> tuple[str | None, RunError | None]:
     error = await _run_error(db, row)
     if error is not None:
         return None, error
@@ -358,7 +358,7 @@ def _record(
     db: AsyncSession,
     row: Row,
     session_id: str | None,
-    error: dict[str, str] | None,
+    error: RunError | None,
     scheduled_at: datetime | None,
     now: datetime,
 ) -> RunRow:

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import socket
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -18,6 +18,7 @@ from app.dispatch.queue import QueueClient, QueueError
 from app.dispatch.service import Dispatcher, DispatchOptions
 from app.sandbox.interface import SandboxError
 from app.sandbox.launcher import SandboxPolicy
+from app.shared.environment_config import NetworkingConfig, unrestricted
 
 Packages = Annotated[list[str] | None, typer.Option(help="Package of this manager (repeatable).")]
 
@@ -67,9 +68,13 @@ def dispatch(
         )
     if networking not in ("unrestricted", "limited"):
         raise typer.BadParameter("--networking must be unrestricted or limited")
-    net: dict[str, Any] = {"type": networking}
+    net: NetworkingConfig = unrestricted()
     if networking == "limited":
-        net |= {"allowed_hosts": allow_host or [], "allow_package_managers": allow_package_managers}
+        net = {
+            "type": "limited",
+            "allowed_hosts": allow_host or [],
+            "allow_package_managers": allow_package_managers,
+        }
     policy = SandboxPolicy(
         packages={
             "apt": apt or [],

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
 
+from app.db.dream_json import DreamModel, DreamOutputBehavior
 from app.shared.validation import type_discriminator
 
 DreamStatus = Literal["pending", "running", "completed", "failed", "canceled"]
@@ -83,11 +84,11 @@ class Dream(BaseModel):
     type: Literal["dream"] = "dream"
     id: str
     status: DreamStatus
-    inputs: list[dict[str, Any]]
-    model: dict[str, Any]
+    inputs: list[DreamInput]
+    model: DreamModel
     instructions: str | None
-    output_behavior: dict[str, Any]
-    outputs: list[dict[str, Any]]
+    output_behavior: DreamOutputBehavior
+    outputs: list[MemoryStoreInput]
     session_id: str | None
     error: DreamError | None
     usage: DreamUsage

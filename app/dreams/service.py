@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import models
 from app.db.base import utcnow
+from app.db.dream_json import DreamModel, DreamOutputBehavior
 from app.dreams import repository
 from app.dreams.schemas import (
     ACTIVE,
@@ -53,9 +53,9 @@ class DreamPlan:
 
     memory_store_id: str
     session_ids: tuple[str, ...]
-    model: dict[str, Any]
+    model: DreamModel
     instructions: str | None
-    output_behavior: dict[str, Any]
+    output_behavior: DreamOutputBehavior
 
 
 def _view(row: models.Dream) -> Dream:
@@ -122,14 +122,14 @@ async def _check_sessions(db: AsyncSession, session_ids: Sequence[str], where: s
             raise NotFound(f"{where}[{i}]: {exc.message}") from None
 
 
-def _model(params: ModelParams) -> dict[str, Any]:
+def _model(params: ModelParams) -> DreamModel:
     check_single_line(params.id, "model.id")
     if params.speed == "fast":
         raise InvalidRequest("model.speed: dreams run only at 'standard' speed")
     return {"id": params.id, "speed": "standard"}
 
 
-async def _output_behavior(db: AsyncSession, params: DreamCreate, store_id: str) -> dict[str, Any]:
+async def _output_behavior(db: AsyncSession, params: DreamCreate, store_id: str) -> DreamOutputBehavior:
     behavior = params.output_behavior
     if not isinstance(behavior, UpdateExisting):
         return {"type": "create_new"}
@@ -180,7 +180,12 @@ async def enqueue(db: AsyncSession, checked: DreamPlan) -> Dream:
         output_store_id=None,
         session_id=None,
         error=None,
-        usage=DreamUsage().model_dump(),
+        usage={
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
         created_at=now,
         updated_at=now,
         ended_at=None,
@@ -284,13 +289,13 @@ async def record_output(db: AsyncSession, dream_id: str, memory_store_id: str) -
 async def add_usage(db: AsyncSession, dream_id: str, usage: DreamUsage) -> None:
     """Add one model request's tokens (counted even after a cancel)."""
     row = await _get_row(db, dream_id, lock=True)
-    total = DreamUsage.model_validate(row.usage)
-    row.usage = DreamUsage(
-        input_tokens=total.input_tokens + usage.input_tokens,
-        output_tokens=total.output_tokens + usage.output_tokens,
-        cache_creation_input_tokens=total.cache_creation_input_tokens + usage.cache_creation_input_tokens,
-        cache_read_input_tokens=total.cache_read_input_tokens + usage.cache_read_input_tokens,
-    ).model_dump()
+    was = row.usage
+    row.usage = {
+        "input_tokens": was["input_tokens"] + usage.input_tokens,
+        "output_tokens": was["output_tokens"] + usage.output_tokens,
+        "cache_creation_input_tokens": was["cache_creation_input_tokens"] + usage.cache_creation_input_tokens,
+        "cache_read_input_tokens": was["cache_read_input_tokens"] + usage.cache_read_input_tokens,
+    }
     row.updated_at = utcnow()
     await db.flush()
 

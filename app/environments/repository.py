@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Environment
 from app.db.raw import RawReads, Row
+from app.shared.environment_config import EnvironmentConfig
 
 
 async def get(db: AsyncSession, environment_id: str, *, lock: bool = False) -> Environment | None:
@@ -18,12 +18,12 @@ async def get(db: AsyncSession, environment_id: str, *, lock: bool = False) -> E
     return await db.scalar(query.with_for_update() if lock else query)
 
 
-async def configs(db: AsyncSession, *, live_or: set[str]) -> Sequence[dict[str, Any]]:
+async def configs(db: AsyncSession, *, live_or: set[str]) -> Sequence[EnvironmentConfig]:
     """The configs of environments not archived, and of those in `live_or` even if archived."""
     query = select(Environment.config).where(
         or_(Environment.archived_at.is_(None), Environment.id.in_(sorted(live_or)))
     )
-    return [dict(config) for config in (await db.scalars(query)).all()]
+    return [config.copy() for config in (await db.scalars(query)).all()]
 
 
 async def view_row(raw: RawReads, environment_id: str) -> Row | None:

@@ -8,15 +8,22 @@ stored one, where omitted (or null) cloud sub-fields keep their stored value.
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.environments.schemas import ConfigParams, NetworkingParams, PackagesParams
 from app.errors import InvalidRequest
+from app.shared.environment_config import (
+    MANAGERS,
+    CloudConfig,
+    EnvironmentConfig,
+    LimitedNetworkingConfig,
+    NetworkingConfig,
+    Packages,
+    SelfHostedConfig,
+    UnrestrictedNetworkingConfig,
+)
 from app.shared.hosts import allow_list_problem
 
-MANAGERS = ("apt", "cargo", "gem", "go", "npm", "pip")
-UNRESTRICTED: dict[str, Any] = {"type": "unrestricted"}
-LIMITED_DEFAULTS: dict[str, Any] = {
+UNRESTRICTED: UnrestrictedNetworkingConfig = {"type": "unrestricted"}
+LIMITED_DEFAULTS: LimitedNetworkingConfig = {
     "type": "limited",
     "allowed_hosts": [],
     "allow_mcp_servers": False,
@@ -24,13 +31,21 @@ LIMITED_DEFAULTS: dict[str, Any] = {
 }
 
 
-def default_config() -> dict[str, Any]:
+def default_config() -> CloudConfig:
     """Cloud with unrestricted networking (as the docs' examples) and no packages."""
-    packages: dict[str, Any] = {"type": "packages", **{manager: [] for manager in MANAGERS}}
-    return {"type": "cloud", "networking": dict(UNRESTRICTED), "packages": packages}
+    packages: Packages = {
+        "type": "packages",
+        "apt": [],
+        "cargo": [],
+        "gem": [],
+        "go": [],
+        "npm": [],
+        "pip": [],
+    }
+    return {"type": "cloud", "networking": UNRESTRICTED.copy(), "packages": packages}
 
 
-def resolve_config(params: ConfigParams | None, stored: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolve_config(params: ConfigParams | None, stored: EnvironmentConfig | None = None) -> EnvironmentConfig:
     """``params`` merged into ``stored`` (an update) or into the default config (a create)."""
     if params is None:
         return stored if stored is not None else default_config()
@@ -41,8 +56,8 @@ def resolve_config(params: ConfigParams | None, stored: dict[str, Any] | None = 
         )
     if params.type == "self_hosted":
         return _self_hosted(params)
-    base = stored if stored is not None else default_config()
-    config = {
+    base = stored if stored is not None and stored["type"] == "cloud" else default_config()
+    config: CloudConfig = {
         "type": "cloud",
         "networking": _networking(params.networking, base["networking"]),
         "packages": _packages(params.packages, base["packages"]),
@@ -51,24 +66,25 @@ def resolve_config(params: ConfigParams | None, stored: dict[str, Any] | None = 
     return config
 
 
-def _self_hosted(params: ConfigParams) -> dict[str, Any]:
+def _self_hosted(params: ConfigParams) -> SelfHostedConfig:
     for field in ("networking", "packages"):
         if getattr(params, field) is not None:
             raise InvalidRequest(f"config.{field}: not supported for self_hosted environments")
     return {"type": "self_hosted"}
 
 
-def _networking(params: NetworkingParams | None, stored: dict[str, Any]) -> dict[str, Any]:
+def _networking(params: NetworkingParams | None, stored: NetworkingConfig) -> NetworkingConfig:
     if params is None:
         return stored
     if params.type == "unrestricted":
-        return dict(UNRESTRICTED)
-    base = stored if stored["type"] == "limited" else LIMITED_DEFAULTS
-    networking = dict(base)
-    for field in ("allowed_hosts", "allow_mcp_servers", "allow_package_managers"):
-        value = getattr(params, field)
-        if value is not None:
-            networking[field] = value
+        return UNRESTRICTED.copy()
+    networking = stored.copy() if stored["type"] == "limited" else LIMITED_DEFAULTS.copy()
+    if params.allowed_hosts is not None:
+        networking["allowed_hosts"] = params.allowed_hosts
+    if params.allow_mcp_servers is not None:
+        networking["allow_mcp_servers"] = params.allow_mcp_servers
+    if params.allow_package_managers is not None:
+        networking["allow_package_managers"] = params.allow_package_managers
     _check_hosts(networking["allowed_hosts"])
     return networking
 
@@ -82,11 +98,11 @@ def _check_hosts(hosts: list[str]) -> None:
             raise InvalidRequest(f"config.networking.allowed_hosts[{i}]: {host!r} {problem}")
 
 
-def _packages(params: PackagesParams | None, stored: dict[str, Any]) -> dict[str, Any]:
+def _packages(params: PackagesParams | None, stored: Packages) -> Packages:
     """A list sent replaces that manager's list; an omitted or null one keeps the stored list."""
     if params is None:
         return stored
-    packages = dict(stored)
+    packages = stored.copy()
     for manager in MANAGERS:
         value = getattr(params, manager)
         if value is not None:
@@ -94,11 +110,11 @@ def _packages(params: PackagesParams | None, stored: dict[str, Any]) -> dict[str
     return packages
 
 
-def _check_packages_allowed(config: dict[str, Any]) -> None:
+def _check_packages_allowed(config: CloudConfig) -> None:
     networking = config["networking"]
     if networking["type"] != "limited" or networking["allow_package_managers"]:
         return
-    if any(config["packages"][manager] for manager in MANAGERS):
+    if any(config["packages"].get(manager) for manager in MANAGERS):
         raise InvalidRequest(
             "config.packages: packages under limited networking require "
             "config.networking.allow_package_managers to be true"

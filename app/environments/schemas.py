@@ -7,9 +7,11 @@ the stored configuration (updates merge into it) are checked by ``app/environmen
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from app.shared.environment_config import EnvironmentConfig
 
 Name = Annotated[str, Field(min_length=1, max_length=256)]
 # Not documented for environments: the agents' limit (behaviour §19), so 10 MB is a 400.
@@ -76,7 +78,7 @@ class Environment(BaseModel):
     name: str
     # Emitted as "" when unset: SDK 0.121.0 types it as a required string.
     description: str
-    config: dict[str, Any]
+    config: EnvironmentConfig
     metadata: dict[str, str]
     scope: Scope | None
     state: Literal["active", "archived"]

@@ -7,7 +7,6 @@ see the change. ``get_for_session`` is the check sessions use before they refere
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +25,7 @@ from app.environments.schemas import (
 )
 from app.errors import InvalidRequest, NotFound
 from app.ids import new_id
+from app.shared.environment_config import EnvironmentConfig, package_lists
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
 from app.shared.rendering import model_json
@@ -179,22 +179,22 @@ async def get_for_session(db: AsyncSession, environment_id: str) -> Environment:
     return _view(row)
 
 
-async def sandbox_config(db: AsyncSession, environment_id: str) -> dict[str, Any]:
+async def sandbox_config(db: AsyncSession, environment_id: str) -> EnvironmentConfig:
     """The config a session's sandbox is built from, as it is now (updates reach containers
     started later). A deleted environment leaves its sessions with the default cloud config."""
     row = await repository.get(db, environment_id)
     if row is None:
         return {"type": "cloud", "networking": {"type": "unrestricted"}, "packages": {}}
-    return dict(row.config)
+    return row.config.copy()
 
 
 async def needed_packages(db: AsyncSession, in_use: set[str]) -> list[dict[str, list[str]]]:
     """The package specs whose images are still needed: of every environment not archived, and
     of the archived ones in `in_use` (their sessions may still start a sandbox)."""
     configs = await repository.configs(db, live_or=in_use)
-    return [dict(config.get("packages") or {}) for config in configs]
+    return [package_lists(config["packages"]) for config in configs if config["type"] == "cloud"]
 
 
 async def config_type(db: AsyncSession, environment_id: str) -> str:
     """`cloud` or `self_hosted` (`cloud` once the environment is deleted)."""
-    return str((await sandbox_config(db, environment_id)).get("type", "cloud"))
+    return (await sandbox_config(db, environment_id))["type"]

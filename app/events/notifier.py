@@ -17,7 +17,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Literal, Protocol, Required
+
+from typing_extensions import TypedDict
+
+from app.events.types import ContentBlock, EventRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +35,34 @@ INTERRUPT_SAFETY_POLL_SECONDS = 1.0
 INTERRUPT_POLL_SECONDS = 0.1
 
 
+class PreviewTarget(TypedDict):
+    """The event an ``event_start`` announces: its type and the id it will be stored with."""
+
+    type: str
+    id: str
+
+
+class ContentDelta(TypedDict):
+    type: Literal["content_delta"]
+    index: int
+    content: ContentBlock
+
+
+class PreviewFrame(TypedDict, total=False):
+    """An ``event_start`` (with ``event``) or ``event_delta`` (with ``event_id`` and ``delta``)."""
+
+    type: Required[Literal["event_start", "event_delta"]]
+    event: PreviewTarget
+    event_id: str
+    delta: ContentDelta
+
+
 @dataclass(frozen=True)
 class LogEvent:
     """A committed event: its position in the session's log and its wire form."""
 
     seq: int
-    wire: dict[str, Any]
+    wire: EventRecord
 
     @cached_property
     def sse(self) -> bytes:
@@ -44,7 +70,7 @@ class LogEvent:
         return sse_frame(self.wire, str(self.wire["id"]))
 
 
-def sse_frame(wire: dict[str, Any], event_id: str | None = None) -> bytes:
+def sse_frame(wire: EventRecord | PreviewFrame, event_id: str | None = None) -> bytes:
     """`id:` (optional), `event: <type>`, `data: <json>` — the name equals the JSON `type`, as the
     SDKs require. Compact JSON never contains a raw newline, so one `data:` line suffices."""
     head = f"id: {event_id}\r\n" if event_id else ""
@@ -56,7 +82,7 @@ def sse_frame(wire: dict[str, Any], event_id: str | None = None) -> bytes:
 class Ephemeral:
     """A stream-only frame (`event_start`, `event_delta`): never persisted, never replayed."""
 
-    wire: dict[str, Any]
+    wire: PreviewFrame
 
 
 @dataclass(frozen=True)
@@ -101,6 +127,8 @@ class Notifier:
         self._wake = asyncio.Event()
         self._interrupts: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.remote: RemoteChannel | None = None
+        # Sessions whose publications wait for `Held.release` (see `hold`), in order.
+        self._held: dict[str, Held] = {}
         # Set by a process that shares its database with others it cannot hear (a separate
         # `mas worker` on SQLite): nothing tells it of their interrupts, so it looks often.
         self.peers_unheard = False
@@ -132,6 +160,10 @@ class Notifier:
 
     # -- publishers (call only after the commit that made the events true) ---------------------
     def publish(self, session_id: str, events: list[LogEvent]) -> None:
+        held = self._held.get(session_id)
+        if held is not None:
+            held.kept.append(events)
+            return
         fresh = [e for e in events if e.seq > self._published.get(session_id, 0)]
         if not fresh:
             return
@@ -140,7 +172,27 @@ class Notifier:
             for event in fresh:
                 sub.offer(event)
 
-    def publish_ephemeral(self, session_id: str, wire: dict[str, Any], *, forward: bool = True) -> None:
+    def hold(self, session_id: str) -> Held:
+        """Keep the session's publications until the returned hold is released, then hand them
+        out in the order they came (none lost, stale ones dropped as `publish` drops them). A step
+        uses it to get work under way before the streams take the event loop (the MCP request of a
+        call first, then the frames that announce it). Holds of one session do not nest: a second
+        one holds nothing."""
+        held = Held(self, session_id)
+        if session_id not in self._held:
+            self._held[session_id] = held
+        return held
+
+    def holding(self, session_id: str) -> bool:
+        return session_id in self._held
+
+    def _release(self, held: Held) -> None:
+        if self._held.get(held.session_id) is held:
+            del self._held[held.session_id]
+            for events in held.kept:
+                self.publish(held.session_id, events)
+
+    def publish_ephemeral(self, session_id: str, wire: PreviewFrame, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
             sub.offer(Ephemeral(wire))
         if forward and self.remote is not None:
@@ -149,6 +201,7 @@ class Notifier:
     def publish_deleted(self, session_id: str, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
             sub.offer(Deleted())
+        self._held.pop(session_id, None)  # its streams are closing: nothing is left to hand out
         self._published.pop(session_id, None)
         self.delivered.pop(session_id, None)
         if forward and self.remote is not None:
@@ -216,6 +269,18 @@ class Notifier:
         return True
 
 
+class Held:
+    """A session's publications kept back by `Notifier.hold`; `release` is idempotent."""
+
+    def __init__(self, notifier: Notifier, session_id: str) -> None:
+        self.notifier = notifier
+        self.session_id = session_id
+        self.kept: list[list[LogEvent]] = []
+
+    def release(self) -> None:
+        self.notifier._release(self)
+
+
 def _remember(table: dict[str, int], session_id: str, seq: int) -> None:
     table.pop(session_id, None)  # re-inserted last: the dict's order is least recently updated first
     table[session_id] = seq
@@ -226,7 +291,7 @@ def _remember(table: dict[str, int], session_id: str, seq: int) -> None:
 class RemoteChannel:
     """How a notifier reaches other processes (PostgreSQL LISTEN/NOTIFY); see `pg_listener`."""
 
-    def forward_ephemeral(self, session_id: str, wire: dict[str, Any]) -> None:
+    def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         raise NotImplementedError
 
     def forward_deleted(self, session_id: str) -> None:

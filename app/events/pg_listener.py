@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.events.notifier import LogEvent, Notifier, RemoteChannel
+from app.events.notifier import LogEvent, Notifier, PreviewFrame, RemoteChannel
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class PgListener(RemoteChannel):
             log.exception("could not read new events of %s", session_id)
 
     # -- outgoing ------------------------------------------------------------------------------
-    def forward_ephemeral(self, session_id: str, wire: dict[str, Any]) -> None:
+    def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         payload = json.dumps({"o": self._origin, "s": session_id, "w": wire}, separators=(",", ":"))
         if len(payload.encode()) <= MAX_PAYLOAD:  # deltas are best-effort previews
             self._outbox.put_nowait((DELTAS_CHANNEL, payload))

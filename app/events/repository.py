@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import BigInteger, Row, Select, Table, and_, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +41,20 @@ async def allocate_seqs(db: AsyncSession, session_id: str, count: int) -> int:
     return int(result.scalar_one())
 
 
-async def insert_rows(db: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+class EventColumns(TypedDict):
+    """A ``session_events`` row's values, for an insert without ORM instances."""
+
+    id: str
+    session_id: str
+    seq: int | None
+    type: str
+    data: dict[str, Any]  # JSON boundary: the event's wire fields as stored (held to the union)
+    harness: dict[str, Any] | None  # JSON boundary: the loop's bookkeeping as stored (`Harness`)
+    created_at: datetime
+    processed_at: datetime | None
+
+
+async def insert_rows(db: AsyncSession, rows: Sequence[EventColumns]) -> None:
     """Insert event rows (their column values) in one statement, without ORM instances."""
     await db.execute(_INSERT, list(rows))
 
@@ -67,7 +80,7 @@ async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 10
 
 async def wire_after_seq(
     db: AsyncSession, session_id: str, seq: int, limit: int
-) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:
+) -> Sequence[Row[int | None, str, str, dict[str, Any], datetime | None]]:  # JSON boundary: `data`
     """The wire columns of the processed events after `seq`: a Core select, no ORM instances
     (the stream's pages, read once and serialised once)."""
     stmt = (
@@ -128,22 +141,45 @@ def page_query(
 
 
 async def raw_page(
-    conn: RawConnection, session_id: str, *, queued: bool, descending: bool, after: int | None, limit: int
+    conn: RawConnection,
+    session_id: str,
+    *,
+    queued: bool,
+    descending: bool,
+    after: int | None,
+    limit: int,
+    of_session: bool = False,
+    versions: bool = False,
 ) -> list[RawRow]:
     """``page_query`` without types or time ranges, as plain SQL: rows of (key, id, type, data
-    text, processed_at), the key being `seq` (processed) or `pk` (queued)."""
+    text, processed_at), the key being `seq` (processed) or `pk` (queued). ``of_session``: no rows
+    unless ``session_id`` is a session's row, not a thread's (checked in the same statement: on
+    PostgreSQL one round trip, not two). ``versions``: rows of (key, id, xmin) instead
+    (PostgreSQL: see ``RawReads.row_versions``)."""
     key = "pk" if queued else "seq"
     conds = ["session_id = $1", f"seq IS {'' if queued else 'NOT '}NULL"]
+    if of_session:
+        conds.append("EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND parent_session_id IS NULL)")
     args: list[Any] = [session_id]
     if after is not None:
         args.append(after)
         conds.append(f"{key} {'<' if descending else '>'} $2")
     args.append(limit)
     sql = (
-        f"SELECT {key}, id, type, data, processed_at FROM session_events WHERE {' AND '.join(conds)} "
+        f"SELECT {key}, id, {'xmin' if versions else 'type, data, processed_at'} FROM session_events "
+        f"WHERE {' AND '.join(conds)} "
         f"ORDER BY {key} {'DESC' if descending else 'ASC'} LIMIT ${len(args)}"
     )
     return await conn.fetch(sql, *args)
+
+
+async def raw_rows(conn: RawConnection, ids: Sequence[str]) -> list[RawRow]:
+    """Rows of (0, id, type, data text, processed_at, xmin) of the events ``ids`` (PostgreSQL), in
+    no order."""
+    return await conn.fetch(
+        "SELECT 0, id, type, data, processed_at, xmin FROM session_events WHERE id = ANY($1::varchar[])",
+        list(ids),
+    )
 
 
 async def fetch_page(db: AsyncSession, stmt: Select[SessionEvent], limit: int) -> Sequence[SessionEvent]:

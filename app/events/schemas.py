@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.events.types import event_types
+from app.events.types import EventRecord, event_types
 
 
 class _Strict(BaseModel):
@@ -67,7 +67,7 @@ class SearchResultBlock(_Strict):
     source: str
     title: str
     content: list[TextBlock]
-    citations: dict[str, Any] | None = None
+    citations: dict[str, Any] | None = None  # JSON boundary: the client's citations setting, passed on
 
 
 MessageBlock = Annotated[TextBlock | ImageBlock | DocumentBlock | RedactedBlock, Field(discriminator="type")]
@@ -165,17 +165,17 @@ class SendEvents(_Strict):
 
 
 class SendEventsResponse(BaseModel):
-    data: list[dict[str, Any]]
+    data: list[dict[str, Any]]  # JSON boundary: response bodies (a model here would drop fields)
 
 
 class EventPage(BaseModel):
-    data: list[dict[str, Any]]
+    data: list[dict[str, Any]]  # JSON boundary: response bodies (a model here would drop fields)
     next_page: str | None
 
 
-def dump_event(event: BaseModel) -> dict[str, Any]:
+def dump_event(event: BaseModel) -> EventRecord:
     """The event as stored: only fields that were sent or have meaning (no null noise)."""
-    return event.model_dump(mode="json", exclude_none=True)
+    return cast(EventRecord, event.model_dump(mode="json", exclude_none=True))
 
 
 # Every type `events.list` accepts in `types[]`: the union's 42.

@@ -9,9 +9,9 @@ after the commit that made it true.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic_core import from_json, to_json
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,28 +23,33 @@ from app.db.raw import RawConnection, Row, wire_time
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
-from app.events.types import EVENT, Harness
+from app.events.repository import EventColumns
+from app.events.types import EVENT, HARNESS, EventRecord, Harness
 from app.ids import new_id
 from app.shared.storable import storable
 from app.wire import iso
 
-RESERVED = ("id", "type", "processed_at")
-Wire = dict[str, Any]
+RESERVED = ("id", "type", "processed_at", "harness")
 
 
 def new_event_id() -> str:
     return new_id("sevt")
 
 
-def to_wire(row: SessionEvent) -> Wire:
+def to_wire(row: SessionEvent) -> EventRecord:
     """The event as clients see it (the loop's ``harness`` record never leaves the server)."""
-    return {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
+    return cast(
+        EventRecord, {"id": row.id, "type": row.type, **row.data, "processed_at": iso(row.processed_at)}
+    )
 
 
-def to_record(row: SessionEvent) -> Wire:
-    """The event with the loop's bookkeeping as ``_`` keys, for the agent loop."""
-    private = {f"_{k}": v for k, v in (row.harness or {}).items()}
-    return {"id": row.id, "type": row.type, **row.data, **private, "processed_at": iso(row.processed_at)}
+def to_record(row: SessionEvent) -> EventRecord:
+    """The event with the loop's bookkeeping in ``harness``, for the agent loop."""
+    record = cast(EventRecord, {"id": row.id, "type": row.type, **row.data})
+    if row.harness:
+        record["harness"] = cast(Harness, row.harness)
+    record["processed_at"] = iso(row.processed_at)
+    return record
 
 
 def _now() -> datetime:
@@ -54,22 +59,24 @@ def _now() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
-def checked(event: Mapping[str, Any]) -> tuple[Wire, Wire | None]:
+def checked(event: EventRecord) -> tuple[dict[str, Any], Harness | None]:  # JSON boundary: `data`
     """Hold an event to its type before it is stored: the wire fields to the union's model of its
-    ``type`` (unknown fields refused), the ``_`` bookkeeping to ``Harness``. A mismatch is a bug
-    of the code that built the event, raised where it was built. Returns (data, harness)."""
-    data = {k: v for k, v in event.items() if not k.startswith("_") and k not in RESERVED}
+    ``type`` (unknown fields refused), its ``harness`` to ``Harness``. A mismatch is a bug of the
+    code that built the event, raised where it was built. Returns (data, harness)."""
+    # JSON boundary: the stored `data` column, held to the event union just below.
+    data = {k: v for k, v in event.items() if k not in RESERVED}
     EVENT.validate_python({**data, "type": event["type"]})
-    private = {k[1:]: v for k, v in event.items() if k.startswith("_")}
-    harness = Harness.model_validate(private).model_dump(mode="json", exclude_none=True)
+    harness = event.get("harness")
+    if harness is not None:
+        HARNESS.validate_python(harness)
     return data, harness or None
 
 
-def _row(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> SessionEvent:
+def _row(session_id: str, event: EventRecord, now: datetime, seq: int | None) -> SessionEvent:
     return SessionEvent(**_values(session_id, event, now, seq))
 
 
-def _values(session_id: str, event: Mapping[str, Any], now: datetime, seq: int | None) -> dict[str, Any]:
+def _values(session_id: str, event: EventRecord, now: datetime, seq: int | None) -> EventColumns:
     """The row's column values (the event checked, made storable)."""
     data, harness = checked(event)
     return {
@@ -85,10 +92,12 @@ def _values(session_id: str, event: Mapping[str, Any], now: datetime, seq: int |
     }
 
 
-def _wire_of(values: Mapping[str, Any]) -> Wire:
+def _wire_of(values: EventColumns) -> EventRecord:
     """`to_wire` of a row from its column values."""
     at = iso(values["processed_at"])
-    return {"id": values["id"], "type": values["type"], **values["data"], "processed_at": at}
+    return cast(
+        EventRecord, {"id": values["id"], "type": values["type"], **values["data"], "processed_at": at}
+    )
 
 
 async def _publish_after_commit(
@@ -107,8 +116,8 @@ async def _publish_wire_after_commit(
 
 
 async def append(
-    db: AsyncSession, notifier: Notifier, session_id: str, events: Sequence[Mapping[str, Any]]
-) -> list[Wire]:
+    db: AsyncSession, notifier: Notifier, session_id: str, events: Sequence[EventRecord]
+) -> list[EventRecord]:
     """Append server events (processed now). An event may carry a pre-assigned `id` (previews)."""
     if not events:
         return []
@@ -117,8 +126,8 @@ async def append(
 
 
 async def append_reserved(
-    db: AsyncSession, notifier: Notifier, session_id: str, events: Sequence[Mapping[str, Any]], last: int
-) -> list[Wire]:
+    db: AsyncSession, notifier: Notifier, session_id: str, events: Sequence[EventRecord], last: int
+) -> list[EventRecord]:
     """`append` at positions the caller has just reserved in this transaction, ``last`` the
     highest of ``len(events)`` (``sessions.leases.fenced_seqs`` reserves them with the fence)."""
     if not events:
@@ -126,12 +135,12 @@ async def append_reserved(
     now = _now()
     rows = [_values(session_id, e, now, last - len(events) + 1 + i) for i, e in enumerate(events)]
     await repository.insert_rows(db, rows)
-    published = [LogEvent(r["seq"], _wire_of(r)) for r in rows]
+    published = [LogEvent(int(r["seq"] or 0), _wire_of(r)) for r in rows]
     await _publish_wire_after_commit(db, notifier, session_id, published)
-    return [dict(p.wire) for p in published]  # the caller's copies; the published ones stay as sent
+    return [p.wire.copy() for p in published]  # the caller's copies; the published ones stay as sent
 
 
-async def enqueue(db: AsyncSession, session_id: str, events: Sequence[Mapping[str, Any]]) -> list[Wire]:
+async def enqueue(db: AsyncSession, session_id: str, events: Sequence[EventRecord]) -> list[EventRecord]:
     """Store client events as queued (no position, `processed_at` null) until the agent takes them."""
     now = _now()
     rows = [_row(session_id, e, now, None) for e in events]
@@ -142,7 +151,7 @@ async def enqueue(db: AsyncSession, session_id: str, events: Sequence[Mapping[st
 
 async def mark_processed(
     db: AsyncSession, notifier: Notifier, session_id: str, event_ids: Sequence[str]
-) -> list[Wire]:
+) -> list[EventRecord]:
     """Give queued client events their place in the log, in the order of `event_ids`."""
     found = {r.id: r for r in await repository.by_ids(db, session_id, event_ids)}
     rows = [found[i] for i in event_ids if i in found and found[i].seq is None]
@@ -158,23 +167,23 @@ async def mark_processed(
     return [to_wire(r) for r in rows]
 
 
-async def queued(db: AsyncSession, session_id: str) -> list[Wire]:
+async def queued(db: AsyncSession, session_id: str) -> list[EventRecord]:
     """Client events not yet processed, in arrival order."""
     return [to_wire(r) for r in await repository.queued(db, session_id)]
 
 
-async def history(db: AsyncSession, session_id: str) -> list[Wire]:
+async def history(db: AsyncSession, session_id: str) -> list[EventRecord]:
     """Every processed event with its private fields, in log order (the agent loop's context)."""
     return [to_record(r) for r in await repository.history(db, session_id)]
 
 
-async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tuple[int, Wire]]:
+async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tuple[int, EventRecord]]:
     """Processed events after `seq` with their private fields (the loop's incremental read)."""
     rows = await repository.after_seq(db, session_id, seq, limit=1_000_000)
     return [(int(r.seq or 0), to_record(r)) for r in rows]
 
 
-async def records_by_id(db: AsyncSession, session_id: str, ids: Sequence[str]) -> list[Wire]:
+async def records_by_id(db: AsyncSession, session_id: str, ids: Sequence[str]) -> list[EventRecord]:
     """The events of a session's log with these ids (with their private fields), in `ids` order;
     unknown ids are left out."""
     found = {r.id: r for r in await repository.by_ids(db, session_id, ids)} if ids else {}
@@ -185,7 +194,7 @@ async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 
     """Up to `limit` processed events after `seq`, in log order, in their wire form (`to_wire`)."""
     rows = await repository.wire_after_seq(db, session_id, seq, limit)
     return [
-        LogEvent(int(s or 0), {"id": i, "type": t, **data, "processed_at": iso(at)})
+        LogEvent(int(s or 0), cast(EventRecord, {"id": i, "type": t, **data, "processed_at": iso(at)}))
         for s, i, t, data, at in rows
     ]
 
@@ -211,7 +220,7 @@ async def list_page(
     order: Literal["asc", "desc"],
     types: Sequence[str] | None,
     ranges: dict[str, datetime],
-) -> tuple[list[Wire], PageKey | None]:
+) -> tuple[list[EventRecord], PageKey | None]:
     """One page of the history: processed events in log order, then (ascending) the client events
     still queued, with `processed_at` null. A time range compares `processed_at`, so it lists
     processed events only. Returns the rows and the key to continue after (None: last page)."""
@@ -244,25 +253,39 @@ async def raw_page(
     limit: int,
     after: PageKey | None,
     order: Literal["asc", "desc"],
+    of_session: bool = False,
 ) -> tuple[list[bytes], PageKey | None]:
     """``list_page`` without types or time ranges, read as plain rows (no ORM instances), each
-    event as its JSON (``to_wire``'s dict serialised, kept per stored content: `RenderedEvents`)."""
+    event as its JSON (``to_wire``'s dict serialised, kept per stored content: `RenderedEvents`).
+    ``of_session``: an empty page unless ``session_id`` is a session (not a thread's row)."""
     phases = ["log", "queue"] if order == "asc" else ["queue", "log"]
     if after is not None and after[0] in phases:
         phases = phases[phases.index(after[0]) :]
+    versions = conn.row_versions
     found: list[tuple[str, Row]] = []
     for phase in phases:
         start = after[1] if after is not None and after[0] == phase else None
         rows = await repository.raw_page(
             conn, session_id, queued=phase == "queue", descending=order == "desc", after=start,
-            limit=limit + 1 - len(found),
+            limit=limit + 1 - len(found), of_session=of_session, versions=versions,
         )  # fmt: skip
         found += [(phase, r) for r in rows]
         if len(found) > limit:
             break
     page = found[:limit]
     next_key = (page[-1][0], int(page[-1][1][0])) if len(found) > limit and page else None
-    return RENDERED.render([r for _, r in page]), next_key
+    if not versions:
+        return RENDERED.render([r for _, r in page]), next_key
+    # (key, id, xmin) rows: only the events whose version has no kept JSON are read whole (one
+    # more statement; an event deleted in between is left out, as a later read would).
+    kept = [RENDERED.kept((r[1], r[2])) for _, r in page]
+    missing = [r[1] for (_, r), k in zip(page, kept, strict=True) if k is None]
+    if missing:
+        rows = await repository.raw_rows(conn, missing)
+        rendered = RENDERED.render([r[:5] for r in rows], [(r[1], r[5]) for r in rows])
+        by_id = {r[1]: json for r, json in zip(rows, rendered, strict=True)}
+        kept = [k if k is not None else by_id.get(r[1]) for (_, r), k in zip(page, kept, strict=True)]
+    return [k for k in kept if k is not None], next_key
 
 
 class RenderedEvents:
@@ -275,10 +298,16 @@ class RenderedEvents:
         self.max_bytes = max_bytes
         self.max_event_bytes = max_event_bytes
         self._json: dict[tuple[Any, ...], bytes] = {}
+        self._versions: dict[tuple[str, int], bytes] = {}
         self._held = 0
 
-    def render(self, rows: Sequence[Row]) -> list[bytes]:
-        """Rows of (key, id, type, data text, processed_at) as each event's JSON."""
+    def kept(self, version: tuple[str, int]) -> bytes | None:
+        """The kept JSON of an event's row version, (id, xmin) (``RawReads.row_versions``)."""
+        return self._versions.get(version)
+
+    def render(self, rows: Sequence[Row], versions: Sequence[tuple[str, int]] | None = None) -> list[bytes]:
+        """Rows of (key, id, type, data text, processed_at) as each event's JSON; ``versions``:
+        the rows' (id, xmin), to keep the JSON by as well (when it is kept)."""
         keys = [tuple(r[1:5]) for r in rows]
         found = [self._json.get(k) for k in keys]
         missing = [i for i, f in enumerate(found) if f is None]
@@ -291,6 +320,12 @@ class RenderedEvents:
                 shown = times[at] if at in times else times.setdefault(at, wire_time(at))
                 found[i] = rendered = to_json({"id": id_, "type": type_, **data, "processed_at": shown})
                 self._keep(keys[i], rendered, len(rendered) + len(_text(text)))
+        if versions is not None:
+            for key, version, json_ in zip(keys, versions, found, strict=True):
+                if json_ is not None and key in self._json:  # kept (not over the per-event bound)
+                    if len(self._versions) >= _MAX_VERSIONS:
+                        self._versions.clear()
+                    self._versions[version] = json_
         return [f for f in found if f is not None]
 
     def __len__(self) -> int:
@@ -301,12 +336,15 @@ class RenderedEvents:
             return
         if self._held + size > self.max_bytes:
             self._json.clear()
+            self._versions.clear()
             self._held = 0
         self._json[key] = rendered
         self._held += size
 
 
 RENDERED = RenderedEvents()
+# Versions name renderings kept in ``_json`` (the same bytes objects): bounded by count only.
+_MAX_VERSIONS = 200_000
 
 
 def _text(value: Any) -> str:

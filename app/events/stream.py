@@ -17,10 +17,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.db.base import utcnow
-from app.events.notifier import Deleted, Ephemeral, Item, LogEvent, Notifier, Subscription, sse_frame
+from app.events.notifier import (
+    Deleted,
+    Ephemeral,
+    Item,
+    LogEvent,
+    Notifier,
+    PreviewFrame,
+    Subscription,
+    sse_frame,
+)
+from app.events.types import EventRecord
 from app.ids import new_id
 from app.observability.metrics import observe_event_delivery
 from app.wire import iso
@@ -37,7 +46,7 @@ FetchAfter = Callable[[int, int], Awaitable[list[LogEvent]]]
 SaveWatermark = Callable[[int], Awaitable[None]]
 
 
-def deleted_event() -> dict[str, Any]:
+def deleted_event() -> EventRecord:
     # Never persisted (the log is gone with the session), but shaped like any event: the SDK
     # validates `processed_at` as required.
     return {"type": "session.deleted", "id": new_id("sevt"), "processed_at": iso(utcnow())}
@@ -51,7 +60,7 @@ class _Previews:
     open: set[str] = field(default_factory=set)
     closed: set[str] = field(default_factory=set)
 
-    def admit(self, wire: dict[str, Any]) -> bool:
+    def admit(self, wire: PreviewFrame) -> bool:
         if wire["type"] == "event_start":
             target = wire.get("event", {})
             if target.get("type") not in self.wanted or target.get("id") in self.closed:
@@ -61,7 +70,7 @@ class _Previews:
         event_id = str(wire.get("event_id"))
         return "agent.message" in self.wanted and event_id in self.open and event_id not in self.closed
 
-    def close(self, wire: dict[str, Any]) -> None:
+    def close(self, wire: EventRecord) -> None:
         if wire["type"] in PREVIEW_TYPES:
             self.closed.add(str(wire["id"]))
             self.open.discard(str(wire["id"]))

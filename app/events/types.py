@@ -14,11 +14,18 @@ The harness's bookkeeping rides beside the event in ``Harness``, never on the wi
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias, get_args
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal, NotRequired, Required, TypeAlias, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import TypedDict
 
-JsonObject: TypeAlias = dict[str, Any]
+from app.db.session_json import Budget, PublicUsage
+from app.shared.agent_config import SessionAgent
+
+# Content blocks live below the packages that pass them on; re-exported as part of the events.
+from app.shared.content import CacheControl as CacheControl
+from app.shared.content import ContentBlock as ContentBlock
 
 
 class _Model(BaseModel):
@@ -28,40 +35,92 @@ class _Model(BaseModel):
 # --- nested values ------------------------------------------------------------------------------
 
 
-class RetryStatus(_Model):
+@with_config(ConfigDict(extra="forbid"))
+class RetryStatus(TypedDict):
     type: Literal["retrying", "exhausted", "terminal"]
 
 
-class ErrorObject(_Model):
+@with_config(ConfigDict(extra="forbid"))
+class ErrorObject(TypedDict):
     """``session.error``'s ``error``: the SDK's error objects share ``type``, ``message`` and
     ``retry_status``; MCP, credential and repository errors name what failed."""
 
     type: str
     message: str
     retry_status: RetryStatus
-    mcp_server_name: str | None = None
-    credential_id: str | None = None
-    vault_id: str | None = None
-    repository_url: str | None = None
+    mcp_server_name: NotRequired[str | None]
+    credential_id: NotRequired[str | None]
+    vault_id: NotRequired[str | None]
+    repository_url: NotRequired[str | None]
 
 
-class StopReason(_Model):
+@with_config(ConfigDict(extra="forbid"))
+class StopReason(TypedDict):
     type: Literal["end_turn", "requires_action", "retries_exhausted", "budget_reached", "refusal"]
-    event_ids: list[str] | None = None
+    event_ids: NotRequired[list[str] | None]
 
 
-class StopDetails(_Model):
+@with_config(ConfigDict(extra="forbid"))
+class StopDetails(TypedDict):
     type: Literal["refusal"]
-    category: Literal["cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms"] | None = None
-    explanation: str | None = None
+    category: NotRequired[
+        Literal["cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms"] | None
+    ]
+    explanation: NotRequired[str | None]
 
 
-class SpanModelUsage(_Model):
+@with_config(ConfigDict(extra="forbid"))
+class SpanModelUsage(TypedDict):
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
-    speed: Literal["standard", "fast"] | None = None
+    speed: NotRequired[Literal["standard", "fast"] | None]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class WorkflowRunErrorObject(TypedDict):
+    """``workflow_run.error``'s ``error`` (and an ``error`` result's): what kept the run going."""
+
+    type: str
+    message: str
+
+
+@with_config(ConfigDict(extra="forbid"))
+class WorkflowRunResult(TypedDict):
+    """How a workflow run ended: ``completed``, ``stopped``, or ``error`` with its ``error``."""
+
+    type: Literal["completed", "stopped", "error"]
+    error: NotRequired[WorkflowRunErrorObject]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class WorkflowRunPhase(TypedDict):
+    id: str
+    name: str
+    description: NotRequired[str | None]
+
+
+class Rubric(TypedDict):
+    """What ``user.define_outcome`` is graded against: a text rubric or a file's."""
+
+    type: Literal["text", "file"]
+    content: NotRequired[str]
+    file_id: NotRequired[str]
+
+
+class Judgement(TypedDict):
+    """The permission an ``auto`` policy's judge gave a call (see ``agent_loop.judge``)."""
+
+    type: Literal["allow", "ask", "deny"]
+    reason_code: NotRequired[str]
+
+
+class PermissionEvaluation(TypedDict):
+    """A tool use's ``evaluation``: the policy that decided it, and under ``auto`` the judgement."""
+
+    type: str
+    evaluated_permission: NotRequired[Judgement]
 
 
 class _Thread(_Model):
@@ -74,7 +133,7 @@ class _Thread(_Model):
 
 class UserMessage(_Model):
     type: Literal["user.message"]
-    content: list[JsonObject]
+    content: list[ContentBlock]
 
 
 class UserInterrupt(_Model):
@@ -93,7 +152,7 @@ class UserToolConfirmation(_Model):
 class UserCustomToolResult(_Model):
     type: Literal["user.custom_tool_result"]
     custom_tool_use_id: str
-    content: list[JsonObject] | None = None
+    content: list[ContentBlock] | None = None
     is_error: bool | None = None
     session_thread_id: str | None = None
 
@@ -101,7 +160,7 @@ class UserCustomToolResult(_Model):
 class UserToolResult(_Model):
     type: Literal["user.tool_result"]
     tool_use_id: str
-    content: list[JsonObject] | None = None
+    content: list[ContentBlock] | None = None
     is_error: bool | None = None
     session_thread_id: str | None = None
 
@@ -110,13 +169,13 @@ class UserDefineOutcome(_Model):
     type: Literal["user.define_outcome"]
     outcome_id: str
     description: str
-    rubric: JsonObject
+    rubric: Rubric
     max_iterations: int | None = None
 
 
 class SystemMessage(_Model):
     type: Literal["system.message"]
-    content: list[JsonObject]
+    content: list[ContentBlock]
 
 
 # --- agent events -----------------------------------------------------------------------------
@@ -124,7 +183,7 @@ class SystemMessage(_Model):
 
 class AgentMessage(_Model):
     type: Literal["agent.message"]
-    content: list[JsonObject]
+    content: list[ContentBlock]
 
 
 class AgentThinking(_Model):
@@ -134,23 +193,23 @@ class AgentThinking(_Model):
 class AgentToolUse(_Model):
     type: Literal["agent.tool_use"]
     name: str
-    input: JsonObject
+    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
     evaluated_permission: Literal["allow", "ask", "deny"] | None = None
-    evaluation: JsonObject | None = None
+    evaluation: PermissionEvaluation | None = None
     session_thread_id: str | None = None
 
 
 class AgentToolResult(_Model):
     type: Literal["agent.tool_result"]
     tool_use_id: str
-    content: list[JsonObject] | None = None
+    content: list[ContentBlock] | None = None
     is_error: bool | None = None
 
 
 class AgentCustomToolUse(_Model):
     type: Literal["agent.custom_tool_use"]
     name: str
-    input: JsonObject
+    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
     session_thread_id: str | None = None
 
 
@@ -158,30 +217,30 @@ class AgentMcpToolUse(_Model):
     type: Literal["agent.mcp_tool_use"]
     mcp_server_name: str
     name: str
-    input: JsonObject
+    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
     evaluated_permission: Literal["allow", "ask", "deny"] | None = None
-    evaluation: JsonObject | None = None
+    evaluation: PermissionEvaluation | None = None
     session_thread_id: str | None = None
 
 
 class AgentMcpToolResult(_Model):
     type: Literal["agent.mcp_tool_result"]
     mcp_tool_use_id: str
-    content: list[JsonObject] | None = None
+    content: list[ContentBlock] | None = None
     is_error: bool | None = None
 
 
 class AgentThreadMessageReceived(_Model):
     type: Literal["agent.thread_message_received"]
     from_session_thread_id: str
-    content: list[JsonObject]
+    content: list[ContentBlock]
     from_agent_name: str | None = None
 
 
 class AgentThreadMessageSent(_Model):
     type: Literal["agent.thread_message_sent"]
     to_session_thread_id: str
-    content: list[JsonObject]
+    content: list[ContentBlock]
     to_agent_name: str | None = None
 
 
@@ -217,14 +276,14 @@ class SessionError(_Model):
 
 class SessionUsage(_Model):
     type: Literal["session.usage"]
-    usage: JsonObject
-    budget: JsonObject | None = None
+    usage: dict[str, Any]  # JSON boundary: the session's usage column, typed by app/sessions
+    budget: dict[str, Any] | None = None  # JSON boundary: the session's budget column (app/sessions)
 
 
 class SessionUpdated(_Model):
     type: Literal["session.updated"]
-    agent: JsonObject | None = None
-    budget: JsonObject | None = None
+    agent: dict[str, Any] | None = None  # JSON boundary: the agent snapshot, typed by app/agents
+    budget: dict[str, Any] | None = None  # JSON boundary: the session's budget column (app/sessions)
     metadata: dict[str, str] | None = None
     title: str | None = None
 
@@ -302,7 +361,7 @@ class WorkflowRunCreated(_Model):
     type: Literal["workflow_run.created"]
     workflow_run_id: str
     name: str
-    phases: list[JsonObject]
+    phases: list[WorkflowRunPhase]
     description: str | None = None
 
 
@@ -319,12 +378,12 @@ class WorkflowRunStatusIdle(_Model):
 class WorkflowRunStatusEnded(_Model):
     type: Literal["workflow_run.status_ended"]
     workflow_run_id: str
-    result: JsonObject
+    result: WorkflowRunResult
 
 
 class WorkflowRunError(_Model):
     type: Literal["workflow_run.error"]
-    error: JsonObject
+    error: WorkflowRunErrorObject
     workflow_run_id: str | None = None
 
 
@@ -396,7 +455,8 @@ Event: TypeAlias = Annotated[ClientEvent | ServerEvent, Field(discriminator="typ
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-class Harness(_Model):
+@with_config(ConfigDict(extra="forbid"))
+class Harness(TypedDict, total=False):
     """What the agent loop records beside an event for itself (never sent to clients):
 
     * ``content``, ``stop_reason``, ``stop_details`` on ``span.model_request_end``: the raw
@@ -409,18 +469,95 @@ class Harness(_Model):
       of the thread's own event (answers sent to the session are routed to it).
     """
 
-    content: list[JsonObject] | None = None
-    stop_reason: str | None = None
-    stop_details: JsonObject | None = None
-    summary: str | None = None
-    tool_use_id: str | None = None
-    request: str | None = None
-    server: bool | None = None
-    client_run: bool | None = None
-    origin: str | None = None
+    content: list[ContentBlock]
+    stop_reason: str
+    stop_details: StopDetails
+    summary: str
+    tool_use_id: str
+    request: str
+    server: bool
+    client_run: bool
+    origin: str
+
+
+HARNESS: TypeAdapter[Harness] = TypeAdapter(Harness)
+_NO_HARNESS: Harness = {}
+
+
+class EventRecord(TypedDict, total=False):
+    """An event of a session's log as the server passes it around: the wire fields of its
+    ``type`` (the union above holds each kind to its own; this is every kind's, flattened, so
+    code that reads the log by ``type`` needs no cast), its ``id`` and ``processed_at``, and the
+    loop's bookkeeping in ``harness`` (never on the wire: ``events.service.to_wire``).
+
+    An event being built has no ``id`` yet (``events.service.append`` gives one) unless the
+    caller announced it (previews, blocking calls)."""
+
+    id: str
+    type: Required[str]
+    processed_at: str | None
+    harness: Harness
+    # messages and results
+    content: list[ContentBlock]
+    is_error: bool | None
+    tool_use_id: str
+    custom_tool_use_id: str
+    mcp_tool_use_id: str
+    # tool uses
+    name: str
+    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    mcp_server_name: str
+    evaluated_permission: Literal["allow", "ask", "deny"] | None
+    evaluation: PermissionEvaluation | None
+    # confirmations (``result`` is also an outcome evaluation's verdict and a workflow's end)
+    result: str | WorkflowRunResult
+    deny_message: str | None
+    # threads
+    session_thread_id: str | None
+    agent_name: str
+    from_session_thread_id: str
+    from_agent_name: str | None
+    to_session_thread_id: str
+    to_agent_name: str | None
+    # status and errors
+    stop_reason: StopReason
+    stop_details: StopDetails | None
+    error: ErrorObject | WorkflowRunErrorObject
+    # spans and outcomes
+    model_request_start_id: str
+    model_usage: SpanModelUsage
+    outcome_id: str
+    description: str | None
+    rubric: Rubric
+    max_iterations: int | None
+    iteration: int
+    outcome_evaluation_start_id: str
+    explanation: str
+    usage: SpanModelUsage | PublicUsage  # an outcome evaluation's; session.usage's totals
+    # session updates
+    agent: SessionAgent | None
+    budget: Budget | None
+    metadata: dict[str, str] | None
+    title: str | None
+    # workflow runs
+    workflow_run_id: str | None
+    workflow_run_phase_id: str
+    phase_started_id: str
+    phases: list[WorkflowRunPhase]
 
 
 def event_types() -> tuple[str, ...]:
     """Every ``type`` the union knows, client events first."""
     models = [*get_args(get_args(ClientEvent)[0]), *get_args(get_args(ServerEvent)[0])]
     return tuple(get_args(model.model_fields["type"].annotation)[0] for model in models)
+
+
+def harness_of(event: EventRecord) -> Harness:
+    """The loop's bookkeeping on an event (empty when it has none); read it, never change it."""
+    return event.get("harness", _NO_HARNESS)
+
+
+def newest_first(events: Sequence[EventRecord]) -> Iterator[EventRecord]:
+    """``reversed(events)``, typed: mypy gives ``reversed`` of a TypedDict that holds ``Any``
+    values the type ``Any``, which would switch off the checks of every loop over it."""
+    return cast("Iterator[EventRecord]", reversed(events))

@@ -4,9 +4,9 @@ for large files (streamed both ways: a 500 MB file is never held in memory)."""
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, NotRequired, TypedDict
 
 import httpx
 import typer
@@ -61,7 +61,7 @@ def list_files(
     as_json: Json = False,
 ) -> None:
     """List files, newest first."""
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, str | int] = {"limit": limit}
     if scope_id:
         params["scope_id"] = scope_id
     with _client(url, api_key) as client:
@@ -69,12 +69,21 @@ def list_files(
         emit(items, as_json, _file_line)
 
 
-def _file_line(item: Mapping[str, Any]) -> str:
+class _ListedFile(TypedDict):
+    """What a listing line shows of a file (the server's JSON holds more, printed by --json)."""
+
+    id: str
+    filename: str
+    size_bytes: int
+    downloadable: NotRequired[bool]
+
+
+def _file_line(item: _ListedFile) -> str:
     flag = "downloadable" if item.get("downloadable") else "-"
     return f"{item['id']}  {item['size_bytes']:>12}  {flag:<12}  {item['filename']}"
 
 
-def _pages(client: httpx.Client, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _pages(client: httpx.Client, params: dict[str, str | int]) -> Iterator[_ListedFile]:
     while True:
         body = checked(client.get("/v1/files", params=params))
         yield from body["data"]

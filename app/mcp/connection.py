@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,8 @@ class McpConnection:
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Callers told when their request has been written (see `call`), oldest first.
+        self._sending: deque[Callable[[], None]] = deque()
 
     @property
     def alive(self) -> bool:
@@ -97,11 +100,27 @@ class McpConnection:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
 
-    async def call(self, tool: str, arguments: dict[str, Any]) -> mt.CallToolResult:
-        """Raises McpFailure when the server cannot answer (gone, timed out, refused)."""
+    async def call(
+        self, tool: str, arguments: dict[str, Any], sent: Callable[[], None] | None = None
+    ) -> mt.CallToolResult:
+        """Raises McpFailure when the server cannot answer (gone, timed out, refused). ``sent``
+        is called once the call's request has been written to the server's socket (with calls
+        in parallel on one connection: once as many requests as calls waiting were written); it
+        may never be called if the request is not written."""
         client, task = self._client, self._task
         if client is None or task is None or task.done():
             raise McpFailure("the connection to the server was lost")
+        if sent is not None:
+            self._sending.append(sent)
+        try:
+            return await self._call(client, task, tool, arguments)
+        finally:
+            if sent is not None and sent in self._sending:  # not written: the caller moves on anyway
+                self._sending.remove(sent)
+
+    async def _call(
+        self, client: Client, task: asyncio.Task[None], tool: str, arguments: dict[str, Any]
+    ) -> mt.CallToolResult:
         calling = asyncio.ensure_future(client.call_tool(tool, arguments))
         done, _ = await asyncio.wait(
             {calling, task}, timeout=self.call_timeout_s, return_when="FIRST_COMPLETED"
@@ -152,7 +171,7 @@ class McpConnection:
             headers=headers,
             timeout=httpx2.Timeout(CONNECT_TIMEOUT_S, read=self.call_timeout_s + 30),
             follow_redirects=True,
-            event_hooks={"response": [self._statuses.hook]},
+            event_hooks={"response": [self._statuses.hook], "request": [self._trace_posts]},
         )
 
     async def _connect_and_wait(self, *, streamable: bool) -> None:
@@ -169,6 +188,16 @@ class McpConnection:
             if not self._ready.done():
                 self._ready.set_result(None)
             await self._closing.wait()
+
+    async def _trace_posts(self, request: httpx2.Request) -> None:
+        """An httpx request hook: a POST (the transports send each call as one) while a caller
+        waits to hear that its request went out is traced, to tell it when the body is written."""
+        if request.method == "POST" and self._sending and "trace" not in request.extensions:
+            request.extensions["trace"] = self._written
+
+    async def _written(self, name: str, info: dict[str, Any]) -> None:
+        if name.endswith("send_request_body.complete") and self._sending:
+            self._sending.popleft()()
 
     def _sse_factory(
         self,

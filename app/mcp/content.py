@@ -11,12 +11,13 @@ from typing import Any
 
 from mcp import types as mt
 
+from app.shared.content import ContentBlock
 from app.shared.text import storable_blocks
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
-def _text(value: str) -> dict[str, Any]:
+def _text(value: str) -> ContentBlock:
     return {"type": "text", "text": value}
 
 
@@ -27,7 +28,7 @@ def _size(data: str) -> int:
         return len(data)
 
 
-def _binary(mime: str, data: str, label: str) -> dict[str, Any]:
+def _binary(mime: str, data: str, label: str) -> ContentBlock:
     if mime in IMAGE_TYPES:
         return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
     if mime == "application/pdf":
@@ -35,7 +36,7 @@ def _binary(mime: str, data: str, label: str) -> dict[str, Any]:
     return _text(f"[{label}: {mime or 'unknown type'}, {_size(data)} bytes, not shown]")
 
 
-def _block(item: Any) -> dict[str, Any]:
+def _block(item: Any) -> ContentBlock:
     if isinstance(item, mt.TextContent):
         return _text(item.text)
     if isinstance(item, mt.ImageContent):
@@ -52,7 +53,7 @@ def _block(item: Any) -> dict[str, Any]:
     return _text(f"[{getattr(item, 'type', 'unknown')} content, not shown]")
 
 
-def to_blocks(result: mt.CallToolResult) -> list[dict[str, Any]]:
+def to_blocks(result: mt.CallToolResult) -> list[ContentBlock]:
     blocks = [_block(item) for item in result.content]
     if not blocks and result.structured_content is not None:
         blocks = [_text(json.dumps(result.structured_content, ensure_ascii=False))]

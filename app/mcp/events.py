@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from app.events.types import ContentBlock, EventRecord
 from app.mcp.tools import evaluate
 from app.shared.agent_config import SessionAgent
 
 
-def mcp_tool_use_event(agent: SessionAgent, use: dict[str, Any], server: str, tool: str) -> dict[str, Any]:
+def mcp_tool_use_event(agent: SessionAgent, use: ContentBlock, server: str, tool: str) -> EventRecord:
     """``agent.mcp_tool_use``: ``name`` is the MCP tool's own name (the model called it as
     ``mcp__<server>__<tool>``), with the permission its toolset gives it."""
     permission, evaluation = evaluate(agent, server, tool)
-    event: dict[str, Any] = {
+    event: EventRecord = {
         "type": "agent.mcp_tool_use",
         "name": tool,
         "mcp_server_name": server,
@@ -24,9 +23,7 @@ def mcp_tool_use_event(agent: SessionAgent, use: dict[str, Any], server: str, to
     return event
 
 
-def mcp_tool_result_event(
-    tool_use_id: str, content: list[dict[str, Any]], *, is_error: bool
-) -> dict[str, Any]:
+def mcp_tool_result_event(tool_use_id: str, content: list[ContentBlock], *, is_error: bool) -> EventRecord:
     return {
         "type": "agent.mcp_tool_result",
         "mcp_tool_use_id": tool_use_id,

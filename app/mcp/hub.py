@@ -15,16 +15,18 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.config import Settings
 from app.db.engine import Database
+from app.events.types import ContentBlock, EventRecord
 from app.mcp import oauth
 from app.mcp.base import McpFailure
 from app.mcp.tools import McpTool, evaluate, offered_name
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 from app.vaults import resolve
 from app.vaults.resolve import McpCredential
 from app.vaults.secrets import SecretBox
@@ -64,7 +66,7 @@ class _Session:
 
 @dataclass(frozen=True)
 class Outcome:
-    content: list[dict[str, Any]]
+    content: list[ContentBlock]
     is_error: bool
 
 
@@ -74,7 +76,7 @@ def _token_key(credential: McpCredential | None) -> str:
     return hashlib.sha256(f"{credential.credential_id}\0{credential.token}".encode()).hexdigest()
 
 
-def session_error(server: str, failure: McpFailure) -> dict[str, Any]:
+def session_error(server: str, failure: McpFailure) -> EventRecord:
     kind = "mcp_authentication_failed_error" if failure.auth else "mcp_connection_failed_error"
     return {
         "type": "session.error",
@@ -146,7 +148,7 @@ class McpHub:
 
     async def setup_turn(
         self, session_id: str, agent: SessionAgent, vault_ids: Sequence[str], turn: str
-    ) -> list[dict[str, Any]]:
+    ) -> list[EventRecord]:
         """Make every declared server ready; the ``session.error`` events of those that are not."""
         state = self._sessions.setdefault(session_id, _Session())
         async with state.lock:
@@ -178,7 +180,7 @@ class McpHub:
                     out.append(McpTool(server.name, tool))
         return out
 
-    def definitions(self, session_id: str, agent: SessionAgent) -> list[dict[str, Any]]:
+    def definitions(self, session_id: str, agent: SessionAgent) -> list[ToolDefinition]:
         return [tool.definition() for tool in self.tools(session_id, agent)]
 
     def lookup(self, session_id: str, agent: SessionAgent, name: str) -> tuple[str, str] | None:
@@ -203,14 +205,15 @@ class McpHub:
         server_name: str,
         tool: str,
         arguments: dict[str, Any],
+        sent: Callable[[], None] | None = None,
     ) -> Outcome:
         """Run one call. A server not connected yet (another worker made the call, or the
         connection closed while the session waited) is connected first; a call that may have
-        reached the server is never sent twice."""
+        reached the server is never sent twice. ``sent``: see `McpConnection.call`."""
         state = self._sessions.setdefault(session_id, _Session())
         state.calls += 1
         try:
-            return await self._call_on(state, agent, vault_ids, server_name, tool, arguments)
+            return await self._call_on(state, agent, vault_ids, server_name, tool, arguments, sent)
         finally:
             state.calls -= 1
             state.last_used = time.monotonic()
@@ -223,6 +226,7 @@ class McpHub:
         server_name: str,
         tool: str,
         arguments: dict[str, Any],
+        sent: Callable[[], None] | None,
     ) -> Outcome:
         server = state.servers.get(server_name)
         if server is None:
@@ -235,7 +239,7 @@ class McpHub:
         if unavailable is not None:
             return _error(f"MCP server {server_name!r} is unavailable: {unavailable}")
         try:
-            return await self._call(server, tool, arguments)
+            return await self._call(server, tool, arguments, sent)
         except McpFailure as failure:
             problem = failure
             if failure.auth:  # refused before it ran: with a refreshed OAuth token, try once more
@@ -249,11 +253,13 @@ class McpHub:
             await self._disconnect(server)
             return _error(f"MCP server {server_name!r} failed during the call: {problem}")
 
-    async def _call(self, server: _Server, tool: str, arguments: dict[str, Any]) -> Outcome:
+    async def _call(
+        self, server: _Server, tool: str, arguments: dict[str, Any], sent: Callable[[], None] | None = None
+    ) -> Outcome:
         from app.mcp.content import to_blocks  # with the SDK, only once a session uses MCP
 
         assert server.connection is not None
-        result = await server.connection.call(tool, arguments)
+        result = await server.connection.call(tool, arguments, sent)
         return Outcome(to_blocks(result), bool(result.is_error))
 
     async def _reconnect_refreshed(

@@ -4,16 +4,16 @@ the first 100,000 characters and the path of a file holding the whole text."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from app.sandbox.interface import SandboxBackend, SandboxError, SandboxSpec, ToolRequest
+from app.shared.content import ContentBlock
 
 LIMIT = 100_000
 
 
 async def spill_large_text(
-    sandbox: SandboxBackend, session_id: str, spec: SandboxSpec, blocks: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    sandbox: SandboxBackend, session_id: str, spec: SandboxSpec, blocks: list[ContentBlock]
+) -> list[ContentBlock]:
     out = []
     for block in blocks:
         text = block.get("text") if block.get("type") == "text" else None

@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from app.events.types import PermissionEvaluation
 from app.mcp.base import ListedTool
 from app.shared.agent_config import McpToolConfig, McpToolset, SessionAgent, ToolDefaults
+from app.shared.content import ToolDefinition
 
 PREFIX = "mcp__"
 MAX_NAME = 128
@@ -43,7 +45,7 @@ class McpTool:
     def offered(self) -> str:
         return offered_name(self.server, self.tool.name)
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self) -> ToolDefinition:
         schema = (
             self.tool.input_schema if self.tool.input_schema.get("type") == "object" else {"type": "object"}
         )
@@ -81,7 +83,9 @@ def _policy_type(config: ToolDefaults | McpToolConfig | None) -> str | None:
     return policy.get("type") if policy else None
 
 
-def evaluate(agent: SessionAgent, server: str, tool: str) -> tuple[Permission, dict[str, Any] | None]:
+def evaluate(
+    agent: SessionAgent, server: str, tool: str
+) -> tuple[Permission, PermissionEvaluation | None]:
     """The permission of a call and its ``evaluation``; (deny, None) when the tool is not enabled."""
     found = config(agent, server, tool)
     if not found.enabled:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
 PROBE_TIMEOUT_SECONDS = 5.0
 
@@ -30,9 +31,15 @@ class Report:
     def ready(self) -> bool:
         return not self.failed
 
-    def body(self) -> dict[str, object]:
-        status = "ready" if self.ready else "not_ready"
+    def body(self) -> ReadinessBody:
+        status: Literal["ready", "not_ready"] = "ready" if self.ready else "not_ready"
         return {"status": status, "checks": self.checks, "failed": self.failed}
+
+
+class ReadinessBody(TypedDict):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]
+    failed: list[str]
 
 
 @dataclass

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -22,17 +23,27 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+if TYPE_CHECKING:  # the SDK is imported only when tracing is configured
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger(__name__)
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The process's provider and tracer once `configure` ran; mas's own (the global OpenTelemetry
 # provider is left to the embedding application).
-_state: dict[str, Any] = {"enabled": False, "tracer": trace.NoOpTracer()}
+@dataclass
+class _State:
+    enabled: bool = False
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
+    provider: TracerProvider | None = None
+
+
+_state = _State()
 
 
 def configure(endpoint: str | None, service_name: str, sample_ratio: float) -> None:
     """Export spans to ``endpoint`` (an OTLP/HTTP base URL, `/v1/traces` is added)."""
-    if not endpoint or _state["enabled"]:
+    if not endpoint or _state.enabled:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -47,25 +58,25 @@ def configure(endpoint: str | None, service_name: str, sample_ratio: float) -> N
     url = endpoint.rstrip("/") + "/v1/traces"
     exporter = OTLPSpanExporter(endpoint=url)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
-    _state.update(enabled=True, provider=provider, tracer=provider.get_tracer("mas"))
+    _state.enabled, _state.provider, _state.tracer = True, provider, provider.get_tracer("mas")
     log.info("tracing: exporting spans to %s", url)
 
 
 def shutdown() -> None:
     """Flush the spans still batched and stop tracing (the process stops)."""
-    provider = _state.pop("provider", None)
-    _state.update(enabled=False, tracer=trace.NoOpTracer())
+    provider, _state.provider = _state.provider, None
+    _state.enabled, _state.tracer = False, trace.NoOpTracer()
     if provider is not None:
         provider.shutdown()
 
 
 def enabled() -> bool:
-    return bool(_state["enabled"])
+    return _state.enabled
 
 
 def traceparent() -> str | None:
     """The current span's W3C `traceparent`, to continue its trace elsewhere (None: no span)."""
-    if not _state["enabled"]:
+    if not _state.enabled:
         return None
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
@@ -87,11 +98,10 @@ def span(
     name: str, attributes: Attributes | None = None, *, parent: Context | None = None
 ) -> Iterator[Span]:
     """A span around the block, current inside it; an exception marks it as an error."""
-    if not _state["enabled"]:
+    if not _state.enabled:
         yield trace.INVALID_SPAN
         return
-    tracer: trace.Tracer = _state["tracer"]
-    with tracer.start_as_current_span(name, context=parent, attributes=attributes) as current:
+    with _state.tracer.start_as_current_span(name, context=parent, attributes=attributes) as current:
         yield current
 
 
@@ -105,8 +115,7 @@ class ServerSpan:
         for name, value in headers:
             if name == b"traceparent":
                 parent = context_of(value.decode("latin-1"))
-        tracer: trace.Tracer = _state["tracer"]
-        self.span = tracer.start_span(f"HTTP {method}", context=parent, kind=SpanKind.SERVER)
+        self.span = _state.tracer.start_span(f"HTTP {method}", context=parent, kind=SpanKind.SERVER)
         self.span.set_attribute("http.request.method", method)
         self._token = otel_context.attach(trace.set_span_in_context(self.span))
 

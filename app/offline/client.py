@@ -14,10 +14,9 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from app.agent_loop.model_client import (
-    JsonDict,
     MessageComplete,
     ModelConnectionError,
     ModelError,
@@ -32,6 +31,7 @@ from app.agent_loop.model_client import (
     ToolUseComplete,
     error_class_for,
 )
+from app.events.types import ContentBlock, StopDetails
 from app.offline.engine import OfflineEngine, OfflineError, OfflineReply
 from app.offline.sse import Frame, message_frames
 
@@ -58,16 +58,16 @@ class OfflineModelClient:
     async def aclose(self) -> None:
         return None
 
-    def _respond(self, body: JsonDict) -> OfflineReply:
+    def _respond(self, body: dict[str, Any]) -> OfflineReply:  # JSON boundary: a request body
         try:
             return self.engine.respond(body)
         except OfflineError as exc:
             raise _model_error(exc) from exc
 
 
-def _as_json(params: JsonDict) -> JsonDict:
+def _as_json(params: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a request body
     """The request exactly as the engine would receive it over HTTP."""
-    parsed: JsonDict = json.loads(json.dumps(params))
+    parsed: dict[str, Any] = json.loads(json.dumps(params))  # JSON boundary: a request body
     return parsed
 
 
@@ -96,8 +96,8 @@ async def _events(reply: OfflineReply) -> AsyncGenerator[ModelEvent, None]:
             )
 
 
-def _translate(frame: Frame, message: JsonDict) -> ModelEvent | None:
-    data: dict[str, Any] = frame.data
+def _translate(frame: Frame, message: dict[str, Any]) -> ModelEvent | None:  # JSON boundary: a reply
+    data: dict[str, Any] = frame.data  # JSON boundary: a stream event
     kind = data["type"]
     if kind == "content_block_start":
         block_type = data["content_block"]["type"]
@@ -118,11 +118,11 @@ def _translate(frame: Frame, message: JsonDict) -> ModelEvent | None:
     return None
 
 
-def _final(message: JsonDict) -> MessageComplete:
+def _final(message: dict[str, Any]) -> MessageComplete:  # JSON boundary: the engine's reply
     usage = message["usage"]
     breakdown = usage.get("cache_creation") or {}
     details = message.get("stop_details")
-    refusal = (
+    refusal: StopDetails | None = (
         {"type": "refusal", "category": details.get("category"), "explanation": details.get("explanation")}
         if details
         else None
@@ -130,7 +130,7 @@ def _final(message: JsonDict) -> MessageComplete:
     return MessageComplete(
         message_id=message["id"],
         model=message["model"],
-        content=[{k: v for k, v in block.items() if v is not None} for block in message["content"]],
+        content=[_block(block) for block in message["content"]],
         stop_reason=message["stop_reason"] or "end_turn",
         usage=ModelUsage(
             input_tokens=usage["input_tokens"],
@@ -142,3 +142,8 @@ def _final(message: JsonDict) -> MessageComplete:
         ),
         stop_details=refusal,
     )
+
+
+def _block(block: dict[str, Any]) -> ContentBlock:  # JSON boundary: a reply's block
+    """A response block without its null fields (each has its `type`)."""
+    return cast(ContentBlock, {k: v for k, v in block.items() if v is not None})

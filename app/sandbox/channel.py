@@ -45,6 +45,7 @@ class ToolChannel:
         self._reader = reader
         self._writer = writer
         self._ids = itertools.count(1)
+        # JSON boundary: the tool server's JSON-lines protocol (requests and replies).
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader_task = asyncio.create_task(self._read_loop())
 
@@ -60,12 +61,12 @@ class ToolChannel:
     def closed(self) -> bool:
         return self._reader_task.done()
 
-    async def call(self, message: dict[str, Any], wait_s: float) -> dict[str, Any]:
+    async def call(self, message: dict[str, Any], wait_s: float) -> dict[str, Any]:  # JSON boundary
         """Send one request and wait for its reply; raises TimeoutError or ChannelClosed."""
         if self.closed:
             raise ChannelClosed("the tool server connection is closed")
         request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()  # JSON boundary
         self._pending[request_id] = future
         try:
             self._writer.write(json.dumps({**message, "id": request_id}).encode() + b"\n")

@@ -69,7 +69,7 @@ class Naming:
             "mas.role": role,
         }
 
-    def filters(self, role: str | None = None, session_id: str | None = None) -> dict[str, Any]:
+    def filters(self, role: str | None = None, session_id: str | None = None) -> dict[str, list[str]]:
         wanted = ["mas.managed=1", f"mas.instance={self.instance}"]
         wanted += [f"mas.role={role}"] if role else []
         wanted += [f"mas.session={session_id}"] if session_id else []
@@ -122,7 +122,9 @@ class Naming:
         return self.session_dir(session_id) / "run" / SOCKET_NAME
 
 
-def resource_limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
+def resource_limits(
+    memory_mb: int, pids: int, cpus: float
+) -> dict[str, Any]:  # JSON boundary: docker-py kwargs
     return {
         "mem_limit": f"{memory_mb}m",
         "memswap_limit": f"{memory_mb}m",  # no swap: the limit is the limit
@@ -133,7 +135,7 @@ def resource_limits(memory_mb: int, pids: int, cpus: float) -> dict[str, Any]:
     }
 
 
-def disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:
+def disk_options(settings: Settings, session_dir: Path) -> dict[str, Any]:  # JSON boundary: docker-py kwargs
     """With a quota, every writable place is on the session's disk and the rest is read-only."""
     if not settings.sandbox_disk_mb:
         return {}
@@ -168,7 +170,7 @@ def sandbox_options(
     image: str,
     plan: NetworkPlan,
     memory: Sequence[MemoryMount] = (),
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # JSON boundary: keyword arguments of docker-py's containers.create
     run_dir = (naming.session_dir(session_id) / "run").resolve()  # on the session's disk, if any
     quota_options = disk_options(settings, naming.session_dir(session_id))
     server = settings.sandbox_assets_dir.resolve() / "toolserver"
@@ -221,7 +223,7 @@ def sandbox_options(
 
 def proxy_options(
     settings: Settings, naming: Naming, session_id: str, network_id: str, site: Path | None = None
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # JSON boundary: keyword arguments of docker-py's containers.create
     """``site``: the bundled ``cryptography`` (egress_bundle.py) of a proxy that substitutes secrets."""
     session_dir = naming.session_dir(session_id)
     code = settings.sandbox_assets_dir.resolve() / "egress"

@@ -35,6 +35,7 @@ from app.sandbox.interface import (
 )
 from app.sandbox.network import Networks
 from app.sandbox.pool import WarmPool, is_pool_key
+from app.shared.content import ContentBlock
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class DockerBackend(ChannelBackend):
         if quota and texts and any("No space left on device" in str(block["text"]) for block in texts):
             # Said once, in the result's last text block: the model learns what the limit is.
             last = texts[-1]
-            content = [
+            content: list[ContentBlock] = [
                 {**block, "text": f"{block['text']}\n{disk.full_note(quota)}"} if block is last else block
                 for block in result.content
             ]
@@ -344,12 +345,12 @@ class DockerBackend(ChannelBackend):
         return known
 
     async def _running_sessions(self) -> list[str]:
-        filters = {**self.naming.filters("sandbox"), "status": "running"}
+        filters: dict[str, str | list[str]] = {**self.naming.filters("sandbox"), "status": "running"}
         containers = await self.engine.run("list running sandboxes", self._list, filters)
         keys = (self.naming.session_of(c.name) for c in containers)
         return [k for k in keys if k is not None and not is_pool_key(k)]
 
-    def _list(self, filters: dict[str, Any]) -> list[Any]:
+    def _list(self, filters: dict[str, str | list[str]]) -> list[Any]:
         return list(self.engine.client.containers.list(filters=filters, ignore_removed=True))
 
     def health(self) -> str | None:

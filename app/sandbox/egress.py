@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit
 
+from app.shared.environment_config import NetworkingConfig
 from app.shared.hosts import allow_list_problem
 
 PROXY_PORT = 3128
@@ -48,14 +49,16 @@ PACKAGE_MANAGER_HOSTS = (
 )
 
 
-def is_limited(networking: dict[str, Any]) -> bool:
+def is_limited(networking: NetworkingConfig) -> bool:
     return networking.get("type") == "limited"
 
 
 def allowed_hosts(
-    networking: dict[str, Any], mcp_hosts: Iterable[str], mirrors: Iterable[str | None]
+    networking: NetworkingConfig, mcp_hosts: Iterable[str], mirrors: Iterable[str | None]
 ) -> list[str]:
     """The allow-list of a limited session, lower-cased and de-duplicated in order."""
+    if networking["type"] != "limited":
+        return []
     hosts = [str(host) for host in networking.get("allowed_hosts") or []]
     if networking.get("allow_package_managers"):
         hosts += PACKAGE_MANAGER_HOSTS
@@ -121,7 +124,17 @@ def substitution_names(environment: list[str] | None, credential: Iterable[str] 
     return list(dict.fromkeys(names))
 
 
-def secrets_config(entries: list[dict[str, Any]], names: list[str]) -> str:
+class SecretEntry(TypedDict):
+    """One secret in the proxy's secrets file (``sandbox/egress`` reads it)."""
+
+    placeholder: str
+    value: str
+    hosts: list[str] | None
+    header: bool
+    body: bool
+
+
+def secrets_config(entries: list[SecretEntry], names: list[str]) -> str:
     """The proxy's secrets file: each secret's placeholder, value, hosts (None: any the
     environment allows), locations, and the names its TLS certificate covers."""
     return json.dumps({"secrets": entries, "names": names}, indent=1) + "\n"

@@ -89,7 +89,8 @@ class SecretFiles:
         directory = self._naming.session_dir(session_id) / "proxy"
         allowed = json.loads((directory / CONFIG_NAME).read_text())
         environment = None if allowed.get("any_host") else list(allowed["allowed_hosts"])
-        entries, names = [], []
+        entries: list[egress.SecretEntry] = []
+        names: list[str] = []
         for secret in secrets:
             names += egress.substitution_names(environment, secret.hosts)
             entries.append(

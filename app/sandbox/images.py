@@ -134,7 +134,7 @@ class _BuildFailed(Exception):
         self.message = message
 
 
-def _lines(chunk: dict[str, Any]) -> Iterator[str]:
+def _lines(chunk: dict[str, Any]) -> Iterator[str]:  # JSON boundary: a chunk of the engine's build log
     for line in str(chunk.get("stream", "")).splitlines():
         if line.strip():
             yield line.rstrip()

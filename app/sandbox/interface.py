@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.sandbox.outputs import OutputFile
+from app.shared.content import ContentBlock
+from app.shared.environment_config import NetworkingConfig, unrestricted
 
 Progress = Callable[[str], Awaitable[None]]
-ContentBlock = dict[str, Any]
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web_search")
 
@@ -44,7 +45,7 @@ class SandboxSpec:
 
     env_id: str
     packages: dict[str, list[str]] = field(default_factory=dict)
-    networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
+    networking: NetworkingConfig = field(default_factory=unrestricted)
     mcp_hosts: list[str] = field(default_factory=list)
     memory: tuple[MemoryMount, ...] = ()
     # None: not looked up (an ensure for another reason leaves a running sandbox's as they are).
@@ -66,7 +67,7 @@ class ToolRequest:
     """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
 
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any]  # JSON boundary: the tool input the model chose
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ Sandboxes are found again by label after a restart, so none is leaked.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from app.sandbox.interface import Progress
+from app.shared.environment_config import NetworkingConfig, unrestricted
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class SandboxPolicy:
 
     packages: dict[str, list[str]] = field(default_factory=dict)
     image: str | None = None  # a prepared image instead of the base image + packages
-    networking: dict[str, Any] = field(default_factory=lambda: {"type": "unrestricted"})
+    networking: NetworkingConfig = field(default_factory=unrestricted)
     max_idle_seconds: float = 60.0  # the worker's wait for new input after a turn ends
 
 

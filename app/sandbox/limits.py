@@ -16,7 +16,11 @@ DEFAULT_TOOL_SECONDS = 60.0
 KILL_GRACE_SECONDS = 15.0
 
 
-def time_limit(settings: Settings, name: str, tool_input: dict[str, Any]) -> float:
+def time_limit(
+    settings: Settings,
+    name: str,
+    tool_input: dict[str, Any],  # JSON boundary: the tool input the model chose
+) -> float:
     """Seconds the call may run; the tool server kills it (and all it started) after that."""
     limit = DEFAULT_TOOL_SECONDS
     if name == "bash":

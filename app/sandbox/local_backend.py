@@ -55,7 +55,7 @@ class Zygote:
             code = status if isinstance(status, int) else 1
             raise subprocess.CalledProcessError(code, [str(self.server), *args])
 
-    def _ask(self, args: list[str]) -> dict[str, object]:
+    def _ask(self, args: list[str]) -> dict[str, object]:  # JSON boundary: the tool runner's reply
         for attempt in range(2):  # a zygote that died (killed, out of memory) is started again once
             proc = self._started()
             stdin, stdout = _pipes(proc)

@@ -37,7 +37,7 @@ class Prunable:
     reason: str
     size_bytes: int | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:  # JSON boundary: a line of `mas sandbox prune --json`
         return asdict(self)
 
 

@@ -7,13 +7,13 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
 
 from app.cli_client import Key, Url, api_client, checked, error_message
-from app.sessions.tail import Renderer
+from app.sessions.tail import Frame, Renderer, is_preview
 
 sessions_cli = typer.Typer(help="Watch the sessions of a running mas server.", no_args_is_help=True)
 
@@ -32,16 +32,16 @@ class _Tail:
         self.renderer = Renderer()
         self.last_id: str | None = None
 
-    def show(self, event: dict[str, Any]) -> bool:
+    def show(self, event: Frame) -> bool:
         """Print one event; True when the session has ended."""
-        if event.get("id"):  # deltas have none: they are never replayed
-            self.last_id = str(event["id"])
+        if not is_preview(event) and event.get("id"):  # previews have none: never replayed
+            self.last_id = event["id"]
         if self.as_json:
             typer.echo(json.dumps(event, ensure_ascii=False))
         else:
             sys.stdout.write(self.renderer.feed(event))
             sys.stdout.flush()
-        return event.get("type") in END_TYPES
+        return event["type"] in END_TYPES
 
     def history(self, lines: int) -> bool:
         """The last `lines` events; True when the session has already ended. The newest event is
@@ -69,7 +69,7 @@ class _Tail:
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
-    def _frames(self) -> Iterator[dict[str, Any]]:
+    def _frames(self) -> Iterator[Frame]:
         headers = {"accept": "text/event-stream", "x-mas-observer": "1"}
         if self.last_id:
             headers["last-event-id"] = self.last_id

@@ -113,6 +113,7 @@ async def delete_session(session_id: str, db: WriteSession, notifier: NotifierDe
 
 @router.post("/{session_id}/resources", response_model=FileResource)
 async def add_resource(
+    # JSON boundary: the raw body, checked by `resources.parse_params` (its messages name the field).
     session_id: str, params: Annotated[dict[str, Any], Body()], db: WriteSession
 ) -> FileResource:
     """Mount one more file in a session (`{type: "file", file_id, mount_path?}`)."""
@@ -162,7 +163,7 @@ Types = Annotated[list[str] | None, Depends(array_param("types"))]
 Deltas = Annotated[list[str] | None, Depends(array_param("event_deltas"))]
 # A watcher (the console, `mas sessions tail`): reads like any stream, never moves the watermark.
 Observer = Annotated[bool, Header(alias="x-mas-observer")]
-ProcessedAt = Annotated[dict[str, Any], Depends(range_param("created_at"))]
+ProcessedAt = Annotated[dict[str, datetime], Depends(range_param("created_at"))]
 
 
 @events_router.post("", response_model=SendEventsResponse)

@@ -42,14 +42,15 @@ async def render_events(
     raw: RawReads, session_id: str, *, limit: int, page: str | None, order: Literal["asc", "desc"]
 ) -> bytes:
     """The body of GET /v1/sessions/{session_id}/events without `types` or time ranges:
-    ``list_events``'s page as JSON, read as plain rows and serialised once."""
+    ``list_events``'s page as JSON, read as plain rows and serialised once. The page's statement
+    also checks that the session exists; only an empty page asks again, to tell a 404 from it."""
     cursor = decode_cursor(page, order)
     async with raw.snapshot() as conn:
-        if not await sessions.exists(conn, session_id):
-            raise NotFound(f"Session {session_id} not found")
         data, more_after = await service.raw_page(
-            conn, session_id, limit=limit, after=_page_key(cursor), order=order
+            conn, session_id, limit=limit, after=_page_key(cursor), order=order, of_session=True
         )
+        if not data and not await sessions.exists(conn, session_id):
+            raise NotFound(f"Session {session_id} not found")
     next_page = encode_cursor(Cursor(order, more_after)) if more_after is not None else None
     return b"".join((b'{"data":[', b",".join(data), b'],"next_page":', to_json(next_page), b"}"))
 

@@ -11,7 +11,6 @@ change of an entry (one owner per row); the span events are the loop's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +19,7 @@ from app.db.models import Session
 from app.db.session_json import OutcomeEvaluation, StoredOutcomeEvaluation
 from app.errors import InvalidRequest, NotFound
 from app.events.schemas import FileRubric, UserDefineOutcome, dump_event
+from app.events.types import EventRecord
 from app.files import service as files
 from app.ids import new_id
 from app.sessions.repository import SessionColumns
@@ -92,10 +92,11 @@ async def _check_file(db: AsyncSession, file_id: str, where: str) -> None:
         raise InvalidRequest(f"{where}: a rubric file holds at most 1 MiB of text")
 
 
-def define(row: Session, event: UserDefineOutcome) -> dict[str, Any]:
+def define(row: Session, event: UserDefineOutcome) -> EventRecord:
     """The echo of a checked `user.define_outcome` (with its `outcome_id`); the outcome is
     recorded as `pending` on the row."""
-    payload = {**dump_event(event), "outcome_id": new_id("outc")}
+    payload = dump_event(event)
+    payload["outcome_id"] = new_id("outc")
     entry: StoredOutcomeEvaluation = {
         "type": "outcome_evaluation",
         "outcome_id": payload["outcome_id"],

@@ -13,18 +13,20 @@ pydantic's float and datetime forms): `tests/api/test_fast_reads.py` holds them 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypedDict
 
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from app.db.raw import Row, json_value, timestamp
-from app.db.session_json import Budget, ResourceJson, UsageTotals
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, ResourceJson, UsageTotals
 from app.sessions import outcomes
 from app.sessions.repository import SessionColumns, columns
 from app.sessions.resource_schemas import StoredResource
-from app.sessions.schemas import PublicUsage, public_usage, rolled_up
+from app.sessions.schemas import public_usage, rolled_up
+from app.shared.agent_config import SessionAgent
 
 # Stand-ins rendered in place of the clock's figures, then cut out: no real figure is this large.
 _ACTIVE = 9.87654321e299
@@ -40,9 +42,36 @@ _USAGE: TypeAdapter[PublicUsage] = TypeAdapter(PublicUsage)
 _BUDGET: TypeAdapter[Budget | None] = TypeAdapter(Budget | None)
 
 
+class _Stats(TypedDict):
+    active_seconds: float
+    duration_seconds: float
+
+
+class SessionJson(TypedDict):
+    """`SessionOut`'s fields, in its order."""
+
+    id: str
+    type: Literal["session"]
+    agent: SessionAgent
+    environment_id: str
+    status: str
+    title: str | None
+    metadata: dict[str, str]
+    resources: list[ResourceJson]
+    vault_ids: list[str]
+    outcome_evaluations: list[OutcomeEvaluation]
+    stats: _Stats
+    usage: PublicUsage
+    budget: Budget | None
+    deployment_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None
+
+
 def session_json(
     row: SessionColumns, active: float, duration: float, threads_usage: Sequence[UsageTotals]
-) -> dict[str, Any]:
+) -> SessionJson:
     """`SessionOut`'s fields, in its order, as plain values (``service.to_out`` without a model)."""
     return {
         "id": row.id,
@@ -67,18 +96,60 @@ def session_json(
 
 def clock_figures(row: Row | SessionColumns, now: datetime) -> tuple[float, float]:
     """(active seconds rounded as shown, duration seconds) of a session at ``now``."""
+    if isinstance(row, SessionColumns):
+        return _Clock(row.active_seconds, row.running_since, row.created_at, row.terminated_at).figures(now)
+    return _Clock.of(row).figures(now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """What the clock's figures are computed from (parsed once per kept rendering)."""
+
+    active_seconds: float
     running_since: datetime | None
     created_at: datetime | None
     terminated_at: datetime | None
-    if isinstance(row, SessionColumns):
-        active_seconds = row.active_seconds
-        running_since, created_at, terminated_at = row.running_since, row.created_at, row.terminated_at
-    else:
-        active_seconds = float(row[10] or 0.0)
-        running_since, created_at, terminated_at = timestamp(row[11]), timestamp(row[12]), timestamp(row[15])
-    assert created_at is not None, "a NOT NULL timestamp"
-    active = active_seconds + ((now - running_since).total_seconds() if running_since else 0.0)
-    return round(active, 3), ((terminated_at or now) - created_at).total_seconds()
+
+    @classmethod
+    def of(cls, row: Row) -> _Clock:
+        return cls(float(row[10] or 0.0), timestamp(row[11]), timestamp(row[12]), timestamp(row[15]))
+
+    def active(self, now: datetime) -> float:
+        running = (now - self.running_since).total_seconds() if self.running_since else 0.0
+        return round(self.active_seconds + running, 3)
+
+    def duration(self, now: datetime) -> float:
+        assert self.created_at is not None, "a NOT NULL timestamp"
+        return ((self.terminated_at or now) - self.created_at).total_seconds()
+
+    def figures(self, now: datetime) -> tuple[float, float]:
+        return self.active(now), self.duration(now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A row's JSON cut where a figure that moves with the clock goes: ``parts[0]``, figure,
+    ``parts[1]``, figure, ... (``is_active[i]``: the i-th cut takes the active seconds, else the
+    duration). A figure that cannot move (the active seconds of a session not running, the
+    duration of a terminated one) is written into the parts when kept: no cut left for it."""
+
+    parts: tuple[bytes, ...]
+    is_active: tuple[bool, ...]
+    clock: _Clock
+
+    def at(self, now: datetime) -> bytes:
+        if not self.is_active:
+            return self.parts[0]
+        clock = self.clock
+        figures = (
+            to_json(clock.active(now)) if True in self.is_active else b"",
+            to_json(clock.duration(now)) if False in self.is_active else b"",
+        )
+        parts = self.parts
+        out = [parts[0]]
+        for i, which in enumerate(self.is_active, 1):
+            out += (figures[0] if which else figures[1], parts[i])
+        return b"".join(out)
 
 
 class RenderedSessions:
@@ -88,7 +159,8 @@ class RenderedSessions:
     def __init__(self, size: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.size = size
         self.max_bytes = max_bytes
-        self._parts: dict[tuple[Any, ...], tuple[list[bytes], list[bool]]] = {}
+        self._kept: dict[tuple[Any, ...], _Kept] = {}
+        self._versions: dict[tuple[str, int], _Kept] = {}
         self._held = 0
         self._multiagent: dict[Any, bool] = {}
 
@@ -102,45 +174,76 @@ class RenderedSessions:
             found = self._multiagent[agent] = bool(json_value(agent).get("multiagent"))
         return found
 
-    def render(self, row: Row, now: datetime, threads_usage: Sequence[UsageTotals] | None) -> bytes:
+    def kept(self, version: tuple[str, int]) -> _Kept | None:
+        """The kept rendering of a row version, (id, xmin) (``RawReads.row_versions``); only rows
+        of sessions without threads are kept so (a thread's usage changes apart from the row)."""
+        return self._versions.get(version)
+
+    def render(
+        self,
+        row: Row,
+        now: datetime,
+        threads_usage: Sequence[UsageTotals] | None,
+        version: tuple[str, int] | None = None,
+    ) -> bytes:
         """``row`` (a plain row of ``repository.SHOWN``) as JSON at ``now``. ``threads_usage``:
-        the child threads' usage of a multi-agent session (None: not one), part of the key."""
+        the child threads' usage of a multi-agent session (None: not one), part of the key.
+        ``version``: the row's (id, xmin), to keep the rendering by (not for a multi-agent one)."""
         key = (*row, to_json(threads_usage) if threads_usage else None)
-        found = self._parts.get(key)
+        found = self._kept.get(key)
         if found is None:
             found = self._split(row, threads_usage or ())
-            if found is not None:
-                # The key holds the row's stored texts, the value about as much again as JSON.
-                size = 2 * sum(len(p) for p in found[0])
-                if len(self._parts) >= self.size or self._held + size > self.max_bytes:
-                    self._parts.clear()
-                    self._held = 0
-                self._parts[key] = found
-                self._held += size
-        active, duration = clock_figures(row, now)
-        if found is None:  # a row whose JSON holds a stand-in's text elsewhere: render it whole
-            return to_json(session_json(columns(row), active, duration, threads_usage or ()))
-        parts, is_active = found
-        figures = (to_json(active), to_json(duration))
-        out = [parts[0]]
-        for part, which in zip(parts[1:], is_active, strict=True):
-            out += (figures[0] if which else figures[1], part)
-        return b"".join(out)
+            if found is None:  # a row whose JSON holds a stand-in's text elsewhere: render it whole
+                active, duration = clock_figures(row, now)
+                return to_json(session_json(columns(row), active, duration, threads_usage or ()))
+            # The key holds the row's stored texts, the value about as much again as JSON.
+            size = 2 * sum(len(p) for p in found.parts)
+            if len(self._kept) >= self.size or self._held + size > self.max_bytes:
+                self._kept.clear()
+                self._versions.clear()
+                self._held = 0
+            self._kept[key] = found
+            self._held += size
+        if version is not None and threads_usage is None:
+            if len(self._versions) >= self.size:
+                self._versions.clear()
+            self._versions[version] = found
+        return found.at(now)
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
     @staticmethod
-    def _split(row: Row, threads_usage: Sequence[UsageTotals]) -> tuple[list[bytes], list[bool]] | None:
+    def _split(row: Row, threads_usage: Sequence[UsageTotals]) -> _Kept | None:
         rendered = to_json(session_json(columns(row), _ACTIVE, _DURATION, threads_usage))
         if rendered.count(_ACTIVE_TOKEN) != 2 or rendered.count(_DURATION_TOKEN) != 1:
             return None
+        clock = _Clock.of(row)
+        # Figures that cannot move are written in now (the same text a request would fill in).
+        fixed = {
+            _ACTIVE_TOKEN: to_json(clock.active(_EPOCH)) if clock.running_since is None else None,
+            _DURATION_TOKEN: to_json(clock.duration(_EPOCH)) if clock.terminated_at is not None else None,
+        }
         parts: list[bytes] = []
         is_active: list[bool] = []
+        current = b""
         rest = rendered
         while True:
             a, d = rest.find(_ACTIVE_TOKEN), rest.find(_DURATION_TOKEN)
             if a < 0 and d < 0:
-                parts.append(rest)
-                return parts, is_active
+                parts.append(current + rest)
+                return _Kept(tuple(parts), tuple(is_active), clock)
             at, token = (a, _ACTIVE_TOKEN) if d < 0 or (0 <= a < d) else (d, _DURATION_TOKEN)
-            parts.append(rest[:at])
-            is_active.append(token is _ACTIVE_TOKEN)
+            current += rest[:at]
+            figure = fixed[token]
+            if figure is None:
+                parts.append(current)
+                is_active.append(token is _ACTIVE_TOKEN)
+                current = b""
+            else:
+                current += figure
             rest = rest[at + len(token) :]
+
+
+# Any time: a figure that cannot move does not depend on it.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

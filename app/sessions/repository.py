@@ -52,7 +52,7 @@ class SessionColumns:
     """What a session shows (``service.to_out``), read without an ORM instance."""
 
     id: str
-    agent: dict[str, Any]
+    agent: SessionAgent
     environment_id: str
     status: str
     title: str | None
@@ -131,6 +131,29 @@ async def shown_page(
     return await raw.fetch(sql, *args, limit)
 
 
+async def shown_versions(
+    raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
+) -> list[Row]:
+    """The page ``shown_page`` reads, as (id, xmin, created_at) only (PostgreSQL: see
+    ``RawReads.row_versions``)."""
+    conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
+    args: list[Any] = []
+    if after is not None:
+        args = [raw.time_param(after[0]), after[1]]
+        conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
+    direction = "DESC" if descending else "ASC"
+    sql = (
+        f"SELECT id, xmin, created_at FROM sessions WHERE {' AND '.join(conds)} "
+        f"ORDER BY created_at {direction}, id {direction} LIMIT ${len(args) + 1}"
+    )
+    return await raw.fetch(sql, *args, limit)
+
+
+async def shown_rows(raw: RawReads, ids: Sequence[str]) -> list[Row]:
+    """The rows of ``ids`` as ``SHOWN`` plus their xmin last (PostgreSQL), in no order."""
+    return await raw.fetch(f"SELECT {SHOWN}, xmin FROM sessions WHERE id = ANY($1::varchar[])", list(ids))
+
+
 async def child_usages(raw: RawReads, session_id: str) -> list[UsageTotals]:
     """The usage of each child thread of ``session_id``, in the order of ``children``."""
     rows = await raw.fetch(
@@ -160,32 +183,15 @@ def new_row(
     agent: SessionAgent,
     environment_id: str,
     vault_ids: list[str],
-    **fields: Any,
+    title: str | None = None,
+    metadata_: dict[str, str] | None = None,
+    deployment_id: str | None = None,
+    budget: Budget | None = None,
+    parent_session_id: str | None = None,
+    workflow_run_id: str | None = None,
 ) -> Session:
-    """A new idle session or thread row with every counter and list at its start value; `fields`
-    sets the optional columns (title, metadata_, deployment_id, budget, parent_session_id...)."""
+    """A new idle session or thread row with every counter and list at its start value."""
     now = utcnow()
-    start: dict[str, Any] = {
-        "status": "idle",
-        "title": None,
-        "metadata_": {},
-        "resources": [],
-        "usage": zero_usage(),
-        "pending_action_ids": [],
-        "inflight_tool_ids": [],
-        "active_seconds": 0.0,
-        "created_at": now,
-        "updated_at": now,
-        "last_seq": 0,
-        "stream_seq": 0,
-        "lease_token": 0,
-        "deployment_id": None,
-        "budget": None,
-        "budget_removed": False,
-        "parent_session_id": None,
-        "outcome_evaluations": [],
-    }
-    start.update(fields)
     return Session(
         id=id,
         agent_id=agent_id,
@@ -193,7 +199,25 @@ def new_row(
         agent=agent,
         environment_id=environment_id,
         vault_ids=vault_ids,
-        **start,
+        status="idle",
+        title=title,
+        metadata_=metadata_ or {},
+        resources=[],
+        usage=zero_usage(),
+        pending_action_ids=[],
+        inflight_tool_ids=[],
+        active_seconds=0.0,
+        created_at=now,
+        updated_at=now,
+        last_seq=0,
+        stream_seq=0,
+        lease_token=0,
+        deployment_id=deployment_id,
+        budget=budget,
+        budget_removed=False,
+        parent_session_id=parent_session_id,
+        workflow_run_id=workflow_run_id,
+        outcome_evaluations=[],
     )
 
 

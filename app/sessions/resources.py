@@ -49,6 +49,7 @@ _PARAMS: TypeAdapter[ResourceParams] = TypeAdapter(ResourceParams)
 _RESOURCE: TypeAdapter[SessionResource] = TypeAdapter(SessionResource)
 
 
+# JSON boundary: resource params as the request body holds them, checked here into ResourceParams.
 def parse_params(raw: Sequence[dict[str, Any]], field: str = "resources") -> list[ResourceParams]:
     parsed = []
     for i, item in enumerate(raw):
@@ -145,7 +146,7 @@ async def _attach_file(
 async def attach_at_create(
     db: AsyncSession,
     row: Session,
-    raw: Sequence[dict[str, Any]],
+    raw: Sequence[dict[str, Any]],  # JSON boundary: the request's resources, see parse_params
     environment_type: str,
     repo_context: RepoContext | None,
 ) -> None:
@@ -164,6 +165,7 @@ async def attach_at_create(
             repos.attach(row, params, repositories(row), repo_context, now)
 
 
+# JSON boundary: the request body, see parse_params.
 async def add(db: AsyncSession, row: Session, raw: dict[str, Any], environment_type: str) -> FileResource:
     """Mount one more file in a session (it appears in its sandbox by the next tool call)."""
     if row.status == "terminated" or row.archived_at is not None:

@@ -5,19 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import TypedDict
 
-from app.db.session_json import (
-    Budget,
-    CacheCreationUsage,
-    MonetaryAmount,
-    OutcomeEvaluation,
-    ServerToolUsage,
-    UsageTotals,
-)
+from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, UsageTotals
 from app.events.schemas import InitialEvent
 from app.sessions.resource_schemas import StoredResource
 
@@ -31,19 +23,22 @@ class _Params(BaseModel):
 
 
 class SessionCreate(_Params):
-    agent: str | dict[str, Any]
+    # The raw parts of the body (JSON boundaries below) are checked by the services, with messages
+    # that name the field: agents.resolve_session_agent, resources.parse_params, budgets.parse,
+    # agents.resolve_tools_update.
+    agent: str | dict[str, Any]  # JSON boundary: an id, or an agent definition
     environment_id: str = Field(min_length=1)
-    resources: list[dict[str, Any]] | None = None
+    resources: list[dict[str, Any]] | None = None  # JSON boundary: resource params
     initial_events: list[InitialEvent] | None = Field(None, max_length=50)
     vault_ids: list[str] | None = None
     metadata: dict[str, str] | None = None
     title: Title | None = None
-    budget: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None  # JSON boundary: a budget
 
 
 class SessionAgentUpdate(_Params):
-    tools: list[dict[str, Any]] | None = None
-    mcp_servers: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None  # JSON boundary: tool params
+    mcp_servers: list[dict[str, Any]] | None = None  # JSON boundary: MCP server params
 
 
 class SessionUpdate(_Params):
@@ -51,19 +46,7 @@ class SessionUpdate(_Params):
     metadata: dict[str, str | None] | None = None
     title: Title | None = None
     vault_ids: list[str] | None = None
-    budget: dict[str, Any] | None = None
-
-
-class PublicUsage(TypedDict):
-    """`Session.usage` as clients see it (SDK ``BetaManagedAgentsSessionUsage``)."""
-
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation: NotRequired[CacheCreationUsage]
-    server_tool_use: NotRequired[ServerToolUsage]
-    list_cost: NotRequired[MonetaryAmount]
-    active_seconds: NotRequired[float]
+    budget: dict[str, Any] | None = None  # JSON boundary: a budget
 
 
 class SessionStats(BaseModel):
@@ -74,6 +57,8 @@ class SessionStats(BaseModel):
 class SessionOut(BaseModel):
     id: str
     type: Literal["session"] = "session"
+    # JSON boundary: the stored agent snapshot (`SessionAgent`), shown as stored, not validated
+    # again on every read (the sessions list renders it from its text, `rendering`).
     agent: dict[str, Any]
     environment_id: str
     status: Status

@@ -35,6 +35,7 @@ from app.events.schemas import (
     UserToolResult,
     dump_event,
 )
+from app.events.types import EventRecord, StopReason
 from app.sessions import outcomes, threads, transitions
 
 QUEUED = ("user.message", "user.interrupt", "system.message")
@@ -85,7 +86,7 @@ def _check_answers(
 
 async def accept_client_events(
     db: AsyncSession, notifier: Notifier, row: Session, params: Sequence[Any], environment_type: str
-) -> list[dict[str, Any]]:
+) -> list[EventRecord]:
     _check_system_message(params)
     answers = [
         a for a in (_answer_id(e) for e in params) if a is not None and a not in row.pending_action_ids
@@ -94,7 +95,7 @@ async def accept_client_events(
     _check_answers(row, params, environment_type, routes)
     defined = [(f"events[{i}]", e) for i, e in enumerate(params) if isinstance(e, UserDefineOutcome)]
     await outcomes.check(db, row, defined)
-    echoed: list[dict[str, Any]] = []
+    echoed: list[EventRecord] = []
     queued_any = False
     for event in params:
         payload = dump_event(event)
@@ -153,7 +154,7 @@ async def _after_answers(db: AsyncSession, notifier: Notifier, row: Session, *, 
     if not answered_any or row.status != "idle":
         return
     if row.pending_action_ids:
-        stop_reason = {"type": "requires_action", "event_ids": list(row.pending_action_ids)}
+        stop_reason: StopReason = {"type": "requires_action", "event_ids": list(row.pending_action_ids)}
         await transitions.go_idle(db, notifier, row, stop_reason)
         return
     transitions.request_run(db, notifier, row)

@@ -25,6 +25,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
 from app.events.schemas import UserDefineOutcome, dump_event
+from app.events.types import EventRecord
 from app.files import service as files
 from app.ids import new_id
 from app.sessions import budgets, outcomes, repository, resources, threads, transitions, workflow_runs
@@ -218,6 +219,8 @@ async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Lit
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards
     after = decode_time_key(cursor)
+    if raw.row_versions:
+        return await _render_by_version(raw, limit, order, cursor, after, descending, backwards)
     rows = await repository.shown_page(raw, after=after, descending=descending, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -229,6 +232,53 @@ async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Lit
         threads = await repository.child_usages(raw, row[0]) if _RENDERED.is_multiagent(row) else None
         data.append(_RENDERED.render(row, now, threads))
     keys = [(timestamp(row[12]), row[0]) for row in rows[:1] + rows[-1:]]
+    return _page_body(data, keys, order, cursor, more, backwards)
+
+
+async def _render_by_version(
+    raw: RawReads,
+    limit: int,
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    after: tuple[datetime, str] | None,
+    descending: bool,
+    backwards: bool,
+) -> bytes:
+    """``render_list`` where rows have versions (PostgreSQL): the page is read as (id, xmin,
+    created_at); only the rows whose version has no kept rendering are read whole, in a second
+    statement (a row deleted in between is left out)."""
+    versions = await repository.shown_versions(raw, after=after, descending=descending, limit=limit + 1)
+    more = len(versions) > limit
+    versions = versions[:limit]
+    if backwards:
+        versions.reverse()
+    kept = [_RENDERED.kept((id_, xmin)) for id_, xmin, _ in versions]
+    missing = [v[0] for v, k in zip(versions, kept, strict=True) if k is None]
+    rows = {row[0]: row for row in await repository.shown_rows(raw, missing)} if missing else {}
+    now = utcnow()
+    data = []
+    for (id_, _, _), found in zip(versions, kept, strict=True):
+        if found is not None:
+            data.append(found.at(now))
+            continue
+        row = rows.get(id_)
+        if row is None:
+            continue
+        shown, xmin = row[:-1], row[-1]
+        threads = await repository.child_usages(raw, id_) if _RENDERED.is_multiagent(shown) else None
+        data.append(_RENDERED.render(shown, now, threads, version=(id_, xmin)))
+    keys = [(timestamp(v[2]), v[0]) for v in versions[:1] + versions[-1:]]
+    return _page_body(data, keys, order, cursor, more, backwards)
+
+
+def _page_body(
+    data: list[bytes],
+    keys: list[tuple[datetime | None, str]],
+    order: Literal["asc", "desc"],
+    cursor: Cursor | None,
+    more: bool,
+    backwards: bool,
+) -> bytes:
     links = _page_links(
         [_Keyed(at, id_) for at, id_ in keys if at is not None], order, cursor, more, backwards
     )
@@ -278,9 +328,9 @@ async def update(db: AsyncSession, notifier: Notifier, session_id: str, params: 
     if "budget" in params.model_fields_set and await budgets.update(db, row, params.budget):
         changed["budget"] = row.budget
         await _resume_after_budget(db, notifier, row)
-    if changed:
+    if len(changed) > 1:  # more than its type
         row.updated_at = utcnow()
-        await events.append(db, notifier, row.id, [{"type": "session.updated", **changed}])
+        await events.append(db, notifier, row.id, [changed])
         await webhooks.emit(db, "session.updated", row.id)
     await db.flush()
     return to_out(row, threads_usage=await thread_usages(db, row))
@@ -296,8 +346,9 @@ async def _resume_after_budget(db: AsyncSession, notifier: Notifier, row: Sessio
             transitions.request_run(db, notifier, paused)
 
 
-def _apply_update(row: Session, params: SessionUpdate) -> dict[str, Any]:
-    changed: dict[str, Any] = {}
+def _apply_update(row: Session, params: SessionUpdate) -> EventRecord:
+    """The update applied to the row; returns the `session.updated` event naming what changed."""
+    changed: EventRecord = {"type": "session.updated"}
     fields = params.model_fields_set
     if "title" in fields and params.title != row.title:
         row.title = params.title
@@ -367,7 +418,7 @@ async def delete(db: AsyncSession, notifier: Notifier, session_id: str) -> Sessi
 
 async def send_events(
     db: AsyncSession, notifier: Notifier, session_id: str, params: Sequence[Any]
-) -> list[dict[str, Any]]:
+) -> list[EventRecord]:
     row = await load(db, session_id, for_update=True)
     if row.archived_at is not None:
         raise Conflict(f"Session {session_id} is archived; it accepts no new events")
@@ -459,6 +510,7 @@ async def sandbox_needs(db: AsyncSession) -> dict[str, str]:
 
 
 # --- resources (the session row holds them; see `resources`) ------------------------------------
+# JSON boundary: the request body, checked by `resources.parse_params`.
 async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, Any]) -> FileResource:
     row = await load(db, session_id, for_update=True)
     environment_type = await environments.config_type(db, row.environment_id)

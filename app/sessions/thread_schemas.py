@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from app.sessions.schemas import PublicUsage
+from app.db.session_json import PublicUsage
 
 Status = Literal["rescheduling", "running", "idle", "terminated"]
 
@@ -21,6 +21,7 @@ class SessionThreadOut(BaseModel):
     id: str
     type: Literal["session_thread"] = "session_thread"
     session_id: str
+    # JSON boundary: the thread's stored agent snapshot, cut to the keys the API shows.
     agent: dict[str, Any]
     status: Status
     parent_thread_id: str | None

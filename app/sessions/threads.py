@@ -11,9 +11,9 @@ receiver's, and the receiver is woken to answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Literal, Required, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,25 +22,19 @@ from app.db.models import Session
 from app.errors import InvalidRequest, NotFound
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.events.types import ContentBlock, EventRecord
 from app.ids import new_id
 from app.sessions import repository, transitions, workflow_runs
 from app.sessions.schemas import public_usage
 from app.sessions.thread_schemas import SessionThreadOut, ThreadPage, ThreadStats
-from app.shared.agent_config import SessionAgent
+from app.shared.agent_config import ExecutionIdentity, McpServer, ModelConfig, SessionAgent, SkillRef, Tool
 from app.shared.pagination import Cursor, encode_cursor
 
 # Child threads working at once in one session (documented limit; advisor threads are exempt).
 MAX_ACTIVE_THREADS = 25
 # The roster name of the advisor (a coordinator's `{type: "advisor"}` entry, or `advisor: enabled`).
 ADVISOR_NAME = "anthropic.advisor"
-INLINE_AGENT_KEYS = (
-    "type", "name", "description", "system", "model", "tools", "mcp_servers", "skills", "execution_identity",
-)  # fmt: skip
 BUSY = ("running", "rescheduling")
-THREAD_AGENT_KEYS = (
-    "type", "id", "version", "name", "description", "system", "model", "tools", "mcp_servers", "skills",
-    "execution_identity",
-)  # fmt: skip
 
 thread_id_of = transitions.thread_id_of
 
@@ -72,7 +66,7 @@ async def create_child(
     )
     repository.add(db, row)
     await db.flush()
-    created = {
+    created: EventRecord = {
         "type": "session.thread_created",
         "session_thread_id": row.id,
         "agent_name": agent["name"],
@@ -124,17 +118,17 @@ async def deliver(
     notifier: Notifier,
     sender: Session,
     receiver: Session,
-    content: Sequence[dict[str, Any]],
+    content: Sequence[ContentBlock],
 ) -> None:
     """A message from one thread to another: on both logs; an idle receiver starts running (one
     waiting on its client takes the message up when it resumes)."""
-    sent = {
+    sent: EventRecord = {
         "type": "agent.thread_message_sent",
         "to_session_thread_id": thread_id_of(receiver),
         "content": list(content),
         "to_agent_name": receiver.agent.get("name", ""),
     }
-    received = {
+    received: EventRecord = {
         "type": "agent.thread_message_received",
         "from_session_thread_id": thread_id_of(sender),
         "content": list(content),
@@ -174,15 +168,18 @@ async def cross_post_blocking(
     with its `session_thread_id` (the copy records which event it stands for, so the client can
     answer either id on the session)."""
     parent = await parent_of(db, thread)
-    copies = [
-        {
-            **{k: v for k, v in record.items() if not k.startswith("_") and k not in ("id", "processed_at")},
-            "session_thread_id": thread.id,
-            "_origin": record["id"],
-        }
-        for record in await events.records_by_id(db, thread.id, event_ids)
-    ]
+    copies = [_copy(record, thread.id) for record in await events.records_by_id(db, thread.id, event_ids)]
     await events.append(db, notifier, parent.id, copies)
+
+
+def _copy(record: EventRecord, thread_id: str) -> EventRecord:
+    """A thread's blocking tool use as its session's log shows it, naming the event it stands for."""
+    copy = record.copy()  # with its own id, time and bookkeeping
+    copy.pop("id", None)
+    copy.pop("processed_at", None)
+    copy["session_thread_id"] = thread_id
+    copy["harness"] = {"origin": record["id"]}
+    return copy
 
 
 async def answer_routes(db: AsyncSession, session: Session, answer_ids: Sequence[str]) -> dict[str, Route]:
@@ -195,7 +192,8 @@ async def answer_routes(db: AsyncSession, session: Session, answer_ids: Sequence
         for row in await repository.children(db, session.id, for_update=True)
         for pending in row.pending_action_ids
     }
-    origins = {r["id"]: r.get("_origin") for r in await events.records_by_id(db, session.id, answer_ids)}
+    records = await events.records_by_id(db, session.id, answer_ids)
+    origins = {r["id"]: r.get("harness", {}).get("origin") for r in records}
     routes: dict[str, Route] = {}
     for answer in answer_ids:
         own = origins.get(answer) or answer
@@ -205,14 +203,17 @@ async def answer_routes(db: AsyncSession, session: Session, answer_ids: Sequence
 
 
 async def deliver_answer(
-    db: AsyncSession, notifier: Notifier, payload: dict[str, Any], route: Route
-) -> list[dict[str, Any]]:
+    db: AsyncSession, notifier: Notifier, payload: EventRecord, route: Route
+) -> list[EventRecord]:
     """An answer routed to a thread, written to its log as answering its own event."""
     thread, own = route
-    key = ANSWER_KEYS[payload["type"]]
-    echoed = await events.append(
-        db, notifier, thread.id, [{**payload, key: own, "session_thread_id": thread.id}]
-    )
+    answer = payload.copy()
+    if ANSWER_KEYS[payload["type"]] == "custom_tool_use_id":
+        answer["custom_tool_use_id"] = own
+    else:
+        answer["tool_use_id"] = own
+    answer["session_thread_id"] = thread.id
+    echoed = await events.append(db, notifier, thread.id, [answer])
     thread.pending_action_ids = [i for i in thread.pending_action_ids if i != own]
     return echoed
 
@@ -221,8 +222,8 @@ async def deliver_answer(
 
 
 async def route_interrupt(
-    db: AsyncSession, notifier: Notifier, session: Session, payload: dict[str, Any]
-) -> list[dict[str, Any]] | None:
+    db: AsyncSession, notifier: Notifier, session: Session, payload: EventRecord
+) -> list[EventRecord] | None:
     """Queue a `user.interrupt` on the threads it names: none named, every working thread and
     the primary; a child's id, only that thread. Returns the echo when the primary does not take
     it (None: queue it on the session as usual)."""
@@ -246,8 +247,8 @@ async def interrupt(db: AsyncSession, notifier: Notifier, row: Session) -> None:
 
 
 async def _interrupt(
-    db: AsyncSession, notifier: Notifier, row: Session, payload: dict[str, Any]
-) -> list[dict[str, Any]]:
+    db: AsyncSession, notifier: Notifier, row: Session, payload: EventRecord
+) -> list[EventRecord]:
     echoed = await events.enqueue(db, row.id, [{**payload, "session_thread_id": row.id}])
     transitions.request_run(db, notifier, row)
     transitions.announce_interrupt(db, notifier, row)
@@ -287,13 +288,51 @@ def to_out(row: Session, session: Session, now: datetime | None = None) -> Sessi
     )
 
 
-def _public_agent(agent: SessionAgent) -> dict[str, Any]:
-    """The thread's `agent` as the API shows it (`{type: "advisor", model}` for the advisor)."""
-    if agent.get("type") == "advisor":
+class ThreadAgent(TypedDict, total=False):
+    """A thread's ``agent`` as the API shows it: the snapshot's public keys, or ``{type:
+    "advisor", model}`` for the advisor."""
+
+    type: Required[Literal["agent", "inline", "advisor"]]
+    id: str
+    version: int
+    name: str
+    description: str | None
+    system: str | None
+    model: ModelConfig | str
+    tools: list[Tool]
+    mcp_servers: list[McpServer]
+    skills: list[SkillRef]
+    execution_identity: ExecutionIdentity
+
+
+def _public_agent(agent: SessionAgent) -> ThreadAgent:
+    """The snapshot's public keys it has, in this order (no id or version for an inline agent;
+    never its multiagent or metadata)."""
+    if agent["type"] == "advisor":
         return {"type": "advisor", "model": agent["model"]["id"]}
-    keys = INLINE_AGENT_KEYS if agent.get("type") == "inline" else THREAD_AGENT_KEYS
-    fields: Mapping[str, object] = agent
-    return {k: fields[k] for k in keys if k in fields}
+    shown: ThreadAgent = {"type": agent["type"]}
+    if agent["type"] != "inline":
+        if "id" in agent:
+            shown["id"] = agent["id"]
+        if "version" in agent:
+            shown["version"] = agent["version"]
+    if "name" in agent:
+        shown["name"] = agent["name"]
+    if "description" in agent:
+        shown["description"] = agent["description"]
+    if "system" in agent:
+        shown["system"] = agent["system"]
+    if "model" in agent:
+        shown["model"] = agent["model"]
+    if "tools" in agent:
+        shown["tools"] = agent["tools"]
+    if "mcp_servers" in agent:
+        shown["mcp_servers"] = agent["mcp_servers"]
+    if "skills" in agent:
+        shown["skills"] = agent["skills"]
+    if "execution_identity" in agent:
+        shown["execution_identity"] = agent["execution_identity"]
+    return shown
 
 
 def _stats(active: float, duration: float) -> ThreadStats:

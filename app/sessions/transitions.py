@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +14,7 @@ from app.db.models import Session
 from app.db.session_json import UsageTotals
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.events.types import EventRecord, StopDetails, StopReason
 from app.observability import tracing
 from app.observability.metrics import TURNS, TURNS_STARTED
 from app.sessions import repository, workflow_runs
@@ -33,13 +33,14 @@ def thread_id_of(row: Session) -> str:
     return row.id if row.parent_session_id is not None else primary_thread_id(row.id)
 
 
-def _thread(row: Session) -> dict[str, Any]:
-    return {"session_thread_id": thread_id_of(row), "agent_name": row.agent.get("name", "")}
+def _thread(kind: str, row: Session) -> EventRecord:
+    """A ``session.thread_*`` event of ``row``'s thread."""
+    return {"type": kind, "session_thread_id": thread_id_of(row), "agent_name": row.agent.get("name", "")}
 
 
 async def _announce(
-    db: AsyncSession, notifier: Notifier, row: Session, batch: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    db: AsyncSession, notifier: Notifier, row: Session, batch: list[EventRecord]
+) -> list[EventRecord]:
     """A session's status events go on its log. A child thread's log gets only its
     `session.thread_status_*` event, which is cross-posted to its session's log (the primary
     stream); a coordinator waiting on its threads is woken to look at them again."""
@@ -104,7 +105,7 @@ def _stop_clock(row: Session) -> None:
         row.running_since = None
 
 
-async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> list[EventRecord]:
     if row.status == "idle":  # not a rescheduled turn going on
         after_commit(db, _turn_started)
     row.status = "running"
@@ -115,7 +116,7 @@ async def start_running(db: AsyncSession, notifier: Notifier, row: Session) -> l
         db,
         notifier,
         row,
-        [{"type": "session.status_running"}, {"type": "session.thread_status_running", **_thread(row)}],
+        [{"type": "session.status_running"}, _thread("session.thread_status_running", row)],
     )
     if row.workflow_run_id is not None:
         await workflow_runs.thread_started(db, notifier, row)
@@ -133,21 +134,22 @@ async def go_idle(
     db: AsyncSession,
     notifier: Notifier,
     row: Session,
-    stop_reason: dict[str, Any],
-    stop_details: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+    stop_reason: StopReason,
+    stop_details: StopDetails | None = None,
+) -> list[EventRecord]:
     """thread idle -> session.usage -> session.status_idle, as the hosted service orders them.
     ``stop_details`` (a refusal's category and explanation) goes on both idle events."""
     _count_turn_end(db, row, str(stop_reason.get("type")))
     _stop_clock(row)
     row.status = "idle"
     row.updated_at = utcnow()
-    stop = {"stop_reason": stop_reason, **({"stop_details": stop_details} if stop_details else {})}
-    batch: list[dict[str, Any]] = [
-        {"type": "session.thread_status_idle", **_thread(row), **stop},
+    batch: list[EventRecord] = [
+        {**_thread("session.thread_status_idle", row), "stop_reason": stop_reason},
         {"type": "session.usage", "usage": public_usage(await _session_usage(db, row), row.active_seconds)},
-        {"type": "session.status_idle", **stop},
+        {"type": "session.status_idle", "stop_reason": stop_reason},
     ]
+    if stop_details:
+        batch[0]["stop_details"] = batch[2]["stop_details"] = stop_details
     await _webhook(db, "session.status_idled", row)
     if stop_reason.get("type") == "requires_action":
         await _webhook(db, "session.requires_action", row)
@@ -157,7 +159,7 @@ async def go_idle(
     return announced
 
 
-async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list[EventRecord]:
     row.status = "rescheduling"
     row.updated_at = utcnow()
     await _webhook(db, "session.status_rescheduled", row)
@@ -167,12 +169,12 @@ async def reschedule(db: AsyncSession, notifier: Notifier, row: Session) -> list
         row,
         [
             {"type": "session.status_rescheduled"},
-            {"type": "session.thread_status_rescheduled", **_thread(row)},
+            _thread("session.thread_status_rescheduled", row),
         ],
     )
 
 
-async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[dict[str, Any]]:
+async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[EventRecord]:
     _count_turn_end(db, row, "terminated")
     _stop_clock(row)
     now = utcnow()
@@ -185,7 +187,7 @@ async def terminate(db: AsyncSession, notifier: Notifier, row: Session) -> list[
         db,
         notifier,
         row,
-        [{"type": "session.thread_status_terminated", **_thread(row)}, {"type": "session.status_terminated"}],
+        [_thread("session.thread_status_terminated", row), {"type": "session.status_terminated"}],
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +22,9 @@ from app.db.base import utcnow
 from app.db.models import Session, WorkflowRun
 from app.events import service as events
 from app.events.notifier import Notifier
+from app.events.types import EventRecord, WorkflowRunErrorObject, WorkflowRunPhase, WorkflowRunResult
 from app.ids import new_id
+from app.shared.agent_config import SessionAgent
 
 # Runs of one session that have not ended; another is refused (`max_workflow_runs_error`).
 MAX_OPEN_RUNS = 5
@@ -31,7 +33,31 @@ MAX_RUN_THREADS = 25
 ErrorType = Literal[
     "timeout_error", "program_error", "unknown_error", "thread_limit_error", "max_workflow_runs_error"
 ]
-Record = dict[str, Any]
+class PlanTask(TypedDict):
+    """A task of a workflow plan: the agent of its thread and what the thread is told."""
+
+    agent: SessionAgent
+    message: str
+
+
+class PlanPhase(TypedDict):
+    name: str
+    description: str | None
+    tasks: list[PlanTask]
+
+
+class StoredPhase(PlanPhase):
+    """A phase as the run keeps it (``WorkflowRun.phases``), with its id."""
+
+    id: str
+
+
+class WorkflowPlan(TypedDict):
+    """A run's plan as ``agent_loop.workflow.parse_plan`` checked it."""
+
+    name: str
+    description: str | None
+    phases: list[PlanPhase]
 
 
 class RunRefused(Exception):
@@ -52,7 +78,7 @@ async def open_runs(db: AsyncSession, session_id: str) -> Sequence[WorkflowRun]:
     return (await db.scalars(stmt)).all()
 
 
-def error(kind: ErrorType, message: str) -> Record:
+def error(kind: ErrorType, message: str) -> WorkflowRunErrorObject:
     return {"type": kind, "message": message}
 
 
@@ -72,7 +98,7 @@ async def create(
     db: AsyncSession,
     notifier: Notifier,
     session: Session,
-    plan: Record,
+    plan: WorkflowPlan,
     timeout_seconds: float,
 ) -> WorkflowRun:
     """A running run of ``plan`` (`{name, description, phases: [{name, description, tasks}]}`),
@@ -83,12 +109,12 @@ async def create(
         await refuse(db, notifier, session, "max_workflow_runs_error", message)
         raise RunRefused(message)
     now = utcnow()
-    phases = [{**phase, "id": new_id("wfph")} for phase in plan["phases"]]
+    phases: list[StoredPhase] = [{**phase, "id": new_id("wfph")} for phase in plan["phases"]]
     run = WorkflowRun(
         id=new_id("wfrun"),
         session_id=session.id,
         name=plan["name"],
-        description=plan.get("description"),
+        description=plan["description"],
         phases=phases,
         status="running",
         phase_index=0,
@@ -104,8 +130,10 @@ async def create(
     )
     db.add(run)
     await db.flush()
-    listed = [{"id": p["id"], "name": p["name"], "description": p.get("description")} for p in phases]
-    created = {
+    listed: list[WorkflowRunPhase] = [
+        {"id": p["id"], "name": p["name"], "description": p.get("description")} for p in phases
+    ]
+    created: EventRecord = {
         "type": "workflow_run.created",
         "workflow_run_id": run.id,
         "name": run.name,
@@ -116,19 +144,19 @@ async def create(
     return run
 
 
-def _status(run: WorkflowRun, status: str) -> Record:
+def _status(run: WorkflowRun, status: str) -> EventRecord:
     return {"type": f"workflow_run.status_{status}", "workflow_run_id": run.id}
 
 
-def current_phase(run: WorkflowRun) -> Record | None:
-    phase: Record | None = run.phases[run.phase_index] if run.phase_index < len(run.phases) else None
+def current_phase(run: WorkflowRun) -> StoredPhase | None:
+    phase: StoredPhase | None = run.phases[run.phase_index] if run.phase_index < len(run.phases) else None
     return phase
 
 
-async def open_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) -> Record:
+async def open_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) -> StoredPhase:
     """`phase_started` for the current phase; returns the phase."""
-    phase: Record = run.phases[run.phase_index]
-    started = {
+    phase: StoredPhase = run.phases[run.phase_index]
+    started: EventRecord = {
         "type": "workflow_run.phase_started",
         "workflow_run_id": run.id,
         "workflow_run_phase_id": phase["id"],
@@ -150,7 +178,7 @@ async def close_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) ->
     if run.phase_started_id is None:
         return
     phase = run.phases[run.phase_index]
-    ended = {
+    ended: EventRecord = {
         "type": "workflow_run.phase_ended",
         "workflow_run_id": run.id,
         "workflow_run_phase_id": phase["id"],
@@ -161,19 +189,23 @@ async def close_phase(db: AsyncSession, notifier: Notifier, run: WorkflowRun) ->
     run.phase_index += 1
 
 
-async def end(db: AsyncSession, notifier: Notifier, run: WorkflowRun, result: Record) -> None:
+async def end(db: AsyncSession, notifier: Notifier, run: WorkflowRun, result: WorkflowRunResult) -> None:
     """The run ends (`result`: completed, stopped or `{type: error, error}`): the error first, the
     open phase closed, then `status_ended`."""
     if run.status == "ended":
         return
     if result["type"] == "error":
-        failed = {"type": "workflow_run.error", "error": result["error"], "workflow_run_id": run.id}
+        failed: EventRecord = {
+            "type": "workflow_run.error",
+            "error": result["error"],
+            "workflow_run_id": run.id,
+        }
         await events.append(db, notifier, run.session_id, [failed])
     await close_phase(db, notifier, run)
-    ended = {**_status(run, "ended"), "result": result}
+    ended: EventRecord = {**_status(run, "ended"), "result": result}
     await events.append(db, notifier, run.session_id, [ended])
     now = utcnow()
-    run.status, run.result, run.ended_at, run.updated_at = "ended", result, now, now
+    run.status, run.result, run.ended_at, run.updated_at = "ended", dict(result), now, now
 
 
 def record_reply(run: WorkflowRun, thread: Session, text: str) -> bool:

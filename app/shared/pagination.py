@@ -37,7 +37,7 @@ def encode_cursor(cursor: Cursor) -> str:
     return PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(token: str) -> dict[str, Any]:
+def _decode(token: str) -> Cursor:
     if not token.startswith(PREFIX):
         raise ValueError("prefix")
     payload = token[len(PREFIX) :]
@@ -52,7 +52,7 @@ def _decode(token: str) -> dict[str, Any]:
         raise ValueError("direction")
     if not all(_storable_key_part(part) for part in data["k"]):
         raise ValueError("key")
-    return data
+    return Cursor(order=data["o"], key=tuple(data["k"]), direction=data.get("d", "next"))
 
 
 def _storable_key_part(part: Any) -> bool:
@@ -66,12 +66,12 @@ def decode_cursor(token: str | None, order: Order) -> Cursor | None:
     if token is None or token == "":
         return None
     try:
-        data = _decode(token)
+        cursor = _decode(token)
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("invalid page cursor") from None
-    if data["o"] != order:
+    if cursor.order != order:
         raise InvalidRequest("page token order does not match request")
-    return Cursor(order=data["o"], key=tuple(data["k"]), direction=data.get("d", "next"))
+    return cursor
 
 
 def time_key(created_at: datetime, row_id: str) -> tuple[str, str]:

@@ -7,9 +7,9 @@ surrogate (JSON lets a client send one as ``"\\ud800"``).
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
 
 from app.errors import InvalidRequest
+from app.shared.content import ContentBlock
 
 
 def utf8_size(value: str, field: str) -> int:
@@ -31,7 +31,7 @@ def check_single_line(value: str, field: str) -> str:
     return value
 
 
-def storable_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def storable_blocks(blocks: list[ContentBlock]) -> list[ContentBlock]:
     """Content blocks from a tool, with NUL characters (which PostgreSQL cannot store in JSON)
     shown as U+FFFD: a tool that prints one must not stop the session."""
     return [

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 from app.db.base import utcnow
 from app.errors import InvalidRequest
+from app.shared.environment_config import NetworkingConfig
 from app.shared.hosts import host_problem
 from app.shared.text import check_single_line
 from app.vaults.schemas import LimitedNetworking, UnrestrictedNetworking
@@ -51,11 +51,12 @@ def host(value: str, field: str) -> str:
     return value
 
 
-def networking(value: UnrestrictedNetworking | LimitedNetworking, field: str) -> dict[str, Any]:
+def networking(value: UnrestrictedNetworking | LimitedNetworking, field: str) -> NetworkingConfig:
     if isinstance(value, LimitedNetworking):
         for i, entry in enumerate(value.allowed_hosts):
             host(entry, f"{field}.allowed_hosts[{i}]")
-    return value.model_dump()
+        return {"type": "limited", "allowed_hosts": list(value.allowed_hosts)}
+    return {"type": "unrestricted"}
 
 
 def secret_name(value: str) -> str:

@@ -10,7 +10,6 @@ destroys the sealed secret.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +20,7 @@ from app.ids import new_id
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import decode_cursor, decode_time_key, newest_first_page
 from app.shared.text import check_single_line
+from app.shared.vault_auth import EnvironmentVariablePublic, McpOAuthPublic, PublicAuth
 from app.vaults import checks, repository, updates
 from app.vaults import service as vaults
 from app.vaults.schemas import (
@@ -58,7 +58,7 @@ def view(row: models.VaultCredential) -> Credential:
 # --- create -------------------------------------------------------------------------------------
 
 
-Built = tuple[str, dict[str, Any], dict[str, str]]  # match key, public auth, secret fields
+Built = tuple[str, PublicAuth, dict[str, str]]  # match key, public auth, secret fields
 
 
 def _build_bearer(auth: StaticBearerCreate) -> Built:
@@ -69,7 +69,7 @@ def _build_bearer(auth: StaticBearerCreate) -> Built:
 
 def _build_oauth(auth: McpOAuthCreate) -> Built:
     url = checks.url(auth.mcp_server_url, "auth.mcp_server_url")
-    public: dict[str, Any] = {"type": auth.type, "mcp_server_url": url}
+    public: McpOAuthPublic = {"type": auth.type, "mcp_server_url": url}
     secret = {"access_token": checks.header_safe(auth.access_token, "auth.access_token")}
     expires_at = checks.future(auth.expires_at, "auth.expires_at")
     if expires_at:
@@ -98,7 +98,7 @@ def _build_env(auth: EnvironmentVariableCreate) -> Built:
     body = False if location is None or location.body is None else location.body
     if not (header or body):
         raise InvalidRequest("auth.injection_location: at least one of header and body must be enabled")
-    public = {
+    public: EnvironmentVariablePublic = {
         "type": auth.type,
         "secret_name": name,
         "networking": checks.networking(auth.networking, "auth.networking"),

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import models
 from app.db.base import utcnow
+from app.shared.environment_config import unrestricted
 from app.vaults import repository
 from app.vaults.secrets import SecretBox, SecretsUnreadable
 from app.vaults.urls import normalise_url, url_problem
@@ -90,7 +91,10 @@ async def env_credentials(db: AsyncSession, box: SecretBox, vault_ids: Sequence[
     rows.sort(key=lambda r: order.index(r.vault_id))
     found: dict[str, EnvCredential] = {}
     for row in rows:
-        name = str(row.auth["secret_name"])
+        auth = row.auth
+        if auth["type"] != "environment_variable":
+            continue
+        name = str(auth["secret_name"])
         if name in found:
             continue
         try:
@@ -98,15 +102,15 @@ async def env_credentials(db: AsyncSession, box: SecretBox, vault_ids: Sequence[
         except SecretsUnreadable as error:
             log.error("credential %s of vault %s cannot be used: %s", row.id, row.vault_id, error)
             continue
-        networking = row.auth.get("networking") or {"type": "unrestricted"}
-        location = row.auth.get("injection_location") or {"header": True, "body": False}
-        limited = networking.get("type") == "limited"
+        networking = auth.get("networking") or unrestricted()
+        location = auth.get("injection_location") or {"header": True, "body": False}
+        hosts = (networking.get("allowed_hosts") or []) if networking["type"] == "limited" else None
         found[name] = EnvCredential(
             credential_id=row.id,
             vault_id=row.vault_id,
             secret_name=name,
             value=secret.get("secret_value", ""),
-            hosts=tuple(str(h) for h in networking.get("allowed_hosts") or []) if limited else None,
+            hosts=tuple(str(h) for h in hosts) if hosts is not None else None,
             header=bool(location.get("header")),
             body=bool(location.get("body")),
         )
@@ -127,13 +131,15 @@ def _open(box: SecretBox, row: models.VaultCredential) -> McpCredential | None:
     except SecretsUnreadable as error:
         log.error("credential %s of vault %s cannot be used: %s", row.id, row.vault_id, error)
         return None
-    refresh = row.auth.get("refresh")
+    auth = row.auth
+    refresh = auth.get("refresh") if auth["type"] == "mcp_oauth" else None
+    expires_at = auth.get("expires_at") if auth["type"] == "mcp_oauth" else None
     return McpCredential(
         credential_id=row.id,
         vault_id=row.vault_id,
         kind=row.kind,
         token=secret.get("token") or secret.get("access_token", ""),
-        expires_at=_parse_time(row.auth.get("expires_at")),
+        expires_at=_parse_time(expires_at),
         refresh=RefreshConfig(
             client_id=refresh["client_id"],
             token_endpoint=refresh["token_endpoint"],
@@ -165,10 +171,11 @@ async def record_refresh(
     if refresh_token:
         secret["refresh_token"] = refresh_token
     row.secret = box.seal(row.id, secret)
-    auth = dict(row.auth)
-    auth.pop("expires_at", None)
-    if expires_at is not None:
-        auth["expires_at"] = expires_at.isoformat().replace("+00:00", "Z")
-    row.auth = auth
+    if row.auth["type"] == "mcp_oauth":
+        auth = row.auth.copy()
+        auth.pop("expires_at", None)
+        if expires_at is not None:
+            auth["expires_at"] = expires_at.isoformat().replace("+00:00", "Z")
+        row.auth = auth
     row.updated_at = utcnow()
     await db.flush()

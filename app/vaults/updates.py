@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.errors import InvalidRequest
 from app.shared.text import check_single_line
+from app.shared.vault_auth import EnvironmentVariablePublic, McpOAuthPublic, PublicAuth
 from app.vaults import checks
 from app.vaults.schemas import EnvironmentVariableUpdate, McpOAuthUpdate, StaticBearerUpdate
 from app.vaults.urls import normalise_url, url_problem
@@ -41,21 +40,26 @@ def _immutable(sent: str | None, stored: str | None, field: str, *, url: bool = 
 
 
 def apply_auth(
-    public: dict[str, Any],
+    public: PublicAuth,
     secret: dict[str, str],
     auth: StaticBearerUpdate | McpOAuthUpdate | EnvironmentVariableUpdate,
-) -> dict[str, Any]:
-    if isinstance(auth, StaticBearerUpdate):
+) -> PublicAuth:
+    """``auth`` applied to ``public`` (of the same kind: the caller checked) and ``secret``."""
+    if isinstance(auth, StaticBearerUpdate) and public["type"] == "static_bearer":
         _immutable(auth.mcp_server_url, public["mcp_server_url"], "auth.mcp_server_url", url=True)
         if auth.token is not None:
             secret["token"] = checks.header_safe(auth.token, "auth.token")
         return public
-    if isinstance(auth, McpOAuthUpdate):
+    if isinstance(auth, McpOAuthUpdate) and public["type"] == "mcp_oauth":
         return _apply_oauth(public, secret, auth)
-    return _apply_env(public, secret, auth)
+    if isinstance(auth, EnvironmentVariableUpdate) and public["type"] == "environment_variable":
+        return _apply_env(public, secret, auth)
+    raise InvalidRequest(
+        f"auth.type: this credential is {public['type']}; the type of a credential cannot change"
+    )
 
 
-def _apply_oauth(public: dict[str, Any], secret: dict[str, str], auth: McpOAuthUpdate) -> dict[str, Any]:
+def _apply_oauth(public: McpOAuthPublic, secret: dict[str, str], auth: McpOAuthUpdate) -> McpOAuthPublic:
     _immutable(auth.mcp_server_url, public["mcp_server_url"], "auth.mcp_server_url", url=True)
     if auth.access_token is not None:
         secret["access_token"] = checks.header_safe(auth.access_token, "auth.access_token")
@@ -93,19 +97,19 @@ def _apply_oauth(public: dict[str, Any], secret: dict[str, str], auth: McpOAuthU
 
 
 def _apply_env(
-    public: dict[str, Any], secret: dict[str, str], auth: EnvironmentVariableUpdate
-) -> dict[str, Any]:
+    public: EnvironmentVariablePublic, secret: dict[str, str], auth: EnvironmentVariableUpdate
+) -> EnvironmentVariablePublic:
     _immutable(auth.secret_name, public["secret_name"], "auth.secret_name")
     if auth.secret_value is not None:
         secret["secret_value"] = auth.secret_value
     if auth.networking is not None:
         public["networking"] = checks.networking(auth.networking, "auth.networking")
     if auth.injection_location is not None:
-        location = dict(public["injection_location"])
-        for key in ("header", "body"):
-            value = getattr(auth.injection_location, key)
-            if value is not None:
-                location[key] = value
+        location = public["injection_location"].copy()
+        if auth.injection_location.header is not None:
+            location["header"] = auth.injection_location.header
+        if auth.injection_location.body is not None:
+            location["body"] = auth.injection_location.body
         if not (location["header"] or location["body"]):
             raise InvalidRequest("auth.injection_location: at least one of header and body must stay enabled")
         public["injection_location"] = location

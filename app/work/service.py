@@ -15,6 +15,7 @@ import base64
 import json
 import secrets
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -164,7 +165,16 @@ async def ack(db: AsyncSession, environment_id: str, work_id: str, ttl_seconds: 
     return _view(row)
 
 
-def _lease_state(row: WorkItem) -> dict[str, object]:
+class LeaseState(TypedDict):
+    """The ``current_state`` of a refused heartbeat's error details."""
+
+    last_heartbeat: str | None
+    lease_extended: bool
+    state: str
+    ttl_seconds: int
+
+
+def _lease_state(row: WorkItem) -> LeaseState:
     return {
         "last_heartbeat": row.last_heartbeat,
         "lease_extended": False,

@@ -25,9 +25,15 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-from app.agent_loop.model_client import MessageComplete, ModelClient, ModelError, ModelRequest, complete
+from app.agent_loop.model_client import (
+    Message,
+    MessageComplete,
+    ModelClient,
+    ModelError,
+    ModelRequest,
+    complete,
+)
 from app.db.engine import Database
 from app.dreams import leases
 from app.dreams import service as dreams
@@ -35,9 +41,11 @@ from app.dreams.leases import DreamJob, DreamLeaseLost
 from app.dreams.schemas import DreamUsage
 from app.errors import ApiError
 from app.events import service as events
+from app.events.types import ContentBlock, EventRecord
 from app.memory_stores import memories, sync
 from app.memory_stores import service as memory_stores
 from app.memory_stores.schemas import MemoryStoreCreate
+from app.shared.content import ToolDefinition
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,7 @@ SYSTEM = (
     "replace a memory and delete_memory to remove one. When the store is in order, reply with a "
     "one-paragraph summary of what you changed."
 )
-TOOLS: list[dict[str, Any]] = [
+TOOLS: list[ToolDefinition] = [
     {
         "name": "write_memory",
         "description": "Create the memory at `path`, or replace its content.",
@@ -78,7 +86,7 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
-def _transcript(session_id: str, history: Sequence[dict[str, Any]]) -> str:
+def _transcript(session_id: str, history: Sequence[EventRecord]) -> str:
     lines = [f'<session id="{session_id}">']
     for event in history:
         kind = event["type"]
@@ -91,9 +99,15 @@ def _transcript(session_id: str, history: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _tool_result(use: dict[str, Any], message: str, is_error: bool) -> dict[str, Any]:
-    block = {"type": "tool_result", "tool_use_id": use["id"], "content": [{"type": "text", "text": message}]}
-    return {**block, "is_error": True} if is_error else block
+def _tool_result(use: ContentBlock, message: str, is_error: bool) -> ContentBlock:
+    block: ContentBlock = {
+        "type": "tool_result",
+        "tool_use_id": use["id"],
+        "content": [{"type": "text", "text": message}],
+    }
+    if is_error:
+        block["is_error"] = True
+    return block
 
 
 def _usage(reply: MessageComplete) -> DreamUsage:
@@ -200,12 +214,12 @@ class DreamRunner:
     async def _run(self, job: DreamJob) -> None:
         output = await self._output_store(job)
         brief = await self._brief(job)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": [{"type": "text", "text": brief}]}]
+        messages: list[Message] = [{"role": "user", "content": [{"type": "text", "text": brief}]}]
         for _ in range(MAX_ROUNDS):
             async with self.database.read() as db:
                 if await dreams.is_canceled(db, job.id):
                     return
-            system = [{"type": "text", "text": SYSTEM}]
+            system: list[ContentBlock] = [{"type": "text", "text": SYSTEM}]
             request = ModelRequest(job.model, messages, MAX_TOKENS, system=system, tools=TOOLS)
             reply = await complete(self.model, request)
             async with self.database.unit_of_work() as db:
@@ -255,7 +269,7 @@ class DreamRunner:
             parts.append(job.instructions)
         return "\n\n".join(parts)
 
-    async def _apply(self, job: DreamJob, store_id: str, use: dict[str, Any]) -> dict[str, Any]:
+    async def _apply(self, job: DreamJob, store_id: str, use: ContentBlock) -> ContentBlock:
         """One tool call on the output store; its tool_result (an error for bad input)."""
         arguments = use.get("input") or {}
         path = arguments.get("path")

@@ -7,13 +7,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import anthropic
 import pytest
 import uvicorn
 
 from app.offline.endpoints import OfflineState, create_offline_app
+from app.shared.content import ToolDefinition
 from tests.support.loop import loop_server as loop_server_on
 from tests.support.loop import sdk
 from tests.support.server import ServerThread
@@ -61,7 +61,7 @@ def body(*messages: dict[str, object], **extra: object) -> dict[str, object]:
     return {"model": MODEL, "max_tokens": 1024, "messages": list(messages), **extra}
 
 
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: ToolDefinition = {
     "name": "get_weather",
     "description": "Weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},

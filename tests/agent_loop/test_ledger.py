@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 from hypothesis import given, settings
@@ -23,6 +23,7 @@ from app.agent_loop.context import build_messages
 from app.agent_loop.ledger import Ledger, Ledgers
 from app.agent_loop.state import analyse
 from app.events import service as events
+from app.events.types import EventRecord
 from app.sessions import service as sessions
 from app.worker.service import Worker
 from tests.support.factories import make_session_async
@@ -66,7 +67,7 @@ class LogBuilder:
     an empty response, a server tool, a result for an unknown call, a thread message mid-request)."""
 
     def __init__(self) -> None:
-        self.log: list[Record] = []
+        self.log: list[EventRecord] = []
         self.starts: list[str] = []
         self.uses: list[str] = []
 
@@ -84,15 +85,19 @@ class LogBuilder:
         elif op in ("end", "failed_end"):
             event |= {"type": "span.model_request_end", "model_request_start_id": self._pick(self.starts, n)}
             if op == "end":
-                event["_content"] = [] if n % 5 == 0 else [{"type": "text", "text": f"answer {n}"}]
+                content = [] if n % 5 == 0 else [{"type": "text", "text": f"answer {n}"}]
                 event["model_usage"] = {"input_tokens": n * 1000, "output_tokens": 10}
-                event["_stop_reason"] = "tool_use" if n % 2 else "end_turn"
+                event["harness"] = {"content": content, "stop_reason": "tool_use" if n % 2 else "end_turn"}
         elif op == "tool_use":
-            event |= {"type": USE_TYPES[n % 3], "name": "bash", "input": {}, "_tool_use_id": f"toolu_{n}"}
-            event["_request"] = self._pick(self.starts, n // 3, other=None)
+            event |= {"type": USE_TYPES[n % 3], "name": "bash", "input": {}}
+            harness: Record = {
+                "tool_use_id": f"toolu_{n}",
+                "request": self._pick(self.starts, n // 3, other=None),
+            }
             event["evaluated_permission"] = ("allow", "ask", "deny")[n % 3]
             if n % 11 == 0:
-                event["_server"] = True
+                harness["server"] = True
+            event["harness"] = harness
             self.uses.append(event["id"])
         elif op == "result":
             kind, key = RESULT_TYPES[n % 4]
@@ -108,7 +113,8 @@ class LogBuilder:
             event["result"] = "allow" if n % 2 else "deny"
         else:
             event |= other_event(op, n)
-        self.log.append(event)
+        # Odd on purpose (a start id of None, an error without its message): typed as the log's.
+        self.log.append(cast(EventRecord, event))
 
 
 def other_event(op: str, n: int) -> Record:
@@ -126,7 +132,7 @@ def other_event(op: str, n: int) -> Record:
     if op in ("retrying", "exhausted"):
         return {"type": "session.error", "error": {"type": "x", "retry_status": {"type": op}}}
     if op == "compaction":
-        return {"type": "agent.thread_context_compacted", "_summary": f"summary {n}"}
+        return {"type": "agent.thread_context_compacted", "harness": {"summary": f"summary {n}"}}
     if op == "define_outcome":
         rubric = {"type": "text", "content": "all tests pass"}
         return {
@@ -222,7 +228,7 @@ async def test_a_kept_ledger_is_trusted_only_while_the_log_still_holds_what_it_r
     wrong.extend([(1, {**ledger.history[0], "id": "sevt_elsewhere"})])
     assert not await producer.call(lambda: read_into(wrong))
     ahead = Ledger(session.id)
-    ahead.extend([(4, dict(ledger.history[0]))])  # read further than the log goes
+    ahead.extend([(4, ledger.history[0].copy())])  # read further than the log goes
     assert not await producer.call(lambda: read_into(ahead))
 
 
@@ -238,7 +244,7 @@ async def test_verify_mode_finds_a_ledger_that_differs_from_the_log_and_rebuilds
             ledger.extend(await events.records_after(db, session.id, 0))
 
     await producer.call(read)
-    stray = {"id": "sevt_stray", "type": "span.model_request_start", "processed_at": "x"}
+    stray: EventRecord = {"id": "sevt_stray", "type": "span.model_request_start", "processed_at": "x"}
     ledger.extend([(ledger.last_seq, stray)])  # a fold fed something the log does not hold
     before = len(ledger_module.MISMATCHES)
 

@@ -11,6 +11,7 @@ import pytest
 
 from app.agent_loop.anthropic_client import AnthropicModelClient
 from app.agent_loop.model_client import (
+    Message,
     MessageComplete,
     ModelClient,
     ModelConnectionError,
@@ -24,14 +25,16 @@ from app.agent_loop.model_client import (
     RetryableModelError,
     TextDelta,
     TextStart,
+    ThinkingConfig,
     ThinkingStart,
     ToolUseComplete,
     complete,
 )
 from app.config import Settings
+from app.events.types import ContentBlock
 from app.offline.client import OfflineModelClient
 from app.worker.runtime import create_model_client
-from tests.agent_loop.conftest import MODEL, WEATHER_TOOL, OfflineServer, user
+from tests.agent_loop.conftest import MODEL, WEATHER_TOOL, OfflineServer
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ async def client(offline_server: OfflineServer) -> AsyncIterator[AnthropicModelC
 
 
 def request(text: str, **extra: Any) -> ModelRequest:
-    return ModelRequest(model=MODEL, messages=[user(text)], max_tokens=4096, **extra)
+    return ModelRequest(model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=4096, **extra)
 
 
 async def collect(client: ModelClient, model_request: ModelRequest) -> list[ModelEvent]:
@@ -75,7 +78,7 @@ async def test_tool_use_events_carry_parsed_input(client: AnthropicModelClient) 
 
 
 async def test_final_content_can_be_sent_back_as_the_assistant_turn(client: AnthropicModelClient) -> None:
-    thinking = {"type": "enabled", "budget_tokens": 2048}
+    thinking: ThinkingConfig = {"type": "enabled", "budget_tokens": 2048}
     prompt = "/think\n/say Checking.\n/tool get_weather {}"
     first_request = request(prompt, tools=[WEATHER_TOOL], thinking=thinking)
     events = await collect(client, first_request)
@@ -83,8 +86,12 @@ async def test_final_content_can_be_sent_back_as_the_assistant_turn(client: Anth
     first = events[-1]
     assert isinstance(first, MessageComplete)
     assert first.content[0]["type"] == "thinking" and first.content[0]["signature"]
-    result = {"type": "tool_result", "tool_use_id": first.tool_uses[0]["id"], "content": "rainy"}
-    history = [*first_request.messages, {"role": "assistant", "content": first.content}]
+    result: ContentBlock = {
+        "type": "tool_result",
+        "tool_use_id": first.tool_uses[0]["id"],
+        "content": "rainy",
+    }
+    history: list[Message] = [*first_request.messages, {"role": "assistant", "content": first.content}]
     second_request = ModelRequest(
         model=MODEL,
         messages=[*history, {"role": "user", "content": [result]}],

@@ -25,7 +25,7 @@ from app.agent_loop.model_client import (
 )
 from app.offline.client import OfflineModelClient
 from app.offline.engine import OfflineEngine
-from tests.agent_loop.conftest import MODEL, WEATHER_TOOL, OfflineServer, user
+from tests.agent_loop.conftest import MODEL, WEATHER_TOOL, OfflineServer
 
 THINKING = {"type": "enabled", "budget_tokens": 2000}
 TOOLS = [WEATHER_TOOL]
@@ -44,7 +44,7 @@ def in_process() -> OfflineModelClient:
 
 
 def request(text: str, **extra: Any) -> ModelRequest:
-    return ModelRequest(model=MODEL, messages=[user(text)], max_tokens=4096, **extra)
+    return ModelRequest(model=MODEL, messages=[{"role": "user", "content": text}], max_tokens=4096, **extra)
 
 
 async def collect(client: ModelClient, model_request: ModelRequest) -> list[ModelEvent]:

@@ -3,12 +3,12 @@ its blocks become events the loop never runs or waits on."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.agent_loop import requests
 from app.agent_loop.server_tools import count_searches, server_tool_events
 from app.agent_loop.state import analyse
+from app.events.types import ContentBlock, EventRecord
 from app.shared.agent_config import SessionAgent
+from app.shared.content import ToolDefinition
 
 AGENT: SessionAgent = {
     "type": "agent",
@@ -30,7 +30,7 @@ AGENT: SessionAgent = {
     "mcp_servers": [],
     "skills": [],
 }
-CONTENT: list[dict[str, Any]] = [
+CONTENT: list[ContentBlock] = [
     {"type": "text", "text": "Let me search."},
     {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "mas"}},
     {
@@ -45,8 +45,11 @@ CONTENT: list[dict[str, Any]] = [
 
 
 def test_web_search_is_a_server_tool_only_with_the_real_api() -> None:
-    def without_cache(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in t.items() if k != "cache_control"} for t in tools]
+    def without_cache(tools: list[ToolDefinition]) -> list[ToolDefinition]:
+        kept = [t.copy() for t in tools]
+        for tool in kept:
+            tool.pop("cache_control", None)
+        return kept
 
     server = without_cache(requests.build(AGENT, [], server_web_search=True).tools)
     client = without_cache(requests.build(AGENT, [], server_web_search=False).tools)
@@ -59,7 +62,7 @@ def test_server_tool_blocks_become_a_use_and_its_result() -> None:
     uses, results = server_tool_events(CONTENT, "sevt_start")
     (use,) = uses
     (result,) = results
-    assert use["type"] == "agent.tool_use" and use["name"] == "web_search" and use["_server"]
+    assert use["type"] == "agent.tool_use" and use["name"] == "web_search" and use["harness"]["server"]
     assert use["evaluated_permission"] == "allow"
     assert result["tool_use_id"] == use["id"] and not result["is_error"]
     assert "https://example.com" in result["content"][0]["text"]
@@ -68,17 +71,16 @@ def test_server_tool_blocks_become_a_use_and_its_result() -> None:
 
 def test_the_loop_neither_runs_nor_waits_on_server_tool_uses() -> None:
     uses, results = server_tool_events(CONTENT, "sevt_start")
-    history = [
+    history: list[EventRecord] = [
         {"id": "sevt_start", "type": "span.model_request_start"},
         *uses,
         {
             "id": "sevt_end",
             "type": "span.model_request_end",
             "model_request_start_id": "sevt_start",
-            "_content": CONTENT,
-            "_stop_reason": "end_turn",
+            "harness": {"content": CONTENT, "stop_reason": "end_turn"},
         },
-        *({"id": f"sevt_r{i}", **r} for i, r in enumerate(results)),
+        *(EventRecord(**r, id=f"sevt_r{i}") for i, r in enumerate(results)),
     ]
     state = analyse(history)
     assert state.tool_uses == [] and state.runnable() == [] and state.unanswered_blocking() == []

@@ -329,3 +329,70 @@ def test_kept_event_renderings_stay_within_their_bounds() -> None:
             [(3 + n, f"sevt_{3 + n}", "session.status_idle", '{"stop_reason": {"type": "end_turn"}}', None)]
         )
     assert len(kept) < 20
+
+
+def _session_row(running_since: str | None, terminated_at: str | None, active: float) -> tuple[Any, ...]:
+    """A plain row of `repository.SHOWN` as SQLite returns it (JSON and timestamps as text)."""
+    usage = json.dumps({"input_tokens": 7, "output_tokens": 3, "_private": 1})
+    agent = json.dumps({"id": "agent_1", "name": "clock", "multiagent": None})
+    status = "terminated" if terminated_at else "running" if running_since else "idle"
+    return (
+        "sesn_clock", agent, "env_1", status,
+        TRICKY, json.dumps({"k": "v"}), "[]", "[]", None, usage, active, running_since,
+        "2026-11-30 11:00:00.250000", "2026-11-30 11:30:00.000001", None, terminated_at, None, None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("running_since", "terminated_at"),
+    [
+        (None, None),  # idle: the duration moves, the active seconds do not
+        ("2026-11-30 11:58:59.999999", None),  # running: both move
+        (None, "2026-11-30 11:45:00.123456"),  # terminated: neither moves
+        ("2026-11-30 11:40:00.000000", "2026-11-30 11:45:00.123456"),  # a clock left running at the end
+    ],
+)
+def test_a_kept_session_rendering_shows_the_clock_at_each_request(
+    running_since: str | None, terminated_at: str | None
+) -> None:
+    """The kept rendering (figures that cannot move written in once) against the model's, at
+    several times, kept and new."""
+    from app.sessions.repository import columns
+    from app.sessions.schemas import SessionOut
+
+    kept = rendering.RenderedSessions()
+    row = _session_row(running_since, terminated_at, 12.3456789)
+    for seconds in (0.0, 0.0004, 1.5, 61.0001, 3600.25):
+        now = datetime.fromtimestamp(NOW.timestamp() + seconds, UTC)
+        expected = old_bytes(SessionOut, sessions.to_out(columns(row), now))
+        assert kept.render(row, now, None) == expected
+        assert kept.render(row, now, None) == expected  # from the kept parts
+    assert len(kept) == 1
+
+
+async def test_a_changed_session_is_listed_as_it_is_now(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession, fixed_now: datetime
+) -> None:
+    """A kept rendering is found by the row's content (SQLite) or its version (PostgreSQL's
+    xmin): a change is a new key either way, so the list shows the change at once."""
+    agent = client.beta.agents.create(name="render-changed", model="claude-sonnet-4-6")
+    environment = client.beta.environments.create(name="render-changed")
+    made = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="before")
+
+    async def both() -> tuple[bytes, bytes]:
+        old = await sessions.list_sessions(
+            db, limit=5, cursor=None, order="desc", agent_id=None, agent_version=None, statuses=None,
+            include_archived=False, ranges={},
+        )  # fmt: skip
+        await db.rollback()  # the next read sees what was committed since
+        return await sessions.render_list(database.raw, limit=5, page=None, order="desc"), old_bytes(
+            SessionPage, old
+        )
+
+    for title in ("before", "after", "after again"):
+        if title != "before":
+            client.beta.sessions.update(made.id, title=title)
+        for _ in range(2):  # new, then kept
+            new, old = await both()
+            assert new == old
+            assert json.loads(new)["data"][0]["title"] == title

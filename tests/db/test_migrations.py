@@ -63,7 +63,7 @@ async def _add_annotated_event(url: str, session_id: str) -> str:
                 db,
                 Notifier(),
                 session_id,
-                [{"type": "agent.thread_context_compacted", "_summary": "what happened before"}],
+                [{"type": "agent.thread_context_compacted", "harness": {"summary": "what happened before"}}],
             )
         return str(rows[0]["id"])
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from app.events.types import EventRecord
 from tests.support.factories import MODEL, make_session_async, text, user_message
 from tests.support.streams import ids, read_turn
 from tests.support.turns import InProcessWorker
@@ -306,7 +307,7 @@ async def test_deltas_reach_streams_that_asked_and_never_the_history(
                 },
             ],
         )
-        message = {"id": message_id, "type": "agent.message", "content": [text("Hello")]}
+        message: EventRecord = {"id": message_id, "type": "agent.message", "content": [text("Hello")]}
         await producer.append(session.id, [message])
         await producer.idle(session.id)
         previewed = [e.type for e in await read_turn(with_deltas)]

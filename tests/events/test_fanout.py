@@ -14,6 +14,7 @@ import pytest
 from app.db.engine import Database
 from app.events.notifier import Notifier
 from app.events.pg_listener import PgListener, asyncpg_dsn
+from app.events.types import EventRecord
 from tests.support.clients import API_KEY, strict_async_client
 from tests.support.factories import make_session_async, text, user_message
 from tests.support.server import ROOT, ServerProcess
@@ -159,7 +160,7 @@ async def test_a_missed_notification_is_recovered_from_the_log(
             await producer.start(session.id)
             if backend == "postgres":
                 await _drop_other_connections(manual_database_url)
-            message = {"type": "agent.message", "content": [text("unannounced")]}
+            message: EventRecord = {"type": "agent.message", "content": [text("unannounced")]}
             missed = await steps.append(lone, Notifier(), session.id, [message])
             # Only a re-read of the log can deliver it (nothing else is written meanwhile).
             await read_until(stream, lambda e: getattr(e, "id", None) == missed[0]["id"])

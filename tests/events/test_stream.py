@@ -13,6 +13,7 @@ import pytest
 
 from app.events.notifier import LogEvent, Notifier
 from app.events.stream import FIRST_PAGE, PAGE, SessionStream
+from app.events.types import EventRecord
 from tests.support.factories import make_session_async, user_message
 from tests.support.streams import TIMEOUT, ids, is_idle_frame, read_turn, read_until, sse_frames
 from tests.support.turns import InProcessWorker
@@ -233,7 +234,7 @@ async def test_a_long_backlog_is_replayed_whole_and_in_order_across_pages(
     # More than the small first page plus one full page, and not a multiple of either.
     count = FIRST_PAGE + PAGE + 37
     for start in range(0, count, 500):
-        batch = [
+        batch: list[EventRecord] = [
             {"type": "agent.message", "content": [{"type": "text", "text": f"line {i}"}]}
             for i in range(start, min(count, start + 500))
         ]

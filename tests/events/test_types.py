@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from typing import Any, cast
 
 import pydantic
 import pytest
@@ -11,7 +12,7 @@ from anthropic.types.beta.sessions.beta_managed_agents_session_event_type import
 )
 
 from app.events import service
-from app.events.types import EVENT, ClientEvent, ServerEvent, event_types
+from app.events.types import EVENT, ClientEvent, EventRecord, ServerEvent, event_types
 from tests.support.wire_check import MODELS as SDK_MODELS
 
 OURS = {
@@ -38,11 +39,15 @@ def test_each_type_has_the_sdk_fields(kind: str) -> None:
 
 def test_a_misbuilt_event_is_refused_where_it_is_written() -> None:
     service.checked({"type": "session.status_idle", "stop_reason": {"type": "end_turn"}})
-    with pytest.raises(pydantic.ValidationError):
-        service.checked({"type": "session.status_idle", "stop_reason": {"type": "end_turn"}, "extra": 1})
-    with pytest.raises(pydantic.ValidationError):
-        service.checked({"type": "session.status_idle", "stop_reason": {"type": "done"}})
-    with pytest.raises(pydantic.ValidationError):
-        service.checked({"type": "span.model_request_start", "_unknown_bookkeeping": True})
+    misbuilt: list[dict[str, Any]] = [  # as code that ignored its types would build them
+        {"type": "session.status_idle", "stop_reason": {"type": "end_turn"}, "extra": 1},
+        {"type": "session.status_idle", "stop_reason": {"type": "done"}},
+        {"type": "span.model_request_start", "_unknown_bookkeeping": True},
+        {"type": "span.model_request_start", "harness": {"unknown_bookkeeping": True}},
+        {"type": "span.model_request_end", "harness": {"content": "not a list of blocks"}},
+    ]
+    for event in misbuilt:
+        with pytest.raises(pydantic.ValidationError):
+            service.checked(cast(EventRecord, event))
     with pytest.raises(pydantic.ValidationError):
         EVENT.validate_python({"type": "agent.dance"})

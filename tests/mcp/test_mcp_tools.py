@@ -9,11 +9,13 @@ import base64
 import time
 from pathlib import Path
 
+from app.events.notifier import Notifier
 from app.mcp.hub import McpHub
 from tests.mcp.support import SDK, call, errors, mcp_session, text_of
-from tests.support.loop import of_type, send, stop_reason, texts, turn, types, wait_idle
+from tests.support.loop import message, of_type, send, stop_reason, texts, turn, types, wait_idle
 from tests.support.mcp_servers import PNG, McpServerProcess, McpTestServer
 from tests.support.server import ServerThread
+from tests.support.streams import TIMEOUT, read_turn, read_until
 
 
 async def test_tools_are_listed_offered_and_called_in_parallel(loop: SDK, calc: McpTestServer) -> None:
@@ -179,3 +181,29 @@ async def test_the_auto_policy_judges_each_mcp_call(loop: SDK, calc: McpTestServ
     assert results[denied.id].is_error and "denied" in text_of(results[denied.id])
     assert calc.stats.calls == [*before, "add"]  # the denied call never reached the server
     assert stop_reason(of_type(events, "session.status_idle")[-1]) == {"type": "end_turn"}
+
+
+async def test_the_stream_announces_a_call_while_the_server_runs_it(
+    loop: SDK, calc: McpTestServer, mcp_loop_server: ServerThread
+) -> None:
+    """The frames of a response whose MCP calls start at once wait for the requests to go out,
+    never for the calls to end (the stream would still get them from the log, a second later)."""
+    notifier: Notifier = mcp_loop_server.app.state.worker.deps.notifier
+    session_id = await mcp_session(loop, {"calc": calc.url})
+    calc.stats.gate.clear()
+    try:
+        async with await loop.beta.sessions.events.stream(session_id) as stream:
+            await send(loop, session_id, message(call("calc", "gated")))
+            seen = await read_until(stream, lambda e: e.type == "agent.mcp_tool_use")
+            async with asyncio.timeout(TIMEOUT):
+                while calc.stats.running == 0 or notifier.holding(session_id):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            calc.stats.gate.set()
+            seen += await read_turn(stream)
+    finally:
+        calc.stats.gate.set()
+
+    [use] = of_type(seen, "agent.mcp_tool_use")
+    [result] = of_type(seen, "agent.mcp_tool_result")
+    assert (use.name, result.mcp_tool_use_id, text_of(result)) == ("gated", use.id, "opened")
+    assert types(seen).index("agent.mcp_tool_use") < types(seen).index("agent.mcp_tool_result")

@@ -17,6 +17,7 @@ from app.sandbox import SandboxSpec
 from app.sandbox.docker_backend import DockerBackend
 from app.sandbox.egress_ca import EgressAuthority
 from app.sandbox.interface import EgressSecret
+from app.shared.environment_config import NetworkingConfig
 from tests.sandbox.conftest import RUN, sandbox_settings
 from tests.sandbox.support import bash, text
 from tests.support import https_echo
@@ -65,7 +66,7 @@ def secret(**changes: Any) -> EgressSecret:
     return EgressSecret(**{**values, **changes})
 
 
-async def session(backend: DockerBackend, networking: dict[str, Any], *secrets: EgressSecret) -> str:
+async def session(backend: DockerBackend, networking: NetworkingConfig, *secrets: EgressSecret) -> str:
     sid = f"sesn_{uuid.uuid4().hex[:12]}"
     await backend.ensure(sid, SandboxSpec(env_id="env_sec", networking=networking, secrets=secrets))
     return sid
@@ -75,7 +76,7 @@ def curl(url: str, *args: str) -> str:
     return f"curl -sS -m 20 {' '.join(args)} {url}"
 
 
-UNRESTRICTED = {"type": "unrestricted"}
+UNRESTRICTED: NetworkingConfig = {"type": "unrestricted"}
 
 
 async def test_the_value_goes_only_to_the_credentials_hosts_and_never_into_the_sandbox(
@@ -122,7 +123,7 @@ async def test_both_unrestricted_the_proxy_mints_for_any_host(backend: DockerBac
 
 
 async def test_limited_networking_and_the_body(backend: DockerBackend, echo: Any) -> None:
-    networking = {"type": "limited", "allowed_hosts": ["api.secret.test", "other.test"]}
+    networking: NetworkingConfig = {"type": "limited", "allowed_hosts": ["api.secret.test", "other.test"]}
     body_only = secret(hosts=None, header=False, body=True)
     blocked = secret(name="BLOCKED_TOKEN", hosts=("blocked.test",))
     sid = await session(backend, networking, body_only, blocked)

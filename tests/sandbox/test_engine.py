@@ -25,13 +25,14 @@ from app.sandbox import SandboxSpec, docker_backend
 from app.sandbox.docker_backend import DockerBackend
 from app.sandbox.engine import EngineError, EngineUnavailable
 from app.sandbox.shared import ensure_network
+from app.shared.environment_config import NetworkingConfig
 from tests.sandbox.conftest import RUN, sandbox_settings
 from tests.sandbox.support import bash, text
 from tests.support.server import ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
-LIMITED = {
+LIMITED: NetworkingConfig = {
     "type": "limited",
     "allowed_hosts": [],
     "allow_package_managers": False,
@@ -170,6 +171,7 @@ async def test_a_hung_engine_times_out_is_reported_unavailable_and_recovers(
     backend = DockerBackend(sandbox_settings(tmp_path))
     backend.engine.timeout_s = 1.0  # short while the engine hangs; real calls get the default again
     answer = threading.Event()
+
     def hang(_what: str) -> None:  # every call hangs until released
         answer.wait(120)
 

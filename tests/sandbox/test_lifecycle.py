@@ -15,6 +15,7 @@ import pytest
 
 from app.sandbox import SandboxNotFound, SandboxSpec, ToolRequest
 from app.sandbox.docker_backend import DockerBackend
+from app.shared.environment_config import NetworkingConfig
 from tests.sandbox.conftest import RUN, sandbox_settings
 from tests.sandbox.support import bash, text
 
@@ -97,7 +98,7 @@ async def test_idle_sandboxes_stop_and_start_again_with_their_files(
 
 async def test_remove_deletes_containers_and_state(docker_backend: DockerBackend) -> None:
     session = new_id()
-    limited = {"type": "limited", "allowed_hosts": []}
+    limited: NetworkingConfig = {"type": "limited", "allowed_hosts": []}
     await docker_backend.ensure(session, SandboxSpec(env_id="env_test", networking=limited))
     await docker_backend.remove(session)
     client = docker_backend.client

@@ -21,6 +21,7 @@ from docker.types import Mount
 from app.sandbox import SandboxSpec
 from app.sandbox.docker_backend import DockerBackend
 from app.sandbox.firewall import HostFirewall, bridge_name
+from app.shared.environment_config import NetworkingConfig
 from tests.sandbox.conftest import RUN
 from tests.sandbox.support import bash, call, http_server, text
 
@@ -61,7 +62,7 @@ for port, secure in ((443, True), (8443, True), (8080, False)):
     threading.Thread(target=server.serve_forever, daemon=True).start()
 http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
 """
-LIMITED = {"type": "limited", "allowed_hosts": ["allowed.test", "*.wild.test"]}
+LIMITED: NetworkingConfig = {"type": "limited", "allowed_hosts": ["allowed.test", "*.wild.test"]}
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def _wait_for_ip(container: Any, network: str) -> str:
 
 
 async def _session(
-    backend: DockerBackend, networking: dict[str, Any], mcp_hosts: list[str] | None = None
+    backend: DockerBackend, networking: NetworkingConfig, mcp_hosts: list[str] | None = None
 ) -> str:
     sid = f"sesn_{uuid.uuid4().hex[:12]}"
     await backend.ensure(sid, SandboxSpec(env_id="env_net", networking=networking, mcp_hosts=mcp_hosts or []))
@@ -260,7 +261,7 @@ async def test_web_fetch_obeys_the_policy(docker_backend: DockerBackend, limited
 async def test_package_managers_and_mcp_servers_open_their_hosts(
     docker_backend: DockerBackend, web_server: str
 ) -> None:
-    networking = {
+    networking: NetworkingConfig = {
         "type": "limited",
         "allowed_hosts": [],
         "allow_package_managers": True,

@@ -11,6 +11,7 @@ import pytest
 from app.sandbox import ImageBuildError
 from app.sandbox.build_steps import Mirrors, build_steps, dockerfile, image_tag
 from app.sandbox.egress import PACKAGE_MANAGER_HOSTS, allowed_hosts, proxy_config
+from app.shared.environment_config import LimitedNetworkingConfig
 from sandbox.egress.policy import Policy
 
 ALL = {
@@ -110,16 +111,19 @@ def test_host_patterns(entry: str, host: str, allowed: bool) -> None:
 
 
 def test_allow_list_composition() -> None:
-    limited = {"type": "limited", "allowed_hosts": ["API.Example.com", "api.example.com."]}
+    limited: LimitedNetworkingConfig = {
+        "type": "limited",
+        "allowed_hosts": ["API.Example.com", "api.example.com."],
+    }
     assert allowed_hosts(limited, ["mcp.example.org"], []) == ["api.example.com"]
-    opened = {**limited, "allow_package_managers": True, "allow_mcp_servers": True}
+    opened: LimitedNetworkingConfig = {**limited, "allow_package_managers": True, "allow_mcp_servers": True}
     hosts = allowed_hosts(opened, ["https://mcp.example.org/sse"], ["sparse+https://crates.mirror/x", None])
     assert set(PACKAGE_MANAGER_HOSTS) <= set(hosts)
     assert {"pypi.org", "files.pythonhosted.org", "crates.io", "mcp.example.org", "crates.mirror"} <= set(
         hosts
     )
     assert json.loads(proxy_config([])) == {"allowed_hosts": []}
-    stored_before_the_checks = {
+    stored_before_the_checks: LimitedNetworkingConfig = {
         "type": "limited",
         "allowed_hosts": ["*.com", "169.254.169.254", "ok.test"],
     }

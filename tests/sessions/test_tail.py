@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import anthropic
 import pytest
 
+from app.events.notifier import PreviewFrame
+from app.events.types import EventRecord
 from app.sessions.tail import Renderer
+from app.shared.content import ContentBlock
 from tests.support.clients import API_KEY
 from tests.support.factories import make_agent, make_session, user_message
 from tests.support.server import ROOT, ServerThread
@@ -167,17 +169,21 @@ def test_an_unknown_session_is_an_error_with_the_api_message(mas_server: ServerT
         assert "error 404" in watching.proc.stderr.read()
 
 
-def start(message_id: str) -> dict[str, Any]:
+def start(message_id: str) -> PreviewFrame:
     return {"type": "event_start", "event": {"type": "agent.message", "id": message_id}}
 
 
-def delta(message_id: str, index: int, text: str) -> dict[str, Any]:
-    content = {"type": "text", "text": text}
-    return {"type": "event_delta", "event_id": message_id, "delta": {"index": index, "content": content}}
+def delta(message_id: str, index: int, text: str) -> PreviewFrame:
+    content: ContentBlock = {"type": "text", "text": text}
+    return {
+        "type": "event_delta",
+        "event_id": message_id,
+        "delta": {"type": "content_delta", "index": index, "content": content},
+    }
 
 
-def message(message_id: str, *texts: str) -> dict[str, Any]:
-    content = [{"type": "text", "text": t} for t in texts]
+def message(message_id: str, *texts: str) -> EventRecord:
+    content: list[ContentBlock] = [{"type": "text", "text": t} for t in texts]
     return {
         "type": "agent.message",
         "id": message_id,

@@ -10,10 +10,12 @@ from anthropic.types.beta import BetaEnvironment, BetaManagedAgentsAgent, BetaMa
 from anthropic.types.beta.sessions import BetaManagedAgentsFileResource as FileResource
 from anthropic.types.beta.sessions import BetaManagedAgentsGitHubRepositoryResource as RepositoryResource
 
+from app.events.types import ContentBlock
+
 MODEL = "claude-sonnet-4-6"
 
 
-def text(value: str) -> dict[str, Any]:
+def text(value: str) -> ContentBlock:
     return {"type": "text", "text": value}
 
 

@@ -47,11 +47,14 @@ def free_port() -> int:
 
 @dataclass
 class Stats:
-    """What the server was asked to do: tool names in call order, and the most calls at once."""
+    """What the server was asked to do: tool names in call order, the calls running, and the most
+    calls at once."""
 
     calls: list[str] = field(default_factory=list)
     running: int = 0
     most_at_once: int = 0
+    # What the `gated` tool waits on (a server in a thread: the test opens it).
+    gate: threading.Event = field(default_factory=threading.Event)
 
     def enter(self, name: str) -> None:
         self.calls.append(name)
@@ -78,6 +81,16 @@ def build_server(stats: Stats) -> MCPServer:
         finally:
             stats.running -= 1
         return f"slept {seconds} {label}".strip()
+
+    @server.tool()
+    async def gated() -> str:
+        """Wait until the test opens the gate (two minutes at most), then answer."""
+        stats.enter("gated")
+        try:
+            opened = await asyncio.to_thread(stats.gate.wait, 120)
+        finally:
+            stats.running -= 1
+        return "opened" if opened else "timed out"
 
     @server.tool()
     def picture() -> Image:

@@ -17,19 +17,20 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from app.db.engine import Database
 from app.events import service as events
-from app.events.notifier import Notifier
+from app.events.notifier import Notifier, PreviewFrame
+from app.events.types import EventRecord, SpanModelUsage, StopReason
 from app.sessions import service as sessions
 from app.sessions import transitions
 from tests.support.server import ServerThread
 
 T = TypeVar("T")
-Wire = dict[str, Any]
-END_TURN = {"type": "end_turn"}
-MODEL_USAGE = {
+Wire = EventRecord
+END_TURN: StopReason = {"type": "end_turn"}
+MODEL_USAGE: SpanModelUsage = {
     "input_tokens": 10,
     "output_tokens": 5,
     "cache_read_input_tokens": 0,
@@ -59,8 +60,8 @@ class steps:
         """One model request: its span start, then the message and the span end."""
         async with database.unit_of_work() as db:
             out = await events.append(db, notifier, session_id, [{"type": "span.model_request_start"}])
-        message = {"type": "agent.message", "content": [{"type": "text", "text": text}]}
-        end = {
+        message: Wire = {"type": "agent.message", "content": [{"type": "text", "text": text}]}
+        end: Wire = {
             "type": "span.model_request_end",
             "model_request_start_id": out[0]["id"],
             "is_error": False,
@@ -92,7 +93,7 @@ class steps:
             row = await sessions.load(db, session_id, for_update=True)
             out = await events.append(db, notifier, session_id, uses)
             row.pending_action_ids = [e["id"] for e in out]
-            stop = {"type": "requires_action", "event_ids": list(row.pending_action_ids)}
+            stop: StopReason = {"type": "requires_action", "event_ids": list(row.pending_action_ids)}
             return out + await transitions.go_idle(db, notifier, row, stop)
 
     @classmethod
@@ -111,7 +112,7 @@ class steps:
         """A turn of `count` agent messages, committed `batch` at a time (texts are "0", "1", ...)."""
         out = await cls.start(database, notifier, session_id)
         for first in range(0, count, batch):
-            messages = [
+            messages: list[Wire] = [
                 {"type": "agent.message", "content": [{"type": "text", "text": str(i)}]}
                 for i in range(first, min(first + batch, count))
             ]
@@ -163,12 +164,12 @@ class InProcessWorker:
     async def require_action(self, session_id: str, uses: Sequence[Wire]) -> list[Wire]:
         return await self.call(lambda: steps.require_action(self.database, self.notifier, session_id, uses))
 
-    async def preview(self, session_id: str, frames: Sequence[Wire]) -> None:
+    async def preview(self, session_id: str, frames: Sequence[PreviewFrame]) -> None:
         """Stream-only frames (`event_start`, `event_delta`), as the agent loop publishes them."""
 
         async def publish() -> None:
             for wire in frames:
-                self.notifier.publish_ephemeral(session_id, dict(wire))
+                self.notifier.publish_ephemeral(session_id, wire.copy())
 
         await self.call(publish)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import typing
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pydantic
@@ -23,7 +23,8 @@ from anthropic.types.beta.beta_managed_agents_start_event import BetaManagedAgen
 from anthropic.types.beta.sessions.beta_managed_agents_session_event import BetaManagedAgentsSessionEvent
 
 from app.events import service as event_service
-from app.events.notifier import Notifier
+from app.events.notifier import Notifier, PreviewFrame
+from app.events.types import EventRecord
 
 Model = type[pydantic.BaseModel]
 
@@ -50,7 +51,7 @@ class WireCheck:
         self.failures: list[str] = []
         self.checked: Counter[str] = Counter()
 
-    def check(self, event: dict[str, Any], models: dict[str, Model]) -> None:
+    def check(self, event: Mapping[str, Any], models: dict[str, Model]) -> None:
         kind = str(event.get("type"))
         problem = _problem(event, models.get(kind))
         with self.lock:
@@ -64,10 +65,10 @@ class WireCheck:
         return failures
 
 
-def _problem(event: dict[str, Any], model: Model | None) -> str | None:
+def _problem(event: Mapping[str, Any], model: Model | None) -> str | None:
     if model is None:
         return "not an event type of SDK 2.14"
-    private = [key for key in event if key.startswith("_")]
+    private = [key for key in event if key.startswith("_") or key == "harness"]
     if private:
         return f"private keys leave the server: {private}"
     undeclared = _undeclared(event, model)
@@ -80,7 +81,7 @@ def _problem(event: dict[str, Any], model: Model | None) -> str | None:
     return None
 
 
-def _undeclared(event: dict[str, Any], model: Model) -> list[str]:
+def _undeclared(event: Mapping[str, Any], model: Model) -> list[str]:
     declared = {field.alias or name for name, field in model.model_fields.items()}
     return sorted(key for key in event if key not in declared)
 
@@ -92,14 +93,12 @@ def pytest_configure(config: pytest.Config) -> None:
     to_wire = event_service.to_wire
     publish_ephemeral = Notifier.publish_ephemeral
 
-    def checked_to_wire(row: Any) -> dict[str, Any]:
+    def checked_to_wire(row: Any) -> EventRecord:
         wire = to_wire(row)
         CHECK.check(wire, MODELS)
         return wire
 
-    def checked_publish(
-        self: Notifier, session_id: str, wire: dict[str, Any], *, forward: bool = True
-    ) -> None:
+    def checked_publish(self: Notifier, session_id: str, wire: PreviewFrame, *, forward: bool = True) -> None:
         CHECK.check(wire, EPHEMERAL)
         publish_ephemeral(self, session_id, wire, forward=forward)
 

@@ -36,16 +36,41 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from app.agent_loop.cassettes import matching
 
-JsonDict = dict[str, Any]
 VERSION = 1
 # version n -> the same cassette in version n + 1
-MIGRATIONS: dict[int, Callable[[JsonDict], JsonDict]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}  # JSON boundary: cassette files
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$")
 REDACTED = "<redacted>"
+
+
+class SseFrame(TypedDict):
+    """One server-sent event as a cassette keeps it: its name and its data (parsed JSON, or the
+    text when it is not JSON)."""
+
+    event: str | None
+    data: Any  # JSON boundary: a Messages API stream event, replayed as it was received
+
+
+class RecordedRequest(TypedDict):
+    endpoint: str
+    body: dict[str, Any]  # JSON boundary: the Messages API request body
+
+
+class RecordedResponse(TypedDict):
+    status: int
+    events: NotRequired[list[SseFrame]]  # a stream
+    body: NotRequired[Any]  # a JSON answer, or a non-JSON one as text
+
+
+class RecordedInteraction(TypedDict):
+    """One request and its answer as a cassette file holds it."""
+
+    request: RecordedRequest
+    response: RecordedResponse
 
 
 class CassetteError(Exception):
@@ -55,13 +80,13 @@ class CassetteError(Exception):
 @dataclass
 class Interaction:
     endpoint: str
-    request: JsonDict
+    request: dict[str, Any]  # JSON boundary: the Messages API request body (normalised)
     status: int
-    events: list[JsonDict] | None = None
+    events: list[SseFrame] | None = None
     body: Any = None  # a JSON answer (or a non-JSON one as text)
 
-    def to_json(self) -> JsonDict:
-        response: JsonDict = {"status": self.status}
+    def to_json(self) -> RecordedInteraction:
+        response: RecordedResponse = {"status": self.status}
         if self.events is not None:
             response["events"] = self.events
         else:
@@ -69,7 +94,7 @@ class Interaction:
         return {"request": {"endpoint": self.endpoint, "body": self.request}, "response": response}
 
     @classmethod
-    def from_json(cls, data: JsonDict) -> Interaction:
+    def from_json(cls, data: RecordedInteraction) -> Interaction:
         request, response = data["request"], data["response"]
         return cls(
             endpoint=str(request["endpoint"]),
@@ -102,7 +127,7 @@ class Cassette:
         request_key = matching.key(interaction.request, interaction.endpoint)
         self._positions.setdefault(request_key, []).append(len(self.interactions) - 1)
 
-    def take(self, endpoint: str, normalised: JsonDict) -> Interaction | None:
+    def take(self, endpoint: str, normalised: dict[str, Any]) -> Interaction | None:  # JSON boundary
         """The next recorded answer for this request: identical requests get their recordings in
         order, and the last one again once all were served."""
         request_key = matching.key(normalised, endpoint)
@@ -119,7 +144,7 @@ class Cassette:
         request_key = matching.key(interaction.request, interaction.endpoint)
         self._served[request_key] = self._served.get(request_key, 0) + 1
 
-    def explain_miss(self, endpoint: str, normalised: JsonDict) -> str:
+    def explain_miss(self, endpoint: str, normalised: dict[str, Any]) -> str:  # JSON boundary
         head = f"cassette {self.name!r} ({self.path}) has no recorded answer for this {endpoint} request"
         if not self.interactions:
             state = "is empty" if self.path.exists() else "does not exist"
@@ -178,7 +203,7 @@ def _load(path: Path) -> list[Interaction]:
         raise CassetteError(f"cassette {path} cannot be read: {exc}") from exc
 
 
-def migrate(document: JsonDict) -> JsonDict:
+def migrate(document: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a cassette file
     version = document.get("version")
     if not isinstance(version, int) or version < 1:
         raise CassetteError(f"not a mas cassette (version {version!r})")

@@ -19,8 +19,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-JsonDict = dict[str, Any]
-
 VOLATILE_TOP_LEVEL = ("metadata", "stream")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 TOOL_ID = re.compile(r"\b(?:srv)?toolu_[A-Za-z0-9_]+\b")
@@ -47,7 +45,7 @@ class _Ids:
         return self.seen.setdefault(original, f"toolu_{len(self.seen) + 1}")
 
 
-def normalise(body: JsonDict) -> JsonDict:
+def normalise(body: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a Messages API request body
     """The request as stored in a cassette and compared on replay."""
     ids = _Ids()
     kept = {key: value for key, value in body.items() if key not in VOLATILE_TOP_LEVEL}
@@ -59,7 +57,7 @@ def normalise(body: JsonDict) -> JsonDict:
 def _normalise(value: Any, ids: _Ids) -> Any:
     if isinstance(value, dict):
         tool_block = value.get("type") in _TOOL_BLOCKS
-        out: JsonDict = {}
+        out: dict[str, Any] = {}  # JSON boundary: a part of a request body
         for key, item in value.items():
             if key == "cache_control":
                 continue
@@ -75,7 +73,7 @@ def _normalise(value: Any, ids: _Ids) -> Any:
     return value
 
 
-def key(normalised: JsonDict, endpoint: str) -> str:
+def key(normalised: dict[str, Any], endpoint: str) -> str:  # JSON boundary: a request body
     """A canonical text of an (endpoint, normalised request): equal keys replay the same answers."""
     return endpoint + "\n" + json.dumps(normalised, sort_keys=True, separators=(",", ":"))
 
@@ -116,10 +114,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 
-def closest(candidates: Iterable[tuple[int, JsonDict]], requested: JsonDict) -> tuple[int, list[str]] | None:
+def closest(
+    candidates: Iterable[tuple[int, dict[str, Any]]],  # JSON boundary: recorded request bodies
+    requested: dict[str, Any],  # JSON boundary: a request body
+) -> tuple[int, list[str]] | None:
     """The recorded request (its position) that differs from `requested` in the fewest places,
     the earliest on a tie, with those differences spelled out."""
-    best: tuple[int, int, JsonDict] | None = None
+    best: tuple[int, int, dict[str, Any]] | None = None  # JSON boundary: a recorded request body
     for position, recorded in candidates:
         found: list[str] = []
         _diff(recorded, requested, "", found, limit=COUNT_LIMIT)

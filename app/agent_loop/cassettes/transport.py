@@ -17,12 +17,11 @@ from typing import Any
 import httpx2
 
 from app.agent_loop.cassettes import matching
-from app.agent_loop.cassettes.cassette import Cassette, CassetteError, Interaction
+from app.agent_loop.cassettes.cassette import Cassette, CassetteError, Interaction, SseFrame
 from app.config import CassetteMode, Settings
 
 log = logging.getLogger(__name__)
 SECRET_HEADERS = ("x-api-key", "authorization", "proxy-authorization")
-JsonDict = dict[str, Any]
 # Answers about the recording set-up (a missing or wrong key), not about the request.
 NOT_RECORDED = (401, 403, 407)
 
@@ -175,9 +174,9 @@ class _Tee(httpx2.AsyncByteStream):
             await self.done(b"".join(self.chunks))
 
 
-def parse_frames(content: bytes) -> list[JsonDict]:
+def parse_frames(content: bytes) -> list[SseFrame]:
     """Server-sent events as ``{"event": name, "data": parsed JSON}``, in order."""
-    frames: list[JsonDict] = []
+    frames: list[SseFrame] = []
     text = content.decode("utf-8").replace("\r\n", "\n")
     for block in text.split("\n\n"):
         event, data = None, []
@@ -192,14 +191,14 @@ def parse_frames(content: bytes) -> list[JsonDict]:
     return frames
 
 
-def _complete(frames: list[JsonDict]) -> bool:
-    return bool(frames) and frames[-1].get("event") in ("message_stop", "error")
+def _complete(frames: list[SseFrame]) -> bool:
+    return bool(frames) and frames[-1]["event"] in ("message_stop", "error")
 
 
-def render_frame(frame: JsonDict) -> bytes:
+def render_frame(frame: SseFrame) -> bytes:
     data = frame["data"]
     text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    head = f"event: {frame['event']}\n" if frame.get("event") else ""
+    head = f"event: {frame['event']}\n" if frame["event"] else ""
     return f"{head}data: {text}\n\n".encode()
 
 

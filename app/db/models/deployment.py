@@ -6,7 +6,9 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.db.deployment_json import PausedReason, RunError
+from app.db.session_json import Budget, ResourceJson
 
 
 class Deployment(Base):
@@ -29,17 +31,17 @@ class Deployment(Base):
     agent_version: Mapped[int]
     environment_id: Mapped[str] = mapped_column(String(64))
     initial_events: Mapped[list[Any]]
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
-    resources: Mapped[list[Any]]
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
+    resources: Mapped[list[ResourceJson]] = mapped_column(JsonType)
     vault_ids: Mapped[list[Any]]
-    budget: Mapped[dict[str, Any] | None]
+    budget: Mapped[Budget | None] = mapped_column(JsonType)
     schedule_expression: Mapped[str | None] = mapped_column(String(256))
     schedule_timezone: Mapped[str | None] = mapped_column(String(64))
     jitter_seconds: Mapped[float]
     next_slot_at: Mapped[datetime | None]
     last_run_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(16))
-    paused_reason: Mapped[dict[str, Any] | None]
+    paused_reason: Mapped[PausedReason | None] = mapped_column(JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     archived_at: Mapped[datetime | None]
@@ -59,7 +61,7 @@ class DeploymentRun(Base):
     agent_id: Mapped[str] = mapped_column(String(64))
     agent_version: Mapped[int]
     session_id: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[dict[str, Any] | None]
+    error: Mapped[RunError | None] = mapped_column(JsonType)
     trigger: Mapped[str] = mapped_column(String(16))
     scheduled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

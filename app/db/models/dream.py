@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.db.dream_json import DreamErrorJson, DreamModel, DreamOutputBehavior, DreamUsageTotals
 
 
 class Dream(Base):
@@ -23,14 +23,14 @@ class Dream(Base):
     # The input store, and the store written in place for `update_existing` (else null).
     memory_store_id: Mapped[str] = mapped_column(String(64))
     update_store_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    session_ids: Mapped[list[Any]]
-    model: Mapped[dict[str, Any]]
+    session_ids: Mapped[list[str]] = mapped_column(JsonType)
+    model: Mapped[DreamModel] = mapped_column(JsonType)
     instructions: Mapped[str | None] = mapped_column(Text)
-    output_behavior: Mapped[dict[str, Any]]
+    output_behavior: Mapped[DreamOutputBehavior] = mapped_column(JsonType)
     output_store_id: Mapped[str | None] = mapped_column(String(64))
     session_id: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[dict[str, Any] | None]
-    usage: Mapped[dict[str, Any]]
+    error: Mapped[DreamErrorJson | None] = mapped_column(JsonType)
+    usage: Mapped[DreamUsageTotals] = mapped_column(JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
 
 # Paths compare byte by byte on both databases (PostgreSQL's default collations ignore
 # punctuation), so the range scans of app/memory_stores match Python's string order.
@@ -22,7 +22,7 @@ class MemoryStore(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     archived_at: Mapped[datetime | None]
@@ -67,10 +67,12 @@ class MemoryVersion(Base):
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     content_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    # JSON boundary: an ``Actor`` (memory_stores.schemas, above the database), validated when read.
     created_by: Mapped[dict[str, Any] | None]
     # Who wrote it, for the list filters: exactly one is set when created_by is.
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     api_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
     conflict: Mapped[bool] = mapped_column(Boolean, default=False)
     redacted_at: Mapped[datetime | None]
+    # JSON boundary: an ``Actor``, as ``created_by``.
     redacted_by: Mapped[dict[str, Any] | None]

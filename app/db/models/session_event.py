@@ -32,8 +32,11 @@ class SessionEvent(Base):
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     seq: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(64))
+    # JSON boundary: the event's wire fields (``events.types.EventRecord``, above the database),
+    # typed where the event log reads them (``events.repository``).
     data: Mapped[dict[str, Any]]
     # The agent loop's bookkeeping beside the event (``events.types.Harness``); never on the wire.
+    # JSON boundary: typed where the event log reads it, as ``data`` is.
     harness: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]

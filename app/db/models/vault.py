@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
+from app.shared.vault_auth import PublicAuth
 
 
 class Vault(Base):
@@ -17,7 +17,7 @@ class Vault(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(255))
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     archived_at: Mapped[datetime | None]
@@ -38,10 +38,10 @@ class VaultCredential(Base):
     vault_id: Mapped[str] = mapped_column(ForeignKey("vaults.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     match_key: Mapped[str] = mapped_column(Text)
-    auth: Mapped[dict[str, Any]]
+    auth: Mapped[PublicAuth] = mapped_column(JsonType)
     secret: Mapped[str] = mapped_column(Text)
     display_name: Mapped[str | None] = mapped_column(String(255))
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     archived_at: Mapped[datetime | None]

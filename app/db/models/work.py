@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base
+from app.db.base import Base, JsonType
 
 
 class EnvironmentKey(Base):
@@ -42,7 +41,7 @@ class WorkItem(Base):
     environment_id: Mapped[str] = mapped_column(String(64), ForeignKey("environments.id", ondelete="CASCADE"))
     session_id: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JsonType)
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime]
     polled_at: Mapped[datetime | None]

@@ -31,6 +31,7 @@ class WorkflowRun(Base):
     # [[{thread_id, agent_name, text}, ...] per finished phase], what later phases are told.
     results: Mapped[list[Any]]
     threads_created: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON boundary: how the run ended (``events.types.WorkflowRunResult``, above the database).
     result: Mapped[dict[str, Any] | None]
     deadline_at: Mapped[datetime]
     created_at: Mapped[datetime]
