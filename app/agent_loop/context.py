@@ -4,12 +4,13 @@ The harness keeps no state outside the log, so every model request is rebuilt fr
 user messages, the raw assistant content recorded (privately) on each successful
 `span.model_request_end`, tool results, and the summary of the latest compaction.
 
-Private fields the loop writes (never sent to clients, see `events.service.to_wire`):
-* `span.model_request_end._content`: the assistant message exactly as the model returned it
-  (thinking blocks with signatures included, so tool use with thinking can continue);
-* `agent.tool_use._tool_use_id` / `agent.custom_tool_use._tool_use_id`: the model's `toolu_…` id;
-  `_request`: the `span.model_request_start` id of the response that made the call;
-* `agent.thread_context_compacted._summary`: the summary that replaces everything before it.
+What the loop records beside an event for itself is its typed ``harness`` field
+(`events.types.Harness`, never sent to clients, see `events.service.to_wire`):
+* a `span.model_request_end`'s ``content``: the assistant message exactly as the model returned
+  it (thinking blocks with signatures included, so tool use with thinking can continue);
+* a tool use's ``tool_use_id`` (the model's `toolu_…` id) and ``request`` (the
+  `span.model_request_start` id of the response that made the call);
+* an `agent.thread_context_compacted`'s ``summary``: the summary that replaces what came before.
 """
 
 from __future__ import annotations

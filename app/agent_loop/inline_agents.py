@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import JsonValue
+
 from app.agent_loop import tools
 from app.sessions.threads import ADVISOR_NAME
 from app.shared.agent_config import AgentToolset, ModelConfig, SessionAgent, Tool, ToolConfig
@@ -29,18 +31,18 @@ class Refused(Exception):
     """The call cannot be carried out; its message is the tool's error result."""
 
 
-def _text(spec: dict[str, Any], key: str, limit: int) -> str | None:  # JSON boundary: tool input
+def _text(spec: dict[str, JsonValue], key: str, limit: int) -> str | None:
     return None if spec.get(key) is None else _required_text(spec, key, limit)
 
 
-def _required_text(spec: dict[str, Any], key: str, limit: int) -> str:  # JSON boundary: tool input
+def _required_text(spec: dict[str, JsonValue], key: str, limit: int) -> str:
     value = spec.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise Refused(f"inline_agent.{key}: a non-empty string of at most {limit} characters")
     return value
 
 
-def _model(agent: SessionAgent, spec: dict[str, Any]) -> ModelConfig:  # JSON boundary: tool input
+def _model(agent: SessionAgent, spec: dict[str, JsonValue]) -> ModelConfig:
     model = agent["model"].copy()
     given = _text(spec, "model", MAX_NAME)
     if given is not None and given != model["id"]:
@@ -48,14 +50,16 @@ def _model(agent: SessionAgent, spec: dict[str, Any]) -> ModelConfig:  # JSON bo
     return model
 
 
-def _tools(agent: SessionAgent, spec: dict[str, Any]) -> list[Tool]:  # JSON boundary: tool input
+def _tools(agent: SessionAgent, spec: dict[str, JsonValue]) -> list[Tool]:
     """An `agent_toolset_20260401` enabling exactly the chosen tools (default: all the delegating
     agent's enabled built-in tools), each keeping the delegating agent's configuration."""
     own = {n: p for n, p in tools.policies(agent).items() if p.kind == "builtin" and p.enabled}
-    names = spec.get("tools")
-    if names is None:
+    given = spec.get("tools")
+    if given is None:
         names = list(own)
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+    elif isinstance(given, list) and all(isinstance(n, str) for n in given):
+        names = [str(n) for n in given]
+    else:
         raise Refused("inline_agent.tools: a list of tool names")
     unknown = sorted(set(names) - set(own))
     if unknown:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+
+from pydantic import JsonValue
 
 from app.agent_loop.model_client import ModelRequest
 from app.events.types import EventRecord, Judgement
@@ -51,7 +52,7 @@ def _asked(history: list[EventRecord]) -> str:
 def request(
     model: str,
     name: str,
-    tool_input: dict[str, Any],  # JSON boundary: a tool's input, chosen by the model
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
     history: list[EventRecord],
 ) -> ModelRequest:
     prompt = (

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,11 +44,11 @@ class TurnFold:
     def __init__(self) -> None:
         self.state = TurnState()
         self._open: list[EventRecord] = []  # requests started after the latest response, not ended
-        self._uses: dict[Any, list[EventRecord]] = {}  # tool uses by the request that made them
+        self._uses: dict[str | None, list[EventRecord]] = {}  # tool uses by the request that made them
         self._count = 0
         self._positions: dict[str, int] = {}
         self._last_thread_message = -1
-        self._start: Any = None  # the latest response's request start id
+        self._start: str | None = None  # the latest response's request start id
         self._start_seen = True
 
     def add(self, event: EventRecord) -> None:

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, Protocol, TypeAlias
 
+from pydantic import JsonValue
 from typing_extensions import TypedDict
 
 from app.events.types import CacheControl, ContentBlock, StopDetails
@@ -112,7 +113,7 @@ class ToolUseComplete:
     index: int
     id: str
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    input: dict[str, JsonValue]  # a tool\'s input, chosen by the model
 
 
 @dataclass(frozen=True, slots=True)

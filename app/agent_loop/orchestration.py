@@ -12,8 +12,7 @@ coordinator for another model request.
 
 from __future__ import annotations
 
-from typing import Any
-
+from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import tools, workflow
@@ -51,7 +50,7 @@ async def _run(
     notifier: Notifier,
     row: Session,
     name: str,
-    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> tuple[str, bool]:
     """The call's result text and whether it is an error (a `Refused` rolls the call back; a
     refused workflow plan is committed with its `workflow_run.error`)."""
@@ -95,7 +94,7 @@ async def _list_agents(db: AsyncSession, row: Session) -> str:
     return "\n".join(lines)
 
 
-def _message(tool_input: dict[str, Any], key: str = "message") -> str:  # JSON boundary: tool input
+def _message(tool_input: dict[str, JsonValue], key: str = "message") -> str:
     message = tool_input.get(key)
     if not isinstance(message, str) or not message.strip():
         raise Refused(f"`{key}` is required: the task or follow-up to send")
@@ -106,7 +105,7 @@ async def _send(
     db: AsyncSession,
     notifier: Notifier,
     row: Session,
-    tool_input: dict[str, Any],  # JSON boundary: tool input
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> str:
     message = _message(tool_input)
     thread_id = tool_input.get("thread_id")
@@ -129,7 +128,7 @@ async def _send(
 
 def _thread_agent(
     agent: SessionAgent,
-    tool_input: dict[str, Any],  # JSON boundary: tool input
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> SessionAgent:
     """The definition a new thread runs: a predefined agent named in `agent`, or `inline_agent`."""
     inline, name = tool_input.get("inline_agent"), tool_input.get("agent")
@@ -170,7 +169,7 @@ async def _consult(
     db: AsyncSession,
     notifier: Notifier,
     row: Session,
-    tool_input: dict[str, Any],  # JSON boundary: tool input
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> str:
     if row.parent_session_id is not None:
         raise Refused("only the session's primary thread can consult the advisor")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agent_loop import tools
@@ -81,7 +82,7 @@ def _phase(agent: SessionAgent, raw: Any, where: str) -> PlanPhase:
 
 def parse_plan(
     agent: SessionAgent,
-    raw: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+    raw: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> tuple[WorkflowPlan, float]:
     """The plan as stored, and its timeout; `Refused` names what is wrong."""
     phases = raw.get("phases")
@@ -109,7 +110,7 @@ async def start(
     db: AsyncSession,
     notifier: Notifier,
     row: Session,
-    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> tuple[str, bool]:
     """Create and start a run (the tool's result text, and whether it is an error)."""
     if row.parent_session_id is not None:
@@ -200,7 +201,7 @@ async def stop(
     db: AsyncSession,
     notifier: Notifier,
     row: Session,
-    tool_input: dict[str, Any],  # JSON boundary: the tool's input, chosen by the model
+    tool_input: dict[str, JsonValue],  # a tool\'s input, chosen by the model
 ) -> tuple[str, bool]:
     """`stop_workflow`: the run's working threads are interrupted and it ends `stopped`."""
     run_id = tool_input.get("workflow_run_id")

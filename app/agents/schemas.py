@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, Tag
 
 from app.shared.agent_config import (
     EffortLevel,
@@ -148,7 +148,7 @@ class InputSchema(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["object"]
-    properties: dict[str, Any] | None = None  # JSON boundary: a JSON schema's properties
+    properties: dict[str, JsonValue] | None = None  # a JSON schema's, kept as written
     required: list[str] | None = None
 
 

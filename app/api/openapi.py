@@ -61,8 +61,10 @@ def _has_body(method: str, operation: dict[str, Any]) -> bool:  # JSON boundary:
 
 
 def _statuses(
-    method: str, path: str, operation: dict[str, Any]
-) -> list[str]:  # JSON boundary: the OpenAPI document
+    method: str,
+    path: str,
+    operation: dict[str, Any],  # JSON boundary: the OpenAPI document
+) -> list[str]:
     statuses = ["400"]
     model_route = path.startswith("/v1/messages")
     if path.startswith("/v1/"):

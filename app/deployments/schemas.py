@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.db.deployment_json import PausedReason, RunError, TriggerContext
 from app.db.session_json import Budget, ResourceJson
@@ -39,10 +39,9 @@ class DeploymentCreate(Params):
     initial_events: InitialEvents
     description: str | None = None
     metadata: dict[str, str] | None = None
-    # JSON boundary (both): not supported yet, refused unless empty; never read.
-    resources: list[dict[str, Any]] | None = None
+    resources: list[dict[str, JsonValue]] | None = None  # unsupported: refused unless empty
     vault_ids: list[str] | None = None
-    budget: dict[str, Any] | None = None
+    budget: dict[str, JsonValue] | None = None  # unsupported: refused unless null
     schedule: ScheduleParams | None = None
 
 
@@ -55,10 +54,9 @@ class DeploymentUpdate(Params):
     initial_events: InitialEvents | None = None
     description: str | None = None
     metadata: dict[str, str | None] | None = None
-    # JSON boundary (both): not supported yet, refused unless empty; never read.
-    resources: list[dict[str, Any]] | None = None
+    resources: list[dict[str, JsonValue]] | None = None  # unsupported: refused unless empty
     vault_ids: list[str] | None = None
-    budget: dict[str, Any] | None = None
+    budget: dict[str, JsonValue] | None = None  # unsupported: refused unless null
     schedule: ScheduleParams | None = None
 
 
@@ -83,7 +81,7 @@ class Deployment(BaseModel):
     description: str | None
     agent: AgentReference
     environment_id: str
-    initial_events: list[dict[str, Any]]
+    initial_events: list[dict[str, JsonValue]]  # as stored (dump_event)
     metadata: dict[str, str]
     resources: list[ResourceJson]
     vault_ids: list[str]

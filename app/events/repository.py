@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Session, SessionEvent
 from app.db.raw import RawConnection
 from app.db.raw import Row as RawRow
+from app.events.types import Harness
 
 _SESSIONS = cast(Table, Session.__table__)
 _EVENTS = cast(Table, SessionEvent.__table__)
@@ -49,7 +50,7 @@ class EventColumns(TypedDict):
     seq: int | None
     type: str
     data: dict[str, Any]  # JSON boundary: the event's wire fields as stored (held to the union)
-    harness: dict[str, Any] | None  # JSON boundary: the loop's bookkeeping as stored (`Harness`)
+    harness: Harness | None
     created_at: datetime
     processed_at: datetime | None
 

@@ -15,9 +15,9 @@ The harness's bookkeeping rides beside the event in ``Harness``, never on the wi
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any, Literal, NotRequired, Required, TypeAlias, cast, get_args
+from typing import Annotated, Literal, NotRequired, Required, TypeAlias, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from app.db.session_json import Budget, PublicUsage
@@ -193,7 +193,7 @@ class AgentThinking(_Model):
 class AgentToolUse(_Model):
     type: Literal["agent.tool_use"]
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    input: dict[str, JsonValue]  # a tool\'s input, chosen by the model
     evaluated_permission: Literal["allow", "ask", "deny"] | None = None
     evaluation: PermissionEvaluation | None = None
     session_thread_id: str | None = None
@@ -209,7 +209,7 @@ class AgentToolResult(_Model):
 class AgentCustomToolUse(_Model):
     type: Literal["agent.custom_tool_use"]
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    input: dict[str, JsonValue]  # a tool\'s input, chosen by the model
     session_thread_id: str | None = None
 
 
@@ -217,7 +217,7 @@ class AgentMcpToolUse(_Model):
     type: Literal["agent.mcp_tool_use"]
     mcp_server_name: str
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    input: dict[str, JsonValue]  # a tool\'s input, chosen by the model
     evaluated_permission: Literal["allow", "ask", "deny"] | None = None
     evaluation: PermissionEvaluation | None = None
     session_thread_id: str | None = None
@@ -276,14 +276,14 @@ class SessionError(_Model):
 
 class SessionUsage(_Model):
     type: Literal["session.usage"]
-    usage: dict[str, Any]  # JSON boundary: the session's usage column, typed by app/sessions
-    budget: dict[str, Any] | None = None  # JSON boundary: the session's budget column (app/sessions)
+    usage: PublicUsage
+    budget: Budget | None = None
 
 
 class SessionUpdated(_Model):
     type: Literal["session.updated"]
-    agent: dict[str, Any] | None = None  # JSON boundary: the agent snapshot, typed by app/agents
-    budget: dict[str, Any] | None = None  # JSON boundary: the session's budget column (app/sessions)
+    agent: SessionAgent | None = None
+    budget: Budget | None = None
     metadata: dict[str, str] | None = None
     title: str | None = None
 
@@ -481,7 +481,6 @@ class Harness(TypedDict, total=False):
 
 
 HARNESS: TypeAdapter[Harness] = TypeAdapter(Harness)
-_NO_HARNESS: Harness = {}
 
 
 class EventRecord(TypedDict, total=False):
@@ -505,7 +504,7 @@ class EventRecord(TypedDict, total=False):
     mcp_tool_use_id: str
     # tool uses
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    input: dict[str, JsonValue]  # a tool\'s input, chosen by the model
     mcp_server_name: str
     evaluated_permission: Literal["allow", "ask", "deny"] | None
     evaluation: PermissionEvaluation | None
@@ -553,8 +552,8 @@ def event_types() -> tuple[str, ...]:
 
 
 def harness_of(event: EventRecord) -> Harness:
-    """The loop's bookkeeping on an event (empty when it has none); read it, never change it."""
-    return event.get("harness", _NO_HARNESS)
+    """The loop's bookkeeping on an event (empty when it has none)."""
+    return event.get("harness") or {}
 
 
 def newest_first(events: Sequence[EventRecord]) -> Iterator[EventRecord]:

@@ -20,4 +20,4 @@ class McpFailure(Exception):
 class ListedTool:
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: dict[str, Any]  # JSON boundary: the server's JSON schema

@@ -24,6 +24,7 @@ from mcp import Client, MCPError
 from mcp import types as mt
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from pydantic import JsonValue
 
 from app.mcp.base import ListedTool, McpFailure
 
@@ -101,7 +102,10 @@ class McpConnection:
                     await self._task
 
     async def call(
-        self, tool: str, arguments: dict[str, Any], sent: Callable[[], None] | None = None
+        self,
+        tool: str,
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
+        sent: Callable[[], None] | None = None,
     ) -> mt.CallToolResult:
         """Raises McpFailure when the server cannot answer (gone, timed out, refused). ``sent``
         is called once the call's request has been written to the server's socket (with calls
@@ -119,7 +123,11 @@ class McpConnection:
                 self._sending.remove(sent)
 
     async def _call(
-        self, client: Client, task: asyncio.Task[None], tool: str, arguments: dict[str, Any]
+        self,
+        client: Client,
+        task: asyncio.Task[None],
+        tool: str,
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
     ) -> mt.CallToolResult:
         calling = asyncio.ensure_future(client.call_tool(tool, arguments))
         done, _ = await asyncio.wait(
@@ -195,7 +203,7 @@ class McpConnection:
         if request.method == "POST" and self._sending and "trace" not in request.extensions:
             request.extensions["trace"] = self._written
 
-    async def _written(self, name: str, info: dict[str, Any]) -> None:
+    async def _written(self, name: str, info: dict[str, Any]) -> None:  # JSON boundary: httpcore trace info
         if name.endswith("send_request_body.complete") and self._sending:
             self._sending.popleft()()
 

@@ -17,7 +17,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pydantic import JsonValue
 
 from app.config import Settings
 from app.db.engine import Database
@@ -204,7 +206,7 @@ class McpHub:
         vault_ids: Sequence[str],
         server_name: str,
         tool: str,
-        arguments: dict[str, Any],
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
         sent: Callable[[], None] | None = None,
     ) -> Outcome:
         """Run one call. A server not connected yet (another worker made the call, or the
@@ -225,7 +227,7 @@ class McpHub:
         vault_ids: Sequence[str],
         server_name: str,
         tool: str,
-        arguments: dict[str, Any],
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
         sent: Callable[[], None] | None,
     ) -> Outcome:
         server = state.servers.get(server_name)
@@ -254,7 +256,11 @@ class McpHub:
             return _error(f"MCP server {server_name!r} failed during the call: {problem}")
 
     async def _call(
-        self, server: _Server, tool: str, arguments: dict[str, Any], sent: Callable[[], None] | None = None
+        self,
+        server: _Server,
+        tool: str,
+        arguments: dict[str, JsonValue],  # a tool input, chosen by the model
+        sent: Callable[[], None] | None = None,
     ) -> Outcome:
         from app.mcp.content import to_blocks  # with the SDK, only once a session uses MCP
 

@@ -83,9 +83,7 @@ def _policy_type(config: ToolDefaults | McpToolConfig | None) -> str | None:
     return policy.get("type") if policy else None
 
 
-def evaluate(
-    agent: SessionAgent, server: str, tool: str
-) -> tuple[Permission, PermissionEvaluation | None]:
+def evaluate(agent: SessionAgent, server: str, tool: str) -> tuple[Permission, PermissionEvaluation | None]:
     """The permission of a call and its ``evaluation``; (deny, None) when the tool is not enabled."""
     found = config(agent, server, tool)
     if not found.enabled:

@@ -16,6 +16,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+from pydantic import JsonValue
+
 from app.agent_loop.model_client import (
     MessageComplete,
     ModelConnectionError,
@@ -33,6 +35,7 @@ from app.agent_loop.model_client import (
 )
 from app.events.types import ContentBlock, StopDetails
 from app.offline.engine import OfflineEngine, OfflineError, OfflineReply
+from app.offline.messages import OfflineMessage
 from app.offline.sse import Frame, message_frames
 
 
@@ -58,16 +61,16 @@ class OfflineModelClient:
     async def aclose(self) -> None:
         return None
 
-    def _respond(self, body: dict[str, Any]) -> OfflineReply:  # JSON boundary: a request body
+    def _respond(self, body: dict[str, JsonValue]) -> OfflineReply:
         try:
             return self.engine.respond(body)
         except OfflineError as exc:
             raise _model_error(exc) from exc
 
 
-def _as_json(params: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a request body
+def _as_json(params: dict[str, Any]) -> dict[str, JsonValue]:  # JSON boundary: a request body
     """The request exactly as the engine would receive it over HTTP."""
-    parsed: dict[str, Any] = json.loads(json.dumps(params))  # JSON boundary: a request body
+    parsed: dict[str, JsonValue] = json.loads(json.dumps(params))
     return parsed
 
 
@@ -96,7 +99,7 @@ async def _events(reply: OfflineReply) -> AsyncGenerator[ModelEvent, None]:
             )
 
 
-def _translate(frame: Frame, message: dict[str, Any]) -> ModelEvent | None:  # JSON boundary: a reply
+def _translate(frame: Frame, message: OfflineMessage) -> ModelEvent | None:
     data: dict[str, Any] = frame.data  # JSON boundary: a stream event
     kind = data["type"]
     if kind == "content_block_start":
@@ -118,9 +121,9 @@ def _translate(frame: Frame, message: dict[str, Any]) -> ModelEvent | None:  # J
     return None
 
 
-def _final(message: dict[str, Any]) -> MessageComplete:  # JSON boundary: the engine's reply
+def _final(message: OfflineMessage) -> MessageComplete:
     usage = message["usage"]
-    breakdown = usage.get("cache_creation") or {}
+    breakdown = usage.get("cache_creation")
     details = message.get("stop_details")
     refusal: StopDetails | None = (
         {"type": "refusal", "category": details.get("category"), "explanation": details.get("explanation")}
@@ -137,13 +140,13 @@ def _final(message: dict[str, Any]) -> MessageComplete:  # JSON boundary: the en
             output_tokens=usage["output_tokens"],
             cache_read_input_tokens=usage.get("cache_read_input_tokens") or 0,
             cache_creation_input_tokens=usage.get("cache_creation_input_tokens") or 0,
-            cache_creation_5m_input_tokens=breakdown.get("ephemeral_5m_input_tokens", 0),
-            cache_creation_1h_input_tokens=breakdown.get("ephemeral_1h_input_tokens", 0),
+            cache_creation_5m_input_tokens=breakdown.get("ephemeral_5m_input_tokens", 0) if breakdown else 0,
+            cache_creation_1h_input_tokens=breakdown.get("ephemeral_1h_input_tokens", 0) if breakdown else 0,
         ),
         stop_details=refusal,
     )
 
 
-def _block(block: dict[str, Any]) -> ContentBlock:  # JSON boundary: a reply's block
+def _block(block: ContentBlock) -> ContentBlock:
     """A response block without its null fields (each has its `type`)."""
     return cast(ContentBlock, {k: v for k, v in block.items() if v is not None})

@@ -23,7 +23,7 @@ REFUSAL_CATEGORIES: tuple[str, ...] = get_args(RefusalCategory)
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any]  # JSON boundary: a tool input, as the model would choose it
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ def _inline(directives: Directives, rest: str) -> None:
     name, _, tool_list = spec.partition(":")
     if not name or not task.strip():
         raise ValueError("expected `/inline NAME[:TOOL,TOOL] TASK`")
-    inline: dict[str, Any] = {"name": name}
+    inline: dict[str, str | list[str]] = {"name": name}
     if tool_list:
         inline["tools"] = [t for t in tool_list.split(",") if t]
     directives.tool_calls.append(

@@ -12,15 +12,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import JsonValue
 from starlette.types import Send
 
 from app.api.context import current_request_id
 from app.config import Settings, get_settings
 from app.offline.engine import OfflineEngine, OfflineError, OfflineReply
+from app.offline.messages import OfflineMessage
 from app.offline.sse import error_frame, message_frames
 
 router = APIRouter(tags=["offline model"])
@@ -86,7 +88,10 @@ def create_offline_app(engine: OfflineEngine | None = None) -> FastAPI:
     return app
 
 
-async def _answer(request: Request, build: Callable[[dict[str, Any], str], Awaitable[Response]]) -> Response:
+async def _answer(
+    request: Request,
+    build: Callable[[dict[str, JsonValue], str], Awaitable[Response]],
+) -> Response:
     """Runs `build` and renders an `OfflineError` in the API's envelope, sharing one request id."""
     # Behind mas's middleware this is the id it puts in the `request-id` header; alone, a new one.
     request_id = current_request_id()
@@ -98,7 +103,7 @@ async def _answer(request: Request, build: Callable[[dict[str, Any], str], Await
     return response
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request) -> dict[str, JsonValue]:
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -110,7 +115,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _message_response(state: OfflineState, body: dict[str, Any], request_id: str) -> Response:
+async def _message_response(
+    state: OfflineState,
+    body: dict[str, JsonValue],
+    request_id: str,
+) -> Response:
     reply = state.engine.respond(body)
     if body.get("stream") is True:
         return _CuttableStreamingResponse(_sse_body(state, reply, request_id), media_type="text/event-stream")
@@ -122,7 +131,10 @@ async def _message_response(state: OfflineState, body: dict[str, Any], request_i
     return JSONResponse(reply.message)
 
 
-async def _count_response(state: OfflineState, body: dict[str, Any]) -> Response:
+async def _count_response(
+    state: OfflineState,
+    body: dict[str, JsonValue],
+) -> Response:
     return JSONResponse({"input_tokens": state.engine.count_tokens(body)})
 
 
@@ -154,7 +166,7 @@ def _stream_fault_frame(reply: OfflineReply, request_id: str) -> bytes:
     return error_frame("overloaded_error", "Overloaded (offline fault injection).", request_id).encode()
 
 
-async def _truncated_json(message: dict[str, Any]) -> AsyncIterator[bytes]:
+async def _truncated_json(message: OfflineMessage) -> AsyncIterator[bytes]:
     raw = json.dumps(message).encode()
     yield raw[: len(raw) // 2]
     raise _StreamCut()

@@ -15,10 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, cast
 
+from pydantic import JsonValue
+
+from app.events.types import StopDetails
 from app.offline import grading, judging, replies
 from app.offline.directives import Directives, Fault, Refusal, parse_directives
+from app.offline.messages import MessagesBody, OfflineMessage, OfflineUsage
 from app.offline.request import request_problem
 from app.offline.script import (
     Script,
@@ -30,6 +34,7 @@ from app.offline.script import (
 )
 from app.offline.script import position as script_position
 from app.offline.tokens import PromptCache, as_blocks, count_blocks, prompt_units
+from app.shared.content import ContentBlock
 
 StreamFault = Literal["cut", "stream_overloaded"]
 _SCRIPT_PATH = re.compile(r"^#offline-script:\s*(\S.*?)\s*$", re.MULTILINE)
@@ -55,17 +60,17 @@ class OfflineError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class OfflineReply:
-    message: dict[str, Any]
+    message: OfflineMessage
     sleep_ms: int = 0
     stream_fault: StreamFault | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Draft:
-    content: list[dict[str, Any]]
+    content: list[ContentBlock]
     stop_reason: str
     sleep_ms: int = 0
-    stop_details: dict[str, Any] | None = None
+    stop_details: StopDetails | None = None
 
 
 class OfflineEngine:
@@ -83,8 +88,8 @@ class OfflineEngine:
         self._attempts: dict[str, int] = {}
         self._scripts = ScriptLoader()
 
-    def respond(self, body: dict[str, Any]) -> OfflineReply:
-        validate(body)
+    def respond(self, raw: dict[str, JsonValue]) -> OfflineReply:
+        body = validate(raw)
         key = request_key(body)
         graded = grading.grader_input(body)
         judged = judging.judge_input(body)
@@ -104,8 +109,8 @@ class OfflineEngine:
         sleep_ms = draft.sleep_ms or directives.sleep_ms
         return OfflineReply(message=message, sleep_ms=sleep_ms, stream_fault=stream_fault)
 
-    def count_tokens(self, body: dict[str, Any]) -> int:
-        validate(body, needs_max_tokens=False)
+    def count_tokens(self, raw: dict[str, JsonValue]) -> int:
+        body = validate(raw, needs_max_tokens=False)
         return sum(unit.tokens for unit in prompt_units(body))
 
     def _injected_fault(self, key: str, fault: Fault | None) -> StreamFault | None:
@@ -120,7 +125,7 @@ class OfflineEngine:
         retry_after = fault.retry_after if fault.kind == "rate_limited" else None
         raise OfflineError(status, error_type, message, retry_after=retry_after)
 
-    def _draft(self, body: dict[str, Any], key: str, directives: Directives) -> _Draft:
+    def _draft(self, body: MessagesBody, key: str, directives: Directives) -> _Draft:
         scripted = self._scripted(body)
         if scripted is not None:
             return _from_script(scripted, key)
@@ -133,7 +138,7 @@ class OfflineEngine:
             return _text_draft(replies.summary_text(body["messages"]))
         return _directed(body, key, directives)
 
-    def _scripted(self, body: dict[str, Any]) -> ScriptResponse | None:
+    def _scripted(self, body: MessagesBody) -> ScriptResponse | None:
         script = self._script_for(_system_text(body))
         at = script_position(body["messages"])
         return pick(script, at) if script is not None and at is not None else None
@@ -162,9 +167,9 @@ class OfflineEngine:
             )
         return path
 
-    def _message(self, body: dict[str, Any], key: str, draft: _Draft) -> dict[str, Any]:
+    def _message(self, body: MessagesBody, key: str, draft: _Draft) -> OfflineMessage:
         cache = self._cache.account(str(body["model"]), prompt_units(body))
-        usage = {
+        usage: OfflineUsage = {
             "input_tokens": cache.input_tokens,
             "output_tokens": count_blocks(draft.content),
             "cache_creation_input_tokens": cache.cache_creation_input_tokens,
@@ -188,21 +193,26 @@ class OfflineEngine:
         }
 
 
-def validate(body: dict[str, Any], *, needs_max_tokens: bool = True) -> None:
+def validate(
+    body: dict[str, JsonValue],  # the raw request, checked here
+    *,
+    needs_max_tokens: bool = True,
+) -> MessagesBody:
     """The request's shape, in the API's words, before the engine relies on any of it."""
     problem = request_problem(body, needs_max_tokens=needs_max_tokens)
     if problem is not None:
         raise _invalid(problem)
+    return cast(MessagesBody, body)  # the same dict, checked just above
 
 
-def request_key(body: dict[str, Any]) -> str:
+def request_key(body: MessagesBody) -> str:
     """Identifies a request's content: retries of one request share it, `stream` aside."""
     content = {key: value for key, value in body.items() if key != "stream"}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _directed(body: dict[str, Any], key: str, directives: Directives) -> _Draft:
-    content: list[dict[str, Any]] = []
+def _directed(body: MessagesBody, key: str, directives: Directives) -> _Draft:
+    content: list[ContentBlock] = []
     if directives.think and _thinking_enabled(body):
         content.append(replies.thinking_block(directives.plain_text))
     if directives.problems:
@@ -232,7 +242,7 @@ def _directed(body: dict[str, Any], key: str, directives: Directives) -> _Draft:
 
 def _refusal_draft(refusal: Refusal, sleep_ms: int) -> _Draft:
     category = refusal.category
-    details = {
+    details: StopDetails = {
         "type": "refusal",
         "category": category,
         "explanation": f"Refused by the offline model ({category or 'no category'})." if category else None,
@@ -242,14 +252,15 @@ def _refusal_draft(refusal: Refusal, sleep_ms: int) -> _Draft:
 
 
 def _from_script(response: ScriptResponse, key: str) -> _Draft:
-    content = [dict(block) for block in response.content]
+    # A script's blocks go out as written (a tool use gets an id and an input if it has none).
+    content = [cast(ContentBlock, dict(block)) for block in response.content]
     for number, block in enumerate(content, start=1):
         if block.get("type") == "tool_use":
             block.setdefault("id", _tool_id(key, number))
             block.setdefault("input", {})
     has_tool_use = any(block.get("type") == "tool_use" for block in content)
     stop_reason = response.stop_reason or ("tool_use" if has_tool_use else "end_turn")
-    details = response.stop_details
+    details = cast(StopDetails | None, response.stop_details)  # as the script wrote it
     return _Draft(content=content, stop_reason=stop_reason, sleep_ms=response.sleep_ms, stop_details=details)
 
 
@@ -265,7 +276,7 @@ def _limit_output(draft: _Draft, max_tokens: int) -> _Draft:
     return _Draft(content=content, stop_reason="max_tokens", sleep_ms=draft.sleep_ms)
 
 
-def _text_draft(text: str, before: list[dict[str, Any]] | None = None, sleep_ms: int = 0) -> _Draft:
+def _text_draft(text: str, before: list[ContentBlock] | None = None, sleep_ms: int = 0) -> _Draft:
     return _Draft(
         content=[*(before or []), replies.text_block(text)], stop_reason="end_turn", sleep_ms=sleep_ms
     )
@@ -275,12 +286,12 @@ def _tool_id(key: str, number: int) -> str:
     return f"toolu_offline_{key[:12]}_{number}"
 
 
-def _thinking_enabled(body: dict[str, Any]) -> bool:
+def _thinking_enabled(body: MessagesBody) -> bool:
     thinking = body.get("thinking")
     return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
 
-def _last_user_text(body: dict[str, Any]) -> str:
+def _last_user_text(body: MessagesBody) -> str:
     last = body["messages"][-1]
     if last.get("role") != "user":
         return ""
@@ -288,7 +299,7 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return "\n".join(str(block.get("text", "")) for block in blocks if block.get("type") == "text")
 
 
-def _system_text(body: dict[str, Any]) -> str:
+def _system_text(body: MessagesBody) -> str:
     return "\n".join(str(block.get("text", "")) for block in as_blocks(body.get("system")))
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
+from app.offline.messages import MessagesBody
 from app.offline.tokens import as_blocks
 
 GRADER_MARK = "You are the outcome grader"
@@ -40,7 +40,7 @@ def _section(text: str, name: str) -> str:
     return found.group(1) if found else ""
 
 
-def grader_input(body: dict[str, Any]) -> GraderInput | None:
+def grader_input(body: MessagesBody) -> GraderInput | None:
     """The parts of a grader request, or None for any other request."""
     system = "\n".join(str(b.get("text", "")) for b in as_blocks(body.get("system")))
     if not system.startswith(GRADER_MARK):

@@ -10,14 +10,14 @@ call the judge holds for the client), else `allow`.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from app.offline.messages import MessagesBody
 from app.offline.tokens import as_blocks
 
 JUDGE_MARK = "You are the permission judge"
 
 
-def judge_input(body: dict[str, Any]) -> str | None:
+def judge_input(body: MessagesBody) -> str | None:
     """The `<input>` of a judge request, or None for any other request."""
     system = "\n".join(str(b.get("text", "")) for b in as_blocks(body.get("system")))
     if not system.startswith(JUDGE_MARK):

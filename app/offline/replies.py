@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
 
+from app.offline.messages import MessageParam
 from app.offline.tokens import as_blocks
+from app.shared.content import ContentBlock
 
 SNIPPET_CHARS = 100
 _SUMMARY_REQUEST = re.compile(r"\bsummari[sz]e\b.*\bconversation\b", re.IGNORECASE | re.DOTALL)
 _LONG_PATTERN = "offline filler text "
 
 
-def text_block(text: str) -> dict[str, Any]:
+def text_block(text: str) -> ContentBlock:
     return {"type": "text", "text": text}
 
 
@@ -21,7 +22,7 @@ def default_reply(user_text: str) -> str:
     return f'Offline model reply to: "{user_text}"'
 
 
-def thinking_block(user_text: str) -> dict[str, Any]:
+def thinking_block(user_text: str) -> ContentBlock:
     thinking = f'Offline thinking about: "{user_text}"'
     # Real signatures are opaque; a digest keeps it deterministic and non-empty.
     signature = "offline-" + hashlib.sha256(thinking.encode()).hexdigest()
@@ -43,7 +44,7 @@ def problems_text(problems: list[str]) -> str:
     return "Offline model could not read these directives:\n" + "\n".join(f"- {p}" for p in problems)
 
 
-def tool_results_text(blocks: list[dict[str, Any]]) -> str:
+def tool_results_text(blocks: list[ContentBlock]) -> str:
     lines = [_tool_result_line(block) for block in blocks if block.get("type") == "tool_result"]
     return "Tool results:\n" + "\n".join(lines)
 
@@ -52,21 +53,21 @@ def is_summary_request(user_text: str) -> bool:
     return bool(_SUMMARY_REQUEST.search(user_text))
 
 
-def summary_text(messages: list[dict[str, Any]]) -> str:
+def summary_text(messages: list[MessageParam]) -> str:
     """Summarises every message, leaving out the summarize instruction itself wherever it sits."""
     snippets = [(message.get("role"), message_snippet(message)) for message in messages]
     parts = [f"{role}: {snippet}" for role, snippet in snippets if snippet]
     return f"Summary of {len(parts)} messages: " + " | ".join(parts)
 
 
-def message_snippet(message: dict[str, Any]) -> str:
+def message_snippet(message: MessageParam) -> str:
     pieces = [_block_snippet(block) for block in as_blocks(message.get("content"))]
     # One line per snippet: a quoted `/tool ...` line must not become a directive again.
     text = " ".join(" ".join(piece.split()) for piece in pieces if piece)
     return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
 
 
-def _block_snippet(block: dict[str, Any]) -> str:
+def _block_snippet(block: ContentBlock) -> str:
     kind = block.get("type")
     if kind == "text":
         text = str(block.get("text", "")).strip()
@@ -78,7 +79,7 @@ def _block_snippet(block: dict[str, Any]) -> str:
     return f"[{kind}]" if kind not in ("thinking", "redacted_thinking") else ""
 
 
-def result_text(block: dict[str, Any]) -> str:
+def result_text(block: ContentBlock) -> str:
     content = block.get("content")
     if isinstance(content, str):
         return content
@@ -89,6 +90,6 @@ def result_text(block: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _tool_result_line(block: dict[str, Any]) -> str:
+def _tool_result_line(block: ContentBlock) -> str:
     prefix = "error: " if block.get("is_error") else ""
     return prefix + result_text(block)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, ValidationError
 
 
 class _Open(BaseModel):
@@ -18,7 +18,7 @@ class _Open(BaseModel):
 
 class Block(_Open):
     type: str
-    cache_control: dict[str, Any] | None = None
+    cache_control: dict[str, JsonValue] | None = None
 
 
 class Message(_Open):
@@ -28,7 +28,7 @@ class Message(_Open):
 
 class Tool(_Open):
     name: str = Field(min_length=1)
-    cache_control: dict[str, Any] | None = None
+    cache_control: dict[str, JsonValue] | None = None
 
 
 class MessagesRequest(_Open):
@@ -37,15 +37,19 @@ class MessagesRequest(_Open):
     messages: list[Message] = Field(min_length=1)
     system: str | list[Block] | None = None
     tools: list[Tool] | None = None
-    tool_choice: dict[str, Any] | None = None
-    thinking: dict[str, Any] | None = None
-    cache_control: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    tool_choice: dict[str, JsonValue] | None = None
+    thinking: dict[str, JsonValue] | None = None
+    cache_control: dict[str, JsonValue] | None = None
+    metadata: dict[str, JsonValue] | None = None
     stop_sequences: list[str] | None = None
     stream: bool | None = None
 
 
-def request_problem(body: dict[str, Any], *, needs_max_tokens: bool) -> str | None:
+def request_problem(
+    body: dict[str, JsonValue],  # the raw request, checked here
+    *,
+    needs_max_tokens: bool,
+) -> str | None:
     """The API-style message for the first problems of ``body``, or None when it is well formed."""
     try:
         MessagesRequest.model_validate(body)

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from app.offline.messages import MessageParam
 from app.offline.tokens import as_blocks
 
 
@@ -33,9 +34,9 @@ class ScriptError(ValueError):
 class ScriptResponse(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    content: list[dict[str, Any]] = Field(min_length=1)
+    content: list[dict[str, Any]] = Field(min_length=1)  # JSON boundary: blocks as the script wrote them
     stop_reason: str | None = None
-    stop_details: dict[str, Any] | None = None
+    stop_details: dict[str, Any] | None = None  # JSON boundary: sent as the script wrote it
     sleep_ms: int = Field(0, ge=0)
 
 
@@ -101,7 +102,7 @@ class ScriptLoader:
         return script
 
 
-def position(messages: list[dict[str, Any]]) -> Position | None:
+def position(messages: list[MessageParam]) -> Position | None:
     """Where the conversation stands (see the module docstring); None before any user text."""
     turn, since, user_text = -1, 0, ""
     for message in messages:

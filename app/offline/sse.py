@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.offline.messages import BlockDelta, OfflineMessage, OfflineUsage
+from app.shared.content import ContentBlock
+
 CHUNK_CHARS = 24
 MAX_CHUNKS_PER_BLOCK = 100  # a /long reply still streams in a bounded number of events
 
@@ -20,7 +23,7 @@ MAX_CHUNKS_PER_BLOCK = 100  # a /long reply still streams in a bounded number of
 @dataclass(frozen=True, slots=True)
 class Frame:
     event: str
-    data: dict[str, Any]
+    data: dict[str, Any]  # JSON boundary: a stream event as sent
 
     @property
     def is_delta(self) -> bool:
@@ -30,7 +33,7 @@ class Frame:
         return f"event: {self.event}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n".encode()
 
 
-def message_frames(message: dict[str, Any]) -> Iterator[Frame]:
+def message_frames(message: OfflineMessage) -> Iterator[Frame]:
     yield Frame("message_start", {"type": "message_start", "message": _started(message)})
     yield Frame("ping", {"type": "ping"})
     for index, block in enumerate(message["content"]):
@@ -60,14 +63,20 @@ def chunks(text: str) -> list[str]:
     return [text[start : start + size] for start in range(0, len(text), size)]
 
 
-def _started(message: dict[str, Any]) -> dict[str, Any]:
+def _started(message: OfflineMessage) -> OfflineMessage:
     # Like the API: no content or stop_reason yet, and output tokens only as a placeholder.
-    usage = {**message["usage"], "output_tokens": 1}
-    started = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}
+    usage: OfflineUsage = {**message["usage"], "output_tokens": 1}
+    started: OfflineMessage = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
     return {**started, "stop_details": None}
 
 
-def _block_frames(index: int, block: dict[str, Any]) -> Iterator[Frame]:
+def _block_frames(index: int, block: ContentBlock) -> Iterator[Frame]:
     start, deltas = _split_block(block)
     yield Frame(
         "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
@@ -77,19 +86,23 @@ def _block_frames(index: int, block: dict[str, Any]) -> Iterator[Frame]:
     yield Frame("content_block_stop", {"type": "content_block_stop", "index": index})
 
 
-def _split_block(block: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _split_block(block: ContentBlock) -> tuple[ContentBlock, list[BlockDelta]]:
     kind = block.get("type")
     if kind == "text":
         return {"type": "text", "text": ""}, [
             {"type": "text_delta", "text": c} for c in chunks(block["text"])
         ]
     if kind == "thinking":
-        deltas = [{"type": "thinking_delta", "thinking": c} for c in chunks(block["thinking"])]
+        deltas: list[BlockDelta] = [
+            {"type": "thinking_delta", "thinking": c} for c in chunks(block["thinking"])
+        ]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
         return {"type": "thinking", "thinking": "", "signature": ""}, deltas
     if kind == "tool_use":
         raw_input = json.dumps(block.get("input", {}), separators=(",", ":"))
-        deltas = [{"type": "input_json_delta", "partial_json": c} for c in chunks(raw_input)]
-        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}, deltas
+        json_deltas: list[BlockDelta] = [
+            {"type": "input_json_delta", "partial_json": c} for c in chunks(raw_input)
+        ]
+        return {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}, json_deltas
     # Any other scripted block (e.g. redacted_thinking) arrives whole, as the API sends it.
-    return dict(block), []
+    return block.copy(), []

@@ -21,7 +21,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
+
+from app.offline.messages import MessagesBody
+from app.shared.content import CacheControl, ContentBlock, ToolDefinition
 
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
@@ -54,19 +57,23 @@ def count_text(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def block_text(block: dict[str, Any]) -> str:
+def block_text(block: ContentBlock) -> str:
     if block.get("type") == "text" and isinstance(block.get("text"), str):
         return str(block["text"])
+    return _json_text(block)
+
+
+def _json_text(block: ContentBlock | ToolDefinition) -> str:
     stripped = {key: value for key, value in block.items() if key != "cache_control"}
     return json.dumps(stripped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def count_blocks(blocks: list[dict[str, Any]]) -> int:
+def count_blocks(blocks: list[ContentBlock]) -> int:
     return sum(count_text(block_text(block)) for block in blocks)
 
 
-def prompt_units(body: dict[str, Any]) -> list[Unit]:
-    units = [_unit(tool) for tool in body.get("tools") or []]
+def prompt_units(body: MessagesBody) -> list[Unit]:
+    units = [_tool_unit(tool) for tool in body.get("tools") or []]
     units += [_unit(block) for block in as_blocks(body.get("system"))]
     for message in body["messages"]:
         units += [_unit(block) for block in as_blocks(message.get("content"))]
@@ -76,21 +83,28 @@ def prompt_units(body: dict[str, Any]) -> list[Unit]:
     return units
 
 
-def as_blocks(content: object) -> list[dict[str, Any]]:
+def as_blocks(content: object) -> list[ContentBlock]:
     """String content (system or message) is shorthand for one text block."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if isinstance(content, list):
-        return [block for block in content if isinstance(block, dict)]
+        # The engine reads checked bodies: each object is a block with a `type`.
+        return [cast(ContentBlock, block) for block in content if isinstance(block, dict)]
     return []
 
 
-def _unit(block: dict[str, Any]) -> Unit:
+def _unit(block: ContentBlock) -> Unit:
     control = block.get("cache_control")
     return Unit(block_text(block), _ttl(control) if isinstance(control, dict) else None)
 
 
-def _ttl(control: dict[str, Any]) -> str:
+def _tool_unit(tool: ToolDefinition) -> Unit:
+    """A tool counts as its JSON (a tool is never a text block)."""
+    control = tool.get("cache_control")
+    return Unit(_json_text(tool), _ttl(control) if isinstance(control, dict) else None)
+
+
+def _ttl(control: CacheControl) -> str:
     return "1h" if control.get("ttl") == "1h" else "5m"
 
 

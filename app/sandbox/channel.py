@@ -45,8 +45,7 @@ class ToolChannel:
         self._reader = reader
         self._writer = writer
         self._ids = itertools.count(1)
-        # JSON boundary: the tool server's JSON-lines protocol (requests and replies).
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}  # JSON boundary: the replies
         self._reader_task = asyncio.create_task(self._read_loop())
 
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, Required
 
-from pydantic import ConfigDict, with_config
+from pydantic import ConfigDict, JsonValue, with_config
 from typing_extensions import TypedDict
 
 
@@ -24,7 +24,7 @@ class ContentBlock(TypedDict, total=False):
     data: str
     id: str
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool's input, chosen by the model
+    input: dict[str, JsonValue]  # a tool\'s input, chosen by the model
     tool_use_id: str
     content: str | list[ContentBlock] | ContentBlock  # a tool result's output; a fetched document
     is_error: bool

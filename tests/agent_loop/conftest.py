@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import pytest
@@ -56,8 +57,8 @@ def user(text: str) -> dict[str, object]:
     return {"role": "user", "content": text}
 
 
-def body(*messages: dict[str, object], **extra: object) -> dict[str, object]:
-    """A minimal Messages API request body."""
+def body(*messages: dict[str, object], **extra: object) -> dict[str, Any]:
+    """A minimal Messages API request body (raw JSON, as the offline engine takes it)."""
     return {"model": MODEL, "max_tokens": 1024, "messages": list(messages), **extra}
 
 

@@ -11,6 +11,7 @@ import anthropic
 
 from app.agent_loop import judge
 from app.offline import judging
+from app.offline.engine import validate
 from tests.support.loop import (
     MODEL,
     assert_log_sane,
@@ -96,8 +97,11 @@ async def test_an_undecided_call_is_held_for_the_client(loop: SDK) -> None:
 
 def test_the_offline_model_recognises_the_harness_judge_request() -> None:
     request = judge.request("claude-sonnet-4-6", "bash", {"command": "rm -rf / #deny"}, [])
-    tool_input = judging.judge_input(request.to_params())
+    tool_input = judging.judge_input(validate(request.to_params()))
     assert tool_input is not None and "#deny" in tool_input
     assert judge.read_judgement(judging.answer(tool_input)) == {"type": "deny", "reason_code": "high_risk"}
     assert judge.read_judgement("I am not sure.") == {"type": "ask", "reason_code": "indeterminate"}
-    assert judging.judge_input({"messages": [{"role": "user", "content": "<input>x</input>"}]}) is None
+    assert (
+        judging.judge_input({"model": "m", "messages": [{"role": "user", "content": "<input>x</input>"}]})
+        is None
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.offline.engine import OfflineEngine, OfflineError
+from app.offline.messages import OfflineMessage
 from app.offline.sse import message_frames
 from tests.agent_loop.conftest import WEATHER_TOOL, body, user
 
@@ -21,7 +22,7 @@ class FakeClock:
         return self.now
 
 
-def respond(engine: OfflineEngine, request: dict[str, Any]) -> dict[str, Any]:
+def respond(engine: OfflineEngine, request: dict[str, Any]) -> OfflineMessage:
     return engine.respond(request).message
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from app.agent_loop import grader
 from app.offline import grading
+from app.offline.engine import validate
+from app.offline.messages import MessagesBody
 from tests.support.loop import (
     TOOLSET,
     assert_log_sane,
@@ -257,12 +259,12 @@ async def test_one_outcome_at_a_time(loop: SDK) -> None:
 
 def test_the_offline_model_recognises_the_harness_grader_request() -> None:
     request = grader.request("claude-sonnet-4-6", "# Rubric\n/grade needs_revision failed", 3, "[agent] done")
-    graded = grading.grader_input(request.to_params())
+    graded = grading.grader_input(validate(request.to_params()))
     assert graded is not None and "[agent] done" in graded.work
     assert (graded.rubric, graded.iteration) == ("# Rubric\n/grade needs_revision failed", 3)
     verdict, explanation = grader.read_verdict(grading.answer(graded))
     assert verdict == "failed" and "evaluation 4" in explanation
-    agent_turn = {
+    agent_turn: MessagesBody = {
         "model": "m",
         "max_tokens": 10,
         "messages": [{"role": "user", "content": "<rubric>x</rubric>"}],

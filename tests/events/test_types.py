@@ -51,3 +51,11 @@ def test_a_misbuilt_event_is_refused_where_it_is_written() -> None:
             service.checked(cast(EventRecord, event))
     with pytest.raises(pydantic.ValidationError):
         EVENT.validate_python({"type": "agent.dance"})
+
+
+def test_the_record_type_names_every_field_of_the_union() -> None:
+    # EventRecord is the union flattened: a field added to one kind's model belongs in it too.
+    fields = {name for model in OURS.values() for name in model.model_fields}
+    keys = EventRecord.__required_keys__ | EventRecord.__optional_keys__
+    assert fields <= keys
+    assert keys - fields == {"id", "processed_at", "harness"}

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
+from pydantic import JsonValue
+
 from app.agent_loop.cassettes import matching
 
 VERSION = 1
@@ -57,7 +59,7 @@ class SseFrame(TypedDict):
 
 class RecordedRequest(TypedDict):
     endpoint: str
-    body: dict[str, Any]  # JSON boundary: the Messages API request body
+    body: dict[str, JsonValue]  # the Messages API request body
 
 
 class RecordedResponse(TypedDict):
@@ -80,7 +82,7 @@ class CassetteError(Exception):
 @dataclass
 class Interaction:
     endpoint: str
-    request: dict[str, Any]  # JSON boundary: the Messages API request body (normalised)
+    request: dict[str, JsonValue]  # the Messages API request body, normalised
     status: int
     events: list[SseFrame] | None = None
     body: Any = None  # a JSON answer (or a non-JSON one as text)
@@ -127,7 +129,7 @@ class Cassette:
         request_key = matching.key(interaction.request, interaction.endpoint)
         self._positions.setdefault(request_key, []).append(len(self.interactions) - 1)
 
-    def take(self, endpoint: str, normalised: dict[str, Any]) -> Interaction | None:  # JSON boundary
+    def take(self, endpoint: str, normalised: dict[str, JsonValue]) -> Interaction | None:
         """The next recorded answer for this request: identical requests get their recordings in
         order, and the last one again once all were served."""
         request_key = matching.key(normalised, endpoint)
@@ -144,7 +146,7 @@ class Cassette:
         request_key = matching.key(interaction.request, interaction.endpoint)
         self._served[request_key] = self._served.get(request_key, 0) + 1
 
-    def explain_miss(self, endpoint: str, normalised: dict[str, Any]) -> str:  # JSON boundary
+    def explain_miss(self, endpoint: str, normalised: dict[str, JsonValue]) -> str:
         head = f"cassette {self.name!r} ({self.path}) has no recorded answer for this {endpoint} request"
         if not self.interactions:
             state = "is empty" if self.path.exists() else "does not exist"

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import JsonValue
+
 VOLATILE_TOP_LEVEL = ("metadata", "stream")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 TOOL_ID = re.compile(r"\b(?:srv)?toolu_[A-Za-z0-9_]+\b")
@@ -45,7 +47,7 @@ class _Ids:
         return self.seen.setdefault(original, f"toolu_{len(self.seen) + 1}")
 
 
-def normalise(body: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a Messages API request body
+def normalise(body: dict[str, JsonValue]) -> dict[str, JsonValue]:
     """The request as stored in a cassette and compared on replay."""
     ids = _Ids()
     kept = {key: value for key, value in body.items() if key not in VOLATILE_TOP_LEVEL}
@@ -54,10 +56,10 @@ def normalise(body: dict[str, Any]) -> dict[str, Any]:  # JSON boundary: a Messa
     return result
 
 
-def _normalise(value: Any, ids: _Ids) -> Any:
+def _normalise(value: JsonValue, ids: _Ids) -> JsonValue:
     if isinstance(value, dict):
         tool_block = value.get("type") in _TOOL_BLOCKS
-        out: dict[str, Any] = {}  # JSON boundary: a part of a request body
+        out: dict[str, JsonValue] = {}
         for key, item in value.items():
             if key == "cache_control":
                 continue
@@ -73,7 +75,7 @@ def _normalise(value: Any, ids: _Ids) -> Any:
     return value
 
 
-def key(normalised: dict[str, Any], endpoint: str) -> str:  # JSON boundary: a request body
+def key(normalised: dict[str, JsonValue], endpoint: str) -> str:
     """A canonical text of an (endpoint, normalised request): equal keys replay the same answers."""
     return endpoint + "\n" + json.dumps(normalised, sort_keys=True, separators=(",", ":"))
 
@@ -115,12 +117,11 @@ def _shown(value: Any) -> str:
 
 
 def closest(
-    candidates: Iterable[tuple[int, dict[str, Any]]],  # JSON boundary: recorded request bodies
-    requested: dict[str, Any],  # JSON boundary: a request body
+    candidates: Iterable[tuple[int, dict[str, JsonValue]]], requested: dict[str, JsonValue]
 ) -> tuple[int, list[str]] | None:
     """The recorded request (its position) that differs from `requested` in the fewest places,
     the earliest on a tie, with those differences spelled out."""
-    best: tuple[int, int, dict[str, Any]] | None = None  # JSON boundary: a recorded request body
+    best: tuple[int, int, dict[str, JsonValue]] | None = None
     for position, recorded in candidates:
         found: list[str] = []
         _diff(recorded, requested, "", found, limit=COUNT_LIMIT)
