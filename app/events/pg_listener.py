@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.events.notifier import LogEvent, Notifier, PreviewFrame, RemoteChannel
+from app.events.notifier import SESSIONS, WAKE_TOPICS, LogEvent, Notifier, PreviewFrame, RemoteChannel
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,10 @@ class PgListener(RemoteChannel):
         if message.get("o") != self._origin:
             self._notifier.publish_ephemeral(message["s"], message["w"], forward=False)
 
-    def _on_wake(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self._notifier.wake(forward=False)
+    def _on_wake(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        topic, _, origin = payload.partition(":")
+        if origin != self._origin:  # this process woke its own services already
+            self._notifier.wake(topic if topic in WAKE_TOPICS else SESSIONS, forward=False)
 
     def _schedule_fetch(self, session_id: str) -> None:
         running = self._fetching.get(session_id)
@@ -148,8 +150,8 @@ class PgListener(RemoteChannel):
     def forward_created(self, session_id: str) -> None:
         self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:created"))
 
-    def forward_wake(self) -> None:
-        self._outbox.put_nowait((WAKE_CHANNEL, self._origin))
+    def forward_wake(self, topic: str) -> None:
+        self._outbox.put_nowait((WAKE_CHANNEL, f"{topic}:{self._origin}"))
 
     def forward_interrupt(self, session_id: str) -> None:
         self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:interrupt"))

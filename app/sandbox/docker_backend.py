@@ -152,7 +152,7 @@ class DockerBackend(ChannelBackend):
                     start.value = kind
         if poolable:
             self.pool.refill(image)
-        self._start_idle_loop()
+        await self.idle_stopper.start()
 
     async def _place(
         self, session_id: str, spec: SandboxSpec, image: str, poolable: bool, on_progress: Progress | None
