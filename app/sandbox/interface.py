@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from pydantic import JsonValue
 
 from app.sandbox.outputs import OutputFile
 from app.shared.content import ContentBlock
@@ -68,7 +70,7 @@ class ToolRequest:
     """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
 
     name: str
-    input: dict[str, Any]  # JSON boundary: the tool input the model chose
+    input: dict[str, JsonValue]  # chosen by the model
 
 
 @dataclass(frozen=True)
