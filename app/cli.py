@@ -110,9 +110,10 @@ async def _run_worker(settings: Settings) -> None:
         db = Database(settings.database_url, settings.database_pool_size)
         stack.push_async_callback(db.dispose)
         notifier = Notifier()
+        db.on_wake = notifier.wake  # a commit that queued work wakes its services everywhere
         # Without a listener (SQLite) the API's announcements do not reach this process.
         notifier.peers_unheard = await start_fanout(stack, db, notifier) is None
-        await start_dispatcher(stack, settings, db)
+        await start_dispatcher(stack, settings, db, notifier)
         await start_scheduler(stack, settings, db, notifier)
         await start_worker(stack, settings, db, notifier)
         stop = asyncio.Event()

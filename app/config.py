@@ -118,7 +118,19 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         30.0, description="Lease a worker holds on a session or a dream; renewed while it runs."
     )
-    worker_poll_seconds: float = Field(1.0, description="Fallback poll interval when no wake-up arrives.")
+    worker_poll_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Safety poll of the worker's claims: work, retries and expired leases wake it "
+        "when they fall due; this catches anything else.",
+    )
+    missed_wakeup_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often background services (worker claims, webhook sender, deployment "
+        "scheduler, dream runner) look for work while wake-ups from other processes can be missed: a "
+        "separate worker on SQLite, a lost LISTEN connection on PostgreSQL.",
+    )
     worker_ledgers: int = Field(
         64,
         ge=0,
@@ -163,7 +175,10 @@ class Settings(BaseSettings):
     # --- webhooks ------------------------------------------------------------------------------
     webhooks_enabled: bool = Field(True, description="Send webhook deliveries from this process.")
     webhook_poll_seconds: float = Field(
-        0.2, description="How often the webhook sender looks for due deliveries when idle."
+        30.0,
+        gt=0,
+        description="Safety poll of the webhook sender: queued deliveries wake it and retries are sent "
+        "when due; this catches anything else.",
     )
     webhook_timeout_seconds: float = Field(10.0, description="Time limit of one delivery attempt.")
     webhook_max_attempts: int = Field(8, description="Attempts per delivery before it is marked failed.")
@@ -179,7 +194,12 @@ class Settings(BaseSettings):
 
     # --- deployments ---------------------------------------------------------------------------
     deployments_scheduler: bool = Field(True, description="Fire scheduled deployments from this process.")
-    deployment_poll_seconds: float = Field(1.0, description="How often the scheduler looks for due slots.")
+    deployment_poll_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Safety poll of the deployment scheduler: it wakes when a slot falls due and when "
+        "a deployment changes; this catches anything else.",
+    )
     deployment_max_jitter_seconds: float = Field(
         540.0, description="Cap of the per-deployment jitter (15 % of the cron interval, 5 s to 9 min)."
     )
@@ -346,7 +366,9 @@ class Settings(BaseSettings):
         "(blobs/ab/cd/<sha256>), written to tmp/ first and renamed into place.",
     )
     dreams_poll_seconds: float = Field(
-        2.0, description="How often a worker looks for pending dreams to run; 0: this worker runs none."
+        30.0,
+        description="Safety poll of the dream runner (a new dream wakes it; this finds dreams whose "
+        "worker died); 0: this worker runs none.",
     )
     storage_sweep_seconds: float = Field(
         30.0, description="How often content with no references left is removed from disk; 0 disables."

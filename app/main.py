@@ -50,6 +50,7 @@ from app.sessions import repositories
 from app.sessions.endpoints import FAST_READS as session_reads
 from app.sessions.endpoints import events_router, threads_router
 from app.sessions.endpoints import router as sessions_router
+from app.shared.loops import LoopService
 from app.skills.endpoints import router as skills_router
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.endpoints import router as vaults_router
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db = Database(settings.database_url, settings.database_pool_size)
             stack.push_async_callback(db.dispose)
             notifier = Notifier()
+            db.on_wake = notifier.wake  # a commit that queued work wakes its services everywhere
             app.state.db = db
             app.state.notifier = notifier
             app.state.blobs = blobs = LocalDiskBackend(settings.storage_dir)
@@ -156,12 +158,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sweeper.start()
             stack.push_async_callback(sweeper.stop)
             listener = await start_fanout(stack, db, notifier)
-            await start_dispatcher(stack, settings, db)
-            await start_scheduler(stack, settings, db, notifier)
+            # This process's loop services, by name (what runs, and how often it ran: tests/test_idle).
+            services: list[LoopService] = [sweeper, *(listener.services() if listener else [])]
+            services.append(await start_dispatcher(stack, settings, db, notifier))
+            services.append(await start_scheduler(stack, settings, db, notifier))
             worker = None
             if settings.embedded_worker:
-                worker = await start_worker(stack, settings, db, notifier, app.state.cassettes)
+                worker = await start_worker(stack, settings, db, notifier, app.state.cassettes, services)
                 app.state.worker = worker
+            app.state.services = {service.name: service for service in services}
             app.state.readiness = readiness_of(settings, db, listener, worker)
             yield
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import JsonValue
 
 # Operations that can answer 409: version preconditions, archived sessions, path and content
 # preconditions of memories, one running dream per store.
@@ -35,7 +36,7 @@ _DESCRIPTIONS = {
     "429": "Rate limited (`rate_limit_error`, with `retry-after`)",
     "500": "Internal error (`api_error`)",
 }
-_ERROR_SCHEMA: dict[str, Any] = {  # JSON boundary: the OpenAPI document
+_ERROR_SCHEMA: dict[str, JsonValue] = {
     "title": "ErrorResponse",
     "type": "object",
     "required": ["type", "error", "request_id"],
@@ -56,14 +57,14 @@ _ERROR_SCHEMA: dict[str, Any] = {  # JSON boundary: the OpenAPI document
 _PATH_PARAM = re.compile(r"\{[^}]+\}")
 
 
-def _has_body(method: str, operation: dict[str, Any]) -> bool:  # JSON boundary: the OpenAPI document
+def _has_body(method: str, operation: dict[str, JsonValue]) -> bool:
     return "requestBody" in operation or method in ("post", "put", "patch")
 
 
 def _statuses(
     method: str,
     path: str,
-    operation: dict[str, Any],  # JSON boundary: the OpenAPI document
+    operation: dict[str, JsonValue],
 ) -> list[str]:
     statuses = ["400"]
     model_route = path.startswith("/v1/messages")
@@ -81,7 +82,7 @@ def _statuses(
     return [*statuses, "500"]
 
 
-def _error_response(status: str) -> dict[str, Any]:  # JSON boundary: the OpenAPI document
+def _error_response(status: str) -> dict[str, JsonValue]:
     return {
         "description": _DESCRIPTIONS[status],
         "headers": {"request-id": {"schema": {"type": "string"}, "description": "Also in the body"}},

@@ -2,7 +2,9 @@
 
 The transaction belongs to whoever starts the work: the HTTP request dependency or one worker step.
 Services only flush. Callbacks registered with ``after_commit`` run only once the commit succeeded
-(stream notifications, worker wake-ups); they are dropped on rollback.
+(stream notifications, worker wake-ups); they are dropped on rollback. ``wake_after_commit`` names
+a topic instead (a webhook delivery was queued): the `Database` hands it to `on_wake`, which the
+process wires to its notifier, so a service layer can wake a background loop without holding one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from app.shared.storable import storable_json_text
 log = logging.getLogger(__name__)
 
 AFTER_COMMIT_KEY = "mas_after_commit"
+WAKE_KEY = "mas_wake_topics"
 
 
 def is_sqlite(url: str) -> bool:
@@ -123,6 +126,8 @@ class Database:
         self._checkpointer = inline_sqlite.Checkpointer(inline) if inline is not None else None
         # The hot read endpoints' plain SQL (app/db/raw.py).
         self.raw = RawReads(url, pool_size, inline, self.read_sessionmaker)
+        # Told the topics of `wake_after_commit` once their transaction committed (the notifier).
+        self.on_wake: Callable[[str], None] = lambda _topic: None
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -146,10 +151,16 @@ class Database:
             except BaseException:
                 await session.rollback()
                 session.info.pop(AFTER_COMMIT_KEY, None)
+                session.info.pop(WAKE_KEY, None)
                 raise
         if self._checkpointer is not None:
             self._checkpointer.committed()
         run_after_commit(session)
+        for topic in session.info.pop(WAKE_KEY, ()):
+            try:
+                self.on_wake(topic)
+            except Exception:  # a lost wake-up only delays the work to the next safety poll
+                log.exception("waking %s after commit failed", topic)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -169,6 +180,13 @@ class Database:
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Run ``callback`` once the current transaction has committed (never on rollback)."""
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+
+
+def wake_after_commit(session: AsyncSession, topic: str) -> None:
+    """Wake the background services of ``topic`` (here and in other processes) once the current
+    transaction has committed; once per transaction however often it is asked."""
+    topics: set[str] = session.info.setdefault(WAKE_KEY, set())
+    topics.add(topic)
 
 
 def run_after_commit(session: AsyncSession) -> None:

@@ -74,6 +74,16 @@ async def due(db: AsyncSession, now: datetime, limit: int) -> Sequence[Deploymen
     return (await db.scalars(query)).all()
 
 
+async def upcoming(db: AsyncSession, before: datetime) -> Sequence[tuple[datetime, float]]:
+    """(next slot, jitter seconds) of the active schedules whose next slot comes before ``before``."""
+    query = select(Deployment.next_slot_at, Deployment.jitter_seconds).where(
+        Deployment.next_slot_at < before,
+        Deployment.status == "active",
+        Deployment.archived_at.is_(None),
+    )
+    return [(slot, float(jitter)) for slot, jitter in (await db.execute(query)).all() if slot is not None]
+
+
 async def advance_slot(db: AsyncSession, deployment_id: str, expected: datetime, following: datetime) -> bool:
     """Compare-and-set: move the next slot from ``expected`` to ``following``; False if another
     process already moved it (it fired that slot)."""

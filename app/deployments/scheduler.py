@@ -1,10 +1,11 @@
-"""The deployment scheduler: a small service (start/stop; `MAS_DEPLOYMENTS_SCHEDULER`) in every
-`mas serve` and `mas worker` process. Each round reads the due deployments and fires each in its
-own transaction; the compare-and-set in `service.fire_if_due` makes one process win each slot."""
+"""The deployment scheduler: a loop service (`MAS_DEPLOYMENTS_SCHEDULER`) in every `mas serve` and
+`mas worker` process. Each round fires the due deployments, each in its own transaction (the
+compare-and-set in `service.fire_if_due` makes one process win each slot), then sleeps until the
+next slot falls due, or until a deployment is created, rescheduled or unpaused (the notifier wakes
+it after that commit). `MAS_DEPLOYMENT_POLL_SECONDS` is the safety poll."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
@@ -14,6 +15,7 @@ from app.db.engine import Database
 from app.deployments import service
 from app.deployments.service import Timing
 from app.events.notifier import Notifier
+from app.shared.loops import AT_ONCE, LoopService
 
 log = logging.getLogger(__name__)
 _BATCH = 50
@@ -26,48 +28,40 @@ def timing(settings: Settings) -> Timing:
     )
 
 
-class DeploymentScheduler:
+class DeploymentScheduler(LoopService):
     def __init__(self, settings: Settings, database: Database, notifier: Notifier) -> None:
+        super().__init__(
+            "deployment-scheduler", settings.deployment_poll_seconds, enabled=settings.deployments_scheduler
+        )
         self._db = database
         self._notifier = notifier
         self._timing = timing(settings)
-        self._poll_seconds = settings.deployment_poll_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._contended_seconds = settings.missed_wakeup_poll_seconds
+        self.wake_on(notifier, service.WAKE_TOPIC, settings.missed_wakeup_poll_seconds)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deployment-scheduler")
+    async def run_once(self) -> float | None:
+        """Fire what is due; when the next slot does."""
+        if await self.fire_due() == _BATCH:
+            return AT_ONCE
+        async with self._db.read() as db:
+            wait = await service.seconds_until_due(db, self.interval() or self._timing.max_jitter_seconds)
+        # Still due after firing: another process holds it right now; look again shortly.
+        return wait if wait is None or wait > 0 else self._contended_seconds
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # one bad round must not stop the schedules
-                log.exception("deployment scheduler round failed")
-            await asyncio.sleep(self._poll_seconds)
-
-    async def run_once(self) -> int:
-        """Fire what is due; the number of runs this process recorded."""
+    async def fire_due(self) -> int:
+        """Fire what is due now; the number of due deployments looked at."""
         async with self._db.read() as db:
             due = await service.due_ids(db, utcnow(), _BATCH)
-        fired = 0
         for deployment_id in due:
             async with self._db.unit_of_work() as db:
-                run = await service.fire_if_due(db, self._notifier, deployment_id, self._timing)
-            fired += run is not None
-        return fired
+                await service.fire_if_due(db, self._notifier, deployment_id, self._timing)
+        return len(due)
 
 
 async def start_scheduler(
     stack: contextlib.AsyncExitStack, settings: Settings, database: Database, notifier: Notifier
-) -> None:
-    if not settings.deployments_scheduler:
-        return
+) -> DeploymentScheduler:
     scheduler = DeploymentScheduler(settings, database, notifier)
-    scheduler.start()
+    await scheduler.start()
     stack.push_async_callback(scheduler.stop)
+    return scheduler

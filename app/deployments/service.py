@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agents import service as agents
 from app.db.base import utcnow
 from app.db.deployment_json import RunError, TriggerContext
+from app.db.engine import wake_after_commit
 from app.db.models import Deployment as Row
 from app.db.models import DeploymentRun as RunRow
 from app.deployments import cron, repository
@@ -51,6 +52,8 @@ from app.sessions.schemas import SessionCreate
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import decode_cursor, decode_time_key, newest_first_page
 from app.webhooks import service as webhooks
+
+WAKE_TOPIC = "deployments"  # the notifier's topic that wakes the schedulers (a schedule changed)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ async def create(db: AsyncSession, params: DeploymentCreate, timing: Timing) -> 
     _set_schedule(row, params.schedule, timing, now)
     repository.add(db, row)
     await db.flush()
+    wake_after_commit(db, WAKE_TOPIC)  # its first slot may come before the schedulers look again
     await webhooks.emit(db, "deployment.created", row.id)
     return _view(row)
 
@@ -217,6 +221,7 @@ async def update(
     now = utcnow()
     if "schedule" in sent:
         _set_schedule(row, params.schedule, timing, now)
+        wake_after_commit(db, WAKE_TOPIC)
     row.updated_at = now
     await db.flush()
     await webhooks.emit(db, "deployment.updated", row.id)
@@ -254,6 +259,7 @@ async def unpause(db: AsyncSession, deployment_id: str) -> Deployment:
         if row.schedule_expression and row.schedule_timezone:
             row.next_slot_at = cron.slots_after(row.schedule_expression, row.schedule_timezone, now, 1)[0]
         await db.flush()
+        wake_after_commit(db, WAKE_TOPIC)
         await webhooks.emit(db, "deployment.unpaused", row.id)
     return _view(row)
 
@@ -399,6 +405,16 @@ async def due_ids(db: AsyncSession, now: datetime, limit: int) -> Sequence[str]:
         for r in rows
         if r.next_slot_at is not None and r.next_slot_at + timedelta(seconds=r.jitter_seconds) <= now
     ]
+
+
+async def seconds_until_due(db: AsyncSession, within_seconds: float) -> float | None:
+    """How long until the next slot fires (its jitter included; 0 or less: one is due), if one
+    fires within ``within_seconds`` (a slot's jitter is at most ``Timing.max_jitter_seconds``)."""
+    now = utcnow()
+    horizon = now + timedelta(seconds=within_seconds)
+    fires = [slot + timedelta(seconds=jitter) for slot, jitter in await repository.upcoming(db, horizon)]
+    due = [f for f in fires if f <= horizon]
+    return (min(due) - now).total_seconds() if due else None
 
 
 async def fire_if_due(

@@ -79,6 +79,13 @@ async def claim(db: AsyncSession, owner: str, lease_seconds: float) -> DreamJob 
     return None
 
 
+async def seconds_until_claimable(db: AsyncSession) -> float | None:
+    """How long until a dream may be claimed (0 or less: one may now); None: none waits or runs."""
+    now = utcnow()
+    due = await repository.next_claimable_at(db, now)
+    return None if due is None else (due - now).total_seconds()
+
+
 async def fence(db: AsyncSession, job: DreamJob) -> None:
     """Lock the dream for this transaction if the runner still holds its lease (a canceled dream
     is still the runner's to add usage to)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Dream
@@ -29,6 +29,15 @@ async def claimable(db: AsyncSession, now: datetime) -> Dream | None:
     query = select(Dream).where(or_(Dream.status == "pending", expired))
     query = query.order_by(Dream.created_at, Dream.id).limit(1)
     return await db.scalar(query.with_for_update(skip_locked=True))
+
+
+async def next_claimable_at(db: AsyncSession, now: datetime) -> datetime | None:
+    """When a dream may next be claimed: now if one is pending, else when the earliest lease of a
+    running dream expires (its worker may have died); None: no dream waits or runs."""
+    if await db.scalar(select(Dream.id).where(Dream.status == "pending").limit(1)) is not None:
+        return now
+    expiry = select(func.min(Dream.lease_expires_at)).where(Dream.status == "running")
+    return await db.scalar(expiry)
 
 
 async def active_update_of(db: AsyncSession, store_id: str, statuses: Sequence[str]) -> Dream | None:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import models
 from app.db.base import utcnow
 from app.db.dream_json import DreamModel, DreamOutputBehavior
+from app.db.engine import wake_after_commit
 from app.dreams import repository
 from app.dreams.schemas import (
     ACTIVE,
@@ -45,6 +46,8 @@ from app.shared.pagination import (
     newest_first_page,
 )
 from app.shared.text import check_single_line, utf8_size
+
+WAKE_TOPIC = "dreams"  # the notifier's topic that wakes the dream runners (a dream was queued)
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ async def enqueue(db: AsyncSession, checked: DreamPlan) -> Dream:
     )
     repository.add(db, row)
     await db.flush()
+    wake_after_commit(db, WAKE_TOPIC)
     return _view(row)
 
 

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, Protocol, Required
@@ -33,6 +33,10 @@ TRACKED_SESSIONS = 50_000
 # hears every process that can queue one (it says so at once), often when it cannot.
 INTERRUPT_SAFETY_POLL_SECONDS = 1.0
 INTERRUPT_POLL_SECONDS = 0.1
+
+# What a wake-up is about: the background services that listen for it (`on_wake`).
+SESSIONS = "sessions"  # a session became runnable, or a worker slot came free: claim
+WAKE_TOPICS = (SESSIONS, "webhooks", "deployments", "dreams")
 
 
 class PreviewTarget(TypedDict):
@@ -124,7 +128,7 @@ class Notifier:
         self._published: dict[str, int] = {}
         # Highest seq this process has sent to any stream, per session (see the replay rule).
         self.delivered: dict[str, int] = {}
-        self._wake = asyncio.Event()
+        self._wakers: dict[str, list[Callable[[], None]]] = defaultdict(list)
         self._interrupts: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.remote: RemoteChannel | None = None
         # Sessions whose publications wait for `Held.release` (see `hold`), in order.
@@ -249,24 +253,27 @@ class Notifier:
 
     def interrupt_poll_seconds(self) -> float:
         """How often to look in the log anyway: the announcement is the fast path, the log the truth."""
+        return INTERRUPT_SAFETY_POLL_SECONDS if self.hears_everyone() else INTERRUPT_POLL_SECONDS
+
+    def hears_everyone(self) -> bool:
+        """Whether every process that can give this one work can also tell it so: then wake-ups
+        are not missed and background services may poll rarely."""
         if self.remote is not None:
-            return INTERRUPT_SAFETY_POLL_SECONDS if self.remote.problem() is None else INTERRUPT_POLL_SECONDS
-        return INTERRUPT_POLL_SECONDS if self.peers_unheard else INTERRUPT_SAFETY_POLL_SECONDS
+            return self.remote.problem() is None
+        return not self.peers_unheard
 
-    # -- worker wake-ups -----------------------------------------------------------------------
-    def wake(self, *, forward: bool = True) -> None:
-        self._wake.set()
+    # -- wake-ups of background services ------------------------------------------------------
+    def on_wake(self, topic: str, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (a `LoopService.wake`) whenever ``topic`` is announced, here or elsewhere."""
+        self._wakers[topic].append(wake)
+
+    def wake(self, topic: str = SESSIONS, *, forward: bool = True) -> None:
+        """After commit: there is work about ``topic``; its services here and in other processes
+        look now instead of at their next safety poll."""
+        for wake in self._wakers.get(topic, ()):
+            wake()
         if forward and self.remote is not None:
-            self.remote.forward_wake()
-
-    async def wait_for_wake(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            return False
-        finally:
-            self._wake.clear()
-        return True
+            self.remote.forward_wake(topic)
 
 
 class Held:
@@ -300,7 +307,7 @@ class RemoteChannel:
     def forward_created(self, session_id: str) -> None:
         raise NotImplementedError
 
-    def forward_wake(self) -> None:
+    def forward_wake(self, topic: str) -> None:
         raise NotImplementedError
 
     def forward_interrupt(self, session_id: str) -> None:

@@ -1,4 +1,4 @@
-"""A small background service: expired files give back their bytes, and content nobody
+"""A loop service: expired files give back their bytes, and content nobody
 references any more is removed from the blob backend (``MAS_STORAGE_SWEEP_SECONDS``). Every
 ``ORPHAN_SCAN_SECONDS`` (and at the first sweep) the backend itself is walked too, for content no
 row counts (an upload whose transaction rolled back after placing its bytes) and staged content
@@ -6,12 +6,12 @@ never placed, older than ``storage.ORPHAN_GRACE_SECONDS``."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from app.db.engine import Database
 from app.files import service
+from app.shared.loops import LoopService
 from app.storage import service as storage
 from app.storage.blobs import BlobBackend
 
@@ -20,13 +20,20 @@ log = logging.getLogger(__name__)
 ORPHAN_SCAN_SECONDS = 600.0
 
 
-class StorageSweeper:
+class StorageSweeper(LoopService):
+    wait_first = True  # nothing to sweep at start that the first interval would not find
+
     def __init__(self, database: Database, blobs: BlobBackend, interval_seconds: float) -> None:
+        super().__init__("storage-sweeper", interval_seconds, enabled=interval_seconds > 0)
         self.database = database
         self.blobs = blobs
-        self.interval_seconds = interval_seconds
-        self._task: asyncio.Task[None] | None = None
         self._orphans_scanned: float | None = None
+
+    async def run_once(self) -> float | None:
+        removed = await self.sweep_once()
+        if removed:
+            log.info("removed %d unreferenced blobs", removed)
+        return None
 
     async def sweep_once(self, *, orphans: bool | None = None) -> int:
         """One sweep; ``orphans`` forces (or skips) the walk of the backend, by default it runs
@@ -41,23 +48,3 @@ class StorageSweeper:
             if adopted:
                 log.info("found %d stored blobs no file references", adopted)
         return await storage.sweep(self.database, self.blobs)
-
-    async def start(self) -> None:
-        if self.interval_seconds > 0:
-            self._task = asyncio.create_task(self._loop(), name="storage-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            try:
-                removed = await self.sweep_once()
-                if removed:
-                    log.info("removed %d unreferenced blobs", removed)
-            except Exception:
-                log.exception("storage sweep failed")

@@ -11,7 +11,6 @@ the session goes on with its other tools. Connections idle for ``MAS_MCP_IDLE_SE
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -29,6 +28,7 @@ from app.mcp.base import McpFailure
 from app.mcp.tools import McpTool, evaluate, offered_name
 from app.shared.agent_config import SessionAgent
 from app.shared.content import ToolDefinition
+from app.shared.loops import LoopService
 from app.vaults import resolve
 from app.vaults.resolve import McpCredential
 from app.vaults.secrets import SecretBox
@@ -98,18 +98,15 @@ class McpHub:
         self.box = box
         self._sessions: dict[str, _Session] = {}
         self._refresh_locks: dict[str, asyncio.Lock] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        self.reaper = _IdleReaper(self)
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._reaper = asyncio.create_task(self._reap_idle(), name="mcp-reaper")
+    async def start(self) -> None:
+        await self.reaper.start()
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        await self.reaper.stop()
         for session_id in list(self._sessions):
             await self.release(session_id)
 
@@ -133,13 +130,12 @@ class McpHub:
         if state is not None:
             await asyncio.gather(*(self._disconnect(s) for s in state.servers.values()))
 
-    async def _reap_idle(self) -> None:
-        while True:
-            await asyncio.sleep(max(1.0, self.settings.mcp_idle_seconds / 4))
-            cutoff = time.monotonic() - self.settings.mcp_idle_seconds
-            for session_id, state in list(self._sessions.items()):
-                if state.last_used < cutoff and not state.busy:
-                    await self.release(session_id)
+    async def release_idle(self) -> None:
+        """Close the connections of sessions unused for `mcp_idle_seconds` (none busy)."""
+        cutoff = time.monotonic() - self.settings.mcp_idle_seconds
+        for session_id, state in list(self._sessions.items()):
+            if state.last_used < cutoff and not state.busy:
+                await self.release(session_id)
 
     # -- turns -----------------------------------------------------------------------------------
     def needs_setup(self, session_id: str, agent: SessionAgent, turn: str) -> bool:
@@ -344,3 +340,17 @@ class McpHub:
 
 def _error(message: str) -> Outcome:
     return Outcome([{"type": "text", "text": message}], True)
+
+
+class _IdleReaper(LoopService):
+    """Closes idle sessions' MCP connections, every quarter of `mcp_idle_seconds` (1 s at least)."""
+
+    wait_first = True
+
+    def __init__(self, hub: McpHub) -> None:
+        super().__init__("mcp-reaper", max(1.0, hub.settings.mcp_idle_seconds / 4))
+        self._hub = hub
+
+    async def run_once(self) -> float | None:
+        await self._hub.release_idle()
+        return None

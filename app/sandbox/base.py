@@ -16,6 +16,7 @@ from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.interface import MountedFile, SandboxError, SandboxSpec, ToolRequest, ToolResult
 from app.sandbox.limits import KILL_GRACE_SECONDS, time_limit
 from app.sandbox.web_search import web_search
+from app.shared.loops import LoopService
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class ChannelBackend(ABC):
         self.settings = settings
         self._channels: dict[str, ToolChannel] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._idle_task: asyncio.Task[None] | None = None
+        self.idle_stopper = _IdleStopper(self)
         # What each session's uploads directory holds (path -> digest), known since this process
         # placed it; unknown sessions are scanned once.
         self._mounted: dict[str, dict[str, str]] = {}
@@ -101,7 +102,7 @@ class ChannelBackend(ABC):
             channel = self._channels.get(session_id)
             if channel is None or channel.closed:
                 channel = self._channels[session_id] = await self._attach(session_id)
-        self._start_idle_loop()
+        await self.idle_stopper.start()  # once the first sandbox is in use
         return channel
 
     async def _running_channel(self, session_id: str) -> ToolChannel:
@@ -195,29 +196,15 @@ class ChannelBackend(ABC):
         if channel is not None:
             await channel.close()
 
+    def services(self) -> list[LoopService]:
+        return [self.idle_stopper]
+
     async def close(self) -> None:
-        if self._idle_task is not None:
-            self._idle_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._idle_task
-            self._idle_task = None
+        await self.idle_stopper.stop()
         for session_id in list(self._channels):
             await self._drop_channel(session_id)
 
     # --- idle stop ---------------------------------------------------------------------------
-    def _start_idle_loop(self) -> None:
-        if self._idle_task is None or self._idle_task.done():
-            self._idle_task = asyncio.create_task(self._idle_loop(), name="sandbox-idle-stop")
-
-    async def _idle_loop(self) -> None:
-        limit = self.settings.sandbox_idle_stop_seconds
-        while True:
-            await asyncio.sleep(max(0.2, min(30.0, limit / 4)))
-            try:
-                await self.stop_idle(limit)
-            except Exception:  # the loop must outlive one bad check (e.g. Docker restarting)
-                log.exception("sandbox idle check failed")
-
     async def stop_idle(self, limit: float) -> list[str]:
         """Stop every running sandbox whose tool server has been idle ``limit`` seconds or more.
 
@@ -238,6 +225,25 @@ class ChannelBackend(ABC):
                 await self.stop(session_id)
                 stopped.append(session_id)
         return stopped
+
+
+
+class _IdleStopper(LoopService):
+    """Stops sandboxes idle for `sandbox_idle_stop_seconds`, looking every quarter of that
+    (between 0.2 and 30 s); started with the backend's first sandbox, it outlives a failed check
+    (Docker restarting)."""
+
+    wait_first = True
+
+    def __init__(self, backend: ChannelBackend) -> None:
+        limit = backend.settings.sandbox_idle_stop_seconds
+        super().__init__("sandbox-idle-stop", max(0.2, min(30.0, limit / 4)))
+        self._backend = backend
+        self._limit = limit
+
+    async def run_once(self) -> float | None:
+        await self._backend.stop_idle(self._limit)
+        return None
 
 
 def _scan(root: Path) -> dict[str, str]:

@@ -7,10 +7,10 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import docker
 import docker.errors
+from pydantic import JsonValue
 
 from app.config import Settings
 from app.observability import measure
@@ -134,7 +134,7 @@ class _BuildFailed(Exception):
         self.message = message
 
 
-def _lines(chunk: dict[str, Any]) -> Iterator[str]:  # JSON boundary: a chunk of the engine's build log
+def _lines(chunk: dict[str, JsonValue]) -> Iterator[str]:  # a chunk of the engine's build log
     for line in str(chunk.get("stream", "")).splitlines():
         if line.strip():
             yield line.rstrip()

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
+
+from pydantic import JsonValue
 
 from app.sandbox.outputs import OutputFile
 from app.shared.content import ContentBlock
 from app.shared.environment_config import NetworkingConfig, unrestricted
+from app.shared.loops import LoopService
 
 Progress = Callable[[str], Awaitable[None]]
 
@@ -67,7 +70,7 @@ class ToolRequest:
     """One call; its time limit comes from `limits.time_limit` (bash: `timeout_ms`, capped)."""
 
     name: str
-    input: dict[str, Any]  # JSON boundary: the tool input the model chose
+    input: dict[str, JsonValue]  # chosen by the model
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ class SandboxBackend(Protocol):
 
     def workspace(self, session_id: str) -> str:
         """The directory relative tool paths resolve against (``/workspace`` in a container)."""
+
+    def services(self) -> list[LoopService]:
+        """The backend's own background loops (idle stop), for introspection."""
 
     async def close(self) -> None:
         """Drop connections and background tasks; sandboxes keep running for the next process."""

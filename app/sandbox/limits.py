@@ -8,7 +8,7 @@ longer for its answer before it gives up on the connection.
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import JsonValue
 
 from app.config import Settings
 
@@ -19,7 +19,7 @@ KILL_GRACE_SECONDS = 15.0
 def time_limit(
     settings: Settings,
     name: str,
-    tool_input: dict[str, Any],  # JSON boundary: the tool input the model chose
+    tool_input: dict[str, JsonValue],  # chosen by the model
 ) -> float:
     """Seconds the call may run; the tool server kills it (and all it started) after that."""
     limit = DEFAULT_TOOL_SECONDS

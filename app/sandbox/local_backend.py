@@ -151,7 +151,7 @@ class LocalBackend(ChannelBackend):
             channel = self._channels.get(session_id)
             if channel is None or channel.closed:
                 self._channels[session_id] = await self._start_and_connect(session_id)
-        self._start_idle_loop()
+        await self.idle_stopper.start()
 
     async def _attach(self, session_id: str) -> ToolChannel:
         if not self._dir(session_id).is_dir():

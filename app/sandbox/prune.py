@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import docker.errors
+from pydantic import JsonValue
 
 from app.sandbox.build_steps import image_tag, normalize
 from app.sandbox.docker_backend import POOL_GRACE_S, DockerBackend, younger_than
@@ -37,7 +38,7 @@ class Prunable:
     reason: str
     size_bytes: int | None = None
 
-    def as_json(self) -> dict[str, Any]:  # JSON boundary: a line of `mas sandbox prune --json`
+    def as_json(self) -> dict[str, JsonValue]:  # a line of `mas sandbox prune --json`
         return asdict(self)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from pydantic import JsonValue
 from sse_starlette import EventSourceResponse
 
 from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
@@ -113,8 +114,8 @@ async def delete_session(session_id: str, db: WriteSession, notifier: NotifierDe
 
 @router.post("/{session_id}/resources", response_model=FileResource)
 async def add_resource(
-    # JSON boundary: the raw body, checked by `resources.parse_params` (its messages name the field).
-    session_id: str, params: Annotated[dict[str, Any], Body()], db: WriteSession
+    # The raw body, checked by `resources.parse_params` (its messages name the field).
+    session_id: str, params: Annotated[dict[str, JsonValue], Body()], db: WriteSession
 ) -> FileResource:
     """Mount one more file in a session (`{type: "file", file_id, mount_path?}`)."""
     return await service.add_resource(db, session_id, params)

@@ -47,6 +47,13 @@ async def claim(db: AsyncSession, owner: str, lease_seconds: float, limit: int) 
     return claims
 
 
+async def seconds_until_runnable(db: AsyncSession) -> float | None:
+    """How long until a session may be claimed (0 or less: one may now); None: none waits."""
+    now = utcnow()
+    due = await repository.next_runnable_at(db, now)
+    return None if due is None else (due - now).total_seconds()
+
+
 async def renew(db: AsyncSession, claim: Claim, lease_seconds: float) -> bool:
     return await repository.extend_lease(
         db, claim.session_id, claim.token, utcnow() + timedelta(seconds=lease_seconds)

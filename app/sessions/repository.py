@@ -288,6 +288,21 @@ async def runnable_ids(db: AsyncSession, now: datetime, limit: int) -> Sequence[
     return (await db.scalars(stmt)).all()
 
 
+async def next_runnable_at(db: AsyncSession, now: datetime) -> datetime | None:
+    """When a session next becomes runnable: the earliest `wake_at` no live lease holds, or the
+    earliest expiry of a lease on a session with a `wake_at` (its worker may have died)."""
+    unleased = select(func.min(Session.wake_at)).where(
+        Session.wake_at.is_not(None),
+        or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
+    )
+    leased = select(func.min(Session.lease_expires_at)).where(
+        Session.wake_at.is_not(None), Session.lease_expires_at >= now
+    )
+    row = (await db.execute(select(unleased.scalar_subquery(), leased.scalar_subquery()))).one()
+    times = [t for t in row if t is not None]
+    return min(times) if times else None
+
+
 async def take_lease(
     db: AsyncSession, session_id: str, owner: str, now: datetime, expires: datetime
 ) -> tuple[int, str | None] | None:

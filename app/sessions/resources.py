@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
@@ -49,8 +48,8 @@ _PARAMS: TypeAdapter[ResourceParams] = TypeAdapter(ResourceParams)
 _RESOURCE: TypeAdapter[SessionResource] = TypeAdapter(SessionResource)
 
 
-# JSON boundary: resource params as the request body holds them, checked here into ResourceParams.
-def parse_params(raw: Sequence[dict[str, Any]], field: str = "resources") -> list[ResourceParams]:
+def parse_params(raw: Sequence[dict[str, JsonValue]], field: str = "resources") -> list[ResourceParams]:
+    """Resource params as the request body holds them, checked (errors name the item and field)."""
     parsed = []
     for i, item in enumerate(raw):
         try:
@@ -146,7 +145,7 @@ async def _attach_file(
 async def attach_at_create(
     db: AsyncSession,
     row: Session,
-    raw: Sequence[dict[str, Any]],  # JSON boundary: the request's resources, see parse_params
+    raw: Sequence[dict[str, JsonValue]],
     environment_type: str,
     repo_context: RepoContext | None,
 ) -> None:
@@ -165,8 +164,9 @@ async def attach_at_create(
             repos.attach(row, params, repositories(row), repo_context, now)
 
 
-# JSON boundary: the request body, see parse_params.
-async def add(db: AsyncSession, row: Session, raw: dict[str, Any], environment_type: str) -> FileResource:
+async def add(
+    db: AsyncSession, row: Session, raw: dict[str, JsonValue], environment_type: str
+) -> FileResource:
     """Mount one more file in a session (it appears in its sandbox by the next tool call)."""
     if row.status == "terminated" or row.archived_at is not None:
         raise InvalidRequest(f"Session {row.id} is {'archived' if row.archived_at else 'terminated'}")

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.db.session_json import Budget, OutcomeEvaluation, PublicUsage, UsageTotals
 from app.events.schemas import InitialEvent
@@ -23,22 +23,21 @@ class _Params(BaseModel):
 
 
 class SessionCreate(_Params):
-    # The raw parts of the body (JSON boundaries below) are checked by the services, with messages
-    # that name the field: agents.resolve_session_agent, resources.parse_params, budgets.parse,
-    # agents.resolve_tools_update.
-    agent: str | dict[str, Any]  # JSON boundary: an id, or an agent definition
+    # JSON values the services check themselves, with messages that name the field:
+    # agents.resolve_session_agent, resources.parse_params, budgets.parse, agents.resolve_tools_update.
+    agent: str | dict[str, JsonValue]  # an id, or an agent definition
     environment_id: str = Field(min_length=1)
-    resources: list[dict[str, Any]] | None = None  # JSON boundary: resource params
+    resources: list[dict[str, JsonValue]] | None = None
     initial_events: list[InitialEvent] | None = Field(None, max_length=50)
     vault_ids: list[str] | None = None
     metadata: dict[str, str] | None = None
     title: Title | None = None
-    budget: dict[str, Any] | None = None  # JSON boundary: a budget
+    budget: dict[str, JsonValue] | None = None
 
 
 class SessionAgentUpdate(_Params):
-    tools: list[dict[str, Any]] | None = None  # JSON boundary: tool params
-    mcp_servers: list[dict[str, Any]] | None = None  # JSON boundary: MCP server params
+    tools: list[dict[str, JsonValue]] | None = None
+    mcp_servers: list[dict[str, JsonValue]] | None = None
 
 
 class SessionUpdate(_Params):
@@ -46,7 +45,7 @@ class SessionUpdate(_Params):
     metadata: dict[str, str | None] | None = None
     title: Title | None = None
     vault_ids: list[str] | None = None
-    budget: dict[str, Any] | None = None  # JSON boundary: a budget
+    budget: dict[str, JsonValue] | None = None
 
 
 class SessionStats(BaseModel):

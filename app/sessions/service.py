@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import JsonValue
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -510,8 +511,7 @@ async def sandbox_needs(db: AsyncSession) -> dict[str, str]:
 
 
 # --- resources (the session row holds them; see `resources`) ------------------------------------
-# JSON boundary: the request body, checked by `resources.parse_params`.
-async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, Any]) -> FileResource:
+async def add_resource(db: AsyncSession, session_id: str, raw: dict[str, JsonValue]) -> FileResource:
     row = await load(db, session_id, for_update=True)
     environment_type = await environments.config_type(db, row.environment_id)
     resource = await resources.add(db, row, raw, environment_type)

@@ -1,8 +1,11 @@
-"""The webhook sender: a small service that drains the outbox (start/stop; `MAS_WEBHOOKS_ENABLED`).
+"""The webhook sender: a loop service that drains the outbox (`MAS_WEBHOOKS_ENABLED`).
 
 Every `mas serve` and `mas worker` process runs one; they share the outbox through row locks
-(`SKIP LOCKED` on PostgreSQL), so each attempt is made by one process. An idle round is one cheap
-read every `MAS_WEBHOOK_POLL_SECONDS`. No transaction is held while a request is in flight.
+(`SKIP LOCKED` on PostgreSQL), so each attempt is made by one process. A queued delivery wakes the
+senders through the notifier after its commit; a retry is sent when it falls due (each round asks
+when the next pending delivery is due). `MAS_WEBHOOK_POLL_SECONDS` is only the safety poll
+(`MAS_MISSED_WAKEUP_POLL_SECONDS` while the notifier cannot hear every process). No transaction is held while
+a request is in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import httpx
 
 from app.config import Settings
 from app.db.engine import Database
+from app.events.notifier import Notifier
+from app.shared.loops import AT_ONCE, LoopService
 from app.webhooks import service
 from app.webhooks.service import Outcome, RetryPolicy, Send
 
@@ -23,10 +28,12 @@ log = logging.getLogger(__name__)
 _BATCH = 32
 
 
-class WebhookDispatcher:
-    def __init__(self, settings: Settings, database: Database) -> None:
+class WebhookDispatcher(LoopService):
+    def __init__(self, settings: Settings, database: Database, notifier: Notifier) -> None:
+        interval, enabled = settings.webhook_poll_seconds, settings.webhooks_enabled
+        super().__init__("webhook-dispatcher", interval, enabled=enabled)
         self._db = database
-        self._poll_seconds = settings.webhook_poll_seconds
+        self._contended_seconds = settings.missed_wakeup_poll_seconds
         self._policy = RetryPolicy(
             max_attempts=settings.webhook_max_attempts,
             base_seconds=settings.webhook_retry_base_seconds,
@@ -34,33 +41,23 @@ class WebhookDispatcher:
             disable_after_failures=settings.webhook_disable_after_failures,
         )
         self._http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-        self._task: asyncio.Task[None] | None = None
+        self.wake_on(notifier, service.WAKE_TOPIC, settings.missed_wakeup_poll_seconds)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def on_stop(self) -> None:
         await self._http.aclose()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                sent = await self.run_once()
-            except Exception:  # a bad round must not end delivery for good
-                log.exception("webhook round failed")
-                sent = 0
-            if sent < _BATCH:
-                await asyncio.sleep(self._poll_seconds)
-
-    async def run_once(self) -> int:
-        """Send what is due; the number of attempts made."""
+    async def run_once(self) -> float | None:
+        """Send what is due; when to look again (at once after a full batch)."""
         async with self._db.read() as db:
-            if not await service.has_due(db):
-                return 0
+            wait = await service.seconds_until_due(db)
+        if wait is None or wait > 0:
+            return wait
+        # Then at once: the next round reads when the retries just scheduled fall due. Nothing
+        # sent: another process claimed what was due (it retries it); look again shortly.
+        return AT_ONCE if await self.send_due() else self._contended_seconds
+
+    async def send_due(self) -> int:
+        """Send what is due now; the number of attempts made."""
         async with self._db.unit_of_work() as db:
             sends = await service.claim_due(db, _BATCH)
         outcomes = await asyncio.gather(*(self._post(send) for send in sends))
@@ -79,9 +76,10 @@ class WebhookDispatcher:
         return Outcome(response.status_code, None if ok else f"HTTP {response.status_code}")
 
 
-async def start_dispatcher(stack: contextlib.AsyncExitStack, settings: Settings, database: Database) -> None:
-    if not settings.webhooks_enabled:
-        return
-    dispatcher = WebhookDispatcher(settings, database)
-    dispatcher.start()
+async def start_dispatcher(
+    stack: contextlib.AsyncExitStack, settings: Settings, database: Database, notifier: Notifier
+) -> WebhookDispatcher:
+    dispatcher = WebhookDispatcher(settings, database, notifier)
+    await dispatcher.start()
     stack.push_async_callback(dispatcher.stop)
+    return dispatcher

@@ -51,11 +51,10 @@ async def deliveries_page(
     return (await db.scalars(query)).all()
 
 
-async def has_due(db: AsyncSession, now: datetime) -> bool:
-    query = select(WebhookDelivery.id).where(
-        WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now
-    )
-    return await db.scalar(query.limit(1)) is not None
+async def next_attempt_at(db: AsyncSession) -> datetime | None:
+    """When the earliest pending delivery is due (the `status, next_attempt_at` index answers)."""
+    query = select(func.min(WebhookDelivery.next_attempt_at)).where(WebhookDelivery.status == "pending")
+    return await db.scalar(query)
 
 
 async def take_due(db: AsyncSession, now: datetime, limit: int) -> Sequence[WebhookDelivery]:

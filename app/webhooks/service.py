@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
+from app.db.engine import wake_after_commit
 from app.db.models import WebhookDelivery as DeliveryRow
 from app.db.models import WebhookEndpoint as EndpointRow
 from app.errors import InvalidRequest, NotFound
@@ -49,6 +50,7 @@ from app.webhooks.schemas import (
 ORGANIZATION_ID = "org_mas_local"
 WORKSPACE_ID = "wrkspc_mas_default"
 CLAIM_SECONDS = 60.0  # a delivery being sent is not due again before this (a crashed sender's retry)
+WAKE_TOPIC = "webhooks"  # the notifier's topic that wakes the senders (a delivery was queued)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -230,6 +232,7 @@ async def emit(db: AsyncSession, event_type: str, object_id: str) -> None:
             ),
         )
     await db.flush()
+    wake_after_commit(db, WAKE_TOPIC)
 
 
 # --- the dispatcher's bookkeeping ----------------------------------------------------------------
@@ -260,8 +263,10 @@ class Outcome:
         return self.status_code is not None and 300 <= self.status_code < 400
 
 
-async def has_due(db: AsyncSession) -> bool:
-    return await repository.has_due(db, utcnow())
+async def seconds_until_due(db: AsyncSession) -> float | None:
+    """How long until a pending delivery is due (0 or less: one is due now); None: none pending."""
+    due = await repository.next_attempt_at(db)
+    return None if due is None else (due - utcnow()).total_seconds()
 
 
 async def claim_due(db: AsyncSession, limit: int) -> list[Send]:

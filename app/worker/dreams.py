@@ -34,6 +34,7 @@ from app.agent_loop.model_client import (
     ModelRequest,
     complete,
 )
+from app.config import Settings
 from app.db.engine import Database
 from app.dreams import leases
 from app.dreams import service as dreams
@@ -41,11 +42,14 @@ from app.dreams.leases import DreamJob, DreamLeaseLost
 from app.dreams.schemas import DreamUsage
 from app.errors import ApiError
 from app.events import service as events
+from app.events.notifier import Notifier
 from app.events.types import ContentBlock, EventRecord
 from app.memory_stores import memories, sync
 from app.memory_stores import service as memory_stores
 from app.memory_stores.schemas import MemoryStoreCreate
 from app.shared.content import ToolDefinition
+from app.shared.loops import AT_ONCE, LoopService
+from app.worker.renewal import LeaseRenewal
 
 log = logging.getLogger(__name__)
 
@@ -119,35 +123,33 @@ def _usage(reply: MessageComplete) -> DreamUsage:
     )
 
 
-class DreamRunner:
+class DreamRunner(LoopService):
+    """Runs dreams as a loop service: a new dream wakes it (the notifier), a dream whose worker
+    died is found when its lease expires, and `MAS_DREAMS_POLL_SECONDS` is the safety poll."""
+
     def __init__(
-        self, database: Database, model: ModelClient, interval_seconds: float, lease_seconds: float = 30.0
+        self, database: Database, model: ModelClient, settings: Settings, notifier: Notifier
     ) -> None:
+        interval = settings.dreams_poll_seconds
+        super().__init__("dream-runner", interval, enabled=interval > 0)
         self.database = database
         self.model = model
-        self.interval_seconds = interval_seconds
-        self.lease_seconds = lease_seconds
+        self.lease_seconds = settings.worker_lease_seconds
+        self.missed_poll_seconds = settings.missed_wakeup_poll_seconds
         self.owner = f"{socket.gethostname()}-{os.getpid()}-dreams-{uuid.uuid4().hex[:6]}"
-        self._task: asyncio.Task[None] | None = None
+        self.wake_on(notifier, dreams.WAKE_TOPIC, settings.missed_wakeup_poll_seconds)
 
-    async def start(self) -> None:
-        if self.interval_seconds > 0:
-            self._task = asyncio.create_task(self._loop(), name="dream-runner")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                while await self.run_next():
-                    pass
-            except Exception:
-                log.exception("the dream runner failed")
-            await asyncio.sleep(self.interval_seconds)
+    async def run_once(self) -> float | None:
+        """Run the dreams there are; when one may be claimed next (one is created, a lease expires)."""
+        async with self.database.read() as db:  # idle rounds read; they take no write lock
+            wait = await leases.seconds_until_claimable(db)
+        if wait is None or wait > 0:
+            return wait
+        ran = 0
+        while await self.run_next():
+            ran += 1
+        # Nothing run: another runner claimed what the read saw; look again shortly.
+        return AT_ONCE if ran else self.missed_poll_seconds
 
     async def run_next(self) -> bool:
         """Claim and run one dream (pending, or left by a dead worker); False when there was none."""
@@ -158,11 +160,12 @@ class DreamRunner:
         if job.attempt > 1:
             log.warning("dream %s: its worker died; running it again (attempt %d)", job.id, job.attempt)
         running = asyncio.create_task(self._outcome(job))
-        renewing = asyncio.create_task(self._renew(job, running))
+        renewing = self._renewal(job, running)
+        await renewing.start()
         try:
             error = await running
         except asyncio.CancelledError:
-            if not renewing.done():  # this runner itself is stopping: the next one takes over
+            if not renewing.lost:  # this runner itself is stopping: the next one takes over
                 await asyncio.shield(self._give_back(job))
                 raise
             log.warning("dream %s: lease lost; another worker runs it now", job.id)
@@ -171,8 +174,7 @@ class DreamRunner:
             log.warning("dream %s: lease lost; another worker runs it now", job.id)
             return True
         finally:
-            renewing.cancel()
-            await asyncio.gather(renewing, return_exceptions=True)
+            await renewing.stop()
         with contextlib.suppress(DreamLeaseLost):
             async with self.database.unit_of_work() as db:
                 await leases.fence(db, job)
@@ -197,19 +199,14 @@ class DreamRunner:
             async with self.database.unit_of_work() as db:
                 await leases.release(db, job)
 
-    async def _renew(self, job: DreamJob, running: asyncio.Task[tuple[str, str] | None]) -> None:
-        """Renew the lease while the dream runs; cancel the run if it was lost."""
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            try:
-                async with self.database.unit_of_work() as db:
-                    kept = await leases.renew(db, job, self.lease_seconds)
-            except Exception:  # e.g. the database restarting: try again before the lease ends
-                log.exception("dream %s: renewing its lease failed", job.id)
-                continue
-            if not kept:
-                running.cancel()
-                return
+    def _renewal(self, job: DreamJob, running: asyncio.Task[tuple[str, str] | None]) -> LeaseRenewal:
+        """Renews the dream's lease while it runs; cancels the run if the lease was lost."""
+
+        async def renew() -> bool:
+            async with self.database.unit_of_work() as db:
+                return await leases.renew(db, job, self.lease_seconds)
+
+        return LeaseRenewal(f"dream-lease-{job.id}", self.lease_seconds, renew, running)
 
     async def _run(self, job: DreamJob) -> None:
         output = await self._output_store(job)

@@ -24,6 +24,7 @@ from app.sandbox.factory import create_backend
 from app.sandbox.git import RepoCache
 from app.sessions import service as sessions
 from app.sessions.repositories import unsealer
+from app.shared.loops import LoopService
 from app.skills.bundle import Limits
 from app.storage.blobs import LocalDiskBackend
 from app.vaults.secrets import SecretBox
@@ -56,13 +57,15 @@ async def start_worker(
     db: Database,
     notifier: Notifier,
     cassettes: CassetteLibrary | None = None,
+    services: list[LoopService] | None = None,
 ) -> Worker:
+    """Start the worker and what it needs; its loop services are added to ``services``."""
     model = MeteredModelClient(create_model_client(settings, cassettes))
     stack.push_async_callback(model.aclose)
     sandbox = create_backend(settings)
     stack.push_async_callback(sandbox.close)
     mcp = McpHub(settings, db, SecretBox.from_settings(settings))
-    mcp.start()
+    await mcp.start()
     notifier.listeners.append(mcp)
     stack.push_async_callback(mcp.close)
     blobs = LocalDiskBackend(settings.storage_dir)
@@ -94,9 +97,11 @@ async def start_worker(
     worker = Worker(deps)
     await worker.start()
     stack.push_async_callback(worker.stop)
-    dream_runner = DreamRunner(db, model, settings.dreams_poll_seconds, settings.worker_lease_seconds)
+    dream_runner = DreamRunner(db, model, settings, notifier)
     await dream_runner.start()
     stack.push_async_callback(dream_runner.stop)
+    if services is not None:
+        services += [worker, dream_runner, mcp.reaper, *sandbox.services()]
     return worker
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from app.sessions import threads
 from tests.support.loop import (
     MODEL,
     TOOLSET,
@@ -18,6 +19,7 @@ from tests.support.loop import (
     bash,
     children,
     custom_tool,
+    idles,
     message,
     of_type,
     result_text,
@@ -250,3 +252,50 @@ async def test_a_threads_blocking_calls_are_cross_posted_and_answered_on_the_ses
         await send(loop, session_id, result)
     events = await wait_idle(loop, session_id, 2)
     assert types(events)[-1] == "session.status_idle"
+
+
+async def test_the_advisor_is_not_counted_in_the_thread_limit(
+    loop: SDK, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the limit of working threads reached, a further delegation is refused and the advisor
+    still answers (the documented limit exempts advisor threads). The limit is lowered to one, and
+    the delegated thread works until it is interrupted."""
+    monkeypatch.setattr(threads, "MAX_ACTIVE_THREADS", 1)
+    first = await loop.beta.agents.create(name="first", model=MODEL, tools=[TOOLSET])  # type: ignore[list-item]
+    second = await loop.beta.agents.create(name="second", model=MODEL, tools=[TOOLSET])  # type: ignore[list-item]
+    multiagent: Any = {
+        "type": "coordinator",
+        "agents": [first.id, second.id, {"type": "advisor", "model": ADVISOR_MODEL}],
+    }
+    session_id = await session_of(loop, multiagent)
+
+    sleep = bash("sleep 600")
+    await send(loop, session_id, message(f"/delegate first {sleep}\n/delegate second {sleep}\n/advise Next?"))
+
+    def answered(log: list[Any]) -> bool:
+        replies = [result_text(r) for r in of_type(log, "agent.thread_message_received")]
+        return len(of_type(log, "agent.tool_result")) == 3 and any(r.endswith('Next?"') for r in replies)
+
+    events = await wait_for(loop, session_id, answered)
+    assert tool_names(events) == ["send_to_agent", "send_to_agent", "consult_advisor"]
+    results = {r.tool_use_id: r for r in of_type(events, "agent.tool_result")}
+    uses = of_type(events, "agent.tool_use")
+    delegations, advice = [results[u.id] for u in uses[:2]], results[uses[2].id]
+    # The calls of one response run at once: whichever delegation comes second is refused.
+    refused = [r for r in delegations if r.is_error]
+    assert len(refused) == 1 and "1 threads are already working" in result_text(refused[0])
+    assert not advice.is_error
+    made = of_type(events, "session.thread_created")
+    assert sorted(c.agent_name for c in made) in (
+        ["anthropic.advisor", "first"],
+        ["anthropic.advisor", "second"],
+    )
+
+    await send(loop, session_id, {"type": "user.interrupt"})
+    (working,) = [c.session_thread_id for c in made if c.agent_name != "anthropic.advisor"]
+
+    def stopped(log: list[Any]) -> bool:  # the primary and the working thread each stop
+        thread_idles = of_type(log, "session.thread_status_idle")
+        return bool(idles(log)) and any(e.session_thread_id == working for e in thread_idles)
+
+    await wait_for(loop, session_id, stopped)

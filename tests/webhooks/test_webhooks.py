@@ -28,12 +28,12 @@ from tests.webhooks.receiver import Receiver
 
 HEADERS = {"x-api-key": API_KEY}
 WAIT = 60.0
+# Short retries; the sender's safety poll stays at its default: queued deliveries wake it and
+# retries are sent when they fall due.
 FAST = {
-    "webhook_poll_seconds": 0.05,
     "webhook_retry_base_seconds": 0.2,
     "webhook_retry_max_seconds": 1.0,
     "webhook_max_attempts": 1000,
-    "worker_poll_seconds": 0.2,
 }
 
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,12 +67,12 @@ class MemoryVersion(Base):
     content_sha256: Mapped[str | None] = mapped_column(String(64))
     content_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
-    # JSON boundary: an ``Actor`` (memory_stores.schemas, above the database), validated when read.
-    created_by: Mapped[dict[str, Any] | None]
+    # An ``Actor`` (memory_stores.schemas, above the database), validated when read.
+    created_by: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonType)
     # Who wrote it, for the list filters: exactly one is set when created_by is.
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     api_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
     conflict: Mapped[bool] = mapped_column(Boolean, default=False)
     redacted_at: Mapped[datetime | None]
-    # JSON boundary: an ``Actor``, as ``created_by``.
-    redacted_by: Mapped[dict[str, Any] | None]
+    # An ``Actor``, as ``created_by``.
+    redacted_by: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonType)

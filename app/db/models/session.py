@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,8 +67,8 @@ class Session(Base):
     outcome_evaluations: Mapped[list[StoredOutcomeEvaluation] | None] = mapped_column(JsonType)
     # Skills found in the repository resources' `.claude/skills` (`skills.discovery.RepoSkills`),
     # scanned once before the first model request; null: not scanned (yet).
-    # JSON boundary: read through `RepoSkills.model_validate` (skills sit above db).
-    repo_skills: Mapped[dict[str, Any] | None]
+    # Read through `RepoSkills.model_validate` (skills sit above db).
+    repo_skills: Mapped[dict[str, JsonValue] | None] = mapped_column(JsonType)
     lease_expires_at: Mapped[datetime | None]
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.
