@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(sweeper.stop)
             listener = await start_fanout(stack, db, notifier)
             # This process's loop services, by name (what runs, and how often it ran: tests/test_idle).
-            services: list[LoopService] = [sweeper]
+            services: list[LoopService] = [sweeper, *(listener.services() if listener else [])]
             services.append(await start_dispatcher(stack, settings, db, notifier))
             services.append(await start_scheduler(stack, settings, db, notifier))
             worker = None

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import multiagent, repository, snapshot
@@ -181,7 +182,7 @@ async def list_versions(db: AsyncSession, agent_id: str, *, limit: int, page: st
 
 async def resolve_session_agent(
     db: AsyncSession,
-    ref: str | Mapping[str, Any],  # JSON boundary: the raw request value
+    ref: str | Mapping[str, JsonValue],  # the raw request value
 ) -> tuple[str, int, SessionAgent]:
     """Resolve a session-create ``agent`` parameter to ``(agent_id, version, snapshot)``.
 
@@ -212,7 +213,7 @@ async def resolve_session_agent(
 
 def resolve_tools_update(
     snapshot_: SessionAgent,
-    update: Mapping[str, Any],  # JSON boundary: the keys the client sent, validated here
+    update: Mapping[str, JsonValue],  # the keys the client sent, validated here
 ) -> SessionAgent:
     """A session snapshot with ``sessions.update(agent={tools?, mcp_servers?})`` applied.
 

@@ -5,7 +5,9 @@ events, so the notification is delivered exactly when (and only if) the events a
 Each process holds one listening connection; on a notification for a session it has subscribers
 for, it reads the new events from the log once and publishes them locally. Deltas and session
 lifecycle (created, deleted) and interrupts travel as their own notifications, so a separate `mas worker`
-provisions and removes sandboxes; wake-ups reach every worker.
+provisions and removes sandboxes; wake-ups of the loop services (by topic) reach every process, and
+after a lost connection comes back every service everywhere is woken once. Notifications are sent
+by a loop service of their own (`_NotifySender`), in order.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +25,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.events.notifier import SESSIONS, WAKE_TOPICS, LogEvent, Notifier, PreviewFrame, RemoteChannel
+from app.shared.loops import LoopService
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class PgListener(RemoteChannel):
         self._fetch = fetch
         self._origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._conn: asyncpg.Connection | None = None
-        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._sender = _NotifySender(self)
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -52,7 +56,10 @@ class PgListener(RemoteChannel):
     async def start(self) -> None:
         await self._connect()
         self._notifier.remote = self
-        self._tasks = [asyncio.create_task(self._send_loop(), name="pg-notify-sender")]
+        await self._sender.start()
+
+    def services(self) -> list[LoopService]:
+        return [self._sender]
 
     def problem(self) -> str | None:
         """Why this process hears no notifications from other processes (readiness), or None."""
@@ -65,6 +72,7 @@ class PgListener(RemoteChannel):
     async def close(self) -> None:
         self._closed = True
         self._notifier.remote = None
+        await self._sender.stop()
         for task in [*self._tasks, *self._fetching.values()]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._fetching.values(), return_exceptions=True)
@@ -95,6 +103,10 @@ class PgListener(RemoteChannel):
             # Anything notified while we were away is still in the log: catch every stream up.
             for session_id in self._notifier.subscribed_sessions():
                 self._schedule_fetch(session_id)
+            # Wake-ups missed while away (or dropped by our sender): every service here and
+            # elsewhere looks once now instead of at its next safety poll.
+            for topic in WAKE_TOPICS:
+                self._notifier.wake(topic)
             return
 
     # -- incoming ------------------------------------------------------------------------------
@@ -142,25 +154,46 @@ class PgListener(RemoteChannel):
     def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         payload = json.dumps({"o": self._origin, "s": session_id, "w": wire}, separators=(",", ":"))
         if len(payload.encode()) <= MAX_PAYLOAD:  # deltas are best-effort previews
-            self._outbox.put_nowait((DELTAS_CHANNEL, payload))
+            self._sender.send(DELTAS_CHANNEL, payload)
 
     def forward_deleted(self, session_id: str) -> None:
-        self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:deleted"))
+        self._sender.send(EVENTS_CHANNEL, f"{session_id}:deleted")
 
     def forward_created(self, session_id: str) -> None:
-        self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:created"))
+        self._sender.send(EVENTS_CHANNEL, f"{session_id}:created")
 
     def forward_wake(self, topic: str) -> None:
-        self._outbox.put_nowait((WAKE_CHANNEL, f"{topic}:{self._origin}"))
+        self._sender.send(WAKE_CHANNEL, f"{topic}:{self._origin}")
 
     def forward_interrupt(self, session_id: str) -> None:
-        self._outbox.put_nowait((EVENTS_CHANNEL, f"{session_id}:interrupt"))
+        self._sender.send(EVENTS_CHANNEL, f"{session_id}:interrupt")
 
-    async def _send_loop(self) -> None:
-        while True:
-            channel, payload = await self._outbox.get()
+    async def notify(self, channel: str, payload: str) -> None:
+        if self._conn is None:
+            raise asyncpg.InterfaceError("not connected")
+        await self._conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+class _NotifySender(LoopService):
+    """Sends this process's notifications in the order they were made: a loop service with no
+    interval, woken by each one queued. One that cannot be sent (the connection is being
+    re-established) is dropped with a warning: the log stays the truth, and after reconnecting the
+    listener wakes every service everywhere once."""
+
+    def __init__(self, listener: PgListener) -> None:
+        super().__init__("pg-notify-sender", None)
+        self._listener = listener
+        self._outbox: deque[tuple[str, str]] = deque()
+
+    def send(self, channel: str, payload: str) -> None:
+        self._outbox.append((channel, payload))
+        self.wake()
+
+    async def run_once(self) -> float | None:
+        while self._outbox:
+            channel, payload = self._outbox.popleft()
             try:
-                assert self._conn is not None
-                await self._conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+                await self._listener.notify(channel, payload)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("could not send %s notification", channel)
+        return None

@@ -4,7 +4,8 @@ takes seconds to import: ``connection`` (and the SDK) load only when a session u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from pydantic import JsonValue
 
 
 class McpFailure(Exception):
@@ -20,4 +21,4 @@ class McpFailure(Exception):
 class ListedTool:
     name: str
     description: str
-    input_schema: dict[str, Any]  # JSON boundary: the server's JSON schema
+    input_schema: dict[str, JsonValue]  # the server's JSON schema

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, cast, get_args
+from typing import Literal, TypeAlias, cast, get_args
+
+from pydantic import JsonValue
 
 FaultKind: TypeAlias = Literal[
     "overloaded", "rate_limited", "server_error", "cut", "stream_overloaded", "invalid"
@@ -23,7 +25,7 @@ REFUSAL_CATEGORIES: tuple[str, ...] = get_args(RefusalCategory)
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     name: str
-    input: dict[str, Any]  # JSON boundary: a tool input, as the model would choose it
+    input: dict[str, JsonValue]  # a tool input, as the model would choose it
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ def _inline(directives: Directives, rest: str) -> None:
     name, _, tool_list = spec.partition(":")
     if not name or not task.strip():
         raise ValueError("expected `/inline NAME[:TOOL,TOOL] TASK`")
-    inline: dict[str, str | list[str]] = {"name": name}
+    inline: dict[str, JsonValue] = {"name": name}
     if tool_list:
         inline["tools"] = [t for t in tool_list.split(",") if t]
     directives.tool_calls.append(

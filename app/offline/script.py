@@ -19,9 +19,8 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError, field_validator
 
 from app.offline.messages import MessageParam
 from app.offline.tokens import as_blocks
@@ -34,9 +33,9 @@ class ScriptError(ValueError):
 class ScriptResponse(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    content: list[dict[str, Any]] = Field(min_length=1)  # JSON boundary: blocks as the script wrote them
+    content: list[dict[str, JsonValue]] = Field(min_length=1)  # blocks as the script wrote them
     stop_reason: str | None = None
-    stop_details: dict[str, Any] | None = None  # JSON boundary: sent as the script wrote it
+    stop_details: dict[str, JsonValue] | None = None  # sent as the script wrote it
     sleep_ms: int = Field(0, ge=0)
 
 

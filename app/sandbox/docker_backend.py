@@ -36,6 +36,7 @@ from app.sandbox.interface import (
 from app.sandbox.network import Networks
 from app.sandbox.pool import WarmPool, is_pool_key
 from app.shared.content import ContentBlock
+from app.shared.loops import LoopService
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class DockerBackend(ChannelBackend):
                     self._channels[session_id] = await self._start_and_connect(session_id)
                     start.value = kind
         if poolable:
-            self.pool.refill(image)
+            await self.pool.refill(image)
         await self.idle_stopper.start()
 
     async def _place(
@@ -184,7 +185,7 @@ class DockerBackend(ChannelBackend):
 
     async def prewarm(self, spec: SandboxSpec) -> None:
         if not egress.is_limited(spec.networking):
-            self.pool.refill(await self.images.ensure(spec.packages))
+            await self.pool.refill(await self.images.ensure(spec.packages))
 
     # --- the warm pool (see pool.py) ---------------------------------------------------------
     async def _start_pooled(self, key: str, image: str) -> None:
@@ -365,8 +366,11 @@ class DockerBackend(ChannelBackend):
             return str(exc)
         return None
 
+    def services(self) -> list[LoopService]:
+        return [*super().services(), self.pool]
+
     async def close(self) -> None:
         with contextlib.suppress(EngineError):
-            await self.pool.close()
+            await self.pool.stop()
         await super().close()
         self.engine.close()

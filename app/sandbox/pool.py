@@ -18,6 +18,8 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+from app.shared.loops import LoopService
+
 log = logging.getLogger(__name__)
 
 POOL_PREFIX = "pool-"
@@ -30,24 +32,34 @@ def is_pool_key(key: str) -> bool:
     return key.startswith(POOL_PREFIX)
 
 
-class WarmPool:
+class WarmPool(LoopService):
+    """A loop service with no interval: `refill` wakes it, and each round tops up every image
+    asked for since the last one, all at once. An image whose container would not start is left
+    as it is until the next `refill` (sessions fall back to a cold start meanwhile)."""
+
     def __init__(self, size: int, start: StartPooled, remove: RemovePooled) -> None:
+        super().__init__("sandbox-warm-pool", None, enabled=size > 0)
         self.size = size
         self._start = start  # (pool key, image): create, start and wait for the tool server
         self._remove = remove
         self._ready: dict[str, list[str]] = {}
-        self._filling: dict[str, asyncio.Task[None]] = {}
+        self._wanted: set[str] = set()
 
     def take(self, image: str) -> str | None:
         ready = self._ready.get(image)
         return ready.pop() if ready else None
 
-    def refill(self, image: str) -> None:
+    async def refill(self, image: str) -> None:
         if self.size <= 0:
             return
-        task = self._filling.get(image)
-        if task is None or task.done():
-            self._filling[image] = asyncio.create_task(self._fill(image), name=f"sandbox-pool-{image}")
+        self._wanted.add(image)
+        await self.start()
+        self.wake()
+
+    async def run_once(self) -> float | None:
+        images, self._wanted = self._wanted, set()
+        await asyncio.gather(*(self._fill(image) for image in images))
+        return None
 
     async def _fill(self, image: str) -> None:
         ready = self._ready.setdefault(image, [])
@@ -77,11 +89,8 @@ class WarmPool:
     def ready(self, image: str) -> int:
         return len(self._ready.get(image, ()))
 
-    async def close(self) -> None:
-        """Stop filling and remove the containers no session adopted."""
-        for task in self._filling.values():
-            task.cancel()
-        await asyncio.gather(*self._filling.values(), return_exceptions=True)
+    async def on_stop(self) -> None:
+        """After the last round: remove the containers no session adopted."""
         for keys in self._ready.values():
             for key in keys:
                 with contextlib.suppress(Exception):
