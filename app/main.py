@@ -47,6 +47,7 @@ from app.observability.readiness import Readiness, sync_probe
 from app.offline.endpoints import OfflineState
 from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
+from app.sessions import service as sessions_service
 from app.sessions.endpoints import FAST_READS as session_reads
 from app.sessions.endpoints import events_router, threads_router
 from app.sessions.endpoints import router as sessions_router
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()
+    app.state.session_loader = sessions_service.load  # the scope checks' (`app.api.scopes`)
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
     app.state.cassettes = cassette_library(settings)

@@ -14,14 +14,20 @@ exist. Default deny: a route not listed here is refused to scoped credentials.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.models import Session
 from app.errors import NotFound, PermissionDenied
-from app.sessions import service as sessions
+
+# How a scope check finds a session's row (404 when it is not a session): the sessions package's
+# `load`, handed in where the app is built (`app.state.session_loader`), so this toolkit imports
+# no resource package.
+SessionLoader = Callable[[AsyncSession, str], Awaitable[Session]]
 
 PrincipalKind = Literal["api_key", "environment_key", "work_token"]
 
@@ -60,13 +66,18 @@ MEMORY_WRITES = {
     ("POST", MEMORIES + "/{memory_id}"),
     ("DELETE", MEMORIES + "/{memory_id}"),
 }
-WORK_TOKEN_ROUTES = SESSION_ROUTES | MEMORY_READS | MEMORY_WRITES | {
-    ("GET", WORK + "/{work_id}"),
-    ("POST", WORK + "/{work_id}/heartbeat"),
-    ("POST", WORK + "/{work_id}/stop"),
-    ("GET", "/skills/{skill_id}/versions/{version}"),
-    ("GET", "/skills/{skill_id}/versions/{version}/content"),
-}
+WORK_TOKEN_ROUTES = (
+    SESSION_ROUTES
+    | MEMORY_READS
+    | MEMORY_WRITES
+    | {
+        ("GET", WORK + "/{work_id}"),
+        ("POST", WORK + "/{work_id}/heartbeat"),
+        ("POST", WORK + "/{work_id}/stop"),
+        ("GET", "/skills/{skill_id}/versions/{version}"),
+        ("GET", "/skills/{skill_id}/versions/{version}/content"),
+    }
+)
 # Routes only a worker credential may call: the queue is not an API-key client's to drain.
 WORKER_ONLY = {("GET", WORK + "/poll"), ("POST", WORK + "/{work_id}/ack")}
 
@@ -87,12 +98,15 @@ async def check_scoped(request: Request, principal: Principal, db: AsyncSession)
     allowed = ENVIRONMENT_KEY_ROUTES if principal.kind == "environment_key" else WORK_TOKEN_ROUTES
     if route not in allowed:
         raise PermissionDenied(f"A {principal.kind.replace('_', ' ')} cannot call {route[0]} {route[1]}")
-    await _check_ids(request.path_params, principal, db)
+    load: SessionLoader = request.app.state.session_loader
+    await _check_ids(request.path_params, principal, db, load)
     if "memory_store_id" in request.path_params:
-        await _check_memory_store(db, request.path_params["memory_store_id"], principal, route)
+        await _check_memory_store(db, load, request.path_params["memory_store_id"], principal, route)
 
 
-async def _check_ids(params: dict[str, str], principal: Principal, db: AsyncSession) -> None:
+async def _check_ids(
+    params: dict[str, str], principal: Principal, db: AsyncSession, load: SessionLoader
+) -> None:
     environment_id = params.get("environment_id")
     if environment_id is not None and environment_id != principal.environment_id:
         raise NotFound(f"Environment {environment_id} not found")
@@ -101,35 +115,36 @@ async def _check_ids(params: dict[str, str], principal: Principal, db: AsyncSess
         raise NotFound(f"Work {work_id} not found")
     session_id = params.get("session_id")
     if session_id is not None:
-        await _check_session(db, session_id, principal)
+        await _check_session(db, load, session_id, principal)
     skill_id = params.get("skill_id")
     if skill_id is not None:
-        await _check_skill(db, skill_id, principal)
+        await _check_skill(db, load, skill_id, principal)
 
 
-async def _check_session(db: AsyncSession, session_id: str, principal: Principal) -> None:
+async def _check_session(
+    db: AsyncSession, load: SessionLoader, session_id: str, principal: Principal
+) -> None:
     if principal.session_id is not None and session_id != principal.session_id:
         raise NotFound(f"Session {session_id} not found")
-    row = await sessions.load(db, session_id)
+    row = await load(db, session_id)
     if row.environment_id != principal.environment_id:
         raise NotFound(f"Session {session_id} not found")
 
 
-async def _check_skill(db: AsyncSession, skill_id: str, principal: Principal) -> None:
+async def _check_skill(db: AsyncSession, load: SessionLoader, skill_id: str, principal: Principal) -> None:
     """A sessions token reads the skills its session's agent uses, nothing else."""
-    row = await sessions.load(db, principal.session_id or "")
+    row = await load(db, principal.session_id or "")
     used = {str(s.get("skill_id")) for s in row.agent.get("skills") or []}
     if skill_id not in used:
         raise NotFound(f"Skill {skill_id} not found")
 
 
-
 async def _check_memory_store(
-    db: AsyncSession, store_id: str, principal: Principal, route: tuple[str, str]
+    db: AsyncSession, load: SessionLoader, store_id: str, principal: Principal, route: tuple[str, str]
 ) -> None:
     """A sessions token reaches the memory stores attached to its session (writes only those
     attached `read_write`), nothing else."""
-    row = await sessions.load(db, principal.session_id or "")
+    row = await load(db, principal.session_id or "")
     access = {
         str(r.get("memory_store_id")): str(r.get("access") or "read_write")
         for r in row.resources
