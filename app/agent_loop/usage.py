@@ -36,7 +36,7 @@ def accumulate(total: UsageTotals, usage: ModelUsage, cost: Decimal, *, searches
     """A new cumulative usage (the session's `usage`). `list_cost.amount` is whole cents."""
     cache = total.get("cache_creation")
     server = total.get("server_tool_use")
-    spent = Decimal(str(total.get("_cost_usd", "0"))) + cost + searches * SEARCH_PRICE
+    spent = Decimal(str(total.get("cost_usd", "0"))) + cost + searches * SEARCH_PRICE
     out = total.copy()
     out["input_tokens"] = total.get("input_tokens", 0) + usage.input_tokens
     out["output_tokens"] = total.get("output_tokens", 0) + usage.output_tokens
@@ -51,7 +51,7 @@ def accumulate(total: UsageTotals, usage: ModelUsage, cost: Decimal, *, searches
         "web_search_requests": (server.get("web_search_requests", 0) if server else 0) + searches,
         "web_fetch_requests": server.get("web_fetch_requests", 0) if server else 0,
     }
-    out["_cost_usd"] = str(spent)
+    out["cost_usd"] = str(spent)
     out["list_cost"] = {"amount": str(int((spent * 100).to_integral_value())), "currency": "USD"}
     return out
 

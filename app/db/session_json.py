@@ -31,9 +31,9 @@ class ServerToolUsage(TypedDict):
 
 class UsageTotals(TypedDict):
     """``Session.usage`` (and a thread's): cumulative over every model request, in the SDK's
-    ``BetaManagedAgentsSessionUsage`` order. ``_cost_usd`` is the exact list cost in dollars (a
-    decimal string) that ``list_cost`` rounds to cents; it is stored beside the public fields under
-    that name (rows hold it so) and never shown (``sessions.schemas.public_usage``)."""
+    ``BetaManagedAgentsSessionUsage`` order. ``cost_usd`` is the exact list cost in dollars (a
+    decimal string) that ``list_cost`` rounds to cents: bookkeeping stored beside the public fields,
+    never shown (``sessions.schemas.public_usage``)."""
 
     input_tokens: int
     output_tokens: int
@@ -42,7 +42,7 @@ class UsageTotals(TypedDict):
     server_tool_use: NotRequired[ServerToolUsage]
     list_cost: NotRequired[MonetaryAmount]
     active_seconds: NotRequired[float]
-    _cost_usd: NotRequired[str]
+    cost_usd: NotRequired[str]
 
 
 class PublicUsage(TypedDict):

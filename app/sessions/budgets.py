@@ -47,7 +47,7 @@ def parse(raw: Any, where: str = "budget") -> Budget:
 
 def _cents(usage: UsageTotals) -> Decimal:
     """Exact list cost in cents (the shown `list_cost.amount` is rounded)."""
-    return Decimal(str(usage.get("_cost_usd", "0"))) * 100
+    return Decimal(str(usage.get("cost_usd", "0"))) * 100
 
 
 async def spent_cents(db: AsyncSession, session: Session) -> Decimal:

@@ -136,17 +136,17 @@ def rolled_up(own: UsageTotals, threads: Sequence[UsageTotals]) -> UsageTotals:
     if not threads:
         return own
     total = own.copy()
-    cost = Decimal(str(own.get("_cost_usd", "0")))
+    cost = Decimal(str(own.get("cost_usd", "0")))
     for usage in threads:
         total = _add(total, usage)
-        cost += Decimal(str(usage.get("_cost_usd", "0")))
-    total["_cost_usd"] = str(cost)
+        cost += Decimal(str(usage.get("cost_usd", "0")))
+    total["cost_usd"] = str(cost)
     total["list_cost"] = {"amount": str(int((cost * 100).to_integral_value())), "currency": "USD"}
     return total
 
 
 def public_usage(usage: UsageTotals, active_seconds: float) -> PublicUsage:
-    """The usage clients see: the exact cost (`_cost_usd`) left out."""
+    """The usage clients see: the exact cost (`cost_usd`) left out."""
     shown: PublicUsage = {
         "input_tokens": usage.get("input_tokens", 0),
         "output_tokens": usage.get("output_tokens", 0),

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from app.db.base import JsonType
 from app.db.engine import Database
 from app.db.migrate import alembic_config
 from app.events import service as events
@@ -182,3 +183,40 @@ async def test_downgrades_keep_sessions_and_their_events(scratch_database: str) 
             assert "user.message" in listed and "agent.thread_context_compacted" in listed
     finally:
         server.stop()
+
+
+_SESSIONS = sa.table("sessions", sa.column("id", sa.String()), sa.column("usage", JsonType))
+
+
+async def _usage(url: str, session_id: str, usage: dict[str, Any] | None = None) -> Any:
+    """The session's stored usage (after writing ``usage``, when given)."""
+    database = Database(url)
+    try:
+        async with database.unit_of_work() as db:
+            if usage is not None:
+                await db.execute(_SESSIONS.update().where(_SESSIONS.c.id == session_id).values(usage=usage))
+            return _json(await db.scalar(sa.select(_SESSIONS.c.usage).where(_SESSIONS.c.id == session_id)))
+    finally:
+        await database.dispose()
+
+
+async def test_the_exact_cost_moves_between_its_old_and_new_usage_key(scratch_database: str) -> None:
+    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
+    try:
+        with strict_client(server.url) as client:
+            session_id = make_session(client).id
+    finally:
+        server.stop()
+    spent = {**await _usage(scratch_database, session_id), "cost_usd": "0.012345"}
+    await _usage(scratch_database, session_id, spent)
+    config = alembic_config(scratch_database)
+
+    await asyncio.to_thread(command.downgrade, config, "75dc83843bbc")
+    usage = await _usage(scratch_database, session_id)
+    assert usage["_cost_usd"] == "0.012345" and "cost_usd" not in usage
+    await asyncio.to_thread(command.upgrade, config, "head")
+    usage = await _usage(scratch_database, session_id)
+    assert usage["cost_usd"] == "0.012345" and "_cost_usd" not in usage
+    assert {k: v for k, v in usage.items() if k != "cost_usd"} == {
+        k: v for k, v in spent.items() if k != "cost_usd"
+    }
