@@ -121,6 +121,12 @@ def _result(outcome: EventRecord | BaseException) -> EventRecord:
     return outcome
 
 
+def _abandoned(use: EventRecord) -> EventRecord:
+    """An MCP call left running on its server by an interrupt: its answer is not waited for."""
+    text = "[interrupted by user.interrupt: the call was abandoned; the MCP server may still complete it]"
+    return mcp_tool_result_event(use["id"], [{"type": "text", "text": text}], is_error=True)
+
+
 @dataclass(frozen=True)
 class ToolPlan:
     calls: list[EventRecord]
@@ -282,9 +288,11 @@ class ToolStep:
         held frames handed to the streams and the log read for an interrupt queued meanwhile,
         work that would otherwise run on this event loop before the requests and delay them."""
         launch = Launch([u["id"] for u in plan.calls if u["type"] == "agent.mcp_tool_use"])
+        tasks = [
+            asyncio.ensure_future(self._execute(use, plan, launch.signal(use["id"]))) for use in plan.calls
+        ]
         running: asyncio.Future[list[EventRecord | BaseException]] = asyncio.gather(
-            *(self._execute(use, plan, launch.signal(use["id"])) for use in plan.calls),
-            return_exceptions=True,
+            *tasks, return_exceptions=True
         )
         watching: asyncio.Future[None] | None = None
         try:
@@ -295,10 +303,23 @@ class ToolStep:
             either: list[asyncio.Future[Any]] = [running, watching]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             interrupted = watching.done() and watching.exception() is None
+            abandoned = set()
+            if interrupted:  # MCP calls run here, not in the sandbox: they are abandoned
+                abandoned = {
+                    use["id"]
+                    for use, task in zip(plan.calls, tasks, strict=True)
+                    if use["type"] == "agent.mcp_tool_use" and task.cancel()
+                }
             while interrupted and not running.done():  # again until it lands: a call may be starting
                 await self.deps.sandbox.cancel(self.claim.sandbox_id)
                 await asyncio.wait([running], timeout=CANCEL_RETRY_SECONDS)
-            return await running
+            outcomes = await running
+            return [
+                _abandoned(use)
+                if use["id"] in abandoned and isinstance(outcome, asyncio.CancelledError)
+                else outcome
+                for use, outcome in zip(plan.calls, outcomes, strict=True)
+            ]
         finally:
             if not running.done():  # this step itself was cancelled (the worker stops)
                 running.cancel()

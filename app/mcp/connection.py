@@ -130,9 +130,13 @@ class McpConnection:
         arguments: dict[str, JsonValue],  # a tool input, chosen by the model
     ) -> mt.CallToolResult:
         calling = asyncio.ensure_future(client.call_tool(tool, arguments))
-        done, _ = await asyncio.wait(
-            {calling, task}, timeout=self.call_timeout_s, return_when="FIRST_COMPLETED"
-        )
+        try:
+            done, _ = await asyncio.wait(
+                {calling, task}, timeout=self.call_timeout_s, return_when="FIRST_COMPLETED"
+            )
+        except asyncio.CancelledError:  # the caller gave up (an interrupt): so does the request
+            calling.cancel()
+            raise
         if calling in done:
             try:
                 return calling.result()

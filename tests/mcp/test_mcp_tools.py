@@ -207,3 +207,26 @@ async def test_the_stream_announces_a_call_while_the_server_runs_it(
     [result] = of_type(seen, "agent.mcp_tool_result")
     assert (use.name, result.mcp_tool_use_id, text_of(result)) == ("gated", use.id, "opened")
     assert types(seen).index("agent.mcp_tool_use") < types(seen).index("agent.mcp_tool_result")
+
+
+async def test_an_interrupt_abandons_a_running_mcp_call(loop: SDK, calc: McpTestServer) -> None:
+    """An MCP call runs from the server, not in the sandbox: an interrupt cannot kill it there, so
+    the turn stops waiting for it (the server's answer would come when the call's timeout, a
+    minute here, had passed)."""
+    session_id = await mcp_session(loop, {"calc": calc.url})
+    calc.stats.gate.clear()
+    try:
+        await send(loop, session_id, message(call("calc", "gated")))
+        async with asyncio.timeout(TIMEOUT):
+            while calc.stats.running == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await send(loop, session_id, {"type": "user.interrupt"})
+        events = await wait_idle(loop, session_id)
+    finally:
+        calc.stats.gate.set()
+
+    [use] = of_type(events, "agent.mcp_tool_use")
+    [result] = of_type(events, "agent.mcp_tool_result")
+    assert result.mcp_tool_use_id == use.id and result.is_error
+    assert "interrupted by user.interrupt" in text_of(result)
+    assert "user.interrupt" in types(events)
