@@ -40,17 +40,10 @@ async def read_all_turns(streams: list[Any]) -> list[list[str]]:
     return list(await asyncio.gather(*(read(s) for s in streams)))
 
 
-@pytest.fixture
-def postgres_only(backend: str) -> None:
-    if backend != "postgres":
-        pytest.skip("cross-process fan-out goes through PostgreSQL LISTEN/NOTIFY")
-
-
 @pytest.fixture(scope="session")
 def second_server(backend: str, manual_database_url: str) -> Iterator[ServerProcess]:
     """Another API replica: `python -m app serve` on the same database, no worker."""
-    if backend != "postgres":
-        pytest.skip("several API processes need PostgreSQL")
+    assert backend == "postgres", "several API processes need PostgreSQL: mark the test postgres_only"
     env = {
         "MAS_DATABASE_URL": manual_database_url,
         "MAS_API_KEYS": API_KEY,
@@ -85,8 +78,9 @@ async def test_a_hundred_subscribers_each_get_every_event_once_in_order(
         assert got == expected
 
 
+@pytest.mark.postgres_only
 async def test_events_written_by_another_process_reach_the_stream(
-    postgres_only: None, manual_database_url: str, manual_async_client: SDK, producer: InProcessWorker
+    manual_database_url: str, manual_async_client: SDK, producer: InProcessWorker
 ) -> None:
     sdk = manual_async_client
     session = await make_session_async(sdk)
@@ -107,6 +101,7 @@ async def test_events_written_by_another_process_reach_the_stream(
         assert got == expected
 
 
+@pytest.mark.postgres_only
 async def test_api_replicas_share_live_streams(
     second_server: ServerProcess, manual_async_client: SDK, producer: InProcessWorker
 ) -> None:
@@ -176,6 +171,7 @@ async def test_a_missed_notification_is_recovered_from_the_log(
         await lone.dispose()
 
 
+@pytest.mark.postgres_only
 async def test_an_interrupt_sent_to_another_replica_is_announced_here(
     second_server: ServerProcess, manual_database_url: str, manual_async_client: SDK
 ) -> None:
