@@ -116,16 +116,10 @@ async def shown_page(
 ) -> list[Row]:
     """A keyset page of the sessions list without filters (not archived, no threads), as
     ``page(list_query(...))`` reads it, in one plain statement."""
-    conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
-    args: list[Any] = []
-    if after is not None:
-        args = [raw.time_param(after[0]), after[1]]
-        conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
-    direction = "DESC" if descending else "ASC"
-    order = f"ORDER BY created_at {direction}, id {direction}"
+    where, order, args = _shown_keyset(raw, after, descending)
     # The page's ids first: the sort then carries two columns, not every session's JSON.
     sql = (
-        f"SELECT {SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {' AND '.join(conds)} "
+        f"SELECT {SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {where} "
         f"{order} LIMIT ${len(args) + 1}) {order}"
     )
     return await raw.fetch(sql, *args, limit)
@@ -136,17 +130,23 @@ async def shown_versions(
 ) -> list[Row]:
     """The page ``shown_page`` reads, as (id, xmin, created_at) only (PostgreSQL: see
     ``RawReads.row_versions``)."""
+    where, order, args = _shown_keyset(raw, after, descending)
+    sql = f"SELECT id, xmin, created_at FROM sessions WHERE {where} {order} LIMIT ${len(args) + 1}"
+    return await raw.fetch(sql, *args, limit)
+
+
+def _shown_keyset(
+    raw: RawReads, after: tuple[datetime, str] | None, descending: bool
+) -> tuple[str, str, list[Any]]:
+    """The sessions list's page without filters as SQL parts: (WHERE conditions, ORDER BY, the
+    keyset's parameters ($1, $2) when the page starts after a (created_at, id))."""
     conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
     args: list[Any] = []
     if after is not None:
         args = [raw.time_param(after[0]), after[1]]
         conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
     direction = "DESC" if descending else "ASC"
-    sql = (
-        f"SELECT id, xmin, created_at FROM sessions WHERE {' AND '.join(conds)} "
-        f"ORDER BY created_at {direction}, id {direction} LIMIT ${len(args) + 1}"
-    )
-    return await raw.fetch(sql, *args, limit)
+    return " AND ".join(conds), f"ORDER BY created_at {direction}, id {direction}", args
 
 
 async def shown_rows(raw: RawReads, ids: Sequence[str]) -> list[Row]:
