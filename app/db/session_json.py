@@ -29,22 +29,6 @@ class ServerToolUsage(TypedDict):
     web_fetch_requests: int
 
 
-class UsageTotals(TypedDict):
-    """``Session.usage`` (and a thread's): cumulative over every model request, in the SDK's
-    ``BetaManagedAgentsSessionUsage`` order. ``cost_usd`` is the exact list cost in dollars (a
-    decimal string) that ``list_cost`` rounds to cents: bookkeeping stored beside the public fields,
-    never shown (``sessions.schemas.public_usage``)."""
-
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation: NotRequired[CacheCreationUsage]
-    server_tool_use: NotRequired[ServerToolUsage]
-    list_cost: NotRequired[MonetaryAmount]
-    active_seconds: NotRequired[float]
-    cost_usd: NotRequired[str]
-
-
 class PublicUsage(TypedDict):
     """`Session.usage` as clients see it (SDK ``BetaManagedAgentsSessionUsage``)."""
 
@@ -55,6 +39,15 @@ class PublicUsage(TypedDict):
     server_tool_use: NotRequired[ServerToolUsage]
     list_cost: NotRequired[MonetaryAmount]
     active_seconds: NotRequired[float]
+
+
+class UsageTotals(PublicUsage):
+    """``Session.usage`` (and a thread's): cumulative over every model request, in the SDK's
+    ``BetaManagedAgentsSessionUsage`` order. ``cost_usd`` is the exact list cost in dollars (a
+    decimal string) that ``list_cost`` rounds to cents: bookkeeping stored beside the public fields,
+    never shown (``sessions.schemas.public_usage``)."""
+
+    cost_usd: NotRequired[str]
 
 
 class Budget(TypedDict):
