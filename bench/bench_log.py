@@ -26,11 +26,10 @@ Ratios are to the same measure at the smallest size, in the same run. Targets (i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,14 +41,13 @@ from harness import (
     api,
     checked,
     cpu_seconds,
+    database_url,
     dump_json,
     header,
     load_average,
     median,
     memory_kib,
     num,
-    postgres_admin_url,
-    postgres_database,
     reset_peak_rss,
     spread,
 )
@@ -233,15 +231,6 @@ def report(results: list[SizeResult], database: str) -> str:
         f"(target <= 50 ms: {'met' if last.replay_first_ms.median <= 50 else 'MISSED'})",
     ]
     return "\n".join([*lines, "", *verdicts])
-
-
-@contextlib.contextmanager
-def database_url(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    else:
-        with postgres_database(postgres_admin_url()) as url:
-            yield url
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -37,11 +36,10 @@ from harness import (
     MasServer,
     _asyncpg_dsn,
     cpu_seconds,
+    database_url,
     header,
     load_average,
     median,
-    postgres_admin_url,
-    postgres_database,
     spread,
 )
 from sessionlog import LoggedSession, frames
@@ -133,15 +131,6 @@ def settle(pid: int) -> None:
         time.sleep(0.1)
         if cpu_seconds(pid) - before <= 0.01:  # a clock tick: idle polls only
             return
-
-
-@contextlib.contextmanager
-def database_url(kind: str, tmp: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    else:
-        with postgres_database(postgres_admin_url()) as url:
-            yield url
 
 
 def main() -> None:

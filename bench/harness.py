@@ -231,6 +231,17 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         _admin_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def database_url(kind: str, tmp: Path) -> Iterator[str]:
+    """A database for one benchmark run: ``sqlite`` a file in ``tmp``, ``postgres`` a fresh
+    database on the benchmarks' PostgreSQL (`postgres_database`)."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    else:
+        with postgres_database(postgres_admin_url()) as url:
+            yield url
+
+
 # -- fixtures through the API --------------------------------------------------------------------
 
 SYSTEM_PROMPT = (
