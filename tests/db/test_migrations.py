@@ -4,6 +4,7 @@ schema can be taken down and built again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -71,13 +73,20 @@ async def _add_annotated_event(url: str, session_id: str) -> str:
         await database.dispose()
 
 
-async def test_the_loop_bookkeeping_moves_between_data_and_its_column(scratch_database: str) -> None:
-    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
+@contextlib.contextmanager
+def _served(database_url: str) -> Iterator[anthropic.Anthropic]:
+    """A client of a server on the database (no worker), stopped when the block ends."""
+    server = ServerThread(make_settings(database_url, embedded_worker=False)).start()
     try:
         with strict_client(server.url) as client:
-            session_id = make_session(client).id
+            yield client
     finally:
         server.stop()
+
+
+async def test_the_loop_bookkeeping_moves_between_data_and_its_column(scratch_database: str) -> None:
+    with _served(scratch_database) as client:
+        session_id = make_session(client).id
     event_id = await _add_annotated_event(scratch_database, session_id)
     config = alembic_config(scratch_database)
 
@@ -151,16 +160,12 @@ async def test_downgrades_keep_sessions_and_their_events(scratch_database: str) 
     """Downgrading through migrations that rebuild ``sessions`` on SQLite (batch mode copies the
     table and drops the old one) must not cascade to the events; files on disk do not stop a
     downgrade past the files migration either."""
-    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
-    try:
-        with strict_client(server.url) as client:
-            session_id = make_session(client).id
-            client.beta.sessions.events.send(
-                session_id, events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
-            )
-            client.beta.files.upload(file=("kept.bin", b"on disk" * 100))
-    finally:
-        server.stop()
+    with _served(scratch_database) as client:
+        session_id = make_session(client).id
+        client.beta.sessions.events.send(
+            session_id, events=[{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]
+        )
+        client.beta.files.upload(file=("kept.bin", b"on disk" * 100))
     await _add_annotated_event(scratch_database, session_id)
     events_sql = "SELECT count(*) FROM session_events WHERE session_id = :id"
     before = await _count(scratch_database, events_sql, id=session_id)
@@ -176,13 +181,9 @@ async def test_downgrades_keep_sessions_and_their_events(scratch_database: str) 
     assert await _count(scratch_database, events_sql, id=session_id) == before
 
     await asyncio.to_thread(command.upgrade, config, "head")
-    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
-    try:
-        with strict_client(server.url) as client:
-            listed = [e.type for e in client.beta.sessions.events.list(session_id)]
-            assert "user.message" in listed and "agent.thread_context_compacted" in listed
-    finally:
-        server.stop()
+    with _served(scratch_database) as client:
+        listed = [e.type for e in client.beta.sessions.events.list(session_id)]
+        assert "user.message" in listed and "agent.thread_context_compacted" in listed
 
 
 _SESSIONS = sa.table("sessions", sa.column("id", sa.String()), sa.column("usage", JsonType))
@@ -201,12 +202,8 @@ async def _usage(url: str, session_id: str, usage: dict[str, Any] | None = None)
 
 
 async def test_the_exact_cost_moves_between_its_old_and_new_usage_key(scratch_database: str) -> None:
-    server = ServerThread(make_settings(scratch_database, embedded_worker=False)).start()
-    try:
-        with strict_client(server.url) as client:
-            session_id = make_session(client).id
-    finally:
-        server.stop()
+    with _served(scratch_database) as client:
+        session_id = make_session(client).id
     spent = {**await _usage(scratch_database, session_id), "cost_usd": "0.012345"}
     await _usage(scratch_database, session_id, spent)
     config = alembic_config(scratch_database)
