@@ -23,6 +23,7 @@ from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
 from app.api.openapi import install_openapi
 from app.api.ratelimit import RateLimiter
+from app.api.sse import OpenStreams
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings, get_settings
 from app.console.endpoints import router as console_router
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()
+    app.state.streams = OpenStreams()  # ended at once when `mas serve` is told to stop
     app.state.session_loader = sessions_service.load  # the scope checks' (`app.api.scopes`)
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)

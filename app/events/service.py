@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.base import utcnow
 from app.db.engine import after_commit, on_postgres
 from app.db.models import SessionEvent
-from app.db.raw import RawConnection, Row, wire_time
+from app.db.raw import RawConnection, Row, json_value, wire_time
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
@@ -197,6 +197,20 @@ async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 
         LogEvent(int(s or 0), cast(EventRecord, {"id": i, "type": t, **data, "processed_at": iso(at)}))
         for s, i, t, data, at in rows
     ]
+
+
+async def fetch_after_raw(conn: RawConnection, session_id: str, seq: int, limit: int) -> list[LogEvent]:
+    """``fetch_after`` as one plain statement on the driver (no ORM session, statement or
+    instances): what a stream reads after each wake-up."""
+    rows = await repository.raw_page(conn, session_id, queued=False, descending=False, after=seq, limit=limit)
+    return [_log_event(row) for row in rows]
+
+
+def _log_event(row: Row) -> LogEvent:
+    """A raw row of (seq, id, type, data, processed_at) in its wire form (``to_wire``'s)."""
+    seq, event_id, event_type, data, at = row
+    wire = {"id": event_id, "type": event_type, **json_value(data), "processed_at": wire_time(at)}
+    return LogEvent(int(seq), cast(EventRecord, wire))
 
 
 async def id_at(db: AsyncSession, session_id: str, seq: int) -> str | None:

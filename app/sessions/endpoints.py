@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import JsonValue
-from sse_starlette import EventSourceResponse
 
 from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
 from app.api.fastpath import FastRead, json_response, page_query
 from app.api.query import array_param, range_param
+from app.api.sse import EventStream
 from app.db.engine import Database
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.sessions import event_listing as listing
@@ -201,7 +201,7 @@ async def list_events(
     )
 
 
-@events_router.get("/stream", response_class=EventSourceResponse)
+@events_router.get("/stream", response_class=EventStream)
 async def stream_events(
     session_id: str,
     database: DatabaseDep,
@@ -210,12 +210,12 @@ async def stream_events(
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
     observer: Observer = False,
-) -> EventSourceResponse:
+) -> EventStream:
     """Follow a session live over SSE (see the replay rule in the README)."""
     frames = await open_stream(
         database, notifier, settings, session_id, event_deltas, last_event_id, observer
     )
-    return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
+    return EventStream(frames, settings.stream_heartbeat_seconds)
 
 
 # --- threads of a multi-agent session ------------------------------------------------------------
@@ -265,7 +265,7 @@ async def list_thread_events(
     )
 
 
-@threads_router.get("/{thread_id}/stream", response_class=EventSourceResponse)
+@threads_router.get("/{thread_id}/stream", response_class=EventStream)
 async def stream_thread_events(
     session_id: str,
     thread_id: str,
@@ -275,12 +275,12 @@ async def stream_thread_events(
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
     observer: Observer = False,
-) -> EventSourceResponse:
+) -> EventStream:
     """Follow one thread live over SSE (the replay rule of session streams applies)."""
     frames = await open_thread_stream(
         database, notifier, settings, session_id, thread_id, event_deltas, last_event_id, observer
     )
-    return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
+    return EventStream(frames, settings.stream_heartbeat_seconds)
 
 
 async def _render_sessions(

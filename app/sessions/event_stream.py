@@ -67,8 +67,8 @@ def _frames(
     observer: bool,
 ) -> AsyncIterator[bytes]:
     async def fetch_after(seq: int, limit: int) -> list[LogEvent]:
-        async with database.read() as db:
-            return await service.fetch_after(db, session_id, seq, limit)
+        async with database.raw.connection() as conn:
+            return await service.fetch_after_raw(conn, session_id, seq, limit)
 
     async def save_watermark(seq: int) -> None:
         async with database.unit_of_work() as db:
