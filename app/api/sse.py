@@ -66,10 +66,11 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], ping_seconds: float) -> None:
+    # ``status_code`` is read by FastAPI's OpenAPI generator (the documented response's code).
+    def __init__(self, frames: AsyncIterator[bytes], ping_seconds: float, status_code: int = 200) -> None:
         self.frames = frames
         self.ping_seconds = ping_seconds
-        self.status_code = 200
+        self.status_code = status_code
         self.background = None
         self.init_headers(_HEADERS)
 
