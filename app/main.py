@@ -50,7 +50,7 @@ from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
 from app.sessions import service as sessions_service
 from app.sessions.endpoints import FAST_READS as session_reads
-from app.sessions.endpoints import events_router, threads_router
+from app.sessions.endpoints import FAST_STREAMS, events_router, threads_router
 from app.sessions.endpoints import router as sessions_router
 from app.shared.loops import LoopService
 from app.skills.endpoints import router as skills_router
@@ -187,8 +187,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
-    # The hot reads, before the body guard (they take no body) and FastAPI's router.
-    app.add_middleware(FastReads, routes=FAST_READS, state=app.state)
+    # The hot reads and the session stream, before the body guard (they take no body) and
+    # FastAPI's router.
+    app.add_middleware(FastReads, routes=FAST_READS, state=app.state, streams=FAST_STREAMS)
     app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled, access_log=settings.access_log)
     install_error_handlers(app)
     app.include_router(health_router)

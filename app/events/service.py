@@ -222,6 +222,11 @@ async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None
     return await repository.seq_of(db, session_id, event_id)
 
 
+async def raw_seq_of(conn: RawConnection, session_id: str, event_id: str) -> int | None:
+    """``seq_of`` as one plain statement on the driver."""
+    return await repository.raw_seq_of(conn, session_id, event_id)
+
+
 PageKey = tuple[str, int]  # ("log", seq) or ("queue", pk)
 
 

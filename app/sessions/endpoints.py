@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -9,10 +10,12 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import JsonValue
 
 from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
-from app.api.fastpath import FastRead, json_response, page_query
+from app.api.fastpath import FastRead, FastStream, json_response, page_query
 from app.api.query import array_param, range_param
 from app.api.sse import EventStream
+from app.config import Settings
 from app.db.engine import Database
+from app.events.notifier import Notifier
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.sessions import event_listing as listing
 from app.sessions import service
@@ -295,7 +298,14 @@ async def _render_events(
     return await listing.render_events(db.raw, session_id, limit=limit, page=page, order=order)
 
 
+async def _open_stream(
+    database: Database, notifier: Notifier, settings: Settings, session_id: str, *, last_event_id: str | None
+) -> AsyncIterator[bytes]:
+    return await open_stream(database, notifier, settings, session_id, None, last_event_id)
+
+
 # Served by app.api.fastpath before FastAPI's router (the same bytes as the routes above).
+FAST_STREAMS = (FastStream("/sessions/{session_id}/events/stream", _open_stream),)
 FAST_READS = (
     FastRead("/sessions", _render_sessions, page_query(100, 20, "desc")),
     FastRead("/sessions/{session_id}/events", _render_events, page_query(1000, 1000, "asc")),

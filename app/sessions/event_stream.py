@@ -35,8 +35,8 @@ async def open_stream(
 ) -> AsyncIterator[bytes]:
     """`observer`: a watcher (the console, `mas sessions tail`) that never moves the watermark."""
     wanted = check_deltas(deltas)
-    async with database.read() as db:
-        start = await sessions.stream_start(db, notifier, session_id, last_event_id)
+    async with database.raw.snapshot() as conn:
+        start = await sessions.stream_start(conn, notifier, session_id, last_event_id)
     return _frames(database, notifier, settings, session_id, start, wanted, observer)
 
 
