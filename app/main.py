@@ -81,9 +81,14 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
 
 
 def readiness_of(
-    settings: Settings, db: Database, listener: PgListener | None, worker: Worker | None
+    settings: Settings,
+    db: Database,
+    listener: PgListener | None,
+    worker: Worker | None,
+    services: list[LoopService],
 ) -> Readiness:
-    """What `/ready` checks in this process: the database always; the others where they run."""
+    """What `/ready` checks in this process: the database always; the others where they run; and
+    each enabled loop service by its name (one whose loop stopped or ended does no work)."""
     readiness = Readiness()
     readiness.add("database", lambda: migrate.schema_problem(db))
     if listener is not None:
@@ -92,6 +97,9 @@ def readiness_of(
         readiness.add("worker", sync_probe(worker.problem))
         if settings.sandbox_backend == "docker":
             readiness.add("docker", worker.deps.sandbox.probe)
+    for service in services:
+        if service.enabled and service is not worker:  # the worker's loop is `worker`
+            readiness.add(service.name, sync_probe(service.problem))
     return readiness
 
 
@@ -168,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker = await start_worker(stack, settings, db, notifier, app.state.cassettes, services)
                 app.state.worker = worker
             app.state.services = {service.name: service for service in services}
-            app.state.readiness = readiness_of(settings, db, listener, worker)
+            app.state.readiness = readiness_of(settings, db, listener, worker, services)
             yield
 
     # FastAPI's own telemetry stays off: mas's middleware makes the request spans (one middleware).

@@ -234,6 +234,7 @@ class _IdleStopper(LoopService):
     (Docker restarting)."""
 
     wait_first = True
+    on_demand = True
 
     def __init__(self, backend: ChannelBackend) -> None:
         limit = backend.settings.sandbox_idle_stop_seconds

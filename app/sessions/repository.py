@@ -111,27 +111,14 @@ def _aware(value: Any) -> datetime:
     return found
 
 
-async def shown_page(
-    raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
-) -> list[Row]:
-    """A keyset page of the sessions list without filters (not archived, no threads), as
-    ``page(list_query(...))`` reads it, in one plain statement."""
-    where, order, args = _shown_keyset(raw, after, descending)
-    # The page's ids first: the sort then carries two columns, not every session's JSON.
-    sql = (
-        f"SELECT {SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {where} "
-        f"{order} LIMIT ${len(args) + 1}) {order}"
-    )
-    return await raw.fetch(sql, *args, limit)
-
-
 async def shown_versions(
     raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
 ) -> list[Row]:
-    """The page ``shown_page`` reads, as (id, xmin, created_at) only (PostgreSQL: see
-    ``RawReads.row_versions``)."""
+    """A keyset page of the sessions list without filters (not archived, no threads), as
+    ``page(list_query(...))`` reads it, as (id, row_version, created_at) only: a session's JSON
+    is kept by (id, row_version) (a trigger moves the version on every UPDATE of the row)."""
     where, order, args = _shown_keyset(raw, after, descending)
-    sql = f"SELECT id, xmin, created_at FROM sessions WHERE {where} {order} LIMIT ${len(args) + 1}"
+    sql = f"SELECT id, row_version, created_at FROM sessions WHERE {where} {order} LIMIT ${len(args) + 1}"
     return await raw.fetch(sql, *args, limit)
 
 
@@ -150,8 +137,9 @@ def _shown_keyset(
 
 
 async def shown_rows(raw: RawReads, ids: Sequence[str]) -> list[Row]:
-    """The rows of ``ids`` as ``SHOWN`` plus their xmin last (PostgreSQL), in no order."""
-    return await raw.fetch(f"SELECT {SHOWN}, xmin FROM sessions WHERE id = ANY($1::varchar[])", list(ids))
+    """The rows of ``ids`` as ``SHOWN`` plus their row_version last, in no order."""
+    marks = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
+    return await raw.fetch(f"SELECT {SHOWN}, row_version FROM sessions WHERE id IN ({marks})", *ids)
 
 
 async def child_usages(raw: RawReads, session_id: str) -> list[UsageTotals]:

@@ -49,6 +49,8 @@ class LoopService:
     """
 
     wait_first = False
+    # Started by its first use (the first sandbox), not with the process: not started yet is fine.
+    on_demand = False
 
     def __init__(self, name: str, interval_seconds: float | None, *, enabled: bool = True) -> None:
         self.name = name
@@ -58,6 +60,7 @@ class LoopService:
         self.failures = 0  # rounds that raised, in a row
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._source: WakeSource | None = None
         self._missed_poll_seconds: float | None = None
 
@@ -88,11 +91,13 @@ class LoopService:
     async def start(self) -> None:
         if not self.enabled or self.running:
             return
+        self._stopped = False
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         """Cancel the round in progress (if any) and end the loop."""
         task, self._task = self._task, None
+        self._stopped = True
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -108,8 +113,10 @@ class LoopService:
 
     def problem(self) -> str | None:
         """Why this service does no work (readiness), or None."""
+        if self._stopped:
+            return "stopped"
         if self._task is None:
-            return "not started"
+            return None if self.on_demand else "not started"
         if self._task.done():
             error = None if self._task.cancelled() else self._task.exception()
             return f"its loop ended ({error!r})" if error else "its loop ended"

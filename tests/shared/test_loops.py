@@ -19,7 +19,7 @@ class Recorder(LoopService):
 
     def __init__(self, interval_seconds: float | None = None, *, enabled: bool = True) -> None:
         super().__init__("recorder", interval_seconds, enabled=enabled)
-        self.script: list[float | Exception | None] = []
+        self.script: list[float | BaseException | None] = []
         self.ran = asyncio.Queue[int]()
         self.hold: asyncio.Event | None = None  # a round waits for it (to wake the service mid-round)
 
@@ -28,7 +28,7 @@ class Recorder(LoopService):
         if self.hold is not None:
             await self.hold.wait()
         outcome = self.script.pop(0) if self.script else None
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
@@ -54,7 +54,7 @@ async def test_a_round_runs_at_start_and_then_only_when_woken() -> None:
         assert await rounds_so_far(service) == [] and service.problem() is None
     finally:
         await service.stop()
-    assert service.problem() == "not started" and not service.running
+    assert service.problem() == "stopped" and not service.running
 
 
 async def test_a_wake_up_during_a_round_is_not_lost() -> None:
@@ -120,6 +120,39 @@ async def test_a_disabled_service_never_runs() -> None:
     assert await rounds_so_far(service) == [] and not service.running
     assert service.problem() == "not started"
     await service.stop()
+
+
+class Crash(BaseException):
+    """What no round catches (an `Exception` is logged and the loop goes on): the loop ends."""
+
+
+async def test_readiness_names_a_service_not_started_stopped_or_whose_loop_ended() -> None:
+    service = Recorder()
+    assert service.problem() == "not started"
+    service.script = [Crash("a bug")]
+    await service.start()
+    try:
+        assert await service.ran.get() == 1
+        await rounds_so_far(service)
+        assert not service.running
+        assert service.problem() == "its loop ended (Crash('a bug'))"
+    finally:
+        await service.stop()
+    assert service.problem() == "stopped"
+    await service.start()  # started again: working again
+    try:
+        await service.ran.get()
+        assert service.problem() is None
+    finally:
+        await service.stop()
+
+
+async def test_a_service_started_by_its_first_use_is_fine_until_then() -> None:
+    service = Recorder()
+    service.on_demand = True
+    assert service.problem() is None
+    await service.stop()
+    assert service.problem() == "stopped"
 
 
 async def test_a_service_that_waits_first_runs_no_round_at_start() -> None:

@@ -73,3 +73,6 @@ class Session(Base):
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.
     trace_parent: Mapped[str | None] = mapped_column(String(64))
+    # Moved on by a trigger at every UPDATE of the row (migration fb73c88554c1), never written by
+    # mas: the sessions list keeps a session's JSON by (id, row_version).
+    row_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
