@@ -36,7 +36,8 @@ INTERRUPT_POLL_SECONDS = 0.1
 
 # What a wake-up is about: the background services that listen for it (`on_wake`).
 SESSIONS = "sessions"  # a session became runnable, or a worker slot came free: claim
-WAKE_TOPICS = (SESSIONS, "webhooks", "deployments", "dreams")
+# "work": a self-hosted work item was queued (the work queue's long polls look, `Notifier.waiting`).
+WAKE_TOPICS = (SESSIONS, "webhooks", "deployments", "dreams", "work")
 
 
 class PreviewTarget(TypedDict):
@@ -129,6 +130,7 @@ class Notifier:
         # Highest seq this process has sent to any stream, per session (see the replay rule).
         self.delivered: dict[str, int] = {}
         self._wakers: dict[str, list[Callable[[], None]]] = defaultdict(list)
+        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._interrupts: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.remote: RemoteChannel | None = None
         # Sessions whose publications wait for `Held.release` (see `hold`), in order.
@@ -272,8 +274,26 @@ class Notifier:
         look now instead of at their next safety poll."""
         for wake in self._wakers.get(topic, ()):
             wake()
+        for announced in tuple(self._waiting.get(topic, ())):
+            announced.set()
         if forward and self.remote is not None:
             self.remote.forward_wake(topic)
+
+
+    @contextlib.contextmanager
+    def waiting(self, topic: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``topic`` is announced (here or elsewhere) while the block runs:
+        what a request that waits for work (a long poll) sleeps on instead of polling."""
+        announced = asyncio.Event()
+        self._waiting[topic].add(announced)
+        try:
+            yield announced
+        finally:
+            waiting = self._waiting.get(topic)
+            if waiting is not None:
+                waiting.discard(announced)
+                if not waiting:
+                    del self._waiting[topic]
 
 
 class Held:
