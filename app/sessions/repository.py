@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.models import Session
+from app.db.models.session import LISTED
 from app.db.raw import RawConnection, RawReads, Row, json_value, timestamp
 from app.db.session_json import Budget, ResourceJson, StoredOutcomeEvaluation, UsageTotals
 from app.sessions.schemas import zero_usage
@@ -117,23 +118,23 @@ async def shown_versions(
     """A keyset page of the sessions list without filters (not archived, no threads), as
     ``page(list_query(...))`` reads it, as (id, row_version, created_at) only: a session's JSON
     is kept by (id, row_version) (a trigger moves the version on every UPDATE of the row)."""
-    where, order, args = _shown_keyset(raw, after, descending)
-    sql = f"SELECT id, row_version, created_at FROM sessions WHERE {where} {order} LIMIT ${len(args) + 1}"
-    return await raw.fetch(sql, *args, limit)
+    args = [] if after is None else [raw.time_param(after[0]), after[1]]
+    return await raw.fetch(shown_versions_sql(raw, after is not None, descending), *args, limit)
 
 
-def _shown_keyset(
-    raw: RawReads, after: tuple[datetime, str] | None, descending: bool
-) -> tuple[str, str, list[Any]]:
-    """The sessions list's page without filters as SQL parts: (WHERE conditions, ORDER BY, the
-    keyset's parameters ($1, $2) when the page starts after a (created_at, id))."""
-    conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
-    args: list[Any] = []
-    if after is not None:
-        args = [raw.time_param(after[0]), after[1]]
+def shown_versions_sql(raw: RawReads, after: bool, descending: bool) -> str:
+    """``shown_versions``'s statement: the next entries of ``ix_sessions_listed`` (named on SQLite,
+    whose planner would otherwise take the parent_session_id index and sort every session);
+    ``after``: the page starts after a (created_at, id), parameters $1 and $2."""
+    conds = [LISTED]
+    if after:
         conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
     direction = "DESC" if descending else "ASC"
-    return " AND ".join(conds), f"ORDER BY created_at {direction}, id {direction}", args
+    hint = " INDEXED BY ix_sessions_listed" if raw.on_sqlite else ""
+    return (
+        f"SELECT id, row_version, created_at FROM sessions{hint} WHERE {' AND '.join(conds)} "
+        f"ORDER BY created_at {direction}, id {direction} LIMIT ${3 if after else 1}"
+    )
 
 
 async def shown_rows(raw: RawReads, ids: Sequence[str]) -> list[Row]:

@@ -442,3 +442,26 @@ async def test_a_session_changed_by_plain_sql_is_listed_as_it_is_now(
         new, old = await both()
         assert new == old, f"a change of {column} by plain SQL was not listed"
         assert new != before
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("descending", [True, False])
+async def test_the_sessions_list_reads_its_page_from_its_index(
+    database: Database, db: AsyncSession, after: bool, descending: bool
+) -> None:
+    """A page is the next entries of ``ix_sessions_listed`` (no sort of every session: SQLite took
+    the parent_session_id index for ``parent_session_id IS NULL`` and sorted them all)."""
+    from app.sessions import repository
+
+    sql = repository.shown_versions_sql(database.raw, after, descending)
+    literal = sql.replace(f"LIMIT ${3 if after else 1}", "LIMIT 21")
+    literal = literal.replace("$1", "'2026-11-30 12:00:00.000000'").replace("$2", "'sesn_x'")
+    if database.raw.on_sqlite:
+        rows = (await db.execute(sqltext(f"EXPLAIN QUERY PLAN {literal}"))).all()
+        plan = " ".join(str(row[-1]) for row in rows)
+    else:  # a table this small would be scanned: ask whether the index serves the statement
+        await db.execute(sqltext("SET LOCAL enable_seqscan = off"))
+        rows = (await db.execute(sqltext(f"EXPLAIN {literal}"))).all()
+        plan = " ".join(str(row[0]) for row in rows)
+    assert "ix_sessions_listed" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
