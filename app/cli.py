@@ -126,8 +126,9 @@ async def _run_worker(settings: Settings) -> None:
         stack.push_async_callback(db.dispose)
         notifier = Notifier()
         db.on_wake = notifier.wake  # a commit that queued work wakes its services everywhere
-        # Without a listener (SQLite) the API's announcements do not reach this process.
-        notifier.peers_unheard = await start_fanout(stack, db, notifier) is None
+        # On SQLite the API's announcements do not reach this process: it polls at the short
+        # interval while an API process is live (`app.db.peers`).
+        await start_fanout(stack, db, notifier)
         await start_dispatcher(stack, settings, db, notifier)
         await start_scheduler(stack, settings, db, notifier)
         await start_worker(stack, settings, db, notifier)

@@ -29,6 +29,7 @@ from app.config import Settings, get_settings
 from app.console.endpoints import router as console_router
 from app.db import migrate
 from app.db.engine import Database
+from app.db.peers import SqlitePeers
 from app.deployments.endpoints import router as deployments_router
 from app.deployments.endpoints import runs_router as deployment_runs_router
 from app.deployments.scheduler import start_scheduler
@@ -67,8 +68,14 @@ log = logging.getLogger("mas")
 
 
 async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> PgListener | None:
-    """Across processes on PostgreSQL: LISTEN/NOTIFY; SQLite is one process (streams poll too)."""
+    """Across processes on PostgreSQL: LISTEN/NOTIFY. SQLite carries no notifications: each
+    process announces itself in a file, and polls at the short interval while another is live."""
     if db.is_sqlite:
+        if db.sqlite_file is not None:
+            peers = SqlitePeers(db.sqlite_file)
+            peers.join()
+            stack.callback(peers.leave)
+            notifier.peers = peers
         return None
 
     async def fetch(session_id: str, after: int) -> list[LogEvent]:
