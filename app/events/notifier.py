@@ -112,6 +112,12 @@ class Subscription:
             self.overflowed = True
 
 
+class Peers(Protocol):
+    """The other processes on this database that no notification connects this one to."""
+
+    def others_live(self) -> bool: ...
+
+
 class SessionListener(Protocol):
     """Told after commit when a session is created or deleted (the worker provisions sandboxes)."""
 
@@ -135,9 +141,10 @@ class Notifier:
         self.remote: RemoteChannel | None = None
         # Sessions whose publications wait for `Held.release` (see `hold`), in order.
         self._held: dict[str, Held] = {}
-        # Set by a process that shares its database with others it cannot hear (a separate
-        # `mas worker` on SQLite): nothing tells it of their interrupts, so it looks often.
-        self.peers_unheard = False
+        # Who else shares this SQLite database right now (`app.db.peers`): while another process
+        # is live (`mas serve` and a separate `mas worker`), nothing tells this one of the work
+        # and interrupts it makes, so it looks often.
+        self.peers: Peers | None = None
 
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, session_id: str) -> Subscription:
@@ -262,7 +269,7 @@ class Notifier:
         are not missed and background services may poll rarely."""
         if self.remote is not None:
             return self.remote.problem() is None
-        return not self.peers_unheard
+        return self.peers is None or not self.peers.others_live()
 
     # -- wake-ups of background services ------------------------------------------------------
     def on_wake(self, topic: str, wake: Callable[[], None]) -> None:

@@ -157,6 +157,12 @@ async def exists(conn: RawConnection, session_id: str) -> bool:
     return row is not None and row[0] is None
 
 
+async def stream_seq(conn: RawConnection, session_id: str) -> int | None:
+    """The stream watermark of ``session_id``; None unless it is a session (a thread's row is not)."""
+    row = await conn.fetchrow("SELECT stream_seq, parent_session_id FROM sessions WHERE id = $1", session_id)
+    return int(row[0] or 0) if row is not None and row[1] is None else None
+
+
 async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:
     stmt = select(Session).where(Session.id == session_id)
     if for_update:  # rendered on PostgreSQL; SQLite has one writer and SQLAlchemy omits it

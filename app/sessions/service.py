@@ -410,10 +410,22 @@ async def send_events(
 
 
 async def stream_start(
-    db: AsyncSession, notifier: Notifier, session_id: str, last_event_id: str | None
+    conn: RawConnection, notifier: Notifier, session_id: str, last_event_id: str | None
 ) -> int:
-    """Where a new stream starts reading the log (the replay rule in `app.events.stream`)."""
-    return await _stream_start(db, notifier, await load(db, session_id), last_event_id)
+    """Where a new stream starts reading the log (the replay rule in `app.events.stream`), read
+    in plain statements on the driver (no ORM session, no instance); ``_stream_start`` for threads."""
+    watermark = await repository.stream_seq(conn, session_id)
+    if watermark is None:
+        raise NotFound(f"Session {session_id} not found")
+    if last_event_id:
+        seq = (
+            int(last_event_id)
+            if last_event_id.isdigit()
+            else await events.raw_seq_of(conn, session_id, last_event_id)
+        )
+        if seq is not None:
+            return seq
+    return max(watermark, notifier.delivered.get(session_id, 0))
 
 
 async def _stream_start(db: AsyncSession, notifier: Notifier, row: Session, last_event_id: str | None) -> int:

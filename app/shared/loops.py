@@ -21,8 +21,8 @@ never starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -139,10 +139,31 @@ class LoopService:
             await self._sleep(again)
 
     async def _sleep(self, again: float | None) -> None:
-        interval = self.interval()
-        seconds = interval if again is None else again if interval is None else min(again, interval)
+        seconds = self._wait_seconds(again)
         if seconds is not None and seconds <= 0:
             await asyncio.sleep(0)  # let the rest of the process run between back-to-back rounds
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), seconds)
+        started = time.monotonic()
+        while True:
+            left = None if seconds is None else seconds - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._woken.wait(), self._slice(left))
+                return
+            except TimeoutError:
+                # A long sleep chosen while every wake-up was heard ends early once one can be
+                # missed (a separate worker started on SQLite, the LISTEN connection was lost).
+                seconds = self._wait_seconds(again)
+
+    def _wait_seconds(self, again: float | None) -> float | None:
+        interval = self.interval()
+        return interval if again is None else again if interval is None else min(again, interval)
+
+    def _slice(self, left: float | None) -> float | None:
+        """How long to sleep before asking the wake source again whether it hears everyone: no
+        database work, only the question, every `missed_poll_seconds`."""
+        missed = self._missed_poll_seconds if self._source is not None else None
+        if missed is None:
+            return left
+        return missed if left is None else min(left, missed)

@@ -192,3 +192,61 @@ def test_disks_in_a_dead_runs_pytest_directory_are_unmounted(
         if os.path.ismount(mount):
             subprocess.run(["umount", "--lazy", str(mount)], check=False)
         shutil.rmtree(dead, ignore_errors=True)
+
+
+def _user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    return next(p for p in base.parents if p.name.startswith("pytest-of-"))
+
+
+def _mount_tmpfs(mount: Path) -> None:
+    mount.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_garbage_directory_pytest_could_not_delete_is_unmounted_and_removed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """pytest renames an old run's directory `garbage-<uuid>` to delete it; a mounted disk in it
+    made the deletion fail. The next run's reaper unmounts the disk and removes the directory."""
+    garbage = _user_dir(tmp_path_factory) / f"garbage-mas-reaper-test-{os.getpid()}"
+    mount = garbage / "popen-gw0" / "server0" / "sandbox" / "disk"
+    _mount_tmpfs(mount)
+    try:
+        scratch.reap_dead_runs()
+        assert not os.path.ismount(mount)
+        assert not garbage.exists()
+        assert tmp_path_factory.getbasetemp().exists()  # this run's own directory is in use
+    finally:
+        if os.path.ismount(mount):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(garbage, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_run_that_ends_unmounts_the_disks_in_its_own_pytest_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """At its end a run unmounts what its `tmp_path` servers left mounted in its own directory
+    (named by the pid in `.lock`), so pytest can later delete it; another live run's stays."""
+    user_dir = _user_dir(tmp_path_factory)
+    ending = subprocess.Popen(["sleep", "600"])  # stands for the pytest process whose run ends
+    other = subprocess.Popen(["sleep", "600"])  # another run, still going
+    runs = {process.pid: user_dir / f"mas-reaper-test-{process.pid}" for process in (ending, other)}
+    mounts = {pid: run / "popen-gw1" / "server0" / "sandbox" / "disk" for pid, run in runs.items()}
+    try:
+        for pid, run in runs.items():
+            _mount_tmpfs(mounts[pid])
+            (run / ".lock").write_text(str(pid))
+        scratch.unmount_in_pytest_dirs_of(ending.pid)
+        assert not os.path.ismount(mounts[ending.pid])
+        assert os.path.ismount(mounts[other.pid])
+    finally:
+        for process in (ending, other):
+            process.kill()
+            process.wait()
+        for pid, mount in mounts.items():
+            if os.path.ismount(mount):
+                subprocess.run(["umount", "--lazy", str(mount)], check=False)
+            shutil.rmtree(runs[pid], ignore_errors=True)

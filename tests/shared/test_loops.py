@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
+from app.db.peers import SqlitePeers
 from app.events.notifier import Notifier, RemoteChannel
 from app.shared.loops import AT_ONCE, LoopService
 
@@ -209,13 +211,36 @@ async def test_the_notifier_wakes_services_by_topic_here_and_in_other_processes(
         await dreams.stop()
 
 
-def test_the_safety_poll_is_short_only_while_wake_ups_can_be_missed() -> None:
+async def test_a_long_sleep_ends_early_once_wake_ups_can_be_missed(tmp_path: Path) -> None:
+    """Alone on SQLite a service sleeps its hour-long safety poll; a second process joining
+    (nothing will tell this one of its work) shortens the sleep already under way."""
     notifier = Notifier()
+    notifier.peers = SqlitePeers(str(tmp_path / "mas.db"), recheck_seconds=0)
+    service = Recorder(interval_seconds=3600.0)
+    service.wake_on(notifier, "webhooks", 0.05)
+    await service.start()
+    worker = SqlitePeers(str(tmp_path / "mas.db"))
+    try:
+        assert await service.ran.get() == 1
+        assert await rounds_so_far(service) == []  # asleep, for an hour as things stand
+        worker.join()
+        assert await asyncio.wait_for(service.ran.get(), 60) == 2
+    finally:
+        worker.leave()
+        await service.stop()
+
+
+def test_the_safety_poll_is_short_only_while_wake_ups_can_be_missed(tmp_path: Path) -> None:
+    notifier = Notifier()
+    notifier.peers = SqlitePeers(str(tmp_path / "mas.db"))
     service = Recorder(interval_seconds=30.0)
     service.wake_on(notifier, "webhooks", 1.0)
     assert service.interval() == 30.0  # one process: every wake-up is heard
-    notifier.peers_unheard = True  # a separate worker on SQLite
+    worker = SqlitePeers(str(tmp_path / "mas.db"))
+    worker.join()  # a separate worker on SQLite
+    notifier.peers = SqlitePeers(str(tmp_path / "mas.db"))  # (a fresh answer, not the cached one)
     assert service.interval() == 1.0
+    worker.leave()
     notifier.remote = remote = Remote()  # PostgreSQL: LISTEN hears every process...
     assert service.interval() == 30.0
     remote.down = "disconnected"  # ...unless its connection is lost
