@@ -299,12 +299,12 @@ def _serve(args: argparse.Namespace, listening: Callable[[], None] | None = None
         server.watch_runaways()
     # On stop, take the shell's process group down with us rather than orphan it.
     def stop(*_: object) -> None:
-        server.shell.kill()
+        server.shell.close()
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     if args.detach and args.pid_file:
-        _exit_when_disowned(args.pid_file, server.shell.kill)
+        _exit_when_disowned(args.pid_file, server.shell.close)
     server.serve(args.socket, listening)
 
 

@@ -4,8 +4,11 @@ scratch directories of runs that died."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,8 +22,9 @@ from tests.support import scratch
 SERVER = Path(__file__).resolve().parents[2] / "sandbox" / "toolserver"
 
 
-def _start(base: Path, replacing: int | None = None) -> int:
+def _start(base: Path, replacing: int | None = None, tmpdir: Path | None = None) -> int:
     pid_file = base / "server.pid"
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
     subprocess.run(
         [
             sys.executable,
@@ -38,6 +42,7 @@ def _start(base: Path, replacing: int | None = None) -> int:
         check=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -90,6 +95,48 @@ def test_server_exits_when_another_takes_its_pid_file_over(tmp_path: Path) -> No
         assert _alive(second)
     finally:
         for pid in (first, second):
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
+def _echo(socket_path: Path) -> str:
+    """One bash call (which writes its command to the shell's scratch directory)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.settimeout(60)
+                conn.connect(str(socket_path))
+                request = {"id": 1, "op": "tool", "name": "bash", "input": {"command": "echo hi"}}
+                conn.sendall(json.dumps(request).encode() + b"\n")
+                with conn.makefile("rb") as lines:
+                    reply = json.loads(lines.readline())
+                return str(reply["content"][0]["text"])
+        except (ConnectionRefusedError, FileNotFoundError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_a_server_that_exits_leaves_no_scratch_directory(tmp_path: Path) -> None:
+    """Stopped (SIGTERM) or disowned (its state deleted), a server removes its shell's scratch
+    directory: a host that runs many sessions must not fill its temporary directory."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    stopped, disowned = tmp_path / "stopped", tmp_path / "disowned"
+    pids = []
+    for base in (stopped, disowned):
+        base.mkdir()
+        pids.append(_start(base, tmpdir=tmpdir))
+        assert _echo(base / "tool.sock") == "hi"
+    try:
+        assert len(list(tmpdir.glob("mas-shell-*"))) == 2
+        os.kill(pids[0], signal.SIGTERM)
+        shutil.rmtree(disowned)
+        assert all(_wait_gone(pid) for pid in pids)
+        assert list(tmpdir.iterdir()) == []
+    finally:
+        for pid in pids:
             if _alive(pid):
                 os.kill(pid, 9)
 
