@@ -253,8 +253,8 @@ class LocalBackend(ChannelBackend):
             async with self._lock(session_id):
                 channel = self._channels.get(session_id)
                 if channel is None or channel.closed:
-                    # The server makes its workspace and outputs; its pid file and socket go here.
-                    self._dir(session_id).mkdir(parents=True, exist_ok=True)
+                    # The server makes the session's directory (its workspace and outputs, with
+                    # parents) before it writes its pid file or binds its socket there.
                     self._channels[session_id] = await self._start_and_connect(session_id)
         await self.idle_stopper.start()
 
