@@ -52,6 +52,16 @@ def to_record(row: SessionEvent) -> EventRecord:
     return record
 
 
+def _record_of(row: repository.RecordRow) -> EventRecord:
+    """`to_record` of a row read as plain columns (`repository.RecordRow`)."""
+    _, id_, type_, data, harness, processed_at = row
+    record = cast(EventRecord, {"id": id_, "type": type_, **data})
+    if harness:
+        record["harness"] = cast(Harness, harness)
+    record["processed_at"] = iso(processed_at)
+    return record
+
+
 def _now() -> datetime:
     """The wire shows `processed_at` in milliseconds; store that, so filtering on a value read
     back (`created_at[gt]=<processed_at>`) excludes the event it came from."""
@@ -169,7 +179,10 @@ async def mark_processed(
 
 async def queued(db: AsyncSession, session_id: str) -> list[EventRecord]:
     """Client events not yet processed, in arrival order."""
-    return [to_wire(r) for r in await repository.queued(db, session_id)]
+    return [
+        cast(EventRecord, {"id": id_, "type": type_, **data, "processed_at": iso(at)})
+        for _, id_, type_, data, _, at in await repository.queued(db, session_id)
+    ]
 
 
 async def history(db: AsyncSession, session_id: str) -> list[EventRecord]:
@@ -179,8 +192,7 @@ async def history(db: AsyncSession, session_id: str) -> list[EventRecord]:
 
 async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tuple[int, EventRecord]]:
     """Processed events after `seq` with their private fields (the loop's incremental read)."""
-    rows = await repository.after_seq(db, session_id, seq, limit=1_000_000)
-    return [(int(r.seq or 0), to_record(r)) for r in rows]
+    return [(int(r[0] or 0), _record_of(r)) for r in await repository.records_after(db, session_id, seq)]
 
 
 async def records_by_id(db: AsyncSession, session_id: str, ids: Sequence[str]) -> list[EventRecord]:
