@@ -93,6 +93,31 @@ _QUEUED = (
 )
 
 
+_QUEUED_BY_IDS = select(_EVENTS.c.pk, _EVENTS.c.id, _EVENTS.c.type, _EVENTS.c.data).where(
+    _EVENTS.c.session_id == bindparam("sid"),
+    _EVENTS.c.seq.is_(None),
+    _EVENTS.c.id.in_(bindparam("ids", expanding=True)),
+)
+_PLACE = (
+    update(_EVENTS)
+    .where(_EVENTS.c.pk == bindparam("row_pk"))
+    .values(seq=bindparam("row_seq"), processed_at=bindparam("row_at"))
+)
+
+
+async def queued_by_ids(
+    db: AsyncSession, session_id: str, ids: Sequence[str]
+) -> Sequence[Row[int, str, str, dict[str, Any]]]:  # JSON boundary: `data` (as in `wire_after_seq`)
+    """(pk, id, type, data) of the events among ``ids`` still queued (`pk`: for `place`)."""
+    result = await db.execute(_QUEUED_BY_IDS, {"sid": session_id, "ids": list(ids)})
+    return cast(Sequence[Row[int, str, str, dict[str, Any]]], result.all())
+
+
+async def place(db: AsyncSession, positions: Sequence[tuple[int, int, datetime]]) -> None:
+    """Give queued events (pk, seq, processed_at) their place in the log, in one statement."""
+    await db.execute(_PLACE, [{"row_pk": pk, "row_seq": seq, "row_at": at} for pk, seq, at in positions])
+
+
 async def records_after(db: AsyncSession, session_id: str, seq: int) -> Sequence[RecordRow]:
     """The processed events after `seq`, in log order."""
     result = await db.execute(_RECORDS_AFTER, {"sid": session_id, "seq": seq})

@@ -162,19 +162,25 @@ async def enqueue(db: AsyncSession, session_id: str, events: Sequence[EventRecor
 async def mark_processed(
     db: AsyncSession, notifier: Notifier, session_id: str, event_ids: Sequence[str]
 ) -> list[EventRecord]:
-    """Give queued client events their place in the log, in the order of `event_ids`."""
-    found = {r.id: r for r in await repository.by_ids(db, session_id, event_ids)}
-    rows = [found[i] for i in event_ids if i in found and found[i].seq is None]
+    """Give queued client events their place in the log, in the order of `event_ids` (Core
+    statements: no ORM instances, which nothing in this transaction holds)."""
+    if not event_ids:
+        return []
+    found = {r[1]: r for r in await repository.queued_by_ids(db, session_id, event_ids)}
+    rows = [found[i] for i in dict.fromkeys(event_ids) if i in found]
     if not rows:
         return []
     last = await repository.allocate_seqs(db, session_id, len(rows))
     now = _now()
-    for i, row in enumerate(rows):
-        row.seq = last - len(rows) + 1 + i
-        row.processed_at = now
-    await db.flush()
-    await _publish_after_commit(db, notifier, session_id, rows)
-    return [to_wire(r) for r in rows]
+    first = last - len(rows) + 1
+    await repository.place(db, [(r[0], first + i, now) for i, r in enumerate(rows)])
+    at = iso(now)
+    published = [
+        LogEvent(first + i, cast(EventRecord, {"id": r[1], "type": r[2], **r[3], "processed_at": at}))
+        for i, r in enumerate(rows)
+    ]
+    await _publish_wire_after_commit(db, notifier, session_id, published)
+    return [p.wire.copy() for p in published]
 
 
 async def queued(db: AsyncSession, session_id: str) -> list[EventRecord]:
