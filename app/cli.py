@@ -16,6 +16,8 @@ from app.cli_webhooks import webhooks_cli
 from app.config import Settings, get_settings
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from app.envkeys.schemas import EnvironmentKey
 from app.dispatch.commands import dispatch
 from app.files.commands import files_cli
@@ -72,6 +74,7 @@ def serve(
     import uvicorn
 
     from app.api.http_protocol import http_protocol
+    from app.api.sse import OpenStreams
     from app.main import create_app
 
     settings = get_settings()
@@ -80,9 +83,10 @@ def serve(
     settings = settings.model_copy(update={"host": host, "port": port})
     _configure_logging(settings)
     _announce(settings, host, port)
+    app = create_app(settings)
     # A bounded graceful shutdown: open streams and model requests must not hold a stop forever.
-    uvicorn.run(
-        create_app(settings),
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         log_level=settings.log_level,
@@ -91,6 +95,17 @@ def serve(
         timeout_graceful_shutdown=5,
         http=http_protocol(),  # request bodies without uvicorn's two copies (app/api/http_protocol.py)
     )
+    streams: OpenStreams = app.state.streams
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            streams.close_all()  # clients on a stream never leave by themselves
+
+    server = Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as `uvicorn.run` exits when it could not start
 
 
 async def _run_worker(settings: Settings) -> None:
@@ -111,8 +126,9 @@ async def _run_worker(settings: Settings) -> None:
         stack.push_async_callback(db.dispose)
         notifier = Notifier()
         db.on_wake = notifier.wake  # a commit that queued work wakes its services everywhere
-        # Without a listener (SQLite) the API's announcements do not reach this process.
-        notifier.peers_unheard = await start_fanout(stack, db, notifier) is None
+        # On SQLite the API's announcements do not reach this process: it polls at the short
+        # interval while an API process is live (`app.db.peers`).
+        await start_fanout(stack, db, notifier)
         await start_dispatcher(stack, settings, db, notifier)
         await start_scheduler(stack, settings, db, notifier)
         await start_worker(stack, settings, db, notifier)

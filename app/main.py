@@ -23,11 +23,13 @@ from app.api.health import router as health_router
 from app.api.middleware import RequestIdMiddleware
 from app.api.openapi import install_openapi
 from app.api.ratelimit import RateLimiter
+from app.api.sse import OpenStreams
 from app.catalog.endpoints import router as catalog_router
 from app.config import Settings, get_settings
 from app.console.endpoints import router as console_router
 from app.db import migrate
 from app.db.engine import Database
+from app.db.peers import SqlitePeers
 from app.deployments.endpoints import router as deployments_router
 from app.deployments.endpoints import runs_router as deployment_runs_router
 from app.deployments.scheduler import start_scheduler
@@ -49,7 +51,7 @@ from app.offline.endpoints import router as offline_router
 from app.sessions import repositories
 from app.sessions import service as sessions_service
 from app.sessions.endpoints import FAST_READS as session_reads
-from app.sessions.endpoints import events_router, threads_router
+from app.sessions.endpoints import FAST_STREAMS, events_router, threads_router
 from app.sessions.endpoints import router as sessions_router
 from app.shared.loops import LoopService
 from app.skills.endpoints import router as skills_router
@@ -66,8 +68,14 @@ log = logging.getLogger("mas")
 
 
 async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> PgListener | None:
-    """Across processes on PostgreSQL: LISTEN/NOTIFY; SQLite is one process (streams poll too)."""
+    """Across processes on PostgreSQL: LISTEN/NOTIFY. SQLite carries no notifications: each
+    process announces itself in a file, and polls at the short interval while another is live."""
     if db.is_sqlite:
+        if db.sqlite_file is not None:
+            peers = SqlitePeers(db.sqlite_file)
+            peers.join()
+            stack.callback(peers.leave)
+            notifier.peers = peers
         return None
 
     async def fetch(session_id: str, after: int) -> list[LogEvent]:
@@ -81,9 +89,14 @@ async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) 
 
 
 def readiness_of(
-    settings: Settings, db: Database, listener: PgListener | None, worker: Worker | None
+    settings: Settings,
+    db: Database,
+    listener: PgListener | None,
+    worker: Worker | None,
+    services: list[LoopService],
 ) -> Readiness:
-    """What `/ready` checks in this process: the database always; the others where they run."""
+    """What `/ready` checks in this process: the database always; the others where they run; and
+    each enabled loop service by its name (one whose loop stopped or ended does no work)."""
     readiness = Readiness()
     readiness.add("database", lambda: migrate.schema_problem(db))
     if listener is not None:
@@ -92,6 +105,9 @@ def readiness_of(
         readiness.add("worker", sync_probe(worker.problem))
         if settings.sandbox_backend == "docker":
             readiness.add("docker", worker.deps.sandbox.probe)
+    for service in services:
+        if service.enabled and service is not worker:  # the worker's loop is `worker`
+            readiness.add(service.name, sync_probe(service.problem))
     return readiness
 
 
@@ -168,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker = await start_worker(stack, settings, db, notifier, app.state.cassettes, services)
                 app.state.worker = worker
             app.state.services = {service.name: service for service in services}
-            app.state.readiness = readiness_of(settings, db, listener, worker)
+            app.state.readiness = readiness_of(settings, db, listener, worker, services)
             yield
 
     # FastAPI's own telemetry stays off: mas's middleware makes the request spans (one middleware).
@@ -179,14 +195,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter()
+    app.state.streams = OpenStreams()  # ended at once when `mas serve` is told to stop
     app.state.session_loader = sessions_service.load  # the scope checks' (`app.api.scopes`)
     app.state.secret_box = SecretBox.from_settings(settings)
     app.state.offline = OfflineState.from_settings(settings)
     app.state.cassettes = cassette_library(settings)
     # Outermost last: the request id first, then the body guard, both before any route or key check.
     app.add_middleware(BodyGuard, limits=body_limits(settings))
-    # The hot reads, before the body guard (they take no body) and FastAPI's router.
-    app.add_middleware(FastReads, routes=FAST_READS, state=app.state)
+    # The hot reads and the session stream, before the body guard (they take no body) and
+    # FastAPI's router.
+    app.add_middleware(FastReads, routes=FAST_READS, state=app.state, streams=FAST_STREAMS)
     app.add_middleware(RequestIdMiddleware, metrics=settings.metrics_enabled, access_log=settings.access_log)
     install_error_handlers(app)
     app.include_router(health_router)

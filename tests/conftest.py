@@ -53,6 +53,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     scratch.reap_own()
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller ends last: its workers are done
+        scratch.unmount_in_pytest_dirs_of(os.getpid())
 
 
 def _backends() -> list[str]:

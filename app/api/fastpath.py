@@ -18,12 +18,16 @@ Anything unusual is handed to FastAPI unchanged, which answers it as before: a r
 body, a query parameter the fast route does not parse (or a value it would not accept as is), a
 NUL in the URL, a credential that is not an API key known without a database read (a stored key
 is looked up, and cached, by the FastAPI path first), a path that does not match exactly.
+
+A session's SSE stream is opened here too (a `FastStream`: what every client of a turn opens):
+the same checks, then the route's own `open` and the same `EventStream`; a stream with a query
+(`event_deltas`) or an `x-mas-observer` header goes to FastAPI.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,6 +39,7 @@ from app.api.auth import KeyCache, known_principal, presented_key
 from app.api.errors import error_response
 from app.api.ratelimit import RateLimiter, spend
 from app.api.scopes import WORKER_ONLY
+from app.api.sse import EventStream
 from app.config import Settings
 from app.db.engine import Database
 from app.errors import ApiError
@@ -44,6 +49,8 @@ from app.observability.context import session_id_var
 QueryArgs = dict[str, int | str | None]
 QueryParser = Callable[[Mapping[str, str]], QueryArgs | None]
 Renderer = Callable[..., Awaitable[bytes]]
+# (database, notifier, settings, **path_params, last_event_id=...) -> the stream's frames
+StreamOpener = Callable[..., Awaitable[AsyncIterator[bytes]]]
 _PARAM = re.compile(r"\{(\w+)\}")
 _JSON_HEADERS = (b"content-type", b"application/json")
 
@@ -99,6 +106,22 @@ class FastRead:
 
 
 @dataclass(frozen=True)
+class FastStream:
+    """A GET route (its template under /v1) answered with the SSE stream ``open`` returns."""
+
+    path: str
+    open: StreamOpener
+    pattern: re.Pattern[str] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", FastRead(self.path, _no_render).pattern)
+
+
+async def _no_render(*_: object) -> bytes:
+    raise NotImplementedError
+
+
+@dataclass(frozen=True)
 class _Route:
     """What the metrics label and the access log read from ``scope["route"]``."""
 
@@ -131,18 +154,20 @@ def _query(raw: bytes) -> dict[str, str] | None:
 class FastReads:
     """Pure ASGI: serves the registered reads, hands everything else to ``app``."""
 
-    def __init__(self, app: ASGIApp, routes: tuple[FastRead, ...], state: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, routes: tuple[FastRead, ...], state: Any, streams: tuple[FastStream, ...] = ()
+    ) -> None:
         self.app = app
-        self.routes = routes
+        self.routes: tuple[FastRead | FastStream, ...] = (*routes, *streams)
         self.state = state  # the FastAPI app's state: settings, key cache, rate limiter, db
-        self._labels = {route.path: _Route(f"/v1{route.path}") for route in routes}
+        self._labels = {route.path: _Route(f"/v1{route.path}") for route in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and await self._served(scope, receive, send):
             return
         await self.app(scope, receive, send)
 
-    def _match(self, path: str) -> tuple[FastRead, dict[str, str]] | None:
+    def _match(self, path: str) -> tuple[FastRead | FastStream, dict[str, str]] | None:
         for route in self.routes:
             found = route.pattern.fullmatch(path)
             if found is not None:
@@ -158,9 +183,15 @@ class FastReads:
         query = _query(scope.get("query_string", b""))
         if query is None or any("\x00" in k or "\x00" in v for k, v in query.items()):
             return False
-        kwargs = route.parse(query)
-        if kwargs is None:
-            return False
+        if isinstance(route, FastStream):
+            if query or _header(scope, b"x-mas-observer") is not None:
+                return False
+            kwargs: QueryArgs = {}
+        else:
+            parsed = route.parse(query)
+            if parsed is None:
+                return False
+            kwargs = parsed
         key_id = self._api_key_id(scope)
         if key_id is None:
             return False
@@ -171,10 +202,16 @@ class FastReads:
         try:
             limiter: RateLimiter = self.state.rate_limiter
             spend(self.state.settings, limiter, key_id, "GET", route.path)
-            db: Database = self.state.db
-            body = await route.render(db, **params, **kwargs)
+            if isinstance(route, FastStream):
+                stream = await self._open(route, scope, params)
+            else:
+                db: Database = self.state.db
+                body = await route.render(db, **params, **kwargs)
         except ApiError as exc:
             await error_response(exc)(scope, receive, send)
+            return True
+        if isinstance(route, FastStream):
+            await stream(scope, receive, send)
             return True
         await send(
             {
@@ -185,6 +222,18 @@ class FastReads:
         )
         await send({"type": "http.response.body", "body": body})
         return True
+
+    async def _open(self, route: FastStream, scope: Scope, params: dict[str, str]) -> EventStream:
+        settings: Settings = self.state.settings
+        last_event_id = _header(scope, b"last-event-id")
+        frames = await route.open(
+            self.state.db,
+            self.state.notifier,
+            settings,
+            **params,
+            last_event_id=last_event_id.decode("latin-1") if last_event_id is not None else None,
+        )
+        return EventStream(frames, settings.stream_heartbeat_seconds)
 
     def _api_key_id(self, scope: Scope) -> str | None:
         """The id of the API key presented, when known without a database read; None otherwise

@@ -123,6 +123,7 @@ class Database:
         # file lock's sleep-and-retry busy handler, which adds tens of milliseconds under load.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         inline = _inline_database(url) if self.is_sqlite else None
+        self.sqlite_file = inline  # the SQLite database's file (None: PostgreSQL, or in memory)
         self._checkpointer = inline_sqlite.Checkpointer(inline) if inline is not None else None
         # The hot read endpoints' plain SQL (app/db/raw.py).
         self.raw = RawReads(url, pool_size, inline, self.read_sessionmaker)

@@ -249,6 +249,11 @@ class RawReads:
         two contents only after 2^32 transactions (xid wraparound) with the first still kept."""
         return isinstance(self._pool, _PostgresPool)
 
+    @property
+    def on_sqlite(self) -> bool:
+        """Whether the database is SQLite (its SQL may name an index: ``INDEXED BY``)."""
+        return not isinstance(self._pool, _PostgresPool)
+
     def connection(self) -> Any:
         """``async with reads.connection() as conn``: one connection, each statement on its own."""
         return self._pool.acquire(False)

@@ -36,7 +36,8 @@ INTERRUPT_POLL_SECONDS = 0.1
 
 # What a wake-up is about: the background services that listen for it (`on_wake`).
 SESSIONS = "sessions"  # a session became runnable, or a worker slot came free: claim
-WAKE_TOPICS = (SESSIONS, "webhooks", "deployments", "dreams")
+# "work": a self-hosted work item was queued (the work queue's long polls look, `Notifier.waiting`).
+WAKE_TOPICS = (SESSIONS, "webhooks", "deployments", "dreams", "work")
 
 
 class PreviewTarget(TypedDict):
@@ -111,6 +112,12 @@ class Subscription:
             self.overflowed = True
 
 
+class Peers(Protocol):
+    """The other processes on this database that no notification connects this one to."""
+
+    def others_live(self) -> bool: ...
+
+
 class SessionListener(Protocol):
     """Told after commit when a session is created or deleted (the worker provisions sandboxes)."""
 
@@ -129,13 +136,15 @@ class Notifier:
         # Highest seq this process has sent to any stream, per session (see the replay rule).
         self.delivered: dict[str, int] = {}
         self._wakers: dict[str, list[Callable[[], None]]] = defaultdict(list)
+        self._waiting: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._interrupts: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.remote: RemoteChannel | None = None
         # Sessions whose publications wait for `Held.release` (see `hold`), in order.
         self._held: dict[str, Held] = {}
-        # Set by a process that shares its database with others it cannot hear (a separate
-        # `mas worker` on SQLite): nothing tells it of their interrupts, so it looks often.
-        self.peers_unheard = False
+        # Who else shares this SQLite database right now (`app.db.peers`): while another process
+        # is live (`mas serve` and a separate `mas worker`), nothing tells this one of the work
+        # and interrupts it makes, so it looks often.
+        self.peers: Peers | None = None
 
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, session_id: str) -> Subscription:
@@ -260,7 +269,7 @@ class Notifier:
         are not missed and background services may poll rarely."""
         if self.remote is not None:
             return self.remote.problem() is None
-        return not self.peers_unheard
+        return self.peers is None or not self.peers.others_live()
 
     # -- wake-ups of background services ------------------------------------------------------
     def on_wake(self, topic: str, wake: Callable[[], None]) -> None:
@@ -272,8 +281,26 @@ class Notifier:
         look now instead of at their next safety poll."""
         for wake in self._wakers.get(topic, ()):
             wake()
+        for announced in tuple(self._waiting.get(topic, ())):
+            announced.set()
         if forward and self.remote is not None:
             self.remote.forward_wake(topic)
+
+
+    @contextlib.contextmanager
+    def waiting(self, topic: str) -> Iterator[asyncio.Event]:
+        """An event set whenever ``topic`` is announced (here or elsewhere) while the block runs:
+        what a request that waits for work (a long poll) sleeps on instead of polling."""
+        announced = asyncio.Event()
+        self._waiting[topic].add(announced)
+        try:
+            yield announced
+        finally:
+            waiting = self._waiting.get(topic)
+            if waiting is not None:
+                waiting.discard(announced)
+                if not waiting:
+                    del self._waiting[topic]
 
 
 class Held:

@@ -161,6 +161,13 @@ async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None
     return await db.scalar(stmt)
 
 
+async def raw_seq_of(conn: RawConnection, session_id: str, event_id: str) -> int | None:
+    row = await conn.fetchrow(
+        "SELECT seq FROM session_events WHERE session_id = $1 AND id = $2", session_id, event_id
+    )
+    return int(row[0]) if row is not None and row[0] is not None else None
+
+
 def page_query(
     session_id: str,
     *,

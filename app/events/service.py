@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.base import utcnow
 from app.db.engine import after_commit, on_postgres
 from app.db.models import SessionEvent
-from app.db.raw import RawConnection, Row, wire_time
+from app.db.raw import RawConnection, Row, json_value, wire_time
 from app.events import repository
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import EVENTS_CHANNEL
@@ -217,6 +217,20 @@ async def fetch_after(db: AsyncSession, session_id: str, seq: int, limit: int = 
     ]
 
 
+async def fetch_after_raw(conn: RawConnection, session_id: str, seq: int, limit: int) -> list[LogEvent]:
+    """``fetch_after`` as one plain statement on the driver (no ORM session, statement or
+    instances): what a stream reads after each wake-up."""
+    rows = await repository.raw_page(conn, session_id, queued=False, descending=False, after=seq, limit=limit)
+    return [_log_event(row) for row in rows]
+
+
+def _log_event(row: Row) -> LogEvent:
+    """A raw row of (seq, id, type, data, processed_at) in its wire form (``to_wire``'s)."""
+    seq, event_id, event_type, data, at = row
+    wire = {"id": event_id, "type": event_type, **json_value(data), "processed_at": wire_time(at)}
+    return LogEvent(int(seq), cast(EventRecord, wire))
+
+
 async def id_at(db: AsyncSession, session_id: str, seq: int) -> str | None:
     """The id of the event at position `seq` of the log, if there is one."""
     return await repository.id_at(db, session_id, seq)
@@ -224,6 +238,11 @@ async def id_at(db: AsyncSession, session_id: str, seq: int) -> str | None:
 
 async def seq_of(db: AsyncSession, session_id: str, event_id: str) -> int | None:
     return await repository.seq_of(db, session_id, event_id)
+
+
+async def raw_seq_of(conn: RawConnection, session_id: str, event_id: str) -> int | None:
+    """``seq_of`` as one plain statement on the driver."""
+    return await repository.raw_seq_of(conn, session_id, event_id)
 
 
 PageKey = tuple[str, int]  # ("log", seq) or ("queue", pk)

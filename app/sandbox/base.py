@@ -82,10 +82,13 @@ class ChannelBackend(ABC):
             return
         root = self.uploads_dir(session_id)
         if before is None:
-            before = await asyncio.to_thread(_scan, root)
-        sources = {f.path: f.source for f in files}
-        async with self._lock(session_id):
-            await asyncio.to_thread(uploads.apply, root, before, sources, wanted)
+            # Not known to this process: scanned, unless there is no directory (a new session's
+            # case: one stat here rather than a trip through the thread pool).
+            before = await asyncio.to_thread(_scan, root) if root.is_dir() else {}
+        if before or wanted:  # else nothing to place or remove
+            sources = {f.path: f.source for f in files}
+            async with self._lock(session_id):
+                await asyncio.to_thread(uploads.apply, root, before, sources, wanted)
         self._mounted[session_id] = wanted
 
     def _forget_files(self, session_id: str) -> None:
@@ -234,6 +237,7 @@ class _IdleStopper(LoopService):
     (Docker restarting)."""
 
     wait_first = True
+    on_demand = True
 
     def __init__(self, backend: ChannelBackend) -> None:
         limit = backend.settings.sandbox_idle_stop_seconds

@@ -6,24 +6,25 @@ are not applied (nothing contains the process).
 Servers are forked by a zygote (`toolserver --zygote`, one per backend, started on first use)
 rather than started as new interpreters: a fresh Python with the tool server's imports costs
 ~80-100 ms of CPU, a fork of the zygote a few. Each session still gets a process of its own
-(its own shell, cwd and environment), detached as before, so it outlives this process.
+(its own shell, cwd and environment, its own session id), which outlives this process. Many
+servers start at once: requests to the zygote carry ids and are answered when each server
+listens, so nothing waits for another session's server, and nothing polls its socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import logging
 import os
-import select
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from app.config import Settings
 from app.sandbox.base import ChannelBackend
@@ -31,86 +32,187 @@ from app.sandbox.channel import ChannelClosed, ToolChannel
 from app.sandbox.containers import WORKSPACE
 from app.sandbox.interface import Progress, SandboxError, SandboxNotFound, SandboxSpec
 
-_START_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
+
+# How long a server may take to listen once asked for (a loaded machine starting a hundred at once).
+_START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0
+# Replies are one short JSON line each (a failing server's output is capped by the zygote).
+_REPLY_LIMIT = 1024 * 1024
+
+
+class _ZygoteGone(Exception):
+    """The zygote exited (or was killed) before it answered."""
+
+
+@dataclass
+class _Running:
+    """One zygote process and the requests it has not answered yet."""
+
+    loop: asyncio.AbstractEventLoop
+    process: asyncio.Task[asyncio.subprocess.Process]
+    # JSON boundary: the zygote's replies, by request id
+    pending: dict[int, asyncio.Future[dict[str, object]]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+    answered_at: float = 0.0  # when it last answered anything (monotonic)
+    gone: bool = False
+
+    def fail_pending(self) -> None:
+        self.gone = True
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(_ZygoteGone())
+        self.pending.clear()
 
 
 class Zygote:
-    """The tool server's zygote: a process that forks detached servers on request (see
-    `sandbox/toolserver/__main__.py`). Blocking calls, made from a worker thread; one at a time."""
+    """The tool server's zygote (see `sandbox/toolserver/__main__.py`): a process that forks
+    detached servers on request. Requests are pipelined: each carries an id, one reader task
+    resolves the waiting `spawn` by the reply's id, and no lock is held across a round trip.
+    A zygote that died is started again (once per spawn); one is bound to the event loop that
+    started it (another loop gets a zygote of its own)."""
 
     def __init__(self, server: Path) -> None:
         self.server = server
-        self._proc: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()
+        self._running: _Running | None = None
+        self._ids = itertools.count(1)
 
-    def spawn(self, args: list[str]) -> None:
-        """Start a server with `args` (which must detach); raises like `subprocess.run(check=True)`."""
-        with self._lock:
-            reply = self._ask(args)
-        if "error" in reply:
-            raise SandboxError(f"the tool server zygote refused to start a server: {reply['error']}")
-        status = reply.get("status")
-        if status != 0:
-            code = status if isinstance(status, int) else 1
-            raise subprocess.CalledProcessError(code, [str(self.server), *args])
+    @property
+    def pid(self) -> int | None:
+        """The zygote's process id, once it runs (None before the first spawn and after close)."""
+        running = self._running
+        if running is None or not running.process.done() or running.process.cancelled():
+            return None
+        if running.process.exception() is not None:
+            return None
+        return running.process.result().pid
 
-    def _ask(self, args: list[str]) -> dict[str, object]:  # JSON boundary: the tool runner's reply
-        for attempt in range(2):  # a zygote that died (killed, out of memory) is started again once
-            proc = self._started()
-            stdin, stdout = _pipes(proc)
+    async def spawn(self, args: list[str]) -> int:
+        """Start a server with `args` (which must include --detach); returns its pid once it
+        listens. SandboxError (with the server's own words) if it could not start."""
+        for attempt in range(2):
+            running = self._current()
             try:
-                stdin.write(json.dumps(args) + "\n")
-                stdin.flush()
-                # One request at a time, so nothing is buffered ahead of this reply.
-                ready, _, _ = select.select([stdout], [], [], _START_TIMEOUT_S)
-                line = stdout.readline() if ready else ""
-            except OSError:
-                line = ""
-            if line:
-                reply = json.loads(line)
-                return reply if isinstance(reply, dict) else {"error": f"unexpected reply {line!r}"}
-            self._reap()
-            if attempt:
-                break
+                return await self._ask(running, args)
+            except _ZygoteGone:
+                self._forget(running)
+                if attempt:
+                    break
         raise SandboxError("the tool server zygote exited")
 
-    def _started(self) -> subprocess.Popen[str]:
-        if self._proc is not None and self._proc.poll() is not None:
-            self._reap()  # it died since the last call: its pipes go with it
-        if self._proc is None:
-            self._proc = subprocess.Popen(
-                [sys.executable, str(self.server), "--zygote"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                start_new_session=True,  # a ^C to mas does not reach it; it exits when mas does
-            )
-        return self._proc
+    async def _ask(self, running: _Running, args: list[str]) -> int:
+        try:
+            process = await asyncio.shield(running.process)
+        except OSError as exc:
+            self._forget(running)
+            raise SandboxError(f"could not start the tool server zygote: {exc}") from exc
+        if running.gone or process.stdin is None:
+            raise _ZygoteGone()
+        request_id = next(self._ids)
+        reply_future: asyncio.Future[dict[str, object]] = running.loop.create_future()  # JSON boundary
+        running.pending[request_id] = reply_future
+        asked_at = time.monotonic()
+        try:
+            process.stdin.write(json.dumps({"id": request_id, "argv": args}).encode() + b"\n")
+            reply = await asyncio.wait_for(reply_future, _START_TIMEOUT_S)
+        except ConnectionError as exc:  # its stdin is closed: it is gone
+            raise _ZygoteGone() from exc
+        except TimeoutError:
+            if running.answered_at < asked_at and not running.gone:
+                # Nothing answered since we asked: the zygote itself is stuck. Those waiting on it
+                # are failed over to a new one; this server is reported as not started.
+                log.warning("the tool server zygote answered nothing in %g s: restarted", _START_TIMEOUT_S)
+                self._forget(running)
+            raise SandboxError(f"the tool server did not listen within {_START_TIMEOUT_S:g} s") from None
+        finally:
+            running.pending.pop(request_id, None)
+        pid = reply.get("pid")
+        if isinstance(pid, int):
+            return pid
+        output = reply.get("output")
+        if output:
+            log.warning("a tool server failed to start: %s", output)
+        status = reply.get("status")
+        said = f"exit status {status}: " if status is not None else ""
+        raise SandboxError(f"the tool server did not start ({said}{reply.get('error')})")
 
-    def _reap(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
+    def _current(self) -> _Running:
+        loop = asyncio.get_running_loop()
+        running = self._running
+        if running is not None and (running.gone or running.loop is not loop):
+            self._forget(running)
+            running = None
+        if running is None:
+            running = self._running = _Running(loop, loop.create_task(self._start()))
+            running.process.add_done_callback(lambda task: self._started(running, task))
+        return running
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(self.server),
+            "--zygote",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=_REPLY_LIMIT,
+            start_new_session=True,  # a ^C to mas does not reach it; it exits when mas does
+        )
+
+    def _started(self, running: _Running, task: asyncio.Task[asyncio.subprocess.Process]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            running.fail_pending()
             return
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        if proc.poll() is None:
-            proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=_STOP_TIMEOUT_S)
+        running.reader = running.loop.create_task(self._read(running, task.result()))
 
-    def close(self) -> None:
-        """End the zygote (the servers it started stay)."""
-        with self._lock:
-            self._reap()
+    async def _read(self, running: _Running, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        try:
+            while line := await process.stdout.readline():
+                reply = json.loads(line)
+                running.answered_at = time.monotonic()
+                request_id = reply.get("id") if isinstance(reply, dict) else None
+                future = running.pending.get(request_id) if isinstance(request_id, int) else None
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        except (ValueError, ConnectionError, asyncio.LimitOverrunError) as exc:
+            log.warning("the tool server zygote's answers broke off: %s", exc)
+        finally:
+            running.fail_pending()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            await process.wait()
 
+    def _forget(self, running: _Running) -> None:
+        """Drop a zygote that died, is stuck, or belongs to another event loop (kill it)."""
+        if self._running is running:
+            self._running = None
+        running.fail_pending()
+        if running.process.done() and not running.process.cancelled() and running.process.exception() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running.process.result().pid, signal.SIGKILL)
 
-def _pipes(proc: subprocess.Popen[str]) -> tuple[IO[str], IO[str]]:
-    if proc.stdin is None or proc.stdout is None:
-        raise SandboxError("the tool server zygote has no pipes")
-    return proc.stdin, proc.stdout
+    async def close(self) -> None:
+        """End the zygote (the servers it started stay): its stdin closes, and it exits."""
+        running, self._running = self._running, None
+        if running is None or running.loop is not asyncio.get_running_loop():
+            if running is not None:
+                self._forget(running)
+            return
+        try:
+            process = await running.process
+        except Exception:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        reader = running.reader
+        if reader is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), _STOP_TIMEOUT_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await reader
 
 
 class LocalBackend(ChannelBackend):
@@ -146,11 +248,14 @@ class LocalBackend(ChannelBackend):
         return self._dir(session_id) / "memory"
 
     async def ensure(self, session_id: str, spec: SandboxSpec, on_progress: Progress | None = None) -> None:
-        async with self._lock(session_id):
-            (self._dir(session_id) / "workspace").mkdir(parents=True, exist_ok=True)
-            channel = self._channels.get(session_id)
-            if channel is None or channel.closed:
-                self._channels[session_id] = await self._start_and_connect(session_id)
+        channel = self._channels.get(session_id)
+        if channel is None or channel.closed:  # else: connected, nothing to do (every tool step asks)
+            async with self._lock(session_id):
+                channel = self._channels.get(session_id)
+                if channel is None or channel.closed:
+                    # The server makes its workspace and outputs; its pid file and socket go here.
+                    self._dir(session_id).mkdir(parents=True, exist_ok=True)
+                    self._channels[session_id] = await self._start_and_connect(session_id)
         await self.idle_stopper.start()
 
     async def _attach(self, session_id: str) -> ToolChannel:
@@ -162,21 +267,22 @@ class LocalBackend(ChannelBackend):
         # A server left running by an earlier process is reused as is.
         with contextlib.suppress(ChannelClosed):
             return await ToolChannel.connect(self._socket_path(session_id))
-        await asyncio.to_thread(self._spawn, session_id)
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChannelClosed):
-                return await ToolChannel.connect(self._socket_path(session_id))
-            await asyncio.sleep(0.01)
-        raise SandboxError(f"the local tool server of {session_id} did not start")
+        try:
+            await self._zygote.spawn(self._server_args(session_id))
+        except SandboxError as exc:
+            raise SandboxError(f"the local tool server of {session_id} did not start: {exc}") from exc
+        # It listens (the zygote answers only then): one connect, no polling.
+        try:
+            return await ToolChannel.connect(self._socket_path(session_id))
+        except ChannelClosed as exc:
+            raise SandboxError(f"the local tool server of {session_id} went away at once: {exc}") from exc
 
     def _socket_path(self, session_id: str) -> Path:
         return self._dir(session_id) / "tool.sock"
 
-    def _spawn(self, session_id: str) -> None:
+    def _server_args(self, session_id: str) -> list[str]:
         base = self._dir(session_id)
-        self._socket_path(session_id).unlink(missing_ok=True)
-        args = [
+        return [
             "--socket",
             str(self._socket_path(session_id)),
             "--workspace",
@@ -187,10 +293,8 @@ class LocalBackend(ChannelBackend):
             str(base / "outputs"),
             "--pid-file",
             str(base / "server.pid"),
-            "--detach",
+            "--detach",  # the server outlives this process, like a container would
         ]
-        # --detach double-forks: the server outlives this process, like a container would.
-        self._zygote.spawn(args)
 
     async def _halt(self, session_id: str) -> None:
         await asyncio.to_thread(self._kill, session_id)
@@ -223,7 +327,7 @@ class LocalBackend(ChannelBackend):
 
     async def close(self) -> None:
         await super().close()
-        await asyncio.to_thread(self._zygote.close)
+        await self._zygote.close()
 
     async def reap_orphans(self, live_session_ids: set[str]) -> int:
         known = {p.name for p in self.root.iterdir()} if self.root.is_dir() else set()

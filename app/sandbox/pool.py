@@ -37,6 +37,8 @@ class WarmPool(LoopService):
     asked for since the last one, all at once. An image whose container would not start is left
     as it is until the next `refill` (sessions fall back to a cold start meanwhile)."""
 
+    on_demand = True  # started by the first `refill`
+
     def __init__(self, size: int, start: StartPooled, remove: RemovePooled) -> None:
         super().__init__("sandbox-warm-pool", None, enabled=size > 0)
         self.size = size

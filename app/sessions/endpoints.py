@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import JsonValue
-from sse_starlette import EventSourceResponse
 
 from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
-from app.api.fastpath import FastRead, json_response, page_query
+from app.api.fastpath import FastRead, FastStream, json_response, page_query
 from app.api.query import array_param, range_param
+from app.api.sse import EventStream
+from app.config import Settings
 from app.db.engine import Database
+from app.events.notifier import Notifier
 from app.events.schemas import EventPage, SendEvents, SendEventsResponse
 from app.sessions import event_listing as listing
 from app.sessions import service
@@ -201,7 +204,7 @@ async def list_events(
     )
 
 
-@events_router.get("/stream", response_class=EventSourceResponse)
+@events_router.get("/stream", response_class=EventStream)
 async def stream_events(
     session_id: str,
     database: DatabaseDep,
@@ -210,12 +213,12 @@ async def stream_events(
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
     observer: Observer = False,
-) -> EventSourceResponse:
+) -> EventStream:
     """Follow a session live over SSE (see the replay rule in the README)."""
     frames = await open_stream(
         database, notifier, settings, session_id, event_deltas, last_event_id, observer
     )
-    return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
+    return EventStream(frames, settings.stream_heartbeat_seconds)
 
 
 # --- threads of a multi-agent session ------------------------------------------------------------
@@ -265,7 +268,7 @@ async def list_thread_events(
     )
 
 
-@threads_router.get("/{thread_id}/stream", response_class=EventSourceResponse)
+@threads_router.get("/{thread_id}/stream", response_class=EventStream)
 async def stream_thread_events(
     session_id: str,
     thread_id: str,
@@ -275,12 +278,12 @@ async def stream_thread_events(
     event_deltas: Deltas,
     last_event_id: Annotated[str | None, Header(alias="last-event-id")] = None,
     observer: Observer = False,
-) -> EventSourceResponse:
+) -> EventStream:
     """Follow one thread live over SSE (the replay rule of session streams applies)."""
     frames = await open_thread_stream(
         database, notifier, settings, session_id, thread_id, event_deltas, last_event_id, observer
     )
-    return EventSourceResponse(frames, ping=settings.stream_heartbeat_seconds)
+    return EventStream(frames, settings.stream_heartbeat_seconds)
 
 
 async def _render_sessions(
@@ -295,7 +298,14 @@ async def _render_events(
     return await listing.render_events(db.raw, session_id, limit=limit, page=page, order=order)
 
 
+async def _open_stream(
+    database: Database, notifier: Notifier, settings: Settings, session_id: str, *, last_event_id: str | None
+) -> AsyncIterator[bytes]:
+    return await open_stream(database, notifier, settings, session_id, None, last_event_id)
+
+
 # Served by app.api.fastpath before FastAPI's router (the same bytes as the routes above).
+FAST_STREAMS = (FastStream("/sessions/{session_id}/events/stream", _open_stream),)
 FAST_READS = (
     FastRead("/sessions", _render_sessions, page_query(100, 20, "desc")),
     FastRead("/sessions/{session_id}/events", _render_events, page_query(1000, 1000, "asc")),

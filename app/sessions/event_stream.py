@@ -35,8 +35,8 @@ async def open_stream(
 ) -> AsyncIterator[bytes]:
     """`observer`: a watcher (the console, `mas sessions tail`) that never moves the watermark."""
     wanted = check_deltas(deltas)
-    async with database.read() as db:
-        start = await sessions.stream_start(db, notifier, session_id, last_event_id)
+    async with database.raw.snapshot() as conn:
+        start = await sessions.stream_start(conn, notifier, session_id, last_event_id)
     return _frames(database, notifier, settings, session_id, start, wanted, observer)
 
 
@@ -67,8 +67,8 @@ def _frames(
     observer: bool,
 ) -> AsyncIterator[bytes]:
     async def fetch_after(seq: int, limit: int) -> list[LogEvent]:
-        async with database.read() as db:
-            return await service.fetch_after(db, session_id, seq, limit)
+        async with database.raw.connection() as conn:
+            return await service.fetch_after_raw(conn, session_id, seq, limit)
 
     async def save_watermark(seq: int) -> None:
         async with database.unit_of_work() as db:

@@ -3,8 +3,10 @@
 A session shows its stored columns (the agent snapshot, metadata, resources, usage, ...) as they
 are, plus three figures that move with the clock: `stats.active_seconds`, `stats.duration_seconds`
 and `usage.active_seconds`. So a row's JSON is rendered once per *content* of its columns and kept
-(`RenderedSessions`, keyed by the row's stored values themselves, so a changed row is a new key and
-nothing needs invalidating, in any process); each request only fills in the three figures.
+(`RenderedSessions`), keyed by the row's stored values themselves and by the row's version, (id,
+`row_version`), which a trigger moves on every UPDATE of the row (migration fb73c88554c1): a
+changed row is a new key either way and nothing needs invalidating, in any process. Each request
+only fills in the three figures.
 
 The bytes are those of ``service.to_out`` serialised as `SessionOut` (field order, compact JSON,
 pydantic's float and datetime forms): `tests/api/test_fast_reads.py` holds them equal.
@@ -175,8 +177,8 @@ class RenderedSessions:
         return found
 
     def kept(self, version: tuple[str, int]) -> _Kept | None:
-        """The kept rendering of a row version, (id, xmin) (``RawReads.row_versions``); only rows
-        of sessions without threads are kept so (a thread's usage changes apart from the row)."""
+        """The kept rendering of a row version, (id, row_version); only rows of sessions without
+        threads are kept so (a thread's usage changes apart from the row)."""
         return self._versions.get(version)
 
     def render(
@@ -188,7 +190,8 @@ class RenderedSessions:
     ) -> bytes:
         """``row`` (a plain row of ``repository.SHOWN``) as JSON at ``now``. ``threads_usage``:
         the child threads' usage of a multi-agent session (None: not one), part of the key.
-        ``version``: the row's (id, xmin), to keep the rendering by (not for a multi-agent one)."""
+        ``version``: the row's (id, row_version), to keep the rendering by (not for a multi-agent
+        one)."""
         key = (*row, to_json(threads_usage) if threads_usage else None)
         found = self._kept.get(key)
         if found is None:

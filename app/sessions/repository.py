@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.base import utcnow
 from app.db.models import Session
+from app.db.models.session import LISTED
 from app.db.raw import RawConnection, RawReads, Row, json_value, timestamp
 from app.db.session_json import Budget, ResourceJson, StoredOutcomeEvaluation, UsageTotals
 from app.sessions.schemas import zero_usage
@@ -111,47 +112,35 @@ def _aware(value: Any) -> datetime:
     return found
 
 
-async def shown_page(
-    raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
-) -> list[Row]:
-    """A keyset page of the sessions list without filters (not archived, no threads), as
-    ``page(list_query(...))`` reads it, in one plain statement."""
-    where, order, args = _shown_keyset(raw, after, descending)
-    # The page's ids first: the sort then carries two columns, not every session's JSON.
-    sql = (
-        f"SELECT {SHOWN} FROM sessions WHERE id IN (SELECT id FROM sessions WHERE {where} "
-        f"{order} LIMIT ${len(args) + 1}) {order}"
-    )
-    return await raw.fetch(sql, *args, limit)
-
-
 async def shown_versions(
     raw: RawReads, *, after: tuple[datetime, str] | None, descending: bool, limit: int
 ) -> list[Row]:
-    """The page ``shown_page`` reads, as (id, xmin, created_at) only (PostgreSQL: see
-    ``RawReads.row_versions``)."""
-    where, order, args = _shown_keyset(raw, after, descending)
-    sql = f"SELECT id, xmin, created_at FROM sessions WHERE {where} {order} LIMIT ${len(args) + 1}"
-    return await raw.fetch(sql, *args, limit)
+    """A keyset page of the sessions list without filters (not archived, no threads), as
+    ``page(list_query(...))`` reads it, as (id, row_version, created_at) only: a session's JSON
+    is kept by (id, row_version) (a trigger moves the version on every UPDATE of the row)."""
+    args = [] if after is None else [raw.time_param(after[0]), after[1]]
+    return await raw.fetch(shown_versions_sql(raw, after is not None, descending), *args, limit)
 
 
-def _shown_keyset(
-    raw: RawReads, after: tuple[datetime, str] | None, descending: bool
-) -> tuple[str, str, list[Any]]:
-    """The sessions list's page without filters as SQL parts: (WHERE conditions, ORDER BY, the
-    keyset's parameters ($1, $2) when the page starts after a (created_at, id))."""
-    conds = ["archived_at IS NULL", "parent_session_id IS NULL"]
-    args: list[Any] = []
-    if after is not None:
-        args = [raw.time_param(after[0]), after[1]]
+def shown_versions_sql(raw: RawReads, after: bool, descending: bool) -> str:
+    """``shown_versions``'s statement: the next entries of ``ix_sessions_listed`` (named on SQLite,
+    whose planner would otherwise take the parent_session_id index and sort every session);
+    ``after``: the page starts after a (created_at, id), parameters $1 and $2."""
+    conds = [LISTED]
+    if after:
         conds.append(f"(created_at, id) {'<' if descending else '>'} ($1, $2)")
     direction = "DESC" if descending else "ASC"
-    return " AND ".join(conds), f"ORDER BY created_at {direction}, id {direction}", args
+    hint = " INDEXED BY ix_sessions_listed" if raw.on_sqlite else ""
+    return (
+        f"SELECT id, row_version, created_at FROM sessions{hint} WHERE {' AND '.join(conds)} "
+        f"ORDER BY created_at {direction}, id {direction} LIMIT ${3 if after else 1}"
+    )
 
 
 async def shown_rows(raw: RawReads, ids: Sequence[str]) -> list[Row]:
-    """The rows of ``ids`` as ``SHOWN`` plus their xmin last (PostgreSQL), in no order."""
-    return await raw.fetch(f"SELECT {SHOWN}, xmin FROM sessions WHERE id = ANY($1::varchar[])", list(ids))
+    """The rows of ``ids`` as ``SHOWN`` plus their row_version last, in no order."""
+    marks = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
+    return await raw.fetch(f"SELECT {SHOWN}, row_version FROM sessions WHERE id IN ({marks})", *ids)
 
 
 async def child_usages(raw: RawReads, session_id: str) -> list[UsageTotals]:
@@ -166,6 +155,12 @@ async def exists(conn: RawConnection, session_id: str) -> bool:
     """Whether ``session_id`` is a session (a thread's row is not)."""
     row = await conn.fetchrow("SELECT parent_session_id FROM sessions WHERE id = $1", session_id)
     return row is not None and row[0] is None
+
+
+async def stream_seq(conn: RawConnection, session_id: str) -> int | None:
+    """The stream watermark of ``session_id``; None unless it is a session (a thread's row is not)."""
+    row = await conn.fetchrow("SELECT stream_seq, parent_session_id FROM sessions WHERE id = $1", session_id)
+    return int(row[0] or 0) if row is not None and row[1] is None else None
 
 
 async def get(db: AsyncSession, session_id: str, *, for_update: bool = False) -> Session | None:

@@ -214,46 +214,20 @@ async def list_sessions(
 
 async def render_list(raw: RawReads, *, limit: int, page: str | None, order: Literal["asc", "desc"]) -> bytes:
     """The body of GET /v1/sessions without filters: ``list_sessions``'s page as JSON, read with
-    one plain statement (no ORM instances); each session's JSON is kept per stored content
-    (`app.sessions.rendering`), so a page only fills in the figures that move with the clock."""
+    plain statements (no ORM instances). The page is read as (id, row_version, created_at); each
+    session's JSON is kept by (id, row_version) (`app.sessions.rendering`), so only the rows
+    without a kept rendering are read whole, in a second statement (a row deleted in between is
+    left out), and a page only fills in the figures that move with the clock."""
     cursor = decode_cursor(page, order)
     backwards = cursor is not None and cursor.direction == "prev"
     descending = (order == "desc") != backwards
     after = decode_time_key(cursor)
-    if raw.row_versions:
-        return await _render_by_version(raw, limit, order, cursor, after, descending, backwards)
-    rows = await repository.shown_page(raw, after=after, descending=descending, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if backwards:
-        rows.reverse()
-    now = utcnow()
-    data = []
-    for row in rows:
-        threads = await repository.child_usages(raw, row[0]) if _RENDERED.is_multiagent(row) else None
-        data.append(_RENDERED.render(row, now, threads))
-    keys = [(timestamp(row[12]), row[0]) for row in rows[:1] + rows[-1:]]
-    return _page_body(data, keys, order, cursor, more, backwards)
-
-
-async def _render_by_version(
-    raw: RawReads,
-    limit: int,
-    order: Literal["asc", "desc"],
-    cursor: Cursor | None,
-    after: tuple[datetime, str] | None,
-    descending: bool,
-    backwards: bool,
-) -> bytes:
-    """``render_list`` where rows have versions (PostgreSQL): the page is read as (id, xmin,
-    created_at); only the rows whose version has no kept rendering are read whole, in a second
-    statement (a row deleted in between is left out)."""
     versions = await repository.shown_versions(raw, after=after, descending=descending, limit=limit + 1)
     more = len(versions) > limit
     versions = versions[:limit]
     if backwards:
         versions.reverse()
-    kept = [_RENDERED.kept((id_, xmin)) for id_, xmin, _ in versions]
+    kept = [_RENDERED.kept((id_, version)) for id_, version, _ in versions]
     missing = [v[0] for v, k in zip(versions, kept, strict=True) if k is None]
     rows = {row[0]: row for row in await repository.shown_rows(raw, missing)} if missing else {}
     now = utcnow()
@@ -263,11 +237,11 @@ async def _render_by_version(
             data.append(found.at(now))
             continue
         row = rows.get(id_)
-        if row is None:
+        if row is None:  # deleted since the first read: left out
             continue
-        shown, xmin = row[:-1], row[-1]
+        shown, version = row[:-1], row[-1]
         threads = await repository.child_usages(raw, id_) if _RENDERED.is_multiagent(shown) else None
-        data.append(_RENDERED.render(shown, now, threads, version=(id_, xmin)))
+        data.append(_RENDERED.render(shown, now, threads, version=(id_, version)))
     keys = [(timestamp(v[2]), v[0]) for v in versions[:1] + versions[-1:]]
     return _page_body(data, keys, order, cursor, more, backwards)
 
@@ -436,10 +410,22 @@ async def send_events(
 
 
 async def stream_start(
-    db: AsyncSession, notifier: Notifier, session_id: str, last_event_id: str | None
+    conn: RawConnection, notifier: Notifier, session_id: str, last_event_id: str | None
 ) -> int:
-    """Where a new stream starts reading the log (the replay rule in `app.events.stream`)."""
-    return await _stream_start(db, notifier, await load(db, session_id), last_event_id)
+    """Where a new stream starts reading the log (the replay rule in `app.events.stream`), read
+    in plain statements on the driver (no ORM session, no instance); ``_stream_start`` for threads."""
+    watermark = await repository.stream_seq(conn, session_id)
+    if watermark is None:
+        raise NotFound(f"Session {session_id} not found")
+    if last_event_id:
+        seq = (
+            int(last_event_id)
+            if last_event_id.isdigit()
+            else await events.raw_seq_of(conn, session_id, last_event_id)
+        )
+        if seq is not None:
+            return seq
+    return max(watermark, notifier.delivered.get(session_id, 0))
 
 
 async def _stream_start(db: AsyncSession, notifier: Notifier, row: Session, last_event_id: str | None) -> int:

@@ -21,8 +21,8 @@ never starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -49,6 +49,8 @@ class LoopService:
     """
 
     wait_first = False
+    # Started by its first use (the first sandbox), not with the process: not started yet is fine.
+    on_demand = False
 
     def __init__(self, name: str, interval_seconds: float | None, *, enabled: bool = True) -> None:
         self.name = name
@@ -58,6 +60,7 @@ class LoopService:
         self.failures = 0  # rounds that raised, in a row
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._source: WakeSource | None = None
         self._missed_poll_seconds: float | None = None
 
@@ -88,11 +91,13 @@ class LoopService:
     async def start(self) -> None:
         if not self.enabled or self.running:
             return
+        self._stopped = False
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         """Cancel the round in progress (if any) and end the loop."""
         task, self._task = self._task, None
+        self._stopped = True
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -108,8 +113,10 @@ class LoopService:
 
     def problem(self) -> str | None:
         """Why this service does no work (readiness), or None."""
+        if self._stopped:
+            return "stopped"
         if self._task is None:
-            return "not started"
+            return None if self.on_demand else "not started"
         if self._task.done():
             error = None if self._task.cancelled() else self._task.exception()
             return f"its loop ended ({error!r})" if error else "its loop ended"
@@ -132,10 +139,31 @@ class LoopService:
             await self._sleep(again)
 
     async def _sleep(self, again: float | None) -> None:
-        interval = self.interval()
-        seconds = interval if again is None else again if interval is None else min(again, interval)
+        seconds = self._wait_seconds(again)
         if seconds is not None and seconds <= 0:
             await asyncio.sleep(0)  # let the rest of the process run between back-to-back rounds
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), seconds)
+        started = time.monotonic()
+        while True:
+            left = None if seconds is None else seconds - (time.monotonic() - started)
+            if left is not None and left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._woken.wait(), self._slice(left))
+                return
+            except TimeoutError:
+                # A long sleep chosen while every wake-up was heard ends early once one can be
+                # missed (a separate worker started on SQLite, the LISTEN connection was lost).
+                seconds = self._wait_seconds(again)
+
+    def _wait_seconds(self, again: float | None) -> float | None:
+        interval = self.interval()
+        return interval if again is None else again if interval is None else min(again, interval)
+
+    def _slice(self, left: float | None) -> float | None:
+        """How long to sleep before asking the wake source again whether it hears everyone: no
+        database work, only the question, every `missed_poll_seconds`."""
+        missed = self._missed_poll_seconds if self._source is not None else None
+        if missed is None:
+            return left
+        return missed if left is None else min(left, missed)

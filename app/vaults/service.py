@@ -111,6 +111,8 @@ async def check_session_vaults(db: AsyncSession, vault_ids: Sequence[str]) -> li
     for i, vault_id in enumerate(vault_ids):
         if vault_id in vault_ids[:i]:
             raise InvalidRequest(f"vault_ids[{i}]: {vault_id} is listed twice")
+    if not vault_ids:
+        return []  # most sessions: no statement
     found = {row.id: row for row in await repository.get_vaults(db, vault_ids)}
     for i, vault_id in enumerate(vault_ids):
         row = found.get(vault_id)

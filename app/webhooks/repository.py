@@ -23,8 +23,18 @@ async def get_endpoint(
     return row
 
 
+_ENABLED_KEY = "webhooks.enabled_endpoints"
+
+
 async def enabled_endpoints(db: AsyncSession) -> Sequence[WebhookEndpoint]:
-    return (await db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.state == "enabled"))).all()
+    """The enabled endpoints, read once per transaction (a session's create emits twice; no
+    transaction that emits also adds or enables an endpoint). Their state is checked again at
+    each call: a row disabled in this transaction (the same instance) is left out."""
+    rows: Sequence[WebhookEndpoint] | None = db.info.get(_ENABLED_KEY)
+    if rows is None:
+        rows = (await db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.state == "enabled"))).all()
+        db.info[_ENABLED_KEY] = rows
+    return [row for row in rows if row.state == "enabled"]
 
 
 async def delete_endpoint(db: AsyncSession, row: WebhookEndpoint) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from app.api.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from app.api.deps import DatabaseDep, NotifierDep, ReadSession, SettingsDep, WriteSession
 from app.work import polling, service
 from app.work.schemas import Work, WorkHeartbeat, WorkPage, WorkQueueStats, WorkStop, WorkUpdate
 
@@ -22,6 +22,7 @@ WorkerId = Annotated[str | None, Header(alias="Anthropic-Worker-ID")]
 async def poll_work(
     environment_id: str,
     database: DatabaseDep,
+    notifier: NotifierDep,
     block_ms: BlockMs = None,
     reclaim_older_than_ms: ReclaimMs = None,
     worker_id: WorkerId = None,
@@ -29,6 +30,7 @@ async def poll_work(
     """Claim the oldest queued work item (null when there is none within `block_ms`)."""
     return await polling.long_poll(
         database,
+        notifier,
         environment_id,
         worker_id=worker_id,
         block_ms=block_ms,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.apikeys.service import hash_key
 from app.db.base import utcnow
+from app.db.engine import wake_after_commit
 from app.db.models import WorkItem
 from app.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from app.ids import new_id
@@ -33,6 +34,7 @@ NO_HEARTBEAT = "NO_HEARTBEAT"
 TOKEN_PREFIX = "sk-mas-work-"
 DEFAULT_RECLAIM_MS = 5000
 WORKERS_POLLING_WINDOW = timedelta(seconds=30)
+WAKE_TOPIC = "work"  # the notifier's topic that wakes the long polls (an item was queued)
 
 
 def _view(row: WorkItem, secret: str | None = None) -> Work:
@@ -77,6 +79,7 @@ async def enqueue(db: AsyncSession, environment_id: str, session_id: str) -> Non
     )
     repository.add(db, row)
     await db.flush()
+    wake_after_commit(db, WAKE_TOPIC)
 
 
 async def enqueue_if_dormant(db: AsyncSession, environment_id: str, session_id: str) -> bool:

@@ -22,7 +22,16 @@ _ROUNDS = 400
 
 def _pids() -> list[int]:
     me = os.getpid()
-    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit() and int(e.name) not in (1, me)]
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if pid not in (1, me)]
+
+
+def _read(path: str, size: int) -> bytes:
+    """A /proc file's first ``size`` bytes (os.open/os.read: no buffered file object per process)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
 
 
 _started: dict[int, int] = {}  # this server's start (clock ticks since boot), by pid (a fork moves on)
@@ -42,8 +51,7 @@ def _own_start() -> int:
 def _stat(pid: int) -> tuple[bytes, int, int] | None:
     """(state, process group, start time) of a process, None for the gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
+        fields = _read(f"/proc/{pid}/stat", 4096).rsplit(b")", 1)[1].split()
         return fields[0], int(fields[2]), int(fields[19])
     except (OSError, IndexError, ValueError):
         return None

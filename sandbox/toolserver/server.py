@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ class ToolServer:
 
         threading.Thread(target=loop, name="runaway-watch", daemon=True).start()
 
-    def serve(self, socket_path: Path) -> None:
+    def serve(self, socket_path: Path, listening: Callable[[], None] | None = None) -> None:
+        """Accept connections for ever; ``listening`` is called once the socket accepts them."""
         socket_path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # Bind by relative name: a host state dir can be longer than a sockaddr_un allows.
@@ -59,6 +61,8 @@ class ToolServer:
         listener.bind(socket_path.name)
         os.chdir(cwd)
         listener.listen(16)
+        if listening is not None:
+            listening()
         while True:
             conn, _ = listener.accept()
             threading.Thread(target=self._connection, args=(conn,), daemon=True).start()

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -101,6 +102,7 @@ class Shell:
         self._owner: object = None
         self._mark: str | None = None
         self._cancelled = False
+        self._ran = False  # whether a call has run: before the first, no process can carry a mark
 
     def run(self, inp: dict[str, Any], timeout: float | None, owner: object = None) -> Result:
         command = inp.get("command")
@@ -117,7 +119,8 @@ class Shell:
             if not command:
                 return error("Missing required parameter: command")
             # A fork bomb left by an earlier call must not slow this one: it goes first.
-            swept = procs.kill_runaways(self.server, self.shell_pid())
+            swept = procs.kill_runaways(self.server, self.shell_pid()) if self._ran else 0
+            self._ran = True
             result = self._run(command, limit, owner)
         if not swept:
             return result
@@ -237,20 +240,34 @@ class Shell:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        _kill_group(proc.pid)
+        _kill_group(proc.pid, proc)
         proc.wait()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
 
+    def close(self) -> None:
+        """For good (the server exits): the shell's process group, then its scratch directory."""
+        self.kill()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
-def _kill_group(pgid: int) -> None:
-    # A fork bomb keeps forking while we signal; repeat until no live member is left.
+
+def _kill_group(pgid: int, leader: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGKILL the group until no live member is left (a fork bomb keeps forking while we signal).
+    With the ``leader`` (our child) reaped, a group with no member left at all is known gone
+    without reading the process table."""
     for _ in range(200):
         try:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             return
+        if leader is not None:
+            leader.wait()
+            leader = None
+            try:
+                os.killpg(pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
         if not _group_alive(pgid):
             return
         time.sleep(0.005)

@@ -16,6 +16,7 @@ import anthropic
 import httpx
 import pytest
 from pydantic import TypeAdapter
+from sqlalchemy import text as sqltext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents import service as agents
@@ -29,7 +30,7 @@ from app.events.schemas import EventPage
 from app.sessions import event_listing as listing
 from app.sessions import rendering
 from app.sessions import service as sessions
-from app.sessions.schemas import SessionPage
+from app.sessions.schemas import SessionPage, zero_usage
 from app.shared.pagination import decode_cursor
 from tests.conftest import make_settings
 from tests.support.clients import API_KEY, strict_client
@@ -373,8 +374,8 @@ def test_a_kept_session_rendering_shows_the_clock_at_each_request(
 async def test_a_changed_session_is_listed_as_it_is_now(
     client: anthropic.Anthropic, database: Database, db: AsyncSession, fixed_now: datetime
 ) -> None:
-    """A kept rendering is found by the row's content (SQLite) or its version (PostgreSQL's
-    xmin): a change is a new key either way, so the list shows the change at once."""
+    """A kept rendering is found by the row's content or its version (id, row_version): a change
+    is a new key either way, so the list shows the change at once."""
     agent = client.beta.agents.create(name="render-changed", model="claude-sonnet-4-6")
     environment = client.beta.environments.create(name="render-changed")
     made = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="before")
@@ -396,3 +397,71 @@ async def test_a_changed_session_is_listed_as_it_is_now(
             new, old = await both()
             assert new == old
             assert json.loads(new)["data"][0]["title"] == title
+
+
+# Plain SQL that changes what a session shows, column by column, as another process might.
+_CHANGES = {
+    "title": "'set by plain SQL'",
+    "metadata": """'{"changed": "by plain SQL"}'""",
+    "status": "'terminated'",
+    "active_seconds": "42.5",
+    "usage": f"'{json.dumps({**zero_usage(), 'input_tokens': 11, 'output_tokens': 22})}'",
+    "vault_ids": """'["vlt_plain_sql"]'""",
+    "deployment_id": "'depl_plain_sql'",
+    "updated_at": "'2026-11-30 11:59:59.000001'",
+}
+
+
+async def test_a_session_changed_by_plain_sql_is_listed_as_it_is_now(
+    client: anthropic.Anthropic, database: Database, db: AsyncSession, fixed_now: datetime
+) -> None:
+    """A change no mas code path made (plain SQL, as another process or an operator might) is
+    listed at once: the kept rendering is keyed by a version the database moves itself."""
+    agent = client.beta.agents.create(name="render-plain-sql", model="claude-sonnet-4-6")
+    environment = client.beta.environments.create(name="render-plain-sql")
+    made = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="before")
+
+    async def both() -> tuple[bytes, bytes]:
+        old = await sessions.list_sessions(
+            db, limit=5, cursor=None, order="desc", agent_id=None, agent_version=None, statuses=None,
+            include_archived=False, ranges={},
+        )  # fmt: skip
+        await db.rollback()
+        return await sessions.render_list(database.raw, limit=5, page=None, order="desc"), old_bytes(
+            SessionPage, old
+        )
+
+    new, old = await both()
+    assert new == old
+    assert (await both())[0] == new  # the kept rendering
+    for column, value in _CHANGES.items():
+        async with database.unit_of_work() as writer:
+            change = sqltext(f"UPDATE sessions SET {column} = {value} WHERE id = :id")
+            await writer.execute(change, {"id": made.id})
+        before = new
+        new, old = await both()
+        assert new == old, f"a change of {column} by plain SQL was not listed"
+        assert new != before
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("descending", [True, False])
+async def test_the_sessions_list_reads_its_page_from_its_index(
+    database: Database, db: AsyncSession, after: bool, descending: bool
+) -> None:
+    """A page is the next entries of ``ix_sessions_listed`` (no sort of every session: SQLite took
+    the parent_session_id index for ``parent_session_id IS NULL`` and sorted them all)."""
+    from app.sessions import repository
+
+    sql = repository.shown_versions_sql(database.raw, after, descending)
+    literal = sql.replace(f"LIMIT ${3 if after else 1}", "LIMIT 21")
+    literal = literal.replace("$1", "'2026-11-30 12:00:00.000000'").replace("$2", "'sesn_x'")
+    if database.raw.on_sqlite:
+        rows = (await db.execute(sqltext(f"EXPLAIN QUERY PLAN {literal}"))).all()
+        plan = " ".join(str(row[-1]) for row in rows)
+    else:  # a table this small would be scanned: ask whether the index serves the statement
+        await db.execute(sqltext("SET LOCAL enable_seqscan = off"))
+        rows = (await db.execute(sqltext(f"EXPLAIN {literal}"))).all()
+        plan = " ".join(str(row[0]) for row in rows)
+    assert "ix_sessions_listed" in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

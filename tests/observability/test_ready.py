@@ -10,9 +10,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.shared.loops import LoopService
 from tests.conftest import make_settings
 from tests.support import databases
 from tests.support.server import ServerThread
+
+# The loop services of a test server that /ready reports (the dream runner is off on test servers;
+# the sandbox idle stop starts with the first sandbox, and is fine until then).
+SERVICES = {
+    "storage-sweeper": "ok",
+    "webhook-dispatcher": "ok",
+    "deployment-scheduler": "ok",
+    "mcp-reaper": "ok",
+    "sandbox-idle-stop": "ok",
+}
+POSTGRES_CHECKS = {"database": "ok", "listener": "ok", "worker": "ok", "pg-notify-sender": "ok"}
 
 
 @pytest.fixture
@@ -32,11 +44,7 @@ def test_ready_fails_and_names_the_database_when_it_is_gone(postgres_url: str) -
         status, body = _ready(server)
         assert (status, body) == (
             200,
-            {
-                "status": "ready",
-                "checks": {"database": "ok", "listener": "ok", "worker": "ok"},
-                "failed": [],
-            },
+            {"status": "ready", "checks": {**POSTGRES_CHECKS, **SERVICES}, "failed": []},
         )
         admin = databases.postgres_admin_url()
         assert admin is not None
@@ -49,7 +57,7 @@ def test_ready_fails_and_names_the_database_when_it_is_gone(postgres_url: str) -
         assert "does not exist" in checks["database"]
         assert checks["listener"].startswith("disconnected from PostgreSQL")
         assert checks["worker"] == "ok"
-        assert body["failed"] == ["database", "listener"]
+        assert body["failed"] == ["database", "listener"]  # the loop services go on (their rounds fail)
         # Liveness is not readiness: the process itself still answers.
         assert httpx.get(server.url + "/health", timeout=60).status_code == 200
     finally:
@@ -62,7 +70,12 @@ def test_ready_names_a_database_that_is_not_migrated(tmp_path: Path) -> None:
     try:
         status, body = _ready(server)
         assert status == 503
-        assert body["checks"] == {"database": "not migrated: it has no schema yet (run `mas migrate`)"}
+        assert body["checks"] == {
+            "database": "not migrated: it has no schema yet (run `mas migrate`)",
+            "storage-sweeper": "ok",
+            "webhook-dispatcher": "ok",
+            "deployment-scheduler": "ok",
+        }
         assert body["failed"] == ["database"]
     finally:
         server.stop()
@@ -74,8 +87,42 @@ def test_ready_on_sqlite_checks_the_database_and_the_worker(tmp_path: Path) -> N
     try:
         assert _ready(server) == (
             200,
-            {"status": "ready", "checks": {"database": "ok", "worker": "ok"}, "failed": []},
+            {"status": "ready", "checks": {"database": "ok", "worker": "ok", **SERVICES}, "failed": []},
         )
+    finally:
+        server.stop()
+
+
+class Crash(BaseException):
+    """What no round of a loop service catches: its loop ends."""
+
+
+def test_ready_fails_and_names_each_loop_service_that_stopped_or_crashed(tmp_path: Path) -> None:
+    url = databases.create_sqlite_database(tmp_path)
+    server = ServerThread(make_settings(url)).start()
+    try:
+        services: dict[str, LoopService] = server.app.state.services
+        dispatcher = services["webhook-dispatcher"]
+
+        async def crash() -> None:
+            raise Crash("a bug")
+
+        async def crash_the_dispatcher() -> None:
+            dispatcher.run_once = crash  # type: ignore[method-assign]
+            dispatcher.wake()
+            (loop,) = [task for task in asyncio.all_tasks() if task.get_name() == dispatcher.name]
+            await asyncio.wait([loop])
+
+        server.run(crash_the_dispatcher())
+        server.run(services["deployment-scheduler"].stop())
+        status, body = _ready(server)
+        assert status == 503
+        checks = body["checks"]
+        assert isinstance(checks, dict)
+        assert checks["webhook-dispatcher"] == "its loop ended (Crash('a bug'))"
+        assert checks["deployment-scheduler"] == "stopped"
+        assert body["failed"] == ["webhook-dispatcher", "deployment-scheduler"]
+        assert httpx.get(server.url + "/health", timeout=60).json() == {"status": "ok", "sandbox": "ok"}
     finally:
         server.stop()
 

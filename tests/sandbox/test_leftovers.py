@@ -4,8 +4,11 @@ scratch directories of runs that died."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,8 +22,9 @@ from tests.support import scratch
 SERVER = Path(__file__).resolve().parents[2] / "sandbox" / "toolserver"
 
 
-def _start(base: Path, replacing: int | None = None) -> int:
+def _start(base: Path, replacing: int | None = None, tmpdir: Path | None = None) -> int:
     pid_file = base / "server.pid"
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir is not None else None
     subprocess.run(
         [
             sys.executable,
@@ -38,6 +42,7 @@ def _start(base: Path, replacing: int | None = None) -> int:
         check=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -94,6 +99,48 @@ def test_server_exits_when_another_takes_its_pid_file_over(tmp_path: Path) -> No
                 os.kill(pid, 9)
 
 
+def _echo(socket_path: Path) -> str:
+    """One bash call (which writes its command to the shell's scratch directory)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.settimeout(60)
+                conn.connect(str(socket_path))
+                request = {"id": 1, "op": "tool", "name": "bash", "input": {"command": "echo hi"}}
+                conn.sendall(json.dumps(request).encode() + b"\n")
+                with conn.makefile("rb") as lines:
+                    reply = json.loads(lines.readline())
+                return str(reply["content"][0]["text"])
+        except (ConnectionRefusedError, FileNotFoundError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_a_server_that_exits_leaves_no_scratch_directory(tmp_path: Path) -> None:
+    """Stopped (SIGTERM) or disowned (its state deleted), a server removes its shell's scratch
+    directory: a host that runs many sessions must not fill its temporary directory."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    stopped, disowned = tmp_path / "stopped", tmp_path / "disowned"
+    pids = []
+    for base in (stopped, disowned):
+        base.mkdir()
+        pids.append(_start(base, tmpdir=tmpdir))
+        assert _echo(base / "tool.sock") == "hi"
+    try:
+        assert len(list(tmpdir.glob("mas-shell-*"))) == 2
+        os.kill(pids[0], signal.SIGTERM)
+        shutil.rmtree(disowned)
+        assert all(_wait_gone(pid) for pid in pids)
+        assert list(tmpdir.iterdir()) == []
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen(["true"])
     process.wait()
@@ -145,3 +192,61 @@ def test_disks_in_a_dead_runs_pytest_directory_are_unmounted(
         if os.path.ismount(mount):
             subprocess.run(["umount", "--lazy", str(mount)], check=False)
         shutil.rmtree(dead, ignore_errors=True)
+
+
+def _user_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    return next(p for p in base.parents if p.name.startswith("pytest-of-"))
+
+
+def _mount_tmpfs(mount: Path) -> None:
+    mount.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_garbage_directory_pytest_could_not_delete_is_unmounted_and_removed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """pytest renames an old run's directory `garbage-<uuid>` to delete it; a mounted disk in it
+    made the deletion fail. The next run's reaper unmounts the disk and removes the directory."""
+    garbage = _user_dir(tmp_path_factory) / f"garbage-mas-reaper-test-{os.getpid()}"
+    mount = garbage / "popen-gw0" / "server0" / "sandbox" / "disk"
+    _mount_tmpfs(mount)
+    try:
+        scratch.reap_dead_runs()
+        assert not os.path.ismount(mount)
+        assert not garbage.exists()
+        assert tmp_path_factory.getbasetemp().exists()  # this run's own directory is in use
+    finally:
+        if os.path.ismount(mount):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(garbage, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_run_that_ends_unmounts_the_disks_in_its_own_pytest_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """At its end a run unmounts what its `tmp_path` servers left mounted in its own directory
+    (named by the pid in `.lock`), so pytest can later delete it; another live run's stays."""
+    user_dir = _user_dir(tmp_path_factory)
+    ending = subprocess.Popen(["sleep", "600"])  # stands for the pytest process whose run ends
+    other = subprocess.Popen(["sleep", "600"])  # another run, still going
+    runs = {process.pid: user_dir / f"mas-reaper-test-{process.pid}" for process in (ending, other)}
+    mounts = {pid: run / "popen-gw1" / "server0" / "sandbox" / "disk" for pid, run in runs.items()}
+    try:
+        for pid, run in runs.items():
+            _mount_tmpfs(mounts[pid])
+            (run / ".lock").write_text(str(pid))
+        scratch.unmount_in_pytest_dirs_of(ending.pid)
+        assert not os.path.ismount(mounts[ending.pid])
+        assert os.path.ismount(mounts[other.pid])
+    finally:
+        for process in (ending, other):
+            process.kill()
+            process.wait()
+        for pid, mount in mounts.items():
+            if os.path.ismount(mount):
+                subprocess.run(["umount", "--lazy", str(mount)], check=False)
+            shutil.rmtree(runs[pid], ignore_errors=True)

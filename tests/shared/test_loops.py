@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
+from app.db.peers import SqlitePeers
 from app.events.notifier import Notifier, RemoteChannel
 from app.shared.loops import AT_ONCE, LoopService
 
@@ -19,7 +21,7 @@ class Recorder(LoopService):
 
     def __init__(self, interval_seconds: float | None = None, *, enabled: bool = True) -> None:
         super().__init__("recorder", interval_seconds, enabled=enabled)
-        self.script: list[float | Exception | None] = []
+        self.script: list[float | BaseException | None] = []
         self.ran = asyncio.Queue[int]()
         self.hold: asyncio.Event | None = None  # a round waits for it (to wake the service mid-round)
 
@@ -28,7 +30,7 @@ class Recorder(LoopService):
         if self.hold is not None:
             await self.hold.wait()
         outcome = self.script.pop(0) if self.script else None
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
@@ -54,7 +56,7 @@ async def test_a_round_runs_at_start_and_then_only_when_woken() -> None:
         assert await rounds_so_far(service) == [] and service.problem() is None
     finally:
         await service.stop()
-    assert service.problem() == "not started" and not service.running
+    assert service.problem() == "stopped" and not service.running
 
 
 async def test_a_wake_up_during_a_round_is_not_lost() -> None:
@@ -122,6 +124,39 @@ async def test_a_disabled_service_never_runs() -> None:
     await service.stop()
 
 
+class Crash(BaseException):
+    """What no round catches (an `Exception` is logged and the loop goes on): the loop ends."""
+
+
+async def test_readiness_names_a_service_not_started_stopped_or_whose_loop_ended() -> None:
+    service = Recorder()
+    assert service.problem() == "not started"
+    service.script = [Crash("a bug")]
+    await service.start()
+    try:
+        assert await service.ran.get() == 1
+        await rounds_so_far(service)
+        assert not service.running
+        assert service.problem() == "its loop ended (Crash('a bug'))"
+    finally:
+        await service.stop()
+    assert service.problem() == "stopped"
+    await service.start()  # started again: working again
+    try:
+        await service.ran.get()
+        assert service.problem() is None
+    finally:
+        await service.stop()
+
+
+async def test_a_service_started_by_its_first_use_is_fine_until_then() -> None:
+    service = Recorder()
+    service.on_demand = True
+    assert service.problem() is None
+    await service.stop()
+    assert service.problem() == "stopped"
+
+
 async def test_a_service_that_waits_first_runs_no_round_at_start() -> None:
     service = Recorder(interval_seconds=None)
     service.wait_first = True
@@ -176,13 +211,36 @@ async def test_the_notifier_wakes_services_by_topic_here_and_in_other_processes(
         await dreams.stop()
 
 
-def test_the_safety_poll_is_short_only_while_wake_ups_can_be_missed() -> None:
+async def test_a_long_sleep_ends_early_once_wake_ups_can_be_missed(tmp_path: Path) -> None:
+    """Alone on SQLite a service sleeps its hour-long safety poll; a second process joining
+    (nothing will tell this one of its work) shortens the sleep already under way."""
     notifier = Notifier()
+    notifier.peers = SqlitePeers(str(tmp_path / "mas.db"), recheck_seconds=0)
+    service = Recorder(interval_seconds=3600.0)
+    service.wake_on(notifier, "webhooks", 0.05)
+    await service.start()
+    worker = SqlitePeers(str(tmp_path / "mas.db"))
+    try:
+        assert await service.ran.get() == 1
+        assert await rounds_so_far(service) == []  # asleep, for an hour as things stand
+        worker.join()
+        assert await asyncio.wait_for(service.ran.get(), 60) == 2
+    finally:
+        worker.leave()
+        await service.stop()
+
+
+def test_the_safety_poll_is_short_only_while_wake_ups_can_be_missed(tmp_path: Path) -> None:
+    notifier = Notifier()
+    notifier.peers = SqlitePeers(str(tmp_path / "mas.db"))
     service = Recorder(interval_seconds=30.0)
     service.wake_on(notifier, "webhooks", 1.0)
     assert service.interval() == 30.0  # one process: every wake-up is heard
-    notifier.peers_unheard = True  # a separate worker on SQLite
+    worker = SqlitePeers(str(tmp_path / "mas.db"))
+    worker.join()  # a separate worker on SQLite
+    notifier.peers = SqlitePeers(str(tmp_path / "mas.db"))  # (a fresh answer, not the cached one)
     assert service.interval() == 1.0
+    worker.leave()
     notifier.remote = remote = Remote()  # PostgreSQL: LISTEN hears every process...
     assert service.interval() == 30.0
     remote.down = "disconnected"  # ...unless its connection is lost

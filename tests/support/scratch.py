@@ -5,7 +5,10 @@ the end of a run its own directories go; at the start of a run, those of runs th
 `pytest`, a CI job cancelled mid-suite) go too: their sandbox disks are unmounted (loop mounts
 otherwise stay for ever), their containers removed by instance label, and with the directory gone
 their detached host tool servers exit by themselves. Directories of runs still alive (other
-checkouts on the same machine) are never touched.
+checkouts on the same machine) are never touched. Servers made on `tmp_path` mount their disks in
+pytest's own numbered directories instead: a run unmounts those of its own directory when it ends,
+and the reaper those of dead runs (and removes the `garbage-*` directories pytest could not delete
+because of them).
 """
 
 from __future__ import annotations
@@ -58,22 +61,45 @@ def reap_dead_runs() -> None:
 def _unmount_in_dead_pytest_dirs(root: Path) -> None:
     """Servers made on ``tmp_path`` keep their sandbox disks in pytest's own numbered directories;
     pytest removes a dead run's directory later but cannot remove a mounted disk in it. A directory
-    whose ``.lock`` (pytest writes its pid there) is gone or names a dead process is not in use."""
-    dead: list[Path] = []
+    whose ``.lock`` (pytest writes its pid there) is gone or names a dead process is not in use.
+
+    pytest deletes an old numbered directory by renaming it ``garbage-<uuid>`` first; one it could
+    not delete (a disk was mounted in it) stays, and pytest tries again only when a later run ends.
+    Once its disks are unmounted, it is removed here."""
+    dead = [numbered for numbered in _pytest_dirs(root) if not _alive(_lock_owner(numbered) or 0)]
+    _unmount(_mounts_under(dead))
+    for numbered in dead:
+        if numbered.name.startswith("garbage-"):
+            shutil.rmtree(numbered, ignore_errors=True)
+
+
+def unmount_in_pytest_dirs_of(pid: int, root: Path | None = None) -> None:
+    """At the end of a run (its servers stopped): the disks left mounted in the pytest
+    directories whose ``.lock`` names ``pid`` (the run's own, with its xdist workers'), so that
+    pytest can delete them when it cleans up old runs instead of leaving ``garbage-*``."""
+    root = root or Path(tempfile.gettempdir())
+    _unmount(_mounts_under([numbered for numbered in _pytest_dirs(root) if _lock_owner(numbered) == pid]))
+
+
+def _pytest_dirs(root: Path) -> list[Path]:
+    found: list[Path] = []
     for user_dir in root.glob("pytest-of-*"):
         with contextlib.suppress(OSError):
-            for numbered in user_dir.iterdir():
-                lock = numbered / ".lock"
-                try:
-                    owner = int(lock.read_text().strip() or "0")
-                except (OSError, ValueError):
-                    owner = 0
-                if numbered.is_dir() and not (owner and _alive(owner)):
-                    dead.append(numbered)
-    _unmount(_mounts_under(dead))
+            found += [numbered for numbered in user_dir.iterdir() if numbered.is_dir()]
+    return found
+
+
+def _lock_owner(numbered: Path) -> int | None:
+    """The pid in a pytest directory's ``.lock``; None without one."""
+    try:
+        return int((numbered / ".lock").read_text().strip() or "0")
+    except (OSError, ValueError):
+        return None
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

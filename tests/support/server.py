@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -21,6 +24,7 @@ from app.config import Settings
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -58,11 +62,36 @@ class ServerThread:
             time.sleep(0.02)
         return self
 
-    def stop(self) -> None:
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop (where its services live); its result."""
+        loop = self.server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=60)
+
+    def stop(self, timeout: float = 30) -> None:
+        """End the server; raise (with where its thread is stuck) if it has not ended in ``timeout``.
+
+        A server left running would go on polling a database its test has dropped, and hang or
+        slow the rest of the run without a word: the failure must show here, with its cause."""
         self.server.should_exit = True
-        self.thread.join(timeout=30)
-        if self.settings.sandbox_backend == "local":
-            stop_tool_servers(self.settings.sandbox_state_dir)
+        self.thread.join(timeout=timeout)
+        try:
+            if self.thread.is_alive():
+                stuck = _stack_of(self.thread)
+                self.server.force_exit = True  # skip the graceful wait for connections and tasks
+                self.thread.join(timeout=timeout)
+                ended = "ended once forced" if not self.thread.is_alive() else "still running"
+                raise RuntimeError(
+                    f"test server {self.url} did not stop within {timeout:g} s ({ended}); "
+                    f"its thread was at:\n{stuck}"
+                )
+        finally:
+            if self.settings.sandbox_backend == "local":
+                stop_tool_servers(self.settings.sandbox_state_dir)
+
+
+def _stack_of(thread: threading.Thread) -> str:
+    frame = sys._current_frames().get(thread.ident or -1)
+    return "".join(traceback.format_stack(frame)) if frame is not None else "(no frame)"
 
 
 def stop_tool_servers(state_dir: Path) -> None:

@@ -3,12 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import JsonValue
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, JsonType
 from app.db.session_json import Budget, ResourceJson, StoredOutcomeEvaluation, UsageTotals
 from app.shared.agent_config import SessionAgent
+
+# Not archived, not a thread: the sessions the list shows (without `include_archived`).
+LISTED = "archived_at IS NULL AND parent_session_id IS NULL"
 
 
 class Session(Base):
@@ -19,6 +22,14 @@ class Session(Base):
         Index("ix_sessions_created_at", "created_at"),
         Index("ix_sessions_agent_id", "agent_id"),
         Index("ix_sessions_wake_at", "wake_at"),
+        # The rows the sessions list shows, in its order (migration 07467c34f7cc).
+        Index(
+            "ix_sessions_listed",
+            "created_at",
+            "id",
+            sqlite_where=text(LISTED),
+            postgresql_where=text(LISTED),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -73,3 +84,6 @@ class Session(Base):
     # W3C traceparent of the request that last asked the session to run (tracing on): the
     # worker's turn span continues that trace.
     trace_parent: Mapped[str | None] = mapped_column(String(64))
+    # Moved on by a trigger at every UPDATE of the row (migration fb73c88554c1), never written by
+    # mas: the sessions list keeps a session's JSON by (id, row_version).
+    row_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

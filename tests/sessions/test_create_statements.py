@@ -1,0 +1,52 @@
+"""What creating a session costs the database: every client of a turn starts with one, so a
+statement it does not need is paid on every session (issue 10)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+import httpx
+from sqlalchemy import event
+
+from app.db.engine import Database
+from tests.support.factories import user_message
+from tests.support.turns import InProcessWorker
+
+
+@contextmanager
+def statements_about(database: Database, table: str) -> Iterator[list[str]]:
+    """The statements reading or writing ``table`` that the database runs while the block does."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if f" {table}" in statement:
+            seen.append(statement)
+
+    engines = {database.engine.sync_engine, database.read_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_session_without_vaults_reads_no_vault_and_the_webhook_endpoints_once(
+    manual_async_client: anthropic.AsyncAnthropic, manual_http: httpx.AsyncClient, producer: InProcessWorker
+) -> None:
+    agent = await manual_async_client.beta.agents.create(name="create-statements", model="claude-sonnet-4-6")
+    environment = await manual_async_client.beta.environments.create(name="create-statements")
+    body = {"agent": agent.id, "environment_id": environment.id, "initial_events": [user_message("hi")]}
+    with (
+        statements_about(producer.database, "vaults") as vaults,
+        statements_about(producer.database, "webhook_endpoints") as endpoints,
+    ):
+        created = await manual_http.post("/v1/sessions", json=body)
+    assert created.status_code == 200 and created.json()["status"] == "running"
+    assert vaults == []
+    # It emits session.created and session.status_running: one read of the endpoints serves both.
+    assert len(endpoints) == 1
