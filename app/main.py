@@ -15,7 +15,6 @@ from app.agents.endpoints import FAST_READS as agent_reads
 from app.agents.endpoints import router as agents_router
 from app.api.auth import KeyCache, require_api_key_off_loopback
 from app.api.body import BodyGuard, BodyLimits
-from app.api.context import bind_log_context
 from app.api.errors import install_error_handlers
 from app.api.fastpath import FastReads
 from app.api.guard import v1_checks
@@ -131,15 +130,17 @@ FAST_READS = agent_reads + environment_reads + session_reads
 def build_v1_router() -> APIRouter:
     """The /v1 API: every resource router, all behind authentication (API keys; the scoped worker
     credentials of `app.api.scopes`) and rate limits."""
-    router = APIRouter(prefix="/v1", dependencies=[Depends(bind_log_context), Depends(v1_checks)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(v1_checks)])
+    # Matched in this order, route by route: the routes every session's client calls first (no
+    # two routers share a first path segment, so the order decides nothing else).
+    router.include_router(sessions_router)
+    router.include_router(events_router)
+    router.include_router(threads_router)
     router.include_router(agents_router)
     router.include_router(environments_router)
     router.include_router(envkeys_router)
     router.include_router(work_router)
     router.include_router(webhooks_router)
-    router.include_router(sessions_router)
-    router.include_router(events_router)
-    router.include_router(threads_router)
     router.include_router(skills_router)
     router.include_router(files_router)
     router.include_router(memory_stores_router)

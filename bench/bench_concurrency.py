@@ -13,7 +13,9 @@ Topologies (a fresh server and database for every repeat):
 * `serve-c32`: the same with MAS_WORKER_CONCURRENCY=32;
 * `pg-api+2workers`: PostgreSQL, `mas serve` without its worker plus two `mas worker` processes
   (concurrency 8 each), the docker-compose deployment spread over this machine's two cores;
-  `pg-api+Nworkers` for another number of workers (`pg-serve` is `mas serve` alone on PostgreSQL).
+  `pg-api+Nworkers` for another number of workers (`pg-serve` is `mas serve` alone on PostgreSQL);
+* `api+Nworkers`: the same split on SQLite (the processes learn of each other through their
+  liveness files and poll for what they cannot be told, at MAS_MISSED_WAKEUP_POLL_SECONDS).
 Target (issue 10, with the documented topology): 100 sessions <= 3 s wall.
 """
 
@@ -73,6 +75,7 @@ class Outcome:
     load: float
     children_cpu_s: float = 0.0  # processes they waited for (the tool servers' launchers)
     tool_servers_cpu_s: float = 0.0  # the local sandbox's tool servers (detached)
+    cpu_by_process_s: list[float] = field(default_factory=list)  # the API server first
 
 
 @dataclass
@@ -200,18 +203,18 @@ def tool_servers_cpu_seconds(workdir: Path) -> float:
 
 
 def worker_count(topology: str) -> int:
-    """`pg-api+3workers` -> 3 (`mas worker` processes beside a worker-less `mas serve`)."""
-    match = re.fullmatch(r"pg-api\+(\d+)workers?", topology)
+    """`pg-api+3workers`, `api+3workers` -> 3 (`mas worker` processes beside a worker-less `mas serve`)."""
+    match = re.fullmatch(r"(pg-)?api\+(\d+)workers?", topology)
     if match is None:
         raise SystemExit(f"unknown topology {topology!r}")
-    return int(match[1])
+    return int(match[2])
 
 
 def run_once(
     url: str, workdir: Path, topology: str, sessions: int, profiler_dir: Path | None = None
 ) -> Outcome:
     env = {"MAS_WORKER_CONCURRENCY": "32" if topology == "serve-c32" else "8"}
-    separate = topology.startswith("pg-api")
+    separate = topology.startswith(("pg-api", "api+"))
     if separate:
         env["MAS_EMBEDDED_WORKER"] = "false"
     with MasServer(workdir, url, env=env, label=topology) as server, contextlib.ExitStack() as stack:
@@ -225,15 +228,20 @@ def run_once(
         # and the first session of a process pays for its imports and its sandbox zygote.
         asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
         single, _ = asyncio.run(many_sessions(server.url, agent["id"], env_id, 1))
-        cpu, load = sum(cpu_seconds(p) for p in pids), load_average()
+        before, load = [cpu_seconds(p) for p in pids], load_average()
         children = sum(children_cpu_seconds(p) for p in pids)
         tools = tool_servers_cpu_seconds(workdir)
-        with Profiler(profiler_dir, server.pid).phase(f"{topology}-{sessions}"):
+        with contextlib.ExitStack() as profiles:  # every mas process, the API server first
+            for i, pid in enumerate(pids):
+                name = f"{topology}-{sessions}" + (f"-worker{i}" if i else "")
+                profiles.enter_context(Profiler(profiler_dir, pid).phase(name))
             wall, each = asyncio.run(many_sessions(server.url, agent["id"], env_id, sessions))
-        used = sum(cpu_seconds(p) for p in pids) - cpu
+        by_process = [cpu_seconds(p) - b for p, b in zip(pids, before, strict=True)]
         children = sum(children_cpu_seconds(p) for p in pids) - children
         tools = tool_servers_cpu_seconds(workdir) - tools
-    return Outcome(wall, single, median(each), max(each), used, load, children, tools)
+    return Outcome(
+        wall, single, median(each), max(each), sum(by_process), load, children, tools, by_process
+    )
 
 
 def report(results: list[Topology], sessions: int) -> str:
@@ -257,7 +265,7 @@ def report(results: list[Topology], sessions: int) -> str:
             f"| {topo.name} | {wall:.2f} [{spread(walls)}] | {single:.3f} | {wall / single:.0f}x "
             f"| {median([o.per_session_p50_s for o in topo.outcomes]):.2f} / "
             f"{median([o.per_session_max_s for o in topo.outcomes]):.2f} "
-            f"| {cpu:.1f} | {cpu / sessions * 1000:.0f} "
+            f"| {cpu:.1f} | {cpu / sessions * 1000:.0f}{_split(topo.outcomes, sessions)} "
             f"| {median([o.children_cpu_s for o in topo.outcomes]) / sessions * 1000:.0f}, "
             f"{median([o.tool_servers_cpu_s for o in topo.outcomes]) / sessions * 1000:.0f} "
             f"| {spread([o.load for o in topo.outcomes])} "
@@ -273,6 +281,17 @@ def report(results: list[Topology], sessions: int) -> str:
             f"{by_name['serve-c32'] / by_name['serve-c8']:.2f}x the wall time",
         ]
     return "\n".join(lines)
+
+
+def _split(outcomes: list[Outcome], sessions: int) -> str:
+    """` (API 12 + 30)`: the CPU per session of each process, when there are several."""
+    counts = {len(o.cpu_by_process_s) for o in outcomes}
+    if counts != {max(counts)} or max(counts) < 2:
+        return ""
+    each = [median([o.cpu_by_process_s[i] for o in outcomes]) for i in range(max(counts))]
+    return f" (API {each[0] / sessions * 1000:.0f} + " + " + ".join(
+        f"{c / sessions * 1000:.0f}" for c in each[1:]
+    ) + ")"
 
 
 def run_topology(workdir: Path, topology: str, sessions: int, profile: Path | None) -> Outcome:
@@ -301,7 +320,7 @@ def main() -> None:
     parser.add_argument("--topologies", default=",".join(TOPOLOGIES))
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument(
-        "--profile", type=Path, help="py-spy profiles of the API server (first repeat) into this dir"
+        "--profile", type=Path, help="py-spy profiles of the mas processes (first repeat) into this dir"
     )
     args = parser.parse_args()
     print(header("bench_concurrency: concurrent one-tool sessions"), flush=True)

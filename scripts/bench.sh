@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the benchmarks need (the venv, wrk, py-spy, ripgrep, a private PostgreSQL), then
 # runs one benchmark or all of them. Extra arguments go to that benchmark.
-#   scripts/bench.sh http|log|replay-first|concurrency|queue|stream|sandbox|session|replay|mcp|files|threads|egress [args...]
+#   scripts/bench.sh http|log|replay-first|concurrency|api-session|queue|stream|sandbox|session|replay|mcp|files|threads|egress [args...]
 #   scripts/bench.sh profile [DIR]   # py-spy profiles of the hot paths (see bench/README.md)
 #   scripts/bench.sh all
 set -euo pipefail
@@ -19,6 +19,7 @@ case "$what" in
   log) exec $py bench/bench_log.py "$@" ;;
   replay-first) exec $py bench/bench_replay_first.py "$@" ;;
   concurrency) exec $py bench/bench_concurrency.py "$@" ;;
+  api-session) exec $py bench/bench_api_session.py "$@" ;;
   queue) exec $py bench/bench_queue.py "$@" ;;
   stream) exec $py bench/bench_stream.py "$@" ;;
   sandbox) exec $py bench/bench_sandbox.py "$@" ;;
@@ -41,5 +42,5 @@ case "$what" in
       $py "bench/bench_$b.py"
     done
     ;;
-  *) echo "usage: $0 http|log|replay-first|concurrency|queue|stream|sandbox|session|replay|mcp|files|threads|observability|profile|all [args]" >&2; exit 2 ;;
+  *) echo "usage: $0 http|log|replay-first|concurrency|api-session|queue|stream|sandbox|session|replay|mcp|files|threads|observability|profile|all [args]" >&2; exit 2 ;;
 esac

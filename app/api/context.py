@@ -19,8 +19,8 @@ def current_request_id() -> str:
     return request_id_var.get() or new_request_id()
 
 
-async def bind_log_context(request: Request) -> None:
-    """A /v1 dependency: every line logged while serving a session's route names the session."""
+def bind_log_context(request: Request) -> None:
+    """Every line logged while serving a session's route names the session (`v1_checks`)."""
     session_id = request.path_params.get("session_id")
     if isinstance(session_id, str):
         session_id_var.set(session_id)
