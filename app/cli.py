@@ -126,8 +126,8 @@ async def _run_worker(settings: Settings) -> None:
         stack.push_async_callback(db.dispose)
         notifier = Notifier()
         db.on_wake = notifier.wake  # a commit that queued work wakes its services everywhere
-        # On SQLite the API's announcements do not reach this process: it polls at the short
-        # interval while an API process is live (`app.db.peers`).
+        # The API processes' announcements reach this one: NOTIFY on PostgreSQL, the processes'
+        # sockets on SQLite (`app.events.sqlite_channel`).
         await start_fanout(stack, db, notifier)
         await start_dispatcher(stack, settings, db, notifier)
         await start_scheduler(stack, settings, db, notifier)

@@ -39,6 +39,7 @@ from app.envkeys.endpoints import router as envkeys_router
 from app.events import service as events
 from app.events.notifier import LogEvent, Notifier
 from app.events.pg_listener import PgListener
+from app.events.sqlite_channel import SqliteChannel
 from app.files.endpoints import router as files_router
 from app.files.sweeper import StorageSweeper
 from app.memory_stores.endpoints import router as memory_stores_router
@@ -67,20 +68,22 @@ log = logging.getLogger("mas")
 
 
 async def start_fanout(stack: AsyncExitStack, db: Database, notifier: Notifier) -> PgListener | None:
-    """Across processes on PostgreSQL: LISTEN/NOTIFY. SQLite carries no notifications: each
-    process announces itself in a file, and polls at the short interval while another is live."""
-    if db.is_sqlite:
-        if db.sqlite_file is not None:
-            peers = SqlitePeers(db.sqlite_file)
-            peers.join()
-            stack.callback(peers.leave)
-            notifier.peers = peers
-        return None
+    """Across processes on PostgreSQL: LISTEN/NOTIFY. On a SQLite file: each process announces
+    itself in a file and binds a socket next to it, and the processes tell each other what they
+    commit through those sockets (`SqliteChannel`). An in-memory SQLite database has one process."""
 
     async def fetch(session_id: str, after: int) -> list[LogEvent]:
         async with db.read() as session:
             return await events.fetch_after(session, session_id, after)
 
+    if db.is_sqlite:
+        if db.sqlite_file is not None:
+            peers = SqlitePeers(db.sqlite_file)
+            notifier.peers = peers
+            channel = SqliteChannel(peers, notifier, fetch)
+            channel.start()
+            stack.push_async_callback(channel.close)
+        return None
     listener = PgListener(db.url, notifier, fetch)
     await listener.start()
     stack.push_async_callback(listener.close)

@@ -2,9 +2,10 @@
 
 The log in the database is the source of truth; notifications only say "look now". Inside one
 process, committed events are handed to subscribers directly (no re-read). Across processes
-(several API replicas, separate workers on PostgreSQL) a `PgListener` turns `NOTIFY` messages into
-local publications by reading the log once per process. A subscriber that sees a gap in `seq`
-(a missed or reordered notification) re-reads the log, so nothing is lost.
+(several API replicas, separate workers) a `RemoteChannel` — `PgListener` on PostgreSQL,
+`SqliteChannel` on SQLite — turns the other processes' messages into local publications by
+reading the log once per process (`LogFollower`). A subscriber that sees a gap in `seq` (a missed
+or reordered notification) re-reads the log, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, Protocol, Required
@@ -205,6 +206,12 @@ class Notifier:
             for events in held.kept:
                 self.publish(held.session_id, events)
 
+    def publish_committed(self, session_id: str, events: list[LogEvent]) -> None:
+        """After the commit that appended ``events``: streams here, and other processes told."""
+        self.publish(session_id, events)
+        if self.remote is not None and events:
+            self.remote.forward_events(session_id, events[-1].seq)
+
     def publish_ephemeral(self, session_id: str, wire: PreviewFrame, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
             sub.offer(Ephemeral(wire))
@@ -259,6 +266,10 @@ class Notifier:
                 signals.discard(signal)
                 if not signals:
                     del self._interrupts[session_id]
+
+    def interrupted_sessions(self) -> list[str]:
+        """The sessions whose interrupts a step here waits for (`interrupts`)."""
+        return list(self._interrupts)
 
     def interrupt_poll_seconds(self) -> float:
         """How often to look in the log anyway: the announcement is the fast path, the log the truth."""
@@ -323,7 +334,12 @@ def _remember(table: dict[str, int], session_id: str, seq: int) -> None:
 
 
 class RemoteChannel:
-    """How a notifier reaches other processes (PostgreSQL LISTEN/NOTIFY); see `pg_listener`."""
+    """How a notifier reaches other processes: PostgreSQL LISTEN/NOTIFY (`pg_listener`), unix
+    datagram sockets between the processes on one SQLite file (`sqlite_channel`)."""
+
+    def forward_events(self, session_id: str, seq: int) -> None:
+        """After commit: the session's log grew up to ``seq``."""
+        raise NotImplementedError
 
     def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         raise NotImplementedError
@@ -343,3 +359,55 @@ class RemoteChannel:
     def problem(self) -> str | None:
         """Why notifications from other processes may not arrive right now, or None."""
         raise NotImplementedError
+
+
+FetchEvents = Callable[[str, int], Awaitable[list[LogEvent]]]
+
+
+class LogFollower:
+    """Publishes here what another process committed: told that a session's log grew, it reads
+    the new events once for all of this process's streams of the session (one read at a time per
+    session; messages while one runs make one more read after it)."""
+
+    def __init__(self, notifier: Notifier, fetch: FetchEvents) -> None:
+        self._notifier = notifier
+        self._fetch = fetch
+        self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._closed = False
+
+    def committed(self, session_id: str, seq: int) -> None:
+        if self._notifier.has_subscribers(session_id) and seq > self._notifier.last_published(session_id):
+            self.schedule(session_id)
+
+    def catch_up_all(self) -> None:
+        """Every stream here reads what it may have missed (after notifications were lost)."""
+        for session_id in self._notifier.subscribed_sessions():
+            self.schedule(session_id)
+
+    def schedule(self, session_id: str) -> None:
+        if self._closed:
+            return
+        if session_id in self._fetching:
+            self._again.add(session_id)
+            return
+        self._fetching[session_id] = asyncio.create_task(self._fetch_and_publish(session_id))
+
+    async def _fetch_and_publish(self, session_id: str) -> None:
+        try:
+            events = await self._fetch(session_id, self._notifier.last_published(session_id))
+            self._notifier.publish(session_id, events)
+        except Exception:
+            log.exception("could not read new events of %s", session_id)
+        finally:
+            del self._fetching[session_id]
+            if session_id in self._again:
+                self._again.discard(session_id)
+                self.schedule(session_id)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._fetching.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

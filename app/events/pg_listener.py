@@ -18,13 +18,20 @@ import logging
 import os
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from app.events.notifier import SESSIONS, WAKE_TOPICS, LogEvent, Notifier, PreviewFrame, RemoteChannel
+from app.events.notifier import (
+    SESSIONS,
+    WAKE_TOPICS,
+    FetchEvents,
+    LogFollower,
+    Notifier,
+    PreviewFrame,
+    RemoteChannel,
+)
 from app.shared.loops import LoopService
 
 log = logging.getLogger(__name__)
@@ -33,8 +40,6 @@ EVENTS_CHANNEL = "mas_events"
 DELTAS_CHANNEL = "mas_deltas"
 WAKE_CHANNEL = "mas_wake"
 MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
-
-FetchEvents = Callable[[str, int], Awaitable[list[LogEvent]]]
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -45,11 +50,10 @@ class PgListener(RemoteChannel):
     def __init__(self, database_url: str, notifier: Notifier, fetch: FetchEvents) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self._notifier = notifier
-        self._fetch = fetch
+        self._follower = LogFollower(notifier, fetch)
         self._origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._conn: asyncpg.Connection | None = None
         self._sender = _NotifySender(self)
-        self._fetching: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
@@ -73,9 +77,10 @@ class PgListener(RemoteChannel):
         self._closed = True
         self._notifier.remote = None
         await self._sender.stop()
-        for task in [*self._tasks, *self._fetching.values()]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._fetching.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._follower.close()
         if self._conn is not None:
             await self._conn.close()
 
@@ -101,8 +106,7 @@ class PgListener(RemoteChannel):
                 delay = min(delay * 2, 5.0)
                 continue
             # Anything notified while we were away is still in the log: catch every stream up.
-            for session_id in self._notifier.subscribed_sessions():
-                self._schedule_fetch(session_id)
+            self._follower.catch_up_all()
             # Wake-ups missed while away (or dropped by our sender): every service here and
             # elsewhere looks once now instead of at its next safety poll.
             for topic in WAKE_TOPICS:
@@ -121,10 +125,7 @@ class PgListener(RemoteChannel):
         if marker == "interrupt":  # a step of this process running the session stops
             self._notifier.interrupt(session_id, forward=False)
             return
-        if not self._notifier.has_subscribers(session_id):
-            return
-        if int(marker) > self._notifier.last_published(session_id):
-            self._schedule_fetch(session_id)
+        self._follower.committed(session_id, int(marker))
 
     def _on_delta(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         message = json.loads(payload)
@@ -136,21 +137,10 @@ class PgListener(RemoteChannel):
         if origin != self._origin:  # this process woke its own services already
             self._notifier.wake(topic if topic in WAKE_TOPICS else SESSIONS, forward=False)
 
-    def _schedule_fetch(self, session_id: str) -> None:
-        running = self._fetching.get(session_id)
-        if running is not None and not running.done():
-            running.add_done_callback(lambda _t: self._schedule_fetch(session_id))
-            return
-        self._fetching[session_id] = asyncio.create_task(self._fetch_and_publish(session_id))
-
-    async def _fetch_and_publish(self, session_id: str) -> None:
-        try:
-            events = await self._fetch(session_id, self._notifier.last_published(session_id))
-            self._notifier.publish(session_id, events)
-        except Exception:
-            log.exception("could not read new events of %s", session_id)
-
     # -- outgoing ------------------------------------------------------------------------------
+    def forward_events(self, session_id: str, seq: int) -> None:
+        """Nothing to do: the transaction that appended the events notified (`events.service`)."""
+
     def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         payload = json.dumps({"o": self._origin, "s": session_id, "w": wire}, separators=(",", ":"))
         if len(payload.encode()) <= MAX_PAYLOAD:  # deltas are best-effort previews

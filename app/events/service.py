@@ -122,7 +122,7 @@ async def _publish_wire_after_commit(
 ) -> None:
     if on_postgres(db):
         await repository.notify(db, EVENTS_CHANNEL, f"{session_id}:{published[-1].seq}")
-    after_commit(db, lambda: notifier.publish(session_id, published))
+    after_commit(db, lambda: notifier.publish_committed(session_id, published))
 
 
 async def append(
