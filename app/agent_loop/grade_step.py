@@ -69,6 +69,8 @@ class GradeStep:
     def __init__(self, deps: LoopDeps, claim: Claim) -> None:
         self.deps = deps
         self.claim = claim
+        # The claim's interrupt announcements (set by the runner for its run), else None.
+        self.announced: asyncio.Event | None = None
 
     async def prepare(
         self, db: AsyncSession, row: Session, history: list[EventRecord], entry: StoredOutcomeEvaluation
@@ -169,7 +171,8 @@ class GradeStep:
     async def _watch(self, plan: GradePlan) -> None:
         """Returns when an interrupt is queued; sends a heartbeat every interval meanwhile."""
         interval = self.deps.settings.outcome_heartbeat_seconds
-        waiting = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.claim.session_id))
+        interrupt = interrupts.wait_for_interrupt(self.deps, self.claim.session_id, self.announced)
+        waiting = asyncio.create_task(interrupt)
         try:
             while True:
                 done, _ = await asyncio.wait({waiting}, timeout=interval)

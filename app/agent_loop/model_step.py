@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,11 +52,17 @@ from app.mcp.events import mcp_tool_use_event
 from app.sessions import leases, resources, threads, transitions
 from app.sessions.leases import Claim
 from app.shared.agent_config import SessionAgent
-from app.shared.environment_config import EnvironmentConfig
 from app.skills import references as skill_refs
 from app.skills.discovery import RepoSkills
 
+if TYPE_CHECKING:
+    from app.agent_loop.runner import Plan
+
 log = logging.getLogger(__name__)
+
+# The runner's next decision, made in the transaction that recorded what a step did (the session's
+# row, if that transaction fenced it already). None: it was not made there; the next step makes it.
+Then = Callable[[AsyncSession, Session | None], Awaitable["Plan | None"]]
 
 
 @dataclass
@@ -93,6 +100,12 @@ class ModelStep:
         self.ledger: Ledger | None = None
         # The runner's tool step: MCP calls allowed outright start in the response's transaction.
         self.tools: ToolStep | None = None
+        self.then: Then | None = None
+        # The claim's interrupt announcements (set by the runner for its run), else None.
+        self.announced: asyncio.Event | None = None
+        # The environment's config type, read once per claim: it cannot change (an update that
+        # tries is refused); the config itself is read fresh where a sandbox is built from it.
+        self._environment_type: str | None = None
 
     async def prepare(
         self,
@@ -108,7 +121,7 @@ class ModelStep:
         if requests.needs_compaction(window, self.deps.settings):
             return ModelPlan(row.agent, history, window, None, None)
         server_search = self.deps.settings.uses_real_api()
-        cloud = await environments.config_type(db, row.environment_id) != "self_hosted"
+        cloud = await self._config_type(db, row) != "self_hosted"
         mcp_tools = self.deps.mcp.definitions(row.id, row.agent)
         listed = await skill_refs.describe(db, row.agent.get("skills") or [])
         mounted = resources.memory_mounts(row)
@@ -126,6 +139,11 @@ class ModelStep:
         start = await events.append(db, self.deps.notifier, row.id, [{"type": "span.model_request_start"}])
         return ModelPlan(row.agent, history, window, request, start[0]["id"])
 
+    async def _config_type(self, db: AsyncSession, row: Session) -> str:
+        if self._environment_type is None:
+            self._environment_type = await environments.config_type(db, row.environment_id)
+        return self._environment_type
+
     async def _repo_skills(self, db: AsyncSession, row: Session) -> RepoSkills | None:
         """The skills found in the session's repositories (a thread's: its session's), if the
         row's agent can read skills."""
@@ -134,8 +152,9 @@ class ModelStep:
         owner = await threads.parent_of(db, row) if row.parent_session_id is not None else row
         return resources.repo_skills(owner)
 
-    async def run(self, plan: ModelPlan) -> bool | ToolPlan:
-        """False: release the session; a ToolPlan: calls recorded as started, to run at once."""
+    async def run(self, plan: ModelPlan) -> bool | Plan:
+        """False: release the session; a plan: the next step, decided in the transaction that
+        recorded the response (a ToolPlan of calls recorded as started there, to run at once)."""
         if plan.request is None or plan.start_id is None:
             try:
                 await self._compact(plan.agent, plan.window)
@@ -145,9 +164,8 @@ class ModelStep:
         preview = Preview()
         try:
             final = await self._stream_until_interrupt(plan.request, preview)
-        except Interrupted:
-            await self._record_end(plan.start_id, None)
-            return True  # the next step applies the interrupt
+        except Interrupted:  # the next decision applies the interrupt
+            return await self._record_end(plan.start_id, None) or True
         except ModelError as error:
             return await self._record_failure(plan.start_id, error)
         judged = await self._judge(plan, final)
@@ -199,7 +217,8 @@ class ModelStep:
     # -- streaming -----------------------------------------------------------------------------
     async def _stream_until_interrupt(self, request: ModelRequest, preview: Preview) -> MessageComplete:
         streaming = asyncio.create_task(self._consume(request, preview))
-        watching = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.session_id))
+        interrupt = interrupts.wait_for_interrupt(self.deps, self.session_id, self.announced)
+        watching = asyncio.create_task(interrupt)
         try:
             done, _ = await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -251,25 +270,17 @@ class ModelStep:
         self,
         start_id: str,
         result: tuple[MessageComplete, Preview, dict[str, tuple[Judgement, ModelUsage]]] | None,
-    ) -> ToolPlan | None:
-        config: EnvironmentConfig | None = None
+    ) -> Plan | None:
+        """Record the response (None: the request was interrupted) and decide what comes next
+        in the same transaction: its calls, when they start at once, else `then`."""
         plan: ToolPlan | None = None
         try:
             async with self.deps.database.unit_of_work() as db:
                 row = await leases.fence(db, self.claim)
-                if result is None:
-                    batch = [span_end(start_id, is_error=False)]
-                else:
-                    # Read once: whether the client runs the tools, and what their sandbox is built from.
-                    config = await environments.sandbox_config(db, row.environment_id)
-                    client_run = config["type"] == "self_hosted"
-                    batch = self._response_events(row, start_id, *result, client_run=client_run)
-                await events.append(db, self.deps.notifier, row.id, batch)
-                transitions.await_client(row, _blocking_ids(batch))
-                if result is None or self.tools is None or config is None:
-                    return None
-                plan = await self.tools.prepare_at_once(db, row, batch, config)
-                if plan is not None and plan.mcp_only:
+                plan = await self._record_response(db, row, start_id, result)
+                if plan is None:
+                    return None if self.then is None else await self.then(db, row)
+                if plan.mcp_only:
                     # The MCP requests leave before the streams send these events (tool_step).
                     plan = replace(plan, held=self.deps.notifier.hold(row.id))
         except BaseException:
@@ -277,6 +288,26 @@ class ModelStep:
                 plan.held.release()
             raise
         return plan
+
+    async def _record_response(
+        self,
+        db: AsyncSession,
+        row: Session,
+        start_id: str,
+        result: tuple[MessageComplete, Preview, dict[str, tuple[Judgement, ModelUsage]]] | None,
+    ) -> ToolPlan | None:
+        """The response's events (or the span's end alone); its calls as started, when they are
+        all allowed outright."""
+        if result is None:
+            await events.append(db, self.deps.notifier, row.id, [span_end(start_id, is_error=False)])
+            return None
+        client_run = await self._config_type(db, row) == "self_hosted"  # the client runs the tools
+        batch = self._response_events(row, start_id, *result, client_run=client_run)
+        await events.append(db, self.deps.notifier, row.id, batch)
+        transitions.await_client(row, _blocking_ids(batch))
+        if self.tools is None:
+            return None
+        return await self.tools.prepare_at_once(db, row, batch)
 
     def _response_events(
         self,

@@ -6,6 +6,13 @@ action (`decide`) and carries it out. Model calls and tool executions happen out
 one step records that they start, another records what came of them. Because the decision is
 made from the log alone, a worker that crashes anywhere leaves a log from which the next worker
 resumes (see `state.py`).
+
+Decisions that only write ("continue": the session starts running, an input is taken, the turn
+goes idle) are chained in one transaction behind one fence, each made from the log as the one
+before left it (the ledger reads this transaction's own appends); so is the decision that follows a
+recorded model response or tool results, made in the transaction that recorded them. A one-tool
+turn takes four transactions: start running and open the request; record the response and start
+the call; record its result and open the next request; record the answer, go idle and release.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ log = logging.getLogger(__name__)
 
 Decision = str | ToolPlan | ModelPlan | McpPlan | SkillScanPlan
 Plan = Decision | GradePlan
+# At most this many decisions in one transaction (each wrote and continues): a step never holds
+# the session's lock (on SQLite, the database's write lock) for long.
+CHAIN_LIMIT = 8
 
 
 @dataclass
@@ -80,6 +90,10 @@ class SessionRunner:
         self.mcp_step = McpStep(deps, claim)
         self.skill_scan = SkillScanStep(deps, claim)
         self.grade_step = GradeStep(deps, claim)
+        # The transactions that record a response or tool results go on to decide the next step.
+        self.model_step.then = self.tool_step.then = self._decide_after
+        self.decisions = 0
+        self.max_decisions = deps.settings.max_tool_rounds * 4 + 20
         # The log is append-only: read it once (or take up the ledger an earlier claim left), then
         # only what was appended since (by this worker, clients, threads or another worker).
         self.ledgers = ledgers if ledgers is not None else Ledgers(0)
@@ -93,7 +107,17 @@ class SessionRunner:
 
     async def run(self) -> None:
         """Steps until the session is idle with nothing queued, or must wait (backoff)."""
-        for _ in range(self.deps.settings.max_tool_rounds * 4 + 20):
+        # Interrupts announced from now on: each step reads the queue after this, so a watch of a
+        # model request or tool step reads the log at its start only once one was announced.
+        with self.deps.notifier.interrupts(self.claim.session_id) as announced:
+            self.model_step.announced = self.tool_step.announced = self.grade_step.announced = announced
+            try:
+                await self._steps()
+            finally:
+                self.model_step.announced = self.tool_step.announced = self.grade_step.announced = None
+
+    async def _steps(self) -> None:
+        while self.decisions < self.max_decisions:
             if not await self.step():
                 return
             if self._stopping:
@@ -112,8 +136,7 @@ class SessionRunner:
             self._ledger = kept if kept is not None and await kept.matches(db, row) else Ledger(row.id)
         return self._ledger
 
-    async def _snapshot(self, db: AsyncSession) -> Snapshot:
-        row = await leases.fence(db, self.claim)
+    async def _snapshot(self, db: AsyncSession, row: Session) -> Snapshot:
         ledger = await self._take_ledger(db, row)
         ledger.extend(await events.records_after(db, row.id, ledger.last_seq))
         if self.deps.settings.ledger_verify:
@@ -123,22 +146,55 @@ class SessionRunner:
         return Snapshot(row, ledger.history, ledger.window, queued, ledger.state())
 
     async def step(self) -> bool:
-        """One decision. Returns False when the session should be released."""
+        """Decide (in one transaction) and carry it out. Returns False when the session should be
+        released."""
         async with self.deps.database.unit_of_work() as db:
-            snap = await self._snapshot(db)
-            outcome = await self._decide_and_write(db, snap)
-        if isinstance(outcome, ModelPlan):
-            follow = await self.model_step.run(outcome)
-            return await self.tool_step.run(follow) if isinstance(follow, ToolPlan) else follow
-        if isinstance(outcome, ToolPlan):
-            return await self.tool_step.run(outcome)
-        if isinstance(outcome, McpPlan):
-            return await self.mcp_step.run(outcome)
-        if isinstance(outcome, SkillScanPlan):
-            return await self.skill_scan.run(outcome)
-        if isinstance(outcome, GradePlan):
-            return await self.grade_step.run(outcome)
+            outcome = await self._decide(db, await leases.fence(db, self.claim))
+        return await self._carry_out(outcome)
+
+    async def _decide(self, db: AsyncSession, row: Session) -> Plan:
+        """Decisions on the fenced ``row`` in the caller's transaction, chained while they only
+        wrote and continue (up to `CHAIN_LIMIT`, and not once the worker stops)."""
+        try:
+            for _ in range(CHAIN_LIMIT):
+                self.decisions += 1
+                outcome = await self._decide_and_write(db, await self._snapshot(db, row))
+                if outcome != "continue" or self._stopping or self.decisions >= self.max_decisions:
+                    break
+        except BaseException:
+            self._ledger = None  # it may hold this transaction's appends, which roll back
+            raise
+        return outcome
+
+    async def _decide_after(self, db: AsyncSession, row: Session | None) -> Plan | None:
+        """The next decision, in the transaction that recorded a model response or tool results
+        (``row``: the session's row if that transaction fenced it already). None: none is made
+        there (the worker stops or the step limit is reached); the next step decides."""
+        if self._stopping or self.decisions >= self.max_decisions:
+            return None
+        return await self._decide(db, row if row is not None else await leases.fence(db, self.claim))
+
+    async def _carry_out(self, outcome: Plan) -> bool:
+        """Run plans until one ends without a decision of its own (or with a plain one)."""
+        while not isinstance(outcome, str):
+            done = await self._run_plan(outcome)
+            if isinstance(done, bool):
+                return done
+            outcome = done  # decided in the transaction that recorded what the plan did
         return outcome == "continue"
+
+    async def _run_plan(self, plan: Plan) -> bool | Plan:
+        if isinstance(plan, ModelPlan):
+            return await self.model_step.run(plan)
+        if isinstance(plan, ToolPlan):
+            return await self.tool_step.run(plan)
+        if isinstance(plan, McpPlan):
+            return await self.mcp_step.run(plan)
+        if isinstance(plan, SkillScanPlan):
+            return await self.skill_scan.run(plan)
+        if isinstance(plan, GradePlan):
+            return await self.grade_step.run(plan)
+        return plan == "continue"
 
     async def _decide_and_write(self, db: AsyncSession, snap: Snapshot) -> Plan:
         notifier = self.deps.notifier

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +53,10 @@ from app.skills import references as skill_refs
 from app.skills.references import SessionSkill
 from app.vaults import resolve as vault_credentials
 from app.vaults.secrets import SecretBox
+
+if TYPE_CHECKING:
+    from app.agent_loop.model_step import Then
+    from app.agent_loop.runner import Plan
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +169,20 @@ class ToolStep:
         self.claim = claim
         # The worker lends this session's slot to others while its tools run (worker/slots.py).
         self.lend_slot: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
+        self.then: Then | None = None  # the runner's next decision, after the results (model_step)
+        # The claim's interrupt announcements (set by the runner for its run), else None.
+        self.announced: asyncio.Event | None = None
 
-    async def run(self, plan: ToolPlan) -> bool:
-        """Built-in calls in the sandbox (started only if one needs it), MCP calls from here."""
+    async def run(self, plan: ToolPlan) -> bool | Plan:
+        """Built-in calls in the sandbox (started only if one needs it), MCP calls from here.
+        Returns the next step when it was decided in the transaction that recorded the results."""
         try:
             return await self._run(plan)
         finally:
             if plan.held is not None:  # already released once the requests were out
                 plan.held.release()
 
-    async def _run(self, plan: ToolPlan) -> bool:
+    async def _run(self, plan: ToolPlan) -> bool | Plan:
         calls = plan.calls
         errors: list[EventRecord] = []
         notes: list[str] = []
@@ -205,9 +213,10 @@ class ToolStep:
             batch = [*errors, *results]
             last = await leases.fenced_seqs(db, self.claim, len(batch), tools_finished=True)
             await events.append_reserved(db, self.deps.notifier, self.claim.session_id, batch, last)
-        if plan.sandbox_calls:  # only tools in the sandbox write outputs
+            decided = None if self.then is None else await self.then(db, None)
+        if plan.sandbox_calls:  # only tools in the sandbox write outputs (before the next step runs)
             await self._collect_outputs()
-        return True
+        return True if decided is None else decided
 
     async def _collect_outputs(self) -> None:
         try:
@@ -266,14 +275,18 @@ class ToolStep:
             await events.append(db, self.deps.notifier, row.id, errors)
 
     async def prepare_at_once(
-        self, db: AsyncSession, row: Session, batch: list[EventRecord], config: EnvironmentConfig
+        self,
+        db: AsyncSession,
+        row: Session,
+        batch: list[EventRecord],
+        config: EnvironmentConfig | None = None,
     ) -> ToolPlan | None:
         """In the transaction that records a response: when its calls are all allowed outright
         (MCP calls, and built-in calls this server runs), record them as started there too, so
         they start right after that commit instead of after another deciding step (what that
         step would decide from the log alone: nothing refused or waiting on the client comes
-        first, and no interrupt is queued). ``config``: the environment's sandbox config, read
-        in this transaction."""
+        first, and no interrupt is queued). ``config``: the environment's sandbox config, if
+        this transaction has read it already."""
         uses = [e for e in batch if e["type"] in TOOL_USE_TYPES and not harness_of(e).get("server")]
         if not uses or not all(_runs_at_once(u) for u in uses):
             return None
@@ -299,7 +312,8 @@ class ToolStep:
             await launch.until_written(running)
             if plan.held is not None:
                 plan.held.release()
-            watching = asyncio.create_task(interrupts.wait_for_interrupt(self.deps, self.claim.session_id))
+            interrupt = interrupts.wait_for_interrupt(self.deps, self.claim.session_id, self.announced)
+            watching = asyncio.create_task(interrupt)
             either: list[asyncio.Future[Any]] = [running, watching]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             interrupted = watching.done() and watching.exception() is None

@@ -26,6 +26,21 @@ async def get_version(db: AsyncSession, agent_id: str, version: int) -> AgentVer
     return await db.get(AgentVersion, (agent_id, version))
 
 
+async def get_with_version(
+    db: AsyncSession, agent_id: str, version: int | None
+) -> tuple[Agent | None, AgentVersion | None]:
+    """The agent and its version ``version`` (default: its latest) in one statement: (None, None)
+    when the agent does not exist, (agent, None) when the version does not."""
+    wanted = AgentVersion.version == (version if version is not None else Agent.version)
+    stmt = (
+        select(Agent, AgentVersion)
+        .outerjoin(AgentVersion, and_(AgentVersion.agent_id == Agent.id, wanted))
+        .where(Agent.id == agent_id)
+    )
+    found = (await db.execute(stmt)).first()
+    return (found[0], found[1]) if found is not None else (None, None)
+
+
 # The agent row and its version (the latest unless $2): one statement; NULL version columns when
 # the version does not exist, no row when the agent does not.
 _VIEW_SQL = (

@@ -196,10 +196,9 @@ async def resolve_session_agent(
     ``agent``) for an archived agent, invalid overrides, or skills without the ``read`` tool.
     """
     params = parse(SessionAgentRef, {"type": "agent", "id": ref} if isinstance(ref, str) else ref, "agent")
-    agent = await repository.get(db, params.id)
+    agent, row = await repository.get_with_version(db, params.id, params.version or None)
     if agent is None:
         raise NotFound(f"agent: Agent {params.id} not found.")
-    row = await repository.get_version(db, agent.id, params.version or agent.version)
     if row is None:
         raise NotFound(f"agent.version: {params.version} not found")
     if agent.archived_at is not None:

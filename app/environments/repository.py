@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Environment
@@ -16,6 +16,15 @@ from app.shared.environment_config import EnvironmentConfig
 async def get(db: AsyncSession, environment_id: str, *, lock: bool = False) -> Environment | None:
     query = select(Environment).where(Environment.id == environment_id)
     return await db.scalar(query.with_for_update() if lock else query)
+
+
+_CONFIG = select(Environment.config).where(Environment.id == bindparam("eid"))  # built once
+
+
+async def config(db: AsyncSession, environment_id: str) -> EnvironmentConfig | None:
+    """An environment's config alone (no ORM instance), None for an unknown id."""
+    found: EnvironmentConfig | None = await db.scalar(_CONFIG, {"eid": environment_id})
+    return None if found is None else found.copy()
 
 
 async def configs(db: AsyncSession, *, live_or: set[str]) -> Sequence[EnvironmentConfig]:

@@ -182,10 +182,10 @@ async def get_for_session(db: AsyncSession, environment_id: str) -> Environment:
 async def sandbox_config(db: AsyncSession, environment_id: str) -> EnvironmentConfig:
     """The config a session's sandbox is built from, as it is now (updates reach containers
     started later). A deleted environment leaves its sessions with the default cloud config."""
-    row = await repository.get(db, environment_id)
-    if row is None:
+    found = await repository.config(db, environment_id)
+    if found is None:
         return {"type": "cloud", "networking": {"type": "unrestricted"}, "packages": {}}
-    return row.config.copy()
+    return found
 
 
 async def needed_packages(db: AsyncSession, in_use: set[str]) -> list[dict[str, list[str]]]:

@@ -69,14 +69,59 @@ def add_all(db: AsyncSession, rows: Sequence[SessionEvent]) -> None:
     db.add_all(rows)
 
 
-async def after_seq(db: AsyncSession, session_id: str, seq: int, limit: int = 1000) -> Sequence[SessionEvent]:
-    stmt = (
-        select(SessionEvent)
-        .where(SessionEvent.session_id == session_id, SessionEvent.seq > seq)
-        .order_by(SessionEvent.seq)
-        .limit(limit)
-    )
-    return (await db.scalars(stmt)).all()
+# The columns of an event as the agent loop reads it (`service.to_record`), without ORM instances:
+# (seq, id, type, data, harness, processed_at). Built once, as `_ALLOCATE`.
+# JSON boundary: `data` and `harness` as stored (typed by `service._record_of`).
+RecordRow = Row[int | None, str, str, dict[str, Any], dict[str, Any] | None, datetime | None]
+_RECORD_COLUMNS = (
+    _EVENTS.c.seq,
+    _EVENTS.c.id,
+    _EVENTS.c.type,
+    _EVENTS.c.data,
+    _EVENTS.c.harness,
+    _EVENTS.c.processed_at,
+)
+_RECORDS_AFTER = (
+    select(*_RECORD_COLUMNS)
+    .where(_EVENTS.c.session_id == bindparam("sid"), _EVENTS.c.seq > bindparam("seq"))
+    .order_by(_EVENTS.c.seq)
+)
+_QUEUED = (
+    select(*_RECORD_COLUMNS)
+    .where(_EVENTS.c.session_id == bindparam("sid"), _EVENTS.c.seq.is_(None))
+    .order_by(_EVENTS.c.pk)
+)
+
+
+_QUEUED_BY_IDS = select(_EVENTS.c.pk, _EVENTS.c.id, _EVENTS.c.type, _EVENTS.c.data).where(
+    _EVENTS.c.session_id == bindparam("sid"),
+    _EVENTS.c.seq.is_(None),
+    _EVENTS.c.id.in_(bindparam("ids", expanding=True)),
+)
+_PLACE = (
+    update(_EVENTS)
+    .where(_EVENTS.c.pk == bindparam("row_pk"))
+    .values(seq=bindparam("row_seq"), processed_at=bindparam("row_at"))
+)
+
+
+async def queued_by_ids(
+    db: AsyncSession, session_id: str, ids: Sequence[str]
+) -> Sequence[Row[int, str, str, dict[str, Any]]]:  # JSON boundary: `data` (as in `wire_after_seq`)
+    """(pk, id, type, data) of the events among ``ids`` still queued (`pk`: for `place`)."""
+    result = await db.execute(_QUEUED_BY_IDS, {"sid": session_id, "ids": list(ids)})
+    return cast(Sequence[Row[int, str, str, dict[str, Any]]], result.all())
+
+
+async def place(db: AsyncSession, positions: Sequence[tuple[int, int, datetime]]) -> None:
+    """Give queued events (pk, seq, processed_at) their place in the log, in one statement."""
+    await db.execute(_PLACE, [{"row_pk": pk, "row_seq": seq, "row_at": at} for pk, seq, at in positions])
+
+
+async def records_after(db: AsyncSession, session_id: str, seq: int) -> Sequence[RecordRow]:
+    """The processed events after `seq`, in log order."""
+    result = await db.execute(_RECORDS_AFTER, {"sid": session_id, "seq": seq})
+    return cast(Sequence[RecordRow], result.all())
 
 
 async def wire_after_seq(
@@ -95,13 +140,10 @@ async def wire_after_seq(
     return (await db.execute(stmt)).all()
 
 
-async def queued(db: AsyncSession, session_id: str) -> Sequence[SessionEvent]:
-    stmt = (
-        select(SessionEvent)
-        .where(SessionEvent.session_id == session_id, SessionEvent.seq.is_(None))
-        .order_by(SessionEvent.pk)
-    )
-    return (await db.scalars(stmt)).all()
+async def queued(db: AsyncSession, session_id: str) -> Sequence[RecordRow]:
+    """The client events not processed yet, in arrival order."""
+    result = await db.execute(_QUEUED, {"sid": session_id})
+    return cast(Sequence[RecordRow], result.all())
 
 
 async def by_ids(db: AsyncSession, session_id: str, ids: Sequence[str]) -> Sequence[SessionEvent]:

@@ -52,6 +52,16 @@ def to_record(row: SessionEvent) -> EventRecord:
     return record
 
 
+def _record_of(row: repository.RecordRow) -> EventRecord:
+    """`to_record` of a row read as plain columns (`repository.RecordRow`)."""
+    _, id_, type_, data, harness, processed_at = row
+    record = cast(EventRecord, {"id": id_, "type": type_, **data})
+    if harness:
+        record["harness"] = cast(Harness, harness)
+    record["processed_at"] = iso(processed_at)
+    return record
+
+
 def _now() -> datetime:
     """The wire shows `processed_at` in milliseconds; store that, so filtering on a value read
     back (`created_at[gt]=<processed_at>`) excludes the event it came from."""
@@ -152,24 +162,33 @@ async def enqueue(db: AsyncSession, session_id: str, events: Sequence[EventRecor
 async def mark_processed(
     db: AsyncSession, notifier: Notifier, session_id: str, event_ids: Sequence[str]
 ) -> list[EventRecord]:
-    """Give queued client events their place in the log, in the order of `event_ids`."""
-    found = {r.id: r for r in await repository.by_ids(db, session_id, event_ids)}
-    rows = [found[i] for i in event_ids if i in found and found[i].seq is None]
+    """Give queued client events their place in the log, in the order of `event_ids` (Core
+    statements: no ORM instances, which nothing in this transaction holds)."""
+    if not event_ids:
+        return []
+    found = {r[1]: r for r in await repository.queued_by_ids(db, session_id, event_ids)}
+    rows = [found[i] for i in dict.fromkeys(event_ids) if i in found]
     if not rows:
         return []
     last = await repository.allocate_seqs(db, session_id, len(rows))
     now = _now()
-    for i, row in enumerate(rows):
-        row.seq = last - len(rows) + 1 + i
-        row.processed_at = now
-    await db.flush()
-    await _publish_after_commit(db, notifier, session_id, rows)
-    return [to_wire(r) for r in rows]
+    first = last - len(rows) + 1
+    await repository.place(db, [(r[0], first + i, now) for i, r in enumerate(rows)])
+    at = iso(now)
+    published = [
+        LogEvent(first + i, cast(EventRecord, {"id": r[1], "type": r[2], **r[3], "processed_at": at}))
+        for i, r in enumerate(rows)
+    ]
+    await _publish_wire_after_commit(db, notifier, session_id, published)
+    return [p.wire.copy() for p in published]
 
 
 async def queued(db: AsyncSession, session_id: str) -> list[EventRecord]:
     """Client events not yet processed, in arrival order."""
-    return [to_wire(r) for r in await repository.queued(db, session_id)]
+    return [
+        cast(EventRecord, {"id": id_, "type": type_, **data, "processed_at": iso(at)})
+        for _, id_, type_, data, _, at in await repository.queued(db, session_id)
+    ]
 
 
 async def history(db: AsyncSession, session_id: str) -> list[EventRecord]:
@@ -179,8 +198,7 @@ async def history(db: AsyncSession, session_id: str) -> list[EventRecord]:
 
 async def records_after(db: AsyncSession, session_id: str, seq: int) -> list[tuple[int, EventRecord]]:
     """Processed events after `seq` with their private fields (the loop's incremental read)."""
-    rows = await repository.after_seq(db, session_id, seq, limit=1_000_000)
-    return [(int(r.seq or 0), to_record(r)) for r in rows]
+    return [(int(r[0] or 0), _record_of(r)) for r in await repository.records_after(db, session_id, seq)]
 
 
 async def records_by_id(db: AsyncSession, session_id: str, ids: Sequence[str]) -> list[EventRecord]:

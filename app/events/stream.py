@@ -141,7 +141,8 @@ class SessionStream:
         if not sub.queue.empty():  # a burst: no timer per event
             return sub.queue.get_nowait()
         try:
-            return await asyncio.wait_for(sub.queue.get(), self.poll_seconds)
+            async with asyncio.timeout(self.poll_seconds):  # no task per wait, as wait_for makes
+                return await sub.queue.get()
         except TimeoutError:
             return None  # safety net: re-read the log (a notification may have been lost)
 

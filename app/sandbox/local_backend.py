@@ -297,30 +297,39 @@ class LocalBackend(ChannelBackend):
         ]
 
     async def _halt(self, session_id: str) -> None:
-        await asyncio.to_thread(self._kill, session_id)
+        await self._kill(session_id)
 
-    def _kill(self, session_id: str) -> None:
+    async def _kill(self, session_id: str) -> None:
+        """SIGTERM the session's server and wait (on the event loop, through a pidfd: no thread
+        parked per stop) until it has exited, or `_STOP_TIMEOUT_S`."""
         pid_file = self._dir(session_id) / "server.pid"
         try:
             pid = int(pid_file.read_text())
-            os.kill(pid, signal.SIGTERM)
+            process = os.pidfd_open(pid)
         except (OSError, ValueError):
             return
-        # From here on nothing may connect to the dying server (a busy machine can take seconds to
-        # run its handler): the next call starts a new one instead of losing its connection.
-        self._socket_path(session_id).unlink(missing_ok=True)
-        # The server takes its shell down, then exits. One that is still going when we give up sees
-        # its pid file gone and does the same (toolserver's disowned watch).
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        pid_file.unlink(missing_ok=True)
+        try:
+            try:
+                signal.pidfd_send_signal(process, signal.SIGTERM)  # this process, even if the pid moved on
+            except OSError:
+                return
+            # From here on nothing may connect to the dying server (a busy machine can take seconds
+            # to run its handler): the next call starts a new one instead of losing its connection.
+            self._socket_path(session_id).unlink(missing_ok=True)
+            # The server takes its shell down, then exits. One that is still going when we give up
+            # sees its pid file gone and does the same (toolserver's disowned watch).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_STOP_TIMEOUT_S):
+                    await _exit_of(process)
+            pid_file.unlink(missing_ok=True)
+        finally:
+            os.close(process)
 
     async def remove(self, session_id: str) -> None:
         async with self._lock(session_id):
             await self._drop_channel(session_id)
             self._forget_files(session_id)
-            await asyncio.to_thread(self._kill, session_id)
+            await self._kill(session_id)
             await self._stopped(session_id)
             await asyncio.to_thread(shutil.rmtree, self._dir(session_id), True)
         self._locks.pop(session_id, None)
@@ -342,10 +351,17 @@ class LocalBackend(ChannelBackend):
         return [p.name for p in self.root.iterdir() if (p / "server.pid").exists()]
 
 
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (the detached server's reaper may take its time)."""
+async def _exit_of(pidfd: int) -> None:
+    """Until the process exits (its pidfd turns readable; a zombie counts)."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(pidfd, readable)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
+        await exited
+    finally:
+        loop.remove_reader(pidfd)

@@ -326,10 +326,17 @@ async def extend_lease(db: AsyncSession, session_id: str, token: int, expires: d
     return result.scalar_one_or_none() is not None
 
 
+# Built once, on the table (not the entity): no ORM bulk-update pass, only the values bound.
+_ADVANCE_STREAM_SEQ = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("sid"), _SESSIONS.c.stream_seq < bindparam("seq"))
+    .values(stream_seq=bindparam("seq"))
+)
+
+
 async def advance_stream_seq(db: AsyncSession, session_id: str, seq: int) -> None:
-    await db.execute(
-        update(Session).where(Session.id == session_id, Session.stream_seq < seq).values(stream_seq=seq)
-    )
+    """A stream's watermark (saved before it sends a turn's end: once per turn per session)."""
+    await db.execute(_ADVANCE_STREAM_SEQ, {"sid": session_id, "seq": seq})
 
 
 async def all_ids(db: AsyncSession) -> Sequence[str]:

@@ -55,6 +55,7 @@ from app.sessions.thread_schemas import SessionThreadOut, ThreadPage
 from app.shared.agent_config import SessionAgent
 from app.shared.metadata import patch_metadata, validate_metadata
 from app.shared.pagination import Cursor, decode_cursor, decode_time_key, encode_cursor, time_key
+from app.shared.validation import INT64_MAX
 from app.vaults import service as vaults
 from app.webhooks import service as webhooks
 from app.work import service as work
@@ -418,11 +419,9 @@ async def stream_start(
     if watermark is None:
         raise NotFound(f"Session {session_id} not found")
     if last_event_id:
-        seq = (
-            int(last_event_id)
-            if last_event_id.isdigit()
-            else await events.raw_seq_of(conn, session_id, last_event_id)
-        )
+        seq = _seq_named(last_event_id)
+        if seq is None:
+            seq = await events.raw_seq_of(conn, session_id, last_event_id)
         if seq is not None:
             return seq
     return max(watermark, notifier.delivered.get(session_id, 0))
@@ -431,14 +430,22 @@ async def stream_start(
 async def _stream_start(db: AsyncSession, notifier: Notifier, row: Session, last_event_id: str | None) -> int:
     session_id = row.id
     if last_event_id:
-        seq = (
-            int(last_event_id)
-            if last_event_id.isdigit()
-            else await events.seq_of(db, session_id, last_event_id)
-        )
+        seq = _seq_named(last_event_id)
+        if seq is None:
+            seq = await events.seq_of(db, session_id, last_event_id)
         if seq is not None:
             return seq
     return max(row.stream_seq, notifier.delivered.get(session_id, 0))
+
+
+def _seq_named(last_event_id: str) -> int | None:
+    """A `Last-Event-ID` given as a position: ASCII digits (``str.isdigit`` also takes `²`, which
+    ``int`` refuses), at most the largest position a log can hold (a larger one resumes after
+    everything). None: an event id, looked up in the log."""
+    if not (last_event_id.isascii() and last_event_id.isdigit()):
+        return None
+    # Past 19 digits it is past the largest (and `int` refuses strings over 4,300 digits).
+    return INT64_MAX if len(last_event_id.lstrip("0")) > 19 else min(int(last_event_id), INT64_MAX)
 
 
 # --- threads (see `threads`) ----------------------------------------------------------------------

@@ -48,9 +48,8 @@ class Provisioner:
 
     async def _ensure(self, session_id: str) -> None:
         async with self.deps.database.read() as db:
-            session = await sessions.get(db, session_id)
-            config = await environments.sandbox_config(db, session.environment_id)
             row = await sessions.load(db, session_id)
+            config = await environments.sandbox_config(db, row.environment_id)
             files = await mounted_files(db, self.deps, row)
             repos = repositories.jobs(row, self.deps.settings.github_base_url, self.deps.unseal)
             listed = await skill_refs.describe(db, row.agent.get("skills") or [])
@@ -58,9 +57,7 @@ class Provisioner:
             secrets = await egress_secrets(db, self.deps.mcp.box, list(row.vault_ids))
         if config.get("type") == "self_hosted":
             return
-        spec = sandbox_spec(
-            session.environment_id, config, row.agent, memory.sandbox_mounts(mounted), secrets
-        )
+        spec = sandbox_spec(row.environment_id, config, row.agent, memory.sandbox_mounts(mounted), secrets)
         try:
             await self.deps.sandbox.ensure(session_id, spec, self._progress(session_id))
             await self.deps.sandbox.sync_files(session_id, files)

@@ -125,3 +125,48 @@ async def test_a_stream_of_a_missing_session_is_the_same_404_on_both_paths(
         assert body["error"]["type"] == "not_found_error"
         bodies.append({**body, "request_id": None})
     assert bodies[0] == bodies[1]
+
+
+async def finished_turn(sdk: anthropic.AsyncAnthropic, producer: InProcessWorker) -> str:
+    session = await make_session_async(sdk)
+    await sdk.beta.sessions.events.send(session.id, events=[user_message("hi")])  # type: ignore[list-item]
+    await producer.turn(session.id)
+    return session.id
+
+
+@pytest.mark.parametrize("via_fastapi", [False, True])
+@pytest.mark.parametrize("last_event_id", ["9" * 30, "9" * 5000], ids=["30 digits", "5000 digits"])
+async def test_a_last_event_id_past_any_position_resumes_after_everything(
+    manual_async_client: anthropic.AsyncAnthropic,
+    manual_http: httpx.AsyncClient,
+    producer: InProcessWorker,
+    last_event_id: str,
+    via_fastapi: bool,
+) -> None:
+    session_id = await finished_turn(manual_async_client, producer)
+    extra = {"content": b" "} if via_fastapi else {}
+    path = f"/v1/sessions/{session_id}/events/stream"
+    async with manual_http.stream("GET", path, headers={"last-event-id": last_event_id}, **extra) as response:  # type: ignore[arg-type]
+        assert response.status_code == 200
+        frames = await read_until(sse_frames(response), lambda f: f.is_heartbeat, TIMEOUT)
+    assert len(frames) == 1 and frames[0].is_heartbeat  # nothing to replay, and the stream lives
+
+
+@pytest.mark.parametrize("via_fastapi", [False, True])
+async def test_a_last_event_id_of_other_digits_is_an_id_not_a_position(
+    manual_async_client: anthropic.AsyncAnthropic,
+    manual_http: httpx.AsyncClient,
+    producer: InProcessWorker,
+    via_fastapi: bool,
+) -> None:
+    session_id = await finished_turn(manual_async_client, producer)
+    extra = {"content": b" "} if via_fastapi else {}
+    path = f"/v1/sessions/{session_id}/events/stream"
+    # `²` (the byte 0xb2, read as latin-1) is a digit to str.isdigit, not to int(): no event has
+    # that id, so the replay rule applies.
+    headers = {"last-event-id": "²".encode("latin-1")}
+    async with manual_http.stream("GET", path, headers=headers, **extra) as response:  # type: ignore[arg-type]
+        assert response.status_code == 200
+        frames = await read_until(sse_frames(response), is_idle_frame, TIMEOUT)
+    history = [e.id async for e in manual_async_client.beta.sessions.events.list(session_id)]
+    assert [f.id for f in frames if not f.is_heartbeat] == history

@@ -7,6 +7,7 @@ is reported with its own words; the zygote refuses what it must not run."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,6 +163,42 @@ async def test_a_server_that_cannot_start_is_reported_with_its_own_words(state_d
         await backend.remove(broken)
         await backend.remove(fine)
         await backend.close()
+
+
+def test_starting_and_stopping_servers_needs_no_thread_pool_thread(state_dir: Path) -> None:
+    """With the default executor's only thread taken (other work: a slow copy, say), servers are
+    started, used and stopped all the same: nothing waits in a pool thread per server."""
+    blocker = threading.Event()
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+        busy = loop.run_in_executor(None, blocker.wait, 120)
+        backend = LocalBackend(sandbox_settings(state_dir))
+        sids = [_sid() for _ in range(4)]
+        try:
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(backend.ensure(sid, SandboxSpec(env_id="env_test")) for sid in sids))
+                shells = await asyncio.gather(*(_pwd(backend, sid) for sid in sids))
+                pids = [_server_pid(backend, sid) for sid in sids]
+                await asyncio.gather(*(backend.stop(sid) for sid in sids))
+            assert not any(_alive(pid) for pid in pids)
+            return [shell.split()[0] for shell in shells]
+        finally:
+            blocker.set()
+            await busy
+            await asyncio.gather(*(backend.remove(sid) for sid in sids))
+            await backend.close()
+
+    workspaces = asyncio.run(scenario())
+    assert len(set(workspaces)) == 4
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
 
 
 def _zygote_replies(lines: list[str]) -> list[dict[str, object]]:

@@ -18,7 +18,8 @@ from tests.support.turns import InProcessWorker
 
 @contextmanager
 def statements_about(database: Database, table: str) -> Iterator[list[str]]:
-    """The statements reading or writing ``table`` that the database runs while the block does."""
+    """The statements naming ``table`` (or any table whose name starts so) that the database runs
+    while the block does."""
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -35,7 +36,7 @@ def statements_about(database: Database, table: str) -> Iterator[list[str]]:
             event.remove(engine, "before_cursor_execute", record)
 
 
-async def test_a_session_without_vaults_reads_no_vault_and_the_webhook_endpoints_once(
+async def test_a_session_create_reads_no_vault_and_the_agent_and_webhook_endpoints_once(
     manual_async_client: anthropic.AsyncAnthropic, manual_http: httpx.AsyncClient, producer: InProcessWorker
 ) -> None:
     agent = await manual_async_client.beta.agents.create(name="create-statements", model="claude-sonnet-4-6")
@@ -44,9 +45,12 @@ async def test_a_session_without_vaults_reads_no_vault_and_the_webhook_endpoints
     with (
         statements_about(producer.database, "vaults") as vaults,
         statements_about(producer.database, "webhook_endpoints") as endpoints,
+        statements_about(producer.database, "agent") as agents,
     ):
         created = await manual_http.post("/v1/sessions", json=body)
     assert created.status_code == 200 and created.json()["status"] == "running"
     assert vaults == []
     # It emits session.created and session.status_running: one read of the endpoints serves both.
     assert len(endpoints) == 1
+    # The agent and its latest version, read together (their snapshot goes into the session row).
+    assert len([s for s in agents if s.startswith("SELECT")]) == 1
