@@ -210,7 +210,7 @@ class Notifier:
         """After the commit that appended ``events``: streams here, and other processes told."""
         self.publish(session_id, events)
         if self.remote is not None and events:
-            self.remote.forward_events(session_id, events[-1].seq)
+            self.remote.forward_events(session_id, events)
 
     def publish_ephemeral(self, session_id: str, wire: PreviewFrame, *, forward: bool = True) -> None:
         for sub in tuple(self._subs.get(session_id, ())):
@@ -337,8 +337,8 @@ class RemoteChannel:
     """How a notifier reaches other processes: PostgreSQL LISTEN/NOTIFY (`pg_listener`), unix
     datagram sockets between the processes on one SQLite file (`sqlite_channel`)."""
 
-    def forward_events(self, session_id: str, seq: int) -> None:
-        """After commit: the session's log grew up to ``seq``."""
+    def forward_events(self, session_id: str, events: list[LogEvent]) -> None:
+        """After commit: the session's log grew by ``events``."""
         raise NotImplementedError
 
     def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:

@@ -27,6 +27,7 @@ from app.events.notifier import (
     SESSIONS,
     WAKE_TOPICS,
     FetchEvents,
+    LogEvent,
     LogFollower,
     Notifier,
     PreviewFrame,
@@ -138,7 +139,7 @@ class PgListener(RemoteChannel):
             self._notifier.wake(topic if topic in WAKE_TOPICS else SESSIONS, forward=False)
 
     # -- outgoing ------------------------------------------------------------------------------
-    def forward_events(self, session_id: str, seq: int) -> None:
+    def forward_events(self, session_id: str, events: list[LogEvent]) -> None:
         """Nothing to do: the transaction that appended the events notified (`events.service`)."""
 
     def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:

@@ -3,12 +3,13 @@
 Every process on one SQLite database (`mas serve`, a separate `mas worker`) binds a unix datagram
 socket next to its peers file (`app.db.peers`), `<database>.processes/<name>.sock`, and tells
 every other live process, after each commit, what `PgListener` tells them: the session whose log
-grew (and to which position), a session created or deleted, an interrupt queued, a wake-up topic,
-an ephemeral preview frame. A listening process reads the new events from the log once and
-publishes them locally; a gap in `seq` makes its streams re-read, as on PostgreSQL.
+grew, a session created or deleted, an interrupt queued, a wake-up topic, an ephemeral preview
+frame. The new events travel in the message when they fit (a listening process with streams of
+the session publishes them as they are); else only their last position, and the listening process
+reads them from the log once. A gap in `seq` makes a stream re-read, as on PostgreSQL.
 
-Sending never blocks: the messages made in one turn of the event loop go out as one datagram per
-peer, from a bounded outbox per peer. A peer that is not reading (its queue full) gets the rest
+Sending never blocks: the messages made within `FLUSH_SECONDS` go out as one datagram per peer,
+from a bounded outbox per peer. A peer that is not reading (its queue full) gets the rest
 when its socket takes more; if its outbox overflows, what it held is replaced by one "resync"
 (every service woken, every stream caught up from the log, every running step told to look for
 an interrupt). A dead peer's socket is skipped. A process that is alone sends nothing.
@@ -32,6 +33,7 @@ from app.events.notifier import (
     SESSIONS,
     WAKE_TOPICS,
     FetchEvents,
+    LogEvent,
     LogFollower,
     Notifier,
     PreviewFrame,
@@ -44,6 +46,9 @@ MAX_MESSAGE = 7900  # as PostgreSQL's NOTIFY payloads: a larger preview frame is
 MAX_DATAGRAM = 65536  # several messages joined by newlines
 OUTBOX_LIMIT = 256  # datagrams kept for a peer that is not reading; then one resync instead
 RESYNC = b"r"
+# What is said within this long goes out together: a busy process says something on nearly every
+# turn of its loop, and a datagram per turn cost more than the rest of the channel together.
+FLUSH_SECONDS = 0.002
 PEER_NAME = re.compile(r"[0-9]+-[0-9a-f]{8}")  # as `SqlitePeers.join` names a process
 
 
@@ -120,8 +125,16 @@ class SqliteChannel(RemoteChannel):
         return None
 
     # -- outgoing ------------------------------------------------------------------------------
-    def forward_events(self, session_id: str, seq: int) -> None:
-        self._queue(f"e {session_id} {seq}")
+    def forward_events(self, session_id: str, events: list[LogEvent]) -> None:
+        """The events themselves when they fit in a message (the peer's streams need no read of
+        the log), else their last position (the peer reads the log)."""
+        if not self._peers.others():
+            return
+        carried = json.dumps([[e.seq, e.wire] for e in events], separators=(",", ":"))
+        if len(carried) + len(session_id) + 3 <= MAX_MESSAGE:
+            self._queue(f"E {session_id} {carried}")
+        else:
+            self._queue(f"e {session_id} {events[-1].seq}")
 
     def forward_ephemeral(self, session_id: str, wire: PreviewFrame) -> None:
         if self._peers.others():
@@ -146,7 +159,7 @@ class SqliteChannel(RemoteChannel):
         if len(encoded) > MAX_MESSAGE or b"\n" in encoded:
             return
         if not self._pending and self._loop is not None:
-            self._loop.call_soon(self._flush)
+            self._loop.call_later(FLUSH_SECONDS, self._flush)
         self._pending.append(encoded)
 
     def _flush(self) -> None:
@@ -213,7 +226,12 @@ class SqliteChannel(RemoteChannel):
     def _handle(self, message: str) -> None:
         kind, _, rest = message.partition(" ")
         notifier = self._notifier
-        if kind == "e":
+        if kind == "E":
+            session_id, _, carried = rest.partition(" ")
+            if notifier.has_subscribers(session_id):
+                events = [LogEvent(int(seq), wire) for seq, wire in json.loads(carried)]
+                notifier.publish(session_id, events)
+        elif kind == "e":
             session_id, _, seq = rest.partition(" ")
             self._follower.committed(session_id, int(seq))
         elif kind == "w":

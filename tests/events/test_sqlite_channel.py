@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from app.db.peers import SqlitePeers
-from app.events.notifier import LogEvent, Notifier, PreviewFrame
-from app.events.sqlite_channel import SqliteChannel
+from app.events.notifier import FetchEvents, LogEvent, Notifier, PreviewFrame
+from app.events.sqlite_channel import FLUSH_SECONDS, SqliteChannel
+from app.events.types import EventRecord
 from tests.support.databases import create_sqlite_database
+from tests.support.factories import text
 from tests.support.loop import message, process_environment, sdk
 from tests.support.server import ROOT, ServerProcess, stop_tool_servers
 from tests.support.streams import read_turn
@@ -31,7 +33,8 @@ CHANNEL_AND_WAIT = """
 import asyncio, sys
 from app.db.peers import SqlitePeers
 from app.events.notifier import Notifier
-from app.events.sqlite_channel import SqliteChannel
+from app.events.sqlite_channel import FLUSH_SECONDS, SqliteChannel
+from app.events.types import EventRecord
 
 async def main() -> None:
     async def fetch(session_id, after):
@@ -119,10 +122,10 @@ async def no_events(_session_id: str, _after: int) -> list[LogEvent]:
 
 @asynccontextmanager
 async def channel(
-    database_file: str, recheck_seconds: float = 0
+    database_file: str, recheck_seconds: float = 0, fetch: FetchEvents = no_events
 ) -> AsyncIterator[tuple[Notifier, SqliteChannel]]:
     notifier = Notifier()
-    opened = SqliteChannel(SqlitePeers(database_file, recheck_seconds), notifier, no_events)
+    opened = SqliteChannel(SqlitePeers(database_file, recheck_seconds), notifier, fetch)
     opened.start()
     try:
         yield notifier, opened
@@ -155,10 +158,10 @@ async def test_a_dead_or_stuck_peer_does_not_stop_the_others_hearing(tmp_path: P
             dead.kill()  # ...though one ends without a word, its socket left behind,
             await asyncio.to_thread(dead.communicate, timeout=30)
             stuck.send_signal(signal.SIGSTOP)  # and one reads nothing any more.
-            count = 1000  # far more datagrams than a socket's queue holds (10 on this machine)
+            count = 300  # more datagrams than a socket's queue (10 here) and a peer's outbox hold
             for index in range(count):
                 sending.forward_ephemeral("sesn_previews", preview(index))
-                await asyncio.sleep(0)  # one datagram each
+                await asyncio.sleep(FLUSH_SECONDS * 2)  # one datagram each
             got: list[Any] = []
             async with asyncio.timeout(WITHIN):
                 while len(got) < count:
@@ -206,3 +209,29 @@ async def test_a_process_that_joins_is_told_to_look_once_at_everything(tmp_path:
             await asyncio.wait_for(woken.wait(), WITHIN)
         finally:
             await late.close()
+
+
+def agent_message(seq: int, words: str) -> LogEvent:
+    wire: EventRecord = {"id": f"sevt_{seq}", "type": "agent.message", "content": [text(words)]}
+    return LogEvent(seq, wire)
+
+
+async def test_committed_events_travel_in_the_message_or_are_read_from_the_log(tmp_path: Path) -> None:
+    """Small events reach the other process's streams as they are (no read of the log); one too
+    large for a message is announced by its position and read from the log there."""
+    database_file = str(tmp_path / "mas.db")
+    large = agent_message(2, "x" * 10_000)
+    reads: list[tuple[str, int]] = []
+
+    async def log_read(session_id: str, after: int) -> list[LogEvent]:
+        reads.append((session_id, after))
+        return [large]
+
+    async with channel(database_file, fetch=log_read) as (there, _), channel(database_file) as (here, _):
+        stream = there.subscribe("sesn_log")
+        here.publish_committed("sesn_log", [agent_message(1, "small")])
+        first = await asyncio.wait_for(stream.queue.get(), WITHIN)
+        assert first == agent_message(1, "small") and reads == []
+        here.publish_committed("sesn_log", [large])
+        assert await asyncio.wait_for(stream.queue.get(), WITHIN) == large
+        assert reads == [("sesn_log", 1)]
