@@ -14,8 +14,8 @@ Topologies (a fresh server and database for every repeat):
 * `pg-api+2workers`: PostgreSQL, `mas serve` without its worker plus two `mas worker` processes
   (concurrency 8 each), the docker-compose deployment spread over this machine's two cores;
   `pg-api+Nworkers` for another number of workers (`pg-serve` is `mas serve` alone on PostgreSQL);
-* `api+Nworkers`: the same split on SQLite (the processes learn of each other through their
-  liveness files and poll for what they cannot be told, at MAS_MISSED_WAKEUP_POLL_SECONDS).
+* `api+Nworkers`: the same split on SQLite (the processes tell each other what they commit
+  through unix datagram sockets next to the database, `app/events/sqlite_channel.py`).
 Target (issue 10, with the documented topology): 100 sessions <= 3 s wall.
 """
 
