@@ -129,7 +129,8 @@ class Settings(BaseSettings):
         gt=0,
         description="How often background services (worker claims, webhook sender, deployment "
         "scheduler, dream runner) look for work while wake-ups from other processes can be missed: a "
-        "separate worker on SQLite, a lost LISTEN connection on PostgreSQL.",
+        "lost LISTEN connection on PostgreSQL; on SQLite, a live process without a notification "
+        "socket (an older mas).",
     )
     worker_ledgers: int = Field(
         64,

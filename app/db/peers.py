@@ -1,9 +1,10 @@
 """Which other processes share this SQLite database (`mas serve` with a separate `mas worker`).
 
-SQLite carries no notifications between processes: a commit in one wakes only its own services.
-A process that knows it is alone may sleep through its long safety polls; one that has company
-must poll at the short interval, or work another process queued for it (a webhook delivery, a
-runnable session) waits for the long one. Each process on the database holds an exclusive `flock`
+SQLite itself carries no notifications between processes: a commit in one wakes only its own
+services. A process that knows it is alone, or that every other one can tell it of its work, may
+sleep through its long safety polls; one that has company it cannot hear must poll at the short
+interval, or work another process queued for it (a webhook delivery, a runnable session) waits for
+the long one. Each process on the database holds an exclusive `flock`
 on a file of its own in `<database>.processes/`; the kernel drops the lock when the process ends
 however it ends (a crash, `kill -9`), so a file whose lock can be taken is a dead process's, and is
 removed. Next to its file each process binds a unix datagram socket, `<name>.sock`, through which
