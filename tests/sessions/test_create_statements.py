@@ -3,37 +3,21 @@ statement it does not need is paid on every session (issue 10)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
 import anthropic
 import httpx
-from sqlalchemy import event
 
 from app.db.engine import Database
 from tests.support.factories import user_message
+from tests.support.statements import recorded_statements
 from tests.support.turns import InProcessWorker
 
 
-@contextmanager
-def statements_about(database: Database, table: str) -> Iterator[list[str]]:
+def statements_about(database: Database, table: str) -> AbstractContextManager[list[str]]:
     """The statements naming ``table`` (or any table whose name starts so) that the database runs
     while the block does."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if f" {table}" in statement:
-            seen.append(statement)
-
-    engines = {database.engine.sync_engine, database.read_engine.sync_engine}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+    return recorded_statements(database, lambda statement, _parameters: f" {table}" in statement)
 
 
 async def test_a_session_create_reads_no_vault_and_the_agent_and_webhook_endpoints_once(

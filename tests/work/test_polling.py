@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import anthropic
 import pytest
-from sqlalchemy import event
 
 from app.db.engine import Database
 from app.events.notifier import Notifier
@@ -19,29 +18,19 @@ from app.events.pg_listener import PgListener
 from app.work import polling
 from app.work import service as work
 from app.work.schemas import Work
+from tests.support.statements import recorded_statements
 from tests.work.conftest import SelfHosted
 
 NEVER_RECLAIM = 86_400_000  # the claimed item stays claimed: only the new one is claimable
 LONG = 600_000  # longer than any test: the poll ends because it was woken, not at its deadline
 
 
-@contextmanager
-def queue_reads(database: Database, environment_id: str) -> Iterator[list[str]]:
+def queue_reads(database: Database, environment_id: str) -> AbstractContextManager[list[str]]:
     """The statements about ``environment_id``'s queue that the database runs while the block does."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
-        if "work_items" in statement and environment_id in str(parameters):
-            seen.append(statement)
-
-    engines = {database.engine.sync_engine, database.read_engine.sync_engine}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+    return recorded_statements(
+        database,
+        lambda statement, parameters: "work_items" in statement and environment_id in str(parameters),
+    )
 
 
 @pytest.fixture
