@@ -371,6 +371,18 @@ def test_a_kept_session_rendering_shows_the_clock_at_each_request(
     assert len(kept) == 1
 
 
+async def _both(database: Database, db: AsyncSession) -> tuple[bytes, bytes]:
+    """The first page of the list as the fast path renders it, and as the ORM path's models do."""
+    old = await sessions.list_sessions(
+        db, limit=5, cursor=None, order="desc", agent_id=None, agent_version=None, statuses=None,
+        include_archived=False, ranges={},
+    )  # fmt: skip
+    await db.rollback()  # the next read sees what was committed since
+    return await sessions.render_list(database.raw, limit=5, page=None, order="desc"), old_bytes(
+        SessionPage, old
+    )
+
+
 async def test_a_changed_session_is_listed_as_it_is_now(
     client: anthropic.Anthropic, database: Database, db: AsyncSession, fixed_now: datetime
 ) -> None:
@@ -380,21 +392,11 @@ async def test_a_changed_session_is_listed_as_it_is_now(
     environment = client.beta.environments.create(name="render-changed")
     made = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="before")
 
-    async def both() -> tuple[bytes, bytes]:
-        old = await sessions.list_sessions(
-            db, limit=5, cursor=None, order="desc", agent_id=None, agent_version=None, statuses=None,
-            include_archived=False, ranges={},
-        )  # fmt: skip
-        await db.rollback()  # the next read sees what was committed since
-        return await sessions.render_list(database.raw, limit=5, page=None, order="desc"), old_bytes(
-            SessionPage, old
-        )
-
     for title in ("before", "after", "after again"):
         if title != "before":
             client.beta.sessions.update(made.id, title=title)
         for _ in range(2):  # new, then kept
-            new, old = await both()
+            new, old = await _both(database, db)
             assert new == old
             assert json.loads(new)["data"][0]["title"] == title
 
@@ -421,25 +423,15 @@ async def test_a_session_changed_by_plain_sql_is_listed_as_it_is_now(
     environment = client.beta.environments.create(name="render-plain-sql")
     made = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="before")
 
-    async def both() -> tuple[bytes, bytes]:
-        old = await sessions.list_sessions(
-            db, limit=5, cursor=None, order="desc", agent_id=None, agent_version=None, statuses=None,
-            include_archived=False, ranges={},
-        )  # fmt: skip
-        await db.rollback()
-        return await sessions.render_list(database.raw, limit=5, page=None, order="desc"), old_bytes(
-            SessionPage, old
-        )
-
-    new, old = await both()
+    new, old = await _both(database, db)
     assert new == old
-    assert (await both())[0] == new  # the kept rendering
+    assert (await _both(database, db))[0] == new  # the kept rendering
     for column, value in _CHANGES.items():
         async with database.unit_of_work() as writer:
             change = sqltext(f"UPDATE sessions SET {column} = {value} WHERE id = :id")
             await writer.execute(change, {"id": made.id})
         before = new
-        new, old = await both()
+        new, old = await _both(database, db)
         assert new == old, f"a change of {column} by plain SQL was not listed"
         assert new != before
 
