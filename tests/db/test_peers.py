@@ -5,11 +5,10 @@ A process that ends however it ends (here `kill -9`) stops counting, and its fil
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from app.db.peers import SqlitePeers
-from tests.support.server import ROOT
+from tests.support.server import python_process
 
 JOIN_AND_WAIT = """
 import sys
@@ -23,14 +22,7 @@ peers.leave()
 
 
 def joined(database_file: str) -> subprocess.Popen[bytes]:
-    other = subprocess.Popen(
-        [sys.executable, "-c", JOIN_AND_WAIT, database_file],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert other.stdout is not None and other.stdout.readline() == b"joined\n"
-    return other
+    return python_process(JOIN_AND_WAIT, database_file, ready=b"joined\n")
 
 
 def test_a_process_sees_another_only_while_it_lives(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from app.events.types import EventRecord
 from tests.support.databases import create_sqlite_database
 from tests.support.factories import text
 from tests.support.loop import message, process_environment, sdk
-from tests.support.server import ROOT, ServerProcess, stop_tool_servers
+from tests.support.server import ServerProcess, python_process, stop_tool_servers
 from tests.support.streams import read_turn
 from tests.webhooks.test_webhooks import new_session
 
@@ -134,14 +133,7 @@ async def channel(
 
 
 def peer_process(database_file: str) -> subprocess.Popen[bytes]:
-    other = subprocess.Popen(
-        [sys.executable, "-c", CHANNEL_AND_WAIT, database_file],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert other.stdout is not None and other.stdout.readline() == b"joined\n"
-    return other
+    return python_process(CHANNEL_AND_WAIT, database_file, ready=b"joined\n")
 
 
 async def test_a_dead_or_stuck_peer_does_not_stop_the_others_hearing(tmp_path: Path) -> None:

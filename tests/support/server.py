@@ -101,6 +101,16 @@ def stop_tool_servers(state_dir: Path) -> None:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
 
+def python_process(script: str, *args: str, ready: bytes) -> subprocess.Popen[bytes]:
+    """``python -c script args`` from the checkout, once it has printed the line ``ready``
+    (its stdin stays open: the script may wait on it to end)."""
+    other = subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert other.stdout is not None and other.stdout.readline() == ready
+    return other
+
+
 class ServerProcess:
     """`mas serve` (or `mas worker`) as a child process, for crash and cross-process tests."""
 
