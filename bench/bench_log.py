@@ -52,7 +52,7 @@ from harness import (
     spread,
 )
 from profiling import Profiler
-from sessionlog import LoggedSession, frames
+from sessionlog import LoggedSession, frames, log_arguments, sizes_of
 
 TURN_TEXT = "Thanks. Now write a two-sentence summary of the change for the changelog."
 
@@ -237,9 +237,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="1000,10000,50000", help="log sizes, ascending")
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--calls", type=int, default=100, help="parallel tool calls per build turn")
+    log_arguments(parser)
     parser.add_argument(
         "--repeats", type=int, default=5, help="turns measured per size (reads: 2x, replays: /2)"
     )
@@ -254,7 +252,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    sizes = sizes_of(args)
     print(header("bench_log: the cost of a long session log"), flush=True)
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory() as tmp, database_url(args.database, Path(tmp)) as url:

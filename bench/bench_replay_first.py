@@ -42,7 +42,7 @@ from harness import (
     median,
     spread,
 )
-from sessionlog import LoggedSession, frames
+from sessionlog import LoggedSession, frames, log_arguments, sizes_of
 
 TARGET_MS = 50.0
 # Copies every base row once per block: `seq + offset`, the id with the offset as a suffix.
@@ -137,12 +137,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="1000,10000,50000", help="log sizes, ascending")
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--calls", type=int, default=100, help="parallel tool calls per build turn")
+    log_arguments(parser)
     parser.add_argument("--repeats", type=int, default=9, help="replays per size")
     args = parser.parse_args()
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    sizes = sizes_of(args)
     print(header("bench_replay_first: replay's first frame by log size (copied rows)"), flush=True)
     lines = [
         "| events | first frame ms, median [min-max] | load average | target ≤ 50 ms at 50k |",

@@ -26,6 +26,7 @@ events. The events are the same kinds and about the same sizes either way.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -50,6 +51,18 @@ COMMANDS = (
 TURN_EVENTS_FIXED = 13  # the events of a build turn besides its N tool uses and N results
 SOURCES = 8  # src/m0.py .. src/m7.py, written by the first build turn
 BASH_EVERY = 20
+
+
+def log_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that grows a log to each of several sizes (read back with
+    `sizes_of`): the sizes, the database, the build turns' calls."""
+    parser.add_argument("--sizes", default="1000,10000,50000", help="log sizes, ascending")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--calls", type=int, default=100, help="parallel tool calls per build turn")
+
+
+def sizes_of(args: argparse.Namespace) -> list[int]:
+    return sorted(int(s) for s in args.sizes.split(","))
 
 
 def _source(module: int, turn: int) -> str:
